@@ -1,0 +1,25 @@
+// Messages the reactor thread posts to a vm actor about its child, and the actor's own timers.
+#pragma once
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+
+#include "crosvisor/error.hpp"
+#include "supervisor/exit_status.hpp"
+#include "supervisor/vm_lifecycle.hpp"
+
+namespace crosvisor {
+
+using started_atom = caf::atom_constant<caf::atom("started")>;     // (started_atom, pid_t)
+using lfailed_atom = caf::atom_constant<caf::atom("lfailed")>;     // (lfailed_atom, Error)
+using console_atom = caf::atom_constant<caf::atom("console")>;     // (console_atom, line)
+using vmmout_atom = caf::atom_constant<caf::atom("vmmout")>;       // (vmmout_atom, line)
+using exited_atom = caf::atom_constant<caf::atom("exited")>;       // (exited_atom, ExitStatus)
+using step_due_atom = caf::atom_constant<caf::atom("stepdue")>;    // (step_due_atom, StopStep)
+using stop_sent_atom = caf::atom_constant<caf::atom("stopsent")>;  // (stop_sent_atom, string error)
+
+}  // namespace crosvisor
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::Error)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ExitStatus)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::StopStep)

@@ -1,0 +1,81 @@
+// The service actor: the front door. It validates and delegates: every VM is its own actor, and
+// the service only keeps the directory of live VMs by name.
+#include <pwd.h>
+#include <unistd.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <map>
+
+#include "actors/vm_actor.hpp"
+#include "crosvisor/messages.hpp"
+#include "crosvisor/service.hpp"
+#include "supervisor/reactor.hpp"
+
+namespace crosvisor {
+namespace {
+
+struct ServiceState {
+  static inline const char* name = "crosvisor.service";
+  ServiceOptions options;
+  std::map<std::string, caf::actor> vms;  // live VMs by name
+  std::map<caf::actor_addr, std::string> names;
+  std::uint64_t next_run_id = 1;
+
+  // When the service ends, so do its VMs (each kills its child as it goes).
+  ~ServiceState() {
+    for (auto& entry : vms)
+      caf::anon_send_exit(entry.second, caf::exit_reason::user_shutdown);
+  }
+};
+
+using ServiceActor = caf::stateful_actor<ServiceState>;
+
+caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
+  self->state.options = std::move(options);
+  if (!self->state.options.reactor)
+    self->state.options.reactor = std::make_shared<Reactor>();
+  self->set_down_handler([=](const caf::down_msg& down) {
+    auto& st = self->state;
+    auto it = st.names.find(down.source);
+    if (it == st.names.end())
+      return;
+    st.vms.erase(it->second);
+    st.names.erase(it);
+  });
+  return {
+      [=](create_atom, VmSpec spec, caf::actor subscriber) -> caf::result<caf::actor> {
+        auto& st = self->state;
+        if (st.vms.count(spec.name) != 0) {
+          return caf::make_error(caf::sec::runtime_error,
+                                 "a VM named '" + spec.name + "' is already running");
+        }
+        const auto run_dir = st.options.runtime_dir / ("vm-" + std::to_string(getpid()) + "-" +
+                                                       std::to_string(st.next_run_id++));
+        const std::string name = spec.name;
+        auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor, run_dir,
+                                 std::move(subscriber));
+        self->monitor(vm);
+        st.vms.emplace(name, vm);
+        st.names.emplace(vm.address(), name);
+        return vm;
+      },
+      [=](list_atom) {
+        std::vector<caf::actor> vms;
+        for (auto& [name, vm] : self->state.vms)
+          vms.push_back(vm);
+        return vms;
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_service(caf::actor_system& system, ServiceOptions options) {
+  if (options.runtime_dir.empty())
+    options.runtime_dir = default_runtime_dir();
+  return system.spawn(service_behavior, std::move(options));
+}
+
+}  // namespace crosvisor

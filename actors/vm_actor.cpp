@@ -1,0 +1,205 @@
+#include "actors/vm_actor.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/internal_messages.hpp"
+#include "crosvisor/messages.hpp"
+#include "supervisor/qemu_backend.hpp"
+#include "supervisor/reactor.hpp"
+
+namespace crosvisor {
+namespace {
+
+struct VmActorState {
+  static inline const char* name = "crosvisor.vm";
+
+  std::unique_ptr<VmLifecycle> life;
+  std::shared_ptr<Reactor> reactor;
+  Reactor::ChildId child = 0;
+  bool child_alive = false;
+  pid_t pid = -1;
+  std::filesystem::path run_dir;
+  std::vector<caf::actor> subscribers;
+
+  ~VmActorState() {
+    // An actor that ends while its child lives (its system is shutting down) takes the child with
+    // it.
+    if (child_alive && reactor)
+      reactor->signal(child, SIGKILL, true);
+    std::error_code ignored;
+    if (!run_dir.empty())
+      std::filesystem::remove_all(run_dir, ignored);
+  }
+};
+
+using VmActor = caf::stateful_actor<VmActorState>;
+
+void publish(VmActor* self, VmEvent event) {
+  for (auto& subscriber : self->state.subscribers)
+    self->send(subscriber, event);
+}
+
+VmEvent current_event(VmActor* self, std::string detail = {}) {
+  return VmEvent{self->state.life->spec().name, self->state.life->state(), std::nullopt,
+                 std::move(detail)};
+}
+
+void die(VmActor* self, const Death& death) {
+  auto& st = self->state;
+  st.child_alive = false;
+  spdlog::info("vm {}: dead, {} ({})", st.life->spec().name, to_string(death.reason), death.detail);
+  VmEvent event = current_event(self, death.detail);
+  event.reason = death.reason;
+  publish(self, std::move(event));
+  std::error_code ignored;
+  std::filesystem::remove_all(st.run_dir, ignored);
+  st.run_dir.clear();
+  self->quit();
+}
+
+void take_step(VmActor* self, StopStep step) {
+  auto& st = self->state;
+  const auto& name = st.life->spec().name;
+  switch (step) {
+    case StopStep::graceful: {
+      spdlog::info("vm {}: asking the guest to power off", name);
+      auto me = caf::actor_cast<caf::actor>(self);
+      st.reactor->qmp(st.run_dir / "qmp.sock", qemu::kPowerdownCommand,
+                      [me](Expected<void> result) {
+                        caf::anon_send(me, stop_sent_atom::value,
+                                       result ? std::string() : result.error().message);
+                      });
+      break;
+    }
+    case StopStep::terminate:
+      spdlog::warn("vm {}: guest did not power off in time, sending SIGTERM", name);
+      st.reactor->signal(st.child, SIGTERM, false);
+      break;
+    case StopStep::kill:
+      spdlog::warn("vm {}: VMM still alive, sending SIGKILL to its process group", name);
+      st.reactor->signal(st.child, SIGKILL, true);
+      return;  // nothing left to escalate to: the reaped status ends the VM
+  }
+  self->delayed_send(self, st.life->step_deadline(step), step_due_atom::value, step);
+}
+
+ChildObserver observer_for(VmActor* self) {
+  auto me = caf::actor_cast<caf::actor>(self);
+  ChildObserver observer;
+  observer.started = [me](pid_t pid) { caf::anon_send(me, started_atom::value, pid); };
+  observer.launch_failed = [me](Error error) { caf::anon_send(me, lfailed_atom::value, error); };
+  observer.console_line = [me](std::string line) {
+    caf::anon_send(me, console_atom::value, std::move(line));
+  };
+  observer.vmm_output_line = [me](std::string line) {
+    caf::anon_send(me, vmmout_atom::value, std::move(line));
+  };
+  observer.exited = [me](ExitStatus status) { caf::anon_send(me, exited_atom::value, status); };
+  return observer;
+}
+
+caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> reactor,
+                          std::filesystem::path run_dir, caf::actor first_subscriber) {
+  auto& st = self->state;
+  st.life = std::make_unique<VmLifecycle>(std::move(spec));
+  st.reactor = std::move(reactor);
+  st.run_dir = std::move(run_dir);
+  if (first_subscriber)
+    st.subscribers.push_back(first_subscriber);
+
+  st.life->on_launch_requested();
+  publish(self, current_event(self));
+  st.child = st.reactor->launch(
+      [spec = st.life->spec(), dir = st.run_dir]() -> Expected<VmmLaunch> {
+        std::error_code ec;
+        std::filesystem::create_directories(dir, ec);
+        if (ec)
+          return make_error(ErrorKind::io, "create " + dir.string() + ": " + ec.message());
+        std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+        return qemu::prepare(spec, dir);
+      },
+      observer_for(self));
+  st.child_alive = true;
+
+  return {
+      [=](started_atom, pid_t pid) {
+        auto& s = self->state;
+        s.pid = pid;
+        s.life->on_started();
+        spdlog::info("vm {}: running, pid {}", s.life->spec().name, pid);
+        publish(self, current_event(self, "pid " + std::to_string(pid)));
+        // A stop that arrived while the VM was starting is carried out now.
+        if (s.life->stop_was_requested()) {
+          if (auto step = s.life->on_stop_requested())
+            take_step(self, *step);
+        }
+      },
+      [=](lfailed_atom, const Error& error) {
+        die(self, self->state.life->on_launch_failed(error.message));
+      },
+      [=](console_atom, const std::string& line) {
+        auto& s = self->state;
+        if (s.life->spec().debug == DebugLevel::full) {
+          for (auto& subscriber : s.subscribers) {
+            self->send(subscriber, ConsoleLine{s.life->spec().name, line});
+          }
+        }
+        if (s.life->on_console_line(line)) {
+          spdlog::info("vm {}: ready", s.life->spec().name);
+          publish(self, current_event(self));
+        }
+      },
+      [=](vmmout_atom, const std::string& line) {
+        spdlog::debug("vm {}: vmm: {}", self->state.life->spec().name, line);
+        self->state.life->on_vmm_output(line);
+      },
+      [=](exited_atom, const ExitStatus& status) {
+        die(self, self->state.life->on_exited(status));
+      },
+      [=](stop_atom) {
+        auto& s = self->state;
+        if (auto step = s.life->on_stop_requested()) {
+          publish(self, current_event(self));
+          take_step(self, *step);
+        }
+      },
+      [=](stop_atom, kill_atom) {
+        auto& s = self->state;
+        s.life->on_stop_requested();
+        if (s.pid > 0)
+          take_step(self, StopStep::kill);
+      },
+      [=](step_due_atom, StopStep step) {
+        if (auto next = self->state.life->on_step_timeout(step))
+          take_step(self, *next);
+      },
+      [=](stop_sent_atom, const std::string& error) {
+        if (!error.empty()) {
+          spdlog::warn("vm {}: power-off request failed: {}", self->state.life->spec().name, error);
+        }
+      },
+      [=](subscribe_atom, caf::actor subscriber) {
+        self->send(subscriber, current_event(self));
+        self->state.subscribers.push_back(std::move(subscriber));
+      },
+      [=](info_atom) {
+        auto& s = self->state;
+        return VmInfo{s.life->spec().name, s.life->state(), s.life->spec().vmm,
+                      s.life->spec().debug, s.pid};
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec, std::shared_ptr<Reactor> reactor,
+                          std::filesystem::path run_dir, caf::actor first_subscriber) {
+  return system.spawn(vm_behavior, std::move(spec), std::move(reactor), std::move(run_dir),
+                      std::move(first_subscriber));
+}
+
+}  // namespace crosvisor

@@ -1,0 +1,18 @@
+// The vm actor: owns one VMM child (through the reactor) and its private directory, walks the
+// lifecycle, tells subscribers, and quits once the child is reaped.
+#pragma once
+
+#include <caf/fwd.hpp>
+#include <filesystem>
+#include <memory>
+
+#include "crosvisor/vm_spec.hpp"
+
+namespace crosvisor {
+
+class Reactor;
+
+caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec, std::shared_ptr<Reactor> reactor,
+                          std::filesystem::path run_dir, caf::actor first_subscriber);
+
+}  // namespace crosvisor

@@ -1,0 +1,226 @@
+#include "config/toml_reader.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace crosvisor::config {
+
+std::string ConfigProblem::to_string() const {
+  std::ostringstream out;
+  out << file << ':' << line << ':' << column << ": ";
+  if (!key.empty())
+    out << "key '" << key << "': ";
+  out << message;
+  return out.str();
+}
+
+void ProblemList::add(const toml::source_region& where, std::string key, std::string message) {
+  problems_.push_back(ConfigProblem{file_, where.begin.line, where.begin.column, std::move(key),
+                                    std::move(message)});
+}
+
+std::string ProblemList::to_string() const {
+  auto sorted = problems_;
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+  });
+  std::string text;
+  for (const auto& problem : sorted) {
+    if (!text.empty())
+      text += '\n';
+    text += problem.to_string();
+  }
+  return text;
+}
+
+TableReader::TableReader(const toml::table& table, std::string key_prefix, ProblemList& problems,
+                         std::filesystem::path base_dir)
+    : table_(table),
+      prefix_(std::move(key_prefix)),
+      problems_(problems),
+      base_dir_(std::move(base_dir)) {}
+
+std::string TableReader::dotted(std::string_view key) const {
+  return prefix_.empty() ? std::string(key) : prefix_ + "." + std::string(key);
+}
+
+const toml::node* TableReader::find(std::string_view key) {
+  known_.emplace_back(key);
+  return table_.get(key);
+}
+
+static std::string_view type_name(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+    case toml::node_type::time:
+    case toml::node_type::date_time:
+      return "a date or time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+void TableReader::wrong_type(std::string_view key, const toml::node& node,
+                             std::string_view expected) {
+  problems_.add(node.source(), dotted(key),
+                "expected " + std::string(expected) + ", found " + std::string(type_name(node)));
+}
+
+std::optional<std::string> TableReader::string(std::string_view key, bool required) {
+  const toml::node* node = find(key);
+  if (node == nullptr) {
+    if (required)
+      problems_.add(table_.source(), dotted(key), "is required but missing");
+    return std::nullopt;
+  }
+  if (auto value = node->value<std::string>(); value && node->is_string())
+    return *value;
+  wrong_type(key, *node, "a string");
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> TableReader::integer(std::string_view key, std::int64_t min,
+                                                 std::int64_t max, bool required) {
+  const toml::node* node = find(key);
+  if (node == nullptr) {
+    if (required)
+      problems_.add(table_.source(), dotted(key), "is required but missing");
+    return std::nullopt;
+  }
+  if (!node->is_integer()) {
+    wrong_type(key, *node, "an integer");
+    return std::nullopt;
+  }
+  const std::int64_t value = **node->as_integer();
+  if (value < min || value > max) {
+    problems_.add(node->source(), dotted(key),
+                  "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                      ", found " + std::to_string(value));
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<double> TableReader::seconds(std::string_view key, double min, double max) {
+  const toml::node* node = find(key);
+  if (node == nullptr)
+    return std::nullopt;
+  double value = 0;
+  if (node->is_integer()) {
+    value = static_cast<double>(**node->as_integer());
+  } else if (node->is_floating_point()) {
+    value = **node->as_floating_point();
+  } else {
+    wrong_type(key, *node, "a number of seconds");
+    return std::nullopt;
+  }
+  if (!std::isfinite(value) || value < min || value > max) {
+    std::ostringstream message;
+    message << "must be between " << min << " and " << max << " seconds, found " << value;
+    problems_.add(node->source(), dotted(key), message.str());
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<std::filesystem::path> TableReader::path(std::string_view key, bool required) {
+  auto text = string(key, required);
+  if (!text)
+    return std::nullopt;
+  if (text->empty()) {
+    problems_.add(table_.get(key)->source(), dotted(key), "must not be empty");
+    return std::nullopt;
+  }
+  return resolve(*text);
+}
+
+std::filesystem::path TableReader::resolve(const std::filesystem::path& written) const {
+  return (written.is_relative() ? base_dir_ / written : written).lexically_normal();
+}
+
+std::optional<std::string> TableReader::choice(std::string_view key,
+                                               std::initializer_list<std::string_view> choices) {
+  auto text = string(key);
+  if (!text)
+    return std::nullopt;
+  if (std::find(choices.begin(), choices.end(), *text) != choices.end())
+    return text;
+  std::string message = "must be one of";
+  for (auto option : choices)
+    message += std::string(" \"") + std::string(option) + "\"";
+  message += ", found \"" + *text + "\"";
+  problems_.add(table_.get(key)->source(), dotted(key), message);
+  return std::nullopt;
+}
+
+const toml::table* TableReader::table(std::string_view key) {
+  const toml::node* node = find(key);
+  if (node == nullptr)
+    return nullptr;
+  if (const auto* sub = node->as_table())
+    return sub;
+  wrong_type(key, *node, "a table");
+  return nullptr;
+}
+
+void TableReader::finish() {
+  for (const auto& [key, node] : table_) {
+    const std::string_view name = key.str();
+    if (std::find(known_.begin(), known_.end(), name) != known_.end())
+      continue;
+    std::string message = "unknown key";
+    if (auto suggestion = closest_match(name, known_)) {
+      message += "; did you mean '" + *suggestion + "'?";
+    }
+    problems_.add(key.source(), dotted(name), message);
+  }
+}
+
+static std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::optional<std::string> closest_match(std::string_view word,
+                                         const std::vector<std::string>& candidates) {
+  std::optional<std::string> best;
+  std::size_t best_distance = 0;
+  for (const auto& candidate : candidates) {
+    const std::size_t distance = edit_distance(word, candidate);
+    if (!best || distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  // A typo changes a few characters; beyond a third of the word it is another word.
+  if (best && best_distance <= std::max<std::size_t>(2, word.size() / 3))
+    return best;
+  return std::nullopt;
+}
+
+}  // namespace crosvisor::config

@@ -1,0 +1,121 @@
+#include "config/vm_config.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "config/toml_reader.hpp"
+
+namespace crosvisor::config {
+namespace {
+
+constexpr std::int64_t kMaxMemoryMib = 1 << 20;  // 1 TiB
+constexpr std::int64_t kMaxCpus = 256;
+constexpr double kMaxStopTimeoutSeconds = 3600;
+
+bool valid_vm_name(std::string_view name) {
+  if (name.empty() || name.size() > 64)
+    return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.';
+    if (!ok)
+      return false;
+  }
+  return name.front() != '.' && name.front() != '-';
+}
+
+void read_ready(TableReader& vm, VmSpec& spec) {
+  const toml::table* ready_table = vm.table("ready");
+  if (ready_table == nullptr)
+    return;
+  TableReader ready(*ready_table, vm.dotted("ready"), vm.problems(), {});
+  if (auto pattern = ready.string("console")) {
+    if (pattern->empty()) {
+      vm.problems().add(ready_table->source(), vm.dotted("ready.console"), "must not be empty");
+    } else {
+      spec.ready = ConsoleReady{*pattern};
+    }
+  } else if (ready_table->empty()) {
+    vm.problems().add(ready_table->source(), vm.dotted("ready"),
+                      "needs a condition, e.g. { console = \"login:\" }");
+  }
+  ready.finish();
+}
+
+std::optional<VmSpec> read_vm(TableReader& vm) {
+  VmSpec spec;
+  if (auto name = vm.string("name", true)) {
+    if (valid_vm_name(*name)) {
+      spec.name = *name;
+    } else {
+      vm.problems().add(vm.raw().get("name")->source(), vm.dotted("name"),
+                        "must be 1-64 characters of letters, digits, '-', '_' or '.', "
+                        "not starting with '-' or '.'");
+    }
+  }
+  if (auto vmm = vm.choice("vmm", {"qemu", "crosvm"})) {
+    spec.vmm = *vmm == "crosvm" ? VmmKind::crosvm : VmmKind::qemu;
+  }
+  if (auto kernel = vm.path("kernel", true))
+    spec.kernel = *kernel;
+  spec.initrd = vm.path("initrd");
+  if (auto params = vm.string("params"))
+    spec.params = *params;
+  if (auto memory = vm.integer("memory_mib", 16, kMaxMemoryMib)) {
+    spec.memory_mib = static_cast<std::uint32_t>(*memory);
+  }
+  if (auto cpus = vm.integer("cpus", 1, kMaxCpus))
+    spec.cpus = static_cast<std::uint32_t>(*cpus);
+  if (auto debug = vm.choice("debug", {"full", "none"})) {
+    spec.debug = *debug == "full" ? DebugLevel::full : DebugLevel::none;
+  }
+  read_ready(vm, spec);
+  if (auto accel = vm.string("accel"))
+    spec.accel = *accel;
+  if (auto timeout = vm.seconds("stop_timeout_s", 0, kMaxStopTimeoutSeconds)) {
+    spec.stop_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(*timeout * 1000));
+  }
+  if (auto binary = vm.string("vmm_binary")) {
+    // A bare name is looked up on PATH; anything with a slash is a path relative to the file.
+    spec.vmm_binary = binary->find('/') == std::string::npos ? std::filesystem::path(*binary)
+                                                             : vm.resolve(*binary);
+  }
+  vm.finish();
+  if (!vm.problems().empty())
+    return std::nullopt;
+  return spec;
+}
+
+}  // namespace
+
+Expected<VmSpec> parse_vm_spec(std::string_view text, const std::filesystem::path& source) {
+  const std::string source_name = source.string();
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    return make_error(ErrorKind::invalid_config, source_name + ":" + std::to_string(where.line) +
+                                                     ":" + std::to_string(where.column) + ": " +
+                                                     std::string(e.description()));
+  }
+  ProblemList problems(source_name);
+  TableReader reader(root, "", problems, source.parent_path());
+  auto spec = read_vm(reader);
+  if (!spec)
+    return make_error(ErrorKind::invalid_config, problems.to_string());
+  return *spec;
+}
+
+Expected<VmSpec> load_vm_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return std::unexpected(errno_error(ErrorKind::io, "open " + path.string(), errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad())
+    return std::unexpected(errno_error(ErrorKind::io, "read " + path.string(), errno));
+  return parse_vm_spec(text.str(), std::filesystem::absolute(path));
+}
+
+}  // namespace crosvisor::config

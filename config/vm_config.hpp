@@ -1,0 +1,19 @@
+// Loads one VM description from TOML. Every problem names the file, line, column and key; unknown
+// keys are errors (with a suggestion), so a typo never silently falls back to a default.
+#pragma once
+
+#include <filesystem>
+#include <string_view>
+
+#include "crosvisor/error.hpp"
+#include "crosvisor/vm_spec.hpp"
+
+namespace crosvisor::config {
+
+// Parses `text` as if it were the file `source` (used for messages and to resolve relative paths).
+Expected<VmSpec> parse_vm_spec(std::string_view text, const std::filesystem::path& source);
+
+// Reads and parses the file at `path`.
+Expected<VmSpec> load_vm_file(const std::filesystem::path& path);
+
+}  // namespace crosvisor::config

@@ -1,0 +1,69 @@
+// Names of the public enums, as they appear in CLI output, logs and JSON.
+#include "crosvisor/vm_spec.hpp"
+#include "crosvisor/vm_state.hpp"
+
+namespace crosvisor {
+
+std::string_view to_string(VmmKind kind) {
+  switch (kind) {
+    case VmmKind::qemu:
+      return "qemu";
+    case VmmKind::crosvm:
+      return "crosvm";
+  }
+  return "?";
+}
+
+std::string_view to_string(DebugLevel level) {
+  switch (level) {
+    case DebugLevel::none:
+      return "none";
+    case DebugLevel::full:
+      return "full";
+  }
+  return "?";
+}
+
+std::string_view to_string(VmState state) {
+  switch (state) {
+    case VmState::created:
+      return "created";
+    case VmState::starting:
+      return "starting";
+    case VmState::running:
+      return "running";
+    case VmState::ready:
+      return "ready";
+    case VmState::stopping:
+      return "stopping";
+    case VmState::dead:
+      return "dead";
+  }
+  return "?";
+}
+
+std::string_view to_string(DeathReason reason) {
+  switch (reason) {
+    case DeathReason::shutdown:
+      return "SHUTDOWN";
+    case DeathReason::start_failed:
+      return "START_FAILED";
+    case DeathReason::reboot:
+      return "REBOOT";
+    case DeathReason::crash:
+      return "CRASH";
+    case DeathReason::guest_panic:
+      return "GUEST_PANIC";
+    case DeathReason::watchdog_reboot:
+      return "WATCHDOG_REBOOT";
+    case DeathReason::killed:
+      return "KILLED";
+    case DeathReason::error:
+      return "ERROR";
+    case DeathReason::unknown:
+      return "UNKNOWN";
+  }
+  return "?";
+}
+
+}  // namespace crosvisor

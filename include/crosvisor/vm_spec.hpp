@@ -1,0 +1,48 @@
+// What a client asks for: the description of one VM, independent of where it came from (a TOML
+// file, the control socket or an embedding application). Plain data; validated by config/.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace crosvisor {
+
+enum class VmmKind { qemu, crosvm };
+
+// AVF's debug levels: FULL keeps the console and logs, NONE keeps nothing.
+enum class DebugLevel { none, full };
+
+// The VM counts as ready when its console prints a line containing this text.
+struct ConsoleReady {
+  std::string pattern;
+  friend bool operator==(const ConsoleReady&, const ConsoleReady&) = default;
+};
+
+struct VmSpec {
+  std::string name;
+  VmmKind vmm = VmmKind::qemu;
+  std::filesystem::path kernel;
+  std::optional<std::filesystem::path> initrd;
+  std::string params;
+  std::uint32_t memory_mib = 256;
+  std::uint32_t cpus = 1;
+  DebugLevel debug = DebugLevel::none;
+  std::optional<ConsoleReady> ready;
+  // QEMU accelerator ("kvm", "tcg", or a fallback list such as "kvm:tcg").
+  std::string accel = "kvm:tcg";
+  // How long a graceful stop (ACPI power button) may take before the VMM is terminated.
+  std::chrono::milliseconds stop_timeout{10'000};
+  // The VMM binary; empty means the default name looked up on PATH.
+  std::filesystem::path vmm_binary;
+
+  friend bool operator==(const VmSpec&, const VmSpec&) = default;
+};
+
+std::string_view to_string(VmmKind kind);
+std::string_view to_string(DebugLevel level);
+
+}  // namespace crosvisor

@@ -1,0 +1,25 @@
+// The lifecycle of a VM as clients see it, and why a VM died (AVF's DeathReason, extended).
+#pragma once
+
+#include <string_view>
+
+namespace crosvisor {
+
+enum class VmState { created, starting, running, ready, stopping, dead };
+
+enum class DeathReason {
+  shutdown,         // the guest powered off (or the VMM was asked to stop and did so cleanly)
+  start_failed,     // the VMM could not be started, or exited before the guest ran
+  reboot,           // the guest rebooted and the VMM was told not to restart it
+  crash,            // the VMM crashed
+  guest_panic,      // the guest kernel panicked
+  watchdog_reboot,  // the guest watchdog fired
+  killed,           // the VMM died from a signal, or was terminated by the supervisor
+  error,            // the VMM reported an error while running
+  unknown,          // an exit status we cannot explain
+};
+
+std::string_view to_string(VmState state);
+std::string_view to_string(DeathReason reason);
+
+}  // namespace crosvisor

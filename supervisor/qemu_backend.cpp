@@ -1,0 +1,92 @@
+#include "supervisor/qemu_backend.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <sstream>
+
+namespace crosvisor::qemu {
+
+std::vector<std::string> accel_args(const std::string& accel) {
+  std::vector<std::string> args;
+  std::istringstream list(accel);
+  std::string one;
+  while (std::getline(list, one, ':')) {
+    if (one.empty())
+      continue;
+    args.push_back("-accel");
+    args.push_back(one);
+  }
+  return args;
+}
+
+Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run_dir) {
+  VmmLaunch launch;
+  LaunchRequest& request = launch.request;
+  request.binary =
+      spec.vmm_binary.empty() ? std::filesystem::path(kDefaultBinary) : spec.vmm_binary;
+  auto& args = request.args;
+  // -nodefaults: no devices we did not ask for; microvm keeps ACPI on (the power button needs it).
+  args = {"-M",
+          "microvm",
+          "-nodefaults",
+          "-no-user-config",
+          "-display",
+          "none",
+          "-no-reboot",
+          "-name",
+          spec.name,
+          "-m",
+          std::to_string(spec.memory_mib),
+          "-smp",
+          std::to_string(spec.cpus)};
+  for (auto& arg : accel_args(spec.accel))
+    args.push_back(std::move(arg));
+
+  auto kernel = open_for_vmm(spec.kernel, "kernel");
+  if (!kernel)
+    return std::unexpected(kernel.error());
+  args.insert(args.end(), {"-kernel", FdPlan::proc_path(request.fds.add(std::move(*kernel)))});
+  if (spec.initrd) {
+    auto initrd = open_for_vmm(*spec.initrd, "initrd");
+    if (!initrd)
+      return std::unexpected(initrd.error());
+    args.insert(args.end(), {"-initrd", FdPlan::proc_path(request.fds.add(std::move(*initrd)))});
+  }
+  if (!spec.params.empty())
+    args.insert(args.end(), {"-append", spec.params});
+
+  auto console = make_pipe();
+  if (!console)
+    return std::unexpected(console.error());
+  launch.console = std::move(console->first);
+  const int console_fd = request.fds.add(std::move(console->second));
+  args.insert(args.end(), {"-chardev", "file,id=console,path=" + FdPlan::proc_path(console_fd),
+                           "-serial", "chardev:console"});
+
+  launch.control_socket = run_dir / "qmp.sock";
+  auto qmp = listen_unix(launch.control_socket, SOCK_STREAM);
+  if (!qmp)
+    return std::unexpected(qmp.error());
+  const int qmp_fd = request.fds.add(std::move(*qmp));
+  args.insert(args.end(),
+              {"-chardev", "socket,id=qmp,fd=" + std::to_string(qmp_fd) + ",server=on,wait=off",
+               "-mon", "chardev=qmp,mode=control"});
+
+  UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!null)
+    return std::unexpected(errno_error(ErrorKind::io, "open /dev/null", errno));
+  request.fds.set(0, std::move(null));
+  auto output = make_pipe();
+  if (!output)
+    return std::unexpected(output.error());
+  launch.vmm_output = std::move(output->first);
+  UniqueFd output_copy(fcntl(output->second.get(), F_DUPFD_CLOEXEC, 3));
+  if (!output_copy)
+    return std::unexpected(errno_error(ErrorKind::io, "dup", errno));
+  request.fds.set(1, std::move(output->second));
+  request.fds.set(2, std::move(output_copy));
+  return launch;
+}
+
+}  // namespace crosvisor::qemu

@@ -1,0 +1,234 @@
+#include "supervisor/reactor.hpp"
+
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <thread>
+#include <unordered_map>
+
+#include "supervisor/line_splitter.hpp"
+#include "supervisor/pidfd.hpp"
+#include "supervisor/qmp_client.hpp"
+
+namespace crosvisor {
+namespace asio = boost::asio;
+using stream = asio::posix::stream_descriptor;
+
+namespace {
+
+// One output channel of a child (console or VMM output), cut into lines.
+struct LineChannel {
+  explicit LineChannel(asio::io_context& io) : descriptor(io) {}
+  stream descriptor;
+  LineSplitter splitter;
+  std::array<char, 4096> buffer{};
+  std::function<void(std::string)> deliver;
+
+  void feed(std::string_view data) {
+    splitter.feed(data, [&](std::string_view line) { deliver(std::string(line)); });
+  }
+  // Reads whatever is buffered in the pipe right now, without waiting.
+  void drain() {
+    if (!descriptor.is_open())
+      return;
+    boost::system::error_code ec;
+    descriptor.non_blocking(true, ec);
+    while (!ec) {
+      const std::size_t n = descriptor.read_some(asio::buffer(buffer), ec);
+      if (!ec)
+        feed(std::string_view(buffer.data(), n));
+    }
+    splitter.flush([&](std::string_view line) { deliver(std::string(line)); });
+    descriptor.close(ec);
+  }
+};
+
+struct Child {
+  explicit Child(asio::io_context& io) : exit_watch(io), console(io), output(io) {}
+  Reactor::ChildId id = 0;
+  pid_t pid = -1;
+  bool reaped = false;
+  stream exit_watch;  // the pidfd
+  LineChannel console;
+  LineChannel output;
+  ChildObserver observer;
+};
+
+ExitStatus to_exit_status(const siginfo_t& info) {
+  if (info.si_code == CLD_EXITED)
+    return ExitStatus::exited(info.si_status);
+  return ExitStatus::killed_by(info.si_status);
+}
+
+}  // namespace
+
+struct Reactor::Impl {
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::atomic<ChildId> next_id{1};
+  std::atomic<std::size_t> live{0};
+  std::unordered_map<ChildId, std::shared_ptr<Child>> children;  // reactor thread only
+  std::unique_ptr<stream> signal_watch;
+  std::function<void(int)> on_signal;
+  std::thread thread;
+
+  Impl() : thread([this] { io.run(); }) {}
+
+  void read_channel(const std::shared_ptr<Child>& child, LineChannel& channel) {
+    channel.descriptor.async_read_some(
+        asio::buffer(channel.buffer),
+        [this, child, &channel](boost::system::error_code ec, std::size_t n) {
+          if (ec || child->reaped)
+            return;  // EOF, or the exit path drained and closed it
+          channel.feed(std::string_view(channel.buffer.data(), n));
+          read_channel(child, channel);
+        });
+  }
+
+  void start(ChildId id, const std::function<Expected<VmmLaunch>()>& prepare,
+             ChildObserver observer) {
+    auto launch = prepare();
+    if (!launch)
+      return observer.launch_failed(launch.error());
+    auto spawned = spawn_child(launch->request);
+    if (!spawned)
+      return observer.launch_failed(spawned.error());
+    // Our copies of the child's fds (the pipes' write ends above all) must close now, or the
+    // console pipe would never report end-of-file.
+    launch->request.fds = FdPlan();
+
+    auto child = std::make_shared<Child>(io);
+    child->id = id;
+    child->pid = spawned->pid;
+    child->observer = std::move(observer);
+    child->exit_watch.assign(spawned->pidfd.release());
+    child->console.descriptor.assign(launch->console.release());
+    child->console.deliver = child->observer.console_line;
+    child->output.descriptor.assign(launch->vmm_output.release());
+    child->output.deliver = child->observer.vmm_output_line;
+    children.emplace(id, child);
+    live.fetch_add(1);
+    child->observer.started(child->pid);
+
+    read_channel(child, child->console);
+    read_channel(child, child->output);
+    child->exit_watch.async_wait(stream::wait_read, [this, child](boost::system::error_code ec) {
+      if (!ec)
+        reap(child);
+    });
+  }
+
+  void reap(const std::shared_ptr<Child>& child) {
+    siginfo_t info{};
+    while (waitid(P_PIDFD, child->exit_watch.native_handle(), &info, WEXITED) != 0 &&
+           errno == EINTR) {
+    }
+    child->reaped = true;
+    child->console.drain();
+    child->output.drain();
+    boost::system::error_code ignored;
+    child->exit_watch.close(ignored);
+    children.erase(child->id);
+    live.fetch_sub(1);
+    auto exited = std::move(child->observer.exited);
+    child->observer = {};
+    exited(to_exit_status(info));
+  }
+
+  void send_signal(ChildId id, int signo, bool whole_group) {
+    auto it = children.find(id);
+    if (it == children.end() || it->second->reaped)
+      return;
+    // The child is not reaped yet, so neither its pid nor its process group can have been reused.
+    if (whole_group) {
+      ::kill(-it->second->pid, signo);
+    } else {
+      pidfd_send_signal(it->second->exit_watch.native_handle(), signo, nullptr, 0);
+    }
+  }
+
+  void read_signals() {
+    auto buffer = std::make_shared<signalfd_siginfo>();
+    signal_watch->async_read_some(asio::buffer(buffer.get(), sizeof(*buffer)),
+                                  [this, buffer](boost::system::error_code ec, std::size_t n) {
+                                    if (ec)
+                                      return;
+                                    if (n == sizeof(*buffer))
+                                      on_signal(static_cast<int>(buffer->ssi_signo));
+                                    read_signals();
+                                  });
+  }
+
+  // On the reactor thread at shutdown: nothing may outlive the supervisor.
+  void kill_all() {
+    for (auto& [id, child] : children) {
+      if (!child->reaped)
+        ::kill(-child->pid, SIGKILL);
+    }
+    while (!children.empty())
+      reap(children.begin()->second);
+    signal_watch.reset();
+  }
+};
+
+Reactor::Reactor() : impl_(std::make_unique<Impl>()) {}
+
+Reactor::~Reactor() {
+  asio::post(impl_->io, [impl = impl_.get()] {
+    impl->kill_all();
+    impl->work.reset();
+    impl->io.stop();
+  });
+  impl_->thread.join();
+}
+
+Reactor::ChildId Reactor::launch(std::function<Expected<VmmLaunch>()> prepare,
+                                 ChildObserver observer) {
+  const ChildId id = impl_->next_id.fetch_add(1);
+  asio::post(impl_->io, [impl = impl_.get(), id, prepare = std::move(prepare),
+                         observer = std::move(observer)]() mutable {
+    impl->start(id, prepare, std::move(observer));
+  });
+  return id;
+}
+
+void Reactor::signal(ChildId child, int signo, bool whole_group) {
+  asio::post(impl_->io, [impl = impl_.get(), child, signo, whole_group] {
+    impl->send_signal(child, signo, whole_group);
+  });
+}
+
+void Reactor::qmp(std::filesystem::path socket, std::string command,
+                  std::function<void(Expected<void>)> done) {
+  asio::post(impl_->io, [impl = impl_.get(), socket = std::move(socket),
+                         command = std::move(command), done = std::move(done)]() mutable {
+    qmp_execute(impl->io, socket, std::move(command), std::chrono::seconds(5), std::move(done));
+  });
+}
+
+void Reactor::watch_signals(const sigset_t& signals, std::function<void(int)> on_signal) {
+  const int fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (fd < 0)
+    throw std::system_error(errno, std::system_category(), "signalfd");
+  asio::post(impl_->io, [impl = impl_.get(), fd, on_signal = std::move(on_signal)]() mutable {
+    impl->on_signal = std::move(on_signal);
+    impl->signal_watch = std::make_unique<stream>(impl->io, fd);
+    impl->read_signals();
+  });
+}
+
+void Reactor::post(std::function<void()> job) {
+  asio::post(impl_->io, std::move(job));
+}
+
+std::size_t Reactor::live_children() const {
+  return impl_->live.load();
+}
+
+}  // namespace crosvisor

@@ -1,0 +1,18 @@
+// Process-wide signal set-up for crosvisor's programs.
+#pragma once
+
+#include <csignal>
+#include <filesystem>
+
+#include "crosvisor/error.hpp"
+
+namespace crosvisor {
+
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (call before any thread starts, so all
+// inherit it) and returns the set, for Reactor::watch_signals.
+sigset_t block_stop_signals();
+
+// A fresh private directory for a supervisor that serves only this process.
+Expected<std::filesystem::path> make_private_runtime_dir();
+
+}  // namespace crosvisor

@@ -1,0 +1,54 @@
+#include "supervisor/vmm_launch.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cstring>
+
+namespace crosvisor {
+
+Expected<UniqueFd> open_for_vmm(const std::filesystem::path& path, std::string_view role) {
+  const std::string what = std::string(role) + " " + path.string();
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd)
+    return std::unexpected(errno_error(ErrorKind::not_found, what, errno));
+  struct stat info {};
+  if (fstat(fd.get(), &info) != 0)
+    return std::unexpected(errno_error(ErrorKind::io, what, errno));
+  if (!S_ISREG(info.st_mode))
+    return make_error(ErrorKind::invalid_config, what + ": not a regular file");
+  if (info.st_size == 0)
+    return make_error(ErrorKind::invalid_config, what + ": file is empty");
+  return fd;
+}
+
+Expected<std::pair<UniqueFd, UniqueFd>> make_pipe() {
+  int ends[2];
+  if (pipe2(ends, O_CLOEXEC) != 0)
+    return std::unexpected(errno_error(ErrorKind::io, "pipe", errno));
+  return std::pair<UniqueFd, UniqueFd>{UniqueFd(ends[0]), UniqueFd(ends[1])};
+}
+
+Expected<UniqueFd> listen_unix(const std::filesystem::path& path, int type) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.native().size() >= sizeof(address.sun_path)) {
+    return make_error(ErrorKind::io, path.string() + ": socket path too long");
+  }
+  std::memcpy(address.sun_path, path.c_str(), path.native().size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+  if (!fd)
+    return std::unexpected(errno_error(ErrorKind::io, "socket", errno));
+  ::unlink(path.c_str());
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    return std::unexpected(errno_error(ErrorKind::io, "bind " + path.string(), errno));
+  }
+  if (::listen(fd.get(), 8) != 0) {
+    return std::unexpected(errno_error(ErrorKind::io, "listen " + path.string(), errno));
+  }
+  return fd;
+}
+
+}  // namespace crosvisor

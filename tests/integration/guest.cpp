@@ -1,0 +1,41 @@
+#include "integration/guest.hpp"
+
+#include <catch2/catch.hpp>
+
+namespace crosvisor::test {
+namespace {
+const std::filesystem::path kGuestDir = CROSVISOR_GUEST_DIR;
+}
+
+std::string guest_toml(const std::string& name, const std::string& guest_args,
+                       const std::string& extra_keys) {
+  return "name = \"" + name + "\"\n" +                                          //
+         "kernel = \"" + (kGuestDir / "vmlinuz").string() + "\"\n" +            //
+         "initrd = \"" + (kGuestDir / "initramfs.cpio.gz").string() + "\"\n" +  //
+         "params = \"console=ttyS0 quiet reboot=t panic=-1 " + guest_args + "\"\n" +
+         "accel = \"tcg\"\n"
+         "memory_mib = 256\n"
+         "debug = \"full\"\n"
+         "ready = { console = \"" +
+         kGuestReady + "\" }\n" + extra_keys;
+}
+
+VmSpec guest_spec(const std::string& name, const std::string& guest_args) {
+  VmSpec spec;
+  spec.name = name;
+  spec.kernel = kGuestDir / "vmlinuz";
+  spec.initrd = kGuestDir / "initramfs.cpio.gz";
+  spec.params = "console=ttyS0 quiet reboot=t panic=-1 " + guest_args;
+  spec.accel = "tcg";
+  spec.debug = DebugLevel::full;
+  spec.ready = ConsoleReady{kGuestReady};
+  return spec;
+}
+
+void require_guest() {
+  INFO("the test guest is missing: run guest/build " << kGuestDir.string());
+  REQUIRE(std::filesystem::exists(kGuestDir / "vmlinuz"));
+  REQUIRE(std::filesystem::exists(kGuestDir / "initramfs.cpio.gz"));
+}
+
+}  // namespace crosvisor::test

@@ -1,0 +1,25 @@
+// The test guest (guest/build) described as VM files and specs, with its behaviour scripted
+// through the kernel command line (see guest/init).
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "crosvisor/vm_spec.hpp"
+#include "support/temp_dir.hpp"
+
+namespace crosvisor::test {
+
+inline constexpr const char* kGuestReady = "crosvisor-guest: ready";
+
+// A VM file for the test guest; `guest_args` are cv.* options for guest/init.
+std::string guest_toml(const std::string& name, const std::string& guest_args,
+                       const std::string& extra_keys = "");
+
+// The same as a spec, as an embedding application would build it.
+VmSpec guest_spec(const std::string& name, const std::string& guest_args);
+
+// Fails the test early, with a hint, when guest/build has not run.
+void require_guest();
+
+}  // namespace crosvisor::test

@@ -1,0 +1,178 @@
+// Real guests under QEMU (TCG), driven through the service actor as an embedding application would.
+#include "crosvisor/service.hpp"
+
+#include <signal.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <catch2/catch.hpp>
+
+#include "crosvisor/messages.hpp"
+#include "integration/guest.hpp"
+#include "supervisor/reactor.hpp"
+#include "support/processes.hpp"
+
+using namespace crosvisor;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kEventDeadline = 90s;  // a TCG boot takes ~5 s; leave room for a loaded machine
+
+// One supervisor in this process, and a client actor that records what it hears.
+struct Harness {
+  test::TempDir runtime;
+  caf::actor_system_config config;
+  caf::actor_system system{config};
+  std::shared_ptr<Reactor> reactor = std::make_shared<Reactor>();
+  caf::actor service = spawn_service(system, ServiceOptions{runtime.path(), reactor});
+  caf::scoped_actor client{system};
+  std::vector<std::string> console;
+
+  ~Harness() { client->send_exit(service, caf::exit_reason::user_shutdown); }
+
+  caf::actor create(const VmSpec& spec) {
+    caf::actor vm;
+    client
+        ->request(service, caf::infinite, create_atom::value, spec,
+                  caf::actor_cast<caf::actor>(client))
+        .receive([&](caf::actor created) { vm = created; },
+                 [&](caf::error& error) { FAIL(system.render(error)); });
+    return vm;
+  }
+
+  // The next state change, collecting console lines on the way; fails the test at the deadline.
+  VmEvent next_event() {
+    std::optional<VmEvent> event;
+    while (!event) {
+      bool timed_out = false;
+      client->receive([&](const VmEvent& e) { event = e; },
+                      [&](const ConsoleLine& line) { console.push_back(line.text); },
+                      caf::after(kEventDeadline) >> [&] { timed_out = true; });
+      if (timed_out)
+        FAIL("no VM event within the deadline");
+    }
+    return *event;
+  }
+
+  // Skips state changes until `state`; returns that event.
+  VmEvent await_state(VmState state) {
+    for (;;) {
+      VmEvent event = next_event();
+      if (event.state == state)
+        return event;
+      INFO("waiting for " << to_string(state) << ", got " << to_string(event.state) << " "
+                          << event.detail);
+      REQUIRE(event.state != VmState::dead);
+    }
+  }
+
+  bool console_has(const std::string& text) const {
+    return std::any_of(console.begin(), console.end(), [&](const std::string& line) {
+      return line.find(text) != std::string::npos;
+    });
+  }
+};
+
+pid_t pid_of(const VmEvent& running) {
+  REQUIRE(running.state == VmState::running);
+  REQUIRE(running.detail.rfind("pid ", 0) == 0);
+  return std::stoi(running.detail.substr(4));
+}
+
+}  // namespace
+
+TEST_CASE("a guest boots to ready and its own power-off is reported as SHUTDOWN") {
+  test::require_guest();
+  Harness h;
+  h.create(test::guest_spec("boot", "cv.then=poweroff cv.delay=0.3"));
+  CHECK(h.next_event().state == VmState::starting);
+  const pid_t pid = pid_of(h.next_event());
+  h.await_state(VmState::ready);
+  const VmEvent dead = h.await_state(VmState::dead);
+  CHECK(dead.reason == DeathReason::shutdown);
+  CHECK(dead.detail == "exit 0");
+  CHECK(h.console_has("crosvisor-guest: powering off"));
+  CHECK_FALSE(test::process_alive(pid));
+  CHECK(test::eventually([&] { return h.reactor->live_children() == 0; }, 5s));
+  // The VM's private directory (QMP socket) is gone with it.
+  CHECK(test::eventually([&] { return std::filesystem::is_empty(h.runtime.path()); }, 5s));
+}
+
+TEST_CASE("SIGKILL of the QEMU child is reported as KILLED") {
+  test::require_guest();
+  Harness h;
+  h.create(test::guest_spec("victim", ""));
+  const pid_t pid = pid_of(h.await_state(VmState::running));
+  h.await_state(VmState::ready);
+  REQUIRE(kill(pid, SIGKILL) == 0);
+  const VmEvent dead = h.await_state(VmState::dead);
+  CHECK(dead.reason == DeathReason::killed);
+  CHECK(dead.detail == "signal 9 (Killed)");
+}
+
+TEST_CASE("a stop request powers the guest off through its power button: SHUTDOWN") {
+  test::require_guest();
+  Harness h;
+  auto vm = h.create(test::guest_spec("polite", ""));
+  h.await_state(VmState::ready);
+  h.client->send(vm, stop_atom::value);
+  h.await_state(VmState::stopping);
+  const VmEvent dead = h.await_state(VmState::dead);
+  CHECK(dead.reason == DeathReason::shutdown);
+  CHECK(h.console_has("crosvisor-guest: power button"));
+}
+
+TEST_CASE("a guest that ignores the power button is terminated after the stop timeout: KILLED") {
+  test::require_guest();
+  Harness h;
+  VmSpec spec = test::guest_spec("stubborn", "cv.powerbtn=ignore");
+  spec.stop_timeout = 1s;
+  auto vm = h.create(spec);
+  const pid_t pid = pid_of(h.await_state(VmState::running));
+  h.await_state(VmState::ready);
+  h.client->send(vm, stop_atom::value);
+  const auto asked = std::chrono::steady_clock::now();
+  const VmEvent dead = h.await_state(VmState::dead);
+  const auto took = std::chrono::steady_clock::now() - asked;
+  CHECK(dead.reason == DeathReason::killed);
+  CHECK_THAT(dead.detail, Catch::Contains("ignored the stop request"));
+  CHECK(took >= 1s);  // the guest had its full stop timeout
+  CHECK_FALSE(h.console_has("crosvisor-guest: power button"));
+  CHECK_FALSE(test::process_alive(pid));
+}
+
+TEST_CASE("a kernel that does not exist fails before anything starts: START_FAILED naming it") {
+  Harness h;
+  VmSpec spec = test::guest_spec("nokernel", "");
+  spec.kernel = "/nonexistent/vmlinuz";
+  h.create(spec);
+  CHECK(h.next_event().state == VmState::starting);
+  const VmEvent dead = h.next_event();
+  CHECK(dead.state == VmState::dead);
+  CHECK(dead.reason == DeathReason::start_failed);
+  CHECK(dead.detail == "kernel /nonexistent/vmlinuz: No such file or directory");
+  CHECK(h.reactor->live_children() == 0);
+}
+
+TEST_CASE("a VMM binary that does not exist is START_FAILED") {
+  Harness h;
+  VmSpec spec = test::guest_spec("nobinary", "");
+  spec.vmm_binary = "/nonexistent/qemu";
+  h.create(spec);
+  const VmEvent dead = h.await_state(VmState::dead);
+  CHECK(dead.reason == DeathReason::start_failed);
+  CHECK_THAT(dead.detail, Catch::StartsWith("/nonexistent/qemu: No such file"));
+}
+
+TEST_CASE("QEMU refusing its arguments is START_FAILED with QEMU's own message") {
+  test::require_guest();
+  Harness h;
+  VmSpec spec = test::guest_spec("badaccel", "");
+  spec.accel = "no-such-accelerator";
+  h.create(spec);
+  const VmEvent dead = h.await_state(VmState::dead);
+  CHECK(dead.reason == DeathReason::start_failed);
+  CHECK_THAT(dead.detail, Catch::StartsWith("exit 1: ") && Catch::Contains("no-such-accelerator"));
+}

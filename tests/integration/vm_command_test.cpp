@@ -1,0 +1,87 @@
+// The `vm` command as a user runs it: real processes, real signals, real guests.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include "integration/guest.hpp"
+#include "support/processes.hpp"
+#include "support/subprocess.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace crosvisor;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kBoot = 90s;
+
+// The pid from "vm NAME: running: pid N".
+pid_t qemu_pid(test::Subprocess& vm) {
+  auto line = vm.wait_for_line(": running: pid ", kBoot);
+  REQUIRE(line.has_value());
+  return std::stoi(line->substr(line->rfind(' ') + 1));
+}
+
+}  // namespace
+
+TEST_CASE("vm run boots the VM, streams its console, reports SHUTDOWN and exits 0") {
+  test::require_guest();
+  test::TempDir dir;
+  const auto file =
+      dir.write("hello.toml", test::guest_toml("hello", "cv.then=poweroff cv.delay=0.3"));
+  test::Subprocess vm({VM_BINARY, "run", file.string()});
+  CHECK(vm.wait_for_line("vm hello: starting", kBoot));
+  const pid_t pid = qemu_pid(vm);
+  CHECK(vm.wait_for_line(test::kGuestReady, kBoot));  // the console, on stdout
+  CHECK(vm.wait_for_line("vm hello: ready", kBoot));
+  CHECK(vm.wait_for_line("vm hello: dead (SHUTDOWN): exit 0", kBoot));
+  CHECK(vm.wait_exit(30s) == 0);
+  CHECK_FALSE(test::process_alive(pid));
+}
+
+TEST_CASE("vm run stopped with SIGINT stops the VM and leaves no QEMU process") {
+  test::require_guest();
+  test::TempDir dir;
+  const auto file = dir.write("ctrlc.toml", test::guest_toml("ctrlc", ""));
+  test::Subprocess vm({VM_BINARY, "run", file.string()});
+  const pid_t pid = qemu_pid(vm);
+  REQUIRE(vm.wait_for_line("vm ctrlc: ready", kBoot));
+  vm.signal(SIGINT);
+  CHECK(vm.wait_for_line("vm ctrlc: dead (SHUTDOWN)", 30s));
+  CHECK(vm.wait_exit(30s) == 128 + SIGINT);
+  CHECK_FALSE(test::process_alive(pid));
+  CHECK(test::processes_with_cmdline("-name ctrlc ").empty());
+}
+
+TEST_CASE("vm run killed with SIGKILL takes its QEMU child with it") {
+  test::require_guest();
+  test::TempDir dir;
+  const auto file = dir.write("orphan.toml", test::guest_toml("orphan", ""));
+  test::Subprocess vm({VM_BINARY, "run", file.string()});
+  const pid_t pid = qemu_pid(vm);
+  REQUIRE(vm.wait_for_line("vm orphan: ready", kBoot));
+  vm.signal(SIGKILL);
+  CHECK(vm.wait_exit(10s) == 128 + SIGKILL);
+  CHECK(test::eventually([&] { return !test::process_alive(pid); }, 10s));
+}
+
+TEST_CASE("vm run with a kernel that does not exist fails at once, naming it") {
+  test::TempDir dir;
+  const auto file =
+      dir.write("nokernel.toml", "name = \"nokernel\"\nkernel = \"missing/vmlinuz\"\n");
+  test::Subprocess vm({VM_BINARY, "run", file.string()});
+  CHECK(vm.wait_exit(30s) == 10);  // START_FAILED
+  CHECK_THAT(vm.output(),
+             Catch::Contains("dead (START_FAILED): kernel " + (dir / "missing/vmlinuz").string() +
+                             ": No such file or directory"));
+  CHECK_THAT(vm.output(), !Catch::Contains("running"));
+}
+
+TEST_CASE("vm run rejects a misspelt key with the file, line and key") {
+  test::TempDir dir;
+  const auto file = dir.write("typo.toml", "name = \"typo\"\nkernel = \"k\"\ncpu = 2\n");
+  test::Subprocess vm({VM_BINARY, "run", file.string()});
+  CHECK(vm.wait_exit(30s) == 3);
+  CHECK_THAT(vm.output(),
+             Catch::Contains(file.string() + ":3:1: key 'cpu': unknown key; did you mean 'cpus'?"));
+}

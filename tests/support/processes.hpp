@@ -1,0 +1,23 @@
+// Looking at processes and fds from the outside, as an operator would with ps and ls /proc.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace crosvisor::test {
+
+// The fd numbers open in process `pid` (from /proc/<pid>/fd).
+std::set<int> open_fds(pid_t pid);
+// True while `pid` exists and is not a zombie.
+bool process_alive(pid_t pid);
+// Pids of live processes whose command line contains `needle`.
+std::vector<pid_t> processes_with_cmdline(const std::string& needle);
+// Polls `condition` until it holds or `timeout` passes; returns the last result.
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+}  // namespace crosvisor::test

@@ -1,0 +1,140 @@
+#include <catch2/catch.hpp>
+
+#include "config/toml_reader.hpp"
+#include "config/vm_config.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace crosvisor;
+using crosvisor::config::parse_vm_spec;
+
+namespace {
+const std::filesystem::path kSource = "/etc/vms/hello.toml";
+}
+
+TEST_CASE("a complete VM file is read into a spec with paths relative to the file") {
+  auto spec = parse_vm_spec(R"(
+name = "hello"
+vmm = "qemu"
+kernel = "guest/vmlinuz"
+initrd = "/abs/initrd.img"
+params = "console=ttyS0 quiet"
+memory_mib = 512
+cpus = 2
+debug = "full"
+accel = "tcg"
+stop_timeout_s = 2.5
+ready = { console = "crosvisor-guest: ready" }
+)",
+                            kSource);
+  REQUIRE(spec.has_value());
+  CHECK(spec->name == "hello");
+  CHECK(spec->vmm == VmmKind::qemu);
+  CHECK(spec->kernel == "/etc/vms/guest/vmlinuz");
+  CHECK(spec->initrd == std::filesystem::path("/abs/initrd.img"));
+  CHECK(spec->params == "console=ttyS0 quiet");
+  CHECK(spec->memory_mib == 512);
+  CHECK(spec->cpus == 2);
+  CHECK(spec->debug == DebugLevel::full);
+  CHECK(spec->accel == "tcg");
+  CHECK(spec->stop_timeout == std::chrono::milliseconds(2500));
+  REQUIRE(spec->ready.has_value());
+  CHECK(spec->ready->pattern == "crosvisor-guest: ready");
+}
+
+TEST_CASE("defaults: qemu, 256 MiB, one cpu, debug none, no ready condition, 10 s stop timeout") {
+  auto spec = parse_vm_spec("name = \"a\"\nkernel = \"k\"\n", kSource);
+  REQUIRE(spec.has_value());
+  CHECK(spec->vmm == VmmKind::qemu);
+  CHECK(spec->memory_mib == 256);
+  CHECK(spec->cpus == 1);
+  CHECK(spec->debug == DebugLevel::none);
+  CHECK_FALSE(spec->ready.has_value());
+  CHECK_FALSE(spec->initrd.has_value());
+  CHECK(spec->stop_timeout == std::chrono::seconds(10));
+}
+
+TEST_CASE("a misspelt key is rejected with file, line, column, the key and a suggestion") {
+  auto spec = parse_vm_spec("name = \"a\"\nkernel = \"k\"\n\nmemroy_mib = 512\n", kSource);
+  REQUIRE_FALSE(spec.has_value());
+  CHECK(spec.error().kind == ErrorKind::invalid_config);
+  CHECK(spec.error().message ==
+        "/etc/vms/hello.toml:4:1: key 'memroy_mib': unknown key; did you mean 'memory_mib'?");
+}
+
+TEST_CASE("unknown keys inside the ready table are reported with their dotted path") {
+  auto spec = parse_vm_spec("name = \"a\"\nkernel = \"k\"\nready = { consol = \"x\" }\n", kSource);
+  REQUIRE_FALSE(spec.has_value());
+  CHECK_THAT(spec.error().message,
+             Catch::Contains("key 'ready.consol': unknown key; did you mean 'console'?"));
+  CHECK_THAT(spec.error().message, Catch::StartsWith("/etc/vms/hello.toml:3:"));
+}
+
+TEST_CASE("every problem of a file is reported at once, in file order") {
+  auto spec = parse_vm_spec(R"(name = "bad name!"
+vmm = "firecracker"
+memory_mib = 4
+cpus = "two"
+debug = "verbose"
+)",
+                            kSource);
+  REQUIRE_FALSE(spec.has_value());
+  const std::string& message = spec.error().message;
+  CHECK_THAT(message, Catch::Contains("hello.toml:1:8: key 'name': must be 1-64 characters"));
+  CHECK_THAT(
+      message,
+      Catch::Contains(
+          "hello.toml:2:7: key 'vmm': must be one of \"qemu\" \"crosvm\", found \"firecracker\""));
+  CHECK_THAT(message,
+             Catch::Contains(
+                 "hello.toml:3:14: key 'memory_mib': must be between 16 and 1048576, found 4"));
+  CHECK_THAT(message,
+             Catch::Contains("hello.toml:4:8: key 'cpus': expected an integer, found a string"));
+  CHECK_THAT(message,
+             Catch::Contains("hello.toml:5:9: key 'debug': must be one of \"full\" \"none\""));
+  CHECK_THAT(message, Catch::Contains("key 'kernel': is required but missing"));
+  CHECK(std::count(message.begin(), message.end(), '\n') == 5);
+}
+
+TEST_CASE("TOML syntax errors name the file, line and column") {
+  auto spec = parse_vm_spec("name = \"a\"\nkernel = \n", kSource);
+  REQUIRE_FALSE(spec.has_value());
+  CHECK_THAT(spec.error().message, Catch::StartsWith("/etc/vms/hello.toml:2:"));
+}
+
+TEST_CASE("a ready table needs a condition and a non-empty pattern") {
+  CHECK_THAT(parse_vm_spec("name = \"a\"\nkernel = \"k\"\nready = {}\n", kSource).error().message,
+             Catch::Contains("key 'ready': needs a condition"));
+  CHECK_THAT(parse_vm_spec("name = \"a\"\nkernel = \"k\"\nready = { console = \"\" }\n", kSource)
+                 .error()
+                 .message,
+             Catch::Contains("key 'ready.console': must not be empty"));
+}
+
+TEST_CASE("vmm_binary: a bare name stays a PATH lookup, a path resolves against the file") {
+  auto bare = parse_vm_spec("name = \"a\"\nkernel = \"k\"\nvmm_binary = \"qemu-kvm\"\n", kSource);
+  REQUIRE(bare.has_value());
+  CHECK(bare->vmm_binary == "qemu-kvm");
+  auto relative =
+      parse_vm_spec("name = \"a\"\nkernel = \"k\"\nvmm_binary = \"bin/qemu\"\n", kSource);
+  REQUIRE(relative.has_value());
+  CHECK(relative->vmm_binary == "/etc/vms/bin/qemu");
+}
+
+TEST_CASE("load_vm_file reads a file from disk and names a missing one") {
+  test::TempDir dir;
+  const auto file = dir.write("vm.toml", "name = \"disk\"\nkernel = \"vmlinuz\"\n");
+  auto spec = config::load_vm_file(file);
+  REQUIRE(spec.has_value());
+  CHECK(spec->kernel == dir.path() / "vmlinuz");
+
+  auto missing = config::load_vm_file(dir / "absent.toml");
+  REQUIRE_FALSE(missing.has_value());
+  CHECK_THAT(missing.error().message, Catch::Contains("absent.toml: No such file or directory"));
+}
+
+TEST_CASE("closest_match suggests near words only") {
+  const std::vector<std::string> known{"memory_mib", "cpus", "kernel"};
+  CHECK(config::closest_match("kernal", known) == "kernel");
+  CHECK(config::closest_match("cpu", known) == "cpus");
+  CHECK_FALSE(config::closest_match("bootloader", known).has_value());
+}

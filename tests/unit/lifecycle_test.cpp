@@ -1,0 +1,105 @@
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include "supervisor/vm_lifecycle.hpp"
+
+using namespace crosvisor;
+
+namespace {
+VmSpec spec_with_ready() {
+  VmSpec spec;
+  spec.name = "t";
+  spec.ready = ConsoleReady{"guest: ready"};
+  spec.stop_timeout = std::chrono::milliseconds(3000);
+  return spec;
+}
+}  // namespace
+
+TEST_CASE("a VM walks created, starting, running, ready on its console") {
+  VmLifecycle life(spec_with_ready());
+  CHECK(life.state() == VmState::created);
+  life.on_launch_requested();
+  CHECK(life.state() == VmState::starting);
+  life.on_started();
+  CHECK(life.state() == VmState::running);
+  CHECK_FALSE(life.on_console_line("booting"));
+  CHECK(life.on_console_line("[ 1.0] guest: ready now"));
+  CHECK(life.state() == VmState::ready);
+  CHECK_FALSE(life.on_console_line("guest: ready"));  // only the first match counts
+}
+
+TEST_CASE("a clean exit is SHUTDOWN, a signal KILLED, exit 1 before any console START_FAILED") {
+  VmLifecycle clean(spec_with_ready());
+  clean.on_launch_requested();
+  clean.on_started();
+  clean.on_console_line("x");
+  CHECK(clean.on_exited(ExitStatus::exited(0)).reason == DeathReason::shutdown);
+  CHECK(clean.state() == VmState::dead);
+
+  VmLifecycle killed(spec_with_ready());
+  killed.on_launch_requested();
+  killed.on_started();
+  const Death death = killed.on_exited(ExitStatus::killed_by(SIGKILL));
+  CHECK(death.reason == DeathReason::killed);
+  CHECK(death.detail == "signal 9 (Killed)");
+
+  VmLifecycle early(spec_with_ready());
+  early.on_launch_requested();
+  early.on_started();
+  early.on_vmm_output("qemu: could not load kernel");
+  const Death failed = early.on_exited(ExitStatus::exited(1));
+  CHECK(failed.reason == DeathReason::start_failed);
+  CHECK(failed.detail == "exit 1: qemu: could not load kernel");
+
+  VmLifecycle late(spec_with_ready());
+  late.on_launch_requested();
+  late.on_started();
+  late.on_console_line("booted");
+  CHECK(late.on_exited(ExitStatus::exited(1)).reason == DeathReason::error);
+  VmLifecycle odd(spec_with_ready());
+  CHECK(odd.on_exited(ExitStatus::exited(7)).reason == DeathReason::unknown);
+}
+
+TEST_CASE("a stop escalates graceful, terminate, kill, each after its deadline") {
+  VmLifecycle life(spec_with_ready());
+  life.on_launch_requested();
+  life.on_started();
+  REQUIRE(life.on_stop_requested() == StopStep::graceful);
+  CHECK(life.state() == VmState::stopping);
+  CHECK(life.step_deadline(StopStep::graceful) == std::chrono::milliseconds(3000));
+  CHECK_FALSE(life.on_stop_requested().has_value());  // a second request changes nothing
+  CHECK(life.on_step_timeout(StopStep::graceful) == StopStep::terminate);
+  CHECK(life.on_step_timeout(StopStep::graceful) == std::nullopt);  // stale timer
+  CHECK(life.on_step_timeout(StopStep::terminate) == StopStep::kill);
+  CHECK(life.on_step_timeout(StopStep::kill) == std::nullopt);
+  // QEMU exits 0 on SIGTERM, but the guest did not power off: the supervisor ended it.
+  CHECK(life.on_exited(ExitStatus::exited(0)).reason == DeathReason::killed);
+}
+
+TEST_CASE("a guest that powers off within the stop timeout is SHUTDOWN") {
+  VmLifecycle life(spec_with_ready());
+  life.on_launch_requested();
+  life.on_started();
+  REQUIRE(life.on_stop_requested() == StopStep::graceful);
+  CHECK(life.on_exited(ExitStatus::exited(0)).reason == DeathReason::shutdown);
+  CHECK_FALSE(life.on_step_timeout(StopStep::graceful).has_value());
+}
+
+TEST_CASE("a stop asked for while starting is carried out once the VM runs") {
+  VmLifecycle life(spec_with_ready());
+  life.on_launch_requested();
+  CHECK_FALSE(life.on_stop_requested().has_value());
+  CHECK(life.stop_was_requested());
+  life.on_started();
+  CHECK(life.on_stop_requested() == StopStep::graceful);
+}
+
+TEST_CASE("a launch failure is START_FAILED with the reason") {
+  VmLifecycle life(spec_with_ready());
+  life.on_launch_requested();
+  const Death death = life.on_launch_failed("kernel /x: No such file or directory");
+  CHECK(death.reason == DeathReason::start_failed);
+  CHECK(death.detail == "kernel /x: No such file or directory");
+  CHECK(life.state() == VmState::dead);
+}
