@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/unique_fd.hpp"
+#include "core/unique_fd.hpp"
 
 namespace crosvisor {
 

@@ -50,6 +50,8 @@ struct ExactChildSetup : bp::extend::handler {
   int report_fd;              // write end of the exec-report pipe
   pid_t parent;
   rlim_t max_open_files;
+  // Set in the parent when Boost.Process gives up on a child it did create, so we can reap it.
+  mutable pid_t failed_child = -1;
 
   void fail(const char* step) const {
     ChildFailure failure{errno, {}};
@@ -99,6 +101,11 @@ struct ExactChildSetup : bp::extend::handler {
     const rlimit limit{max_open_files, max_open_files};
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
       fail("setrlimit");
+  }
+
+  template <class Executor>
+  void on_error(Executor& exec, const std::error_code&) const {
+    failed_child = exec.pid;
   }
 
   template <class Executor>
@@ -166,7 +173,7 @@ Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
   bp::child child(bp::exe = binary->string(), bp::args = request.args, bp::env = environment, setup,
                   bp::posix::use_vfork, bp::error = error);
   report_write.reset();
-  const pid_t pid = child.valid() ? child.id() : -1;
+  const pid_t pid = child.valid() ? child.id() : setup.failed_child;
   // We reap through a pidfd ourselves; the bp::child must not kill or wait on destruction.
   if (child.valid())
     child.detach();
@@ -176,7 +183,7 @@ Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
   ssize_t got;
   while ((got = read(report_read.get(), &failure, sizeof(failure))) < 0 && errno == EINTR) {
   }
-  if (got > 0 || error || pid <= 0) {
+  if (got > 0 || error || !child.valid()) {
     if (pid > 0)
       reap(pid);
     std::string why = got > 0 ? std::string(failure.step) + ": " + std::strerror(failure.errnum)

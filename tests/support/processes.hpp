@@ -21,3 +21,15 @@ std::vector<pid_t> processes_with_cmdline(const std::string& needle);
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
 }  // namespace crosvisor::test
+
+namespace crosvisor::test {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+// Runs a shell command line (a test's own, never user input) and collects its output.
+CommandResult run_command(const std::string& command_line);
+
+}  // namespace crosvisor::test

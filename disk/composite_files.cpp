@@ -1,0 +1,152 @@
+#include "disk/composite_files.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "disk/composite.hpp"
+#include "disk/image_file.hpp"
+
+namespace crosvisor::disk {
+
+CompositeOutputs composite_outputs(const std::filesystem::path& out) {
+  const std::string base = out.string();
+  return {out, base + ".header", base + ".footer", base + ".filler", base + ".vmdk"};
+}
+
+Expected<CompositeOutputs> create_composite_files(const std::filesystem::path& out,
+                                                  const std::vector<PartitionFile>& partitions) {
+  std::vector<PartitionInput> inputs;
+  std::vector<std::filesystem::path> absolute;
+  for (const auto& partition : partitions) {
+    const std::string role = "partition \"" + partition.label + "\"";
+    auto fd = open_image(partition.path, partition.writable, role);
+    if (!fd) return std::unexpected(fd.error());
+    auto size = image_size(fd->get(), role + " " + partition.path.string());
+    if (!size) return std::unexpected(size.error());
+    inputs.push_back({partition.label, *size, partition.writable, partition.guid, kLinuxFilesystemType});
+    absolute.push_back(std::filesystem::absolute(partition.path).lexically_normal());
+  }
+  auto layout = plan_composite(inputs, Guid::random());
+  if (!layout) return std::unexpected(layout.error());
+
+  const auto outputs = composite_outputs(std::filesystem::absolute(out).lexically_normal());
+  const auto name_of = [&](const Component& component) -> std::string {
+    switch (component.kind) {
+      case ComponentKind::header: return outputs.header.string();
+      case ComponentKind::footer: return outputs.footer.string();
+      case ComponentKind::filler: return outputs.filler.string();
+      case ComponentKind::partition: break;
+    }
+    return absolute[component.partition].string();
+  };
+  const std::string header(layout->gpt.header.begin(), layout->gpt.header.end());
+  const std::string footer(layout->gpt.footer.begin(), layout->gpt.footer.end());
+  const std::string filler(kZeroFillerSize, '\0');
+  const std::pair<std::filesystem::path, std::string> files[] = {
+      {outputs.header, header},
+      {outputs.footer, footer},
+      {outputs.filler, filler},
+      {outputs.vmdk, encode_vmdk(*layout, name_of)},
+      // The composite file last: it is what users open, so it appears only when all else exists.
+      {outputs.composite, encode_composite(*layout, name_of)},
+  };
+  std::vector<std::filesystem::path> written;
+  for (const auto& [path, bytes] : files) {
+    if (auto ok = write_file_atomically(path, bytes); !ok) {
+      std::error_code ignored;
+      for (const auto& done : written) std::filesystem::remove(done, ignored);
+      return std::unexpected(ok.error());
+    }
+    written.push_back(path);
+  }
+  return outputs;
+}
+
+namespace {
+
+Expected<std::string> read_file(const std::filesystem::path& path, std::uint64_t limit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::unexpected(errno_error(ErrorKind::not_found, path.string(), errno));
+  std::string bytes(limit, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(limit));
+  bytes.resize(static_cast<std::size_t>(in.gcount()));
+  return bytes;
+}
+
+std::span<const std::uint8_t> as_bytes(const std::string& text) {
+  return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
+}
+
+}  // namespace
+
+Expected<std::string> inspect_composite(const std::filesystem::path& path) {
+  auto bytes = read_file(path, 1 << 20);
+  if (!bytes) return std::unexpected(bytes.error());
+  auto file = decode_composite(*bytes);
+  if (!file) return std::unexpected(Error{file.error().kind, path.string() + ": " + file.error().message});
+  std::ostringstream out;
+  out << path.string() << ": composite disk, version " << file->version << ", " << file->length
+      << " bytes, " << file->components.size() << " components\n";
+  out << "  offset      length      access  file\n";
+  for (const auto& part : file->components) {
+    char line[64];
+    std::snprintf(line, sizeof(line), "  0x%-9llx 0x%-9llx %-7s ", static_cast<unsigned long long>(part.offset),
+                  static_cast<unsigned long long>(part.length), part.writable ? "rw" : "ro");
+    out << line << part.path << '\n';
+  }
+  // crosvm resolves relative component paths against the composite file's directory.
+  const auto resolve = [&](const std::string& component) {
+    const std::filesystem::path p(component);
+    return p.is_absolute() ? p : path.parent_path() / p;
+  };
+  auto header = read_file(resolve(file->components.front().path), kGptBeginningSize);
+  if (!header) return std::unexpected(header.error());
+  auto gpt = parse_gpt(as_bytes(*header), kSectorSize, 2 * kSectorSize);
+  if (!gpt) {
+    out << "GPT: " << gpt.error().message << '\n';
+    return out.str();
+  }
+  out << "GPT: disk GUID " << gpt->disk_guid.to_string() << ", usable LBAs " << gpt->first_usable_lba
+      << "-" << gpt->last_usable_lba << ", backup header at LBA " << gpt->backup_lba << '\n';
+  for (std::size_t i = 0; i < gpt->partitions.size(); ++i) {
+    const auto& p = gpt->partitions[i];
+    out << "  " << i + 1 << ": \"" << utf16_to_utf8(p.name) << "\" LBA " << p.first_lba << "-"
+        << p.last_lba << " (" << (p.last_lba - p.first_lba + 1) * kSectorSize << " bytes) GUID "
+        << p.unique.to_string() << '\n';
+  }
+  // The backup header must agree: it sits in the last sector of the footer component.
+  const auto& footer_part = file->components.back();
+  auto footer = read_file(resolve(footer_part.path), footer_part.length);
+  if (footer && footer->size() == footer_part.length) {
+    auto backup = parse_gpt(as_bytes(*footer), footer->size() - kSectorSize, kFooterPadding);
+    out << "backup GPT: " << (backup ? "valid, LBA " + std::to_string(backup->current_lba) : backup.error().message)
+        << '\n';
+  }
+  return out.str();
+}
+
+Expected<PartitionFile> parse_partition_argument(std::string_view argument) {
+  std::vector<std::string> fields;
+  std::string field;
+  std::istringstream in{std::string(argument)};
+  while (std::getline(in, field, ':')) fields.push_back(field);
+  const auto bad = [&](const std::string& why) {
+    return make_error(ErrorKind::invalid_config,
+                      "--partition \"" + std::string(argument) + "\": " + why +
+                          " (expected LABEL:PATH[:writable][:GUID])");
+  };
+  if (fields.size() < 2 || fields[0].empty() || fields[1].empty()) return bad("missing label or path");
+  PartitionFile partition{fields[0], fields[1], false, std::nullopt};
+  for (std::size_t i = 2; i < fields.size(); ++i) {
+    if (fields[i] == "writable") {
+      partition.writable = true;
+    } else if (auto guid = Guid::parse(fields[i])) {
+      partition.guid = *guid;
+    } else {
+      return bad("\"" + fields[i] + "\" is neither \"writable\" nor a GUID");
+    }
+  }
+  return partition;
+}
+
+}  // namespace crosvisor::disk

@@ -1,0 +1,29 @@
+// Disk image files on the host: opening them with the right access, checking that they can serve
+// as a disk, and writing new files so that a failure leaves nothing half-written.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string_view>
+
+#include "core/unique_fd.hpp"
+#include "crosvisor/error.hpp"
+
+namespace crosvisor::disk {
+
+// Opens an image read-only or read-write; errors name the role ("partition \"boot\"") and path.
+Expected<UniqueFd> open_image(const std::filesystem::path& path, bool writable, std::string_view role);
+
+// The size of an opened image, which must be a non-empty regular file (not a directory, FIFO,
+// socket or device). `what` names it in errors.
+Expected<std::uint64_t> image_size(int fd, std::string_view what);
+
+// Writes `bytes` to `path` through a temporary file and a rename: `path` is either complete or
+// untouched.
+Expected<void> write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
+
+// Creates `path` as a sparse file of `size` bytes whose leading bytes are `prefix`.
+Expected<void> write_sparse_file(const std::filesystem::path& path, std::string_view prefix,
+                                 std::uint64_t size);
+
+}  // namespace crosvisor::disk
