@@ -42,6 +42,7 @@ TableReader::TableReader(const toml::table& table, std::string key_prefix, Probl
       base_dir_(std::move(base_dir)) {}
 
 std::string TableReader::dotted(std::string_view key) const {
+  if (key.empty()) return prefix_;
   return prefix_.empty() ? std::string(key) : prefix_ + "." + std::string(key);
 }
 
@@ -175,6 +176,35 @@ const toml::table* TableReader::table(std::string_view key) {
     return sub;
   wrong_type(key, *node, "a table");
   return nullptr;
+}
+
+std::vector<const toml::table*> TableReader::tables(std::string_view key) {
+  std::vector<const toml::table*> result;
+  const toml::node* node = find(key);
+  if (node == nullptr) return result;
+  const toml::array* array = node->as_array();
+  if (array == nullptr) {
+    wrong_type(key, *node, "an array of tables");
+    return result;
+  }
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const toml::node& element = *array->get(i);
+    if (const auto* table = element.as_table()) {
+      result.push_back(table);
+    } else {
+      problems_.add(element.source(), dotted(key) + "[" + std::to_string(i) + "]",
+                    "expected a table, found " + std::string(type_name(element)));
+    }
+  }
+  return result;
+}
+
+std::optional<bool> TableReader::boolean(std::string_view key) {
+  const toml::node* node = find(key);
+  if (node == nullptr) return std::nullopt;
+  if (node->is_boolean()) return **node->as_boolean();
+  wrong_type(key, *node, "true or false");
+  return std::nullopt;
 }
 
 void TableReader::finish() {

@@ -58,6 +58,10 @@ class TableReader {
                                     std::initializer_list<std::string_view> choices);
   // A sub-table, or nothing (a problem if the key holds something else).
   const toml::table* table(std::string_view key);
+  // An array whose elements are all tables (inline or [[key]]), or nothing; problems name the
+  // offending element.
+  std::vector<const toml::table*> tables(std::string_view key);
+  std::optional<bool> boolean(std::string_view key);
 
   // Reports every key that no getter asked for, with a suggestion among the known keys.
   void finish();
@@ -66,6 +70,8 @@ class TableReader {
   std::filesystem::path resolve(const std::filesystem::path& written) const;
 
   const toml::table& raw() const { return table_; }
+  const std::filesystem::path& base_dir() const { return base_dir_; }
+  // "prefix.key" (just the prefix for an empty key).
   std::string dotted(std::string_view key) const;
   ProblemList& problems() { return problems_; }
 

@@ -42,6 +42,65 @@ void read_ready(TableReader& vm, VmSpec& spec) {
   ready.finish();
 }
 
+std::optional<CompositePartition> read_partition(TableReader& partition) {
+  CompositePartition result;
+  auto label = partition.string("label", true);
+  auto path = partition.path("path", true);
+  result.writable = partition.boolean("writable").value_or(false);
+  partition.finish();
+  if (!label || !path) return std::nullopt;
+  result.label = *label;
+  result.path = *path;
+  return result;
+}
+
+std::optional<DiskSpec> read_disk(TableReader& disk) {
+  const bool is_composite = disk.raw().contains("partitions");
+  if (is_composite && disk.raw().contains("path")) {
+    disk.problems().add(disk.raw().source(), disk.dotted(""),
+                        "a disk has either 'path' (a raw image) or 'partitions' (a composite disk), not both");
+    return std::nullopt;
+  }
+  if (!is_composite) {
+    RawDisk raw;
+    auto path = disk.path("path", true);
+    raw.writable = disk.boolean("writable").value_or(false);
+    disk.finish();
+    if (!path) return std::nullopt;
+    raw.path = *path;
+    return raw;
+  }
+  CompositeDisk composite;
+  bool ok = true;
+  const auto partitions = disk.tables("partitions");
+  for (std::size_t i = 0; i < partitions.size(); ++i) {
+    TableReader reader(*partitions[i], disk.dotted("partitions[" + std::to_string(i) + "]"),
+                       disk.problems(), disk.base_dir());
+    if (auto partition = read_partition(reader)) {
+      composite.partitions.push_back(std::move(*partition));
+    } else {
+      ok = false;
+    }
+  }
+  if (partitions.empty() && disk.raw().get("partitions")->is_array()) {
+    disk.problems().add(disk.raw().get("partitions")->source(), disk.dotted("partitions"),
+                        "a composite disk needs at least one partition");
+    ok = false;
+  }
+  disk.finish();
+  if (!ok) return std::nullopt;
+  return composite;
+}
+
+void read_disks(TableReader& vm, VmSpec& spec) {
+  const auto disks = vm.tables("disks");
+  for (std::size_t i = 0; i < disks.size(); ++i) {
+    TableReader reader(*disks[i], vm.dotted("disks[" + std::to_string(i) + "]"), vm.problems(),
+                       vm.base_dir());
+    if (auto disk = read_disk(reader)) spec.disks.push_back(std::move(*disk));
+  }
+}
+
 std::optional<VmSpec> read_vm(TableReader& vm) {
   VmSpec spec;
   if (auto name = vm.string("name", true)) {
@@ -70,6 +129,7 @@ std::optional<VmSpec> read_vm(TableReader& vm) {
     spec.debug = *debug == "full" ? DebugLevel::full : DebugLevel::none;
   }
   read_ready(vm, spec);
+  read_disks(vm, spec);
   if (auto accel = vm.string("accel"))
     spec.accel = *accel;
   if (auto timeout = vm.seconds("stop_timeout_s", 0, kMaxStopTimeoutSeconds)) {

@@ -5,6 +5,8 @@
 
 #include <sstream>
 
+#include "supervisor/disk_attach.hpp"
+
 namespace crosvisor::qemu {
 
 std::vector<std::string> accel_args(const std::string& accel) {
@@ -55,6 +57,12 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run
   }
   if (!spec.params.empty())
     args.insert(args.end(), {"-append", spec.params});
+
+  for (std::size_t i = 0; i < spec.disks.size(); ++i) {
+    auto disk_args = qemu_disk_args(spec.disks[i], i, run_dir, request.fds);
+    if (!disk_args) return std::unexpected(disk_args.error());
+    args.insert(args.end(), disk_args->begin(), disk_args->end());
+  }
 
   auto console = make_pipe();
   if (!console)

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace crosvisor {
@@ -22,6 +23,29 @@ struct ConsoleReady {
   friend bool operator==(const ConsoleReady&, const ConsoleReady&) = default;
 };
 
+// A disk image used as it is.
+struct RawDisk {
+  std::filesystem::path path;
+  bool writable = false;
+  friend bool operator==(const RawDisk&, const RawDisk&) = default;
+};
+
+// One partition of a composite disk: the image file and its GPT label.
+struct CompositePartition {
+  std::string label;
+  std::filesystem::path path;
+  bool writable = false;
+  friend bool operator==(const CompositePartition&, const CompositePartition&) = default;
+};
+
+// A disk assembled at launch from partition images under a generated GPT (AVF's composite disk).
+struct CompositeDisk {
+  std::vector<CompositePartition> partitions;
+  friend bool operator==(const CompositeDisk&, const CompositeDisk&) = default;
+};
+
+using DiskSpec = std::variant<RawDisk, CompositeDisk>;
+
 struct VmSpec {
   std::string name;
   VmmKind vmm = VmmKind::qemu;
@@ -32,6 +56,8 @@ struct VmSpec {
   std::uint32_t cpus = 1;
   DebugLevel debug = DebugLevel::none;
   std::optional<ConsoleReady> ready;
+  // Attached in order: the first is the guest's vda.
+  std::vector<DiskSpec> disks;
   // QEMU accelerator ("kvm", "tcg", or a fallback list such as "kvm:tcg").
   std::string accel = "kvm:tcg";
   // How long a graceful stop (ACPI power button) may take before the VMM is terminated.

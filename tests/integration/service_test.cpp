@@ -10,6 +10,7 @@
 
 #include "crosvisor/messages.hpp"
 #include "integration/guest.hpp"
+#include "integration/harness.hpp"
 #include "supervisor/reactor.hpp"
 #include "support/processes.hpp"
 
@@ -17,63 +18,6 @@ using namespace crosvisor;
 using namespace std::chrono_literals;
 
 namespace {
-
-constexpr auto kEventDeadline = 90s;  // a TCG boot takes ~5 s; leave room for a loaded machine
-
-// One supervisor in this process, and a client actor that records what it hears.
-struct Harness {
-  test::TempDir runtime;
-  caf::actor_system_config config;
-  caf::actor_system system{config};
-  std::shared_ptr<Reactor> reactor = std::make_shared<Reactor>();
-  caf::actor service = spawn_service(system, ServiceOptions{runtime.path(), reactor});
-  caf::scoped_actor client{system};
-  std::vector<std::string> console;
-
-  ~Harness() { client->send_exit(service, caf::exit_reason::user_shutdown); }
-
-  caf::actor create(const VmSpec& spec) {
-    caf::actor vm;
-    client
-        ->request(service, caf::infinite, create_atom::value, spec,
-                  caf::actor_cast<caf::actor>(client))
-        .receive([&](caf::actor created) { vm = created; },
-                 [&](caf::error& error) { FAIL(system.render(error)); });
-    return vm;
-  }
-
-  // The next state change, collecting console lines on the way; fails the test at the deadline.
-  VmEvent next_event() {
-    std::optional<VmEvent> event;
-    while (!event) {
-      bool timed_out = false;
-      client->receive([&](const VmEvent& e) { event = e; },
-                      [&](const ConsoleLine& line) { console.push_back(line.text); },
-                      caf::after(kEventDeadline) >> [&] { timed_out = true; });
-      if (timed_out)
-        FAIL("no VM event within the deadline");
-    }
-    return *event;
-  }
-
-  // Skips state changes until `state`; returns that event.
-  VmEvent await_state(VmState state) {
-    for (;;) {
-      VmEvent event = next_event();
-      if (event.state == state)
-        return event;
-      INFO("waiting for " << to_string(state) << ", got " << to_string(event.state) << " "
-                          << event.detail);
-      REQUIRE(event.state != VmState::dead);
-    }
-  }
-
-  bool console_has(const std::string& text) const {
-    return std::any_of(console.begin(), console.end(), [&](const std::string& line) {
-      return line.find(text) != std::string::npos;
-    });
-  }
-};
 
 pid_t pid_of(const VmEvent& running) {
   REQUIRE(running.state == VmState::running);
@@ -85,7 +29,7 @@ pid_t pid_of(const VmEvent& running) {
 
 TEST_CASE("a guest boots to ready and its own power-off is reported as SHUTDOWN") {
   test::require_guest();
-  Harness h;
+  test::Harness h;
   h.create(test::guest_spec("boot", "cv.then=poweroff cv.delay=0.3"));
   CHECK(h.next_event().state == VmState::starting);
   const pid_t pid = pid_of(h.next_event());
@@ -102,7 +46,7 @@ TEST_CASE("a guest boots to ready and its own power-off is reported as SHUTDOWN"
 
 TEST_CASE("SIGKILL of the QEMU child is reported as KILLED") {
   test::require_guest();
-  Harness h;
+  test::Harness h;
   h.create(test::guest_spec("victim", ""));
   const pid_t pid = pid_of(h.await_state(VmState::running));
   h.await_state(VmState::ready);
@@ -114,7 +58,7 @@ TEST_CASE("SIGKILL of the QEMU child is reported as KILLED") {
 
 TEST_CASE("a stop request powers the guest off through its power button: SHUTDOWN") {
   test::require_guest();
-  Harness h;
+  test::Harness h;
   auto vm = h.create(test::guest_spec("polite", ""));
   h.await_state(VmState::ready);
   h.client->send(vm, stop_atom::value);
@@ -126,7 +70,7 @@ TEST_CASE("a stop request powers the guest off through its power button: SHUTDOW
 
 TEST_CASE("a guest that ignores the power button is terminated after the stop timeout: KILLED") {
   test::require_guest();
-  Harness h;
+  test::Harness h;
   VmSpec spec = test::guest_spec("stubborn", "cv.powerbtn=ignore");
   spec.stop_timeout = 1s;
   auto vm = h.create(spec);
@@ -144,7 +88,7 @@ TEST_CASE("a guest that ignores the power button is terminated after the stop ti
 }
 
 TEST_CASE("a kernel that does not exist fails before anything starts: START_FAILED naming it") {
-  Harness h;
+  test::Harness h;
   VmSpec spec = test::guest_spec("nokernel", "");
   spec.kernel = "/nonexistent/vmlinuz";
   h.create(spec);
@@ -157,7 +101,7 @@ TEST_CASE("a kernel that does not exist fails before anything starts: START_FAIL
 }
 
 TEST_CASE("a VMM binary that does not exist is START_FAILED") {
-  Harness h;
+  test::Harness h;
   VmSpec spec = test::guest_spec("nobinary", "");
   spec.vmm_binary = "/nonexistent/qemu";
   h.create(spec);
@@ -168,7 +112,7 @@ TEST_CASE("a VMM binary that does not exist is START_FAILED") {
 
 TEST_CASE("QEMU refusing its arguments is START_FAILED with QEMU's own message") {
   test::require_guest();
-  Harness h;
+  test::Harness h;
   VmSpec spec = test::guest_spec("badaccel", "");
   spec.accel = "no-such-accelerator";
   h.create(spec);

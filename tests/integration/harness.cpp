@@ -1,0 +1,43 @@
+#include "integration/harness.hpp"
+
+#include <catch2/catch.hpp>
+
+namespace crosvisor::test {
+
+Harness::~Harness() { client->send_exit(service, caf::exit_reason::user_shutdown); }
+
+caf::actor Harness::create(const VmSpec& spec) {
+  caf::actor vm;
+  client->request(service, caf::infinite, create_atom::value, spec, caf::actor_cast<caf::actor>(client))
+      .receive([&](caf::actor created) { vm = created; },
+               [&](caf::error& error) { FAIL(system.render(error)); });
+  return vm;
+}
+
+VmEvent Harness::next_event() {
+  std::optional<VmEvent> event;
+  while (!event) {
+    bool timed_out = false;
+    client->receive([&](const VmEvent& e) { event = e; },
+                    [&](const ConsoleLine& line) { console.push_back(line.text); },
+                    caf::after(kEventDeadline) >> [&] { timed_out = true; });
+    if (timed_out) FAIL("no VM event within the deadline");
+  }
+  return *event;
+}
+
+VmEvent Harness::await_state(VmState state) {
+  for (;;) {
+    VmEvent event = next_event();
+    if (event.state == state) return event;
+    INFO("waiting for " << to_string(state) << ", got " << to_string(event.state) << " " << event.detail);
+    REQUIRE(event.state != VmState::dead);
+  }
+}
+
+bool Harness::console_has(const std::string& text) const {
+  return std::any_of(console.begin(), console.end(),
+                     [&](const std::string& line) { return line.find(text) != std::string::npos; });
+}
+
+}  // namespace crosvisor::test
