@@ -42,7 +42,8 @@ TableReader::TableReader(const toml::table& table, std::string key_prefix, Probl
       base_dir_(std::move(base_dir)) {}
 
 std::string TableReader::dotted(std::string_view key) const {
-  if (key.empty()) return prefix_;
+  if (key.empty())
+    return prefix_;
   return prefix_.empty() ? std::string(key) : prefix_ + "." + std::string(key);
 }
 
@@ -178,10 +179,11 @@ const toml::table* TableReader::table(std::string_view key) {
   return nullptr;
 }
 
-std::vector<const toml::table*> TableReader::tables(std::string_view key) {
-  std::vector<const toml::table*> result;
+std::vector<std::pair<std::size_t, const toml::table*>> TableReader::tables(std::string_view key) {
+  std::vector<std::pair<std::size_t, const toml::table*>> result;
   const toml::node* node = find(key);
-  if (node == nullptr) return result;
+  if (node == nullptr)
+    return result;
   const toml::array* array = node->as_array();
   if (array == nullptr) {
     wrong_type(key, *node, "an array of tables");
@@ -190,7 +192,7 @@ std::vector<const toml::table*> TableReader::tables(std::string_view key) {
   for (std::size_t i = 0; i < array->size(); ++i) {
     const toml::node& element = *array->get(i);
     if (const auto* table = element.as_table()) {
-      result.push_back(table);
+      result.emplace_back(i, table);
     } else {
       problems_.add(element.source(), dotted(key) + "[" + std::to_string(i) + "]",
                     "expected a table, found " + std::string(type_name(element)));
@@ -201,8 +203,10 @@ std::vector<const toml::table*> TableReader::tables(std::string_view key) {
 
 std::optional<bool> TableReader::boolean(std::string_view key) {
   const toml::node* node = find(key);
-  if (node == nullptr) return std::nullopt;
-  if (node->is_boolean()) return **node->as_boolean();
+  if (node == nullptr)
+    return std::nullopt;
+  if (node->is_boolean())
+    return **node->as_boolean();
   wrong_type(key, *node, "true or false");
   return std::nullopt;
 }

@@ -58,9 +58,9 @@ class TableReader {
                                     std::initializer_list<std::string_view> choices);
   // A sub-table, or nothing (a problem if the key holds something else).
   const toml::table* table(std::string_view key);
-  // An array whose elements are all tables (inline or [[key]]), or nothing; problems name the
-  // offending element.
-  std::vector<const toml::table*> tables(std::string_view key);
+  // The tables of an array of tables (inline or [[key]]) with their indices; any other element
+  // is a problem naming its index.
+  std::vector<std::pair<std::size_t, const toml::table*>> tables(std::string_view key);
   std::optional<bool> boolean(std::string_view key);
 
   // Reports every key that no getter asked for, with a suggestion among the known keys.

@@ -48,7 +48,8 @@ std::optional<CompositePartition> read_partition(TableReader& partition) {
   auto path = partition.path("path", true);
   result.writable = partition.boolean("writable").value_or(false);
   partition.finish();
-  if (!label || !path) return std::nullopt;
+  if (!label || !path)
+    return std::nullopt;
   result.label = *label;
   result.path = *path;
   return result;
@@ -57,8 +58,9 @@ std::optional<CompositePartition> read_partition(TableReader& partition) {
 std::optional<DiskSpec> read_disk(TableReader& disk) {
   const bool is_composite = disk.raw().contains("partitions");
   if (is_composite && disk.raw().contains("path")) {
-    disk.problems().add(disk.raw().source(), disk.dotted(""),
-                        "a disk has either 'path' (a raw image) or 'partitions' (a composite disk), not both");
+    disk.problems().add(
+        disk.raw().source(), disk.dotted(""),
+        "a disk has either 'path' (a raw image) or 'partitions' (a composite disk), not both");
     return std::nullopt;
   }
   if (!is_composite) {
@@ -66,15 +68,16 @@ std::optional<DiskSpec> read_disk(TableReader& disk) {
     auto path = disk.path("path", true);
     raw.writable = disk.boolean("writable").value_or(false);
     disk.finish();
-    if (!path) return std::nullopt;
+    if (!path)
+      return std::nullopt;
     raw.path = *path;
     return raw;
   }
   CompositeDisk composite;
   bool ok = true;
   const auto partitions = disk.tables("partitions");
-  for (std::size_t i = 0; i < partitions.size(); ++i) {
-    TableReader reader(*partitions[i], disk.dotted("partitions[" + std::to_string(i) + "]"),
+  for (const auto& [i, table] : partitions) {
+    TableReader reader(*table, disk.dotted("partitions[" + std::to_string(i) + "]"),
                        disk.problems(), disk.base_dir());
     if (auto partition = read_partition(reader)) {
       composite.partitions.push_back(std::move(*partition));
@@ -82,22 +85,24 @@ std::optional<DiskSpec> read_disk(TableReader& disk) {
       ok = false;
     }
   }
-  if (partitions.empty() && disk.raw().get("partitions")->is_array()) {
+  const toml::array* listed = disk.raw().get("partitions")->as_array();
+  if (listed != nullptr && listed->empty()) {
     disk.problems().add(disk.raw().get("partitions")->source(), disk.dotted("partitions"),
                         "a composite disk needs at least one partition");
     ok = false;
   }
   disk.finish();
-  if (!ok) return std::nullopt;
+  if (!ok)
+    return std::nullopt;
   return composite;
 }
 
 void read_disks(TableReader& vm, VmSpec& spec) {
-  const auto disks = vm.tables("disks");
-  for (std::size_t i = 0; i < disks.size(); ++i) {
-    TableReader reader(*disks[i], vm.dotted("disks[" + std::to_string(i) + "]"), vm.problems(),
+  for (const auto& [i, table] : vm.tables("disks")) {
+    TableReader reader(*table, vm.dotted("disks[" + std::to_string(i) + "]"), vm.problems(),
                        vm.base_dir());
-    if (auto disk = read_disk(reader)) spec.disks.push_back(std::move(*disk));
+    if (auto disk = read_disk(reader))
+      spec.disks.push_back(std::move(*disk));
   }
 }
 

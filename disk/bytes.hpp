@@ -29,7 +29,8 @@ void store_be(std::span<std::uint8_t> out, std::size_t offset, T value) {
 template <class T>
 T load_le(std::span<const std::uint8_t> in, std::size_t offset) {
   std::uint64_t value = 0;
-  for (std::size_t i = 0; i < sizeof(T); ++i) value |= std::uint64_t{in[offset + i]} << (8 * i);
+  for (std::size_t i = 0; i < sizeof(T); ++i)
+    value |= std::uint64_t{in[offset + i]} << (8 * i);
   return static_cast<T>(value);
 }
 

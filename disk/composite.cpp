@@ -9,10 +9,14 @@ namespace crosvisor::disk {
 
 std::string_view to_string(ComponentKind kind) {
   switch (kind) {
-    case ComponentKind::header: return "header";
-    case ComponentKind::partition: return "partition";
-    case ComponentKind::filler: return "filler";
-    case ComponentKind::footer: return "footer";
+    case ComponentKind::header:
+      return "header";
+    case ComponentKind::partition:
+      return "partition";
+    case ComponentKind::filler:
+      return "filler";
+    case ComponentKind::footer:
+      return "footer";
   }
   return "?";
 }
@@ -20,9 +24,9 @@ std::string_view to_string(ComponentKind kind) {
 Expected<CompositeLayout> plan_composite(const std::vector<PartitionInput>& inputs,
                                          const Guid& disk_guid) {
   if (inputs.size() > kGptNumPartitions) {
-    return make_error(ErrorKind::invalid_config,
-                      std::to_string(inputs.size()) + " partitions: a GPT holds at most " +
-                          std::to_string(kGptNumPartitions));
+    return make_error(ErrorKind::invalid_config, std::to_string(inputs.size()) +
+                                                     " partitions: a GPT holds at most " +
+                                                     std::to_string(kGptNumPartitions));
   }
   CompositeLayout layout;
   layout.components.push_back({ComponentKind::header, 0, 0, 0, false});
@@ -31,9 +35,11 @@ Expected<CompositeLayout> plan_composite(const std::vector<PartitionInput>& inpu
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const auto& input = inputs[i];
     auto name = gpt_partition_name(input.label);
-    if (!name) return std::unexpected(name.error());
+    if (!name)
+      return std::unexpected(name.error());
     if (!names.insert(*name).second) {
-      return make_error(ErrorKind::invalid_config, "duplicate partition label \"" + input.label + "\"");
+      return make_error(ErrorKind::invalid_config,
+                        "duplicate partition label \"" + input.label + "\"");
     }
     if (input.size == 0) {
       return make_error(ErrorKind::invalid_config, "partition \"" + input.label + "\" is empty");
@@ -57,7 +63,8 @@ Expected<CompositeLayout> plan_composite(const std::vector<PartitionInput>& inpu
   }
   layout.components.push_back({ComponentKind::footer, 0, offset, 0, false});
   auto gpt = build_gpt(layout.partitions, disk_guid, offset);
-  if (!gpt) return std::unexpected(gpt.error());
+  if (!gpt)
+    return std::unexpected(gpt.error());
   layout.gpt = std::move(*gpt);
   layout.length = layout.gpt.disk_size;
   for (std::size_t i = 0; i < layout.components.size(); ++i) {
@@ -94,7 +101,8 @@ std::string encode_vmdk(const CompositeLayout& layout, const ComponentNamer& nam
   std::uint64_t covered = 0;  // bytes of the disk described so far
   for (const auto& component : layout.components) {
     const std::uint64_t end = component.offset + component.length;
-    if (covered >= end) continue;  // a filler swallowed by its partition's rounding
+    if (covered >= end)
+      continue;  // a filler swallowed by its partition's rounding
     const std::uint64_t sectors = (align_up(end, kSectorSize) - covered) / kSectorSize;
     text += "RW " + std::to_string(sectors) + " FLAT \"" + name_of(component) + "\" 0\n";
     covered += sectors * kSectorSize;
@@ -110,7 +118,8 @@ Expected<CompositeFile> decode_composite(std::string_view bytes) {
   cdisk_spec::CompositeDisk proto;
   const std::string_view body = bytes.substr(kCompositeMagic.size());
   if (!proto.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
-    return make_error(ErrorKind::protocol, "composite disk: the CompositeDisk protobuf is malformed");
+    return make_error(ErrorKind::protocol,
+                      "composite disk: the CompositeDisk protobuf is malformed");
   }
   if (proto.version() > kCompositeVersion) {
     return make_error(ErrorKind::protocol,
@@ -123,9 +132,9 @@ Expected<CompositeFile> decode_composite(std::string_view bytes) {
   file.version = proto.version();
   file.length = proto.length();
   for (const auto& disk : proto.component_disks()) {
-    file.components.push_back(CompositeFile::Part{
-        disk.file_path(), disk.offset(), 0,
-        disk.read_write_capability() == cdisk_spec::READ_WRITE});
+    file.components.push_back(
+        CompositeFile::Part{disk.file_path(), disk.offset(), 0,
+                            disk.read_write_capability() == cdisk_spec::READ_WRITE});
   }
   std::stable_sort(file.components.begin(), file.components.end(),
                    [](const auto& a, const auto& b) { return a.offset < b.offset; });

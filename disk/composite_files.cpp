@@ -20,22 +20,30 @@ Expected<CompositeOutputs> create_composite_files(const std::filesystem::path& o
   for (const auto& partition : partitions) {
     const std::string role = "partition \"" + partition.label + "\"";
     auto fd = open_image(partition.path, partition.writable, role);
-    if (!fd) return std::unexpected(fd.error());
+    if (!fd)
+      return std::unexpected(fd.error());
     auto size = image_size(fd->get(), role + " " + partition.path.string());
-    if (!size) return std::unexpected(size.error());
-    inputs.push_back({partition.label, *size, partition.writable, partition.guid, kLinuxFilesystemType});
+    if (!size)
+      return std::unexpected(size.error());
+    inputs.push_back(
+        {partition.label, *size, partition.writable, partition.guid, kLinuxFilesystemType});
     absolute.push_back(std::filesystem::absolute(partition.path).lexically_normal());
   }
   auto layout = plan_composite(inputs, Guid::random());
-  if (!layout) return std::unexpected(layout.error());
+  if (!layout)
+    return std::unexpected(layout.error());
 
   const auto outputs = composite_outputs(std::filesystem::absolute(out).lexically_normal());
   const auto name_of = [&](const Component& component) -> std::string {
     switch (component.kind) {
-      case ComponentKind::header: return outputs.header.string();
-      case ComponentKind::footer: return outputs.footer.string();
-      case ComponentKind::filler: return outputs.filler.string();
-      case ComponentKind::partition: break;
+      case ComponentKind::header:
+        return outputs.header.string();
+      case ComponentKind::footer:
+        return outputs.footer.string();
+      case ComponentKind::filler:
+        return outputs.filler.string();
+      case ComponentKind::partition:
+        break;
     }
     return absolute[component.partition].string();
   };
@@ -54,7 +62,8 @@ Expected<CompositeOutputs> create_composite_files(const std::filesystem::path& o
   for (const auto& [path, bytes] : files) {
     if (auto ok = write_file_atomically(path, bytes); !ok) {
       std::error_code ignored;
-      for (const auto& done : written) std::filesystem::remove(done, ignored);
+      for (const auto& done : written)
+        std::filesystem::remove(done, ignored);
       return std::unexpected(ok.error());
     }
     written.push_back(path);
@@ -66,7 +75,8 @@ namespace {
 
 Expected<std::string> read_file(const std::filesystem::path& path, std::uint64_t limit) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return std::unexpected(errno_error(ErrorKind::not_found, path.string(), errno));
+  if (!in)
+    return std::unexpected(errno_error(ErrorKind::not_found, path.string(), errno));
   std::string bytes(limit, '\0');
   in.read(bytes.data(), static_cast<std::streamsize>(limit));
   bytes.resize(static_cast<std::size_t>(in.gcount()));
@@ -81,16 +91,19 @@ std::span<const std::uint8_t> as_bytes(const std::string& text) {
 
 Expected<std::string> inspect_composite(const std::filesystem::path& path) {
   auto bytes = read_file(path, 1 << 20);
-  if (!bytes) return std::unexpected(bytes.error());
+  if (!bytes)
+    return std::unexpected(bytes.error());
   auto file = decode_composite(*bytes);
-  if (!file) return std::unexpected(Error{file.error().kind, path.string() + ": " + file.error().message});
+  if (!file)
+    return std::unexpected(Error{file.error().kind, path.string() + ": " + file.error().message});
   std::ostringstream out;
   out << path.string() << ": composite disk, version " << file->version << ", " << file->length
       << " bytes, " << file->components.size() << " components\n";
   out << "  offset      length      access  file\n";
   for (const auto& part : file->components) {
     char line[64];
-    std::snprintf(line, sizeof(line), "  0x%-9llx 0x%-9llx %-7s ", static_cast<unsigned long long>(part.offset),
+    std::snprintf(line, sizeof(line), "  0x%-9llx 0x%-9llx %-7s ",
+                  static_cast<unsigned long long>(part.offset),
                   static_cast<unsigned long long>(part.length), part.writable ? "rw" : "ro");
     out << line << part.path << '\n';
   }
@@ -100,14 +113,16 @@ Expected<std::string> inspect_composite(const std::filesystem::path& path) {
     return p.is_absolute() ? p : path.parent_path() / p;
   };
   auto header = read_file(resolve(file->components.front().path), kGptBeginningSize);
-  if (!header) return std::unexpected(header.error());
+  if (!header)
+    return std::unexpected(header.error());
   auto gpt = parse_gpt(as_bytes(*header), kSectorSize, 2 * kSectorSize);
   if (!gpt) {
     out << "GPT: " << gpt.error().message << '\n';
     return out.str();
   }
-  out << "GPT: disk GUID " << gpt->disk_guid.to_string() << ", usable LBAs " << gpt->first_usable_lba
-      << "-" << gpt->last_usable_lba << ", backup header at LBA " << gpt->backup_lba << '\n';
+  out << "GPT: disk GUID " << gpt->disk_guid.to_string() << ", usable LBAs "
+      << gpt->first_usable_lba << "-" << gpt->last_usable_lba << ", backup header at LBA "
+      << gpt->backup_lba << '\n';
   for (std::size_t i = 0; i < gpt->partitions.size(); ++i) {
     const auto& p = gpt->partitions[i];
     out << "  " << i + 1 << ": \"" << utf16_to_utf8(p.name) << "\" LBA " << p.first_lba << "-"
@@ -119,7 +134,8 @@ Expected<std::string> inspect_composite(const std::filesystem::path& path) {
   auto footer = read_file(resolve(footer_part.path), footer_part.length);
   if (footer && footer->size() == footer_part.length) {
     auto backup = parse_gpt(as_bytes(*footer), footer->size() - kSectorSize, kFooterPadding);
-    out << "backup GPT: " << (backup ? "valid, LBA " + std::to_string(backup->current_lba) : backup.error().message)
+    out << "backup GPT: "
+        << (backup ? "valid, LBA " + std::to_string(backup->current_lba) : backup.error().message)
         << '\n';
   }
   return out.str();
@@ -129,13 +145,15 @@ Expected<PartitionFile> parse_partition_argument(std::string_view argument) {
   std::vector<std::string> fields;
   std::string field;
   std::istringstream in{std::string(argument)};
-  while (std::getline(in, field, ':')) fields.push_back(field);
+  while (std::getline(in, field, ':'))
+    fields.push_back(field);
   const auto bad = [&](const std::string& why) {
-    return make_error(ErrorKind::invalid_config,
-                      "--partition \"" + std::string(argument) + "\": " + why +
-                          " (expected LABEL:PATH[:writable][:GUID])");
+    return make_error(ErrorKind::invalid_config, "--partition \"" + std::string(argument) +
+                                                     "\": " + why +
+                                                     " (expected LABEL:PATH[:writable][:GUID])");
   };
-  if (fields.size() < 2 || fields[0].empty() || fields[1].empty()) return bad("missing label or path");
+  if (fields.size() < 2 || fields[0].empty() || fields[1].empty())
+    return bad("missing label or path");
   PartitionFile partition{fields[0], fields[1], false, std::nullopt};
   for (std::size_t i = 2; i < fields.size(); ++i) {
     if (fields[i] == "writable") {

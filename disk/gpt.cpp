@@ -71,16 +71,18 @@ Bytes gpt_header(const Guid& disk_guid, std::uint32_t entries_crc, const HeaderF
   return header;
 }
 
-void append(Bytes& out, const Bytes& more) { out.insert(out.end(), more.begin(), more.end()); }
+void append(Bytes& out, const Bytes& more) {
+  out.insert(out.end(), more.begin(), more.end());
+}
 
 }  // namespace
 
 Expected<GptFiles> build_gpt(const std::vector<GptPartition>& partitions, const Guid& disk_guid,
                              std::uint64_t footer_offset) {
   if (partitions.size() > kGptNumPartitions) {
-    return make_error(ErrorKind::invalid_config,
-                      std::to_string(partitions.size()) + " partitions: GPT holds at most " +
-                          std::to_string(kGptNumPartitions));
+    return make_error(ErrorKind::invalid_config, std::to_string(partitions.size()) +
+                                                     " partitions: GPT holds at most " +
+                                                     std::to_string(kGptNumPartitions));
   }
   GptFiles files;
   files.disk_size = footer_offset + kGptFooterSize;
@@ -92,7 +94,8 @@ Expected<GptFiles> build_gpt(const std::vector<GptPartition>& partitions, const 
   const std::uint64_t last_usable = secondary_table_offset / kSectorSize - 1;
 
   auto mbr = protective_mbr(files.disk_size);
-  if (!mbr) return std::unexpected(mbr.error());
+  if (!mbr)
+    return std::unexpected(mbr.error());
   files.header = std::move(*mbr);
   append(files.header,
          gpt_header(disk_guid, entries_crc,
@@ -113,9 +116,11 @@ Expected<GptFiles> build_gpt(const std::vector<GptPartition>& partitions, const 
 Expected<std::u16string> gpt_partition_name(std::string_view label) {
   std::u16string out;
   const auto bad = [&](const std::string& why) {
-    return make_error(ErrorKind::invalid_config, "partition label \"" + std::string(label) + "\": " + why);
+    return make_error(ErrorKind::invalid_config,
+                      "partition label \"" + std::string(label) + "\": " + why);
   };
-  if (label.empty()) return bad("must not be empty");
+  if (label.empty())
+    return bad("must not be empty");
   for (std::size_t i = 0; i < label.size();) {
     const auto byte = static_cast<unsigned char>(label[i]);
     std::uint32_t code = 0;
@@ -131,10 +136,12 @@ Expected<std::u16string> gpt_partition_name(std::string_view label) {
     } else {
       return bad("not valid UTF-8");
     }
-    if (i + length > label.size()) return bad("not valid UTF-8");
+    if (i + length > label.size())
+      return bad("not valid UTF-8");
     for (std::size_t k = 1; k < length; ++k) {
       const auto next = static_cast<unsigned char>(label[i + k]);
-      if ((next & 0xC0) != 0x80) return bad("not valid UTF-8");
+      if ((next & 0xC0) != 0x80)
+        return bad("not valid UTF-8");
       code = (code << 6) | (next & 0x3F);
     }
     i += length;
@@ -181,7 +188,8 @@ std::string utf16_to_utf8(std::u16string_view text) {
 
 Expected<GptInfo> parse_gpt(std::span<const std::uint8_t> data, std::size_t header_offset,
                             std::size_t entries_offset) {
-  if (header_offset + kGptHeaderSize > data.size() || entries_offset + kGptEntriesSize > data.size()) {
+  if (header_offset + kGptHeaderSize > data.size() ||
+      entries_offset + kGptEntriesSize > data.size()) {
     return make_error(ErrorKind::protocol, "GPT: data too short");
   }
   const auto header = data.subspan(header_offset, kGptHeaderSize);
@@ -191,7 +199,8 @@ Expected<GptInfo> parse_gpt(std::span<const std::uint8_t> data, std::size_t head
   Bytes copy(header.begin(), header.end());
   const auto stored_crc = load_le<std::uint32_t>(copy, 16);
   store_le<std::uint32_t>(copy, 16, 0);
-  if (crc32(copy) != stored_crc) return make_error(ErrorKind::protocol, "GPT: header CRC mismatch");
+  if (crc32(copy) != stored_crc)
+    return make_error(ErrorKind::protocol, "GPT: header CRC mismatch");
   const auto entries = data.subspan(entries_offset, kGptEntriesSize);
   if (crc32(entries) != load_le<std::uint32_t>(header, 88)) {
     return make_error(ErrorKind::protocol, "GPT: partition entries CRC mismatch");
@@ -207,13 +216,15 @@ Expected<GptInfo> parse_gpt(std::span<const std::uint8_t> data, std::size_t head
     const auto entry = entries.subspan(i * kGptPartitionEntrySize, kGptPartitionEntrySize);
     GptPartition partition;
     partition.type = Guid::from_mixed_endian(entry.data());
-    if (partition.type.is_zero()) continue;
+    if (partition.type.is_zero())
+      continue;
     partition.unique = Guid::from_mixed_endian(entry.data() + 16);
     partition.first_lba = load_le<std::uint64_t>(entry, 32);
     partition.last_lba = load_le<std::uint64_t>(entry, 40);
     for (std::size_t u = 0; u < kPartitionNameUnits; ++u) {
       const auto unit = load_le<std::uint16_t>(entry, 56 + 2 * u);
-      if (unit == 0) break;
+      if (unit == 0)
+        break;
       partition.name.push_back(static_cast<char16_t>(unit));
     }
     info.partitions.push_back(std::move(partition));

@@ -33,9 +33,7 @@ class Guid {
 };
 
 // Partition type GUIDs (UEFI spec; Linux's is the freedesktop discoverable-partitions one).
-inline const Guid kLinuxFilesystemType =
-    *Guid::parse("0FC63DAF-8483-4772-8E79-3D69D8477DE4");
-inline const Guid kEfiSystemPartitionType =
-    *Guid::parse("C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+inline const Guid kLinuxFilesystemType = *Guid::parse("0FC63DAF-8483-4772-8E79-3D69D8477DE4");
+inline const Guid kEfiSystemPartitionType = *Guid::parse("C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
 
 }  // namespace crosvisor::disk

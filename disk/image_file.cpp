@@ -8,11 +8,16 @@ namespace crosvisor::disk {
 namespace {
 
 std::string_view kind_of(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISSOCK(mode)) return "a socket";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISDIR(mode))
+    return "a directory";
+  if (S_ISFIFO(mode))
+    return "a FIFO";
+  if (S_ISSOCK(mode))
+    return "a socket";
+  if (S_ISCHR(mode))
+    return "a character device";
+  if (S_ISBLK(mode))
+    return "a block device";
   return "not a regular file";
 }
 
@@ -20,8 +25,10 @@ Expected<void> write_all(int fd, std::string_view bytes, const std::filesystem::
   std::size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::unexpected(errno_error(ErrorKind::io, "write " + path.string(), errno));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return std::unexpected(errno_error(ErrorKind::io, "write " + path.string(), errno));
     done += static_cast<std::size_t>(n);
   }
   return {};
@@ -29,11 +36,14 @@ Expected<void> write_all(int fd, std::string_view bytes, const std::filesystem::
 
 }  // namespace
 
-Expected<UniqueFd> open_image(const std::filesystem::path& path, bool writable, std::string_view role) {
+Expected<UniqueFd> open_image(const std::filesystem::path& path, bool writable,
+                              std::string_view role) {
   // O_NONBLOCK: opening a FIFO must not hang; it is rejected by image_size right after.
-  UniqueFd fd(::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  UniqueFd fd(
+      ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd) {
-    return std::unexpected(errno_error(ErrorKind::not_found, std::string(role) + " " + path.string(), errno));
+    return std::unexpected(
+        errno_error(ErrorKind::not_found, std::string(role) + " " + path.string(), errno));
   }
   const int flags = fcntl(fd.get(), F_GETFL);
   fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
@@ -42,38 +52,47 @@ Expected<UniqueFd> open_image(const std::filesystem::path& path, bool writable, 
 
 Expected<std::uint64_t> image_size(int fd, std::string_view what) {
   struct stat info {};
-  if (fstat(fd, &info) != 0) return std::unexpected(errno_error(ErrorKind::io, what, errno));
+  if (fstat(fd, &info) != 0)
+    return std::unexpected(errno_error(ErrorKind::io, what, errno));
   if (!S_ISREG(info.st_mode)) {
-    return make_error(ErrorKind::invalid_config, std::string(what) + " is " + std::string(kind_of(info.st_mode)) +
-                                                     ", not a regular file");
+    return make_error(
+        ErrorKind::invalid_config,
+        std::string(what) + " is " + std::string(kind_of(info.st_mode)) + ", not a regular file");
   }
-  if (info.st_size == 0) return make_error(ErrorKind::invalid_config, std::string(what) + " is empty");
+  if (info.st_size == 0)
+    return make_error(ErrorKind::invalid_config, std::string(what) + " is empty");
   return static_cast<std::uint64_t>(info.st_size);
 }
 
 Expected<void> write_file_atomically(const std::filesystem::path& path, std::string_view bytes) {
   std::string temp = path.string() + ".tmp-XXXXXX";
   UniqueFd fd(mkostemp(temp.data(), O_CLOEXEC));
-  if (!fd) return std::unexpected(errno_error(ErrorKind::io, "create " + temp, errno));
+  if (!fd)
+    return std::unexpected(errno_error(ErrorKind::io, "create " + temp, errno));
   auto written = write_all(fd.get(), bytes, temp);
-  if (written && fsync(fd.get()) != 0) written = std::unexpected(errno_error(ErrorKind::io, "fsync " + temp, errno));
-  if (written && fchmod(fd.get(), 0644) != 0) written = std::unexpected(errno_error(ErrorKind::io, "chmod " + temp, errno));
+  if (written && fsync(fd.get()) != 0)
+    written = std::unexpected(errno_error(ErrorKind::io, "fsync " + temp, errno));
+  if (written && fchmod(fd.get(), 0644) != 0)
+    written = std::unexpected(errno_error(ErrorKind::io, "chmod " + temp, errno));
   if (written && ::rename(temp.c_str(), path.c_str()) != 0) {
     written = std::unexpected(errno_error(ErrorKind::io, "rename to " + path.string(), errno));
   }
-  if (!written) ::unlink(temp.c_str());
+  if (!written)
+    ::unlink(temp.c_str());
   return written;
 }
 
 Expected<void> write_sparse_file(const std::filesystem::path& path, std::string_view prefix,
                                  std::uint64_t size) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd) return std::unexpected(errno_error(ErrorKind::io, "create " + path.string(), errno));
+  if (!fd)
+    return std::unexpected(errno_error(ErrorKind::io, "create " + path.string(), errno));
   auto written = write_all(fd.get(), prefix, path);
   if (written && ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
     written = std::unexpected(errno_error(ErrorKind::io, "truncate " + path.string(), errno));
   }
-  if (!written) ::unlink(path.c_str());
+  if (!written)
+    ::unlink(path.c_str());
   return written;
 }
 

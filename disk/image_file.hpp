@@ -12,7 +12,8 @@
 namespace crosvisor::disk {
 
 // Opens an image read-only or read-write; errors name the role ("partition \"boot\"") and path.
-Expected<UniqueFd> open_image(const std::filesystem::path& path, bool writable, std::string_view role);
+Expected<UniqueFd> open_image(const std::filesystem::path& path, bool writable,
+                              std::string_view role);
 
 // The size of an opened image, which must be a non-empty regular file (not a directory, FIFO,
 // socket or device). `what` names it in errors.

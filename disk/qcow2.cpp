@@ -15,7 +15,8 @@ Bytes empty_qcow2(std::uint64_t virtual_size) {
   // One L2 table maps cluster_size / 8 clusters; the L1 table has one entry per L2 table.
   const std::uint64_t bytes_per_l2 = kClusterSize * (kClusterSize / 8);
   const std::uint64_t l1_entries = (virtual_size + bytes_per_l2 - 1) / bytes_per_l2;
-  const std::uint64_t l1_clusters = std::max<std::uint64_t>(1, align_up(l1_entries * 8, kClusterSize) / kClusterSize);
+  const std::uint64_t l1_clusters =
+      std::max<std::uint64_t>(1, align_up(l1_entries * 8, kClusterSize) / kClusterSize);
   // Layout: header, refcount table, refcount block, L1 table.
   const std::uint64_t refcount_table = 1 * kClusterSize;
   const std::uint64_t refcount_block = 2 * kClusterSize;

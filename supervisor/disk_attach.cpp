@@ -10,13 +10,14 @@ namespace crosvisor {
 namespace {
 
 // Writes a file into the run directory and plans an fd for it.
-Expected<int> plan_new_file(const std::filesystem::path& path, std::string_view bytes, bool writable,
-                            FdPlan& fds) {
+Expected<int> plan_new_file(const std::filesystem::path& path, std::string_view bytes,
+                            bool writable, FdPlan& fds) {
   if (auto written = disk::write_file_atomically(path, bytes); !written) {
     return std::unexpected(written.error());
   }
   auto fd = disk::open_image(path, writable, "generated file");
-  if (!fd) return std::unexpected(fd.error());
+  if (!fd)
+    return std::unexpected(fd.error());
   return fds.add(std::move(*fd));
 }
 
@@ -26,12 +27,15 @@ std::vector<std::string> virtio_blk(std::size_t index, const std::string& drive_
           "virtio-blk-device,drive=" + id};
 }
 
-Expected<std::vector<std::string>> raw_disk_args(const RawDisk& disk, std::size_t index, FdPlan& fds) {
+Expected<std::vector<std::string>> raw_disk_args(const RawDisk& disk, std::size_t index,
+                                                 FdPlan& fds) {
   const std::string role = "disk " + std::to_string(index);
   auto fd = disk::open_image(disk.path, disk.writable, role);
-  if (!fd) return std::unexpected(fd.error());
+  if (!fd)
+    return std::unexpected(fd.error());
   auto size = disk::image_size(fd->get(), role + " " + disk.path.string());
-  if (!size) return std::unexpected(size.error());
+  if (!size)
+    return std::unexpected(size.error());
   const int number = fds.add(std::move(*fd));
   return virtio_blk(index, "format=raw,file=" + FdPlan::proc_path(number) +
                                (disk.writable ? "" : ",readonly=on"));
@@ -46,31 +50,45 @@ Expected<std::vector<std::string>> composite_disk_args(const CompositeDisk& disk
   for (const auto& partition : disk.partitions) {
     const std::string role = "partition \"" + partition.label + "\"";
     auto fd = disk::open_image(partition.path, partition.writable, role);
-    if (!fd) return std::unexpected(fd.error());
+    if (!fd)
+      return std::unexpected(fd.error());
     auto size = disk::image_size(fd->get(), role + " " + partition.path.string());
-    if (!size) return std::unexpected(size.error());
-    inputs.push_back({partition.label, *size, partition.writable, std::nullopt, disk::kLinuxFilesystemType});
+    if (!size)
+      return std::unexpected(size.error());
+    inputs.push_back(
+        {partition.label, *size, partition.writable, std::nullopt, disk::kLinuxFilesystemType});
     partition_fds.push_back(fds.add(std::move(*fd)));
   }
   auto layout = disk::plan_composite(inputs, disk::Guid::random());
-  if (!layout) return std::unexpected(layout.error());
+  if (!layout)
+    return std::unexpected(layout.error());
 
-  const auto as_text = [](const disk::Bytes& bytes) { return std::string(bytes.begin(), bytes.end()); };
-  auto header = plan_new_file(run_dir / (prefix + ".header"), as_text(layout->gpt.header), false, fds);
-  if (!header) return std::unexpected(header.error());
-  auto footer = plan_new_file(run_dir / (prefix + ".footer"), as_text(layout->gpt.footer), false, fds);
-  if (!footer) return std::unexpected(footer.error());
-  auto filler = plan_new_file(run_dir / (prefix + ".filler"), std::string(disk::kZeroFillerSize, '\0'), false, fds);
-  if (!filler) return std::unexpected(filler.error());
+  const auto as_text = [](const disk::Bytes& bytes) {
+    return std::string(bytes.begin(), bytes.end());
+  };
+  auto header =
+      plan_new_file(run_dir / (prefix + ".header"), as_text(layout->gpt.header), false, fds);
+  if (!header)
+    return std::unexpected(header.error());
+  auto footer =
+      plan_new_file(run_dir / (prefix + ".footer"), as_text(layout->gpt.footer), false, fds);
+  if (!footer)
+    return std::unexpected(footer.error());
+  auto filler = plan_new_file(run_dir / (prefix + ".filler"),
+                              std::string(disk::kZeroFillerSize, '\0'), false, fds);
+  if (!filler)
+    return std::unexpected(filler.error());
 
   // Read-only partitions: an empty qcow2 layer per partition, backed by the read-only fd.
   std::vector<int> overlay_fds(inputs.size(), -1);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i].writable) continue;
+    if (inputs[i].writable)
+      continue;
     const auto image = disk::empty_qcow2(disk::align_up(inputs[i].size, disk::kSectorSize));
     auto overlay = plan_new_file(run_dir / (prefix + "-p" + std::to_string(i + 1) + ".qcow2"),
                                  as_text(image), true, fds);
-    if (!overlay) return std::unexpected(overlay.error());
+    if (!overlay)
+      return std::unexpected(overlay.error());
     overlay_fds[i] = *overlay;
   }
 
@@ -79,9 +97,15 @@ Expected<std::vector<std::string>> composite_disk_args(const CompositeDisk& disk
   const std::string vmdk = disk::encode_vmdk(*layout, [&](const disk::Component& component) {
     int number = -1;
     switch (component.kind) {
-      case disk::ComponentKind::header: number = *header; break;
-      case disk::ComponentKind::footer: number = *footer; break;
-      case disk::ComponentKind::filler: number = *filler; break;
+      case disk::ComponentKind::header:
+        number = *header;
+        break;
+      case disk::ComponentKind::footer:
+        number = *footer;
+        break;
+      case disk::ComponentKind::filler:
+        number = *filler;
+        break;
       case disk::ComponentKind::partition:
         number = partition_fds[component.partition];
         if (overlay_fds[component.partition] >= 0) {
@@ -96,15 +120,18 @@ Expected<std::vector<std::string>> composite_disk_args(const CompositeDisk& disk
     return FdPlan::proc_path(number);
   });
   auto descriptor = plan_new_file(run_dir / (prefix + ".vmdk"), vmdk, false, fds);
-  if (!descriptor) return std::unexpected(descriptor.error());
+  if (!descriptor)
+    return std::unexpected(descriptor.error());
   return virtio_blk(index, "format=vmdk,file=" + FdPlan::proc_path(*descriptor) + extent_options);
 }
 
 }  // namespace
 
 Expected<std::vector<std::string>> qemu_disk_args(const DiskSpec& disk, std::size_t index,
-                                                  const std::filesystem::path& run_dir, FdPlan& fds) {
-  if (const auto* raw = std::get_if<RawDisk>(&disk)) return raw_disk_args(*raw, index, fds);
+                                                  const std::filesystem::path& run_dir,
+                                                  FdPlan& fds) {
+  if (const auto* raw = std::get_if<RawDisk>(&disk))
+    return raw_disk_args(*raw, index, fds);
   return composite_disk_args(std::get<CompositeDisk>(disk), index, run_dir, fds);
 }
 

@@ -18,6 +18,7 @@ namespace crosvisor {
 // backing file QEMU opens read-only (QEMU drops read-only extents from a VMDK, so a read-only part
 // must be protected this way: guest writes to it are discarded when the VM dies).
 Expected<std::vector<std::string>> qemu_disk_args(const DiskSpec& disk, std::size_t index,
-                                                  const std::filesystem::path& run_dir, FdPlan& fds);
+                                                  const std::filesystem::path& run_dir,
+                                                  FdPlan& fds);
 
 }  // namespace crosvisor

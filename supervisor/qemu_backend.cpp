@@ -60,7 +60,8 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run
 
   for (std::size_t i = 0; i < spec.disks.size(); ++i) {
     auto disk_args = qemu_disk_args(spec.disks[i], i, run_dir, request.fds);
-    if (!disk_args) return std::unexpected(disk_args.error());
+    if (!disk_args)
+      return std::unexpected(disk_args.error());
     args.insert(args.end(), disk_args->begin(), disk_args->end());
   }
 

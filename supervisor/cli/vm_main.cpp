@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "supervisor/cli/composite_command.hpp"
 #include "supervisor/cli/run_command.hpp"
 #include "supervisor/exit_codes.hpp"
 
@@ -24,6 +25,22 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"full", "none"}));
   run_cmd->add_option("--accel", run.accel, "QEMU accelerator list, e.g. tcg or kvm:tcg");
 
+  std::filesystem::path composite_out;
+  std::filesystem::path composite_inspect;
+  std::vector<std::string> composite_partitions;
+  auto* composite_cmd =
+      app.add_subcommand("composite",
+                         "Write a composite disk OUT (crosvm format, plus OUT.header, OUT.footer, "
+                         "OUT.filler and OUT.vmdk for QEMU) from partition images, or inspect one");
+  composite_cmd->add_option("OUT", composite_out, "The composite disk file to write");
+  composite_cmd->add_option("--partition", composite_partitions,
+                            "LABEL:PATH[:writable][:GUID], in disk order");
+  composite_cmd
+      ->add_option("--inspect", composite_inspect,
+                   "Print the components and GPT of a composite file")
+      ->excludes("--partition")
+      ->excludes("OUT");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -38,5 +55,14 @@ int main(int argc, char** argv) {
 
   if (*run_cmd)
     return cli::run_vm(run);
+  if (*composite_cmd) {
+    if (!composite_inspect.empty())
+      return cli::inspect_composite(composite_inspect);
+    if (composite_out.empty() || composite_partitions.empty()) {
+      std::cerr << "vm composite: give OUT and at least one --partition, or --inspect FILE\n";
+      return kExitUsage;
+    }
+    return cli::create_composite(composite_out, composite_partitions);
+  }
   return kExitUsage;
 }

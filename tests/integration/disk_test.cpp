@@ -36,24 +36,30 @@ std::set<int> fd_references(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("a guest sees a three-partition composite disk by label; writes land only where allowed") {
+TEST_CASE(
+    "a guest sees a three-partition composite disk by label; writes land only where allowed") {
   test::require_guest();
   test::TempDir images;
-  const auto boot = images.write("boot.img", "BOOT-PARTITION" + std::string(4000 - 14, 'b'));  // RO, unaligned
+  const auto boot =
+      images.write("boot.img", "BOOT-PARTITION" + std::string(4000 - 14, 'b'));  // RO, unaligned
   const auto data = images.write("data.img", "DATA-PARTITION" + std::string(8192 - 14, 'd'));  // RW
   const auto conf = images.write("conf.img", "CONF-PARTITION" + std::string(4096 - 14, 'c'));  // RO
-  const auto raw = images.write("raw.img", "RAW-DISK-IMAGE" + std::string(65536 - 14, 'r'));   // RW raw
+  const auto raw =
+      images.write("raw.img", "RAW-DISK-IMAGE" + std::string(65536 - 14, 'r'));  // RW raw
   VmSpec spec = test::guest_spec(
-      "composite", "cv.show_disks=1 cv.write=vda2:guest-wrote-data,vda3:guest-wrote-conf,vdb:guest-wrote-raw "
-                   "cv.then=poweroff");
-  spec.disks = {CompositeDisk{{{"boot", boot, false}, {"data", data, true}, {"config", conf, false}}},
-                RawDisk{raw, true}};
+      "composite",
+      "cv.show_disks=1 cv.write=vda2:guest-wrote-data,vda3:guest-wrote-conf,vdb:guest-wrote-raw "
+      "cv.then=poweroff");
+  spec.disks = {
+      CompositeDisk{{{"boot", boot, false}, {"data", data, true}, {"config", conf, false}}},
+      RawDisk{raw, true}};
   test::Harness h;
   h.create(spec);
   const VmEvent dead = h.await_state(VmState::dead);
   INFO([&] {
     std::string all;
-    for (const auto& line : h.console) all += line + "\n";
+    for (const auto& line : h.console)
+      all += line + "\n";
     return all;
   }());
   CHECK(dead.reason == DeathReason::shutdown);
@@ -73,7 +79,8 @@ TEST_CASE("a read-only raw disk cannot be written by the guest") {
   test::require_guest();
   test::TempDir images;
   const auto raw = images.write("ro.img", "READ-ONLY-IMAGE" + std::string(65536 - 15, 'x'));
-  VmSpec spec = test::guest_spec("rodisk", "cv.show_disks=1 cv.write=vda:scribble cv.then=poweroff");
+  VmSpec spec =
+      test::guest_spec("rodisk", "cv.show_disks=1 cv.write=vda:scribble cv.then=poweroff");
   spec.disks = {RawDisk{raw, false}};
   test::Harness h;
   h.create(spec);
@@ -82,7 +89,8 @@ TEST_CASE("a read-only raw disk cannot be written by the guest") {
   CHECK(read_all(raw) == "READ-ONLY-IMAGE" + std::string(65536 - 15, 'x'));
 }
 
-TEST_CASE("the VMM inherits exactly the planned fds: 0, 1, 2 and every /proc/self/fd it is told about") {
+TEST_CASE(
+    "the VMM inherits exactly the planned fds: 0, 1, 2 and every /proc/self/fd it is told about") {
   test::TempDir images;
   const auto kernel = images.write("vmlinuz", "not really a kernel");
   VmSpec spec;
@@ -90,10 +98,9 @@ TEST_CASE("the VMM inherits exactly the planned fds: 0, 1, 2 and every /proc/sel
   spec.kernel = kernel;
   spec.initrd = images.write("initrd", "initrd");
   spec.vmm_binary = FD_PROBE_BINARY;
-  spec.disks = {
-      CompositeDisk{{{"a", images.write("a.img", std::string(4096, 'a')), true},
-                     {"b", images.write("b.img", std::string(100, 'b')), false}}},
-      RawDisk{images.write("raw.img", std::string(512, 'r')), false}};
+  spec.disks = {CompositeDisk{{{"a", images.write("a.img", std::string(4096, 'a')), true},
+                               {"b", images.write("b.img", std::string(100, 'b')), false}}},
+                RawDisk{images.write("raw.img", std::string(512, 'r')), false}};
   test::Harness h;
   auto vm = h.create(spec);
   const VmEvent running = h.await_state(VmState::running);
@@ -127,6 +134,7 @@ TEST_CASE("an unusable partition fails the launch, naming it, and leaves nothing
   h.create(spec);
   const VmEvent dead = h.await_state(VmState::dead);
   CHECK(dead.reason == DeathReason::start_failed);
-  CHECK(dead.detail == "partition \"gone\" " + (images / "missing.img").string() + ": No such file or directory");
+  CHECK(dead.detail ==
+        "partition \"gone\" " + (images / "missing.img").string() + ": No such file or directory");
   CHECK(test::eventually([&] { return std::filesystem::is_empty(h.runtime.path()); }, 5s));
 }

@@ -4,11 +4,15 @@
 
 namespace crosvisor::test {
 
-Harness::~Harness() { client->send_exit(service, caf::exit_reason::user_shutdown); }
+Harness::~Harness() {
+  client->send_exit(service, caf::exit_reason::user_shutdown);
+}
 
 caf::actor Harness::create(const VmSpec& spec) {
   caf::actor vm;
-  client->request(service, caf::infinite, create_atom::value, spec, caf::actor_cast<caf::actor>(client))
+  client
+      ->request(service, caf::infinite, create_atom::value, spec,
+                caf::actor_cast<caf::actor>(client))
       .receive([&](caf::actor created) { vm = created; },
                [&](caf::error& error) { FAIL(system.render(error)); });
   return vm;
@@ -21,7 +25,8 @@ VmEvent Harness::next_event() {
     client->receive([&](const VmEvent& e) { event = e; },
                     [&](const ConsoleLine& line) { console.push_back(line.text); },
                     caf::after(kEventDeadline) >> [&] { timed_out = true; });
-    if (timed_out) FAIL("no VM event within the deadline");
+    if (timed_out)
+      FAIL("no VM event within the deadline");
   }
   return *event;
 }
@@ -29,8 +34,10 @@ VmEvent Harness::next_event() {
 VmEvent Harness::await_state(VmState state) {
   for (;;) {
     VmEvent event = next_event();
-    if (event.state == state) return event;
-    INFO("waiting for " << to_string(state) << ", got " << to_string(event.state) << " " << event.detail);
+    if (event.state == state)
+      return event;
+    INFO("waiting for " << to_string(state) << ", got " << to_string(event.state) << " "
+                        << event.detail);
     REQUIRE(event.state != VmState::dead);
   }
 }

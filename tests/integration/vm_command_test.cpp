@@ -85,3 +85,35 @@ TEST_CASE("vm run rejects a misspelt key with the file, line and key") {
   CHECK_THAT(vm.output(),
              Catch::Contains(file.string() + ":3:1: key 'cpu': unknown key; did you mean 'cpus'?"));
 }
+
+TEST_CASE("vm composite writes a crosvm composite disk and its companions, and inspects it") {
+  test::TempDir dir;
+  dir.write("boot.img", std::string(4000, 'b'));
+  dir.write("data.img", std::string(8192, 'd'));
+  const auto out = dir / "disk.img";
+  test::Subprocess create({VM_BINARY, "composite", out.string(), "--partition",
+                           "boot:" + (dir / "boot.img").string(), "--partition",
+                           "data:" + (dir / "data.img").string() + ":writable"});
+  REQUIRE(create.wait_exit(30s) == 0);
+  for (const auto* suffix : {"", ".header", ".footer", ".filler", ".vmdk"}) {
+    CHECK(std::filesystem::exists(out.string() + suffix));
+  }
+  test::Subprocess inspect({VM_BINARY, "composite", "--inspect", out.string()});
+  REQUIRE(inspect.wait_exit(30s) == 0);
+  CHECK_THAT(inspect.output(),
+             Catch::Contains("composite disk, version 2, 53248 bytes, 5 components"));
+  CHECK_THAT(inspect.output(),
+             Catch::Contains("0x5fa0      0x60        ro      " + out.string() + ".filler"));
+  CHECK_THAT(inspect.output(), Catch::Contains("2: \"data\" LBA 48-63 (8192 bytes)"));
+
+  test::Subprocess garbage({VM_BINARY, "composite", "--inspect", (dir / "boot.img").string()});
+  CHECK(garbage.wait_exit(30s) == 3);
+  CHECK_THAT(garbage.output(), Catch::Contains("not a composite disk: bad magic"));
+
+  test::Subprocess unaligned({VM_BINARY, "composite", (dir / "bad.img").string(), "--partition",
+                              "boot:" + (dir / "boot.img").string() + ":writable"});
+  CHECK(unaligned.wait_exit(30s) == 3);
+  CHECK_THAT(unaligned.output(), Catch::Contains("writable partition \"boot\" is 4000 bytes"));
+  CHECK_FALSE(std::filesystem::exists(dir / "bad.img"));
+  CHECK_FALSE(std::filesystem::exists(dir / "bad.img.header"));
+}

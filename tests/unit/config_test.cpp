@@ -138,3 +138,58 @@ TEST_CASE("closest_match suggests near words only") {
   CHECK(config::closest_match("cpu", known) == "cpus");
   CHECK_FALSE(config::closest_match("bootloader", known).has_value());
 }
+
+TEST_CASE("disks: raw images and composite disks, paths relative to the file") {
+  auto spec = parse_vm_spec(R"(name = "d"
+kernel = "k"
+
+[[disks]]
+path = "root.img"
+writable = true
+
+[[disks]]
+partitions = [
+  { label = "boot", path = "/abs/boot.img" },
+  { label = "data", path = "data.img", writable = true },
+]
+)",
+                            kSource);
+  REQUIRE(spec.has_value());
+  REQUIRE(spec->disks.size() == 2);
+  CHECK(std::get<RawDisk>(spec->disks[0]) == RawDisk{"/etc/vms/root.img", true});
+  const auto& composite = std::get<CompositeDisk>(spec->disks[1]);
+  REQUIRE(composite.partitions.size() == 2);
+  CHECK(composite.partitions[0] == CompositePartition{"boot", "/abs/boot.img", false});
+  CHECK(composite.partitions[1] == CompositePartition{"data", "/etc/vms/data.img", true});
+}
+
+TEST_CASE("disk mistakes are reported with their place in the disks array") {
+  auto spec = parse_vm_spec(R"(name = "d"
+kernel = "k"
+disks = [
+  { path = "a.img", partitions = [] },
+  { partitions = [ { label = "x", pth = "x.img" } ] },
+  { path = "b.img", writable = "yes" },
+  "c.img",
+  { partitions = [] },
+]
+)",
+                            kSource);
+  REQUIRE_FALSE(spec.has_value());
+  const std::string& message = spec.error().message;
+  CHECK_THAT(
+      message,
+      Catch::Contains("key 'disks[0]': a disk has either 'path' (a raw image) or 'partitions'"));
+  CHECK_THAT(message, Catch::Contains(
+                          "key 'disks[1].partitions[0].pth': unknown key; did you mean 'path'?"));
+  CHECK_THAT(message,
+             Catch::Contains("key 'disks[1].partitions[0].path': is required but missing"));
+  CHECK_THAT(
+      message,
+      Catch::Contains(
+          "hello.toml:6:32: key 'disks[2].writable': expected true or false, found a string"));
+  CHECK_THAT(message, Catch::Contains("key 'disks[3]': expected a table, found a string"));
+  CHECK_THAT(
+      message,
+      Catch::Contains("key 'disks[4].partitions': a composite disk needs at least one partition"));
+}

@@ -35,7 +35,8 @@ std::string hex(std::string_view bytes) {
 }
 
 // A file of `size` bytes filled with `fill`, for partition images.
-std::filesystem::path make_image(const test::TempDir& dir, const std::string& name, std::size_t size, char fill) {
+std::filesystem::path make_image(const test::TempDir& dir, const std::string& name,
+                                 std::size_t size, char fill) {
   return dir.write(name, std::string(size, fill));
 }
 
@@ -54,7 +55,8 @@ TEST_CASE("CRC-32 and GUIDs match their specifications") {
   CHECK(crc32({reinterpret_cast<const std::uint8_t*>(check.data()), check.size()}) == 0xCBF43926u);
   const auto mixed = kLinuxFilesystemType.mixed_endian();
   CHECK(hex({reinterpret_cast<const char*>(mixed.data()), mixed.size()}) ==
-        "af3dc60f83847247" "8e793d69d8477de4");
+        "af3dc60f83847247"
+        "8e793d69d8477de4");
   CHECK(kLinuxFilesystemType.to_string() == "0FC63DAF-8483-4772-8E79-3D69D8477DE4");
   CHECK(Guid::from_mixed_endian(mixed.data()) == kLinuxFilesystemType);
   CHECK_FALSE(Guid::parse("not-a-guid").has_value());
@@ -63,7 +65,8 @@ TEST_CASE("CRC-32 and GUIDs match their specifications") {
   CHECK(random.to_string()[14] == '4');  // version 4
 }
 
-TEST_CASE("crosvm's test vector: components at 0, 0x5000, 0x5fa0, 0x6000 (RW), 0x7000; length 0xc000") {
+TEST_CASE(
+    "crosvm's test vector: components at 0, 0x5000, 0x5fa0, 0x6000 (RW), 0x7000; length 0xc000") {
   const auto layout = crosvm_vector();
   REQUIRE(layout.components.size() == 5);
   const std::vector<std::pair<ComponentKind, std::uint64_t>> expected{
@@ -91,7 +94,8 @@ TEST_CASE("primary and backup GPT headers point at each other and otherwise agre
   std::string primary = disk.substr(512, 92);
   std::string backup = disk.substr(disk.size() - 512, 92);
   const auto lba = [](const std::string& header, std::size_t at) {
-    return load_le<std::uint64_t>({reinterpret_cast<const std::uint8_t*>(header.data()), header.size()}, at);
+    return load_le<std::uint64_t>(
+        {reinterpret_cast<const std::uint8_t*>(header.data()), header.size()}, at);
   };
   const std::uint64_t last_lba = layout.length / 512 - 1;
   CHECK(lba(primary, 24) == 1);
@@ -107,7 +111,8 @@ TEST_CASE("primary and backup GPT headers point at each other and otherwise agre
   }
   CHECK(primary == backup);
   // The entries of the footer are a copy of the primary ones.
-  CHECK(disk.substr(1024, kGptEntriesSize) == disk.substr(0x7000 + kFooterPadding, kGptEntriesSize));
+  CHECK(disk.substr(1024, kGptEntriesSize) ==
+        disk.substr(0x7000 + kFooterPadding, kGptEntriesSize));
 }
 
 TEST_CASE("the composite file is byte-exact against the protoc-encoded reference vector") {
@@ -117,10 +122,14 @@ TEST_CASE("the composite file is byte-exact against the protoc-encoded reference
   REQUIRE(layout.has_value());
   const auto name = [](const Component& c) -> std::string {
     switch (c.kind) {
-      case ComponentKind::header: return "header.img";
-      case ComponentKind::footer: return "footer.img";
-      case ComponentKind::filler: return "filler.img";
-      case ComponentKind::partition: break;
+      case ComponentKind::header:
+        return "header.img";
+      case ComponentKind::footer:
+        return "footer.img";
+      case ComponentKind::filler:
+        return "filler.img";
+      case ComponentKind::partition:
+        break;
     }
     return c.partition == 0 ? "p1.img" : "p2.img";
   };
@@ -143,9 +152,9 @@ TEST_CASE("protoc --decode reads the composite file back to the expected fields"
     return "/proc/self/fd/" + std::to_string(10 + c.offset / 0x1000);
   });
   const auto body = dir.write("body.pb", file.substr(kCompositeMagic.size()));
-  const auto result = test::run_command("protoc --decode=crosvisor.cdisk_spec.CompositeDisk -I " +
-                                        std::string(CROSVISOR_SOURCE_DIR) + " " + CROSVISOR_SOURCE_DIR +
-                                        "/disk/cdisk_spec.proto < " + body.string());
+  const auto result = test::run_command(
+      "protoc --decode=crosvisor.cdisk_spec.CompositeDisk -I " + std::string(CROSVISOR_SOURCE_DIR) +
+      " " + CROSVISOR_SOURCE_DIR + "/disk/cdisk_spec.proto < " + body.string());
   INFO(result.output);
   REQUIRE(result.exit_code == 0);
   CHECK(result.output ==
@@ -153,33 +162,41 @@ TEST_CASE("protoc --decode reads the composite file back to the expected fields"
         "component_disks {\n  file_path: \"/proc/self/fd/10\"\n}\n"
         "component_disks {\n  file_path: \"/proc/self/fd/15\"\n  offset: 20480\n}\n"
         "component_disks {\n  file_path: \"/proc/self/fd/15\"\n  offset: 24480\n}\n"
-        "component_disks {\n  file_path: \"/proc/self/fd/16\"\n  offset: 24576\n  read_write_capability: READ_WRITE\n}\n"
+        "component_disks {\n  file_path: \"/proc/self/fd/16\"\n  offset: 24576\n  "
+        "read_write_capability: READ_WRITE\n}\n"
         "component_disks {\n  file_path: \"/proc/self/fd/17\"\n  offset: 28672\n}\n"
         "length: 49152\n");
 }
 
 TEST_CASE("bad partition lists are refused with a message naming the problem") {
-  const auto plan = [](std::vector<PartitionInput> inputs) { return plan_composite(inputs, kDiskGuid); };
-  CHECK(plan({{"same", 4096, false, {}, kLinuxFilesystemType}, {"same", 4096, false, {}, kLinuxFilesystemType}})
+  const auto plan = [](std::vector<PartitionInput> inputs) {
+    return plan_composite(inputs, kDiskGuid);
+  };
+  CHECK(plan({{"same", 4096, false, {}, kLinuxFilesystemType},
+              {"same", 4096, false, {}, kLinuxFilesystemType}})
             .error()
             .message == "duplicate partition label \"same\"");
   CHECK_THAT(plan({{std::string(37, 'x'), 4096, false, {}, kLinuxFilesystemType}}).error().message,
              Catch::Contains("is 37 UTF-16 code units long; GPT allows at most 36"));
   CHECK(plan({{std::string(36, 'x'), 4096, false, {}, kLinuxFilesystemType}}).has_value());
   std::vector<PartitionInput> many;
-  for (int i = 0; i < 129; ++i) many.push_back({"p" + std::to_string(i), 4096, false, {}, kLinuxFilesystemType});
+  for (int i = 0; i < 129; ++i)
+    many.push_back({"p" + std::to_string(i), 4096, false, {}, kLinuxFilesystemType});
   CHECK(plan(many).error().message == "129 partitions: a GPT holds at most 128");
   many.pop_back();
   CHECK(plan(many).has_value());
   CHECK_THAT(plan({{"rw", 4000, true, {}, kLinuxFilesystemType}}).error().message,
              Catch::StartsWith("writable partition \"rw\" is 4000 bytes, not a multiple of 4096"));
-  CHECK(plan({{"empty", 0, false, {}, kLinuxFilesystemType}}).error().message == "partition \"empty\" is empty");
-  CHECK_THAT(plan({{"", 4096, false, {}, kLinuxFilesystemType}}).error().message, Catch::Contains("must not be empty"));
+  CHECK(plan({{"empty", 0, false, {}, kLinuxFilesystemType}}).error().message ==
+        "partition \"empty\" is empty");
+  CHECK_THAT(plan({{"", 4096, false, {}, kLinuxFilesystemType}}).error().message,
+             Catch::Contains("must not be empty"));
 }
 
 TEST_CASE("the reader validates composite files as crosvm does") {
   const auto layout = crosvm_vector();
-  const std::string good = encode_composite(layout, [](const Component&) { return std::string("x"); });
+  const std::string good =
+      encode_composite(layout, [](const Component&) { return std::string("x"); });
   auto decoded = decode_composite(good);
   REQUIRE(decoded.has_value());
   CHECK(decoded->version == 2);
@@ -193,11 +210,13 @@ TEST_CASE("the reader validates composite files as crosvm does") {
   CHECK(decode_composite(std::string(kCompositeMagic) + "\xff\xff\xff").error().message ==
         "composite disk: the CompositeDisk protobuf is malformed");
   // version 3: field 1 varint 3
-  CHECK(decode_composite(std::string(kCompositeMagic) + "\x08\x03" + good.substr(17)).error().message ==
-        "composite disk: unknown version 3");
+  CHECK(decode_composite(std::string(kCompositeMagic) + "\x08\x03" + good.substr(17))
+            .error()
+            .message == "composite disk: unknown version 3");
   // two components at offset 0x5000: duplicate one component
-  auto same = decode_composite(std::string(kCompositeMagic) +
-                               "\x08\x02\x12\x05\x0a\x01x\x10\x01\x12\x05\x0a\x01y\x10\x01\x18\x10");
+  auto same =
+      decode_composite(std::string(kCompositeMagic) +
+                       "\x08\x02\x12\x05\x0a\x01x\x10\x01\x12\x05\x0a\x01y\x10\x01\x18\x10");
   CHECK(same.error().message == "composite disk: two components at offset 1");
   CHECK(decode_composite(std::string(kCompositeMagic) + "\x08\x02\x12\x05\x0a\x01x\x10\x10\x18\x10")
             .error()
@@ -206,13 +225,15 @@ TEST_CASE("the reader validates composite files as crosvm does") {
         "composite disk: no components");
 }
 
-TEST_CASE("vm composite files: sgdisk verifies the GPT; qemu-img reads the VMDK as the same bytes") {
+TEST_CASE(
+    "vm composite files: sgdisk verifies the GPT; qemu-img reads the VMDK as the same bytes") {
   test::TempDir dir;
-  const auto boot = make_image(dir, "boot.img", 4000, 'b');        // read-only, unaligned
-  const auto data = make_image(dir, "data.img", 3 * 4096, 'd');    // writable
-  const auto conf = make_image(dir, "conf.img", 10 * 512, 'c');    // read-only, sector-aligned
+  const auto boot = make_image(dir, "boot.img", 4000, 'b');      // read-only, unaligned
+  const auto data = make_image(dir, "data.img", 3 * 4096, 'd');  // writable
+  const auto conf = make_image(dir, "conf.img", 10 * 512, 'c');  // read-only, sector-aligned
   auto outputs = create_composite_files(
-      dir / "disk.img", {{"boot", boot, false, {}}, {"data", data, true, {}}, {"config", conf, false, {}}});
+      dir / "disk.img",
+      {{"boot", boot, false, {}}, {"data", data, true, {}}, {"config", conf, false, {}}});
   REQUIRE(outputs.has_value());
 
   // The disk as crosvm assembles it: each component up to the next offset, zeros past a file's end.
@@ -234,13 +255,16 @@ TEST_CASE("vm composite files: sgdisk verifies the GPT; qemu-img reads the VMDK 
   CHECK_THAT(verify.output, Catch::Contains("No problems found"));
   auto print = test::run_command("sgdisk -p " + raw.string());
   INFO(print.output);
-  CHECK_THAT(print.output, Catch::Contains("   1              40              47   4.0 KiB     8300  boot"));
-  CHECK_THAT(print.output, Catch::Contains("   2              48              71   12.0 KiB    8300  data"));
-  CHECK_THAT(print.output, Catch::Contains("   3              72              87   8.0 KiB     8300  config"));
+  CHECK_THAT(print.output,
+             Catch::Contains("   1              40              47   4.0 KiB     8300  boot"));
+  CHECK_THAT(print.output,
+             Catch::Contains("   2              48              71   12.0 KiB    8300  data"));
+  CHECK_THAT(print.output,
+             Catch::Contains("   3              72              87   8.0 KiB     8300  config"));
 
   const auto converted = dir / "converted.raw";
-  auto convert = test::run_command("qemu-img convert -f vmdk -O raw " + outputs->vmdk.string() + " " +
-                                   converted.string());
+  auto convert = test::run_command("qemu-img convert -f vmdk -O raw " + outputs->vmdk.string() +
+                                   " " + converted.string());
   INFO(convert.output);
   REQUIRE(convert.exit_code == 0);
   CHECK(read_all(converted) == disk);
@@ -255,14 +279,17 @@ TEST_CASE("bad partition files are refused and nothing is written") {
   test::TempDir dir;
   const auto good = make_image(dir, "good.img", 4096, 'g');
   const auto attempt = [&](const std::filesystem::path& bad) {
-    auto result = create_composite_files(dir / "out.img", {{"good", good, false, {}}, {"bad", bad, false, {}}});
+    auto result = create_composite_files(dir / "out.img",
+                                         {{"good", good, false, {}}, {"bad", bad, false, {}}});
     REQUIRE_FALSE(result.has_value());
-    for (const auto& name : {"out.img", "out.img.header", "out.img.footer", "out.img.filler", "out.img.vmdk"}) {
+    for (const auto& name :
+         {"out.img", "out.img.header", "out.img.footer", "out.img.filler", "out.img.vmdk"}) {
       CHECK_FALSE(std::filesystem::exists(dir / name));
     }
     return result.error().message;
   };
-  CHECK_THAT(attempt(dir / "missing.img"), Catch::Contains("missing.img: No such file or directory"));
+  CHECK_THAT(attempt(dir / "missing.img"),
+             Catch::Contains("missing.img: No such file or directory"));
   CHECK_THAT(attempt(dir.write("empty.img", "")), Catch::EndsWith("empty.img is empty"));
   std::filesystem::create_directory(dir / "folder");
   CHECK_THAT(attempt(dir / "folder"), Catch::EndsWith("is a directory, not a regular file"));
@@ -282,7 +309,8 @@ TEST_CASE("partition arguments read as LABEL:PATH[:writable][:GUID]") {
   CHECK(full->writable);
   CHECK(full->guid == kPartitionGuid);
   CHECK_FALSE(parse_partition_argument("nolabel").has_value());
-  CHECK_THAT(parse_partition_argument("a:b:rw").error().message, Catch::Contains("\"rw\" is neither"));
+  CHECK_THAT(parse_partition_argument("a:b:rw").error().message,
+             Catch::Contains("\"rw\" is neither"));
 }
 
 TEST_CASE("the empty qcow2 overlay passes qemu-img check and has the right size") {

@@ -1,0 +1,16 @@
+// The benchmark harness: each scenario measures crosvisor against a baseline taken in the same run
+// and prints its figures; docs/performance.md records them.
+#pragma once
+
+#include <filesystem>
+
+namespace crosvisor::bench {
+
+struct Options {
+  std::filesystem::path work_dir;  // scratch space, removed afterwards
+  bool quick = false;              // fewer repetitions (CI smoke runs)
+};
+
+int composite_scenario(const Options& options);
+
+}  // namespace crosvisor::bench
