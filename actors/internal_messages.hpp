@@ -10,6 +10,8 @@
 
 namespace crosvisor {
 
+// From the service to a new vm actor, after the creator has its handle: launch now.
+using launch_atom = caf::atom_constant<caf::atom("launch")>;
 using started_atom = caf::atom_constant<caf::atom("started")>;     // (started_atom, pid_t)
 using lfailed_atom = caf::atom_constant<caf::atom("lfailed")>;     // (lfailed_atom, Error)
 using console_atom = caf::atom_constant<caf::atom("console")>;     // (console_atom, line)

@@ -8,6 +8,7 @@
 #include <caf/stateful_actor.hpp>
 #include <map>
 
+#include "actors/internal_messages.hpp"
 #include "actors/vm_actor.hpp"
 #include "crosvisor/messages.hpp"
 #include "crosvisor/service.hpp"
@@ -59,7 +60,12 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
         self->monitor(vm);
         st.vms.emplace(name, vm);
         st.names.emplace(vm.address(), name);
-        return vm;
+        // The creator gets the handle before the VM says anything: deliver the reply first,
+        // then let the VM launch. Its first event can only follow the reply in the mailbox.
+        auto reply = self->make_response_promise<caf::actor>();
+        reply.deliver(vm);
+        self->send(vm, launch_atom::value);
+        return reply;
       },
       [=](list_atom) {
         std::vector<caf::actor> vms;

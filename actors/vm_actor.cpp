@@ -111,21 +111,25 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
   if (first_subscriber)
     st.subscribers.push_back(first_subscriber);
 
-  st.life->on_launch_requested();
-  publish(self, current_event(self));
-  st.child = st.reactor->launch(
-      [spec = st.life->spec(), dir = st.run_dir]() -> Expected<VmmLaunch> {
-        std::error_code ec;
-        std::filesystem::create_directories(dir, ec);
-        if (ec)
-          return make_error(ErrorKind::io, "create " + dir.string() + ": " + ec.message());
-        std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-        return qemu::prepare(spec, dir);
-      },
-      observer_for(self));
-  st.child_alive = true;
-
   return {
+      [=](launch_atom) {
+        auto& s = self->state;
+        if (s.life->state() != VmState::created)
+          return;
+        s.life->on_launch_requested();
+        publish(self, current_event(self));
+        s.child = s.reactor->launch(
+            [spec = s.life->spec(), dir = s.run_dir]() -> Expected<VmmLaunch> {
+              std::error_code ec;
+              std::filesystem::create_directories(dir, ec);
+              if (ec)
+                return make_error(ErrorKind::io, "create " + dir.string() + ": " + ec.message());
+              std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+              return qemu::prepare(spec, dir);
+            },
+            observer_for(self));
+        s.child_alive = true;
+      },
       [=](started_atom, pid_t pid) {
         auto& s = self->state;
         s.pid = pid;

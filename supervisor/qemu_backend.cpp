@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <fstream>
 #include <sstream>
 
 #include "supervisor/disk_attach.hpp"
@@ -20,6 +22,40 @@ std::vector<std::string> accel_args(const std::string& accel) {
     args.push_back(one);
   }
   return args;
+}
+
+std::string kernel_params(const VmSpec& spec, std::optional<std::uint64_t> tsc_khz) {
+  std::string params = spec.params;
+  const auto accels = accel_args(spec.accel);
+  const bool tcg_only = std::all_of(accels.begin(), accels.end(), [](const std::string& a) {
+    return a == "-accel" || a == "tcg";
+  });
+  if (tcg_only && tsc_khz && params.find("tsc_early_khz=") == std::string::npos) {
+    if (!params.empty())
+      params += ' ';
+    params += "tsc_early_khz=" + std::to_string(*tsc_khz);
+  }
+  return params;
+}
+
+std::optional<std::uint64_t> host_tsc_khz() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("cpu MHz", 0) != 0)
+      continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos)
+      break;
+    try {
+      const double mhz = std::stod(line.substr(colon + 1));
+      if (mhz > 0)
+        return static_cast<std::uint64_t>(mhz * 1000.0 + 0.5);
+    } catch (const std::exception&) {
+    }
+    break;
+  }
+  return std::nullopt;
 }
 
 Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run_dir) {
@@ -55,8 +91,10 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run
       return std::unexpected(initrd.error());
     args.insert(args.end(), {"-initrd", FdPlan::proc_path(request.fds.add(std::move(*initrd)))});
   }
-  if (!spec.params.empty())
-    args.insert(args.end(), {"-append", spec.params});
+  static const std::optional<std::uint64_t> tsc_khz = host_tsc_khz();
+  if (const std::string params = kernel_params(spec, tsc_khz); !params.empty()) {
+    args.insert(args.end(), {"-append", params});
+  }
 
   for (std::size_t i = 0; i < spec.disks.size(); ++i) {
     auto disk_args = qemu_disk_args(spec.disks[i], i, run_dir, request.fds);

@@ -1,7 +1,9 @@
 // The QEMU backend: a microvm whose kernel, initrd, console and QMP socket are all inherited fds.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,16 @@ inline constexpr const char* kDefaultBinary = "qemu-system-x86_64";
 
 // The accelerator list "kvm:tcg" as QEMU options: -accel kvm -accel tcg (first that works wins).
 std::vector<std::string> accel_args(const std::string& accel);
+
+// The guest kernel command line QEMU gets. Under TCG alone, microvm offers the guest no timer to
+// calibrate its TSC against but the PIT, and PIT calibration fails when the host is busy (seen:
+// 7 of 16 boots with three guests on two cores); the kernel then marks the TSC unstable and hangs
+// early in boot. Emulated TSC runs at the host's rate, so we tell the guest that rate with
+// tsc_early_khz, unless the params already do or a hardware accelerator may be used.
+std::string kernel_params(const VmSpec& spec, std::optional<std::uint64_t> host_tsc_khz);
+
+// The host's TSC rate in kHz ("cpu MHz" of /proc/cpuinfo), if it can be read.
+std::optional<std::uint64_t> host_tsc_khz();
 
 // Opens everything the VM needs and builds the argv. `run_dir` is the VM's private directory
 // (the QMP socket lives there). Fails, naming the file, when an input cannot be used.

@@ -117,6 +117,18 @@ TEST_CASE(
   CHECK(from_descriptor.size() == 5);  // header, a, the qcow2 layer over b, filler, footer
   planned.insert(from_descriptor.begin(), from_descriptor.end());
   planned.insert({0, 1, 2});
+  INFO([&] {
+    std::string links;
+    for (int fd : test::open_fds(pid)) {
+      std::error_code ec;
+      links += std::to_string(fd) + " -> " +
+               std::filesystem::read_symlink(
+                   "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd), ec)
+                   .string() +
+               "\n";
+    }
+    return links;
+  }());
   CHECK(test::open_fds(pid) == planned);
   CHECK(planned.size() == 3 + 2 /*kernel, initrd*/ + 1 /*raw*/ + 3 /*a, b, b overlay*/ +
                               3 /*header, footer, filler*/ + 1 /*vmdk*/ + 2 /*console, qmp*/);

@@ -12,7 +12,7 @@ std::string guest_toml(const std::string& name, const std::string& guest_args,
   return "name = \"" + name + "\"\n" +                                          //
          "kernel = \"" + (kGuestDir / "vmlinuz").string() + "\"\n" +            //
          "initrd = \"" + (kGuestDir / "initramfs.cpio.gz").string() + "\"\n" +  //
-         "params = \"console=ttyS0 quiet reboot=t panic=-1 " + guest_args + "\"\n" +
+         "params = \"console=ttyS0 reboot=t panic=-1 " + guest_args + "\"\n" +
          "accel = \"tcg\"\n"
          "memory_mib = 256\n"
          "debug = \"full\"\n"
@@ -25,7 +25,7 @@ VmSpec guest_spec(const std::string& name, const std::string& guest_args) {
   spec.name = name;
   spec.kernel = kGuestDir / "vmlinuz";
   spec.initrd = kGuestDir / "initramfs.cpio.gz";
-  spec.params = "console=ttyS0 quiet reboot=t panic=-1 " + guest_args;
+  spec.params = "console=ttyS0 reboot=t panic=-1 " + guest_args;
   spec.accel = "tcg";
   spec.debug = DebugLevel::full;
   spec.ready = ConsoleReady{kGuestReady};

@@ -25,8 +25,12 @@ VmEvent Harness::next_event() {
     client->receive([&](const VmEvent& e) { event = e; },
                     [&](const ConsoleLine& line) { console.push_back(line.text); },
                     caf::after(kEventDeadline) >> [&] { timed_out = true; });
-    if (timed_out)
-      FAIL("no VM event within the deadline");
+    if (timed_out) {
+      std::string seen;
+      for (const auto& line : console)
+        seen += "\n  " + line;
+      FAIL("no VM event within the deadline; console so far:" << seen);
+    }
   }
   return *event;
 }

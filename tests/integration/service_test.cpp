@@ -38,6 +38,8 @@ TEST_CASE("a guest boots to ready and its own power-off is reported as SHUTDOWN"
   CHECK(dead.reason == DeathReason::shutdown);
   CHECK(dead.detail == "exit 0");
   CHECK(h.console_has("crosvisor-guest: powering off"));
+  // Under TCG the backend tells the kernel the TSC rate (see qemu::kernel_params).
+  CHECK(h.console_has("tsc_early_khz="));
   CHECK_FALSE(test::process_alive(pid));
   CHECK(test::eventually([&] { return h.reactor->live_children() == 0; }, 5s));
   // The VM's private directory (QMP socket) is gone with it.

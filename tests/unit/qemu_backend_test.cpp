@@ -32,7 +32,7 @@ TEST_CASE("QEMU argv names every input as an inherited fd and plans exactly thos
   spec.params = "console=ttyS0";
   spec.memory_mib = 300;
   spec.cpus = 2;
-  spec.accel = "kvm:tcg";
+  spec.accel = "kvm:tcg";  // may use KVM: no TSC hint
   auto launch = qemu::prepare(spec, dir.path());
   REQUIRE(launch.has_value());
   const auto& args = launch->request.args;
@@ -92,4 +92,22 @@ TEST_CASE("an unusable kernel or initrd fails the preparation, naming the file")
 TEST_CASE("accel lists turn into one -accel per entry") {
   CHECK(qemu::accel_args("tcg") == std::vector<std::string>{"-accel", "tcg"});
   CHECK(qemu::accel_args("kvm:tcg") == std::vector<std::string>{"-accel", "kvm", "-accel", "tcg"});
+}
+
+TEST_CASE("under TCG alone the guest is told the host's TSC rate, once") {
+  VmSpec spec;
+  spec.params = "console=ttyS0";
+  spec.accel = "tcg";
+  CHECK(qemu::kernel_params(spec, 2596146) == "console=ttyS0 tsc_early_khz=2596146");
+  CHECK(qemu::kernel_params(spec, std::nullopt) == "console=ttyS0");
+  spec.params = "";
+  CHECK(qemu::kernel_params(spec, 1000) == "tsc_early_khz=1000");
+  spec.params = "tsc_early_khz=5 quiet";
+  CHECK(qemu::kernel_params(spec, 1000) == "tsc_early_khz=5 quiet");
+  spec.params = "quiet";
+  spec.accel = "kvm:tcg";
+  CHECK(qemu::kernel_params(spec, 1000) == "quiet");
+  spec.accel = "kvm";
+  CHECK(qemu::kernel_params(spec, 1000) == "quiet");
+  CHECK(qemu::host_tsc_khz().value_or(0) > 100'000);  // this machine has /proc/cpuinfo
 }
