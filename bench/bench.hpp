@@ -12,5 +12,6 @@ struct Options {
 };
 
 int composite_scenario(const Options& options);
+int cid_scenario(const Options& options);
 
 }  // namespace crosvisor::bench

@@ -6,11 +6,13 @@
 #include <map>
 
 #include "bench/bench.hpp"
+#include "supervisor/signals.hpp"
 
 int main(int argc, char** argv) {
   using namespace crosvisor::bench;
   const std::map<std::string, std::function<int(const Options&)>> scenarios{
       {"composite", composite_scenario},
+      {"cid", cid_scenario},
   };
   CLI::App app{"crosvisor-bench: measure crosvisor against same-run baselines"};
   std::vector<std::string> chosen;
@@ -21,6 +23,7 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", options.quick, "Fewer repetitions");
   app.add_option("--work-dir", options.work_dir, "Scratch directory");
   CLI11_PARSE(app, argc, argv);
+  crosvisor::raise_fd_limit();
   if (chosen.empty()) {
     for (const auto& [name, run] : scenarios)
       chosen.push_back(name);

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   CLI11_PARSE(app, argc, argv);
+  raise_fd_limit();
   spdlog::set_default_logger(spdlog::stderr_color_mt("crosvisord"));
   spdlog::set_level(spdlog::level::from_str(log_level));
 

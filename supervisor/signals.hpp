@@ -12,6 +12,10 @@ namespace crosvisor {
 // inherit it) and returns the set, for Reactor::watch_signals.
 sigset_t block_stop_signals();
 
+// Raises the soft RLIMIT_NOFILE to the hard limit: a supervisor holds several fds per VM (and a
+// lock per vsock CID), far beyond the usual soft limit of 1024.
+void raise_fd_limit();
+
 // A fresh private directory for a supervisor that serves only this process.
 Expected<std::filesystem::path> make_private_runtime_dir();
 

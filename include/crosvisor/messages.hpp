@@ -24,6 +24,13 @@ using kill_atom = caf::atom_constant<caf::atom("kill")>;
 // VmEvent, then every later VmEvent and, for debug=full VMs, ConsoleLine messages.
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 
+// To the CID registry: (grant_atom, caf::actor owner, uint32_t fixed) -> uint32_t, where fixed 0
+// means "any free CID"; the CID returns when the owner is down or on (release_atom, cid).
+using grant_atom = caf::atom_constant<caf::atom("grant")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
+// To the CID registry: (in_use_atom) -> uint64_t, how many CIDs it has granted.
+using in_use_atom = caf::atom_constant<caf::atom("inuse")>;
+
 }  // namespace crosvisor
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmSpec)

@@ -7,6 +7,7 @@
 #include "supervisor/cli/composite_command.hpp"
 #include "supervisor/cli/run_command.hpp"
 #include "supervisor/exit_codes.hpp"
+#include "supervisor/signals.hpp"
 
 int main(int argc, char** argv) {
   using namespace crosvisor;
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;
   }
+  raise_fd_limit();
   // stdout carries the guest console; the supervisor's own log goes to stderr.
   spdlog::set_default_logger(spdlog::stderr_color_mt("vm"));
   spdlog::set_level(spdlog::level::from_str(log_level));

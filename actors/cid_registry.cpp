@@ -1,0 +1,122 @@
+#include "actors/cid_registry.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <map>
+#include <set>
+
+#include "crosvisor/messages.hpp"
+#include "vsock/cid_locks.hpp"
+
+namespace crosvisor {
+namespace {
+
+struct CidRegistryState {
+  static inline const char* name = "crosvisor.cid_registry";
+  std::optional<vsock::CidPool> pool;
+  std::optional<vsock::CidLocks> locks;
+  std::filesystem::path state_file;
+  std::map<std::uint32_t, UniqueFd> held;                    // our host-wide locks
+  std::map<caf::actor_addr, std::set<std::uint32_t>> owned;  // who holds which CIDs
+  std::map<std::uint32_t, caf::actor_addr> owner_of;         // and the other way round
+
+  void release(std::uint32_t cid) {
+    auto it = held.find(cid);
+    if (it == held.end())
+      return;
+    pool->release(cid);
+    locks->unlock(cid, std::move(it->second));
+    held.erase(it);
+    if (auto owner = owner_of.find(cid); owner != owner_of.end()) {
+      if (auto cids = owned.find(owner->second); cids != owned.end()) {
+        cids->second.erase(cid);
+        if (cids->second.empty())
+          owned.erase(cids);
+      }
+      owner_of.erase(owner);
+    }
+  }
+};
+
+using Registry = caf::stateful_actor<CidRegistryState>;
+
+caf::behavior registry(Registry* self, CidRegistryOptions options) {
+  auto& st = self->state;
+  auto pool = vsock::CidPool::create(options.range, vsock::load_last_cid(options.state_file));
+  if (!pool) {
+    spdlog::error("cid registry: {}", pool.error().message);
+    self->quit(caf::make_error(caf::sec::runtime_error, pool.error().message));
+    return {};
+  }
+  st.pool.emplace(std::move(*pool));
+  st.locks.emplace(options.lock_dir);
+  st.state_file = options.state_file;
+  if (auto ready = st.locks->prepare(); !ready) {
+    self->quit(caf::make_error(caf::sec::runtime_error, ready.error().message));
+    return {};
+  }
+  self->set_down_handler([=](const caf::down_msg& down) {
+    auto& s = self->state;
+    auto cids = s.owned.find(down.source);
+    if (cids == s.owned.end())
+      return;
+    const std::set<std::uint32_t> released = cids->second;
+    for (std::uint32_t cid : released)
+      s.release(cid);
+  });
+  return {
+      [=](grant_atom, caf::actor owner, std::uint32_t fixed) -> caf::result<std::uint32_t> {
+        auto& s = self->state;
+        UniqueFd lock;
+        std::optional<Error> lock_error;  // e.g. out of fds: not the same as "held elsewhere"
+        const vsock::CidPool::Reserve reserve = [&](std::uint32_t cid) {
+          if (lock_error)
+            return false;
+          auto taken = s.locks->try_lock(cid);
+          if (!taken)
+            lock_error = taken.error();
+          if (!taken || !*taken)
+            return false;
+          lock = std::move(**taken);
+          return true;
+        };
+        const auto failure = [&](const Error& error) {
+          return caf::make_error(caf::sec::runtime_error,
+                                 lock_error ? lock_error->message : error.message);
+        };
+        std::uint32_t cid = fixed;
+        if (fixed != 0) {
+          if (auto granted = s.pool->grant_fixed(fixed, reserve); !granted)
+            return failure(granted.error());
+        } else {
+          auto granted = s.pool->grant(reserve);
+          if (!granted)
+            return failure(granted.error());
+          cid = *granted;
+          if (auto saved = vsock::save_last_cid(s.state_file, cid); !saved) {
+            spdlog::warn("cid registry: {}", saved.error().message);
+          }
+        }
+        s.held.emplace(cid, std::move(lock));
+        auto& cids = s.owned[owner.address()];
+        if (cids.empty())
+          self->monitor(owner);  // one monitor per owner
+        cids.insert(cid);
+        s.owner_of.emplace(cid, owner.address());
+        return cid;
+      },
+      [=](release_atom, std::uint32_t cid) { self->state.release(cid); },
+      [=](in_use_atom) { return static_cast<std::uint64_t>(self->state.pool->in_use_count()); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_cid_registry(caf::actor_system& system, CidRegistryOptions options) {
+  return system.spawn(registry, std::move(options));
+}
+
+}  // namespace crosvisor
