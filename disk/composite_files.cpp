@@ -18,15 +18,12 @@ Expected<CompositeOutputs> create_composite_files(const std::filesystem::path& o
   std::vector<PartitionInput> inputs;
   std::vector<std::filesystem::path> absolute;
   for (const auto& partition : partitions) {
-    const std::string role = "partition \"" + partition.label + "\"";
-    auto fd = open_image(partition.path, partition.writable, role);
-    if (!fd)
-      return std::unexpected(fd.error());
-    auto size = image_size(fd->get(), role + " " + partition.path.string());
-    if (!size)
-      return std::unexpected(size.error());
+    auto image = open_sized_image(partition.path, partition.writable,
+                                  "partition \"" + partition.label + "\"");
+    if (!image)
+      return std::unexpected(image.error());
     inputs.push_back(
-        {partition.label, *size, partition.writable, partition.guid, kLinuxFilesystemType});
+        {partition.label, image->size, partition.writable, partition.guid, kLinuxFilesystemType});
     absolute.push_back(std::filesystem::absolute(partition.path).lexically_normal());
   }
   auto layout = plan_composite(inputs, Guid::random());

@@ -64,6 +64,17 @@ Expected<std::uint64_t> image_size(int fd, std::string_view what) {
   return static_cast<std::uint64_t>(info.st_size);
 }
 
+Expected<OpenedImage> open_sized_image(const std::filesystem::path& path, bool writable,
+                                       std::string_view role) {
+  auto fd = open_image(path, writable, role);
+  if (!fd)
+    return std::unexpected(fd.error());
+  auto size = image_size(fd->get(), std::string(role) + " " + path.string());
+  if (!size)
+    return std::unexpected(size.error());
+  return OpenedImage{std::move(*fd), *size};
+}
+
 Expected<void> write_file_atomically(const std::filesystem::path& path, std::string_view bytes) {
   std::string temp = path.string() + ".tmp-XXXXXX";
   UniqueFd fd(mkostemp(temp.data(), O_CLOEXEC));

@@ -19,6 +19,14 @@ Expected<UniqueFd> open_image(const std::filesystem::path& path, bool writable,
 // socket or device). `what` names it in errors.
 Expected<std::uint64_t> image_size(int fd, std::string_view what);
 
+// An image opened for a VM, with its size: open_image and image_size together.
+struct OpenedImage {
+  UniqueFd fd;
+  std::uint64_t size = 0;
+};
+Expected<OpenedImage> open_sized_image(const std::filesystem::path& path, bool writable,
+                                       std::string_view role);
+
 // Writes `bytes` to `path` through a temporary file and a rename: `path` is either complete or
 // untouched.
 Expected<void> write_file_atomically(const std::filesystem::path& path, std::string_view bytes);

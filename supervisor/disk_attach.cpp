@@ -29,14 +29,10 @@ std::vector<std::string> virtio_blk(std::size_t index, const std::string& drive_
 
 Expected<std::vector<std::string>> raw_disk_args(const RawDisk& disk, std::size_t index,
                                                  FdPlan& fds) {
-  const std::string role = "disk " + std::to_string(index);
-  auto fd = disk::open_image(disk.path, disk.writable, role);
-  if (!fd)
-    return std::unexpected(fd.error());
-  auto size = disk::image_size(fd->get(), role + " " + disk.path.string());
-  if (!size)
-    return std::unexpected(size.error());
-  const int number = fds.add(std::move(*fd));
+  auto image = disk::open_sized_image(disk.path, disk.writable, "disk " + std::to_string(index));
+  if (!image)
+    return std::unexpected(image.error());
+  const int number = fds.add(std::move(image->fd));
   return virtio_blk(index, "format=raw,file=" + FdPlan::proc_path(number) +
                                (disk.writable ? "" : ",readonly=on"));
 }
@@ -48,16 +44,13 @@ Expected<std::vector<std::string>> composite_disk_args(const CompositeDisk& disk
   std::vector<disk::PartitionInput> inputs;
   std::vector<int> partition_fds;
   for (const auto& partition : disk.partitions) {
-    const std::string role = "partition \"" + partition.label + "\"";
-    auto fd = disk::open_image(partition.path, partition.writable, role);
-    if (!fd)
-      return std::unexpected(fd.error());
-    auto size = disk::image_size(fd->get(), role + " " + partition.path.string());
-    if (!size)
-      return std::unexpected(size.error());
-    inputs.push_back(
-        {partition.label, *size, partition.writable, std::nullopt, disk::kLinuxFilesystemType});
-    partition_fds.push_back(fds.add(std::move(*fd)));
+    auto image = disk::open_sized_image(partition.path, partition.writable,
+                                        "partition \"" + partition.label + "\"");
+    if (!image)
+      return std::unexpected(image.error());
+    inputs.push_back({partition.label, image->size, partition.writable, std::nullopt,
+                      disk::kLinuxFilesystemType});
+    partition_fds.push_back(fds.add(std::move(image->fd)));
   }
   auto layout = disk::plan_composite(inputs, disk::Guid::random());
   if (!layout)
