@@ -8,6 +8,7 @@
 #include <caf/stateful_actor.hpp>
 #include <map>
 
+#include "actors/cid_registry.hpp"
 #include "actors/internal_messages.hpp"
 #include "actors/vm_actor.hpp"
 #include "crosvisor/messages.hpp"
@@ -20,12 +21,15 @@ namespace {
 struct ServiceState {
   static inline const char* name = "crosvisor.service";
   ServiceOptions options;
+  caf::actor cid_registry;
   std::map<std::string, caf::actor> vms;  // live VMs by name
   std::map<caf::actor_addr, std::string> names;
   std::uint64_t next_run_id = 1;
 
   // When the service ends, so do its VMs (each kills its child as it goes).
   ~ServiceState() {
+    if (cid_registry)
+      caf::anon_send_exit(cid_registry, caf::exit_reason::user_shutdown);
     for (auto& entry : vms)
       caf::anon_send_exit(entry.second, caf::exit_reason::user_shutdown);
   }
@@ -35,6 +39,13 @@ using ServiceActor = caf::stateful_actor<ServiceState>;
 
 caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
   self->state.options = std::move(options);
+  auto& options_ = self->state.options;
+  if (options_.cid_lock_dir.empty())
+    options_.cid_lock_dir = default_runtime_dir() / "cids";
+  self->state.cid_registry =
+      spawn_cid_registry(self->system(), CidRegistryOptions{{options_.cid_first, options_.cid_last},
+                                                            options_.cid_lock_dir,
+                                                            options_.cid_lock_dir / "last-cid"});
   if (!self->state.options.reactor)
     self->state.options.reactor = std::make_shared<Reactor>();
   self->set_down_handler([=](const caf::down_msg& down) {
@@ -55,8 +66,8 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
         const auto run_dir = st.options.runtime_dir / ("vm-" + std::to_string(getpid()) + "-" +
                                                        std::to_string(st.next_run_id++));
         const std::string name = spec.name;
-        auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor, run_dir,
-                                 std::move(subscriber));
+        auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor,
+                                 st.cid_registry, run_dir, std::move(subscriber));
         self->monitor(vm);
         st.vms.emplace(name, vm);
         st.names.emplace(vm.address(), name);

@@ -23,6 +23,7 @@ struct VmActorState {
   bool child_alive = false;
   pid_t pid = -1;
   std::filesystem::path run_dir;
+  std::uint32_t cid = 0;
   std::vector<caf::actor> subscribers;
 
   ~VmActorState() {
@@ -103,7 +104,8 @@ ChildObserver observer_for(VmActor* self) {
 }
 
 caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> reactor,
-                          std::filesystem::path run_dir, caf::actor first_subscriber) {
+                          caf::actor cid_registry, std::filesystem::path run_dir,
+                          caf::actor first_subscriber) {
   auto& st = self->state;
   st.life = std::make_unique<VmLifecycle>(std::move(spec));
   st.reactor = std::move(reactor);
@@ -118,24 +120,38 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
           return;
         s.life->on_launch_requested();
         publish(self, current_event(self));
-        s.child = s.reactor->launch(
-            [spec = s.life->spec(), dir = s.run_dir]() -> Expected<VmmLaunch> {
-              std::error_code ec;
-              std::filesystem::create_directories(dir, ec);
-              if (ec)
-                return make_error(ErrorKind::io, "create " + dir.string() + ": " + ec.message());
-              std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-              return qemu::prepare(spec, dir);
-            },
-            observer_for(self));
-        s.child_alive = true;
+        // The CID first: the registry holds it until this actor is down.
+        self->request(cid_registry, std::chrono::seconds(10), grant_atom::value,
+                      caf::actor_cast<caf::actor>(self), s.life->spec().cid.value_or(0))
+            .then(
+                [=](std::uint32_t cid) {
+                  auto& vm = self->state;
+                  vm.cid = cid;
+                  vm.child = vm.reactor->launch(
+                      [spec = vm.life->spec(), dir = vm.run_dir, cid]() -> Expected<VmmLaunch> {
+                        std::error_code ec;
+                        std::filesystem::create_directories(dir, ec);
+                        if (ec)
+                          return make_error(ErrorKind::io,
+                                            "create " + dir.string() + ": " + ec.message());
+                        std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+                        return qemu::prepare(spec, dir, cid);
+                      },
+                      observer_for(self));
+                  vm.child_alive = true;
+                },
+                [=](caf::error& error) {
+                  die(self, self->state.life->on_launch_failed("vsock CID: " +
+                                                               self->system().render(error)));
+                });
       },
       [=](started_atom, pid_t pid) {
         auto& s = self->state;
         s.pid = pid;
         s.life->on_started();
         spdlog::info("vm {}: running, pid {}", s.life->spec().name, pid);
-        publish(self, current_event(self, "pid " + std::to_string(pid)));
+        publish(self, current_event(
+                          self, "pid " + std::to_string(pid) + ", cid " + std::to_string(s.cid)));
         // A stop that arrived while the VM was starting is carried out now.
         if (s.life->stop_was_requested()) {
           if (auto step = s.life->on_stop_requested())
@@ -192,8 +208,8 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
       },
       [=](info_atom) {
         auto& s = self->state;
-        return VmInfo{s.life->spec().name, s.life->state(), s.life->spec().vmm,
-                      s.life->spec().debug, s.pid};
+        return VmInfo{s.life->spec().name,  s.life->state(), s.life->spec().vmm,
+                      s.life->spec().debug, s.pid,           s.cid};
       },
   };
 }
@@ -201,9 +217,10 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
 }  // namespace
 
 caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec, std::shared_ptr<Reactor> reactor,
-                          std::filesystem::path run_dir, caf::actor first_subscriber) {
-  return system.spawn(vm_behavior, std::move(spec), std::move(reactor), std::move(run_dir),
-                      std::move(first_subscriber));
+                          caf::actor cid_registry, std::filesystem::path run_dir,
+                          caf::actor first_subscriber) {
+  return system.spawn(vm_behavior, std::move(spec), std::move(reactor), std::move(cid_registry),
+                      std::move(run_dir), std::move(first_subscriber));
 }
 
 }  // namespace crosvisor

@@ -12,7 +12,9 @@ namespace crosvisor {
 
 class Reactor;
 
+// `cid_registry` grants the VM its vsock CID before the VMM starts.
 caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec, std::shared_ptr<Reactor> reactor,
-                          std::filesystem::path run_dir, caf::actor first_subscriber);
+                          caf::actor cid_registry, std::filesystem::path run_dir,
+                          caf::actor first_subscriber);
 
 }  // namespace crosvisor

@@ -133,6 +133,8 @@ std::optional<VmSpec> read_vm(TableReader& vm) {
   if (auto debug = vm.choice("debug", {"full", "none"})) {
     spec.debug = *debug == "full" ? DebugLevel::full : DebugLevel::none;
   }
+  if (auto cid = vm.integer("cid", 3, 0xfffffffe))
+    spec.cid = static_cast<std::uint32_t>(*cid);
   read_ready(vm, spec);
   read_disks(vm, spec);
   if (auto accel = vm.string("accel"))

@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
     caf::actor_system_config config;
     caf::actor_system system{config};
     auto reactor = std::make_shared<Reactor>();
-    auto service = spawn_service(system, ServiceOptions{runtime_dir, reactor});
+    auto service = spawn_service(system, make_service_options(runtime_dir, reactor));
     caf::scoped_actor self{system};
     std::vector<caf::actor> vms;
     for (auto& spec : specs) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -58,7 +59,8 @@ std::optional<std::uint64_t> host_tsc_khz() {
   return std::nullopt;
 }
 
-Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run_dir) {
+Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run_dir,
+                            std::uint32_t cid) {
   VmmLaunch launch;
   LaunchRequest& request = launch.request;
   request.binary =
@@ -96,6 +98,9 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run
     args.insert(args.end(), {"-append", params});
   }
 
+  if (cid != 0 && access("/dev/vhost-vsock", R_OK | W_OK) == 0) {
+    args.insert(args.end(), {"-device", "vhost-vsock-device,guest-cid=" + std::to_string(cid)});
+  }
   for (std::size_t i = 0; i < spec.disks.size(); ++i) {
     auto disk_args = qemu_disk_args(spec.disks[i], i, run_dir, request.fds);
     if (!disk_args)

@@ -29,7 +29,9 @@ std::optional<std::uint64_t> host_tsc_khz();
 
 // Opens everything the VM needs and builds the argv. `run_dir` is the VM's private directory
 // (the QMP socket lives there). Fails, naming the file, when an input cannot be used.
-Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run_dir);
+// `cid`: the VM's vsock CID; QEMU gets a vhost-vsock device for it where /dev/vhost-vsock exists.
+Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run_dir,
+                            std::uint32_t cid = 0);
 
 // The QMP command that asks the guest to power off, and the one that ends QEMU at once.
 inline constexpr const char* kPowerdownCommand = "system_powerdown";

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <caf/fwd.hpp>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 
@@ -17,7 +18,21 @@ struct ServiceOptions {
   std::filesystem::path runtime_dir;
   // The I/O thread that starts and watches VMM children; created when not given.
   std::shared_ptr<Reactor> reactor;
+  // vsock CIDs: the range granted from, and the lock directory shared by every crosvisor process
+  // of the host (default: <default_runtime_dir()>/cids), which also keeps the last CID granted.
+  std::uint32_t cid_first = 2048;
+  std::uint32_t cid_last = 65535;
+  std::filesystem::path cid_lock_dir;
 };
+
+// Options with the defaults, for a runtime directory and (optionally) a reactor.
+inline ServiceOptions make_service_options(std::filesystem::path runtime_dir,
+                                           std::shared_ptr<Reactor> reactor = nullptr) {
+  ServiceOptions options;
+  options.runtime_dir = std::move(runtime_dir);
+  options.reactor = std::move(reactor);
+  return options;
+}
 
 // Spawns the service actor. Blocking work runs on the reactor thread, never on the scheduler's.
 caf::actor spawn_service(caf::actor_system& system, ServiceOptions options);

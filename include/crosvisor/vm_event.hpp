@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -30,6 +31,7 @@ struct VmInfo {
   VmmKind vmm = VmmKind::qemu;
   DebugLevel debug = DebugLevel::none;
   pid_t pid = -1;
+  std::uint32_t cid = 0;  // 0 until granted
 };
 
 }  // namespace crosvisor

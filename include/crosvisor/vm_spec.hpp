@@ -56,6 +56,8 @@ struct VmSpec {
   std::uint32_t cpus = 1;
   DebugLevel debug = DebugLevel::none;
   std::optional<ConsoleReady> ready;
+  // A fixed vsock CID; by default the CID registry grants one.
+  std::optional<std::uint32_t> cid;
   // Attached in order: the first is the guest's vda.
   std::vector<DiskSpec> disks;
   // QEMU accelerator ("kvm", "tcg", or a fallback list such as "kvm:tcg").

@@ -56,7 +56,7 @@ int run_vm(const RunOptions& options) {
     caf::actor_system_config config;
     caf::actor_system system{config};
     auto reactor = std::make_shared<Reactor>();
-    auto service = spawn_service(system, ServiceOptions{*runtime, reactor});
+    auto service = spawn_service(system, make_service_options(*runtime, reactor));
     caf::scoped_actor self{system};
 
     caf::actor vm;

@@ -25,7 +25,7 @@ struct Harness {
   caf::actor_system_config config;
   caf::actor_system system{config};
   std::shared_ptr<Reactor> reactor = std::make_shared<Reactor>();
-  caf::actor service = spawn_service(system, ServiceOptions{runtime.path(), reactor});
+  caf::actor service = spawn_service(system, make_service_options(runtime.path(), reactor));
   caf::scoped_actor client{system};
   std::vector<std::string> console;
 

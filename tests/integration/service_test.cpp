@@ -122,3 +122,45 @@ TEST_CASE("QEMU refusing its arguments is START_FAILED with QEMU's own message")
   CHECK(dead.reason == DeathReason::start_failed);
   CHECK_THAT(dead.detail, Catch::StartsWith("exit 1: ") && Catch::Contains("no-such-accelerator"));
 }
+
+TEST_CASE(
+    "each VM gets its own vsock CID, a fixed one when asked, and the CID returns when it dies") {
+  test::require_guest();
+  test::Harness h;
+  VmSpec fixed = test::guest_spec("fixedcid", "");
+  fixed.cid = 4242;
+  auto first = h.create(fixed);
+  const VmEvent running = h.await_state(VmState::running);
+  CHECK_THAT(running.detail, Catch::EndsWith(", cid 4242"));
+  // A second VM asking for the same CID fails to start, naming the conflict.
+  VmSpec clash = test::guest_spec("clash", "");
+  clash.cid = 4242;
+  h.create(clash);
+  VmEvent clash_dead = h.await_state(VmState::dead);
+  while (clash_dead.vm != "clash")
+    clash_dead = h.await_state(VmState::dead);
+  CHECK(clash_dead.reason == DeathReason::start_failed);
+  CHECK_THAT(clash_dead.detail, Catch::Contains("vsock CID 4242 is already in use by another VM"));
+  h.client->send(first, stop_atom::value, kill_atom::value);
+  VmEvent first_dead = h.await_state(VmState::dead);
+  CHECK(first_dead.vm == "fixedcid");
+  // Once the VM actor is down the CID can be granted again.
+  bool granted = test::eventually(
+      [&] {
+        VmSpec again = test::guest_spec("again", "");
+        again.cid = 4242;
+        again.vmm_binary = FD_PROBE_BINARY;
+        auto vm = h.create(again);
+        VmEvent event = h.next_event();
+        while (event.state != VmState::running && event.state != VmState::dead)
+          event = h.next_event();
+        if (event.state == VmState::dead)
+          return false;  // the CID was not back yet
+        h.client->send(vm, stop_atom::value, kill_atom::value);
+        while (h.next_event().state != VmState::dead) {
+        }
+        return true;
+      },
+      10s);
+  CHECK(granted);
+}

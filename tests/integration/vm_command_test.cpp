@@ -19,7 +19,7 @@ constexpr auto kBoot = 90s;
 pid_t qemu_pid(test::Subprocess& vm) {
   auto line = vm.wait_for_line(": running: pid ", kBoot);
   REQUIRE(line.has_value());
-  return std::stoi(line->substr(line->rfind(' ') + 1));
+  return std::stoi(line->substr(line->find("pid ") + 4));
 }
 
 }  // namespace

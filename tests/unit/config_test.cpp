@@ -193,3 +193,11 @@ disks = [
       message,
       Catch::Contains("key 'disks[4].partitions': a composite disk needs at least one partition"));
 }
+
+TEST_CASE("a fixed vsock CID is read and checked against the reserved values") {
+  auto spec = parse_vm_spec("name = \"c\"\nkernel = \"k\"\ncid = 4242\n", kSource);
+  REQUIRE(spec.has_value());
+  CHECK(spec->cid == 4242u);
+  CHECK_THAT(parse_vm_spec("name = \"c\"\nkernel = \"k\"\ncid = 2\n", kSource).error().message,
+             Catch::Contains("key 'cid': must be between 3 and 4294967294, found 2"));
+}
