@@ -6,13 +6,6 @@
 
 namespace crosvisor {
 
-std::string ExitStatus::to_string() const {
-  if (!signaled)
-    return "exit " + std::to_string(value);
-  const char* name = sigdescr_np(value);
-  return "signal " + std::to_string(value) + (name ? std::string(" (") + name + ")" : "");
-}
-
 void VmLifecycle::on_launch_requested() {
   state_ = VmState::starting;
 }
