@@ -1,8 +1,6 @@
 #include "supervisor/vm_lifecycle.hpp"
 
-#include <signal.h>
 
-#include <cstring>
 
 namespace crosvisor {
 
