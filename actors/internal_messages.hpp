@@ -12,10 +12,13 @@ namespace crosvisor {
 
 // From the service to a new vm actor, after the creator has its handle: launch now.
 using launch_atom = caf::atom_constant<caf::atom("launch")>;
-using started_atom = caf::atom_constant<caf::atom("started")>;     // (started_atom, pid_t)
-using lfailed_atom = caf::atom_constant<caf::atom("lfailed")>;     // (lfailed_atom, Error)
-using console_atom = caf::atom_constant<caf::atom("console")>;     // (console_atom, line)
-using vmmout_atom = caf::atom_constant<caf::atom("vmmout")>;       // (vmmout_atom, line)
+using started_atom = caf::atom_constant<caf::atom("started")>;  // (started_atom, pid_t)
+using lfailed_atom = caf::atom_constant<caf::atom("lfailed")>;  // (lfailed_atom, Error)
+using console_atom = caf::atom_constant<caf::atom("console")>;  // (console_atom, line)
+using vmmout_atom = caf::atom_constant<caf::atom("vmmout")>;    // (vmmout_atom, line)
+// (vsready_atom, error text): the guest made its vsock callback (empty text), or the host cannot
+// listen for it.
+using vsready_atom = caf::atom_constant<caf::atom("vsready")>;
 using exited_atom = caf::atom_constant<caf::atom("exited")>;       // (exited_atom, ExitStatus)
 using step_due_atom = caf::atom_constant<caf::atom("stepdue")>;    // (step_due_atom, StopStep)
 using stop_sent_atom = caf::atom_constant<caf::atom("stopsent")>;  // (stop_sent_atom, string error)

@@ -24,6 +24,7 @@ struct VmActorState {
   pid_t pid = -1;
   std::filesystem::path run_dir;
   std::uint32_t cid = 0;
+  std::uint64_t ready_token = 0;  // a pending vsock readiness wait, if any
   std::vector<caf::actor> subscribers;
 
   ~VmActorState() {
@@ -52,6 +53,8 @@ VmEvent current_event(VmActor* self, std::string detail = {}) {
 void die(VmActor* self, const Death& death) {
   auto& st = self->state;
   st.child_alive = false;
+  if (st.ready_token != 0)
+    st.reactor->cancel_vsock_ready(st.ready_token);
   spdlog::info("vm {}: dead, {} ({})", st.life->spec().name, to_string(death.reason), death.detail);
   VmEvent event = current_event(self, death.detail);
   event.reason = death.reason;
@@ -152,6 +155,15 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
         spdlog::info("vm {}: running, pid {}", s.life->spec().name, pid);
         publish(self, current_event(
                           self, "pid " + std::to_string(pid) + ", cid " + std::to_string(s.cid)));
+        // Readiness through the guest's vsock callback: wait for it on the reactor.
+        if (const auto& vsock_ready = s.life->spec().ready_vsock) {
+          auto me = caf::actor_cast<caf::actor>(self);
+          s.ready_token =
+              s.reactor->await_vsock_ready(vsock_ready->port, s.cid, [me](Expected<void> result) {
+                caf::anon_send(me, vsready_atom::value,
+                               result ? std::string() : result.error().message);
+              });
+        }
         // A stop that arrived while the VM was starting is carried out now.
         if (s.life->stop_was_requested()) {
           if (auto step = s.life->on_stop_requested())
@@ -170,6 +182,17 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
         }
         if (s.life->on_console_line(line)) {
           spdlog::info("vm {}: ready", s.life->spec().name);
+          publish(self, current_event(self));
+        }
+      },
+      [=](vsready_atom, const std::string& error) {
+        auto& s = self->state;
+        s.ready_token = 0;
+        if (!error.empty()) {
+          spdlog::warn("vm {}: cannot wait for the guest's vsock callback: {}", s.life->spec().name,
+                       error);
+        } else if (s.life->on_vsock_ready()) {
+          spdlog::info("vm {}: ready (vsock callback)", s.life->spec().name);
           publish(self, current_event(self));
         }
       },

@@ -29,6 +29,13 @@ void read_ready(TableReader& vm, VmSpec& spec) {
   if (ready_table == nullptr)
     return;
   TableReader ready(*ready_table, vm.dotted("ready"), vm.problems(), {});
+  auto port = ready.integer("vsock_port", 1, 0xfffffffe);
+  if (port && ready_table->contains("console")) {
+    vm.problems().add(ready_table->source(), vm.dotted("ready"),
+                      "give either 'console' or 'vsock_port', not both");
+  } else if (port) {
+    spec.ready_vsock = VsockReady{static_cast<std::uint32_t>(*port)};
+  }
   if (auto pattern = ready.string("console")) {
     if (pattern->empty()) {
       vm.problems().add(ready_table->source(), vm.dotted("ready.console"), "must not be empty");

@@ -1,6 +1,8 @@
 #include "supervisor/reactor.hpp"
 
+#include <linux/vm_sockets.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -9,12 +11,15 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <map>
 #include <thread>
 #include <unordered_map>
 
 #include "supervisor/line_splitter.hpp"
 #include "supervisor/pidfd.hpp"
 #include "supervisor/qmp_client.hpp"
+#include "vsock/channel.hpp"
+#include "vsock/ready_router.hpp"
 
 namespace crosvisor {
 namespace asio = boost::asio;
@@ -75,6 +80,11 @@ struct Reactor::Impl {
   std::atomic<std::size_t> live{0};
   std::unordered_map<ChildId, std::shared_ptr<Child>> children;  // reactor thread only
   std::unique_ptr<stream> signal_watch;
+  vsock::ReadyRouter ready_router;
+  std::map<std::uint32_t, std::unique_ptr<stream>> vsock_listeners;  // by port
+  std::map<std::uint64_t, std::function<void(Expected<void>)>> ready_waiters;
+  std::map<std::uint64_t, std::uint32_t> ready_ports;  // token -> port
+  std::atomic<std::uint64_t> next_ready_token{1};
   std::function<void(int)> on_signal;
   std::thread thread;
 
@@ -165,6 +175,58 @@ struct Reactor::Impl {
                                   });
   }
 
+  void await_ready(std::uint64_t token, std::uint32_t port, std::uint32_t cid,
+                   std::function<void(Expected<void>)> ready) {
+    if (vsock_listeners.count(port) == 0) {
+      auto listener = vsock::vsock_listen(port);
+      if (!listener)
+        return ready(std::unexpected(listener.error()));
+      vsock_listeners[port] = std::make_unique<stream>(io, listener->release());
+      accept_ready(port);
+    }
+    ready_router.expect(port, cid, token);
+    ready_waiters[token] = std::move(ready);
+    ready_ports[token] = port;
+  }
+
+  void accept_ready(std::uint32_t port) {
+    auto& listener = *vsock_listeners.at(port);
+    listener.async_wait(stream::wait_read, [this, port](boost::system::error_code ec) {
+      if (ec)
+        return;
+      sockaddr_vm peer{};
+      socklen_t length = sizeof(peer);
+      UniqueFd connection(::accept4(vsock_listeners.at(port)->native_handle(),
+                                    reinterpret_cast<sockaddr*>(&peer), &length, SOCK_CLOEXEC));
+      // The callback is the connection itself; a guest we do not wait for is refused by closing.
+      if (connection) {
+        if (auto token = ready_router.arrived(port, peer.svm_cid)) {
+          if (auto waiter = ready_waiters.find(*token); waiter != ready_waiters.end()) {
+            auto callback = std::move(waiter->second);
+            ready_waiters.erase(waiter);
+            ready_ports.erase(*token);
+            callback({});
+          }
+        }
+      }
+      if (ready_router.listening_needed(port)) {
+        accept_ready(port);
+      } else {
+        vsock_listeners.erase(port);  // nobody waits on this port any more
+      }
+    });
+  }
+
+  void cancel_ready(std::uint64_t token) {
+    ready_router.forget(token);
+    ready_waiters.erase(token);
+    if (auto port = ready_ports.find(token); port != ready_ports.end()) {
+      if (!ready_router.listening_needed(port->second))
+        vsock_listeners.erase(port->second);
+      ready_ports.erase(port);
+    }
+  }
+
   // On the reactor thread at shutdown: nothing may outlive the supervisor.
   void kill_all() {
     for (auto& [id, child] : children) {
@@ -174,6 +236,7 @@ struct Reactor::Impl {
     while (!children.empty())
       reap(children.begin()->second);
     signal_watch.reset();
+    vsock_listeners.clear();
   }
 };
 
@@ -221,6 +284,19 @@ void Reactor::watch_signals(const sigset_t& signals, std::function<void(int)> on
     impl->signal_watch = std::make_unique<stream>(impl->io, fd);
     impl->read_signals();
   });
+}
+
+std::uint64_t Reactor::await_vsock_ready(std::uint32_t port, std::uint32_t cid,
+                                         std::function<void(Expected<void>)> ready) {
+  const std::uint64_t token = impl_->next_ready_token.fetch_add(1);
+  asio::post(impl_->io, [impl = impl_.get(), token, port, cid, ready = std::move(ready)]() mutable {
+    impl->await_ready(token, port, cid, std::move(ready));
+  });
+  return token;
+}
+
+void Reactor::cancel_vsock_ready(std::uint64_t token) {
+  asio::post(impl_->io, [impl = impl_.get(), token] { impl->cancel_ready(token); });
 }
 
 void Reactor::post(std::function<void()> job) {

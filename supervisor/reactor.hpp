@@ -44,6 +44,11 @@ class Reactor {
   // One QMP command over `socket`; `done` runs on the reactor thread.
   void qmp(std::filesystem::path socket, std::string command,
            std::function<void(Expected<void>)> done);
+  // Calls `ready` (on the reactor thread) when the guest with `cid` connects to host vsock port
+  // `port`, or with an error when the host cannot listen there. Returns a token for cancel.
+  std::uint64_t await_vsock_ready(std::uint32_t port, std::uint32_t cid,
+                                  std::function<void(Expected<void>)> ready);
+  void cancel_vsock_ready(std::uint64_t token);
   // Delivers these signals (already blocked by the caller in every thread) to `on_signal`.
   void watch_signals(const sigset_t& signals, std::function<void(int)> on_signal);
   // Runs `job` on the reactor thread.

@@ -1,7 +1,5 @@
 #include "supervisor/vm_lifecycle.hpp"
 
-
-
 namespace crosvisor {
 
 void VmLifecycle::on_launch_requested() {
@@ -18,6 +16,13 @@ bool VmLifecycle::on_console_line(std::string_view line) {
   if (state_ != VmState::running || !spec_.ready)
     return false;
   if (line.find(spec_.ready->pattern) == std::string_view::npos)
+    return false;
+  state_ = VmState::ready;
+  return true;
+}
+
+bool VmLifecycle::on_vsock_ready() {
+  if (state_ != VmState::running || !spec_.ready_vsock)
     return false;
   state_ = VmState::ready;
   return true;

@@ -36,6 +36,8 @@ class VmLifecycle {
   void on_started();
   // True when this line makes the VM ready (the first line that matches the ready pattern).
   bool on_console_line(std::string_view line);
+  // The guest connected to the vsock ready port: true when this makes the VM ready.
+  bool on_vsock_ready();
   // Remembers the VMM's own messages: the last one explains a start failure.
   void on_vmm_output(std::string_view line);
 

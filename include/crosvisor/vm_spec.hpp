@@ -46,6 +46,13 @@ struct CompositeDisk {
 
 using DiskSpec = std::variant<RawDisk, CompositeDisk>;
 
+// The VM counts as ready when its guest connects to this host vsock port (AVF's payload
+// callback); the connection is told apart by the guest's CID.
+struct VsockReady {
+  std::uint32_t port = 0;
+  friend bool operator==(const VsockReady&, const VsockReady&) = default;
+};
+
 struct VmSpec {
   std::string name;
   VmmKind vmm = VmmKind::qemu;
@@ -56,6 +63,7 @@ struct VmSpec {
   std::uint32_t cpus = 1;
   DebugLevel debug = DebugLevel::none;
   std::optional<ConsoleReady> ready;
+  std::optional<VsockReady> ready_vsock;
   // A fixed vsock CID; by default the CID registry grants one.
   std::optional<std::uint32_t> cid;
   // Attached in order: the first is the guest's vda.

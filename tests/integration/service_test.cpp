@@ -13,6 +13,7 @@
 #include "integration/harness.hpp"
 #include "supervisor/reactor.hpp"
 #include "support/processes.hpp"
+#include "vsock/channel.hpp"
 
 using namespace crosvisor;
 using namespace std::chrono_literals;
@@ -163,4 +164,23 @@ TEST_CASE(
       },
       10s);
   CHECK(granted);
+}
+
+TEST_CASE("a VM ready on a vsock callback has the host listening on that port while it waits") {
+  // No guest can connect here (no vsock transport), so this checks the waiting side: the port is
+  // taken while the VM waits and free again once it is gone.
+  test::TempDir images;
+  VmSpec spec;
+  spec.name = "vsockready";
+  spec.kernel = images.write("vmlinuz", "kernel");
+  spec.vmm_binary = FD_PROBE_BINARY;
+  spec.ready_vsock = VsockReady{47321};
+  test::Harness h;
+  auto vm = h.create(spec);
+  h.await_state(VmState::running);
+  const auto port_taken = [] { return !vsock::vsock_listen(47321).has_value(); };
+  CHECK(test::eventually(port_taken, 5s));
+  h.client->send(vm, stop_atom::value, kill_atom::value);
+  CHECK(h.await_state(VmState::dead).reason == DeathReason::killed);
+  CHECK(test::eventually([&] { return !port_taken(); }, 5s));
 }

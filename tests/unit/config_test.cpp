@@ -201,3 +201,17 @@ TEST_CASE("a fixed vsock CID is read and checked against the reserved values") {
   CHECK_THAT(parse_vm_spec("name = \"c\"\nkernel = \"k\"\ncid = 2\n", kSource).error().message,
              Catch::Contains("key 'cid': must be between 3 and 4294967294, found 2"));
 }
+
+TEST_CASE("ready can be a vsock callback port, but not both kinds at once") {
+  auto spec =
+      parse_vm_spec("name = \"v\"\nkernel = \"k\"\nready = { vsock_port = 5000 }\n", kSource);
+  REQUIRE(spec.has_value());
+  CHECK(spec->ready_vsock == VsockReady{5000});
+  CHECK_FALSE(spec->ready.has_value());
+  CHECK_THAT(
+      parse_vm_spec("name = \"v\"\nkernel = \"k\"\nready = { vsock_port = 5, console = \"x\" }\n",
+                    kSource)
+          .error()
+          .message,
+      Catch::Contains("key 'ready': give either 'console' or 'vsock_port', not both"));
+}

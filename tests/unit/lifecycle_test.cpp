@@ -103,3 +103,17 @@ TEST_CASE("a launch failure is START_FAILED with the reason") {
   CHECK(death.detail == "kernel /x: No such file or directory");
   CHECK(life.state() == VmState::dead);
 }
+
+TEST_CASE("a VM waiting for a vsock callback becomes ready on it, not on its console") {
+  VmSpec spec;
+  spec.name = "v";
+  spec.ready_vsock = VsockReady{5000};
+  VmLifecycle life(spec);
+  CHECK_FALSE(life.on_vsock_ready());  // not running yet
+  life.on_launch_requested();
+  life.on_started();
+  CHECK_FALSE(life.on_console_line("crosvisor-guest: ready"));
+  CHECK(life.on_vsock_ready());
+  CHECK(life.state() == VmState::ready);
+  CHECK_FALSE(life.on_vsock_ready());
+}

@@ -12,6 +12,7 @@
 
 #include "support/temp_dir.hpp"
 #include "vsock/channel.hpp"
+#include "vsock/ready_router.hpp"
 
 using namespace crosvisor;
 using namespace crosvisor::vsock;
@@ -153,4 +154,21 @@ TEST_CASE("AF_VSOCK never connects to the reserved CIDs") {
     REQUIRE_FALSE(refused.has_value());
     CHECK_THAT(refused.error().message, Catch::EndsWith("CIDs 0, 1 and 2 are not guests"));
   }
+}
+
+TEST_CASE("vsock readiness: a connection readies the VM whose CID it comes from, once") {
+  ReadyRouter router;
+  router.expect(5000, 2048, 1);
+  router.expect(5000, 2049, 2);
+  router.expect(6000, 2048, 3);
+  CHECK(router.listening_needed(5000));
+  CHECK_FALSE(router.listening_needed(7000));
+  CHECK(router.arrived(5000, 9999) == std::nullopt);  // a CID nobody waits for
+  CHECK(router.arrived(5000, 2049) == 2u);
+  CHECK(router.arrived(5000, 2049) == std::nullopt);  // only once
+  CHECK(router.arrived(6000, 2049) == std::nullopt);  // right CID, wrong port
+  router.forget(1);
+  CHECK(router.arrived(5000, 2048) == std::nullopt);
+  CHECK_FALSE(router.listening_needed(5000));
+  CHECK(router.arrived(6000, 2048) == 3u);
 }
