@@ -1,7 +1,9 @@
 #include "supervisor/signals.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 
 #include "crosvisor/paths.hpp"
@@ -26,17 +28,45 @@ void raise_fd_limit() {
   }
 }
 
-Expected<std::filesystem::path> make_private_runtime_dir() {
+namespace {
+
+constexpr const char* kOwnerLock = "owner.lock";
+
+// Removes run-* directories whose owner lock nobody holds any more.
+void remove_abandoned(const std::filesystem::path& base) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(base, ec)) {
+    if (entry.path().filename().string().rfind("run-", 0) != 0)
+      continue;
+    UniqueFd lock(::open((entry.path() / kOwnerLock).c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    if (!lock || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
+      continue;  // alive, or not ours
+    std::filesystem::remove_all(entry.path(), ec);
+  }
+}
+
+}  // namespace
+
+Expected<PrivateRuntimeDir> make_private_runtime_dir() {
   std::error_code ec;
   auto base = default_runtime_dir();
   std::filesystem::create_directories(base, ec);
   if (ec || access(base.c_str(), W_OK) != 0)
     base = std::filesystem::temp_directory_path();
+  remove_abandoned(base);
   std::string pattern = (base / "run-XXXXXX").string();
   if (mkdtemp(pattern.data()) == nullptr) {
     return std::unexpected(errno_error(ErrorKind::io, "mkdtemp " + pattern, errno));
   }
-  return std::filesystem::path(pattern);
+  const std::filesystem::path dir(pattern);
+  UniqueFd lock(::open((dir / kOwnerLock).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    const int saved = errno;
+    std::filesystem::remove_all(dir, ec);
+    return std::unexpected(
+        errno_error(ErrorKind::io, "lock " + (dir / kOwnerLock).string(), saved));
+  }
+  return PrivateRuntimeDir{dir, std::move(lock)};
 }
 
 }  // namespace crosvisor

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <filesystem>
 
+#include "core/unique_fd.hpp"
 #include "crosvisor/error.hpp"
 
 namespace crosvisor {
@@ -16,7 +17,13 @@ sigset_t block_stop_signals();
 // lock per vsock CID), far beyond the usual soft limit of 1024.
 void raise_fd_limit();
 
-// A fresh private directory for a supervisor that serves only this process.
-Expected<std::filesystem::path> make_private_runtime_dir();
+// A fresh private directory for a supervisor that serves only this process, held by `owner_lock`
+// (flock) for as long as the process lives. Directories left by processes that died without
+// cleaning up (SIGKILL) are removed on the way: their lock is free.
+struct PrivateRuntimeDir {
+  std::filesystem::path path;
+  UniqueFd owner_lock;
+};
+Expected<PrivateRuntimeDir> make_private_runtime_dir();
 
 }  // namespace crosvisor

@@ -56,7 +56,7 @@ int run_vm(const RunOptions& options) {
     caf::actor_system_config config;
     caf::actor_system system{config};
     auto reactor = std::make_shared<Reactor>();
-    auto service = spawn_service(system, make_service_options(*runtime, reactor));
+    auto service = spawn_service(system, make_service_options(runtime->path, reactor));
     caf::scoped_actor self{system};
 
     caf::actor vm;
@@ -90,7 +90,7 @@ int run_vm(const RunOptions& options) {
     self->send_exit(service, caf::exit_reason::user_shutdown);
   }
   std::error_code ignored;
-  std::filesystem::remove_all(*runtime, ignored);
+  std::filesystem::remove_all(runtime->path, ignored);
   // Interrupted and stopped as asked: report the interruption the way shells expect.
   if (interrupted_by != 0 && (exit_code == 0 || exit_code == exit_code_for(DeathReason::killed))) {
     return 128 + interrupted_by;

@@ -1,8 +1,11 @@
 // The `vm` command as a user runs it: real processes, real signals, real guests.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 
 #include <catch2/catch.hpp>
 
+#include "crosvisor/paths.hpp"
 #include "integration/guest.hpp"
 #include "support/processes.hpp"
 #include "support/subprocess.hpp"
@@ -20,6 +23,20 @@ pid_t qemu_pid(test::Subprocess& vm) {
   auto line = vm.wait_for_line(": running: pid ", kBoot);
   REQUIRE(line.has_value());
   return std::stoi(line->substr(line->find("pid ") + 4));
+}
+
+// Private runtime directories of `vm` processes that are gone (their owner lock is free).
+std::vector<std::filesystem::path> abandoned_runtime_dirs() {
+  std::vector<std::filesystem::path> found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(default_runtime_dir(), ec)) {
+    if (entry.path().filename().string().rfind("run-", 0) != 0)
+      continue;
+    UniqueFd lock(::open((entry.path() / "owner.lock").c_str(), O_RDWR | O_CLOEXEC));
+    if (lock && ::flock(lock.get(), LOCK_EX | LOCK_NB) == 0)
+      found.push_back(entry.path());
+  }
+  return found;
 }
 
 }  // namespace
@@ -63,6 +80,15 @@ TEST_CASE("vm run killed with SIGKILL takes its QEMU child with it") {
   vm.signal(SIGKILL);
   CHECK(vm.wait_exit(10s) == 128 + SIGKILL);
   CHECK(test::eventually([&] { return !test::process_alive(pid); }, 10s));
+
+  // Its private runtime directory outlived it; the next `vm` on the host removes it.
+  const auto abandoned = abandoned_runtime_dirs();
+  CHECK_FALSE(abandoned.empty());
+  test::Subprocess next(
+      {VM_BINARY, "run", dir.write("bad.toml", "name = \"x\"\nkernel = \"none\"\n").string()});
+  CHECK(next.wait_exit(30s) == 10);
+  for (const auto& stale : abandoned)
+    CHECK_FALSE(std::filesystem::exists(stale));
 }
 
 TEST_CASE("vm run with a kernel that does not exist fails at once, naming it") {
