@@ -138,6 +138,12 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
                           return make_error(ErrorKind::io,
                                             "create " + dir.string() + ": " + ec.message());
                         std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+                        if (spec.vmm != VmmKind::qemu) {
+                          // Never start a different VMM than the one asked for.
+                          return make_error(ErrorKind::launch,
+                                            "vmm \"" + std::string(to_string(spec.vmm)) +
+                                                "\": this build has no backend for it yet");
+                        }
                         return qemu::prepare(spec, dir, cid);
                       },
                       observer_for(self));

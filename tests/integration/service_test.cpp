@@ -184,3 +184,14 @@ TEST_CASE("a VM ready on a vsock callback has the host listening on that port wh
   CHECK(h.await_state(VmState::dead).reason == DeathReason::killed);
   CHECK(test::eventually([&] { return !port_taken(); }, 5s));
 }
+
+TEST_CASE("a VMM kind without a backend fails to start instead of running another VMM") {
+  test::Harness h;
+  VmSpec spec = test::guest_spec("nocrosvm", "");
+  spec.vmm = VmmKind::crosvm;
+  h.create(spec);
+  const VmEvent dead = h.await_state(VmState::dead);
+  CHECK(dead.reason == DeathReason::start_failed);
+  CHECK(dead.detail == "vmm \"crosvm\": this build has no backend for it yet");
+  CHECK(h.reactor->live_children() == 0);
+}
