@@ -59,8 +59,11 @@ void die(VmActor* self, const Death& death) {
   VmEvent event = current_event(self, death.detail);
   event.reason = death.reason;
   publish(self, std::move(event));
-  std::error_code ignored;
-  std::filesystem::remove_all(st.run_dir, ignored);
+  // The private directory goes on the reactor thread: no file system work in a handler.
+  st.reactor->post([dir = std::move(st.run_dir)] {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  });
   st.run_dir.clear();
   self->quit();
 }
