@@ -19,25 +19,25 @@ struct CidRegistryState {
   std::optional<vsock::CidPool> pool;
   std::optional<vsock::CidLocks> locks;
   std::filesystem::path state_file;
-  std::map<std::uint32_t, UniqueFd> held;                    // our host-wide locks
-  std::map<caf::actor_addr, std::set<std::uint32_t>> owned;  // who holds which CIDs
-  std::map<std::uint32_t, caf::actor_addr> owner_of;         // and the other way round
+  struct Held {
+    UniqueFd lock;  // the host-wide reservation
+    caf::actor_addr owner;
+  };
+  std::map<std::uint32_t, Held> held;
+  std::map<caf::actor_addr, std::set<std::uint32_t>> owned;  // the same, by owner
 
   void release(std::uint32_t cid) {
     auto it = held.find(cid);
     if (it == held.end())
       return;
     pool->release(cid);
-    locks->unlock(cid, std::move(it->second));
-    held.erase(it);
-    if (auto owner = owner_of.find(cid); owner != owner_of.end()) {
-      if (auto cids = owned.find(owner->second); cids != owned.end()) {
-        cids->second.erase(cid);
-        if (cids->second.empty())
-          owned.erase(cids);
-      }
-      owner_of.erase(owner);
+    if (auto cids = owned.find(it->second.owner); cids != owned.end()) {
+      cids->second.erase(cid);
+      if (cids->second.empty())
+        owned.erase(cids);
     }
+    locks->unlock(cid, std::move(it->second.lock));
+    held.erase(it);
   }
 };
 
@@ -100,12 +100,11 @@ caf::behavior registry(Registry* self, CidRegistryOptions options) {
             spdlog::warn("cid registry: {}", saved.error().message);
           }
         }
-        s.held.emplace(cid, std::move(lock));
+        s.held.emplace(cid, CidRegistryState::Held{std::move(lock), owner.address()});
         auto& cids = s.owned[owner.address()];
         if (cids.empty())
           self->monitor(owner);  // one monitor per owner
         cids.insert(cid);
-        s.owner_of.emplace(cid, owner.address());
         return cid;
       },
       [=](release_atom, std::uint32_t cid) { self->state.release(cid); },

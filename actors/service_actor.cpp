@@ -39,13 +39,13 @@ using ServiceActor = caf::stateful_actor<ServiceState>;
 
 caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
   self->state.options = std::move(options);
-  auto& options_ = self->state.options;
-  if (options_.cid_lock_dir.empty())
-    options_.cid_lock_dir = default_runtime_dir() / "cids";
-  self->state.cid_registry =
-      spawn_cid_registry(self->system(), CidRegistryOptions{{options_.cid_first, options_.cid_last},
-                                                            options_.cid_lock_dir,
-                                                            options_.cid_lock_dir / "last-cid"});
+  auto& cid_options = self->state.options;
+  if (cid_options.cid_lock_dir.empty())
+    cid_options.cid_lock_dir = default_runtime_dir() / "cids";
+  self->state.cid_registry = spawn_cid_registry(
+      self->system(), CidRegistryOptions{{cid_options.cid_first, cid_options.cid_last},
+                                         cid_options.cid_lock_dir,
+                                         cid_options.cid_lock_dir / "last-cid"});
   if (!self->state.options.reactor)
     self->state.options.reactor = std::make_shared<Reactor>();
   self->set_down_handler([=](const caf::down_msg& down) {

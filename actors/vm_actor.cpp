@@ -10,6 +10,7 @@
 #include "crosvisor/messages.hpp"
 #include "supervisor/qemu_backend.hpp"
 #include "supervisor/reactor.hpp"
+#include "supervisor/vmm_backend.hpp"
 
 namespace crosvisor {
 namespace {
@@ -133,23 +134,10 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
                 [=](std::uint32_t cid) {
                   auto& vm = self->state;
                   vm.cid = cid;
-                  vm.child = vm.reactor->launch(
-                      [spec = vm.life->spec(), dir = vm.run_dir, cid]() -> Expected<VmmLaunch> {
-                        std::error_code ec;
-                        std::filesystem::create_directories(dir, ec);
-                        if (ec)
-                          return make_error(ErrorKind::io,
-                                            "create " + dir.string() + ": " + ec.message());
-                        std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-                        if (spec.vmm != VmmKind::qemu) {
-                          // Never start a different VMM than the one asked for.
-                          return make_error(ErrorKind::launch,
-                                            "vmm \"" + std::string(to_string(spec.vmm)) +
-                                                "\": this build has no backend for it yet");
-                        }
-                        return qemu::prepare(spec, dir, cid);
-                      },
-                      observer_for(self));
+                  vm.child =
+                      vm.reactor->launch([spec = vm.life->spec(), dir = vm.run_dir,
+                                          cid] { return prepare_vmm_launch(spec, dir, cid); },
+                                         observer_for(self));
                   vm.child_alive = true;
                 },
                 [=](caf::error& error) {

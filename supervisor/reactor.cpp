@@ -82,8 +82,11 @@ struct Reactor::Impl {
   std::unique_ptr<stream> signal_watch;
   vsock::ReadyRouter ready_router;
   std::map<std::uint32_t, std::unique_ptr<stream>> vsock_listeners;  // by port
-  std::map<std::uint64_t, std::function<void(Expected<void>)>> ready_waiters;
-  std::map<std::uint64_t, std::uint32_t> ready_ports;  // token -> port
+  struct ReadyWaiter {
+    std::uint32_t port;
+    std::function<void(Expected<void>)> callback;
+  };
+  std::map<std::uint64_t, ReadyWaiter> ready_waiters;  // by token
   std::atomic<std::uint64_t> next_ready_token{1};
   std::function<void(int)> on_signal;
   std::thread thread;
@@ -185,8 +188,7 @@ struct Reactor::Impl {
       accept_ready(port);
     }
     ready_router.expect(port, cid, token);
-    ready_waiters[token] = std::move(ready);
-    ready_ports[token] = port;
+    ready_waiters[token] = ReadyWaiter{port, std::move(ready)};
   }
 
   void accept_ready(std::uint32_t port) {
@@ -202,9 +204,8 @@ struct Reactor::Impl {
       if (connection) {
         if (auto token = ready_router.arrived(port, peer.svm_cid)) {
           if (auto waiter = ready_waiters.find(*token); waiter != ready_waiters.end()) {
-            auto callback = std::move(waiter->second);
+            auto callback = std::move(waiter->second.callback);
             ready_waiters.erase(waiter);
-            ready_ports.erase(*token);
             callback({});
           }
         }
@@ -219,12 +220,12 @@ struct Reactor::Impl {
 
   void cancel_ready(std::uint64_t token) {
     ready_router.forget(token);
-    ready_waiters.erase(token);
-    if (auto port = ready_ports.find(token); port != ready_ports.end()) {
-      if (!ready_router.listening_needed(port->second))
-        vsock_listeners.erase(port->second);
-      ready_ports.erase(port);
-    }
+    auto waiter = ready_waiters.find(token);
+    if (waiter == ready_waiters.end())
+      return;
+    if (!ready_router.listening_needed(waiter->second.port))
+      vsock_listeners.erase(waiter->second.port);
+    ready_waiters.erase(waiter);
   }
 
   // On the reactor thread at shutdown: nothing may outlive the supervisor.
