@@ -59,8 +59,12 @@ Expected<PrivateRuntimeDir> make_private_runtime_dir() {
     return std::unexpected(errno_error(ErrorKind::io, "mkdtemp " + pattern, errno));
   }
   const std::filesystem::path dir(pattern);
-  UniqueFd lock(::open((dir / kOwnerLock).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+  // Lock first, then give the file its name: another process cleaning up abandoned directories
+  // must never find an owner.lock that is not locked yet.
+  const auto unnamed = dir / "owner.lock.new";
+  UniqueFd lock(::open(unnamed.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0 ||
+      ::rename(unnamed.c_str(), (dir / kOwnerLock).c_str()) != 0) {
     const int saved = errno;
     std::filesystem::remove_all(dir, ec);
     return std::unexpected(
