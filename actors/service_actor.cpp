@@ -66,8 +66,9 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
         const auto run_dir = st.options.runtime_dir / ("vm-" + std::to_string(getpid()) + "-" +
                                                        std::to_string(st.next_run_id++));
         const std::string name = spec.name;
+        VmPaths paths{run_dir, st.options.log_dir / (name + ".log")};
         auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor,
-                                 st.cid_registry, run_dir, std::move(subscriber));
+                                 st.cid_registry, std::move(paths), std::move(subscriber));
         self->monitor(vm);
         st.vms.emplace(name, vm);
         st.names.emplace(vm.address(), name);
@@ -92,6 +93,8 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
 caf::actor spawn_service(caf::actor_system& system, ServiceOptions options) {
   if (options.runtime_dir.empty())
     options.runtime_dir = default_runtime_dir();
+  if (options.log_dir.empty())
+    options.log_dir = options.runtime_dir / "logs";
   return system.spawn(service_behavior, std::move(options));
 }
 

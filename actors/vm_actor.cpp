@@ -8,7 +8,7 @@
 
 #include "actors/internal_messages.hpp"
 #include "crosvisor/messages.hpp"
-#include "supervisor/qemu_backend.hpp"
+#include "supervisor/console_tail.hpp"
 #include "supervisor/reactor.hpp"
 #include "supervisor/vmm_backend.hpp"
 
@@ -27,6 +27,8 @@ struct VmActorState {
   std::uint32_t cid = 0;
   std::uint64_t ready_token = 0;  // a pending vsock readiness wait, if any
   std::vector<caf::actor> subscribers;
+  std::filesystem::path console_log;  // debug = full: the console's file
+  std::optional<ConsoleTail> tail;    // debug = full: its last lines, for `vm logs`
 
   ~VmActorState() {
     // An actor that ends while its child lives (its system is shutting down) takes the child with
@@ -69,22 +71,27 @@ void die(VmActor* self, const Death& death) {
   self->quit();
 }
 
+void send_control(VmActor* self, ControlRequest request) {
+  auto me = caf::actor_cast<caf::actor>(self);
+  self->state.reactor->control(self->state.child, request, [me](Expected<void> result) {
+    caf::anon_send(me, stop_sent_atom::value, result ? std::string() : result.error().message);
+  });
+}
+
 void take_step(VmActor* self, StopStep step) {
   auto& st = self->state;
   const auto& name = st.life->spec().name;
   switch (step) {
-    case StopStep::graceful: {
+    case StopStep::graceful:
       spdlog::info("vm {}: asking the guest to power off", name);
-      auto me = caf::actor_cast<caf::actor>(self);
-      st.reactor->qmp(st.run_dir / "qmp.sock", qemu::kPowerdownCommand,
-                      [me](Expected<void> result) {
-                        caf::anon_send(me, stop_sent_atom::value,
-                                       result ? std::string() : result.error().message);
-                      });
+      send_control(self, ControlRequest::powerdown);
       break;
-    }
+    case StopStep::quit:
+      spdlog::warn("vm {}: guest did not power off in time, asking the VMM to quit", name);
+      send_control(self, ControlRequest::quit);
+      break;
     case StopStep::terminate:
-      spdlog::warn("vm {}: guest did not power off in time, sending SIGTERM", name);
+      spdlog::warn("vm {}: VMM did not quit in time, sending SIGTERM", name);
       st.reactor->signal(st.child, SIGTERM, false);
       break;
     case StopStep::kill:
@@ -106,17 +113,23 @@ ChildObserver observer_for(VmActor* self) {
   observer.vmm_output_line = [me](std::string line) {
     caf::anon_send(me, vmmout_atom::value, std::move(line));
   };
+  observer.guest_notice = [me](GuestNotice notice) {
+    caf::anon_send(me, notice_atom::value, notice);
+  };
   observer.exited = [me](ExitStatus status) { caf::anon_send(me, exited_atom::value, status); };
   return observer;
 }
 
 caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> reactor,
-                          caf::actor cid_registry, std::filesystem::path run_dir,
-                          caf::actor first_subscriber) {
+                          caf::actor cid_registry, VmPaths paths, caf::actor first_subscriber) {
   auto& st = self->state;
   st.life = std::make_unique<VmLifecycle>(std::move(spec));
   st.reactor = std::move(reactor);
-  st.run_dir = std::move(run_dir);
+  st.run_dir = std::move(paths.run_dir);
+  if (st.life->spec().debug == DebugLevel::full) {
+    st.console_log = std::move(paths.console_log);
+    st.tail.emplace();
+  }
   if (first_subscriber)
     st.subscribers.push_back(first_subscriber);
 
@@ -134,10 +147,12 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
                 [=](std::uint32_t cid) {
                   auto& vm = self->state;
                   vm.cid = cid;
-                  vm.child =
-                      vm.reactor->launch([spec = vm.life->spec(), dir = vm.run_dir,
-                                          cid] { return prepare_vmm_launch(spec, dir, cid); },
-                                         observer_for(self));
+                  vm.child = vm.reactor->launch(
+                      [spec = vm.life->spec(),
+                       context = LaunchContext{vm.run_dir, cid, vm.console_log}] {
+                        return prepare_vmm_launch(spec, context);
+                      },
+                      observer_for(self));
                   vm.child_alive = true;
                 },
                 [=](caf::error& error) {
@@ -172,7 +187,9 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
       },
       [=](console_atom, const std::string& line) {
         auto& s = self->state;
-        if (s.life->spec().debug == DebugLevel::full) {
+        // debug = none: the line is looked at for readiness and dropped.
+        if (s.tail) {
+          s.tail->add(line);
           for (auto& subscriber : s.subscribers) {
             self->send(subscriber, ConsoleLine{s.life->spec().name, line});
           }
@@ -197,6 +214,7 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
         spdlog::debug("vm {}: vmm: {}", self->state.life->spec().name, line);
         self->state.life->on_vmm_output(line);
       },
+      [=](notice_atom, GuestNotice notice) { self->state.life->on_guest_notice(notice); },
       [=](exited_atom, const ExitStatus& status) {
         die(self, self->state.life->on_exited(status));
       },
@@ -226,6 +244,15 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
         self->send(subscriber, current_event(self));
         self->state.subscribers.push_back(std::move(subscriber));
       },
+      [=](logs_atom, std::uint32_t count) -> caf::result<std::vector<std::string>> {
+        auto& s = self->state;
+        if (!s.tail) {
+          return caf::make_error(caf::sec::runtime_error,
+                                 "VM '" + s.life->spec().name +
+                                     "' runs with debug = \"none\": its console is not kept");
+        }
+        return s.tail->last(count);
+      },
       [=](info_atom) {
         auto& s = self->state;
         return VmInfo{s.life->spec().name,  s.life->state(), s.life->spec().vmm,
@@ -237,10 +264,9 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
 }  // namespace
 
 caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec, std::shared_ptr<Reactor> reactor,
-                          caf::actor cid_registry, std::filesystem::path run_dir,
-                          caf::actor first_subscriber) {
+                          caf::actor cid_registry, VmPaths paths, caf::actor first_subscriber) {
   return system.spawn(vm_behavior, std::move(spec), std::move(reactor), std::move(cid_registry),
-                      std::move(run_dir), std::move(first_subscriber));
+                      std::move(paths), std::move(first_subscriber));
 }
 
 }  // namespace crosvisor

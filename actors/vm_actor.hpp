@@ -12,9 +12,13 @@ namespace crosvisor {
 
 class Reactor;
 
+struct VmPaths {
+  std::filesystem::path run_dir;      // private: sockets and generated files, removed at death
+  std::filesystem::path console_log;  // kept for debug = full VMs; unused otherwise
+};
+
 // `cid_registry` grants the VM its vsock CID before the VMM starts.
 caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec, std::shared_ptr<Reactor> reactor,
-                          caf::actor cid_registry, std::filesystem::path run_dir,
-                          caf::actor first_subscriber);
+                          caf::actor cid_registry, VmPaths paths, caf::actor first_subscriber);
 
 }  // namespace crosvisor

@@ -37,40 +37,81 @@ Expected<std::vector<std::string>> raw_disk_args(const RawDisk& disk, std::size_
                                (disk.writable ? "" : ",readonly=on"));
 }
 
-Expected<std::vector<std::string>> composite_disk_args(const CompositeDisk& disk, std::size_t index,
-                                                       const std::filesystem::path& run_dir,
-                                                       FdPlan& fds) {
-  const std::string prefix = "disk" + std::to_string(index);
+// The parts every composite disk has, whichever VMM reads it: the partitions' fds, and the GPT
+// header, footer and filler written into the run directory.
+struct CompositeParts {
+  disk::CompositeLayout layout;
   std::vector<disk::PartitionInput> inputs;
   std::vector<int> partition_fds;
+  int header = -1;
+  int footer = -1;
+  int filler = -1;
+  bool writable = false;  // some partition is
+
+  // The fd number a component reads from.
+  int fd_of(const disk::Component& component) const {
+    switch (component.kind) {
+      case disk::ComponentKind::header:
+        return header;
+      case disk::ComponentKind::footer:
+        return footer;
+      case disk::ComponentKind::filler:
+        return filler;
+      case disk::ComponentKind::partition:
+        break;
+    }
+    return partition_fds[component.partition];
+  }
+};
+
+std::string as_text(const disk::Bytes& bytes) {
+  return std::string(bytes.begin(), bytes.end());
+}
+
+Expected<CompositeParts> plan_composite_parts(const CompositeDisk& disk, const std::string& prefix,
+                                              const std::filesystem::path& run_dir, FdPlan& fds) {
+  CompositeParts parts;
   for (const auto& partition : disk.partitions) {
     auto image = disk::open_sized_image(partition.path, partition.writable,
                                         "partition \"" + partition.label + "\"");
     if (!image)
       return std::unexpected(image.error());
-    inputs.push_back({partition.label, image->size, partition.writable, std::nullopt,
-                      disk::kLinuxFilesystemType});
-    partition_fds.push_back(fds.add(std::move(image->fd)));
+    parts.inputs.push_back({partition.label, image->size, partition.writable, std::nullopt,
+                            disk::kLinuxFilesystemType});
+    parts.partition_fds.push_back(fds.add(std::move(image->fd)));
+    parts.writable = parts.writable || partition.writable;
   }
-  auto layout = disk::plan_composite(inputs, disk::Guid::random());
+  auto layout = disk::plan_composite(parts.inputs, disk::Guid::random());
   if (!layout)
     return std::unexpected(layout.error());
+  parts.layout = std::move(*layout);
 
-  const auto as_text = [](const disk::Bytes& bytes) {
-    return std::string(bytes.begin(), bytes.end());
-  };
   auto header =
-      plan_new_file(run_dir / (prefix + ".header"), as_text(layout->gpt.header), false, fds);
+      plan_new_file(run_dir / (prefix + ".header"), as_text(parts.layout.gpt.header), false, fds);
   if (!header)
     return std::unexpected(header.error());
   auto footer =
-      plan_new_file(run_dir / (prefix + ".footer"), as_text(layout->gpt.footer), false, fds);
+      plan_new_file(run_dir / (prefix + ".footer"), as_text(parts.layout.gpt.footer), false, fds);
   if (!footer)
     return std::unexpected(footer.error());
   auto filler = plan_new_file(run_dir / (prefix + ".filler"),
                               std::string(disk::kZeroFillerSize, '\0'), false, fds);
   if (!filler)
     return std::unexpected(filler.error());
+  parts.header = *header;
+  parts.footer = *footer;
+  parts.filler = *filler;
+  return parts;
+}
+
+Expected<std::vector<std::string>> composite_disk_args(const CompositeDisk& disk, std::size_t index,
+                                                       const std::filesystem::path& run_dir,
+                                                       FdPlan& fds) {
+  const std::string prefix = "disk" + std::to_string(index);
+  auto parts = plan_composite_parts(disk, prefix, run_dir, fds);
+  if (!parts)
+    return std::unexpected(parts.error());
+  const auto& inputs = parts->inputs;
 
   // Read-only partitions: an empty qcow2 layer per partition, backed by the read-only fd.
   std::vector<int> overlay_fds(inputs.size(), -1);
@@ -87,27 +128,13 @@ Expected<std::vector<std::string>> composite_disk_args(const CompositeDisk& disk
 
   std::string extent_options;
   int extent = 0;  // encode_vmdk names the components of its extent lines in order
-  const std::string vmdk = disk::encode_vmdk(*layout, [&](const disk::Component& component) {
-    int number = -1;
-    switch (component.kind) {
-      case disk::ComponentKind::header:
-        number = *header;
-        break;
-      case disk::ComponentKind::footer:
-        number = *footer;
-        break;
-      case disk::ComponentKind::filler:
-        number = *filler;
-        break;
-      case disk::ComponentKind::partition:
-        number = partition_fds[component.partition];
-        if (overlay_fds[component.partition] >= 0) {
-          const std::string node = ",extents." + std::to_string(extent) + ".";
-          extent_options += node + "driver=qcow2" + node + "backing.driver=raw" + node +
-                            "backing.file.filename=" + FdPlan::proc_path(number);
-          number = overlay_fds[component.partition];
-        }
-        break;
+  const std::string vmdk = disk::encode_vmdk(parts->layout, [&](const disk::Component& component) {
+    int number = parts->fd_of(component);
+    if (component.kind == disk::ComponentKind::partition && overlay_fds[component.partition] >= 0) {
+      const std::string node = ",extents." + std::to_string(extent) + ".";
+      extent_options += node + "driver=qcow2" + node + "backing.driver=raw" + node +
+                        "backing.file.filename=" + FdPlan::proc_path(number);
+      number = overlay_fds[component.partition];
     }
     ++extent;
     return FdPlan::proc_path(number);
@@ -119,6 +146,33 @@ Expected<std::vector<std::string>> composite_disk_args(const CompositeDisk& disk
 }
 
 }  // namespace
+
+Expected<std::vector<std::string>> crosvm_disk_args(const DiskSpec& disk, std::size_t index,
+                                                    const std::filesystem::path& run_dir,
+                                                    FdPlan& fds) {
+  if (const auto* raw = std::get_if<RawDisk>(&disk)) {
+    auto image = disk::open_sized_image(raw->path, raw->writable, "disk " + std::to_string(index));
+    if (!image)
+      return std::unexpected(image.error());
+    const int number = fds.add(std::move(image->fd));
+    return std::vector<std::string>{"--block",
+                                    FdPlan::proc_path(number) + (raw->writable ? "" : ",ro=true")};
+  }
+  const std::string prefix = "disk" + std::to_string(index);
+  auto parts = plan_composite_parts(std::get<CompositeDisk>(disk), prefix, run_dir, fds);
+  if (!parts)
+    return std::unexpected(parts.error());
+  // crosvm reads the composite file itself and takes each /proc/self/fd/N component as the fd it
+  // inherited, with that fd's access mode.
+  const std::string description = disk::encode_composite(
+      parts->layout,
+      [&](const disk::Component& component) { return FdPlan::proc_path(parts->fd_of(component)); });
+  auto file = plan_new_file(run_dir / (prefix + ".composite"), description, parts->writable, fds);
+  if (!file)
+    return std::unexpected(file.error());
+  return std::vector<std::string>{"--block",
+                                  FdPlan::proc_path(*file) + (parts->writable ? "" : ",ro=true")};
+}
 
 Expected<std::vector<std::string>> qemu_disk_args(const DiskSpec& disk, std::size_t index,
                                                   const std::filesystem::path& run_dir,

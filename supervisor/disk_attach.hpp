@@ -21,4 +21,10 @@ Expected<std::vector<std::string>> qemu_disk_args(const DiskSpec& disk, std::siz
                                                   const std::filesystem::path& run_dir,
                                                   FdPlan& fds);
 
+// crosvm arguments attaching `disk`: `--block /proc/self/fd/N[,ro=true]`. A composite disk is a
+// crosvm composite file naming every component as /proc/self/fd/N.
+Expected<std::vector<std::string>> crosvm_disk_args(const DiskSpec& disk, std::size_t index,
+                                                    const std::filesystem::path& run_dir,
+                                                    FdPlan& fds);
+
 }  // namespace crosvisor

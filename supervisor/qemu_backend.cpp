@@ -59,8 +59,9 @@ std::optional<std::uint64_t> host_tsc_khz() {
   return std::nullopt;
 }
 
-Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run_dir,
-                            std::uint32_t cid) {
+Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
+  const auto& run_dir = context.run_dir;
+  const std::uint32_t cid = context.cid;
   VmmLaunch launch;
   LaunchRequest& request = launch.request;
   request.binary =
@@ -74,6 +75,10 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run
           "-display",
           "none",
           "-no-reboot",
+          "-device",
+          "pvpanic",
+          "-action",
+          "panic=exit-failure",
           "-name",
           spec.name,
           "-m",
@@ -83,16 +88,12 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run
   for (auto& arg : accel_args(spec.accel))
     args.push_back(std::move(arg));
 
-  auto kernel = open_for_vmm(spec.kernel, "kernel");
-  if (!kernel)
-    return std::unexpected(kernel.error());
-  args.insert(args.end(), {"-kernel", FdPlan::proc_path(request.fds.add(std::move(*kernel)))});
-  if (spec.initrd) {
-    auto initrd = open_for_vmm(*spec.initrd, "initrd");
-    if (!initrd)
-      return std::unexpected(initrd.error());
-    args.insert(args.end(), {"-initrd", FdPlan::proc_path(request.fds.add(std::move(*initrd)))});
-  }
+  auto boot = plan_boot_files(spec, request.fds);
+  if (!boot)
+    return std::unexpected(boot.error());
+  args.insert(args.end(), {"-kernel", FdPlan::proc_path(boot->kernel)});
+  if (boot->initrd)
+    args.insert(args.end(), {"-initrd", FdPlan::proc_path(*boot->initrd)});
   static const std::optional<std::uint64_t> tsc_khz = host_tsc_khz();
   if (const std::string params = kernel_params(spec, tsc_khz); !params.empty()) {
     args.insert(args.end(), {"-append", params});
@@ -108,16 +109,14 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run
     args.insert(args.end(), disk_args->begin(), disk_args->end());
   }
 
-  auto console = make_pipe();
+  auto console = plan_console(launch);
   if (!console)
     return std::unexpected(console.error());
-  launch.console = std::move(console->first);
-  const int console_fd = request.fds.add(std::move(console->second));
-  args.insert(args.end(), {"-chardev", "file,id=console,path=" + FdPlan::proc_path(console_fd),
+  args.insert(args.end(), {"-chardev", "file,id=console,path=" + FdPlan::proc_path(*console),
                            "-serial", "chardev:console"});
 
-  launch.control_socket = run_dir / "qmp.sock";
-  auto qmp = listen_unix(launch.control_socket, SOCK_STREAM);
+  launch.control = {ControlProtocol::qmp, run_dir / "qmp.sock"};
+  auto qmp = listen_unix(launch.control.socket, SOCK_STREAM);
   if (!qmp)
     return std::unexpected(qmp.error());
   const int qmp_fd = request.fds.add(std::move(*qmp));
@@ -125,19 +124,8 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run
               {"-chardev", "socket,id=qmp,fd=" + std::to_string(qmp_fd) + ",server=on,wait=off",
                "-mon", "chardev=qmp,mode=control"});
 
-  UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!null)
-    return std::unexpected(errno_error(ErrorKind::io, "open /dev/null", errno));
-  request.fds.set(0, std::move(null));
-  auto output = make_pipe();
-  if (!output)
-    return std::unexpected(output.error());
-  launch.vmm_output = std::move(output->first);
-  UniqueFd output_copy(fcntl(output->second.get(), F_DUPFD_CLOEXEC, 3));
-  if (!output_copy)
-    return std::unexpected(errno_error(ErrorKind::io, "dup", errno));
-  request.fds.set(1, std::move(output->second));
-  request.fds.set(2, std::move(output_copy));
+  if (auto streams = plan_standard_streams(launch); !streams)
+    return std::unexpected(streams.error());
   return launch;
 }
 

@@ -27,14 +27,11 @@ std::string kernel_params(const VmSpec& spec, std::optional<std::uint64_t> host_
 // The host's TSC rate in kHz ("cpu MHz" of /proc/cpuinfo), if it can be read.
 std::optional<std::uint64_t> host_tsc_khz();
 
-// Opens everything the VM needs and builds the argv. `run_dir` is the VM's private directory
-// (the QMP socket lives there). Fails, naming the file, when an input cannot be used.
-// `cid`: the VM's vsock CID; QEMU gets a vhost-vsock device for it where /dev/vhost-vsock exists.
-Expected<VmmLaunch> prepare(const VmSpec& spec, const std::filesystem::path& run_dir,
-                            std::uint32_t cid = 0);
-
-// The QMP command that asks the guest to power off, and the one that ends QEMU at once.
-inline constexpr const char* kPowerdownCommand = "system_powerdown";
-inline constexpr const char* kQuitCommand = "quit";
+// Opens everything the VM needs and builds the argv. The QMP socket lives in the run directory;
+// QEMU gets a vhost-vsock device for the CID where /dev/vhost-vsock exists. A guest panic
+// reaches QEMU through a pvpanic device and ends it (exit 1 after a GUEST_PANICKED event); a
+// guest reset ends it too (-no-reboot: exit 0 after SHUTDOWN with reason guest-reset). Fails,
+// naming the file, when an input cannot be used.
+Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context);
 
 }  // namespace crosvisor::qemu

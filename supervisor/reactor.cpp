@@ -15,9 +15,10 @@
 #include <thread>
 #include <unordered_map>
 
+#include "supervisor/crosvm_control.hpp"
 #include "supervisor/line_splitter.hpp"
 #include "supervisor/pidfd.hpp"
-#include "supervisor/qmp_client.hpp"
+#include "supervisor/qmp_session.hpp"
 #include "vsock/channel.hpp"
 #include "vsock/ready_router.hpp"
 
@@ -34,8 +35,14 @@ struct LineChannel {
   LineSplitter splitter;
   std::array<char, 4096> buffer{};
   std::function<void(std::string)> deliver;
+  UniqueFd copy;  // a file that gets every byte as it comes (the console log), if any
 
   void feed(std::string_view data) {
+    if (copy) {
+      // A log that cannot be written (disk full) must not stop the VM: drop the copy.
+      if (::write(copy.get(), data.data(), data.size()) < 0)
+        copy.reset();
+    }
     splitter.feed(data, [&](std::string_view line) { deliver(std::string(line)); });
   }
   // Reads whatever is buffered in the pipe right now, without waiting.
@@ -62,6 +69,8 @@ struct Child {
   stream exit_watch;  // the pidfd
   LineChannel console;
   LineChannel output;
+  ControlChannel control;
+  std::shared_ptr<QmpSession> qmp;  // QEMU: the session that carries commands and events
   ChildObserver observer;
 };
 
@@ -125,15 +134,23 @@ struct Reactor::Impl {
     child->console.deliver = child->observer.console_line;
     child->output.descriptor.assign(launch->vmm_output.release());
     child->output.deliver = child->observer.vmm_output_line;
+    child->console.copy = std::move(launch->console_log);
+    child->control = launch->control;
     children.emplace(id, child);
     live.fetch_add(1);
     child->observer.started(child->pid);
+    if (child->control.protocol == ControlProtocol::qmp) {
+      child->qmp = std::make_shared<QmpSession>(io, child->observer.guest_notice);
+      child->qmp->open(child->control.socket);
+    }
 
     read_channel(child, child->console);
     read_channel(child, child->output);
     child->exit_watch.async_wait(stream::wait_read, [this, child](boost::system::error_code ec) {
+      // Reap behind whatever is already queued (console and QMP reads that completed in the
+      // same round), so that every word the VMM said arrives before its exit status.
       if (!ec)
-        reap(child);
+        asio::post(io, [this, child] { reap(child); });
     });
   }
 
@@ -142,9 +159,15 @@ struct Reactor::Impl {
     while (waitid(P_PIDFD, child->exit_watch.native_handle(), &info, WEXITED) != 0 &&
            errno == EINTR) {
     }
+    if (child->reaped)
+      return;
     child->reaped = true;
     child->console.drain();
     child->output.drain();
+    if (child->qmp) {
+      child->qmp->finish();
+      child->qmp.reset();
+    }
     boost::system::error_code ignored;
     child->exit_watch.close(ignored);
     children.erase(child->id);
@@ -163,6 +186,20 @@ struct Reactor::Impl {
       ::kill(-it->second->pid, signo);
     } else {
       pidfd_send_signal(it->second->exit_watch.native_handle(), signo, nullptr, 0);
+    }
+  }
+
+  void send_control(ChildId id, ControlRequest request, std::function<void(Expected<void>)> done) {
+    constexpr auto kAnswerTimeout = std::chrono::seconds(5);
+    auto it = children.find(id);
+    if (it == children.end() || it->second->reaped)
+      return done(make_error(ErrorKind::io, "the VMM has exited"));
+    Child& child = *it->second;
+    switch (child.control.protocol) {
+      case ControlProtocol::qmp:
+        return child.qmp->execute(request, kAnswerTimeout, std::move(done));
+      case ControlProtocol::crosvm:
+        return crosvm::execute(io, child.control.socket, request, kAnswerTimeout, std::move(done));
     }
   }
 
@@ -268,11 +305,10 @@ void Reactor::signal(ChildId child, int signo, bool whole_group) {
   });
 }
 
-void Reactor::qmp(std::filesystem::path socket, std::string command,
-                  std::function<void(Expected<void>)> done) {
-  asio::post(impl_->io, [impl = impl_.get(), socket = std::move(socket),
-                         command = std::move(command), done = std::move(done)]() mutable {
-    qmp_execute(impl->io, socket, std::move(command), std::chrono::seconds(5), std::move(done));
+void Reactor::control(ChildId child, ControlRequest request,
+                      std::function<void(Expected<void>)> done) {
+  asio::post(impl_->io, [impl = impl_.get(), child, request, done = std::move(done)]() mutable {
+    impl->send_control(child, request, std::move(done));
   });
 }
 

@@ -14,6 +14,7 @@
 
 #include "crosvisor/error.hpp"
 #include "supervisor/exit_status.hpp"
+#include "supervisor/vmm_control.hpp"
 #include "supervisor/vmm_launch.hpp"
 
 namespace crosvisor {
@@ -23,6 +24,8 @@ struct ChildObserver {
   std::function<void(Error)> launch_failed;
   std::function<void(std::string)> console_line;
   std::function<void(std::string)> vmm_output_line;
+  // The VMM reported how its guest is ending (QEMU's QMP events); before `exited`.
+  std::function<void(GuestNotice)> guest_notice;
   // Called once, after the child was reaped and every byte it wrote was delivered.
   std::function<void(ExitStatus)> exited;
 };
@@ -41,9 +44,9 @@ class Reactor {
   ChildId launch(std::function<Expected<VmmLaunch>()> prepare, ChildObserver observer);
   // Signals a live child (whole_group: its process group). Ignored once the child is reaped.
   void signal(ChildId child, int signo, bool whole_group);
-  // One QMP command over `socket`; `done` runs on the reactor thread.
-  void qmp(std::filesystem::path socket, std::string command,
-           std::function<void(Expected<void>)> done);
+  // A request over the child's control channel (QMP or crosvm's socket); `done` runs on the
+  // reactor thread, with an error when the VMM cannot be asked or did not answer in time.
+  void control(ChildId child, ControlRequest request, std::function<void(Expected<void>)> done);
   // Calls `ready` (on the reactor thread) when the guest with `cid` connects to host vsock port
   // `port`, or with an error when the host cannot listen there. Returns a token for cancel.
   std::uint64_t await_vsock_ready(std::uint32_t port, std::uint32_t cid,

@@ -47,6 +47,9 @@ std::optional<StopStep> VmLifecycle::on_step_timeout(StopStep step) {
     return std::nullopt;
   switch (step) {
     case StopStep::graceful:
+      last_step_ = StopStep::quit;
+      break;
+    case StopStep::quit:
       last_step_ = StopStep::terminate;
       break;
     case StopStep::terminate:
@@ -62,6 +65,8 @@ std::chrono::milliseconds VmLifecycle::step_deadline(StopStep step) const {
   switch (step) {
     case StopStep::graceful:
       return spec_.stop_timeout;
+    case StopStep::quit:
+      return kQuitGrace;
     case StopStep::terminate:
       return kTerminateGrace;
     case StopStep::kill:
@@ -76,27 +81,16 @@ Death VmLifecycle::on_launch_failed(const std::string& why) {
 }
 
 Death VmLifecycle::on_exited(const ExitStatus& status) {
-  const bool escalated = last_step_ && *last_step_ != StopStep::graceful;
   state_ = VmState::dead;
-  const std::string how = status.to_string();
-  if (escalated) {
-    // The guest did not power off in time and we ended the VMM: whatever its status says.
-    return Death{DeathReason::killed, how + " after the guest ignored the stop request for " +
-                                          std::to_string(spec_.stop_timeout.count()) + " ms"};
-  }
-  if (status.signaled)
-    return Death{DeathReason::killed, how};
-  // QEMU: 0 for a guest power-off, `quit` and SIGTERM; 1 for its own errors.
-  if (status.value == 0)
-    return Death{DeathReason::shutdown, how};
-  std::string detail = how;
-  if (!last_vmm_output_.empty())
-    detail += ": " + last_vmm_output_;
-  if (status.value == 1) {
-    // Before the guest printed anything, an error means the VM never started.
-    return Death{console_seen_ ? DeathReason::error : DeathReason::start_failed, detail};
-  }
-  return Death{DeathReason::unknown, detail};
+  ExitFacts facts;
+  facts.vmm = spec_.vmm;
+  facts.status = status;
+  facts.guest_ran = console_seen_;
+  facts.stop_escalated = last_step_ && *last_step_ != StopStep::graceful;
+  facts.stop_timeout = spec_.stop_timeout;
+  facts.notice = notice_;
+  facts.last_vmm_output = last_vmm_output_;
+  return death_of(facts);
 }
 
 }  // namespace crosvisor

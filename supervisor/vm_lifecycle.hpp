@@ -9,6 +9,7 @@
 
 #include "crosvisor/vm_spec.hpp"
 #include "crosvisor/vm_state.hpp"
+#include "supervisor/death_reason.hpp"
 #include "supervisor/exit_status.hpp"
 
 namespace crosvisor {
@@ -16,13 +17,9 @@ namespace crosvisor {
 // The steps of a stop, each taken only if the one before did not end the VMM in time.
 enum class StopStep {
   graceful,   // ask the guest to power off (ACPI power button)
+  quit,       // ask the VMM to end at once through its control channel (QMP quit, crosvm stop)
   terminate,  // SIGTERM to the VMM
   kill,       // SIGKILL to the VMM's process group
-};
-
-struct Death {
-  DeathReason reason;
-  std::string detail;  // for people: exit status, last VMM message, who stopped it
 };
 
 class VmLifecycle {
@@ -40,6 +37,8 @@ class VmLifecycle {
   bool on_vsock_ready();
   // Remembers the VMM's own messages: the last one explains a start failure.
   void on_vmm_output(std::string_view line);
+  // The VMM reported how its guest is ending (the last report counts).
+  void on_guest_notice(GuestNotice notice) { notice_ = notice; }
 
   // A stop was asked for: the first step to take, or nothing when the VM is already stopping,
   // dead or not started yet (a VM that has not started is stopped when its launch completes).
@@ -60,9 +59,11 @@ class VmLifecycle {
   std::optional<StopStep> last_step_;
   bool console_seen_ = false;
   std::string last_vmm_output_;
+  std::optional<GuestNotice> notice_;
 };
 
-// The grace period between SIGTERM and SIGKILL.
+// How long the VMM has to act on a quit request, and then on SIGTERM, before the next step.
+inline constexpr std::chrono::milliseconds kQuitGrace{2'000};
 inline constexpr std::chrono::milliseconds kTerminateGrace{2'000};
 
 }  // namespace crosvisor

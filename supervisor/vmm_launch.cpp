@@ -51,4 +51,44 @@ Expected<UniqueFd> listen_unix(const std::filesystem::path& path, int type) {
   return fd;
 }
 
+Expected<void> plan_standard_streams(VmmLaunch& launch) {
+  UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!null)
+    return std::unexpected(errno_error(ErrorKind::io, "open /dev/null", errno));
+  launch.request.fds.set(0, std::move(null));
+  auto output = make_pipe();
+  if (!output)
+    return std::unexpected(output.error());
+  launch.vmm_output = std::move(output->first);
+  UniqueFd output_copy(fcntl(output->second.get(), F_DUPFD_CLOEXEC, 3));
+  if (!output_copy)
+    return std::unexpected(errno_error(ErrorKind::io, "dup", errno));
+  launch.request.fds.set(1, std::move(output->second));
+  launch.request.fds.set(2, std::move(output_copy));
+  return {};
+}
+
+Expected<BootFiles> plan_boot_files(const VmSpec& spec, FdPlan& fds) {
+  BootFiles files;
+  auto kernel = open_for_vmm(spec.kernel, "kernel");
+  if (!kernel)
+    return std::unexpected(kernel.error());
+  files.kernel = fds.add(std::move(*kernel));
+  if (spec.initrd) {
+    auto initrd = open_for_vmm(*spec.initrd, "initrd");
+    if (!initrd)
+      return std::unexpected(initrd.error());
+    files.initrd = fds.add(std::move(*initrd));
+  }
+  return files;
+}
+
+Expected<int> plan_console(VmmLaunch& launch) {
+  auto console = make_pipe();
+  if (!console)
+    return std::unexpected(console.error());
+  launch.console = std::move(console->first);
+  return launch.request.fds.add(std::move(console->second));
+}
+
 }  // namespace crosvisor

@@ -2,24 +2,49 @@
 // of the channels to it.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 
+#include "crosvisor/vm_spec.hpp"
 #include "supervisor/launch.hpp"
+#include "supervisor/vmm_control.hpp"
 
 namespace crosvisor {
 
 struct VmmLaunch {
   LaunchRequest request;
-  UniqueFd console;                      // read end of the guest's serial console
-  UniqueFd vmm_output;                   // read end of the VMM's own stdout and stderr
-  std::filesystem::path control_socket;  // where the VMM's control channel (QMP) listens
+  UniqueFd console;        // read end of the guest's serial console
+  UniqueFd vmm_output;     // read end of the VMM's own stdout and stderr
+  ControlChannel control;  // how to reach the VMM while it runs
+  UniqueFd console_log;    // where the console is kept (debug = full), or nothing
+};
+
+// What the supervisor decided for one launch, beyond the spec.
+struct LaunchContext {
+  std::filesystem::path run_dir;      // the VM's private directory (sockets, generated files)
+  std::uint32_t cid = 0;              // the VM's vsock CID
+  std::filesystem::path console_log;  // empty: the console is not kept
 };
 
 // Opens a file the VMM will read through an inherited fd; the error names the role and path.
 Expected<UniqueFd> open_for_vmm(const std::filesystem::path& path, std::string_view role);
 // A close-on-exec pipe: {read end, write end}.
 Expected<std::pair<UniqueFd, UniqueFd>> make_pipe();
-// A listening Unix stream socket bound at `path` (any stale file there is replaced).
+// A listening Unix socket of `type` (SOCK_STREAM, SOCK_SEQPACKET) bound at `path` (any stale
+// file there is replaced).
 Expected<UniqueFd> listen_unix(const std::filesystem::path& path, int type);
+// stdin from /dev/null; stdout and stderr into one pipe whose read end is launch.vmm_output.
+Expected<void> plan_standard_streams(VmmLaunch& launch);
+
+// The guest's boot files as inherited fds: the kernel's number, and the initrd's if it has one.
+struct BootFiles {
+  int kernel = -1;
+  std::optional<int> initrd;
+};
+Expected<BootFiles> plan_boot_files(const VmSpec& spec, FdPlan& fds);
+// A pipe for the guest's serial console: its read end becomes launch.console; returns the number
+// the VMM writes to.
+Expected<int> plan_console(VmmLaunch& launch);
 
 }  // namespace crosvisor

@@ -20,6 +20,9 @@ using info_atom = caf::atom_constant<caf::atom("info")>;
 //          (stop_atom, kill_atom) SIGKILL at once.
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;
+// To a VM: (logs_atom, uint32_t count) -> std::vector<std::string>, the last `count` console
+// lines kept in memory (all kept when 0); an error for a debug = none VM, which keeps none.
+using logs_atom = caf::atom_constant<caf::atom("logs")>;
 // To a VM: (subscribe_atom, caf::actor) -> the subscriber receives the current state as a
 // VmEvent, then every later VmEvent and, for debug=full VMs, ConsoleLine messages.
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;

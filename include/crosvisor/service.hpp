@@ -16,6 +16,9 @@ struct ServiceOptions {
   // Where VMs keep their sockets and temporary files; one subdirectory per VM, removed when it
   // dies.
   std::filesystem::path runtime_dir;
+  // Where debug = full VMs keep their console, one <name>.log each, truncated when a VM of that
+  // name starts again (default: <runtime_dir>/logs).
+  std::filesystem::path log_dir;
   // The I/O thread that starts and watches VMM children; created when not given.
   std::shared_ptr<Reactor> reactor;
   // vsock CIDs: the range granted from, and the lock directory shared by every crosvisor process

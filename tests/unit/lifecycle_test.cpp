@@ -61,7 +61,7 @@ TEST_CASE("a clean exit is SHUTDOWN, a signal KILLED, exit 1 before any console 
   CHECK(odd.on_exited(ExitStatus::exited(7)).reason == DeathReason::unknown);
 }
 
-TEST_CASE("a stop escalates graceful, terminate, kill, each after its deadline") {
+TEST_CASE("a stop escalates graceful, quit, terminate, kill, each after its deadline") {
   VmLifecycle life(spec_with_ready());
   life.on_launch_requested();
   life.on_started();
@@ -69,11 +69,13 @@ TEST_CASE("a stop escalates graceful, terminate, kill, each after its deadline")
   CHECK(life.state() == VmState::stopping);
   CHECK(life.step_deadline(StopStep::graceful) == std::chrono::milliseconds(3000));
   CHECK_FALSE(life.on_stop_requested().has_value());  // a second request changes nothing
-  CHECK(life.on_step_timeout(StopStep::graceful) == StopStep::terminate);
+  CHECK(life.on_step_timeout(StopStep::graceful) == StopStep::quit);
   CHECK(life.on_step_timeout(StopStep::graceful) == std::nullopt);  // stale timer
+  CHECK(life.step_deadline(StopStep::quit) == kQuitGrace);
+  CHECK(life.on_step_timeout(StopStep::quit) == StopStep::terminate);
   CHECK(life.on_step_timeout(StopStep::terminate) == StopStep::kill);
   CHECK(life.on_step_timeout(StopStep::kill) == std::nullopt);
-  // QEMU exits 0 on SIGTERM, but the guest did not power off: the supervisor ended it.
+  // QEMU exits 0 on quit and SIGTERM, but the guest did not power off: the supervisor ended it.
   CHECK(life.on_exited(ExitStatus::exited(0)).reason == DeathReason::killed);
 }
 

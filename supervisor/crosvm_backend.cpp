@@ -1,0 +1,68 @@
+#include "supervisor/crosvm_backend.hpp"
+
+#include <sys/socket.h>
+
+#include "supervisor/disk_attach.hpp"
+
+namespace crosvisor::crosvm {
+
+Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
+  VmmLaunch launch;
+  LaunchRequest& request = launch.request;
+  request.binary =
+      spec.vmm_binary.empty() ? std::filesystem::path(kDefaultBinary) : spec.vmm_binary;
+  auto& args = request.args;
+  // Global flags come before the subcommand. Logs go to stderr (our pipe), never to syslog.
+  // --disable-sandbox: the minijail sandbox needs a pivot root that a user-run supervisor does
+  // not have; AVF passes it too.
+  args = {"--extended-status",
+          "--no-syslog",
+          "run",
+          "--disable-sandbox",
+          "--name",
+          spec.name,
+          "--mem",
+          std::to_string(spec.memory_mib),
+          "--cpus",
+          std::to_string(spec.cpus)};
+
+  auto boot = plan_boot_files(spec, request.fds);
+  if (!boot)
+    return std::unexpected(boot.error());
+  if (boot->initrd)
+    args.insert(args.end(), {"--initrd", FdPlan::proc_path(*boot->initrd)});
+  if (!spec.params.empty())
+    args.insert(args.end(), {"--params", spec.params});
+  if (context.cid != 0)
+    args.insert(args.end(), {"--vsock", "cid=" + std::to_string(context.cid)});
+
+  for (std::size_t i = 0; i < spec.disks.size(); ++i) {
+    auto disk_args = crosvm_disk_args(spec.disks[i], i, context.run_dir, request.fds);
+    if (!disk_args)
+      return std::unexpected(disk_args.error());
+    args.insert(args.end(), disk_args->begin(), disk_args->end());
+  }
+
+  auto console = plan_console(launch);
+  if (!console)
+    return std::unexpected(console.error());
+  args.insert(args.end(), {"--serial", "type=file,path=" + FdPlan::proc_path(*console) +
+                                           ",hardware=serial,num=1,console"});
+
+  // crosvm accepts /proc/self/fd/N as --socket only when N is already a listening
+  // SOCK_SEQPACKET socket; the path stays ours to remove (it is in the run directory).
+  launch.control = {ControlProtocol::crosvm, context.run_dir / "crosvm.sock"};
+  auto control = listen_unix(launch.control.socket, SOCK_SEQPACKET);
+  if (!control)
+    return std::unexpected(control.error());
+  args.insert(args.end(), {"--socket", FdPlan::proc_path(request.fds.add(std::move(*control)))});
+
+  // The kernel is the positional argument, last.
+  args.push_back(FdPlan::proc_path(boot->kernel));
+
+  if (auto streams = plan_standard_streams(launch); !streams)
+    return std::unexpected(streams.error());
+  return launch;
+}
+
+}  // namespace crosvisor::crosvm
