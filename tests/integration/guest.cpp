@@ -32,6 +32,18 @@ VmSpec guest_spec(const std::string& name, const std::string& guest_args) {
   return spec;
 }
 
+VmSpec fake_crosvm_spec(const std::string& name, const std::string& params) {
+  VmSpec spec;
+  spec.name = name;
+  spec.vmm = VmmKind::crosvm;
+  spec.vmm_binary = FAKE_CROSVM_BINARY;
+  spec.kernel = kGuestDir / "vmlinuz";
+  spec.params = "console=ttyS0 " + params;
+  spec.debug = DebugLevel::full;
+  spec.ready = ConsoleReady{kFakeGuestReady};
+  return spec;
+}
+
 void require_guest() {
   INFO("the test guest is missing: run guest/build " << kGuestDir.string());
   REQUIRE(std::filesystem::exists(kGuestDir / "vmlinuz"));

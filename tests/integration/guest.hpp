@@ -19,6 +19,11 @@ std::string guest_toml(const std::string& name, const std::string& guest_args,
 // The same as a spec, as an embedding application would build it.
 VmSpec guest_spec(const std::string& name, const std::string& guest_args);
 
+// A crosvm VM run by the crosvm stand-in (testing/fake_crosvm); `params` carries its
+// fake_crosvm.* script. It is ready when the stand-in's "guest" says so.
+inline constexpr const char* kFakeGuestReady = "fake-crosvm guest: ready";
+VmSpec fake_crosvm_spec(const std::string& name, const std::string& params);
+
 // Fails the test early, with a hint, when guest/build has not run.
 void require_guest();
 

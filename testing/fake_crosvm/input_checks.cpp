@@ -1,0 +1,228 @@
+#include "testing/fake_crosvm/input_checks.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "disk/composite.hpp"
+
+namespace crosvisor::fake_crosvm {
+namespace {
+
+Error failure(std::string message) {
+  return Error{ErrorKind::launch, std::move(message)};
+}
+
+// crosvm's open_file_or_duplicate: /proc/self/fd/N is taken as fd N, which must be open and must
+// not be close-on-exec ("all crosvm FDs are close on exec", so a CLOEXEC one is not ours).
+Expected<int> inherited_fd(const std::string& path, const std::string& role) {
+  const auto number = proc_fd_number(path);
+  if (!number)
+    return std::unexpected(failure(role + " " + path + ": not a /proc/self/fd path"));
+  const int flags = fcntl(*number, F_GETFD);
+  if (flags < 0)
+    return std::unexpected(failure(role + " " + path + ": fd " + std::to_string(*number) +
+                                   " is not open (was it inherited?)"));
+  if (flags & FD_CLOEXEC)
+    return std::unexpected(failure(role + " " + path + ": fd is close-on-exec"));
+  return *number;
+}
+
+// An input named by path or by fd; `writable` asks for an fd opened for writing.
+Expected<int> open_input(const std::string& path, const std::string& role, bool writable) {
+  int fd = -1;
+  if (proc_fd_number(path)) {
+    auto inherited = inherited_fd(path, role);
+    if (!inherited)
+      return inherited;
+    fd = *inherited;
+    const int mode = fcntl(fd, F_GETFL) & O_ACCMODE;
+    if (writable && mode == O_RDONLY)
+      return std::unexpected(failure(role + " " + path + ": read-only fd for a writable use"));
+    if (!writable && mode == O_WRONLY)
+      return std::unexpected(failure(role + " " + path + ": write-only fd for a read"));
+  } else {
+    fd = ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0)
+      return std::unexpected(failure(role + " " + path + ": " + std::strerror(errno)));
+  }
+  return fd;
+}
+
+Expected<void> check_boot_file(const std::string& path, const std::string& role) {
+  auto fd = open_input(path, role, false);
+  if (!fd)
+    return std::unexpected(fd.error());
+  struct stat info {};
+  if (fstat(*fd, &info) != 0 || !S_ISREG(info.st_mode) || info.st_size == 0)
+    return std::unexpected(failure(role + " " + path + ": not a non-empty regular file"));
+  return {};
+}
+
+Expected<std::string> read_all(int fd, const std::string& what) {
+  struct stat info {};
+  if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode))
+    return std::unexpected(failure(what + ": not a regular file"));
+  if (info.st_size > (1 << 20))
+    return std::unexpected(failure(what + ": composite file too large"));
+  std::string bytes(static_cast<std::size_t>(info.st_size), '\0');
+  if (pread(fd, bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size()))
+    return std::unexpected(failure(what + ": short read"));
+  return bytes;
+}
+
+// A composite disk: the file decodes as crosvm decodes it, every component is an inherited fd
+// with the access the disk needs, and the first component carries a GPT header.
+Expected<std::string> check_composite(int fd, const BlockOption& block,
+                                      std::vector<int>& component_fds) {
+  auto bytes = read_all(fd, "block " + block.path);
+  if (!bytes)
+    return std::unexpected(bytes.error());
+  auto composite = disk::decode_composite(*bytes);
+  if (!composite)
+    return std::unexpected(failure("block " + block.path + ": " + composite.error().message));
+  for (std::size_t i = 0; i < composite->components.size(); ++i) {
+    const auto& part = composite->components[i];
+    const std::string role = "block " + block.path + " component " + std::to_string(i);
+    auto part_fd = open_input(part.path, role, part.writable && !block.read_only);
+    if (!part_fd)
+      return std::unexpected(part_fd.error());
+    if (proc_fd_number(part.path))
+      component_fds.push_back(*part_fd);
+    struct stat info {};
+    if (fstat(*part_fd, &info) != 0 || !S_ISREG(info.st_mode))
+      return std::unexpected(failure(role + ": not a regular file"));
+    if (i == 0) {
+      char signature[8] = {};
+      if (pread(*part_fd, signature, sizeof(signature), 512) != sizeof(signature) ||
+          std::memcmp(signature, "EFI PART", sizeof(signature)) != 0)
+        return std::unexpected(failure(role + ": no GPT header at offset 512"));
+    }
+    if (!proc_fd_number(part.path))
+      ::close(*part_fd);
+  }
+  return "composite, " + std::to_string(composite->components.size()) + " components, " +
+         std::to_string(composite->length) + " bytes";
+}
+
+Expected<int> check_control_socket(const std::string& path) {
+  if (!proc_fd_number(path)) {
+    // A plain path: crosvm binds the socket itself.
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (path.size() >= sizeof(address.sun_path))
+      return std::unexpected(failure("socket " + path + ": path too long"));
+    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+    const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0 || ::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0 ||
+        ::listen(fd, 8) != 0)
+      return std::unexpected(failure("socket " + path + ": " + std::strerror(errno)));
+    return fd;
+  }
+  auto fd = inherited_fd(path, "socket");
+  if (!fd)
+    return fd;
+  // UnixSeqpacketListener::bind on /proc/self/fd/N: N must already be a listening seqpacket
+  // socket.
+  int type = 0;
+  int accepting = 0;
+  socklen_t size = sizeof(int);
+  if (getsockopt(*fd, SOL_SOCKET, SO_TYPE, &type, &size) != 0 || type != SOCK_SEQPACKET)
+    return std::unexpected(failure("socket " + path + ": not a SOCK_SEQPACKET socket"));
+  size = sizeof(int);
+  if (getsockopt(*fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &size) != 0 || accepting != 1)
+    return std::unexpected(failure("socket " + path + ": not listening"));
+  return fd;
+}
+
+Expected<int> console_fd(const RunArgs& args) {
+  if (args.serials.empty())
+    return STDOUT_FILENO;  // crosvm's default: serial 1 on stdout
+  const SerialOption* chosen = &args.serials.front();
+  for (const auto& serial : args.serials) {
+    if (serial.console)
+      chosen = &serial;
+  }
+  if (chosen->type == "stdout")
+    return STDOUT_FILENO;
+  if (chosen->type != "file")
+    return -1;  // sink, syslog, sockets: the console goes nowhere we model
+  if (proc_fd_number(*chosen->path))
+    return open_input(*chosen->path, "serial", true);
+  const int fd = ::open(chosen->path->c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return std::unexpected(failure("serial " + *chosen->path + ": " + std::strerror(errno)));
+  return fd;
+}
+
+}  // namespace
+
+std::set<int> inherited_fds() {
+  std::set<int> fds;
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir)
+    return fds;
+  const int own = dirfd(dir);
+  while (const dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] == '.')
+      continue;
+    const int fd = std::atoi(entry->d_name);
+    if (fd > 2 && fd != own)
+      fds.insert(fd);
+  }
+  closedir(dir);
+  return fds;
+}
+
+Expected<CheckedInputs> check_inputs(const RunArgs& args, const std::set<int>& inherited) {
+  CheckedInputs inputs;
+  for (const auto& [path, role] :
+       {std::pair{args.kernel, "kernel"}, {args.bios, "bios"}, {args.initrd, "initrd"}}) {
+    if (path) {
+      if (auto checked = check_boot_file(*path, role); !checked)
+        return std::unexpected(checked.error());
+    }
+  }
+  std::vector<int> named = named_fds(args);
+  for (std::size_t i = 0; i < args.blocks.size(); ++i) {
+    const auto& block = args.blocks[i];
+    auto fd = open_input(block.path, "block", !block.read_only);
+    if (!fd)
+      return std::unexpected(fd.error());
+    char magic[15] = {};
+    std::string description = "raw";
+    if (pread(*fd, magic, sizeof(magic), 0) == sizeof(magic) &&
+        std::memcmp(magic, "composite_disk\x1d", sizeof(magic)) == 0) {
+      auto composite = check_composite(*fd, block, named);
+      if (!composite)
+        return std::unexpected(composite.error());
+      description = *composite;
+    }
+    inputs.descriptions.push_back("block " + std::to_string(i) + ": " + block.path + " " +
+                                  description + (block.read_only ? ", read-only" : ", read-write"));
+  }
+  if (!args.socket)
+    return std::unexpected(failure("no --socket: this stand-in is always driven through one"));
+  auto control = check_control_socket(*args.socket);
+  if (!control)
+    return std::unexpected(control.error());
+  inputs.control = *control;
+  auto console = console_fd(args);
+  if (!console)
+    return std::unexpected(console.error());
+  inputs.console = *console;
+
+  for (const int fd : inherited) {
+    if (std::find(named.begin(), named.end(), fd) == named.end())
+      return std::unexpected(
+          failure("fd " + std::to_string(fd) + " was inherited but is named nowhere (a leak)"));
+  }
+  return inputs;
+}
+
+}  // namespace crosvisor::fake_crosvm

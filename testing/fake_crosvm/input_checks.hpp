@@ -1,0 +1,27 @@
+// TEST DOUBLE. What crosvm checks about the files and fds it is given before a VM starts, done as
+// strictly as crosvm does it (and one step further: an fd that was inherited but named nowhere
+// is a leak by the supervisor and fails the start). Failures exit 1, as crosvm's run errors do.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "crosvisor/error.hpp"
+#include "testing/fake_crosvm/crosvm_args.hpp"
+
+namespace crosvisor::fake_crosvm {
+
+// The fds above 2 open right now. Call first thing in main, before opening anything.
+std::set<int> inherited_fds();
+
+struct CheckedInputs {
+  int console = -1;                       // where the guest's console goes (-1: nowhere)
+  int control = -1;                       // the listening control socket
+  std::vector<std::string> descriptions;  // one line per disk, for the console
+};
+
+// Validates every input and returns the fds the VM will use.
+Expected<CheckedInputs> check_inputs(const RunArgs& args, const std::set<int>& inherited);
+
+}  // namespace crosvisor::fake_crosvm

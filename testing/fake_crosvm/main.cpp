@@ -1,0 +1,200 @@
+// TEST DOUBLE: fake-crosvm, a stand-in for crosvm in tests and benchmarks (crosvm cannot be
+// installed on the machines that run them). It boots nothing. It parses the crosvm command line
+// as crosvm does (exit 35 on what crosvm refuses), checks every fd and composite disk it is given
+// (exit 1 on what crosvm would fail on, and on leaked fds), writes a few console lines that play
+// the guest, serves the control socket ("Powerbtn", "Exit"), and exits with crosvm's codes.
+//
+// The "guest" is scripted through markers in --params, the kernel command line:
+//   fake_crosvm.fail=CODE      exit CODE before the guest prints anything (a failed start)
+//   fake_crosvm.exit=CODE      once ready, exit CODE: 0 power-off, 32 reset, 33 crash, 34 panic,
+//                              36 watchdog, 1 error (32..36 become 0 without --extended-status)
+//   fake_crosvm.after_ms=MS    wait this long before fake_crosvm.exit (default 0)
+//   fake_crosvm.powerbtn=ignore  the guest ignores the ACPI power button
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "testing/fake_crosvm/crosvm_args.hpp"
+#include "testing/fake_crosvm/input_checks.hpp"
+
+using namespace crosvisor::fake_crosvm;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Script {
+  std::optional<int> fail;
+  std::optional<int> exit_code;
+  std::chrono::milliseconds after{0};
+  bool ignore_powerbtn = false;
+};
+
+std::optional<std::string> marker(const std::string& params, const std::string& name) {
+  const std::string key = "fake_crosvm." + name + "=";
+  std::size_t at = 0;
+  while ((at = params.find(key, at)) != std::string::npos) {
+    if (at == 0 || params[at - 1] == ' ') {
+      const auto start = at + key.size();
+      return params.substr(start, params.find(' ', start) - start);
+    }
+    at += key.size();
+  }
+  return std::nullopt;
+}
+
+Script script_from(const std::string& params) {
+  Script script;
+  if (auto fail = marker(params, "fail"))
+    script.fail = std::stoi(*fail);
+  if (auto code = marker(params, "exit"))
+    script.exit_code = std::stoi(*code);
+  if (auto after = marker(params, "after_ms"))
+    script.after = std::chrono::milliseconds(std::stoll(*after));
+  script.ignore_powerbtn = marker(params, "powerbtn") == "ignore";
+  return script;
+}
+
+class FakeVm {
+ public:
+  FakeVm(RunArgs args, CheckedInputs inputs) : args_(std::move(args)), inputs_(std::move(inputs)) {}
+
+  void say(const std::string& line) {
+    if (inputs_.console < 0)
+      return;
+    const std::string text = line + "\r\n";
+    if (::write(inputs_.console, text.data(), text.size()) < 0) {
+      // The reader is gone; a serial port does not care.
+    }
+  }
+
+  // crosvm's exit: without --extended-status every VM exit that is not an error is 0.
+  [[noreturn]] void exit_with(int code) {
+    if (!args_.extended_status && code >= 32 && code <= 36 && code != kInvalidArgsExit)
+      code = 0;
+    std::fflush(nullptr);
+    std::_Exit(code);
+  }
+
+  [[noreturn]] void run(const Script& script) {
+    say("fake-crosvm: booting " + args_.name.value_or("crosvm") + " (" +
+        std::to_string(args_.mem_mib) + " MiB, " + std::to_string(args_.cpus) + " vcpus" +
+        (args_.cid ? ", cid " + std::to_string(*args_.cid) : "") + ")");
+    say("fake-crosvm: command line: " + args_.params);
+    for (const auto& description : inputs_.descriptions)
+      say("fake-crosvm: " + description);
+    say("fake-crosvm guest: ready");
+    std::optional<Clock::time_point> exit_at;
+    if (script.exit_code)
+      exit_at = Clock::now() + script.after;
+    script_ = script;
+    serve(exit_at);
+  }
+
+ private:
+  [[noreturn]] void serve(std::optional<Clock::time_point> exit_at) {
+    std::vector<pollfd> fds{{inputs_.control, POLLIN, 0}};
+    for (;;) {
+      int timeout = -1;
+      if (exit_at) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(*exit_at - Clock::now());
+        if (left.count() <= 0) {
+          say("fake-crosvm guest: exiting with " + std::to_string(*script_.exit_code));
+          exit_with(*script_.exit_code);
+        }
+        timeout = static_cast<int>(left.count());
+      }
+      if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) {
+        std::perror("fake-crosvm: poll");
+        exit_with(1);
+      }
+      if (fds[0].revents & POLLIN) {
+        const int client = ::accept4(inputs_.control, nullptr, nullptr, SOCK_CLOEXEC);
+        if (client >= 0)
+          fds.push_back({client, POLLIN, 0});
+      }
+      for (std::size_t i = 1; i < fds.size();) {
+        if (fds[i].revents == 0) {
+          ++i;
+          continue;
+        }
+        if (!answer(fds[i].fd)) {
+          ::close(fds[i].fd);
+          fds.erase(fds.begin() + static_cast<std::ptrdiff_t>(i));
+        } else {
+          fds[i].revents = 0;
+          ++i;
+        }
+      }
+    }
+  }
+
+  // One request datagram on a control connection; false when the connection is done.
+  bool answer(int client) {
+    char buffer[4096];
+    const ssize_t n = ::recv(client, buffer, sizeof(buffer), 0);
+    if (n <= 0)
+      return false;
+    const std::string request(buffer, static_cast<std::size_t>(n));
+    const auto reply = [&](const std::string& text) {
+      ::send(client, text.data(), text.size(), MSG_NOSIGNAL);
+    };
+    if (request == "\"Exit\"") {
+      reply("\"Ok\"");
+      say("fake-crosvm: stopping on request (the guest is not told)");
+      exit_with(0);
+    }
+    if (request == "\"Powerbtn\"") {
+      reply("\"Ok\"");
+      if (script_.ignore_powerbtn) {
+        say("fake-crosvm guest: ignoring the power button");
+        return true;
+      }
+      say("fake-crosvm guest: power button pressed, powering off");
+      exit_with(0);
+    }
+    reply("{\"Err\":\"fake-crosvm: unsupported request " + request.substr(0, 100) + "\"}");
+    return true;
+  }
+
+  RunArgs args_;
+  CheckedInputs inputs_;
+  Script script_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before this process opens anything: what did the supervisor hand over?
+  const std::set<int> inherited = inherited_fds();
+  auto args = parse_crosvm_args(std::vector<std::string>(argv + 1, argv + argc));
+  if (!args) {
+    std::fprintf(stderr, "%s\n", args.error().message.c_str());
+    return kInvalidArgsExit;
+  }
+  auto inputs = check_inputs(*args, inherited);
+  if (!inputs) {
+    std::fprintf(stderr, "fake-crosvm: %s\n", inputs.error().message.c_str());
+    return 1;
+  }
+  Script script;
+  try {
+    script = script_from(args->params);
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "fake-crosvm: a fake_crosvm.* marker in --params is not a number\n");
+    return 1;
+  }
+  FakeVm vm(std::move(*args), std::move(*inputs));
+  if (script.fail) {
+    std::fprintf(stderr, "fake-crosvm: failing to start, as the params asked\n");
+    vm.exit_with(*script.fail);
+  }
+  vm.run(script);
+}

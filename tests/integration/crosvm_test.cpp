@@ -1,0 +1,187 @@
+// crosvm VMs through the service, run by the crosvm stand-in (testing/fake_crosvm), which checks
+// our argv, fds and composite disks as crosvm would and exits with crosvm's codes on command.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "crosvisor/messages.hpp"
+#include "integration/guest.hpp"
+#include "integration/harness.hpp"
+#include "supervisor/launch.hpp"
+#include "supervisor/vmm_launch.hpp"
+#include "support/processes.hpp"
+
+using namespace crosvisor;
+using namespace std::chrono_literals;
+
+namespace {
+
+pid_t pid_of(const VmEvent& running) {
+  REQUIRE(running.state == VmState::running);
+  return std::stoi(running.detail.substr(4));
+}
+
+VmEvent run_to_death(test::Harness& h, const VmSpec& spec) {
+  h.create(spec);
+  return h.await_state(VmState::dead);
+}
+
+}  // namespace
+
+TEST_CASE("every crosvm exit code is reported as its death reason") {
+  test::Harness h;
+  const std::pair<const char*, DeathReason> cases[] = {
+      {"fake_crosvm.exit=0", DeathReason::shutdown},
+      {"fake_crosvm.exit=32", DeathReason::reboot},
+      {"fake_crosvm.exit=33", DeathReason::crash},
+      {"fake_crosvm.exit=34", DeathReason::guest_panic},
+      {"fake_crosvm.exit=36", DeathReason::watchdog_reboot},
+      {"fake_crosvm.exit=1", DeathReason::error},  // after the guest ran
+      {"fake_crosvm.fail=1", DeathReason::start_failed},
+      {"fake_crosvm.fail=35", DeathReason::start_failed},
+      {"fake_crosvm.exit=7", DeathReason::unknown},
+  };
+  int index = 0;
+  for (const auto& [script, reason] : cases) {
+    INFO(script);
+    const VmEvent dead =
+        run_to_death(h, test::fake_crosvm_spec("codes" + std::to_string(index++), script));
+    CHECK(dead.reason == reason);
+  }
+  CHECK(h.console_has("fake-crosvm guest: exiting with 33"));
+  CHECK(test::eventually([&] { return h.reactor->live_children() == 0; }, 5s));
+}
+
+TEST_CASE("a start failure carries crosvm's own message") {
+  test::Harness h;
+  const VmEvent dead = run_to_death(h, test::fake_crosvm_spec("failing", "fake_crosvm.fail=1"));
+  CHECK(dead.reason == DeathReason::start_failed);
+  CHECK(dead.detail == "exit 1: fake-crosvm: failing to start, as the params asked");
+}
+
+TEST_CASE("SIGKILL of crosvm is KILLED; the control socket and private files go with the VM") {
+  test::Harness h;
+  h.create(test::fake_crosvm_spec("victim", ""));
+  const pid_t pid = pid_of(h.await_state(VmState::running));
+  h.await_state(VmState::ready);
+  const auto run_dirs = [&] {
+    std::size_t count = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(h.runtime.path()))
+      count += entry.path().filename().string().rfind("vm-", 0) == 0;
+    return count;
+  };
+  CHECK(run_dirs() == 1);
+  REQUIRE(kill(pid, SIGKILL) == 0);
+  const VmEvent dead = h.await_state(VmState::dead);
+  CHECK(dead.reason == DeathReason::killed);
+  CHECK(test::eventually([&] { return run_dirs() == 0; }, 5s));
+}
+
+TEST_CASE("a crosvm stop presses the power button: the guest powers off, SHUTDOWN") {
+  test::Harness h;
+  auto vm = h.create(test::fake_crosvm_spec("polite", ""));
+  h.await_state(VmState::ready);
+  h.client->send(vm, stop_atom::value);
+  CHECK(h.await_state(VmState::stopping).state == VmState::stopping);
+  const VmEvent dead = h.await_state(VmState::dead);
+  CHECK(dead.reason == DeathReason::shutdown);
+  CHECK(h.console_has("fake-crosvm guest: power button pressed, powering off"));
+}
+
+TEST_CASE(
+    "a crosvm guest that ignores the power button is stopped through the control socket "
+    "once the stop timeout passes") {
+  test::Harness h;
+  VmSpec spec = test::fake_crosvm_spec("stubborn", "fake_crosvm.powerbtn=ignore");
+  spec.stop_timeout = 700ms;
+  auto vm = h.create(spec);
+  h.await_state(VmState::ready);
+  const auto asked = std::chrono::steady_clock::now();
+  h.client->send(vm, stop_atom::value);
+  const VmEvent dead = h.await_state(VmState::dead);
+  const auto took = std::chrono::steady_clock::now() - asked;
+  CHECK(dead.reason == DeathReason::killed);
+  CHECK(dead.detail == "exit 0 after the guest ignored the stop request for 700 ms");
+  CHECK(h.console_has("fake-crosvm guest: ignoring the power button"));
+  CHECK(h.console_has("fake-crosvm: stopping on request (the guest is not told)"));
+  CHECK(took >= 700ms);
+  CHECK(took < 700ms + 1500ms);  // the timeout plus a small margin, not the SIGTERM/SIGKILL path
+}
+
+TEST_CASE("crosvm gets raw and composite disks as fds, and the stand-in validates them") {
+  test::Harness h;
+  test::TempDir dir;
+  VmSpec spec = test::fake_crosvm_spec("disks", "");
+  spec.disks.push_back(RawDisk{dir.write("raw.img", std::string(8192, 'r')), false});
+  spec.disks.push_back(
+      CompositeDisk{{{"boot", dir.write("boot.img", std::string(4000, 'b')), false},
+                     {"data", dir.write("data.img", std::string(8192, 'd')), true}}});
+  auto vm = h.create(spec);
+  h.await_state(VmState::ready);
+  CHECK(h.console_has("block 0: /proc/self/fd/"));
+  CHECK(h.console_has("raw, read-only"));
+  // header, boot, filler (boot is not sector-aligned), data, footer.
+  CHECK(h.console_has("composite, 5 components"));
+  h.client->send(vm, stop_atom::value);
+  CHECK(h.await_state(VmState::dead).reason == DeathReason::shutdown);
+}
+
+TEST_CASE("the crosvm stand-in refuses what crosvm refuses, and fds nobody named") {
+  test::TempDir dir;
+  const auto run = [&](LaunchRequest request) {
+    request.binary = FAKE_CROSVM_BINARY;
+    auto output = make_pipe();
+    REQUIRE(output.has_value());
+    request.fds.set(2, std::move(output->second));
+    auto child = spawn_child(request);
+    REQUIRE(child.has_value());
+    siginfo_t info{};
+    REQUIRE(waitid(P_PIDFD, static_cast<id_t>(child->pidfd.get()), &info, WEXITED) == 0);
+    std::string message(512, '\0');
+    message.resize(static_cast<std::size_t>(
+        std::max<ssize_t>(0, ::read(output->first.get(), message.data(), message.size()))));
+    return std::pair<int, std::string>{info.si_status, message};
+  };
+  const auto kernel = dir.write("vmlinuz", "kernel");
+
+  LaunchRequest unknown;
+  unknown.args = {"run", "--no-such-flag", kernel.string()};
+  CHECK(run(std::move(unknown)) ==
+        std::pair<int, std::string>{35, "Unrecognized argument: --no-such-flag\n"});
+
+  // A control socket that is a stream socket, not a listening seqpacket one.
+  LaunchRequest stream_socket;
+  auto socket = listen_unix(dir / "stream.sock", SOCK_STREAM);
+  REQUIRE(socket.has_value());
+  const int socket_fd = stream_socket.fds.add(std::move(*socket));
+  stream_socket.args = {"run", "--socket", FdPlan::proc_path(socket_fd), kernel.string()};
+  const auto refused = run(std::move(stream_socket));
+  CHECK(refused.first == 1);
+  CHECK_THAT(refused.second, Catch::Contains("not a SOCK_SEQPACKET socket"));
+
+  // A named fd that was never handed over.
+  LaunchRequest missing;
+  auto listener = listen_unix(dir / "c.sock", SOCK_SEQPACKET);
+  REQUIRE(listener.has_value());
+  const int control_fd = missing.fds.add(std::move(*listener));
+  missing.args = {"run", "--socket", FdPlan::proc_path(control_fd), "/proc/self/fd/9"};
+  const auto absent = run(std::move(missing));
+  CHECK(absent.first == 1);
+  CHECK_THAT(absent.second, Catch::Contains("fd 9 is not open"));
+
+  // An fd handed over but named nowhere: the supervisor leaked it.
+  LaunchRequest leaky;
+  auto seqpacket = listen_unix(dir / "l.sock", SOCK_SEQPACKET);
+  REQUIRE(seqpacket.has_value());
+  const int leaky_control = leaky.fds.add(std::move(*seqpacket));
+  const int leaked = leaky.fds.add(UniqueFd(::open(kernel.c_str(), O_RDONLY | O_CLOEXEC)));
+  leaky.args = {"run", "--socket", FdPlan::proc_path(leaky_control), kernel.string()};
+  const auto leak = run(std::move(leaky));
+  CHECK(leak.first == 1);
+  CHECK_THAT(leak.second, Catch::Contains("fd " + std::to_string(leaked) +
+                                          " was inherited but is named nowhere"));
+}
