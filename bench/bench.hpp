@@ -7,11 +7,14 @@
 namespace crosvisor::bench {
 
 struct Options {
-  std::filesystem::path work_dir;  // scratch space, removed afterwards
-  bool quick = false;              // fewer repetitions (CI smoke runs)
+  std::filesystem::path work_dir;     // scratch space, removed afterwards
+  bool quick = false;                 // fewer repetitions (CI smoke runs)
+  int vms = 1000;                     // VMs in the scale scenario
+  std::filesystem::path fake_crosvm;  // the crosvm stand-in (default: beside this binary)
 };
 
 int composite_scenario(const Options& options);
 int cid_scenario(const Options& options);
+int scale_scenario(const Options& options);
 
 }  // namespace crosvisor::bench

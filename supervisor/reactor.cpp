@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <map>
 #include <thread>
 #include <unordered_map>
@@ -100,7 +101,12 @@ struct Reactor::Impl {
   std::function<void(int)> on_signal;
   std::thread thread;
 
-  Impl() : thread([this] { io.run(); }) {}
+  Impl() {
+    // asio creates its epoll, eventfd and timerfd on first use; create them now, so that the
+    // supervisor's fd count is the same before its first VM and after its last.
+    asio::steady_timer warm_up(io);
+    thread = std::thread([this] { io.run(); });
+  }
 
   void read_channel(const std::shared_ptr<Child>& child, LineChannel& channel) {
     channel.descriptor.async_read_some(

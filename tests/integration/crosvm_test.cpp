@@ -14,6 +14,7 @@
 #include "supervisor/launch.hpp"
 #include "supervisor/vmm_launch.hpp"
 #include "support/processes.hpp"
+#include "support/subprocess.hpp"
 
 using namespace crosvisor;
 using namespace std::chrono_literals;
@@ -184,4 +185,34 @@ TEST_CASE("the crosvm stand-in refuses what crosvm refuses, and fds nobody named
   CHECK(leak.first == 1);
   CHECK_THAT(leak.second, Catch::Contains("fd " + std::to_string(leaked) +
                                           " was inherited but is named nowhere"));
+}
+
+TEST_CASE("a supervisor killed with SIGKILL takes every VMM child with it; SIGTERM stops them") {
+  test::TempDir dir;
+  std::vector<std::string> command{CROSVISORD_BINARY, "--runtime-dir", (dir / "run").string()};
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = "fleet-" + std::to_string(i);
+    command.push_back(dir.write(name + ".toml", test::fake_crosvm_toml(name, "")).string());
+  }
+  const auto children = [&] { return test::processes_with_cmdline("--name fleet-"); };
+
+  test::Subprocess killed(command);
+  REQUIRE(test::eventually([&] { return children().size() == 5; }, 20s));
+  const std::vector<pid_t> pids = children();
+  killed.signal(SIGKILL);
+  CHECK(killed.wait_exit(10s) == 128 + SIGKILL);
+  for (const pid_t pid : pids) {
+    INFO("VMM pid " << pid);
+    CHECK(test::eventually([&] { return !test::process_alive(pid); }, 10s));
+  }
+
+  test::Subprocess stopped(command);
+  REQUIRE(test::eventually([&] { return children().size() == 5; }, 20s));
+  REQUIRE(stopped.wait_for_line("supervising 5 VM(s)", 20s));
+  stopped.signal(SIGTERM);
+  CHECK(stopped.wait_exit(20s) == 0);
+  CHECK(children().empty());
+  for (int i = 0; i < 5; ++i)
+    CHECK_THAT(stopped.output(),
+               Catch::Contains("vm fleet-" + std::to_string(i) + ": dead, SHUTDOWN"));
 }

@@ -44,6 +44,16 @@ VmSpec fake_crosvm_spec(const std::string& name, const std::string& params) {
   return spec;
 }
 
+std::string fake_crosvm_toml(const std::string& name, const std::string& params) {
+  return "name = \"" + name + "\"\n" +                                   //
+         "vmm = \"crosvm\"\n" +                                          //
+         "vmm_binary = \"" + std::string(FAKE_CROSVM_BINARY) + "\"\n" +  //
+         "kernel = \"" + (kGuestDir / "vmlinuz").string() + "\"\n" +     //
+         "params = \"console=ttyS0 " + params + "\"\n" +                 //
+         "debug = \"full\"\n" +                                          //
+         "ready = { console = \"" + kFakeGuestReady + "\" }\n";
+}
+
 void require_guest() {
   INFO("the test guest is missing: run guest/build " << kGuestDir.string());
   REQUIRE(std::filesystem::exists(kGuestDir / "vmlinuz"));

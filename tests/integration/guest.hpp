@@ -23,6 +23,7 @@ VmSpec guest_spec(const std::string& name, const std::string& guest_args);
 // fake_crosvm.* script. It is ready when the stand-in's "guest" says so.
 inline constexpr const char* kFakeGuestReady = "fake-crosvm guest: ready";
 VmSpec fake_crosvm_spec(const std::string& name, const std::string& params);
+std::string fake_crosvm_toml(const std::string& name, const std::string& params);
 
 // Fails the test early, with a hint, when guest/build has not run.
 void require_guest();

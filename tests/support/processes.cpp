@@ -48,6 +48,25 @@ std::vector<pid_t> processes_with_cmdline(const std::string& needle) {
   return pids;
 }
 
+std::vector<pid_t> children_of(pid_t parent) {
+  std::vector<pid_t> pids;
+  const std::string wanted = "PPid:\t" + std::to_string(parent);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const auto name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    std::ifstream in(entry.path() / "status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line == wanted) {
+        pids.push_back(std::stoi(name));
+        break;
+      }
+    }
+  }
+  return pids;
+}
+
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!condition()) {

@@ -17,6 +17,8 @@ std::set<int> open_fds(pid_t pid);
 bool process_alive(pid_t pid);
 // Pids of live processes whose command line contains `needle`.
 std::vector<pid_t> processes_with_cmdline(const std::string& needle);
+// Pids of every child of `parent`, zombies included (from the PPid of /proc/<pid>/status).
+std::vector<pid_t> children_of(pid_t parent);
 // Polls `condition` until it holds or `timeout` passes; returns the last result.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
