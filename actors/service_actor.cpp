@@ -65,6 +65,10 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
         }
         const auto run_dir = st.options.runtime_dir / ("vm-" + std::to_string(getpid()) + "-" +
                                                        std::to_string(st.next_run_id++));
+        if (spec.vmm_binary.empty()) {
+          spec.vmm_binary = spec.vmm == VmmKind::crosvm ? st.options.vmm_binaries.crosvm
+                                                        : st.options.vmm_binaries.qemu;
+        }
         const std::string name = spec.name;
         VmPaths paths{run_dir, st.options.log_dir / (name + ".log")};
         auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor,

@@ -11,6 +11,7 @@
 #include "config/vm_config.hpp"
 #include "crosvisor/messages.hpp"
 #include "crosvisor/service.hpp"
+#include "supervisor/cli/vmm_binary_options.hpp"
 #include "supervisor/exit_codes.hpp"
 #include "supervisor/reactor.hpp"
 #include "supervisor/signals.hpp"
@@ -22,7 +23,10 @@ int main(int argc, char** argv) {
   std::filesystem::path runtime_dir;
   std::string log_level = "info";
   app.add_option("VM_FILES", files, "VM descriptions (TOML) to start and supervise");
-  app.add_option("--runtime-dir", runtime_dir, "Directory for VM sockets and temporary files");
+  app.add_option("--runtime-dir", runtime_dir,
+                 "Directory under which VM sockets and temporary files are kept");
+  VmmBinaries vmm_binaries;
+  add_vmm_binary_options(app, vmm_binaries);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   CLI11_PARSE(app, argc, argv);
@@ -42,19 +46,22 @@ int main(int argc, char** argv) {
   }
 
   const sigset_t stop_signals = block_stop_signals();
-  if (runtime_dir.empty())
-    runtime_dir = default_runtime_dir();
-  std::error_code ec;
-  std::filesystem::create_directories(runtime_dir, ec);
-  if (ec) {
-    spdlog::error("cannot create {}: {}", runtime_dir.string(), ec.message());
+  // VM sockets and generated files live in a directory of this process's own, so that what a
+  // daemon killed with SIGKILL left behind is recognised (its lock is free) and removed by the
+  // next crosvisor process. Console logs live beside it and outlast it.
+  auto runtime = make_private_runtime_dir(runtime_dir);
+  if (!runtime) {
+    spdlog::error("{}", runtime.error().message);
     return kExitSupervisor;
   }
   {
     caf::actor_system_config config;
     caf::actor_system system{config};
     auto reactor = std::make_shared<Reactor>();
-    auto service = spawn_service(system, make_service_options(runtime_dir, reactor));
+    auto options = make_service_options(runtime->path, reactor);
+    options.log_dir = runtime->path.parent_path() / "logs";
+    options.vmm_binaries = vmm_binaries;
+    auto service = spawn_service(system, options);
     caf::scoped_actor self{system};
     std::vector<caf::actor> vms;
     for (auto& spec : specs) {
@@ -87,5 +94,7 @@ int main(int argc, char** argv) {
     }
     self->send_exit(service, caf::exit_reason::user_shutdown);
   }
+  std::error_code ignored;
+  std::filesystem::remove_all(runtime->path, ignored);
   return 0;
 }

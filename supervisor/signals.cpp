@@ -47,12 +47,17 @@ void remove_abandoned(const std::filesystem::path& base) {
 
 }  // namespace
 
-Expected<PrivateRuntimeDir> make_private_runtime_dir() {
+Expected<PrivateRuntimeDir> make_private_runtime_dir(const std::filesystem::path& chosen_base) {
   std::error_code ec;
-  auto base = default_runtime_dir();
+  auto base = chosen_base.empty() ? default_runtime_dir() : chosen_base;
   std::filesystem::create_directories(base, ec);
-  if (ec || access(base.c_str(), W_OK) != 0)
+  if (ec || access(base.c_str(), W_OK) != 0) {
+    if (!chosen_base.empty()) {
+      return make_error(ErrorKind::io,
+                        "runtime directory " + base.string() + " cannot be created or written");
+    }
     base = std::filesystem::temp_directory_path();
+  }
   remove_abandoned(base);
   std::string pattern = (base / "run-XXXXXX").string();
   if (mkdtemp(pattern.data()) == nullptr) {

@@ -19,11 +19,12 @@ void raise_fd_limit();
 
 // A fresh private directory for a supervisor that serves only this process, held by `owner_lock`
 // (flock) for as long as the process lives. Directories left by processes that died without
-// cleaning up (SIGKILL) are removed on the way: their lock is free.
+// cleaning up (SIGKILL) are removed on the way: their lock is free. It is made under `base`, or
+// without one under default_runtime_dir() (the temporary directory when that is not writable).
 struct PrivateRuntimeDir {
   std::filesystem::path path;
   UniqueFd owner_lock;
 };
-Expected<PrivateRuntimeDir> make_private_runtime_dir();
+Expected<PrivateRuntimeDir> make_private_runtime_dir(const std::filesystem::path& base = {});
 
 }  // namespace crosvisor

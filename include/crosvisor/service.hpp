@@ -12,6 +12,13 @@ namespace crosvisor {
 
 class Reactor;
 
+// The VMM binaries to run when a VM's spec names none (its vmm_binary is empty). Empty here too:
+// the default name (qemu-system-x86_64, crosvm) looked up on PATH.
+struct VmmBinaries {
+  std::filesystem::path qemu;
+  std::filesystem::path crosvm;
+};
+
 struct ServiceOptions {
   // Where VMs keep their sockets and temporary files; one subdirectory per VM, removed when it
   // dies.
@@ -26,6 +33,7 @@ struct ServiceOptions {
   std::uint32_t cid_first = 2048;
   std::uint32_t cid_last = 65535;
   std::filesystem::path cid_lock_dir;
+  VmmBinaries vmm_binaries;
 };
 
 // Options with the defaults, for a runtime directory and (optionally) a reactor.

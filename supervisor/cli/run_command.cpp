@@ -56,7 +56,10 @@ int run_vm(const RunOptions& options) {
     caf::actor_system_config config;
     caf::actor_system system{config};
     auto reactor = std::make_shared<Reactor>();
-    auto service = spawn_service(system, make_service_options(runtime->path, reactor));
+    auto service_options = make_service_options(runtime->path, reactor);
+    service_options.log_dir = runtime->path.parent_path() / "logs";
+    service_options.vmm_binaries = options.vmm_binaries;
+    auto service = spawn_service(system, service_options);
     caf::scoped_actor self{system};
 
     caf::actor vm;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "crosvisor/service.hpp"
 #include "crosvisor/vm_spec.hpp"
 
 namespace crosvisor::cli {
@@ -14,6 +15,7 @@ struct RunOptions {
   std::optional<std::string> name;
   std::optional<DebugLevel> debug;
   std::optional<std::string> accel;
+  VmmBinaries vmm_binaries;
 };
 
 int run_vm(const RunOptions& options);

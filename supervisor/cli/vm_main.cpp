@@ -6,6 +6,7 @@
 
 #include "supervisor/cli/composite_command.hpp"
 #include "supervisor/cli/run_command.hpp"
+#include "supervisor/cli/vmm_binary_options.hpp"
 #include "supervisor/exit_codes.hpp"
 #include "supervisor/signals.hpp"
 
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--debug", debug, "full: stream the console; none: keep nothing")
       ->check(CLI::IsMember({"full", "none"}));
   run_cmd->add_option("--accel", run.accel, "QEMU accelerator list, e.g. tcg or kvm:tcg");
+  add_vmm_binary_options(*run_cmd, run.vmm_binaries);
 
   std::filesystem::path composite_out;
   std::filesystem::path composite_inspect;

@@ -189,11 +189,21 @@ TEST_CASE("the crosvm stand-in refuses what crosvm refuses, and fds nobody named
 
 TEST_CASE("a supervisor killed with SIGKILL takes every VMM child with it; SIGTERM stops them") {
   test::TempDir dir;
-  std::vector<std::string> command{CROSVISORD_BINARY, "--runtime-dir", (dir / "run").string()};
+  // The files name no VMM binary: the daemon's --crosvm flag does.
+  std::vector<std::string> command{CROSVISORD_BINARY, "--runtime-dir", (dir / "run").string(),
+                                   "--crosvm", FAKE_CROSVM_BINARY};
   for (int i = 0; i < 5; ++i) {
     const std::string name = "fleet-" + std::to_string(i);
-    command.push_back(dir.write(name + ".toml", test::fake_crosvm_toml(name, "")).string());
+    command.push_back(dir.write(name + ".toml", test::fake_crosvm_toml(name, "", false)).string());
   }
+  const auto private_dirs = [&] {
+    std::vector<std::filesystem::path> found;
+    for (const auto& entry : std::filesystem::directory_iterator(dir / "run")) {
+      if (entry.path().filename().string().rfind("run-", 0) == 0)
+        found.push_back(entry.path());
+    }
+    return found;
+  };
   const auto children = [&] { return test::processes_with_cmdline("--name fleet-"); };
 
   test::Subprocess killed(command);
@@ -205,13 +215,20 @@ TEST_CASE("a supervisor killed with SIGKILL takes every VMM child with it; SIGTE
     INFO("VMM pid " << pid);
     CHECK(test::eventually([&] { return !test::process_alive(pid); }, 10s));
   }
+  // The dead daemon's sockets and files outlive it, until the next crosvisor process starts.
+  const auto abandoned = private_dirs();
+  CHECK(abandoned.size() == 1);
 
   test::Subprocess stopped(command);
   REQUIRE(test::eventually([&] { return children().size() == 5; }, 20s));
+  for (const auto& stale : abandoned)
+    CHECK_FALSE(std::filesystem::exists(stale));
   REQUIRE(stopped.wait_for_line("supervising 5 VM(s)", 20s));
   stopped.signal(SIGTERM);
   CHECK(stopped.wait_exit(20s) == 0);
   CHECK(children().empty());
+  CHECK(private_dirs().empty());
+  CHECK(std::filesystem::exists(dir / "run" / "logs" / "fleet-0.log"));
   for (int i = 0; i < 5; ++i)
     CHECK_THAT(stopped.output(),
                Catch::Contains("vm fleet-" + std::to_string(i) + ": dead, SHUTDOWN"));

@@ -44,13 +44,13 @@ VmSpec fake_crosvm_spec(const std::string& name, const std::string& params) {
   return spec;
 }
 
-std::string fake_crosvm_toml(const std::string& name, const std::string& params) {
-  return "name = \"" + name + "\"\n" +                                   //
-         "vmm = \"crosvm\"\n" +                                          //
-         "vmm_binary = \"" + std::string(FAKE_CROSVM_BINARY) + "\"\n" +  //
-         "kernel = \"" + (kGuestDir / "vmlinuz").string() + "\"\n" +     //
-         "params = \"console=ttyS0 " + params + "\"\n" +                 //
-         "debug = \"full\"\n" +                                          //
+std::string fake_crosvm_toml(const std::string& name, const std::string& params, bool name_binary) {
+  return "name = \"" + name + "\"\n" +  //
+         "vmm = \"crosvm\"\n" +         //
+         (name_binary ? "vmm_binary = \"" + std::string(FAKE_CROSVM_BINARY) + "\"\n" : "") +
+         "kernel = \"" + (kGuestDir / "vmlinuz").string() + "\"\n" +  //
+         "params = \"console=ttyS0 " + params + "\"\n" +              //
+         "debug = \"full\"\n" +                                       //
          "ready = { console = \"" + kFakeGuestReady + "\" }\n";
 }
 

@@ -23,7 +23,9 @@ VmSpec guest_spec(const std::string& name, const std::string& guest_args);
 // fake_crosvm.* script. It is ready when the stand-in's "guest" says so.
 inline constexpr const char* kFakeGuestReady = "fake-crosvm guest: ready";
 VmSpec fake_crosvm_spec(const std::string& name, const std::string& params);
-std::string fake_crosvm_toml(const std::string& name, const std::string& params);
+// Without `name_binary`, the file names no VMM binary: the supervisor must be given one.
+std::string fake_crosvm_toml(const std::string& name, const std::string& params,
+                             bool name_binary = true);
 
 // Fails the test early, with a hint, when guest/build has not run.
 void require_guest();
