@@ -10,6 +10,8 @@
 
 namespace crosvisor {
 
+// From a new client proxy to its vm actor: (attach_atom, caf::actor_addr proxy), monitor me.
+using attach_atom = caf::atom_constant<caf::atom("attach")>;
 // From the service to a new vm actor, after the creator has its handle: launch now.
 using launch_atom = caf::atom_constant<caf::atom("launch")>;
 using started_atom = caf::atom_constant<caf::atom("started")>;  // (started_atom, pid_t)

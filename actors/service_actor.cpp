@@ -9,6 +9,7 @@
 #include <map>
 
 #include "actors/cid_registry.hpp"
+#include "actors/client_proxy.hpp"
 #include "actors/internal_messages.hpp"
 #include "actors/vm_actor.hpp"
 #include "crosvisor/messages.hpp"
@@ -22,7 +23,7 @@ struct ServiceState {
   static inline const char* name = "crosvisor.service";
   ServiceOptions options;
   caf::actor cid_registry;
-  std::map<std::string, caf::actor> vms;  // live VMs by name
+  std::map<std::string, caf::actor> vms;  // VMs not dead yet, by name
   std::map<caf::actor_addr, std::string> names;
   std::uint64_t next_run_id = 1;
 
@@ -57,7 +58,7 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
     st.names.erase(it);
   });
   return {
-      [=](create_atom, VmSpec spec, caf::actor subscriber) -> caf::result<caf::actor> {
+      [=](create_atom, VmSpec spec, caf::actor client) -> caf::result<caf::actor> {
         auto& st = self->state;
         if (st.vms.count(spec.name) != 0) {
           return caf::make_error(caf::sec::runtime_error,
@@ -72,17 +73,33 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
         const std::string name = spec.name;
         VmPaths paths{run_dir, st.options.log_dir / (name + ".log")};
         auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor,
-                                 st.cid_registry, std::move(paths), std::move(subscriber));
+                                 st.cid_registry, std::move(paths));
+        auto handle = spawn_client_proxy(self->system(), vm, std::move(client));
         self->monitor(vm);
+        // The service hears the VM's death, to free its name at once: a dead VM's actor lives
+        // on while clients hold handles on it, but a new VM may take the name.
+        self->send(vm, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
         st.vms.emplace(name, vm);
         st.names.emplace(vm.address(), name);
         // The creator gets the handle before the VM says anything: deliver the reply first,
         // then let the VM launch. Its first event can only follow the reply in the mailbox.
         auto reply = self->make_response_promise<caf::actor>();
-        reply.deliver(vm);
+        reply.deliver(std::move(handle));
         self->send(vm, launch_atom::value);
         return reply;
       },
+      [=](const VmEvent& event) {
+        auto& st = self->state;
+        if (event.state != VmState::dead)
+          return;
+        auto it = st.vms.find(event.vm);
+        if (it != st.vms.end() && it->second.address() == self->current_sender()) {
+          st.names.erase(it->second.address());
+          st.vms.erase(it);
+        }
+      },
+      [=](const ConsoleLine&) {},  // subscribed for deaths only
+      [=](in_use_atom) { return self->delegate(self->state.cid_registry, in_use_atom::value); },
       [=](list_atom) {
         std::vector<caf::actor> vms;
         for (auto& [name, vm] : self->state.vms)

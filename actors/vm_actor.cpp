@@ -5,6 +5,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
+#include <set>
 
 #include "actors/internal_messages.hpp"
 #include "crosvisor/messages.hpp"
@@ -27,6 +28,8 @@ struct VmActorState {
   std::uint32_t cid = 0;
   std::uint64_t ready_token = 0;  // a pending vsock readiness wait, if any
   std::vector<caf::actor> subscribers;
+  std::set<caf::actor_addr> proxies;  // the client handles; never strong references
+  bool dead = false;
   std::filesystem::path console_log;  // debug = full: the console's file
   std::optional<ConsoleTail> tail;    // debug = full: its last lines, for `vm logs`
 
@@ -43,9 +46,22 @@ struct VmActorState {
 
 using VmActor = caf::stateful_actor<VmActorState>;
 
-void publish(VmActor* self, VmEvent event) {
+// To every subscriber and every client handle.
+template <class Message>
+void publish(VmActor* self, const Message& message) {
   for (auto& subscriber : self->state.subscribers)
-    self->send(subscriber, event);
+    self->send(subscriber, message);
+  for (const auto& address : self->state.proxies) {
+    if (auto proxy = caf::actor_cast<caf::actor>(address))
+      self->send(proxy, message);
+  }
+}
+
+// The VM actor lives on after its VM died, answering requests, until no handle remains: only
+// then does the CID registry (which monitors it) take the CID back, as AVF does.
+void quit_if_unreferenced(VmActor* self) {
+  if (self->state.dead && self->state.proxies.empty())
+    self->quit();
 }
 
 VmEvent current_event(VmActor* self, std::string detail = {}) {
@@ -68,7 +84,8 @@ void die(VmActor* self, const Death& death) {
     std::filesystem::remove_all(dir, ignored);
   });
   st.run_dir.clear();
-  self->quit();
+  st.dead = true;
+  quit_if_unreferenced(self);
 }
 
 void send_control(VmActor* self, ControlRequest request) {
@@ -121,7 +138,7 @@ ChildObserver observer_for(VmActor* self) {
 }
 
 caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> reactor,
-                          caf::actor cid_registry, VmPaths paths, caf::actor first_subscriber) {
+                          caf::actor cid_registry, VmPaths paths) {
   auto& st = self->state;
   st.life = std::make_unique<VmLifecycle>(std::move(spec));
   st.reactor = std::move(reactor);
@@ -130,10 +147,32 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
     st.console_log = std::move(paths.console_log);
     st.tail.emplace();
   }
-  if (first_subscriber)
-    st.subscribers.push_back(first_subscriber);
+  self->set_down_handler([=](const caf::down_msg& down) {
+    auto& s = self->state;
+    if (s.proxies.erase(down.source) == 0 || !s.proxies.empty())
+      return;
+    if (s.dead)
+      return quit_if_unreferenced(self);
+    // Every client let go of the VM (dropped its handle, crashed or disconnected): stop it.
+    spdlog::info("vm {}: the last client handle is gone, stopping", s.life->spec().name);
+    if (auto step = s.life->on_stop_requested()) {
+      publish(self, current_event(self));
+      take_step(self, *step);
+    }
+  });
 
   return {
+      [=](attach_atom, const caf::actor_addr& proxy) {
+        auto& s = self->state;
+        self->monitor(proxy);
+        s.proxies.insert(proxy);
+        // A handle made after the VM started learns where it is (a first handle hears
+        // everything from `starting` on).
+        if (s.life->state() != VmState::created) {
+          if (auto handle = caf::actor_cast<caf::actor>(proxy))
+            self->send(handle, current_event(self));
+        }
+      },
       [=](launch_atom) {
         auto& s = self->state;
         if (s.life->state() != VmState::created)
@@ -190,9 +229,7 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
         // debug = none: the line is looked at for readiness and dropped.
         if (s.tail) {
           s.tail->add(line);
-          for (auto& subscriber : s.subscribers) {
-            self->send(subscriber, ConsoleLine{s.life->spec().name, line});
-          }
+          publish(self, ConsoleLine{s.life->spec().name, line});
         }
         if (s.life->on_console_line(line)) {
           spdlog::info("vm {}: ready", s.life->spec().name);
@@ -264,9 +301,9 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
 }  // namespace
 
 caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec, std::shared_ptr<Reactor> reactor,
-                          caf::actor cid_registry, VmPaths paths, caf::actor first_subscriber) {
+                          caf::actor cid_registry, VmPaths paths) {
   return system.spawn(vm_behavior, std::move(spec), std::move(reactor), std::move(cid_registry),
-                      std::move(paths), std::move(first_subscriber));
+                      std::move(paths));
 }
 
 }  // namespace crosvisor

@@ -1,5 +1,5 @@
 // The vm actor: owns one VMM child (through the reactor) and its private directory, walks the
-// lifecycle, tells subscribers, and quits once the child is reaped.
+// lifecycle, and tells its client handles and subscribers.
 #pragma once
 
 #include <caf/fwd.hpp>
@@ -17,8 +17,10 @@ struct VmPaths {
   std::filesystem::path console_log;  // kept for debug = full VMs; unused otherwise
 };
 
-// `cid_registry` grants the VM its vsock CID before the VMM starts.
+// `cid_registry` grants the VM its vsock CID before the VMM starts. Client handles attach
+// themselves (actors/client_proxy); when the last one is gone the VM is stopped, and once the VM
+// is dead and no handle remains the actor quits.
 caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec, std::shared_ptr<Reactor> reactor,
-                          caf::actor cid_registry, VmPaths paths, caf::actor first_subscriber);
+                          caf::actor cid_registry, VmPaths paths);
 
 }  // namespace crosvisor

@@ -16,5 +16,6 @@ struct Options {
 int composite_scenario(const Options& options);
 int cid_scenario(const Options& options);
 int scale_scenario(const Options& options);
+int cascade_scenario(const Options& options);
 
 }  // namespace crosvisor::bench

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "bench/bench.hpp"
+#include "bench/stand_in.hpp"
 #include "crosvisor/messages.hpp"
 #include "crosvisor/service.hpp"
 #include "supervisor/launch.hpp"
@@ -37,7 +38,6 @@ namespace crosvisor::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr const char* kReady = "fake-crosvm guest: ready";
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -58,18 +58,6 @@ long resident_kib() {
       return std::stol(line.substr(6));
   }
   return 0;
-}
-
-VmSpec stand_in_spec(int index, const Options& options) {
-  VmSpec spec;
-  spec.name = "bench-" + std::to_string(index);
-  spec.vmm = VmmKind::crosvm;
-  spec.vmm_binary = options.fake_crosvm;
-  spec.kernel = options.work_dir / "kernel";
-  spec.params = "console=ttyS0";
-  spec.debug = DebugLevel::none;
-  spec.ready = ConsoleReady{kReady};
-  return spec;
 }
 
 struct Round {
@@ -167,7 +155,7 @@ Round baseline_round(const Options& options, int round) {
   const auto start = Clock::now();
   for (int i = 0; i < options.vms; ++i) {
     auto launch = prepare_vmm_launch(
-        stand_in_spec(i, options),
+        stand_in_spec("bench-", i, options),
         LaunchContext{dir / ("vm-" + std::to_string(i)), 100'000u + static_cast<unsigned>(i), {}});
     if (!launch)
       throw std::runtime_error(launch.error().message);
@@ -209,7 +197,7 @@ Round supervisor_round(const Options& options, int round) {
   const auto start = Clock::now();
   for (int i = 0; i < options.vms; ++i) {
     client
-        ->request(service, caf::infinite, create_atom::value, stand_in_spec(i, options),
+        ->request(service, caf::infinite, create_atom::value, stand_in_spec("bench-", i, options),
                   caf::actor_cast<caf::actor>(client))
         .receive([&](caf::actor vm) { vms.push_back(vm); },
                  [&](caf::error& error) { throw std::runtime_error(system.render(error)); });
@@ -252,8 +240,7 @@ int scale_scenario(const Options& options_in) {
   Options options = options_in;
   if (options.quick)
     options.vms = std::min(options.vms, 100);
-  std::filesystem::create_directories(options.work_dir);
-  std::ofstream(options.work_dir / "kernel") << "not a kernel: the stand-in only checks the file";
+  prepare_stand_in(options);
   const auto level = spdlog::get_level();
   spdlog::set_level(spdlog::level::warn);
 

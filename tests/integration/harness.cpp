@@ -15,6 +15,7 @@ caf::actor Harness::create(const VmSpec& spec) {
                 caf::actor_cast<caf::actor>(client))
       .receive([&](caf::actor created) { vm = created; },
                [&](caf::error& error) { FAIL(system.render(error)); });
+  handles.push_back(vm);
   return vm;
 }
 

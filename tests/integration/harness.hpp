@@ -28,10 +28,12 @@ struct Harness {
   caf::actor service = spawn_service(system, make_service_options(runtime.path(), reactor));
   caf::scoped_actor client{system};
   std::vector<std::string> console;
+  // The client's handles: a VM lives while one does.
+  std::vector<caf::actor> handles;
 
   ~Harness();
 
-  // Creates a VM with the client as its first subscriber.
+  // Creates a VM for the client and keeps its handle.
   caf::actor create(const VmSpec& spec);
   // The next state change, collecting console lines on the way; fails the test at the deadline.
   VmEvent next_event();

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <map>
@@ -70,6 +72,7 @@ TEST_CASE("a thousand crosvm VMs start and stop under one supervisor, leaving no
     CHECK(test::children_of(getpid()).empty());  // reaped: not even a zombie
     CHECK(test::processes_with_cmdline("--name scale-").empty());
     vms.clear();
+    h.handles.clear();  // dead VMs keep their CIDs while a handle remains
     // The CID locks are released as the vm actors go down, a moment after their last event.
     CHECK(test::eventually([&] { return test::open_fds(getpid()).size() == fds_before; }, 10s));
     std::string targets;
@@ -80,6 +83,76 @@ TEST_CASE("a thousand crosvm VMs start and stop under one supervisor, leaving no
     }
     INFO("fds before " << fds_before << ", after:" << targets);
     CHECK(test::open_fds(getpid()).size() == fds_before);
+  }
+  spdlog::set_level(level);
+}
+
+namespace {
+
+// A client of the application: it creates its VM, holds the handle, and tells `watcher` what it
+// hears.
+struct ClientState {
+  caf::actor handle;
+};
+
+caf::behavior client_behavior(caf::stateful_actor<ClientState>* self, caf::actor service,
+                              VmSpec spec, caf::actor watcher) {
+  self->request(service, caf::infinite, create_atom::value, std::move(spec),
+                caf::actor_cast<caf::actor>(self))
+      .then([=](caf::actor handle) { self->state.handle = std::move(handle); });
+  return {[=](const VmEvent& event) { self->send(watcher, event); }};
+}
+
+}  // namespace
+
+TEST_CASE("a thousand clients killed at once take their thousand VMs down and return every CID") {
+  raise_fd_limit();
+  const auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::warn);
+  {
+    test::Harness h;
+    const auto in_use = [&] {
+      std::uint64_t count = 0;
+      h.client->request(h.service, 10s, in_use_atom::value)
+          .receive([&](std::uint64_t n) { count = n; },
+                   [&](caf::error& error) { FAIL(h.system.render(error)); });
+      return count;
+    };
+    const auto in_use_before = in_use();
+    std::vector<caf::actor> clients;
+    for (int i = 0; i < kVms; ++i) {
+      VmSpec spec = test::fake_crosvm_spec("cascade-" + std::to_string(i), "");
+      spec.debug = DebugLevel::none;
+      clients.push_back(h.system.spawn(client_behavior, h.service, std::move(spec),
+                                       caf::actor_cast<caf::actor>(h.client)));
+    }
+    await_all(h, VmState::ready, kVms);
+    CHECK(in_use() == in_use_before + static_cast<std::uint64_t>(kVms));
+
+    // The VMs' own actors, watched for the moment each is gone (dead and unreferenced).
+    std::vector<caf::actor> vms;
+    h.client->request(h.service, 10s, list_atom::value)
+        .receive([&](const std::vector<caf::actor>& listed) { vms = listed; },
+                 [&](caf::error& error) { FAIL(h.system.render(error)); });
+    REQUIRE(vms.size() == static_cast<std::size_t>(kVms));
+    for (const auto& vm : vms)
+      h.client->monitor(vm);
+    vms.clear();
+
+    for (const auto& client : clients)
+      caf::anon_send_exit(client, caf::exit_reason::kill);
+    clients.clear();
+    int gone = 0;
+    while (gone < kVms) {
+      bool timed_out = false;
+      h.client->receive([&](const caf::down_msg&) { ++gone; }, [](const VmEvent&) {},
+                        caf::after(60s) >> [&] { timed_out = true; });
+      REQUIRE_FALSE(timed_out);
+    }
+    CHECK(h.reactor->live_children() == 0);
+    CHECK(test::children_of(getpid()).empty());
+    CHECK(test::processes_with_cmdline("--name cascade-").empty());
+    CHECK(in_use() == in_use_before);
   }
   spdlog::set_level(level);
 }

@@ -181,7 +181,8 @@ TEST_CASE("QEMU refusing its arguments is START_FAILED with QEMU's own message")
 }
 
 TEST_CASE(
-    "each VM gets its own vsock CID, a fixed one when asked, and the CID returns when it dies") {
+    "each VM gets its own vsock CID, a fixed one when asked, and the CID returns once the VM is "
+    "dead and no handle remains") {
   test::require_guest();
   test::Harness h;
   VmSpec fixed = test::guest_spec("fixedcid", "");
@@ -201,7 +202,16 @@ TEST_CASE(
   h.client->send(first, stop_atom::value, kill_atom::value);
   VmEvent first_dead = h.await_state(VmState::dead);
   CHECK(first_dead.vm == "fixedcid");
-  // Once the VM actor is down the CID can be granted again.
+  // Dead, but a client still holds a handle on it: the CID stays taken (as in AVF).
+  VmSpec held = test::guest_spec("held", "");
+  held.cid = 4242;
+  h.create(held);
+  VmEvent held_dead = h.await_state(VmState::dead);
+  CHECK(held_dead.vm == "held");
+  CHECK_THAT(held_dead.detail, Catch::Contains("vsock CID 4242 is already in use by another VM"));
+  // Once every handle is dropped the CID can be granted again.
+  first = caf::actor();
+  h.handles.clear();
   bool granted = test::eventually(
       [&] {
         VmSpec again = test::guest_spec("again", "");

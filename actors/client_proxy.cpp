@@ -1,0 +1,66 @@
+#include "actors/client_proxy.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/internal_messages.hpp"
+#include "crosvisor/messages.hpp"
+
+namespace crosvisor {
+namespace {
+
+struct ProxyState {
+  static inline const char* name = "crosvisor.client_proxy";
+  caf::actor vm;      // strong: the vm actor lives while a proxy does
+  caf::actor client;  // where events go; may be invalid
+};
+
+using Proxy = caf::stateful_actor<ProxyState>;
+
+caf::behavior proxy_behavior(Proxy* self, caf::actor vm, caf::actor client) {
+  self->state.vm = std::move(vm);
+  self->state.client = std::move(client);
+  if (self->state.client) {
+    self->monitor(self->state.client);
+    self->set_down_handler([=](const caf::down_msg& down) {
+      if (down.source == self->state.client.address())
+        self->quit(caf::exit_reason::user_shutdown);  // the client is gone: so is its handle
+    });
+  }
+  return {
+      // From the vm actor: events for the client.
+      [=](const VmEvent& event) {
+        if (self->state.client)
+          self->send(self->state.client, event);
+      },
+      [=](const ConsoleLine& line) {
+        if (self->state.client)
+          self->send(self->state.client, line);
+      },
+      // From the client: requests for the VM.
+      [=](stop_atom) { self->send(self->state.vm, stop_atom::value); },
+      [=](stop_atom, kill_atom) { self->send(self->state.vm, stop_atom::value, kill_atom::value); },
+      [=](info_atom) { return self->delegate(self->state.vm, info_atom::value); },
+      [=](logs_atom, std::uint32_t count) {
+        return self->delegate(self->state.vm, logs_atom::value, count);
+      },
+      [=](subscribe_atom, caf::actor subscriber) {
+        self->send(self->state.vm, subscribe_atom::value, std::move(subscriber));
+      },
+      [=](dup_atom, caf::actor other_client) {
+        return spawn_client_proxy(self->system(), self->state.vm, std::move(other_client));
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_client_proxy(caf::actor_system& system, caf::actor vm, caf::actor client) {
+  auto proxy = system.spawn(proxy_behavior, vm, std::move(client));
+  // The vm actor holds only the proxy's address: it must never keep a handle alive.
+  caf::anon_send(vm, attach_atom::value, proxy.address());
+  return proxy;
+}
+
+}  // namespace crosvisor
