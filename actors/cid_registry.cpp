@@ -115,7 +115,9 @@ caf::behavior registry(Registry* self, CidRegistryOptions options) {
 }  // namespace
 
 caf::actor spawn_cid_registry(caf::actor_system& system, CidRegistryOptions options) {
-  return system.spawn(registry, std::move(options));
+  // Detached: its flock calls and state-file writes touch the file system, and an embedding
+  // application's scheduler threads must never wait on that.
+  return system.spawn<caf::detached>(registry, std::move(options));
 }
 
 }  // namespace crosvisor

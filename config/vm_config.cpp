@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "config/toml_reader.hpp"
+#include "crosvisor/vm_file.hpp"
 
 namespace crosvisor::config {
 namespace {
@@ -193,3 +194,11 @@ Expected<VmSpec> load_vm_file(const std::filesystem::path& path) {
 }
 
 }  // namespace crosvisor::config
+
+namespace crosvisor {
+
+Expected<VmSpec> load_vm_file(const std::filesystem::path& path) {
+  return config::load_vm_file(path);
+}
+
+}  // namespace crosvisor

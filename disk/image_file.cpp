@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/handed_files.hpp"
+
 namespace crosvisor::disk {
 namespace {
 
@@ -39,14 +41,14 @@ Expected<void> write_all(int fd, std::string_view bytes, const std::filesystem::
 Expected<UniqueFd> open_image(const std::filesystem::path& path, bool writable,
                               std::string_view role) {
   // O_NONBLOCK: opening a FIFO must not hang; it is rejected by image_size right after.
-  UniqueFd fd(
-      ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-  if (!fd) {
-    return std::unexpected(
-        errno_error(ErrorKind::not_found, std::string(role) + " " + path.string(), errno));
+  auto fd = open_or_take(path, (writable ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_NOCTTY, role);
+  if (!fd)
+    return fd;
+  // A handed fd's file description is the client's too: leave its flags alone.
+  if (!handed_fd_number(path)) {
+    const int flags = fcntl(fd->get(), F_GETFL);
+    fcntl(fd->get(), F_SETFL, flags & ~O_NONBLOCK);
   }
-  const int flags = fcntl(fd.get(), F_GETFL);
-  fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
   return fd;
 }
 

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
+
 #include "disk/composite.hpp"
 #include "disk/image_file.hpp"
 #include "disk/qcow2.hpp"
@@ -94,13 +96,20 @@ Expected<CompositeParts> plan_composite_parts(const CompositeDisk& disk, const s
       plan_new_file(run_dir / (prefix + ".footer"), as_text(parts.layout.gpt.footer), false, fds);
   if (!footer)
     return std::unexpected(footer.error());
-  auto filler = plan_new_file(run_dir / (prefix + ".filler"),
-                              std::string(disk::kZeroFillerSize, '\0'), false, fds);
-  if (!filler)
-    return std::unexpected(filler.error());
   parts.header = *header;
   parts.footer = *footer;
-  parts.filler = *filler;
+  // The zero filler only when a read-only partition's size is not aligned: the VMM inherits
+  // exactly the fds its disk descriptions name, and an unnamed one would be a leak.
+  const bool needs_filler =
+      std::any_of(parts.layout.components.begin(), parts.layout.components.end(),
+                  [](const disk::Component& c) { return c.kind == disk::ComponentKind::filler; });
+  if (needs_filler) {
+    auto filler = plan_new_file(run_dir / (prefix + ".filler"),
+                                std::string(disk::kZeroFillerSize, '\0'), false, fds);
+    if (!filler)
+      return std::unexpected(filler.error());
+    parts.filler = *filler;
+  }
   return parts;
 }
 

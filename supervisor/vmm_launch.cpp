@@ -7,13 +7,16 @@
 
 #include <cstring>
 
+#include "core/handed_files.hpp"
+
 namespace crosvisor {
 
 Expected<UniqueFd> open_for_vmm(const std::filesystem::path& path, std::string_view role) {
   const std::string what = std::string(role) + " " + path.string();
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd)
-    return std::unexpected(errno_error(ErrorKind::not_found, what, errno));
+  auto opened = open_or_take(path, O_RDONLY, role);
+  if (!opened)
+    return opened;
+  UniqueFd fd = std::move(*opened);
   struct stat info {};
   if (fstat(fd.get(), &info) != 0)
     return std::unexpected(errno_error(ErrorKind::io, what, errno));

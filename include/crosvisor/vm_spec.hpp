@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -74,6 +75,15 @@ struct VmSpec {
   std::chrono::milliseconds stop_timeout{10'000};
   // The VMM binary; empty means the default name looked up on PATH.
   std::filesystem::path vmm_binary;
+  // Files the client opened itself and handed over (see hand_over); kept open while any copy of
+  // this spec lives.
+  std::vector<std::shared_ptr<const int>> handed_fds;
+
+  // Takes ownership of `fd`, a file the client opened with its own rights, and returns the path
+  // to use for it in this spec (kernel, initrd, a disk or a partition): /proc/self/fd/N. The
+  // supervisor then uses that fd as it is, with its access mode, and never opens a path of the
+  // client's.
+  std::filesystem::path hand_over(int fd);
 
   friend bool operator==(const VmSpec&, const VmSpec&) = default;
 };

@@ -233,3 +233,37 @@ TEST_CASE("a supervisor killed with SIGKILL takes every VMM child with it; SIGTE
     CHECK_THAT(stopped.output(),
                Catch::Contains("vm fleet-" + std::to_string(i) + ": dead, SHUTDOWN"));
 }
+
+TEST_CASE("a VM built from fds its client opened: the supervisor never opens the client's paths") {
+  test::Harness h;
+  test::TempDir dir;
+  const auto open_file = [](const std::filesystem::path& path, int flags) {
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    return fd;
+  };
+  VmSpec spec = test::fake_crosvm_spec("handed", "");
+  spec.kernel = spec.hand_over(open_file(spec.kernel, O_RDONLY));
+  const auto data = dir.write("data.img", std::string(8192, 'd'));
+  const auto boot = dir.write("boot.img", std::string(4096, 'b'));
+  spec.disks.push_back(RawDisk{spec.hand_over(open_file(data, O_RDWR)), true});
+  spec.disks.push_back(CompositeDisk{{{"boot", spec.hand_over(open_file(boot, O_RDONLY)), false}}});
+  // The paths are gone: only the fds lead to the files now.
+  std::filesystem::remove(data);
+  std::filesystem::remove(boot);
+  auto vm = h.create(spec);
+  h.await_state(VmState::ready);
+  CHECK(h.console_has("raw, read-write"));
+  CHECK(h.console_has("composite, 3 components"));
+  h.client->send(vm, stop_atom::value);
+  CHECK(h.await_state(VmState::dead).reason == DeathReason::shutdown);
+
+  // A read-only fd cannot back a writable disk: refused before anything starts.
+  VmSpec wrong = test::fake_crosvm_spec("readonly", "");
+  const auto image = dir.write("ro.img", std::string(4096, 'r'));
+  wrong.disks.push_back(RawDisk{wrong.hand_over(open_file(image, O_RDONLY)), true});
+  h.create(wrong);
+  const VmEvent refused = h.await_state(VmState::dead);
+  CHECK(refused.reason == DeathReason::start_failed);
+  CHECK_THAT(refused.detail, Catch::Contains("the handed fd is read-only"));
+}
