@@ -41,6 +41,9 @@ caf::behavior proxy_behavior(Proxy* self, caf::actor vm, caf::actor client) {
       // From the client: requests for the VM.
       [=](stop_atom) { self->send(self->state.vm, stop_atom::value); },
       [=](stop_atom, kill_atom) { self->send(self->state.vm, stop_atom::value, kill_atom::value); },
+      [=](stop_atom, std::uint32_t timeout_ms) {
+        self->send(self->state.vm, stop_atom::value, timeout_ms);
+      },
       [=](info_atom) { return self->delegate(self->state.vm, info_atom::value); },
       [=](logs_atom, std::uint32_t count) {
         return self->delegate(self->state.vm, logs_atom::value, count);

@@ -60,6 +60,12 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
   return {
       [=](create_atom, VmSpec spec, caf::actor client) -> caf::result<caf::actor> {
         auto& st = self->state;
+        if (!is_valid_vm_name(spec.name)) {
+          return caf::make_error(caf::sec::runtime_error,
+                                 "'" + spec.name +
+                                     "' is not a VM name: 1-64 letters, digits, '-', '_' or '.', "
+                                     "not starting with '-' or '.'");
+        }
         if (st.vms.count(spec.name) != 0) {
           return caf::make_error(caf::sec::runtime_error,
                                  "a VM named '" + spec.name + "' is already running");

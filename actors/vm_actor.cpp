@@ -29,6 +29,7 @@ struct VmActorState {
   std::uint64_t ready_token = 0;  // a pending vsock readiness wait, if any
   std::vector<caf::actor> subscribers;
   std::set<caf::actor_addr> proxies;  // the client handles; never strong references
+  std::optional<std::chrono::steady_clock::time_point> started_at;
   bool dead = false;
   std::filesystem::path console_log;  // debug = full: the console's file
   std::optional<ConsoleTail> tail;    // debug = full: its last lines, for `vm logs`
@@ -202,6 +203,7 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
       [=](started_atom, pid_t pid) {
         auto& s = self->state;
         s.pid = pid;
+        s.started_at = std::chrono::steady_clock::now();
         s.life->on_started();
         spdlog::info("vm {}: running, pid {}", s.life->spec().name, pid);
         publish(self, current_event(
@@ -262,6 +264,14 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
           take_step(self, *step);
         }
       },
+      [=](stop_atom, std::uint32_t timeout_ms) {
+        auto& s = self->state;
+        s.life->set_stop_timeout(std::chrono::milliseconds(timeout_ms));
+        if (auto step = s.life->on_stop_requested()) {
+          publish(self, current_event(self));
+          take_step(self, *step);
+        }
+      },
       [=](stop_atom, kill_atom) {
         auto& s = self->state;
         s.life->on_stop_requested();
@@ -292,8 +302,20 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
       },
       [=](info_atom) {
         auto& s = self->state;
-        return VmInfo{s.life->spec().name,  s.life->state(), s.life->spec().vmm,
-                      s.life->spec().debug, s.pid,           s.cid};
+        VmInfo info;
+        info.name = s.life->spec().name;
+        info.state = s.life->state();
+        info.vmm = s.life->spec().vmm;
+        info.debug = s.life->spec().debug;
+        info.pid = s.pid;
+        info.cid = s.cid;
+        if (s.started_at && !s.dead) {
+          info.uptime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - *s.started_at)
+                               .count();
+        }
+        info.owner_uid = s.life->spec().owner_uid;
+        return info;
       },
   };
 }

@@ -13,18 +13,6 @@ constexpr std::int64_t kMaxMemoryMib = 1 << 20;  // 1 TiB
 constexpr std::int64_t kMaxCpus = 256;
 constexpr double kMaxStopTimeoutSeconds = 3600;
 
-bool valid_vm_name(std::string_view name) {
-  if (name.empty() || name.size() > 64)
-    return false;
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '_' || c == '.';
-    if (!ok)
-      return false;
-  }
-  return name.front() != '.' && name.front() != '-';
-}
-
 void read_ready(TableReader& vm, VmSpec& spec) {
   const toml::table* ready_table = vm.table("ready");
   if (ready_table == nullptr)
@@ -117,7 +105,7 @@ void read_disks(TableReader& vm, VmSpec& spec) {
 std::optional<VmSpec> read_vm(TableReader& vm) {
   VmSpec spec;
   if (auto name = vm.string("name", true)) {
-    if (valid_vm_name(*name)) {
+    if (is_valid_vm_name(*name)) {
       spec.name = *name;
     } else {
       vm.problems().add(vm.raw().get("name")->source(), vm.dotted("name"),

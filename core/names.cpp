@@ -66,4 +66,16 @@ std::string_view to_string(DeathReason reason) {
   return "?";
 }
 
+bool is_valid_vm_name(std::string_view name) {
+  if (name.empty() || name.size() > 64)
+    return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.';
+    if (!ok)
+      return false;
+  }
+  return name.front() != '.' && name.front() != '-';
+}
+
 }  // namespace crosvisor

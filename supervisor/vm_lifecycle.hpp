@@ -48,6 +48,8 @@ class VmLifecycle {
   // How long to wait after `step` before escalating.
   std::chrono::milliseconds step_deadline(StopStep step) const;
   bool stop_was_requested() const { return stop_requested_; }
+  // A stop that gives the guest a different time to power off than the spec's.
+  void set_stop_timeout(std::chrono::milliseconds timeout) { spec_.stop_timeout = timeout; }
 
   Death on_launch_failed(const std::string& why);
   Death on_exited(const ExitStatus& status);

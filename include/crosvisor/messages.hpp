@@ -26,6 +26,7 @@ using list_atom = caf::atom_constant<caf::atom("list")>;
 // To a handle or a VM: (info_atom) -> VmInfo
 using info_atom = caf::atom_constant<caf::atom("info")>;
 // To a handle or a VM: (stop_atom) graceful stop, escalating after the VM's stop_timeout;
+//          (stop_atom, uint32_t timeout_ms) graceful with that deadline instead;
 //          (stop_atom, kill_atom) SIGKILL at once.
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;

@@ -31,7 +31,9 @@ struct VmInfo {
   VmmKind vmm = VmmKind::qemu;
   DebugLevel debug = DebugLevel::none;
   pid_t pid = -1;
-  std::uint32_t cid = 0;  // 0 until granted
+  std::uint32_t cid = 0;         // 0 until granted
+  std::int64_t uptime_ms = 0;    // since the VMM started; 0 before
+  std::optional<std::uint32_t> owner_uid;  // the VmSpec's owner
 };
 
 }  // namespace crosvisor

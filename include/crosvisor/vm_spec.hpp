@@ -75,6 +75,9 @@ struct VmSpec {
   std::chrono::milliseconds stop_timeout{10'000};
   // The VMM binary; empty means the default name looked up on PATH.
   std::filesystem::path vmm_binary;
+  // Who asked for the VM: crosvisord puts its client's uid here, and lets only that user (and
+  // root) see and control the VM. Empty for VMs of an embedding application.
+  std::optional<std::uint32_t> owner_uid;
   // Files the client opened itself and handed over (see hand_over); kept open while any copy of
   // this spec lives.
   std::vector<std::shared_ptr<const int>> handed_fds;
@@ -87,6 +90,10 @@ struct VmSpec {
 
   friend bool operator==(const VmSpec&, const VmSpec&) = default;
 };
+
+// 1-64 letters, digits, '-', '_' or '.', not starting with '-' or '.': a VM's name is also the
+// name of its console log file.
+bool is_valid_vm_name(std::string_view name);
 
 std::string_view to_string(VmmKind kind);
 std::string_view to_string(DebugLevel level);

@@ -64,7 +64,7 @@ TEST_CASE("a start failure carries crosvm's own message") {
   CHECK(dead.detail == "exit 1: fake-crosvm: failing to start, as the params asked");
 }
 
-TEST_CASE("SIGKILL of crosvm is KILLED; the control socket and private files go with the VM") {
+TEST_CASE("SIGKILL of crosvm is KILLED, and the control socket and private files go with the VM") {
   test::Harness h;
   h.create(test::fake_crosvm_spec("victim", ""));
   const pid_t pid = pid_of(h.await_state(VmState::running));
@@ -187,7 +187,8 @@ TEST_CASE("the crosvm stand-in refuses what crosvm refuses, and fds nobody named
                                           " was inherited but is named nowhere"));
 }
 
-TEST_CASE("a supervisor killed with SIGKILL takes every VMM child with it; SIGTERM stops them") {
+TEST_CASE(
+    "a supervisor killed with SIGKILL takes every VMM child with it, and SIGTERM stops them") {
   test::TempDir dir;
   // The files name no VMM binary: the daemon's --crosvm flag does.
   std::vector<std::string> command{CROSVISORD_BINARY, "--runtime-dir", (dir / "run").string(),

@@ -84,7 +84,7 @@ TEST_CASE("SIGKILL of the QEMU child is reported as KILLED") {
   CHECK(dead.detail == "signal 9 (Killed)");
 }
 
-TEST_CASE("a guest that reboots is REBOOT; a guest kernel panic is GUEST_PANIC") {
+TEST_CASE("a guest that reboots is REBOOT, and a guest kernel panic is GUEST_PANIC") {
   test::require_guest();
   test::Harness h;
   h.create(test::guest_spec("rebooter", "cv.then=reboot"));

@@ -87,7 +87,7 @@ TEST_CASE("the stand-in refuses what crosvm's parser refuses") {
   CHECK(refusal({"stop", "/sock"}) == "Unrecognized argument: stop");
 }
 
-TEST_CASE("/proc/self/fd paths name fds; other paths do not") {
+TEST_CASE("/proc/self/fd paths name fds, other paths do not") {
   CHECK(proc_fd_number("/proc/self/fd/12") == std::optional<int>(12));
   CHECK_FALSE(proc_fd_number("/proc/self/fd/").has_value());
   CHECK_FALSE(proc_fd_number("/proc/self/fd/1x").has_value());

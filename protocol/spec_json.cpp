@@ -1,0 +1,362 @@
+#include "protocol/spec_json.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+
+namespace crosvisor::protocol {
+namespace {
+
+using json = nlohmann::json;
+
+Error bad(const std::string& where, const std::string& what) {
+  return Error{ErrorKind::invalid_config, where + ": " + what};
+}
+
+// --- client side ---------------------------------------------------------------------------------
+
+class FdCollector {
+ public:
+  Expected<json> add(const std::filesystem::path& path, bool writable, const std::string& role) {
+    UniqueFd fd(::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY));
+    if (!fd)
+      return std::unexpected(errno_error(ErrorKind::not_found, role + " " + path.string(), errno));
+    fds.push_back(std::move(fd));
+    return json{{"fd", fds.size() - 1}};
+  }
+  std::vector<UniqueFd> fds;
+};
+
+// --- daemon side ---------------------------------------------------------------------------------
+
+class FieldReader {
+ public:
+  FieldReader(const json& object, std::string where) : object_(object), where_(std::move(where)) {}
+
+  Expected<void> only(std::initializer_list<const char*> allowed) const {
+    if (!object_.is_object())
+      return std::unexpected(bad(where_, "must be an object"));
+    for (const auto& [key, value] : object_.items()) {
+      if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; }))
+        return std::unexpected(bad(path(key), "unknown field"));
+    }
+    return {};
+  }
+  bool has(const char* key) const { return object_.contains(key); }
+  std::string path(const std::string& key) const {
+    return where_.empty() ? key : where_ + "." + key;
+  }
+  const json& at(const char* key) const { return object_.at(key); }
+
+  Expected<std::string> string(const char* key) const {
+    if (!object_.contains(key))
+      return std::unexpected(bad(path(key), "missing"));
+    if (!object_[key].is_string())
+      return std::unexpected(bad(path(key), "must be a string"));
+    return object_[key].get<std::string>();
+  }
+  Expected<std::int64_t> integer(const char* key, std::int64_t low, std::int64_t high) const {
+    const json& value = object_[key];
+    if (!value.is_number_integer())
+      return std::unexpected(bad(path(key), "must be an integer"));
+    const auto number = value.get<std::int64_t>();
+    if (number < low || number > high) {
+      return std::unexpected(bad(
+          path(key), "must be between " + std::to_string(low) + " and " + std::to_string(high)));
+    }
+    return number;
+  }
+  Expected<bool> boolean(const char* key) const {
+    if (!object_[key].is_boolean())
+      return std::unexpected(bad(path(key), "must be true or false"));
+    return object_[key].get<bool>();
+  }
+
+ private:
+  const json& object_;
+  std::string where_;
+};
+
+class FdTaker {
+ public:
+  explicit FdTaker(std::vector<UniqueFd> fds) : fds_(std::move(fds)), used_(fds_.size(), false) {}
+
+  // The fd an {"fd": N} object names, checked to be a file of the kind the use needs, handed
+  // over to `spec`; returns the path the spec uses for it.
+  Expected<std::filesystem::path> take(const json& reference, const std::string& where,
+                                       bool block_device_ok, VmSpec& spec) {
+    FieldReader reader(reference, where);
+    if (auto only = reader.only({"fd"}); !only)
+      return std::unexpected(only.error());
+    if (!reader.has("fd"))
+      return std::unexpected(bad(where + ".fd", "missing"));
+    auto index = reader.integer("fd", 0, static_cast<std::int64_t>(kMaxIndex));
+    if (!index)
+      return std::unexpected(index.error());
+    const auto i = static_cast<std::size_t>(*index);
+    if (i >= fds_.size()) {
+      return std::unexpected(bad(where + ".fd", "index " + std::to_string(i) + ", but only " +
+                                                    std::to_string(fds_.size()) +
+                                                    " fds came with the message"));
+    }
+    if (used_[i])
+      return std::unexpected(bad(where + ".fd", "fd " + std::to_string(i) + " is used twice"));
+    struct stat info {};
+    if (fstat(fds_[i].get(), &info) != 0)
+      return std::unexpected(errno_error(ErrorKind::io, where + ".fd", errno));
+    const bool regular = S_ISREG(info.st_mode);
+    const bool block = S_ISBLK(info.st_mode);
+    if (!regular && !(block && block_device_ok)) {
+      const char* kind = S_ISDIR(info.st_mode)    ? "a directory"
+                         : S_ISSOCK(info.st_mode) ? "a socket"
+                         : S_ISFIFO(info.st_mode) ? "a pipe"
+                         : S_ISCHR(info.st_mode)  ? "a character device"
+                                                  : "not a file";
+      return std::unexpected(bad(
+          where + ".fd",
+          "fd " + std::to_string(i) + " is " + kind +
+              (block_device_ok ? ", not a regular file or block device" : ", not a regular file")));
+    }
+    used_[i] = true;
+    return spec.hand_over(fds_[i].release());
+  }
+
+  Expected<void> all_used() const {
+    for (std::size_t i = 0; i < used_.size(); ++i) {
+      if (!used_[i])
+        return std::unexpected(bad("vm", "fd " + std::to_string(i) +
+                                             " came with the message "
+                                             "but nothing names it"));
+    }
+    return {};
+  }
+
+ private:
+  static constexpr std::size_t kMaxIndex = 1024;
+  std::vector<UniqueFd> fds_;
+  std::vector<bool> used_;
+};
+
+Expected<void> read_disks(const json& disks, FdTaker& taker, VmSpec& spec) {
+  if (!disks.is_array())
+    return std::unexpected(bad("vm.disks", "must be an array"));
+  for (std::size_t d = 0; d < disks.size(); ++d) {
+    const std::string where = "vm.disks[" + std::to_string(d) + "]";
+    FieldReader disk(disks[d], where);
+    if (auto only = disk.only({"fd", "writable", "partitions"}); !only)
+      return only;
+    const bool writable_given = disk.has("writable");
+    if (disk.has("partitions")) {
+      if (disk.has("fd") || writable_given)
+        return std::unexpected(bad(where, "a disk has either 'fd' or 'partitions', not both"));
+      const json& partitions = disk.at("partitions");
+      if (!partitions.is_array() || partitions.empty())
+        return std::unexpected(bad(where + ".partitions", "must be a non-empty array"));
+      CompositeDisk composite;
+      for (std::size_t p = 0; p < partitions.size(); ++p) {
+        const std::string at = where + ".partitions[" + std::to_string(p) + "]";
+        FieldReader partition(partitions[p], at);
+        if (auto only = partition.only({"label", "fd", "writable"}); !only)
+          return only;
+        CompositePartition part;
+        auto label = partition.string("label");
+        if (!label)
+          return std::unexpected(label.error());
+        part.label = *label;
+        if (partition.has("writable")) {
+          auto writable = partition.boolean("writable");
+          if (!writable)
+            return std::unexpected(writable.error());
+          part.writable = *writable;
+        }
+        if (!partition.has("fd"))
+          return std::unexpected(bad(at + ".fd", "missing"));
+        auto path = taker.take(json{{"fd", partition.at("fd")}}, at, true, spec);
+        if (!path)
+          return std::unexpected(path.error());
+        part.path = *path;
+        composite.partitions.push_back(std::move(part));
+      }
+      spec.disks.push_back(std::move(composite));
+      continue;
+    }
+    if (!disk.has("fd"))
+      return std::unexpected(bad(where, "needs 'fd' (a raw image) or 'partitions'"));
+    RawDisk raw;
+    if (writable_given) {
+      auto writable = disk.boolean("writable");
+      if (!writable)
+        return std::unexpected(writable.error());
+      raw.writable = *writable;
+    }
+    auto path = taker.take(json{{"fd", disk.at("fd")}}, where, true, spec);
+    if (!path)
+      return std::unexpected(path.error());
+    raw.path = *path;
+    spec.disks.push_back(std::move(raw));
+  }
+  return {};
+}
+
+}  // namespace
+
+Expected<SpecMessage> spec_to_message(const VmSpec& spec) {
+  FdCollector files;
+  json vm = {{"name", spec.name},     {"vmm", std::string(to_string(spec.vmm))},
+             {"params", spec.params}, {"memory_mib", spec.memory_mib},
+             {"cpus", spec.cpus},     {"debug", std::string(to_string(spec.debug))},
+             {"accel", spec.accel},   {"stop_timeout_ms", spec.stop_timeout.count()}};
+  auto kernel = files.add(spec.kernel, false, "kernel");
+  if (!kernel)
+    return std::unexpected(kernel.error());
+  vm["kernel"] = *kernel;
+  if (spec.initrd) {
+    auto initrd = files.add(*spec.initrd, false, "initrd");
+    if (!initrd)
+      return std::unexpected(initrd.error());
+    vm["initrd"] = *initrd;
+  }
+  if (spec.ready)
+    vm["ready"] = {{"console", spec.ready->pattern}};
+  if (spec.ready_vsock)
+    vm["ready"] = {{"vsock_port", spec.ready_vsock->port}};
+  if (spec.cid)
+    vm["cid"] = *spec.cid;
+  json disks = json::array();
+  for (std::size_t d = 0; d < spec.disks.size(); ++d) {
+    const std::string role = "disk " + std::to_string(d);
+    if (const auto* raw = std::get_if<RawDisk>(&spec.disks[d])) {
+      auto fd = files.add(raw->path, raw->writable, role);
+      if (!fd)
+        return std::unexpected(fd.error());
+      disks.push_back({{"fd", (*fd)["fd"]}, {"writable", raw->writable}});
+      continue;
+    }
+    json partitions = json::array();
+    for (const auto& partition : std::get<CompositeDisk>(spec.disks[d]).partitions) {
+      auto fd = files.add(partition.path, partition.writable,
+                          role + " partition \"" + partition.label + "\"");
+      if (!fd)
+        return std::unexpected(fd.error());
+      partitions.push_back(
+          {{"label", partition.label}, {"fd", (*fd)["fd"]}, {"writable", partition.writable}});
+    }
+    disks.push_back({{"partitions", partitions}});
+  }
+  if (!disks.empty())
+    vm["disks"] = disks;
+  return SpecMessage{std::move(vm), std::move(files.fds)};
+}
+
+Expected<VmSpec> spec_from_message(const json& vm, std::vector<UniqueFd> fds) {
+  FdTaker taker(std::move(fds));  // from here on, every fd is closed on any error path
+  FieldReader reader(vm, "vm");
+  if (auto only = reader.only({"name", "vmm", "kernel", "initrd", "params", "memory_mib", "cpus",
+                               "debug", "accel", "stop_timeout_ms", "ready", "cid", "disks"});
+      !only)
+    return std::unexpected(only.error());
+  VmSpec spec;
+  auto name = reader.string("name");
+  if (!name)
+    return std::unexpected(name.error());
+  if (!is_valid_vm_name(*name)) {
+    return std::unexpected(bad("vm.name", "'" + *name +
+                                              "' is not a VM name: 1-64 letters, digits, '-', "
+                                              "'_' or '.', not starting with '-' or '.'"));
+  }
+  spec.name = *name;
+  if (reader.has("vmm")) {
+    auto vmm = reader.string("vmm");
+    if (!vmm)
+      return std::unexpected(vmm.error());
+    if (*vmm != "qemu" && *vmm != "crosvm")
+      return std::unexpected(bad("vm.vmm", "must be \"qemu\" or \"crosvm\""));
+    spec.vmm = *vmm == "crosvm" ? VmmKind::crosvm : VmmKind::qemu;
+  }
+  if (!reader.has("kernel"))
+    return std::unexpected(bad("vm.kernel", "missing"));
+  auto kernel = taker.take(reader.at("kernel"), "vm.kernel", false, spec);
+  if (!kernel)
+    return std::unexpected(kernel.error());
+  spec.kernel = *kernel;
+  if (reader.has("initrd")) {
+    auto initrd = taker.take(reader.at("initrd"), "vm.initrd", false, spec);
+    if (!initrd)
+      return std::unexpected(initrd.error());
+    spec.initrd = *initrd;
+  }
+  if (reader.has("params")) {
+    auto params = reader.string("params");
+    if (!params)
+      return std::unexpected(params.error());
+    spec.params = *params;
+  }
+  if (reader.has("memory_mib")) {
+    auto memory = reader.integer("memory_mib", 16, 1 << 20);
+    if (!memory)
+      return std::unexpected(memory.error());
+    spec.memory_mib = static_cast<std::uint32_t>(*memory);
+  }
+  if (reader.has("cpus")) {
+    auto cpus = reader.integer("cpus", 1, 256);
+    if (!cpus)
+      return std::unexpected(cpus.error());
+    spec.cpus = static_cast<std::uint32_t>(*cpus);
+  }
+  if (reader.has("debug")) {
+    auto debug = reader.string("debug");
+    if (!debug)
+      return std::unexpected(debug.error());
+    if (*debug != "full" && *debug != "none")
+      return std::unexpected(bad("vm.debug", "must be \"full\" or \"none\""));
+    spec.debug = *debug == "full" ? DebugLevel::full : DebugLevel::none;
+  }
+  if (reader.has("accel")) {
+    auto accel = reader.string("accel");
+    if (!accel)
+      return std::unexpected(accel.error());
+    spec.accel = *accel;
+  }
+  if (reader.has("stop_timeout_ms")) {
+    auto timeout = reader.integer("stop_timeout_ms", 0, 3'600'000);
+    if (!timeout)
+      return std::unexpected(timeout.error());
+    spec.stop_timeout = std::chrono::milliseconds(*timeout);
+  }
+  if (reader.has("cid")) {
+    auto cid = reader.integer("cid", 3, 0xfffffffe);
+    if (!cid)
+      return std::unexpected(cid.error());
+    spec.cid = static_cast<std::uint32_t>(*cid);
+  }
+  if (reader.has("ready")) {
+    FieldReader ready(reader.at("ready"), "vm.ready");
+    if (auto only = ready.only({"console", "vsock_port"}); !only)
+      return std::unexpected(only.error());
+    if (ready.has("console") == ready.has("vsock_port"))
+      return std::unexpected(bad("vm.ready", "give either 'console' or 'vsock_port'"));
+    if (ready.has("console")) {
+      auto pattern = ready.string("console");
+      if (!pattern)
+        return std::unexpected(pattern.error());
+      if (pattern->empty())
+        return std::unexpected(bad("vm.ready.console", "must not be empty"));
+      spec.ready = ConsoleReady{*pattern};
+    } else {
+      auto port = ready.integer("vsock_port", 1, 0xfffffffe);
+      if (!port)
+        return std::unexpected(port.error());
+      spec.ready_vsock = VsockReady{static_cast<std::uint32_t>(*port)};
+    }
+  }
+  if (reader.has("disks")) {
+    if (auto disks = read_disks(reader.at("disks"), taker, spec); !disks)
+      return std::unexpected(disks.error());
+  }
+  if (auto all = taker.all_used(); !all)
+    return std::unexpected(all.error());
+  return spec;
+}
+
+}  // namespace crosvisor::protocol

@@ -1,0 +1,175 @@
+// The control socket's protocol, without sockets: frames, requests, VM descriptions with fds.
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <catch2/catch.hpp>
+
+#include "protocol/framing.hpp"
+#include "protocol/requests.hpp"
+#include "protocol/spec_json.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace crosvisor;
+using namespace crosvisor::protocol;
+using json = nlohmann::json;
+
+namespace {
+std::string refusal(const std::string& payload) {
+  std::optional<std::uint64_t> id;
+  auto request = parse_request(payload, id);
+  REQUIRE_FALSE(request.has_value());
+  return request.error().message;
+}
+
+std::string spec_refusal(const json& vm, std::vector<UniqueFd> fds) {
+  auto spec = spec_from_message(vm, std::move(fds));
+  REQUIRE_FALSE(spec.has_value());
+  return spec.error().message;
+}
+
+UniqueFd open_file(const std::filesystem::path& path, int flags = O_RDONLY) {
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC));
+  REQUIRE(fd.valid());
+  return fd;
+}
+}  // namespace
+
+TEST_CASE("frames: length-prefixed, reassembled from pieces, bounded") {
+  FrameDecoder decoder;
+  const std::string two = encode_frame("{\"a\":1}") + encode_frame("{}");
+  decoder.feed(two.substr(0, 3));
+  CHECK_FALSE(decoder.next()->has_value());
+  decoder.feed(two.substr(3));
+  CHECK(decoder.next()->value() == "{\"a\":1}");
+  CHECK(decoder.next()->value() == "{}");
+  CHECK_FALSE(decoder.next()->has_value());
+
+  FrameDecoder empty;
+  empty.feed(std::string(4, '\0'));
+  CHECK(empty.next().error().message == "empty frame");
+  FrameDecoder huge;
+  huge.feed(std::string("\x7f\xff\xff\xff", 4));
+  CHECK_THAT(huge.next().error().message, Catch::StartsWith("frame of 2147483647 bytes"));
+}
+
+TEST_CASE("requests are checked field by field") {
+  std::optional<std::uint64_t> id;
+  auto stop = parse_request(R"({"id": 4, "op": "stop", "vm": "web-1", "timeout_ms": 500})", id);
+  REQUIRE(stop.has_value());
+  CHECK(stop->op == Op::stop);
+  CHECK(stop->target.name == "web-1");
+  CHECK_FALSE(stop->target.cid.has_value());
+  CHECK(stop->timeout_ms == std::optional<std::uint32_t>(500));
+  auto by_cid = parse_request(R"({"id": 5, "op": "info", "vm": "2049"})", id);
+  CHECK(by_cid->target.cid == std::optional<std::uint32_t>(2049));
+  auto logs =
+      parse_request(R"({"id": 6, "op": "logs", "vm": "a", "lines": 10, "follow": true})", id);
+  CHECK(logs->lines == 10);
+  CHECK(logs->follow);
+
+  CHECK(refusal("not json") == "the request is not JSON");
+  CHECK(refusal("[1]") == "the request must be a JSON object");
+  CHECK(refusal(R"({"op": "ping"})") == "the request needs an 'id': a non-negative integer");
+  CHECK(refusal(R"({"id": -1, "op": "ping"})") ==
+        "the request needs an 'id': a non-negative integer");
+  CHECK(refusal(R"({"id": 1})") == "the request needs an 'op' string");
+  CHECK(refusal(R"({"id": 1, "op": "reboot"})") == "unknown op 'reboot'");
+  CHECK(refusal(R"({"id": 1, "op": "ping", "x": 1})") == "'x' is not a field of 'ping'");
+  CHECK(refusal(R"({"id": 1, "op": "stop"})") == "'stop' needs 'vm'");
+  CHECK(refusal(R"({"id": 1, "op": "stop", "vm": 7})") == "'vm' must be a VM name or CID");
+  CHECK(refusal(R"({"id": 1, "op": "info", "vm": "99999999999"})") == "'vm': CID out of range");
+  CHECK(refusal(R"({"id": 1, "op": "list", "all": "yes"})") == "'all' must be true or false");
+  CHECK(refusal(R"({"id": 1, "op": "logs", "vm": "a", "lines": -3})") ==
+        "'lines' must be an integer from 0 to 100000");
+  CHECK(refusal(R"({"id": 1, "op": "create", "vm": "x"})") ==
+        "'vm' must be the VM description (an object)");
+  // Even a refused request names its id, so that the reply can answer it.
+  parse_request(R"({"id": 9, "op": "nope"})", id);
+  CHECK(id == std::optional<std::uint64_t>(9));
+}
+
+TEST_CASE("a VM description travels as JSON with fds, and comes back as the same spec") {
+  test::TempDir dir;
+  VmSpec spec;
+  spec.name = "wire";
+  spec.vmm = VmmKind::crosvm;
+  spec.kernel = dir.write("vmlinuz", "kernel");
+  spec.initrd = dir.write("initrd", "initrd");
+  spec.params = "console=ttyS0";
+  spec.memory_mib = 512;
+  spec.debug = DebugLevel::full;
+  spec.ready = ConsoleReady{"ready"};
+  spec.cid = 4000;
+  spec.stop_timeout = std::chrono::milliseconds(1500);
+  spec.disks.push_back(RawDisk{dir.write("raw.img", std::string(512, 'r')), true});
+  spec.disks.push_back(CompositeDisk{{{"boot", dir.write("boot.img", "b"), false}}});
+  auto message = spec_to_message(spec);
+  REQUIRE(message.has_value());
+  CHECK(message->fds.size() == 4);
+  // Writable files are opened read-write by the client; the rest read-only.
+  CHECK((fcntl(message->fds[2].get(), F_GETFL) & O_ACCMODE) == O_RDWR);
+  CHECK((fcntl(message->fds[3].get(), F_GETFL) & O_ACCMODE) == O_RDONLY);
+  const json wire = json::parse(message->vm.dump());
+  auto back = spec_from_message(wire, std::move(message->fds));
+  REQUIRE(back.has_value());
+  CHECK(back->name == "wire");
+  CHECK(back->vmm == VmmKind::crosvm);
+  CHECK(back->kernel.string().rfind("/proc/self/fd/", 0) == 0);
+  CHECK(back->handed_fds.size() == 4);
+  CHECK(back->memory_mib == 512);
+  CHECK(back->cid == std::optional<std::uint32_t>(4000));
+  CHECK(back->stop_timeout == std::chrono::milliseconds(1500));
+  CHECK(back->ready == std::optional<ConsoleReady>(ConsoleReady{"ready"}));
+  REQUIRE(back->disks.size() == 2);
+  CHECK(std::get<RawDisk>(back->disks[0]).writable);
+  CHECK(std::get<CompositeDisk>(back->disks[1]).partitions[0].label == "boot");
+}
+
+TEST_CASE("a VM description with the wrong fields or fds is refused, naming the place") {
+  test::TempDir dir;
+  const auto kernel = dir.write("vmlinuz", "kernel");
+  const auto one_fd = [&] {
+    std::vector<UniqueFd> fds;
+    fds.push_back(open_file(kernel));
+    return fds;
+  };
+  const json base = {{"name", "x"}, {"kernel", {{"fd", 0}}}};
+  CHECK(spec_from_message(base, one_fd()).has_value());
+
+  json unknown = base;
+  unknown["vmm_binary"] = "/bin/sh";
+  CHECK(spec_refusal(unknown, one_fd()) == "vm.vmm_binary: unknown field");
+  json bad_name = base;
+  bad_name["name"] = "../etc";
+  CHECK_THAT(spec_refusal(bad_name, one_fd()), Catch::StartsWith("vm.name: '../etc' is not"));
+  json out_of_range = base;
+  out_of_range["kernel"] = {{"fd", 3}};
+  CHECK(spec_refusal(out_of_range, one_fd()) ==
+        "vm.kernel.fd: index 3, but only 1 fds came with the message");
+  json twice = base;
+  twice["initrd"] = {{"fd", 0}};
+  CHECK(spec_refusal(twice, one_fd()) == "vm.initrd.fd: fd 0 is used twice");
+  std::vector<UniqueFd> extra = one_fd();
+  extra.push_back(open_file(kernel));
+  CHECK(spec_refusal(base, std::move(extra)) ==
+        "vm: fd 1 came with the message but nothing names it");
+  std::vector<UniqueFd> directory;
+  directory.push_back(open_file(dir.path(), O_RDONLY | O_DIRECTORY));
+  CHECK(spec_refusal(base, std::move(directory)) ==
+        "vm.kernel.fd: fd 0 is a directory, not a regular file");
+  std::vector<UniqueFd> socket_fd;
+  socket_fd.emplace_back(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  CHECK(spec_refusal(base, std::move(socket_fd)) ==
+        "vm.kernel.fd: fd 0 is a socket, not a regular file");
+  json wrong_type = base;
+  wrong_type["memory_mib"] = "lots";
+  CHECK(spec_refusal(wrong_type, one_fd()) == "vm.memory_mib: must be an integer");
+  json tiny = base;
+  tiny["memory_mib"] = 1;
+  CHECK(spec_refusal(tiny, one_fd()) == "vm.memory_mib: must be between 16 and 1048576");
+  json disk = base;
+  disk["disks"] = json::array({{{"fd", 0}, {"partitions", json::array()}}});
+  CHECK(spec_refusal(disk, one_fd()) ==
+        "vm.disks[0]: a disk has either 'fd' or 'partitions', not both");
+  CHECK(spec_refusal(json{{"name", "x"}}, {}) == "vm.kernel: missing");
+}
