@@ -47,6 +47,10 @@ void remove_abandoned(const std::filesystem::path& base) {
 
 }  // namespace
 
+void remove_abandoned_runtime_dirs() {
+  remove_abandoned(default_runtime_dir());
+}
+
 Expected<PrivateRuntimeDir> make_private_runtime_dir(const std::filesystem::path& chosen_base) {
   std::error_code ec;
   auto base = chosen_base.empty() ? default_runtime_dir() : chosen_base;

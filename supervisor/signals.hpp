@@ -26,5 +26,7 @@ struct PrivateRuntimeDir {
   UniqueFd owner_lock;
 };
 Expected<PrivateRuntimeDir> make_private_runtime_dir(const std::filesystem::path& base = {});
+// Removes what crosvisor processes killed with SIGKILL left under default_runtime_dir().
+void remove_abandoned_runtime_dirs();
 
 }  // namespace crosvisor

@@ -1,4 +1,5 @@
-// `vm run FILE`: boot one VM, stay attached, return when it dies.
+// `vm run FILE`: create a VM through crosvisord (or a private supervisor started for it), stay
+// attached, return when it dies.
 #pragma once
 
 #include <filesystem>
@@ -15,7 +16,10 @@ struct RunOptions {
   std::optional<std::string> name;
   std::optional<DebugLevel> debug;
   std::optional<std::string> accel;
+  bool console = false;  // print the console on stdout (debug = full VMs)
   VmmBinaries vmm_binaries;
+  std::optional<std::filesystem::path> socket;
+  std::string log_level = "warn";
 };
 
 int run_vm(const RunOptions& options);

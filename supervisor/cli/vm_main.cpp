@@ -1,10 +1,11 @@
-// The `vm` command.
+// The `vm` command: run, list, info, stop, logs (through crosvisord), composite, version.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 
 #include "supervisor/cli/composite_command.hpp"
+#include "supervisor/cli/daemon_commands.hpp"
 #include "supervisor/cli/run_command.hpp"
 #include "supervisor/cli/vmm_binary_options.hpp"
 #include "supervisor/exit_codes.hpp"
@@ -15,18 +16,55 @@ int main(int argc, char** argv) {
   CLI::App app{"vm: start, watch and stop crosvisor virtual machines"};
   app.require_subcommand(1);
   std::string log_level = "warn";
+  std::optional<std::filesystem::path> socket;
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_option("--socket", socket,
+                 "crosvisord's control socket (default: $CROSVISOR_SOCKET, else the default "
+                 "path)");
 
   cli::RunOptions run;
   std::string debug;
-  auto* run_cmd = app.add_subcommand("run", "Boot a VM from FILE and stay attached until it dies");
+  auto* run_cmd = app.add_subcommand(
+      "run",
+      "Boot a VM from FILE through crosvisord (or a private supervisor when none runs) "
+      "and stay attached until it dies; Ctrl-C stops it");
   run_cmd->add_option("FILE", run.file, "VM description (TOML)")->required();
   run_cmd->add_option("--name", run.name, "Override the VM's name");
-  run_cmd->add_option("--debug", debug, "full: stream the console; none: keep nothing")
+  run_cmd->add_option("--debug", debug, "full: keep the console; none: keep nothing")
       ->check(CLI::IsMember({"full", "none"}));
+  run_cmd->add_flag("--console", run.console, "Print the guest console on stdout (debug = full)");
   run_cmd->add_option("--accel", run.accel, "QEMU accelerator list, e.g. tcg or kvm:tcg");
   add_vmm_binary_options(*run_cmd, run.vmm_binaries);
+
+  cli::DaemonOptions daemon_options;
+  bool all = false;
+  auto* list_cmd = app.add_subcommand("list", "List your VMs");
+  list_cmd->add_flag("--all", all, "Every user's VMs (root or the daemon's own user)");
+  list_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
+
+  std::string target;
+  auto* info_cmd = app.add_subcommand("info", "Show one VM");
+  info_cmd->add_option("VM", target, "Name or CID")->required();
+  info_cmd->add_flag("--json", daemon_options.json, "JSON instead of text");
+
+  std::optional<double> stop_timeout;
+  bool force = false;
+  auto* stop_cmd = app.add_subcommand("stop", "Stop a VM and wait until it is dead");
+  stop_cmd->add_option("VM", target, "Name or CID")->required();
+  stop_cmd->add_option("--timeout", stop_timeout,
+                       "Seconds the guest gets to power off before it is made to stop");
+  stop_cmd->add_flag("--force", force, "SIGKILL the VMM at once");
+  stop_cmd->add_flag("--json", daemon_options.json, "JSON instead of text");
+
+  std::uint32_t lines = 0;
+  bool follow = false;
+  auto* logs_cmd = app.add_subcommand("logs", "Show a debug = full VM's console");
+  logs_cmd->add_option("VM", target, "Name or CID")->required();
+  logs_cmd->add_option("-n,--lines", lines, "Only the last LINES lines (default: all kept)");
+  logs_cmd->add_flag("-f,--follow", follow, "Then print new lines until the VM dies");
+
+  auto* version_cmd = app.add_subcommand("version", "Versions of vm and of crosvisord");
 
   std::filesystem::path composite_out;
   std::filesystem::path composite_inspect;
@@ -51,14 +89,27 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kExitUsage;
   }
   raise_fd_limit();
-  // stdout carries the guest console; the supervisor's own log goes to stderr.
   spdlog::set_default_logger(spdlog::stderr_color_mt("vm"));
   spdlog::set_level(spdlog::level::from_str(log_level));
-  if (!debug.empty())
-    run.debug = debug == "full" ? DebugLevel::full : DebugLevel::none;
+  daemon_options.socket = socket;
 
-  if (*run_cmd)
+  if (*run_cmd) {
+    if (!debug.empty())
+      run.debug = debug == "full" ? DebugLevel::full : DebugLevel::none;
+    run.socket = socket;
+    run.log_level = log_level;
     return cli::run_vm(run);
+  }
+  if (*list_cmd)
+    return cli::list_vms(daemon_options, all);
+  if (*info_cmd)
+    return cli::show_info(daemon_options, target);
+  if (*stop_cmd)
+    return cli::stop_vm(daemon_options, target, stop_timeout, force);
+  if (*logs_cmd)
+    return cli::show_logs(daemon_options, target, lines, follow);
+  if (*version_cmd)
+    return cli::show_version(daemon_options);
   if (*composite_cmd) {
     if (!composite_inspect.empty())
       return cli::inspect_composite(composite_inspect);

@@ -191,8 +191,13 @@ TEST_CASE(
     "a supervisor killed with SIGKILL takes every VMM child with it, and SIGTERM stops them") {
   test::TempDir dir;
   // The files name no VMM binary: the daemon's --crosvm flag does.
-  std::vector<std::string> command{CROSVISORD_BINARY, "--runtime-dir", (dir / "run").string(),
-                                   "--crosvm", FAKE_CROSVM_BINARY};
+  std::vector<std::string> command{CROSVISORD_BINARY,
+                                   "--runtime-dir",
+                                   (dir / "run").string(),
+                                   "--socket",
+                                   (dir / "control.sock").string(),
+                                   "--crosvm",
+                                   FAKE_CROSVM_BINARY};
   for (int i = 0; i < 5; ++i) {
     const std::string name = "fleet-" + std::to_string(i);
     command.push_back(dir.write(name + ".toml", test::fake_crosvm_toml(name, "", false)).string());
@@ -224,7 +229,7 @@ TEST_CASE(
   REQUIRE(test::eventually([&] { return children().size() == 5; }, 20s));
   for (const auto& stale : abandoned)
     CHECK_FALSE(std::filesystem::exists(stale));
-  REQUIRE(stopped.wait_for_line("supervising 5 VM(s)", 20s));
+  REQUIRE(stopped.wait_for_line("supervising 5 VM(s) of its own", 20s));
   stopped.signal(SIGTERM);
   CHECK(stopped.wait_exit(20s) == 0);
   CHECK(children().empty());

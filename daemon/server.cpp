@@ -1,0 +1,276 @@
+#include "daemon/server.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <set>
+#include <thread>
+
+#include "protocol/framing.hpp"
+
+namespace crosvisor::daemon {
+namespace asio = boost::asio;
+using stream = asio::posix::stream_descriptor;
+
+namespace {
+
+class Connection : public ConnectionPort, public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(asio::io_context& io, UniqueFd fd, std::function<void(Connection*)> on_gone)
+      : io_(io), socket_(io, fd.release()), on_gone_(std::move(on_gone)) {}
+
+  void start(std::unique_ptr<SessionSink> sink) {
+    sink_ = std::move(sink);
+    wait_readable();
+  }
+
+  void send(nlohmann::json message) override {
+    asio::post(io_, [self = shared_from_this(), text = message.dump()] {
+      self->queue(protocol::encode_frame(text));
+    });
+  }
+
+  void close() override {
+    asio::post(io_, [self = shared_from_this()] { self->shut(); });
+  }
+
+  // On the server thread.
+  void shut() {
+    if (closed_)
+      return;
+    closed_ = true;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    pending_fds_.clear();
+    if (sink_) {
+      sink_->closed();
+      sink_.reset();
+    }
+    on_gone_(this);
+  }
+
+ private:
+  void wait_readable() {
+    socket_.async_wait(stream::wait_read,
+                       [self = shared_from_this()](boost::system::error_code ec) {
+                         if (ec || self->closed_)
+                           return;
+                         if (self->read_available())
+                           self->wait_readable();
+                       });
+  }
+
+  // Reads what the socket has; false when the connection ended.
+  bool read_available() {
+    for (;;) {
+      std::array<char, 65536> data;
+      alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * protocol::kMaxFds)> control{};
+      iovec vector{data.data(), data.size()};
+      msghdr message{};
+      message.msg_iov = &vector;
+      message.msg_iovlen = 1;
+      message.msg_control = control.data();
+      message.msg_controllen = control.size();
+      const ssize_t n =
+          ::recvmsg(socket_.native_handle(), &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return true;
+      if (n < 0 && errno == EINTR)
+        continue;
+      // Whatever fds came are ours to close, whatever else happens.
+      for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+          continue;
+        const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const int* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
+        for (std::size_t i = 0; i < count; ++i)
+          pending_fds_.emplace_back(fds[i]);
+      }
+      if (n <= 0) {
+        shut();  // end of stream, or an error
+        return false;
+      }
+      if (message.msg_flags & MSG_CTRUNC) {
+        return refuse_and_close("more than " + std::to_string(protocol::kMaxFds) +
+                                " fds came with one message");
+      }
+      if (pending_fds_.size() > protocol::kMaxFds)
+        return refuse_and_close("more than " + std::to_string(protocol::kMaxFds) + " fds");
+      decoder_.feed(std::string_view(data.data(), static_cast<std::size_t>(n)));
+      for (;;) {
+        auto frame = decoder_.next();
+        if (!frame)
+          return refuse_and_close(frame.error().message);
+        if (!frame->has_value())
+          break;
+        deliver(**frame);
+        if (closed_)
+          return false;
+      }
+    }
+  }
+
+  void deliver(const std::string& payload) {
+    std::vector<UniqueFd> fds = std::move(pending_fds_);
+    pending_fds_.clear();
+    std::optional<std::uint64_t> id;
+    auto request = protocol::parse_request(payload, id);
+    if (!request) {
+      queue_json(protocol::error_reply(id, request.error().message));
+      return;  // `fds` close here
+    }
+    if (request->op != protocol::Op::create && !fds.empty()) {
+      queue_json(protocol::error_reply(
+          id, std::to_string(fds.size()) + " fds came with a request that takes none"));
+      return;
+    }
+    if (sink_)
+      sink_->request(std::move(*request), std::move(fds));
+  }
+
+  bool refuse_and_close(const std::string& why) {
+    spdlog::warn("control socket: closing a session: {}", why);
+    queue_json(protocol::error_reply(std::nullopt, why));
+    flush_then_close_ = true;
+    if (!writing_)
+      shut();
+    return false;
+  }
+
+  void queue_json(const nlohmann::json& message) { queue(protocol::encode_frame(message.dump())); }
+
+  void queue(std::string frame) {
+    if (closed_)
+      return;
+    if (output_.size() + frame.size() > kMaxQueuedOutput) {
+      spdlog::warn("control socket: a client stopped reading; closing its session");
+      return shut();
+    }
+    output_ += frame;
+    if (!writing_)
+      write_some();
+  }
+
+  void write_some() {
+    while (!output_.empty()) {
+      const ssize_t n = ::send(socket_.native_handle(), output_.data(), output_.size(),
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        output_.erase(0, static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        writing_ = true;
+        socket_.async_wait(stream::wait_write,
+                           [self = shared_from_this()](boost::system::error_code ec) {
+                             self->writing_ = false;
+                             if (ec || self->closed_)
+                               return;
+                             self->write_some();
+                           });
+        return;
+      }
+      return shut();  // the peer is gone
+    }
+    if (flush_then_close_)
+      shut();
+  }
+
+  asio::io_context& io_;
+  stream socket_;
+  std::function<void(Connection*)> on_gone_;
+  std::unique_ptr<SessionSink> sink_;
+  protocol::FrameDecoder decoder_;
+  std::vector<UniqueFd> pending_fds_;
+  std::string output_;
+  bool writing_ = false;
+  bool closed_ = false;
+  bool flush_then_close_ = false;
+};
+
+}  // namespace
+
+struct Server::Impl {
+  ControlSocket socket;
+  SessionFactory factory;
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  stream listener{io};
+  std::set<std::shared_ptr<Connection>> connections;  // server thread only
+  std::atomic<std::size_t> count{0};
+  std::thread thread;
+
+  void accept_next() {
+    listener.async_wait(stream::wait_read, [this](boost::system::error_code ec) {
+      if (ec)
+        return;
+      for (;;) {
+        UniqueFd fd(
+            ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        if (!fd)
+          break;
+        if (connections.size() >= kMaxConnections) {
+          spdlog::warn("control socket: {} sessions already; refusing one", kMaxConnections);
+          continue;  // `fd` closes
+        }
+        ucred peer{};
+        socklen_t size = sizeof(peer);
+        if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0)
+          continue;
+        auto connection = std::make_shared<Connection>(io, std::move(fd), [this](Connection* gone) {
+          for (auto it = connections.begin(); it != connections.end(); ++it) {
+            if (it->get() == gone) {
+              asio::post(io, [keep = *it] {});  // outlive the handler that is running
+              connections.erase(it);
+              count.store(connections.size());
+              return;
+            }
+          }
+        });
+        connections.insert(connection);
+        count.store(connections.size());
+        connection->start(factory(PeerCredentials{peer.pid, peer.uid, peer.gid}, connection));
+      }
+      accept_next();
+    });
+  }
+};
+
+Server::Server(ControlSocket socket, SessionFactory factory) : impl_(std::make_unique<Impl>()) {
+  impl_->socket = std::move(socket);
+  impl_->factory = std::move(factory);
+  impl_->listener.assign(fcntl(impl_->socket.listener.get(), F_DUPFD_CLOEXEC, 3));
+  impl_->accept_next();
+  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
+}
+
+Server::~Server() {
+  asio::post(impl_->io, [impl = impl_.get()] {
+    boost::system::error_code ignored;
+    impl->listener.close(ignored);
+    auto all = impl->connections;
+    for (auto& connection : all)
+      connection->shut();
+    impl->work.reset();
+  });
+  impl_->thread.join();
+}
+
+const std::filesystem::path& Server::path() const {
+  return impl_->socket.path;
+}
+
+std::size_t Server::connections() const {
+  return impl_->count.load();
+}
+
+}  // namespace crosvisor::daemon
