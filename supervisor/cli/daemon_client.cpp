@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "daemon/control_socket.hpp"
+#include "protocol/fd_passing.hpp"
 #include "supervisor/launch.hpp"
 
 namespace crosvisor::cli {
@@ -48,32 +49,17 @@ Expected<std::uint64_t> DaemonClient::send(nlohmann::json request,
   const std::uint64_t id = next_id_++;
   request["id"] = id;
   const std::string frame = protocol::encode_frame(request.dump());
+  std::vector<int> numbers;
+  for (const auto& fd : fds)
+    numbers.push_back(fd.get());
   std::size_t sent = 0;
   while (sent < frame.size()) {
-    iovec vector{const_cast<char*>(frame.data() + sent), frame.size() - sent};
-    msghdr message{};
-    message.msg_iov = &vector;
-    message.msg_iovlen = 1;
-    std::vector<char> control;
-    if (sent == 0 && !fds.empty()) {  // the fds ride with the frame's first byte
-      control.resize(CMSG_SPACE(sizeof(int) * fds.size()));
-      message.msg_control = control.data();
-      message.msg_controllen = control.size();
-      cmsghdr* header = CMSG_FIRSTHDR(&message);
-      header->cmsg_level = SOL_SOCKET;
-      header->cmsg_type = SCM_RIGHTS;
-      header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-      int* numbers = reinterpret_cast<int*>(CMSG_DATA(header));
-      for (std::size_t i = 0; i < fds.size(); ++i)
-        numbers[i] = fds[i].get();
-    }
-    const ssize_t n = ::sendmsg(socket_.get(), &message, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return std::unexpected(errno_error(ErrorKind::io, "send to crosvisord", errno));
-    }
-    sent += static_cast<std::size_t>(n);
+    // The fds ride with the frame's first byte.
+    auto n = protocol::send_with_fds(socket_.get(), std::string_view(frame).substr(sent),
+                                     sent == 0 ? numbers : std::vector<int>{});
+    if (!n)
+      return make_error(ErrorKind::io, "send to crosvisord: " + n.error().message);
+    sent += *n;
   }
   return id;
 }

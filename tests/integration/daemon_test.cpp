@@ -1,0 +1,458 @@
+// crosvisord and the `vm` command through the control socket: real processes, real sockets,
+// real guests (QEMU) and the crosvm stand-in.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "integration/guest.hpp"
+#include "protocol/fd_passing.hpp"
+#include "protocol/framing.hpp"
+#include "support/processes.hpp"
+#include "support/subprocess.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace crosvisor;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr auto kBoot = 90s;
+
+// A crosvisord of the test's own, on a socket in a temporary directory.
+struct Daemon {
+  test::TempDir dir;
+  std::filesystem::path socket = dir / "control.sock";
+  std::unique_ptr<test::Subprocess> process;
+
+  explicit Daemon(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{
+        CROSVISORD_BINARY,      "--socket", socket.string(),   "--runtime-dir",
+        (dir / "run").string(), "--crosvm", FAKE_CROSVM_BINARY};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process = std::make_unique<test::Subprocess>(argv);
+    REQUIRE(process->wait_for_line("serving ", 20s));
+  }
+  std::vector<std::string> env() const {
+    return {"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "CROSVISOR_SOCKET=" + socket.string()};
+  }
+  // Runs `vm ARGS...` against this daemon to the end.
+  test::CommandResult vm(const std::string& args) const {
+    return test::run_command("CROSVISOR_SOCKET=" + socket.string() + " " + VM_BINARY + " " + args +
+                             " 2>&1");
+  }
+};
+
+// A raw connection, for saying what a well-behaved client never would.
+class RawClient {
+ public:
+  explicit RawClient(const std::filesystem::path& path) {
+    fd_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+    REQUIRE(::connect(fd_.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) ==
+            0);
+  }
+  void send_bytes(const std::string& bytes, const std::vector<int>& fds = {}) {
+    auto sent = protocol::send_with_fds(fd_.get(), bytes, fds);
+    REQUIRE(sent.has_value());
+    REQUIRE(*sent == bytes.size());
+  }
+  void send_json(const json& message, const std::vector<int>& fds = {}) {
+    send_bytes(protocol::encode_frame(message.dump()), fds);
+  }
+  // The next frame, or nothing when the daemon closed the connection (or 10 s passed).
+  std::optional<json> receive() {
+    for (;;) {
+      auto frame = decoder_.next();
+      REQUIRE(frame.has_value());
+      if (frame->has_value())
+        return json::parse(**frame);
+      pollfd wait{fd_.get(), POLLIN, 0};
+      if (::poll(&wait, 1, 10'000) <= 0)
+        return std::nullopt;
+      char buffer[65536];
+      const ssize_t n = ::recv(fd_.get(), buffer, sizeof(buffer), 0);
+      if (n <= 0)
+        return std::nullopt;
+      decoder_.feed(std::string_view(buffer, static_cast<std::size_t>(n)));
+    }
+  }
+  // The error of the next reply ("" when it was not an error).
+  std::string error() {
+    auto reply = receive();
+    REQUIRE(reply.has_value());
+    return reply->value("ok", true) ? "" : reply->value("error", "?");
+  }
+  bool closed_by_daemon() { return !receive().has_value(); }
+  int fd() const { return fd_.get(); }
+
+ private:
+  UniqueFd fd_;
+  protocol::FrameDecoder decoder_;
+};
+
+std::size_t fd_count(pid_t pid) {
+  return test::open_fds(pid).size();
+}
+
+}  // namespace
+
+TEST_CASE("through the daemon: run, list, info, logs -f and stop a real guest") {
+  test::require_guest();
+  Daemon daemon;
+  const auto file = daemon.dir.write("web.toml", test::guest_toml("web", ""));
+  test::Subprocess run({VM_BINARY, "run", "--console", file.string()}, daemon.env());
+  REQUIRE(run.wait_for_line("vm web: ready", kBoot));
+
+  const auto list = daemon.vm("list");
+  CHECK(list.exit_code == 0);
+  CHECK_THAT(list.output, Catch::Contains("NAME") && Catch::Contains("web") &&
+                              Catch::Contains("ready") && Catch::Contains("qemu"));
+  const auto listed = json::parse(daemon.vm("list --json").output);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0]["name"] == "web");
+  CHECK(listed[0]["cid"].get<std::uint32_t>() >= 3);
+
+  const auto info = json::parse(daemon.vm("info web --json").output);
+  CHECK(info["state"] == "ready");
+  CHECK(info["pid"].get<int>() > 0);
+  const auto by_cid = daemon.vm("info " + std::to_string(info["cid"].get<std::uint32_t>()));
+  CHECK_THAT(by_cid.output, Catch::Contains("name: web"));
+
+  CHECK_THAT(daemon.vm("logs web -n 50").output, Catch::Contains(test::kGuestReady));
+  test::Subprocess follow({VM_BINARY, "logs", "web", "-f", "-n", "50"}, daemon.env());
+  REQUIRE(follow.wait_for_line(test::kGuestReady, 10s));
+
+  const auto stop = daemon.vm("stop web");
+  CHECK(stop.exit_code == 0);
+  CHECK_THAT(stop.output, Catch::Contains("vm web: dead (SHUTDOWN)"));
+  CHECK(follow.wait_for_line("crosvisor-guest: power button", 10s));  // followed live
+  CHECK(follow.wait_exit(10s) == 0);
+  CHECK(run.wait_exit(10s) == 0);
+  CHECK(daemon.vm("list --json").output == "[]\n");
+}
+
+TEST_CASE("vm logs refuses a debug = none VM clearly, and unknown VMs are errors") {
+  Daemon daemon;
+  const auto file = daemon.dir.write(
+      "quiet.toml", test::fake_crosvm_toml("quiet", "", false) + "\n");  // debug = full ...
+  std::string text = test::fake_crosvm_toml("quiet", "", false);
+  text.replace(text.find("debug = \"full\""), 14, "debug = \"none\"");
+  const auto none = daemon.dir.write("none.toml", text);
+  test::Subprocess run({VM_BINARY, "run", none.string()}, daemon.env());
+  REQUIRE(run.wait_for_line("vm quiet: ready", 20s));
+  const auto logs = daemon.vm("logs quiet");
+  CHECK(logs.exit_code == 1);
+  CHECK_THAT(logs.output, Catch::Contains("its console is not kept"));
+  const auto missing = daemon.vm("info nosuch");
+  CHECK(missing.exit_code == 1);
+  CHECK_THAT(missing.output, Catch::Contains("no VM named nosuch"));
+  (void)file;
+}
+
+TEST_CASE("vm run killed with SIGKILL: the daemon stops and reaps its VM") {
+  Daemon daemon;
+  const auto file = daemon.dir.write(
+      "orphan.toml", test::fake_crosvm_toml("orphan", "fake_crosvm.powerbtn=ignore", false) +
+                         "stop_timeout_s = 0.5\n");
+  test::Subprocess run({VM_BINARY, "run", file.string()}, daemon.env());
+  auto line = run.wait_for_line("running: pid ", 20s);
+  REQUIRE(line.has_value());
+  const pid_t vmm = std::stoi(line->substr(line->find("pid ") + 4));
+  REQUIRE(run.wait_for_line("vm orphan: ready", 20s));
+  run.signal(SIGKILL);
+  // The session died with its client: power button (ignored), then the VMM is made to stop.
+  CHECK(test::eventually([&] { return !test::process_alive(vmm); }, 15s));
+  CHECK(test::eventually([&] { return daemon.vm("list --json").output == "[]\n"; }, 10s));
+}
+
+TEST_CASE("the daemon killed with SIGKILL leaves no VMM behind") {
+  Daemon daemon;
+  std::vector<std::unique_ptr<test::Subprocess>> clients;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "held-" + std::to_string(i);
+    const auto file = daemon.dir.write(name + ".toml", test::fake_crosvm_toml(name, "", false));
+    clients.push_back(std::make_unique<test::Subprocess>(
+        std::vector<std::string>{VM_BINARY, "run", file.string()}, daemon.env()));
+    REQUIRE(clients.back()->wait_for_line("vm " + name + ": ready", 20s));
+  }
+  const auto vmms = test::processes_with_cmdline("--name held-");
+  REQUIRE(vmms.size() == 3);
+  daemon.process->signal(SIGKILL);
+  for (const pid_t pid : vmms)
+    CHECK(test::eventually([&] { return !test::process_alive(pid); }, 10s));
+  for (auto& client : clients)
+    CHECK(client->wait_exit(10s).has_value());  // each notices its daemon is gone
+}
+
+TEST_CASE("SIGTERM to the daemon stops every VM gracefully, in parallel, then it exits") {
+  Daemon daemon;
+  std::vector<std::unique_ptr<test::Subprocess>> clients;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "term-" + std::to_string(i);
+    const auto file = daemon.dir.write(name + ".toml", test::fake_crosvm_toml(name, "", false));
+    clients.push_back(std::make_unique<test::Subprocess>(
+        std::vector<std::string>{VM_BINARY, "run", file.string()}, daemon.env()));
+    REQUIRE(clients.back()->wait_for_line("vm " + name + ": ready", 20s));
+  }
+  daemon.process->signal(SIGTERM);
+  CHECK(daemon.process->wait_exit(20s) == 0);
+  for (int i = 0; i < 3; ++i)
+    CHECK_THAT(daemon.process->output(),
+               Catch::Contains("vm term-" + std::to_string(i) + ": dead, SHUTDOWN"));
+  CHECK(test::processes_with_cmdline("--name term-").empty());
+  CHECK_FALSE(std::filesystem::exists(daemon.socket));
+}
+
+TEST_CASE("a live daemon's socket is never stolen, a dead one's is replaced") {
+  Daemon first;
+  test::Subprocess second({CROSVISORD_BINARY, "--socket", first.socket.string(), "--runtime-dir",
+                           (first.dir / "run2").string()});
+  CHECK(second.wait_exit(10s) == 4);
+  CHECK_THAT(second.output(), Catch::Contains("another crosvisord is serving this socket"));
+  CHECK(first.vm("version").exit_code == 0);
+
+  first.process->signal(SIGKILL);
+  CHECK(first.process->wait_exit(10s) == 128 + SIGKILL);
+  REQUIRE(std::filesystem::exists(first.socket));  // stale
+  test::Subprocess third({CROSVISORD_BINARY, "--socket", first.socket.string(), "--runtime-dir",
+                          (first.dir / "run3").string()});
+  REQUIRE(third.wait_for_line("serving ", 10s));
+  CHECK_THAT(first.vm("version").output, Catch::Contains("crosvisord 0.1.0"));
+  // Directory 0700, socket 0600.
+  CHECK((std::filesystem::status(first.dir.path()).permissions() &
+         std::filesystem::perms::others_all) == std::filesystem::perms::none);
+  CHECK((std::filesystem::status(first.socket).permissions() &
+         (std::filesystem::perms::group_all | std::filesystem::perms::others_all)) ==
+        std::filesystem::perms::none);
+}
+
+TEST_CASE("another user's session cannot see or stop the first user's VMs") {
+  Daemon daemon({"--shared"});
+  ::chmod(daemon.dir.path().c_str(), 0711);  // the test's temporary directory, for `nobody`
+  const auto file = daemon.dir.write("mine.toml", test::fake_crosvm_toml("mine", "", false));
+  test::Subprocess run({VM_BINARY, "run", file.string()}, daemon.env());
+  REQUIRE(run.wait_for_line("vm mine: ready", 20s));
+
+  const std::string as_nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+  const auto list = test::run_command(as_nobody + VM_BINARY + " --socket " +
+                                      daemon.socket.string() + " list --json 2>&1");
+  CHECK(list.exit_code == 0);
+  CHECK(list.output == "[]\n");
+  const auto all = test::run_command(as_nobody + VM_BINARY + " --socket " + daemon.socket.string() +
+                                     " list --all 2>&1");
+  CHECK(all.exit_code == 1);
+  CHECK_THAT(all.output, Catch::Contains("needs root or the daemon's own user"));
+  const auto stop = test::run_command(as_nobody + VM_BINARY + " --socket " +
+                                      daemon.socket.string() + " stop mine 2>&1");
+  CHECK(stop.exit_code == 1);
+  CHECK_THAT(stop.output, Catch::Contains("no VM named mine"));
+  CHECK_THAT(daemon.vm("list").output, Catch::Contains("mine"));  // still running
+  CHECK_THAT(daemon.vm("list --all").output, Catch::Contains("mine"));
+}
+
+TEST_CASE("malformed requests and bad fds: each refused, the daemon and a good session go on") {
+  Daemon daemon;
+  const pid_t pid = daemon.process->pid();
+  RawClient good(daemon.socket);
+  const auto ping_ok = [&] {
+    good.send_json({{"id", 1}, {"op", "ping"}});
+    auto reply = good.receive();
+    return reply && reply->value("pong", false);
+  };
+  REQUIRE(ping_ok());
+  const std::size_t fds_before = fd_count(pid);
+  const auto kernel = daemon.dir.write("vmlinuz", "kernel");
+  const auto open_file = [&](int flags) { return ::open(kernel.c_str(), flags | O_CLOEXEC); };
+  const json vm = {{"name", "bad"}, {"kernel", {{"fd", 0}}}, {"vmm", "crosvm"}};
+
+  struct Case {
+    std::string what;
+    std::function<void(RawClient&)> send;
+    std::string expected;  // the error's text; "closed" when the session must be closed
+  };
+  const auto frame = [](std::string text) { return protocol::encode_frame(text); };
+  std::vector<Case> cases = {
+      {"not JSON", [&](RawClient& c) { c.send_bytes(frame("hello")); }, "not JSON"},
+      {"a JSON array", [&](RawClient& c) { c.send_bytes(frame("[1,2]")); }, "JSON object"},
+      {"no id",
+       [&](RawClient& c) {
+         c.send_json({{"op", "ping"}});
+       },
+       "needs an 'id'"},
+      {"a negative id",
+       [&](RawClient& c) {
+         c.send_json({{"id", -4}, {"op", "ping"}});
+       },
+       "needs an 'id'"},
+      {"no op",
+       [&](RawClient& c) {
+         c.send_json({{"id", 1}});
+       },
+       "needs an 'op'"},
+      {"an unknown op",
+       [&](RawClient& c) {
+         c.send_json({{"id", 1}, {"op", "format-disk"}});
+       },
+       "unknown op"},
+      {"an unknown field",
+       [&](RawClient& c) {
+         c.send_json({{"id", 1}, {"op", "ping"}, {"x", 1}});
+       },
+       "not a field of 'ping'"},
+      {"a wrong type",
+       [&](RawClient& c) {
+         c.send_json({{"id", 1}, {"op", "list"}, {"all", 1}});
+       },
+       "must be true or false"},
+      {"create without a VM",
+       [&](RawClient& c) {
+         c.send_json({{"id", 1}, {"op", "create"}});
+       },
+       "needs 'vm'"},
+      {"create with a VMM binary",
+       [&](RawClient& c) {
+         json v = vm;
+         v["vmm_binary"] = "/bin/sh";
+         c.send_json({{"id", 1}, {"op", "create"}, {"vm", v}}, {open_file(O_RDONLY)});
+       },
+       "vm.vmm_binary: unknown field"},
+      {"an fd index out of range",
+       [&](RawClient& c) {
+         c.send_json({{"id", 1}, {"op", "create"}, {"vm", vm}});
+       },
+       "only 0 fds came"},
+      {"one fd too many",
+       [&](RawClient& c) {
+         c.send_json({{"id", 1}, {"op", "create"}, {"vm", vm}},
+                     {open_file(O_RDONLY), open_file(O_RDONLY)});
+       },
+       "nothing names it"},
+      {"an fd used twice",
+       [&](RawClient& c) {
+         json v = vm;
+         v["initrd"] = {{"fd", 0}};
+         c.send_json({{"id", 1}, {"op", "create"}, {"vm", v}}, {open_file(O_RDONLY)});
+       },
+       "used twice"},
+      {"a directory as the kernel",
+       [&](RawClient& c) {
+         c.send_json({{"id", 1}, {"op", "create"}, {"vm", vm}},
+                     {::open(daemon.dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)});
+       },
+       "is a directory"},
+      {"a socket as a disk",
+       [&](RawClient& c) {
+         json v = vm;
+         v["disks"] = json::array({{{"fd", 1}}});
+         c.send_json({{"id", 1}, {"op", "create"}, {"vm", v}},
+                     {open_file(O_RDONLY), ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)});
+       },
+       "is a socket"},
+      {"a bad VM name",
+       [&](RawClient& c) {
+         json v = vm;
+         v["name"] = "../../etc";
+         c.send_json({{"id", 1}, {"op", "create"}, {"vm", v}}, {open_file(O_RDONLY)});
+       },
+       "is not a VM name"},
+      {"fds with a request that takes none",
+       [&](RawClient& c) {
+         c.send_json({{"id", 1}, {"op", "ping"}}, {open_file(O_RDONLY)});
+       },
+       "takes none"},
+      {"a VM that does not exist",
+       [&](RawClient& c) {
+         c.send_json({{"id", 1}, {"op", "stop"}, {"vm", "ghost"}});
+       },
+       "no VM named ghost"},
+      {"a CID out of range",
+       [&](RawClient& c) {
+         c.send_json({{"id", 1}, {"op", "info"}, {"vm", "99999999999"}});
+       },
+       "out of range"},
+      {"an empty frame", [&](RawClient& c) { c.send_bytes(std::string(4, '\0')); }, "closed"},
+      {"an oversized frame", [&](RawClient& c) { c.send_bytes("\x7f\xff\xff\xff{"); }, "closed"},
+      {"more fds than allowed",
+       [&](RawClient& c) {
+         std::vector<int> many;
+         for (int i = 0; i < 40; ++i)
+           many.push_back(open_file(O_RDONLY));
+         c.send_json({{"id", 1}, {"op", "ping"}}, many);
+         for (int fd : many)
+           ::close(fd);
+       },
+       "closed"},
+  };
+  for (auto& c : cases) {
+    INFO(c.what);
+    RawClient bad(daemon.socket);
+    c.send(bad);
+    if (c.expected == "closed") {
+      // An error reply may come first; then the session is closed.
+      auto reply = bad.receive();
+      if (reply)
+        CHECK(reply->value("ok", true) == false);
+      CHECK(bad.closed_by_daemon());
+    } else {
+      CHECK_THAT(bad.error(), Catch::Contains(c.expected));
+      // A refused request does not end the session.
+      bad.send_json({{"id", 2}, {"op", "ping"}});
+      CHECK(bad.error().empty());
+    }
+    CHECK(ping_ok());
+  }
+
+  // Half a frame, then the client goes away.
+  {
+    RawClient truncated(daemon.socket);
+    truncated.send_bytes(std::string("\0\0\0\x40{\"id\"", 10));
+  }
+  // A client that never reads: replies pile up until the daemon closes its session.
+  {
+    RawClient deaf(daemon.socket);
+    const std::string ping = protocol::encode_frame(R"({"id":1,"op":"ping"})");
+    std::string burst;
+    for (int i = 0; i < 1000; ++i)
+      burst += ping;
+    ::fcntl(deaf.fd(), F_SETFL, O_NONBLOCK);
+    bool closed = false;
+    for (int round = 0; round < 200 && !closed; ++round) {
+      std::size_t sent = 0;
+      while (sent < burst.size()) {
+        const ssize_t n = ::send(deaf.fd(), burst.data() + sent, burst.size() - sent, MSG_NOSIGNAL);
+        if (n < 0) {
+          if (errno == EAGAIN) {
+            std::this_thread::sleep_for(5ms);
+            continue;
+          }
+          closed = true;  // EPIPE / ECONNRESET: the daemon hung up on us
+          break;
+        }
+        sent += static_cast<std::size_t>(n);
+      }
+    }
+    // Without reading a byte: wait for the daemon to hang up.
+    const auto hung_up = [&] {
+      pollfd wait{deaf.fd(), POLLRDHUP, 0};
+      return closed || (::poll(&wait, 1, 0) > 0 && (wait.revents & (POLLRDHUP | POLLHUP)));
+    };
+    CHECK(test::eventually(hung_up, 20s));
+  }
+  CHECK(ping_ok());
+  // Every fd that came with a refused request was closed; every closed session is gone.
+  CHECK(test::eventually([&] { return fd_count(pid) == fds_before; }, 10s));
+  INFO("daemon fds before " << fds_before << ", now " << fd_count(pid));
+  CHECK(fd_count(pid) == fds_before);
+}
