@@ -102,7 +102,10 @@ void read_disks(TableReader& vm, VmSpec& spec) {
   }
 }
 
-std::optional<VmSpec> read_vm(TableReader& vm) {
+}  // namespace
+
+std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
+  const std::size_t problems_before = vm.problems().all().size();
   VmSpec spec;
   if (auto name = vm.string("name", true)) {
     if (is_valid_vm_name(*name)) {
@@ -144,12 +147,10 @@ std::optional<VmSpec> read_vm(TableReader& vm) {
                                                              : vm.resolve(*binary);
   }
   vm.finish();
-  if (!vm.problems().empty())
+  if (vm.problems().all().size() != problems_before && !best_effort)
     return std::nullopt;
   return spec;
 }
-
-}  // namespace
 
 Expected<VmSpec> parse_vm_spec(std::string_view text, const std::filesystem::path& source) {
   const std::string source_name = source.string();
@@ -164,7 +165,7 @@ Expected<VmSpec> parse_vm_spec(std::string_view text, const std::filesystem::pat
   }
   ProblemList problems(source_name);
   TableReader reader(root, "", problems, source.parent_path());
-  auto spec = read_vm(reader);
+  auto spec = read_vm_table(reader);
   if (!spec)
     return make_error(ErrorKind::invalid_config, problems.to_string());
   return *spec;

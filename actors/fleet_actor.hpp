@@ -1,0 +1,47 @@
+// The fleet actor: owns the handles of a fleet's VMs, starts them in `after` order with a
+// concurrency limit (waiting for readiness where a VM has a ready condition), restarts them by
+// their policy (supervisor/fleet_policy) and marks the ones past their restart intensity failed
+// while the rest keep running.
+//   (fleet_status_atom)                 -> FleetStatus
+//   (subscribe_atom, actor)             the actor receives every member's VmEvents
+//   (stop_atom [, uint32_t timeout_ms]) -> FleetStatus once every VM is dead; then it quits
+//   (restart_atom, std::string name)    -> bool: stops that VM and starts it afresh
+#pragma once
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/fleet_config.hpp"
+#include "crosvisor/vm_event.hpp"
+
+namespace crosvisor {
+
+using fleet_status_atom = caf::atom_constant<caf::atom("fstatus")>;
+using restart_atom = caf::atom_constant<caf::atom("restart")>;
+
+struct FleetMemberStatus {
+  std::string name;
+  VmState state = VmState::created;
+  std::uint32_t restarts = 0;
+  bool failed = false;  // past its restart intensity: left down
+  std::optional<DeathReason> last_death;
+  std::uint32_t cid = 0;
+  pid_t pid = -1;
+};
+
+struct FleetStatus {
+  std::string name;
+  std::vector<FleetMemberStatus> vms;
+  std::size_t ready = 0;  // up: ready, or running when it has no ready condition
+  std::size_t failed = 0;
+};
+
+caf::actor spawn_fleet(caf::actor_system& system, caf::actor service, config::FleetSpec fleet);
+
+}  // namespace crosvisor
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::FleetStatus)

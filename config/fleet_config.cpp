@@ -1,0 +1,333 @@
+#include "config/fleet_config.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "config/toml_reader.hpp"
+#include "config/vm_config.hpp"
+
+namespace crosvisor::config {
+namespace {
+
+constexpr std::string_view kIndex = "{index}";
+constexpr std::int64_t kMaxCount = 10'000;
+
+// The keys a [[vm]] has on top of a VM file's.
+struct GroupKeys {
+  std::int64_t count = 1;
+  bool replicated = false;
+  std::vector<std::pair<std::string, toml::source_region>> after;
+  RestartSpec restart;
+};
+
+GroupKeys read_group_keys(TableReader& vm) {
+  GroupKeys keys;
+  if (auto count = vm.integer("count", 1, kMaxCount)) {
+    keys.count = *count;
+    keys.replicated = true;
+  }
+  if (const toml::node* after = vm.raw().get("after")) {
+    if (const toml::array* names = after->as_array()) {
+      for (std::size_t i = 0; i < names->size(); ++i) {
+        const toml::node& name = *names->get(i);
+        if (auto text = name.value<std::string>()) {
+          keys.after.emplace_back(*text, name.source());
+        } else {
+          vm.problems().add(name.source(), vm.dotted("after[" + std::to_string(i) + "]"),
+                            "must be a VM name");
+        }
+      }
+    } else {
+      vm.problems().add(after->source(), vm.dotted("after"), "must be an array of VM names");
+    }
+  }
+  if (auto policy = vm.choice("restart", {"never", "on-failure", "always"})) {
+    keys.restart.policy = *policy == "always"       ? RestartPolicy::always
+                          : *policy == "on-failure" ? RestartPolicy::on_failure
+                                                    : RestartPolicy::never;
+  }
+  if (auto max = vm.integer("max_restarts", 0, 1000))
+    keys.restart.max_restarts = static_cast<std::uint32_t>(*max);
+  if (auto window = vm.seconds("window_s", 0.1, 86'400))
+    keys.restart.window = std::chrono::milliseconds(static_cast<std::int64_t>(*window * 1000));
+  if (auto backoff = vm.seconds("backoff_s", 0, 3'600))
+    keys.restart.backoff = std::chrono::milliseconds(static_cast<std::int64_t>(*backoff * 1000));
+  return keys;
+}
+
+std::string expand(const std::string& name, std::int64_t index) {
+  std::string expanded = name;
+  const auto at = expanded.find(kIndex);
+  expanded.replace(at, kIndex.size(), std::to_string(index));
+  return expanded;
+}
+
+toml::source_region where_of(const toml::table& table, std::string_view key) {
+  if (const toml::node* node = table.get(key))
+    return node->source();
+  return table.source();
+}
+
+// The writable images a VM uses, as canonical paths.
+std::vector<std::filesystem::path> writable_images(const VmSpec& spec) {
+  std::vector<std::filesystem::path> images;
+  std::error_code ec;
+  for (const auto& disk : spec.disks) {
+    if (const auto* raw = std::get_if<RawDisk>(&disk)) {
+      if (raw->writable)
+        images.push_back(std::filesystem::weakly_canonical(raw->path, ec));
+      continue;
+    }
+    for (const auto& partition : std::get<CompositeDisk>(disk).partitions) {
+      if (partition.writable)
+        images.push_back(std::filesystem::weakly_canonical(partition.path, ec));
+    }
+  }
+  return images;
+}
+
+// Files the VM needs, checked to exist now rather than at launch.
+void check_files(const VmSpec& spec, const toml::table& table, const toml::table* defaults,
+                 const std::string& prefix, ProblemList& problems) {
+  const auto check = [&](const std::filesystem::path& path, std::string_view key) {
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(path, ec) || std::filesystem::is_block_file(path, ec))
+      return;
+    // The key's place: the VM's own table, else [defaults].
+    const bool inherited = !table.contains(key) && defaults && defaults->contains(key);
+    problems.add(where_of(inherited ? *defaults : table, key),
+                 (inherited ? std::string("defaults.") : prefix) + std::string(key),
+                 path.string() + ": no such file");
+  };
+  check(spec.kernel, "kernel");
+  if (spec.initrd)
+    check(*spec.initrd, "initrd");
+  for (const auto& disk : spec.disks) {
+    if (const auto* raw = std::get_if<RawDisk>(&disk)) {
+      check(raw->path, "disks");
+      continue;
+    }
+    for (const auto& partition : std::get<CompositeDisk>(disk).partitions)
+      check(partition.path, "disks");
+  }
+}
+
+}  // namespace
+
+std::size_t default_concurrency() {
+  return std::max<std::size_t>(2, 2 * std::thread::hardware_concurrency());
+}
+
+std::string_view to_string(RestartPolicy policy) {
+  switch (policy) {
+    case RestartPolicy::never:
+      return "never";
+    case RestartPolicy::on_failure:
+      return "on-failure";
+    case RestartPolicy::always:
+      break;
+  }
+  return "always";
+}
+
+Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::path& source) {
+  const std::string source_name = source.string();
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    return make_error(ErrorKind::invalid_config, source_name + ":" + std::to_string(where.line) +
+                                                     ":" + std::to_string(where.column) + ": " +
+                                                     std::string(e.description()));
+  }
+  ProblemList problems(source_name);
+  TableReader top(root, "", problems, source.parent_path());
+  FleetSpec fleet;
+  fleet.name = source.stem().string();
+  fleet.concurrency = default_concurrency();
+  std::uint32_t cid_first = 2048;
+  std::uint32_t cid_last = 65535;
+  if (const toml::table* settings = top.table("fleet")) {
+    TableReader reader(*settings, "fleet", problems, source.parent_path());
+    if (auto name = reader.string("name"))
+      fleet.name = *name;
+    if (auto concurrency = reader.integer("concurrency", 1, 10'000))
+      fleet.concurrency = static_cast<std::size_t>(*concurrency);
+    if (auto first = reader.integer("cid_first", 3, 0xfffffffe))
+      cid_first = static_cast<std::uint32_t>(*first);
+    if (auto last = reader.integer("cid_last", 3, 0xfffffffe))
+      cid_last = static_cast<std::uint32_t>(*last);
+    reader.finish();
+  }
+  if (!is_valid_vm_name(fleet.name)) {
+    problems.add(root.source(), "fleet.name", "'" + fleet.name + "' is not a usable fleet name");
+  }
+  const toml::table* defaults = top.table("defaults");
+  const auto groups = top.tables("vm");
+  top.finish();
+  if (groups.empty())
+    problems.add(root.source(), "vm", "a fleet needs at least one [[vm]]");
+
+  struct Placed {
+    std::size_t vm;            // index into fleet.vms
+    const toml::table* table;  // its [[vm]] table
+    std::string prefix;        // "vm[i]."
+  };
+  std::vector<Placed> placed;
+  std::map<std::string, std::vector<std::string>> group_members;  // template -> names
+  for (const auto& [i, table] : groups) {
+    const std::string prefix = "vm[" + std::to_string(i) + "]";
+    // [defaults], overridden by the VM's own keys (each keeps its own place in the file).
+    toml::table merged = defaults ? *defaults : toml::table{};
+    for (const auto& [key, value] : *table)
+      merged.insert_or_assign(key, value);
+    TableReader group_reader(merged, prefix, problems, source.parent_path());
+    GroupKeys keys = read_group_keys(group_reader);
+    const auto* name_node = merged.get("name");
+    const std::string name = name_node ? name_node->value_or(std::string()) : std::string();
+    const bool templated = name.find(kIndex) != std::string::npos;
+    if (keys.replicated && !templated) {
+      problems.add(where_of(merged, "count"), prefix + ".name",
+                   "with 'count', the name must contain {index}, e.g. \"web-{index}\"");
+      continue;
+    }
+    if (!keys.replicated && templated) {
+      problems.add(where_of(merged, "name"), prefix + ".name", "{index} needs 'count'");
+      continue;
+    }
+    // The VM keys, read and checked once per group (replica 0 stands for them all), without the
+    // group's own keys (read above).
+    toml::table first = merged;
+    for (const char* key : {"count", "after", "restart", "max_restarts", "window_s", "backoff_s"})
+      first.erase(key);
+    if (templated)
+      first.insert_or_assign("name", expand(name, 0));
+    TableReader vm_reader(first, prefix, problems, source.parent_path());
+    auto spec = read_vm_table(vm_reader, /*best_effort=*/true);
+    if (!spec)
+      continue;
+    check_files(*spec, *table, defaults, prefix + ".", problems);
+    for (std::int64_t index = 0; index < keys.count; ++index) {
+      FleetVm vm;
+      vm.spec = *spec;
+      vm.spec.name = templated ? expand(name, index) : name;
+      vm.restart = keys.restart;
+      vm.group = name;
+      for (const auto& [target, where] : keys.after)
+        vm.after.push_back(target);  // resolved below
+      group_members[name].push_back(vm.spec.name);
+      fleet.vms.push_back(std::move(vm));
+      placed.push_back({fleet.vms.size() - 1, table, prefix});
+    }
+  }
+
+  // Names, CIDs and writable images across the fleet.
+  std::map<std::string, std::size_t> by_name;
+  std::map<std::uint32_t, std::string> by_cid;
+  std::map<std::filesystem::path, std::string> writers;
+  for (const auto& place : placed) {
+    const FleetVm& vm = fleet.vms[place.vm];
+    const auto& table = *place.table;
+    if (!by_name.emplace(vm.spec.name, place.vm).second) {
+      problems.add(where_of(table, "name"), place.prefix + ".name",
+                   "the name '" + vm.spec.name + "' is used twice");
+    }
+    if (vm.spec.cid) {
+      const std::uint32_t cid = *vm.spec.cid;
+      if (cid < cid_first || cid > cid_last) {
+        problems.add(where_of(table, "cid"), place.prefix + ".cid",
+                     "CID " + std::to_string(cid) + " is outside the fleet's range " +
+                         std::to_string(cid_first) + ".." + std::to_string(cid_last));
+      } else if (auto [it, fresh] = by_cid.emplace(cid, vm.spec.name); !fresh) {
+        problems.add(where_of(table, "cid"), place.prefix + ".cid",
+                     "CID " + std::to_string(cid) + " is also " + it->second + "'s");
+      }
+    }
+    for (const auto& image : writable_images(vm.spec)) {
+      if (auto [it, fresh] = writers.emplace(image, vm.spec.name); !fresh) {
+        problems.add(where_of(table, "disks"), place.prefix + ".disks",
+                     image.string() + " is writable in " + it->second + " and in " + vm.spec.name +
+                         ": two VMs must not write one image");
+      }
+    }
+  }
+
+  // `after`: names or name templates, resolved to VM names; then no cycles.
+  std::set<std::pair<std::string, std::string>> unknown_reported;  // (group, target)
+  for (auto& place : placed) {
+    FleetVm& vm = fleet.vms[place.vm];
+    std::vector<std::string> resolved;
+    for (const auto& target : vm.after) {
+      if (auto group = group_members.find(target); group != group_members.end()) {
+        resolved.insert(resolved.end(), group->second.begin(), group->second.end());
+      } else if (by_name.count(target)) {
+        resolved.push_back(target);
+      } else if (unknown_reported.emplace(vm.group, target).second) {
+        problems.add(where_of(*place.table, "after"), place.prefix + ".after",
+                     "'" + target + "' names no VM of this fleet");
+      }
+    }
+    vm.after = std::move(resolved);
+  }
+  // Cycles: depth-first search over `after`.
+  std::map<std::string, int> mark;  // 0 new, 1 on the path, 2 done
+  std::set<std::string> reported;
+  std::function<bool(const std::string&, std::vector<std::string>&)> visit =
+      [&](const std::string& name, std::vector<std::string>& path) {
+        if (mark[name] == 2)
+          return false;
+        if (mark[name] == 1) {
+          path.push_back(name);
+          return true;
+        }
+        mark[name] = 1;
+        path.push_back(name);
+        auto it = by_name.find(name);
+        if (it != by_name.end()) {
+          for (const auto& next : fleet.vms[it->second].after) {
+            if (visit(next, path))
+              return true;
+          }
+        }
+        path.pop_back();
+        mark[name] = 2;
+        return false;
+      };
+  for (const auto& place : placed) {
+    const std::string& name = fleet.vms[place.vm].spec.name;
+    std::vector<std::string> path;
+    if (mark[name] == 0 && visit(name, path)) {
+      std::string cycle;
+      for (std::size_t k = std::find(path.begin(), path.end(), path.back()) - path.begin();
+           k < path.size(); ++k)
+        cycle += (cycle.empty() ? "" : " -> ") + path[k];
+      if (reported.insert(cycle).second) {
+        const toml::node* after_node = place.table->get("after");
+        problems.add(after_node ? after_node->source() : place.table->source(),
+                     place.prefix + ".after", "start order has a cycle: " + cycle);
+      }
+      for (const auto& member : path)
+        mark[member] = 2;
+    }
+  }
+  if (!problems.empty())
+    return make_error(ErrorKind::invalid_config, problems.to_string());
+  return fleet;
+}
+
+Expected<FleetSpec> load_fleet_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return std::unexpected(errno_error(ErrorKind::io, "open " + path.string(), errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_fleet(text.str(), std::filesystem::absolute(path));
+}
+
+}  // namespace crosvisor::config

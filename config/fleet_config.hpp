@@ -1,0 +1,61 @@
+// Fleet files: many VMs in one TOML file, launched and kept alive together.
+//
+//   [fleet]                      name (default: the file's stem), concurrency, cid_first/last
+//   [defaults]                   any VM key, for every [[vm]] below
+//   [[vm]]                       a VM file's keys, plus:
+//   count = 3                    replicas; the name is then a template: "web-{index}" (0-based)
+//   after = ["db"]               start once these VMs (by name or name template) are ready
+//   restart = "on-failure"       never (default) | on-failure (any death but SHUTDOWN) | always
+//   max_restarts = 3             at most this many restarts within window_s (default 3 in 60 s)
+//   window_s = 60
+//   backoff_s = 1                the first restart's delay; it doubles up to 30 s
+//
+// The whole file is validated before anything starts, and every problem is reported at once
+// with file, line, column and key: unknown keys (with a suggestion), wrong types, missing files,
+// duplicate names, duplicate fixed CIDs, CIDs outside the range, a writable image shared by two
+// VMs, `after` naming no VM, and start-order cycles.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crosvisor/error.hpp"
+#include "crosvisor/vm_spec.hpp"
+
+namespace crosvisor::config {
+
+enum class RestartPolicy { never, on_failure, always };
+
+struct RestartSpec {
+  RestartPolicy policy = RestartPolicy::never;
+  std::uint32_t max_restarts = 3;
+  std::chrono::milliseconds window{60'000};
+  std::chrono::milliseconds backoff{1'000};
+};
+
+struct FleetVm {
+  VmSpec spec;
+  RestartSpec restart;
+  std::vector<std::string> after;  // expanded VM names
+  std::string group;               // the [[vm]] entry's name as written (a template for replicas)
+};
+
+struct FleetSpec {
+  std::string name;
+  std::size_t concurrency = 0;  // VMs starting at once
+  std::vector<FleetVm> vms;     // in file order, replicas expanded
+};
+
+// A sensible number of VMs to start at once on this machine: twice the cores, at least 2.
+std::size_t default_concurrency();
+
+Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::path& source);
+Expected<FleetSpec> load_fleet_file(const std::filesystem::path& path);
+
+std::string_view to_string(RestartPolicy policy);
+
+}  // namespace crosvisor::config

@@ -1,0 +1,145 @@
+#include "config/fleet_config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include "support/temp_dir.hpp"
+
+using namespace crosvisor;
+using namespace crosvisor::config;
+
+namespace {
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const auto end = text.find('\n', start);
+    lines.push_back(text.substr(start, end - start));
+    if (end == std::string::npos)
+      break;
+    start = end + 1;
+  }
+  return lines;
+}
+}  // namespace
+
+TEST_CASE("a fleet file: defaults, replicas from a name template, start order, restart policy") {
+  test::TempDir dir;
+  dir.write("vmlinuz", "kernel");
+  dir.write("db.img", "db");
+  const auto file = dir.write("shop.toml", R"(
+[fleet]
+concurrency = 3
+
+[defaults]
+kernel = "vmlinuz"
+params = "console=ttyS0"
+debug = "full"
+
+[[vm]]
+name = "db"
+disks = [ { path = "db.img", writable = true } ]
+restart = "always"
+
+[[vm]]
+name = "web-{index}"
+count = 3
+after = ["db"]
+restart = "on-failure"
+max_restarts = 5
+window_s = 30
+backoff_s = 0.5
+params = "console=ttyS0 quiet"
+)");
+  auto fleet = load_fleet_file(file);
+  REQUIRE(fleet.has_value());
+  CHECK(fleet->name == "shop");
+  CHECK(fleet->concurrency == 3);
+  REQUIRE(fleet->vms.size() == 4);
+  CHECK(fleet->vms[0].spec.name == "db");
+  CHECK(fleet->vms[0].restart.policy == RestartPolicy::always);
+  CHECK(fleet->vms[0].spec.debug == DebugLevel::full);
+  CHECK(fleet->vms[1].spec.name == "web-0");
+  CHECK(fleet->vms[3].spec.name == "web-2");
+  CHECK(fleet->vms[3].spec.params == "console=ttyS0 quiet");  // its own key wins
+  CHECK(fleet->vms[3].spec.kernel == dir / "vmlinuz");        // from [defaults]
+  CHECK(fleet->vms[3].after == std::vector<std::string>{"db"});
+  CHECK(fleet->vms[3].restart.max_restarts == 5);
+  CHECK(fleet->vms[3].restart.window == std::chrono::milliseconds(30'000));
+  CHECK(fleet->vms[3].restart.backoff == std::chrono::milliseconds(500));
+  CHECK(fleet->vms[3].group == "web-{index}");
+}
+
+TEST_CASE("a fleet file with five different mistakes gets five errors, with places") {
+  test::TempDir dir;
+  dir.write("vmlinuz", "kernel");
+  dir.write("shared.img", "data");
+  const auto file = dir.write("broken.toml", R"([defaults]
+kernel = "vmlinuz"
+
+[[vm]]
+name = "a"
+cpu = 2
+disks = [ { path = "shared.img", writable = true } ]
+
+[[vm]]
+name = "b"
+initrd = "missing.img"
+disks = [ { path = "shared.img", writable = true } ]
+
+[[vm]]
+name = "a"
+
+[[vm]]
+name = "c"
+after = ["nobody"]
+)");
+  auto fleet = load_fleet_file(file);
+  REQUIRE_FALSE(fleet.has_value());
+  const auto problems = lines_of(fleet.error().message);
+  INFO(fleet.error().message);
+  CHECK(problems.size() == 5);
+  const auto has = [&](const std::string& text) {
+    return std::any_of(problems.begin(), problems.end(), [&](const std::string& line) {
+      return line.find(text) != std::string::npos && line.rfind(file.string() + ":", 0) == 0;
+    });
+  };
+  CHECK(has("key 'vm[0].cpu': unknown key; did you mean 'cpus'?"));
+  CHECK(has("key 'vm[1].initrd': " + (dir / "missing.img").string() + ": no such file"));
+  CHECK(has("is writable in a and in b"));
+  CHECK(has("key 'vm[2].name': the name 'a' is used twice"));
+  CHECK(has("key 'vm[3].after': 'nobody' names no VM of this fleet"));
+}
+
+TEST_CASE("fleet start orders with a cycle, bad templates and out-of-range CIDs are refused") {
+  test::TempDir dir;
+  dir.write("vmlinuz", "kernel");
+  const auto file = dir.write("cycle.toml", R"([defaults]
+kernel = "vmlinuz"
+[[vm]]
+name = "a"
+after = ["b"]
+[[vm]]
+name = "b"
+after = ["a"]
+[[vm]]
+name = "web"
+count = 2
+[[vm]]
+name = "x-{index}"
+[[vm]]
+name = "low"
+cid = 100
+[[vm]]
+name = "fixed-{index}"
+count = 2
+cid = 3000
+)");
+  auto fleet = load_fleet_file(file);
+  REQUIRE_FALSE(fleet.has_value());
+  const std::string& text = fleet.error().message;
+  CHECK_THAT(text, Catch::Contains("start order has a cycle: a -> b -> a"));
+  CHECK_THAT(text, Catch::Contains("with 'count', the name must contain {index}"));
+  CHECK_THAT(text, Catch::Contains("{index} needs 'count'"));
+  CHECK_THAT(text, Catch::Contains("CID 100 is outside the fleet's range 2048..65535"));
+  CHECK_THAT(text, Catch::Contains("CID 3000 is also fixed-0's"));
+}

@@ -1,0 +1,69 @@
+#include "supervisor/fleet_policy.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace crosvisor;
+using namespace std::chrono_literals;
+
+TEST_CASE("restart intensity: at most max_restarts within the window, with doubling backoff") {
+  config::RestartSpec spec;
+  spec.policy = config::RestartPolicy::on_failure;
+  spec.max_restarts = 3;
+  spec.window = 10s;
+  spec.backoff = 100ms;
+  RestartTracker tracker(spec);
+  const auto t0 = RestartTracker::Clock::now();
+  CHECK(tracker.on_death(DeathReason::crash, t0) == 100ms);
+  CHECK(tracker.on_death(DeathReason::guest_panic, t0 + 1s) == 200ms);
+  CHECK(tracker.on_death(DeathReason::crash, t0 + 2s) == 400ms);
+  CHECK_FALSE(tracker.on_death(DeathReason::crash, t0 + 3s).has_value());  // the fourth: spent
+  CHECK(tracker.failed());
+  CHECK(tracker.restarts() == 3);
+
+  RestartTracker slow(spec);
+  CHECK(slow.on_death(DeathReason::crash, t0) == 100ms);
+  CHECK(slow.on_death(DeathReason::crash, t0 + 20s) == 100ms);  // the first left the window
+  CHECK_FALSE(slow.on_death(DeathReason::shutdown, t0 + 21s).has_value());  // not a failure
+  CHECK_FALSE(slow.failed());
+}
+
+TEST_CASE("restart policies: never, on-failure and always") {
+  const auto t0 = RestartTracker::Clock::now();
+  config::RestartSpec never;
+  CHECK_FALSE(RestartTracker(never).on_death(DeathReason::crash, t0).has_value());
+  config::RestartSpec always;
+  always.policy = config::RestartPolicy::always;
+  always.backoff = 0ms;
+  CHECK(RestartTracker(always).on_death(DeathReason::shutdown, t0) == 0ms);
+  config::RestartSpec capped;
+  capped.policy = config::RestartPolicy::always;
+  capped.max_restarts = 100;
+  capped.backoff = 10s;
+  RestartTracker tracker(capped);
+  std::chrono::milliseconds last{0};
+  for (int i = 0; i < 10; ++i)
+    last = *tracker.on_death(DeathReason::crash, t0);
+  CHECK(last == kMaxBackoff);
+}
+
+TEST_CASE("the start plan honours `after` and the concurrency limit") {
+  // 0: db; 1..3: web after db; 4: lb after all web.
+  StartPlan plan({{}, {0}, {0}, {0}, {1, 2, 3}}, 2);
+  CHECK(plan.startable() == std::vector<std::size_t>{0});
+  CHECK(plan.startable().empty());  // each VM once
+  plan.on_up(0);
+  CHECK(plan.startable() == std::vector<std::size_t>{1, 2});  // two at a time
+  plan.on_up(1);
+  CHECK(plan.startable() == std::vector<std::size_t>{3});
+  plan.on_up(2);
+  plan.on_up(3);
+  CHECK(plan.startable() == std::vector<std::size_t>{4});
+  plan.on_up(4);
+  CHECK(plan.all_up());
+
+  StartPlan blocked({{}, {0}}, 4);
+  CHECK(blocked.startable() == std::vector<std::size_t>{0});
+  blocked.on_given_up(0);
+  CHECK(blocked.startable().empty());  // its dependent waits
+  CHECK_FALSE(blocked.all_up());
+}
