@@ -17,5 +17,6 @@ int composite_scenario(const Options& options);
 int cid_scenario(const Options& options);
 int scale_scenario(const Options& options);
 int cascade_scenario(const Options& options);
+int fleet_scenario(const Options& options);
 
 }  // namespace crosvisor::bench

@@ -126,7 +126,8 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
       queue_json(protocol::error_reply(id, request.error().message));
       return;  // `fds` close here
     }
-    if (request->op != protocol::Op::create && !fds.empty()) {
+    if (request->op != protocol::Op::create && request->op != protocol::Op::fleet_up &&
+        !fds.empty()) {
       queue_json(protocol::error_reply(
           id, std::to_string(fds.size()) + " fds came with a request that takes none"));
       return;

@@ -7,7 +7,10 @@
 #include <caf/stateful_actor.hpp>
 #include <map>
 
+#include "actors/fleet_actor.hpp"
 #include "crosvisor/messages.hpp"
+#include "daemon/fleet_registry.hpp"
+#include "protocol/fleet_json.hpp"
 #include "protocol/spec_json.hpp"
 
 namespace crosvisor::daemon {
@@ -42,6 +45,7 @@ struct SessionState {
   std::map<std::string, caf::actor> handles;  // the VMs this client created: they die with it
   std::map<std::string, VmState> forwarded;   // the last state sent per VM, to drop repeats
   std::multimap<std::string, std::uint64_t> stop_waiters;  // answered when the VM is dead
+  std::vector<caf::actor> foreground_fleets;               // they go down with this session
 
   void reply(json message) { connection->send(std::move(message)); }
   void fail(std::uint64_t id, const std::string& why) {
@@ -213,6 +217,145 @@ void handle_logs(Session* self, const protocol::Request& request) {
   });
 }
 
+json status_json(const FleetStatus& status) {
+  json vms = json::array();
+  for (const auto& vm : status.vms) {
+    json entry = {{"name", vm.name},         {"state", std::string(to_string(vm.state))},
+                  {"restarts", vm.restarts}, {"failed", vm.failed},
+                  {"cid", vm.cid},           {"pid", vm.pid}};
+    if (vm.last_death)
+      entry["last_death"] = std::string(to_string(*vm.last_death));
+    vms.push_back(std::move(entry));
+  }
+  return {{"name", status.name},
+          {"total", status.vms.size()},
+          {"ready", status.ready},
+          {"failed", status.failed},
+          {"vms", std::move(vms)}};
+}
+
+void handle_fleet_up(Session* self, const protocol::Request& request, std::vector<UniqueFd> fds) {
+  const auto id = request.id;
+  auto fleet = protocol::fleet_from_message(request.fleet, std::move(fds));
+  if (!fleet)
+    return self->state.fail(id, fleet.error().message);
+  for (auto& vm : fleet->vms)
+    vm.spec.owner_uid = self->state.peer.uid;
+  const std::string name = fleet->name;
+  const bool foreground = request.foreground;
+  self->request(self->state.context.fleets, std::chrono::seconds(30), fleet_up_atom::value,
+                std::move(*fleet), static_cast<std::uint32_t>(self->state.peer.uid))
+      .then(
+          [=](caf::actor fleet_actor) {
+            if (foreground)
+              self->state.foreground_fleets.push_back(fleet_actor);
+            json reply = protocol::ok_reply(id);
+            reply["fleet"] = name;
+            self->state.reply(std::move(reply));
+          },
+          [=](caf::error& error) { self->state.fail(id, self->system().render(error)); });
+}
+
+// The fleets this client may see (its own; every one for root, or with `all` for root and the
+// daemon's user), then `act`.
+void with_fleets(Session* self, const protocol::Request& request,
+                 std::function<void(std::vector<FleetEntry>)> act) {
+  const auto id = request.id;
+  const uid_t uid = self->state.peer.uid;
+  const bool all = request.all;
+  if (all && uid != 0 && uid != self->state.context.daemon_uid)
+    return self->state.fail(id, "listing every fleet needs root or the daemon's own user");
+  const std::string name = request.fleet_name;
+  self->request(self->state.context.fleets, std::chrono::seconds(10), list_atom::value)
+      .then(
+          [=](const std::vector<FleetEntry>& entries) {
+            std::vector<FleetEntry> visible;
+            for (const auto& entry : entries) {
+              if ((all || entry.owner_uid == uid || uid == 0) &&
+                  (name.empty() || entry.name == name))
+                visible.push_back(entry);
+            }
+            act(std::move(visible));
+          },
+          [=](caf::error& error) { self->state.fail(id, self->system().render(error)); });
+}
+
+void handle_fleet_status(Session* self, const protocol::Request& request) {
+  const auto id = request.id;
+  const std::string name = request.fleet_name;
+  with_fleets(self, request, [=](std::vector<FleetEntry> fleets) {
+    if (!name.empty() && fleets.empty())
+      return self->state.fail(id, "no fleet named " + name + " of yours");
+    auto gathered = std::make_shared<std::vector<json>>();
+    auto waiting = std::make_shared<std::size_t>(fleets.size());
+    const auto finish = [=] {
+      json reply = protocol::ok_reply(id);
+      std::sort(gathered->begin(), gathered->end(),
+                [](const json& a, const json& b) { return a["name"] < b["name"]; });
+      reply["fleets"] = *gathered;
+      self->state.reply(std::move(reply));
+    };
+    if (fleets.empty())
+      return finish();
+    for (const auto& entry : fleets) {
+      self->request(entry.fleet, std::chrono::seconds(10), fleet_status_atom::value)
+          .then(
+              [=](const FleetStatus& status) {
+                gathered->push_back(status_json(status));
+                if (--*waiting == 0)
+                  finish();
+              },
+              [=](caf::error&) {
+                if (--*waiting == 0)
+                  finish();
+              });
+    }
+  });
+}
+
+void handle_fleet_down(Session* self, const protocol::Request& request) {
+  const auto id = request.id;
+  const std::string name = request.fleet_name;
+  const auto timeout = request.timeout_ms;
+  with_fleets(self, request, [=](std::vector<FleetEntry> fleets) {
+    if (fleets.empty())
+      return self->state.fail(id, "no fleet named " + name + " of yours");
+    const auto handle_status = [=](const FleetStatus& status) {
+      json reply = protocol::ok_reply(id);
+      reply["fleet"] = status_json(status);
+      self->state.reply(std::move(reply));
+    };
+    const auto handle_error = [=](caf::error& error) {
+      self->state.fail(id, self->system().render(error));
+    };
+    if (timeout) {
+      self->request(fleets.front().fleet, caf::infinite, stop_atom::value, *timeout)
+          .then(handle_status, handle_error);
+    } else {
+      self->request(fleets.front().fleet, caf::infinite, stop_atom::value)
+          .then(handle_status, handle_error);
+    }
+  });
+}
+
+void handle_fleet_restart(Session* self, const protocol::Request& request) {
+  const auto id = request.id;
+  const std::string name = request.fleet_name;
+  const std::string vm = request.target.name;
+  with_fleets(self, request, [=](std::vector<FleetEntry> fleets) {
+    if (fleets.empty())
+      return self->state.fail(id, "no fleet named " + name + " of yours");
+    self->request(fleets.front().fleet, std::chrono::seconds(10), restart_atom::value, vm)
+        .then(
+            [=](bool restarted) {
+              if (!restarted)
+                return self->state.fail(id, "no VM " + vm + " in fleet " + name);
+              self->state.reply(protocol::ok_reply(id));
+            },
+            [=](caf::error& error) { self->state.fail(id, self->system().render(error)); });
+  });
+}
+
 caf::behavior session_behavior(Session* self, SessionContext context, PeerCredentials peer,
                                std::shared_ptr<ConnectionPort> connection) {
   auto& st = self->state;
@@ -251,6 +394,14 @@ caf::behavior session_behavior(Session* self, SessionContext context, PeerCreden
             return handle_stop(self, request);
           case protocol::Op::logs:
             return handle_logs(self, request);
+          case protocol::Op::fleet_up:
+            return handle_fleet_up(self, request, std::move(*envelope.fds));
+          case protocol::Op::fleet_status:
+            return handle_fleet_status(self, request);
+          case protocol::Op::fleet_down:
+            return handle_fleet_down(self, request);
+          case protocol::Op::fleet_restart:
+            return handle_fleet_restart(self, request);
           case protocol::Op::subscribe: {
             const auto id = request.id;
             return with_target(self, request, [=](const FoundVm& vm) {
@@ -263,6 +414,9 @@ caf::behavior session_behavior(Session* self, SessionContext context, PeerCreden
       [=](const VmEvent& event) { forward_state(self, event); },
       [=](const ConsoleLine& line) { self->state.reply(protocol::console_event(line)); },
       [=](closed_atom) {
+        // Fleets held by this session (--foreground) go down with it, gracefully.
+        for (auto& fleet : self->state.foreground_fleets)
+          caf::anon_send(fleet, stop_atom::value);
         spdlog::debug("session: pid {} uid {} gone; its {} VM handle(s) go with it",
                       self->state.peer.pid, self->state.peer.uid, self->state.handles.size());
         self->quit();

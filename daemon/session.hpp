@@ -15,6 +15,7 @@ namespace crosvisor::daemon {
 struct SessionContext {
   caf::actor_system* system = nullptr;
   caf::actor service;
+  caf::actor fleets;  // daemon/fleet_registry
   uid_t daemon_uid = 0;
 };
 

@@ -24,6 +24,10 @@ const std::map<std::string, OpSpec, std::less<>>& ops() {
       {"subscribe", {Op::subscribe, {"vm"}}},
       {"ping", {Op::ping, {}}},
       {"version", {Op::version, {}}},
+      {"fleet_up", {Op::fleet_up, {"fleet", "foreground"}}},
+      {"fleet_status", {Op::fleet_status, {"fleet", "all"}}},
+      {"fleet_down", {Op::fleet_down, {"fleet", "timeout_ms"}}},
+      {"fleet_restart", {Op::fleet_restart, {"fleet", "vm"}}},
   };
   return table;
 }
@@ -89,8 +93,28 @@ Expected<Request> parse_request(std::string_view payload, std::optional<std::uin
     if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; }))
       return std::unexpected(refused("'" + key + "' is not a field of '" + op->first + "'"));
   }
-  const bool needs_vm =
-      request.op != Op::list && request.op != Op::ping && request.op != Op::version;
+  const bool fleet_op = request.op == Op::fleet_up || request.op == Op::fleet_status ||
+                        request.op == Op::fleet_down || request.op == Op::fleet_restart;
+  const bool needs_vm = request.op != Op::list && request.op != Op::ping &&
+                        request.op != Op::version && (!fleet_op || request.op == Op::fleet_restart);
+  const bool needs_fleet = fleet_op && request.op != Op::fleet_status;
+  if (needs_fleet && !message.contains("fleet"))
+    return std::unexpected(refused("'" + op->first + "' needs 'fleet'"));
+  if (request.op == Op::fleet_up) {
+    if (!message["fleet"].is_object())
+      return std::unexpected(refused("'fleet' must be the fleet description (an object)"));
+    request.fleet = message["fleet"];
+  } else if (fleet_op && message.contains("fleet")) {
+    if (!message["fleet"].is_string() || !is_valid_vm_name(message["fleet"].get<std::string>()))
+      return std::unexpected(refused("'fleet' must be a fleet name"));
+    request.fleet_name = message["fleet"].get<std::string>();
+  }
+  if (message.contains("foreground")) {
+    auto foreground = flag(message["foreground"], "foreground");
+    if (!foreground)
+      return std::unexpected(foreground.error());
+    request.foreground = *foreground;
+  }
   if (needs_vm && !message.contains("vm"))
     return std::unexpected(refused("'" + op->first + "' needs 'vm'"));
   if (request.op == Op::create) {

@@ -19,7 +19,20 @@ namespace crosvisor::protocol {
 
 inline constexpr int kVersion = 1;
 
-enum class Op { create, list, info, stop, logs, subscribe, ping, version };
+enum class Op {
+  create,
+  list,
+  info,
+  stop,
+  logs,
+  subscribe,
+  ping,
+  version,
+  fleet_up,
+  fleet_status,
+  fleet_down,
+  fleet_restart
+};
 
 // A VM as a request names it: by name, or by CID (all digits).
 struct Target {
@@ -38,6 +51,9 @@ struct Request {
   std::optional<std::uint32_t> timeout_ms;  // stop: the graceful part's deadline
   std::uint32_t lines = 0;                  // logs: how many of the last lines (0: all kept)
   bool follow = false;                      // logs: then stream new lines until the VM dies
+  nlohmann::json fleet;                     // fleet_up: the fleet (fleet_json.hpp)
+  std::string fleet_name;                   // fleet_status (optional), fleet_down, fleet_restart
+  bool foreground = false;                  // fleet_up: the fleet lives as long as this session
 };
 
 // Parses and checks one request; the error says what is wrong. `id` is set whenever the

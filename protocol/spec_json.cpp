@@ -16,18 +16,6 @@ Error bad(const std::string& where, const std::string& what) {
 
 // --- client side ---------------------------------------------------------------------------------
 
-class FdCollector {
- public:
-  Expected<json> add(const std::filesystem::path& path, bool writable, const std::string& role) {
-    UniqueFd fd(::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY));
-    if (!fd)
-      return std::unexpected(errno_error(ErrorKind::not_found, role + " " + path.string(), errno));
-    fds.push_back(std::move(fd));
-    return json{{"fd", fds.size() - 1}};
-  }
-  std::vector<UniqueFd> fds;
-};
-
 // --- daemon side ---------------------------------------------------------------------------------
 
 class FieldReader {
@@ -78,14 +66,21 @@ class FieldReader {
   std::string where_;
 };
 
+}  // namespace
+
+// The received fds, each handed to the specs that name it. In a fleet message a read-only file
+// may be named by several VMs (replicas share a kernel); a writable one only ever by one.
 class FdTaker {
  public:
-  explicit FdTaker(std::vector<UniqueFd> fds) : fds_(std::move(fds)), used_(fds_.size(), false) {}
+  FdTaker(std::vector<UniqueFd> fds, bool shared) : shared_(shared) {
+    for (auto& fd : fds)
+      slots_.push_back(Slot{std::move(fd), nullptr, 0, false});
+  }
 
   // The fd an {"fd": N} object names, checked to be a file of the kind the use needs, handed
   // over to `spec`; returns the path the spec uses for it.
   Expected<std::filesystem::path> take(const json& reference, const std::string& where,
-                                       bool block_device_ok, VmSpec& spec) {
+                                       bool block_device_ok, bool writable, VmSpec& spec) {
     FieldReader reader(reference, where);
     if (auto only = reader.only({"fd"}); !only)
       return std::unexpected(only.error());
@@ -95,48 +90,65 @@ class FdTaker {
     if (!index)
       return std::unexpected(index.error());
     const auto i = static_cast<std::size_t>(*index);
-    if (i >= fds_.size()) {
+    if (i >= slots_.size()) {
       return std::unexpected(bad(where + ".fd", "index " + std::to_string(i) + ", but only " +
-                                                    std::to_string(fds_.size()) +
+                                                    std::to_string(slots_.size()) +
                                                     " fds came with the message"));
     }
-    if (used_[i])
-      return std::unexpected(bad(where + ".fd", "fd " + std::to_string(i) + " is used twice"));
-    struct stat info {};
-    if (fstat(fds_[i].get(), &info) != 0)
-      return std::unexpected(errno_error(ErrorKind::io, where + ".fd", errno));
-    const bool regular = S_ISREG(info.st_mode);
-    const bool block = S_ISBLK(info.st_mode);
-    if (!regular && !(block && block_device_ok)) {
-      const char* kind = S_ISDIR(info.st_mode)    ? "a directory"
-                         : S_ISSOCK(info.st_mode) ? "a socket"
-                         : S_ISFIFO(info.st_mode) ? "a pipe"
-                         : S_ISCHR(info.st_mode)  ? "a character device"
-                                                  : "not a file";
-      return std::unexpected(bad(
-          where + ".fd",
-          "fd " + std::to_string(i) + " is " + kind +
-              (block_device_ok ? ", not a regular file or block device" : ", not a regular file")));
+    Slot& slot = slots_[i];
+    if (slot.uses > 0 && (!shared_ || writable || slot.writable)) {
+      return std::unexpected(bad(where + ".fd", "fd " + std::to_string(i) + " is used twice" +
+                                                    (shared_ ? " and written" : "")));
     }
-    used_[i] = true;
-    return spec.hand_over(fds_[i].release());
+    if (slot.uses == 0) {
+      struct stat info {};
+      if (fstat(slot.fd.get(), &info) != 0)
+        return std::unexpected(errno_error(ErrorKind::io, where + ".fd", errno));
+      const bool regular = S_ISREG(info.st_mode);
+      const bool block = S_ISBLK(info.st_mode);
+      if (!regular && !(block && block_device_ok)) {
+        const char* kind = S_ISDIR(info.st_mode)    ? "a directory"
+                           : S_ISSOCK(info.st_mode) ? "a socket"
+                           : S_ISFIFO(info.st_mode) ? "a pipe"
+                           : S_ISCHR(info.st_mode)  ? "a character device"
+                                                    : "not a file";
+        return std::unexpected(
+            bad(where + ".fd", "fd " + std::to_string(i) + " is " + kind +
+                                   (block_device_ok ? ", not a regular file or block device"
+                                                    : ", not a regular file")));
+      }
+      VmSpec owner;  // hand_over makes the closing owner; every spec naming it shares it
+      owner.hand_over(slot.fd.release());
+      slot.owner = owner.handed_fds.front();
+    }
+    ++slot.uses;
+    slot.writable = slot.writable || writable;
+    spec.handed_fds.push_back(slot.owner);
+    return "/proc/self/fd/" + std::to_string(*slot.owner);
   }
 
   Expected<void> all_used() const {
-    for (std::size_t i = 0; i < used_.size(); ++i) {
-      if (!used_[i])
-        return std::unexpected(bad("vm", "fd " + std::to_string(i) +
-                                             " came with the message "
-                                             "but nothing names it"));
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].uses == 0)
+        return std::unexpected(
+            bad("vm", "fd " + std::to_string(i) + " came with the message but nothing names it"));
     }
     return {};
   }
 
  private:
+  struct Slot {
+    UniqueFd fd;
+    std::shared_ptr<const int> owner;
+    int uses = 0;
+    bool writable = false;
+  };
   static constexpr std::size_t kMaxIndex = 1024;
-  std::vector<UniqueFd> fds_;
-  std::vector<bool> used_;
+  bool shared_;
+  std::vector<Slot> slots_;
 };
+
+namespace {
 
 Expected<void> read_disks(const json& disks, FdTaker& taker, VmSpec& spec) {
   if (!disks.is_array())
@@ -172,7 +184,7 @@ Expected<void> read_disks(const json& disks, FdTaker& taker, VmSpec& spec) {
         }
         if (!partition.has("fd"))
           return std::unexpected(bad(at + ".fd", "missing"));
-        auto path = taker.take(json{{"fd", partition.at("fd")}}, at, true, spec);
+        auto path = taker.take(json{{"fd", partition.at("fd")}}, at, true, part.writable, spec);
         if (!path)
           return std::unexpected(path.error());
         part.path = *path;
@@ -190,7 +202,7 @@ Expected<void> read_disks(const json& disks, FdTaker& taker, VmSpec& spec) {
         return std::unexpected(writable.error());
       raw.writable = *writable;
     }
-    auto path = taker.take(json{{"fd", disk.at("fd")}}, where, true, spec);
+    auto path = taker.take(json{{"fd", disk.at("fd")}}, where, true, raw.writable, spec);
     if (!path)
       return std::unexpected(path.error());
     raw.path = *path;
@@ -201,8 +213,39 @@ Expected<void> read_disks(const json& disks, FdTaker& taker, VmSpec& spec) {
 
 }  // namespace
 
+Expected<json> FdCollector::add(const std::filesystem::path& path, bool writable,
+                                const std::string& role) {
+  if (share_read_only_ && !writable) {
+    std::error_code ec;
+    const auto key = std::filesystem::weakly_canonical(path, ec).string();
+    if (auto it = read_only_.find(key); it != read_only_.end())
+      return json{{"fd", it->second}};
+    auto added = open_new(path, writable, role);
+    if (added)
+      read_only_[key] = (*added)["fd"].get<std::size_t>();
+    return added;
+  }
+  return open_new(path, writable, role);
+}
+
+Expected<json> FdCollector::open_new(const std::filesystem::path& path, bool writable,
+                                     const std::string& role) {
+  UniqueFd fd(::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY));
+  if (!fd)
+    return std::unexpected(errno_error(ErrorKind::not_found, role + " " + path.string(), errno));
+  fds.push_back(std::move(fd));
+  return json{{"fd", fds.size() - 1}};
+}
+
 Expected<SpecMessage> spec_to_message(const VmSpec& spec) {
-  FdCollector files;
+  FdCollector files(false);
+  auto vm = spec_json(spec, files);
+  if (!vm)
+    return std::unexpected(vm.error());
+  return SpecMessage{std::move(*vm), std::move(files.fds)};
+}
+
+Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
   json vm = {{"name", spec.name},     {"vmm", std::string(to_string(spec.vmm))},
              {"params", spec.params}, {"memory_mib", spec.memory_mib},
              {"cpus", spec.cpus},     {"debug", std::string(to_string(spec.debug))},
@@ -246,11 +289,39 @@ Expected<SpecMessage> spec_to_message(const VmSpec& spec) {
   }
   if (!disks.empty())
     vm["disks"] = disks;
-  return SpecMessage{std::move(vm), std::move(files.fds)};
+  return vm;
 }
 
+Expected<VmSpec> read_spec(const json& vm, FdTaker& taker);
+
 Expected<VmSpec> spec_from_message(const json& vm, std::vector<UniqueFd> fds) {
-  FdTaker taker(std::move(fds));  // from here on, every fd is closed on any error path
+  FdTaker taker(std::move(fds), /*shared=*/false);  // every fd is closed on any error path
+  auto spec = read_spec(vm, taker);
+  if (!spec)
+    return spec;
+  if (auto all = taker.all_used(); !all)
+    return std::unexpected(all.error());
+  return spec;
+}
+
+Expected<std::vector<VmSpec>> specs_from_message(const std::vector<const json*>& vms,
+                                                 std::vector<UniqueFd> fds) {
+  FdTaker taker(std::move(fds), /*shared=*/true);
+  std::vector<VmSpec> specs;
+  for (std::size_t i = 0; i < vms.size(); ++i) {
+    auto spec = read_spec(*vms[i], taker);
+    if (!spec) {
+      return make_error(ErrorKind::invalid_config,
+                        "vms[" + std::to_string(i) + "]." + spec.error().message);
+    }
+    specs.push_back(std::move(*spec));
+  }
+  if (auto all = taker.all_used(); !all)
+    return std::unexpected(all.error());
+  return specs;
+}
+
+Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
   FieldReader reader(vm, "vm");
   if (auto only = reader.only({"name", "vmm", "kernel", "initrd", "params", "memory_mib", "cpus",
                                "debug", "accel", "stop_timeout_ms", "ready", "cid", "disks"});
@@ -276,12 +347,12 @@ Expected<VmSpec> spec_from_message(const json& vm, std::vector<UniqueFd> fds) {
   }
   if (!reader.has("kernel"))
     return std::unexpected(bad("vm.kernel", "missing"));
-  auto kernel = taker.take(reader.at("kernel"), "vm.kernel", false, spec);
+  auto kernel = taker.take(reader.at("kernel"), "vm.kernel", false, false, spec);
   if (!kernel)
     return std::unexpected(kernel.error());
   spec.kernel = *kernel;
   if (reader.has("initrd")) {
-    auto initrd = taker.take(reader.at("initrd"), "vm.initrd", false, spec);
+    auto initrd = taker.take(reader.at("initrd"), "vm.initrd", false, false, spec);
     if (!initrd)
       return std::unexpected(initrd.error());
     spec.initrd = *initrd;
@@ -354,8 +425,6 @@ Expected<VmSpec> spec_from_message(const json& vm, std::vector<UniqueFd> fds) {
     if (auto disks = read_disks(reader.at("disks"), taker, spec); !disks)
       return std::unexpected(disks.error());
   }
-  if (auto all = taker.all_used(); !all)
-    return std::unexpected(all.error());
   return spec;
 }
 

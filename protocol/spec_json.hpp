@@ -5,6 +5,7 @@
 // the JSON path of the problem.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -23,8 +24,31 @@ struct SpecMessage {
 };
 Expected<SpecMessage> spec_to_message(const VmSpec& spec);
 
+// The files of several VMs opened once each, for a fleet message: read-only files named by many
+// VMs (a shared kernel) travel as one fd; a writable one is never shared.
+class FdCollector {
+ public:
+  explicit FdCollector(bool share_read_only) : share_read_only_(share_read_only) {}
+  Expected<nlohmann::json> add(const std::filesystem::path& path, bool writable,
+                               const std::string& role);
+  std::vector<UniqueFd> fds;
+
+ private:
+  Expected<nlohmann::json> open_new(const std::filesystem::path& path, bool writable,
+                                    const std::string& role);
+  bool share_read_only_;
+  std::map<std::string, std::size_t> read_only_;
+};
+// One VM's description, its files added to `files`.
+Expected<nlohmann::json> spec_json(const VmSpec& spec, FdCollector& files);
+
 // Daemon side: the spec, owning the received fds (VmSpec::hand_over). Consumes `fds`: whatever
 // happens, every received fd is either in the spec or closed when this returns.
 Expected<VmSpec> spec_from_message(const nlohmann::json& vm, std::vector<UniqueFd> fds);
+
+// Daemon side, for a fleet: several VM descriptions sharing one set of fds (a read-only fd may be
+// named by several VMs, a writable one by one use only). Errors name the VM's index.
+Expected<std::vector<VmSpec>> specs_from_message(const std::vector<const nlohmann::json*>& vms,
+                                                 std::vector<UniqueFd> fds);
 
 }  // namespace crosvisor::protocol

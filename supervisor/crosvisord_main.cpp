@@ -13,10 +13,12 @@
 #include <caf/scoped_actor.hpp>
 #include <set>
 
+#include "actors/fleet_actor.hpp"
 #include "config/vm_config.hpp"
 #include "crosvisor/messages.hpp"
 #include "crosvisor/service.hpp"
 #include "daemon/control_socket.hpp"
+#include "daemon/fleet_registry.hpp"
 #include "daemon/server.hpp"
 #include "daemon/session.hpp"
 #include "supervisor/cli/vmm_binary_options.hpp"
@@ -59,6 +61,18 @@ void stop_everything(caf::scoped_actor& self, const caf::actor& service) {
           for (const auto& vm : vms)
             self->send(vm, stop_atom::value, kill_atom::value);
         });
+  }
+}
+
+// Fleets first, or they would restart the VMs that are being stopped.
+void down_fleets(caf::scoped_actor& self, const caf::actor& fleets) {
+  std::vector<daemon::FleetEntry> entries;
+  self->request(fleets, std::chrono::seconds(10), list_atom::value)
+      .receive([&](const std::vector<daemon::FleetEntry>& listed) { entries = listed; },
+               [](caf::error&) {});
+  for (const auto& entry : entries) {
+    self->request(entry.fleet, caf::infinite, stop_atom::value)
+        .receive([](const FleetStatus&) {}, [](caf::error&) {});
   }
 }
 
@@ -145,7 +159,8 @@ int main(int argc, char** argv) {
               [&](caf::error& error) { spdlog::error("{}: {}", spec.name, system.render(error)); });
     }
 
-    daemon::SessionContext context{&system, service, ::geteuid()};
+    auto fleets = daemon::spawn_fleet_registry(system, service);
+    daemon::SessionContext context{&system, service, fleets, ::geteuid()};
     auto server = std::make_unique<daemon::Server>(
         std::move(*control), [context](const daemon::PeerCredentials& peer,
                                        std::shared_ptr<daemon::ConnectionPort> connection) {
@@ -165,6 +180,7 @@ int main(int argc, char** argv) {
           [&](stop_atom, int signo) {
             spdlog::info("signal {}: stopping every VM", signo);
             server.reset();  // no new sessions; the open ones end (their VMs are stopped below)
+            down_fleets(self, fleets);
             stop_everything(self, service);
             running = false;
           },
@@ -181,6 +197,7 @@ int main(int argc, char** argv) {
     }
     if (server && private_session) {
       server.reset();
+      down_fleets(self, fleets);
       stop_everything(self, service);
     }
     held.clear();

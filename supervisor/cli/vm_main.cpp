@@ -6,6 +6,7 @@
 
 #include "supervisor/cli/composite_command.hpp"
 #include "supervisor/cli/daemon_commands.hpp"
+#include "supervisor/cli/fleet_commands.hpp"
 #include "supervisor/cli/run_command.hpp"
 #include "supervisor/cli/vmm_binary_options.hpp"
 #include "supervisor/exit_codes.hpp"
@@ -66,6 +67,38 @@ int main(int argc, char** argv) {
 
   auto* version_cmd = app.add_subcommand("version", "Versions of vm and of crosvisord");
 
+  auto* fleet_cmd = app.add_subcommand("fleet", "Fleets of VMs described in one TOML file");
+  fleet_cmd->require_subcommand(1);
+  std::filesystem::path fleet_file;
+  auto* fleet_check_cmd =
+      fleet_cmd->add_subcommand("check", "Validate a fleet file, start nothing");
+  fleet_check_cmd->add_option("FILE", fleet_file, "Fleet file (TOML)")->required();
+  cli::FleetUpOptions up;
+  auto* fleet_up_cmd = fleet_cmd->add_subcommand(
+      "up", "Launch a fleet through crosvisord, which then owns it; show progress until ready");
+  fleet_up_cmd->add_option("FILE", up.file, "Fleet file (TOML)")->required();
+  fleet_up_cmd->add_flag("--foreground", up.foreground,
+                         "Hold the fleet here: Ctrl-C (or this command's death) takes it down");
+  fleet_up_cmd->add_flag("--until-ready", up.until_ready,
+                         "Bring the fleet up, show it ready, then take it down");
+  std::string fleet_name;
+  bool fleet_all = false;
+  auto* fleet_status_cmd = fleet_cmd->add_subcommand("status", "Show your fleets");
+  fleet_status_cmd->add_option("NAME", fleet_name, "Only this fleet");
+  fleet_status_cmd->add_flag("--all", fleet_all, "Every user's fleets");
+  fleet_status_cmd->add_flag("--json", daemon_options.json, "JSON instead of tables");
+  std::optional<double> fleet_timeout;
+  auto* fleet_down_cmd =
+      fleet_cmd->add_subcommand("down", "Stop every VM of a fleet, in parallel, and forget it");
+  fleet_down_cmd->add_option("NAME", fleet_name, "The fleet")->required();
+  fleet_down_cmd->add_option("--timeout", fleet_timeout,
+                             "Seconds each guest gets to power off before it is made to stop");
+  fleet_down_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
+  std::string fleet_vm;
+  auto* fleet_restart_cmd = fleet_cmd->add_subcommand("restart", "Restart one VM of a fleet");
+  fleet_restart_cmd->add_option("NAME", fleet_name, "The fleet")->required();
+  fleet_restart_cmd->add_option("VM", fleet_vm, "The VM")->required();
+
   std::filesystem::path composite_out;
   std::filesystem::path composite_inspect;
   std::vector<std::string> composite_partitions;
@@ -110,6 +143,18 @@ int main(int argc, char** argv) {
     return cli::show_logs(daemon_options, target, lines, follow);
   if (*version_cmd)
     return cli::show_version(daemon_options);
+  if (*fleet_check_cmd)
+    return cli::fleet_check(fleet_file);
+  if (*fleet_up_cmd) {
+    up.log_level = log_level;
+    return cli::fleet_up(daemon_options, up);
+  }
+  if (*fleet_status_cmd)
+    return cli::fleet_status(daemon_options, fleet_name, fleet_all);
+  if (*fleet_down_cmd)
+    return cli::fleet_down(daemon_options, fleet_name, fleet_timeout);
+  if (*fleet_restart_cmd)
+    return cli::fleet_restart(daemon_options, fleet_name, fleet_vm);
   if (*composite_cmd) {
     if (!composite_inspect.empty())
       return cli::inspect_composite(composite_inspect);

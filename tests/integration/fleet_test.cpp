@@ -1,12 +1,15 @@
 // Fleets under the fleet actor (crosvm stand-in): start order, restart intensity, fleet down.
 #include <caf/scoped_actor.hpp>
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "actors/fleet_actor.hpp"
 #include "crosvisor/messages.hpp"
 #include "integration/guest.hpp"
 #include "integration/harness.hpp"
 #include "support/processes.hpp"
+#include "support/subprocess.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace crosvisor;
 using namespace std::chrono_literals;
@@ -114,4 +117,70 @@ TEST_CASE("a fleet starts in `after` order and goes down leaving no process") {
     CHECK(vm.state == VmState::dead);
   CHECK(test::processes_with_cmdline("--name web-").empty());
   CHECK(h.reactor->live_children() == 0);
+}
+
+TEST_CASE("the README's main job: the example fleet of real guests up, ready, and down") {
+  test::require_guest();
+  const auto result = test::run_command(
+      "CROSVISOR_SOCKET=/nonexistent/crosvisor/control.sock " + std::string(VM_BINARY) +
+      " fleet up --until-ready " + std::string(CROSVISOR_SOURCE_DIR) + "/examples/fleet.toml 2>&1");
+  INFO(result.output);
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.output, Catch::Contains("fleet demo: 4 of 4 ready, 0 failed"));
+  CHECK_THAT(result.output, Catch::Contains("fleet demo: 0 of 4 ready, 0 failed"));
+  CHECK(test::processes_with_cmdline("-name web-").empty());
+  CHECK(test::processes_with_cmdline("-name db ").empty());
+}
+
+TEST_CASE("vm fleet through the daemon: up, status, restart, down, and a bad file starts nothing") {
+  test::TempDir dir;
+  const auto socket = dir / "control.sock";
+  test::Subprocess daemon({CROSVISORD_BINARY, "--socket", socket.string(), "--runtime-dir",
+                           (dir / "run").string(), "--crosvm", FAKE_CROSVM_BINARY});
+  REQUIRE(daemon.wait_for_line("serving ", 20s));
+  const auto vm = [&](const std::string& args) {
+    return test::run_command("CROSVISOR_SOCKET=" + socket.string() + " " + VM_BINARY + " " + args +
+                             " 2>&1");
+  };
+  std::string member = test::fake_crosvm_toml("x", "", false);
+  member = member.substr(member.find('\n') + 1);  // the keys without the name
+  const auto file = dir.write("shop.toml", "[fleet]\nname = \"shop\"\n[defaults]\n" + member +
+                                               "restart = \"always\"\n"
+                                               "[[vm]]\nname = \"db\"\n"
+                                               "[[vm]]\nname = \"web-{index}\"\ncount = 3\n"
+                                               "after = [\"db\"]\n");
+  const auto up = vm("fleet up " + file.string());
+  INFO(up.output);
+  REQUIRE(up.exit_code == 0);
+  CHECK_THAT(up.output, Catch::Contains("fleet shop: 4 of 4 ready"));
+  // The daemon owns it: the command has exited and the VMs run on.
+  const auto status = nlohmann::json::parse(vm("fleet status --json").output);
+  REQUIRE(status.size() == 1);
+  CHECK(status[0]["ready"] == 4);
+  CHECK_THAT(vm("list").output, Catch::Contains("web-2"));
+  const auto old_pid = status[0]["vms"][1]["pid"].get<int>();
+  CHECK(vm("fleet restart shop web-0").exit_code == 0);
+  CHECK(test::eventually(
+      [&] {
+        const auto now = nlohmann::json::parse(vm("fleet status shop --json").output);
+        return now[0]["vms"][1]["state"] == "ready" && now[0]["vms"][1]["pid"] != old_pid;
+      },
+      10s));
+  const auto down = vm("fleet down shop");
+  CHECK(down.exit_code == 0);
+  CHECK_THAT(down.output, Catch::Contains("fleet shop: 0 of 4 ready"));
+  CHECK(test::processes_with_cmdline("--name web-").empty());
+  CHECK(vm("fleet status --json").output == "[]\n");
+
+  const auto broken = dir.write("broken.toml", "[defaults]\n" + member +
+                                                   "[[vm]]\nname = \"a\"\ncpu = 2\n"
+                                                   "[[vm]]\nname = \"a\"\n"
+                                                   "[[vm]]\nname = \"b-{index}\"\n"
+                                                   "[[vm]]\nname = \"c\"\nafter = [\"zz\"]\n"
+                                                   "[[vm]]\nname = \"d\"\nrestart = \"often\"\n");
+  const auto refused = vm("fleet up " + broken.string());
+  CHECK(refused.exit_code == 3);
+  INFO(refused.output);
+  CHECK(std::count(refused.output.begin(), refused.output.end(), '\n') == 5);
+  CHECK(vm("list --json").output == "[]\n");  // nothing started
 }
