@@ -245,17 +245,25 @@ TEST_CASE("another user's session cannot see or stop the first user's VMs") {
   test::Subprocess run({VM_BINARY, "run", file.string()}, daemon.env());
   REQUIRE(run.wait_for_line("vm mine: ready", 20s));
 
-  const std::string as_nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
-  const auto list = test::run_command(as_nobody + VM_BINARY + " --socket " +
-                                      daemon.socket.string() + " list --json 2>&1");
+  // `nobody` runs its own copy of vm: the build tree may sit where it cannot look.
+  const auto vm_copy = daemon.dir / "vm";
+  std::filesystem::copy_file(VM_BINARY, vm_copy);
+  std::filesystem::permissions(
+      vm_copy, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                   std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                   std::filesystem::perms::others_exec);
+  const std::string as_nobody =
+      "setpriv --reuid=65534 --regid=65534 --clear-groups " + vm_copy.string();
+  const auto list =
+      test::run_command(as_nobody + " --socket " + daemon.socket.string() + " list --json 2>&1");
   CHECK(list.exit_code == 0);
   CHECK(list.output == "[]\n");
-  const auto all = test::run_command(as_nobody + VM_BINARY + " --socket " + daemon.socket.string() +
-                                     " list --all 2>&1");
+  const auto all =
+      test::run_command(as_nobody + " --socket " + daemon.socket.string() + " list --all 2>&1");
   CHECK(all.exit_code == 1);
   CHECK_THAT(all.output, Catch::Contains("needs root or the daemon's own user"));
-  const auto stop = test::run_command(as_nobody + VM_BINARY + " --socket " +
-                                      daemon.socket.string() + " stop mine 2>&1");
+  const auto stop =
+      test::run_command(as_nobody + " --socket " + daemon.socket.string() + " stop mine 2>&1");
   CHECK(stop.exit_code == 1);
   CHECK_THAT(stop.output, Catch::Contains("no VM named mine"));
   CHECK_THAT(daemon.vm("list").output, Catch::Contains("mine"));  // still running

@@ -159,6 +159,7 @@ TEST_CASE("vm fleet through the daemon: up, status, restart, down, and a bad fil
   CHECK(status[0]["ready"] == 4);
   CHECK_THAT(vm("list").output, Catch::Contains("web-2"));
   const auto old_pid = status[0]["vms"][1]["pid"].get<int>();
+  const auto old_cid = status[0]["vms"][1]["cid"].get<std::uint32_t>();
   CHECK(vm("fleet restart shop web-0").exit_code == 0);
   CHECK(test::eventually(
       [&] {
@@ -166,6 +167,9 @@ TEST_CASE("vm fleet through the daemon: up, status, restart, down, and a bad fil
         return now[0]["vms"][1]["state"] == "ready" && now[0]["vms"][1]["pid"] != old_pid;
       },
       10s));
+  // The restarted VM has a fresh CID.
+  const auto restarted = nlohmann::json::parse(vm("fleet status shop --json").output);
+  CHECK(restarted[0]["vms"][1]["cid"].get<std::uint32_t>() != old_cid);
   const auto down = vm("fleet down shop");
   CHECK(down.exit_code == 0);
   CHECK_THAT(down.output, Catch::Contains("fleet shop: 0 of 4 ready"));
