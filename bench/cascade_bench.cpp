@@ -65,11 +65,8 @@ struct Figures {
 Figures round(const Options& options, bool kill_clients, int number) {
   caf::actor_system_config config;
   caf::actor_system system{config};
-  auto service_options = make_service_options(
-      options.work_dir / ("cascade-" + std::to_string(number)), std::make_shared<Reactor>());
-  service_options.cid_lock_dir = options.work_dir / "cids";
-  service_options.cid_last = service_options.cid_first + 4 * static_cast<unsigned>(options.vms);
-  auto service = spawn_service(system, service_options);
+  auto service =
+      spawn_service(system, stand_in_service_options(options, "cascade-" + std::to_string(number)));
   caf::scoped_actor watcher{system};
 
   std::vector<caf::actor> clients;

@@ -41,11 +41,7 @@ struct Supervisor {
   caf::actor_system system{config};
   caf::actor service;
   Supervisor(const Options& options, const std::string& tag) {
-    auto service_options =
-        make_service_options(options.work_dir / tag, std::make_shared<Reactor>());
-    service_options.cid_lock_dir = options.work_dir / "cids";
-    service_options.cid_last = service_options.cid_first + 4 * static_cast<unsigned>(options.vms);
-    service = spawn_service(system, service_options);
+    service = spawn_service(system, stand_in_service_options(options, tag));
   }
 };
 

@@ -184,11 +184,8 @@ Round baseline_round(const Options& options, int round) {
 Round supervisor_round(const Options& options, int round) {
   caf::actor_system_config config;
   caf::actor_system system{config};
-  auto service_options = make_service_options(options.work_dir / ("sup-" + std::to_string(round)),
-                                              std::make_shared<Reactor>());
-  service_options.cid_lock_dir = options.work_dir / "cids";
-  service_options.cid_last = service_options.cid_first + 4 * static_cast<unsigned>(options.vms);
-  auto service = spawn_service(system, service_options);
+  auto service =
+      spawn_service(system, stand_in_service_options(options, "sup-" + std::to_string(round)));
   caf::scoped_actor client{system};
   const long rss_before = resident_kib();
   const double heap_before = heap_in_use_kib();

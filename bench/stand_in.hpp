@@ -6,7 +6,9 @@
 #include <string>
 
 #include "bench/bench.hpp"
+#include "crosvisor/service.hpp"
 #include "crosvisor/vm_spec.hpp"
+#include "supervisor/reactor.hpp"
 
 namespace crosvisor::bench {
 
@@ -16,6 +18,15 @@ inline constexpr const char* kReady = "fake-crosvm guest: ready";
 inline void prepare_stand_in(const Options& options) {
   std::filesystem::create_directories(options.work_dir);
   std::ofstream(options.work_dir / "kernel") << "not a kernel: the stand-in only checks the file";
+}
+
+// A service for `options.vms` stand-in VMs: runtime files under work_dir/tag, CID locks and a
+// CID range of its own.
+inline ServiceOptions stand_in_service_options(const Options& options, const std::string& tag) {
+  auto service_options = make_service_options(options.work_dir / tag, std::make_shared<Reactor>());
+  service_options.cid_lock_dir = options.work_dir / "cids";
+  service_options.cid_last = service_options.cid_first + 4 * static_cast<unsigned>(options.vms);
+  return service_options;
 }
 
 inline VmSpec stand_in_spec(const std::string& prefix, int index, const Options& options) {

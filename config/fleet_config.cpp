@@ -137,15 +137,10 @@ std::string_view to_string(RestartPolicy policy) {
 
 Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::path& source) {
   const std::string source_name = source.string();
-  toml::table root;
-  try {
-    root = toml::parse(text, source_name);
-  } catch (const toml::parse_error& e) {
-    const auto& where = e.source().begin;
-    return make_error(ErrorKind::invalid_config, source_name + ":" + std::to_string(where.line) +
-                                                     ":" + std::to_string(where.column) + ": " +
-                                                     std::string(e.description()));
-  }
+  auto parsed = parse_toml(text, source);
+  if (!parsed)
+    return make_error(ErrorKind::invalid_config, parsed.error());
+  const toml::table& root = *parsed;
   ProblemList problems(source_name);
   TableReader top(root, "", problems, source.parent_path());
   FleetSpec fleet;
@@ -322,12 +317,10 @@ Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::pa
 }
 
 Expected<FleetSpec> load_fleet_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return std::unexpected(errno_error(ErrorKind::io, "open " + path.string(), errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_fleet(text.str(), std::filesystem::absolute(path));
+  auto text = read_text_file(path);
+  if (!text)
+    return make_error(ErrorKind::io, text.error());
+  return parse_fleet(*text, std::filesystem::absolute(path));
 }
 
 }  // namespace crosvisor::config

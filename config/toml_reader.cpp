@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <fstream>
 #include <sstream>
 
 namespace crosvisor::config {
@@ -255,6 +257,29 @@ std::optional<std::string> closest_match(std::string_view word,
   if (best && best_distance <= std::max<std::size_t>(2, word.size() / 3))
     return best;
   return std::nullopt;
+}
+
+std::expected<toml::table, std::string> parse_toml(std::string_view text,
+                                                   const std::filesystem::path& source) {
+  const std::string source_name = source.string();
+  try {
+    return toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    return std::unexpected(source_name + ":" + std::to_string(where.line) + ":" +
+                           std::to_string(where.column) + ": " + std::string(e.description()));
+  }
+}
+
+std::expected<std::string, std::string> read_text_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return std::unexpected("open " + path.string() + ": " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad())
+    return std::unexpected("read " + path.string() + ": " + std::strerror(errno));
+  return text.str();
 }
 
 }  // namespace crosvisor::config

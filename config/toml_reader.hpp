@@ -6,6 +6,7 @@
 #include <toml++/toml.h>
 
 #include <cstdint>
+#include <expected>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -85,6 +86,12 @@ class TableReader {
   std::filesystem::path base_dir_;
   std::vector<std::string> known_;
 };
+
+// `text` parsed as TOML from `source`; a syntax error names file, line and column.
+std::expected<toml::table, std::string> parse_toml(std::string_view text,
+                                                   const std::filesystem::path& source);
+// The whole file at `path`, or the error that kept it from being read.
+std::expected<std::string, std::string> read_text_file(const std::filesystem::path& path);
 
 // The known word closest to `word` by edit distance, if it is close enough to be a likely typo.
 std::optional<std::string> closest_match(std::string_view word,

@@ -154,15 +154,10 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
 
 Expected<VmSpec> parse_vm_spec(std::string_view text, const std::filesystem::path& source) {
   const std::string source_name = source.string();
-  toml::table root;
-  try {
-    root = toml::parse(text, source_name);
-  } catch (const toml::parse_error& e) {
-    const auto& where = e.source().begin;
-    return make_error(ErrorKind::invalid_config, source_name + ":" + std::to_string(where.line) +
-                                                     ":" + std::to_string(where.column) + ": " +
-                                                     std::string(e.description()));
-  }
+  auto parsed = parse_toml(text, source);
+  if (!parsed)
+    return make_error(ErrorKind::invalid_config, parsed.error());
+  const toml::table& root = *parsed;
   ProblemList problems(source_name);
   TableReader reader(root, "", problems, source.parent_path());
   auto spec = read_vm_table(reader);
@@ -172,14 +167,10 @@ Expected<VmSpec> parse_vm_spec(std::string_view text, const std::filesystem::pat
 }
 
 Expected<VmSpec> load_vm_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return std::unexpected(errno_error(ErrorKind::io, "open " + path.string(), errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad())
-    return std::unexpected(errno_error(ErrorKind::io, "read " + path.string(), errno));
-  return parse_vm_spec(text.str(), std::filesystem::absolute(path));
+  auto text = read_text_file(path);
+  if (!text)
+    return make_error(ErrorKind::io, text.error());
+  return parse_vm_spec(*text, std::filesystem::absolute(path));
 }
 
 }  // namespace crosvisor::config

@@ -160,4 +160,11 @@ Expected<PrivateSupervisor> start_private_supervisor(const std::vector<std::stri
   return make_error(ErrorKind::launch, "the private crosvisord did not open " + socket.string());
 }
 
+void finish_private_supervisor(PrivateSupervisor& supervisor) {
+  siginfo_t info{};
+  waitid(P_PIDFD, static_cast<id_t>(supervisor.pidfd.get()), &info, WEXITED);
+  std::error_code ignored;
+  std::filesystem::remove_all(supervisor.dir.path, ignored);
+}
+
 }  // namespace crosvisor::cli

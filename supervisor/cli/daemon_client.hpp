@@ -51,6 +51,9 @@ struct PrivateSupervisor {
   std::filesystem::path socket;
   PrivateRuntimeDir dir;  // ours, with the supervisor's files under it; remove it when done
 };
+// Once this process's session has ended: waits for the private supervisor to exit and removes
+// its directory.
+void finish_private_supervisor(PrivateSupervisor& supervisor);
 Expected<PrivateSupervisor> start_private_supervisor(const std::vector<std::string>& extra_args,
                                                      const std::string& log_level);
 

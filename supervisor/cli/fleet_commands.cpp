@@ -162,11 +162,9 @@ int fleet_up(const DaemonOptions& options, const FleetUpOptions& up) {
     print_table((*downed)["fleet"]);
   }
   if (supervisor) {
+    // Our session ends with the connection; the private supervisor then exits by itself.
     client = make_error(ErrorKind::io, "closed");
-    siginfo_t info{};
-    waitid(P_PIDFD, static_cast<id_t>(supervisor->pidfd.get()), &info, WEXITED);
-    std::error_code ignored;
-    std::filesystem::remove_all(supervisor->dir.path, ignored);
+    finish_private_supervisor(*supervisor);
   }
   return interrupted ? 128 + SIGINT : exit_code;
 }

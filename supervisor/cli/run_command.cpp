@@ -154,10 +154,7 @@ int run_vm(const RunOptions& options) {
   if (supervisor) {
     // Our session ends with the connection; the private supervisor then exits by itself.
     client = make_error(ErrorKind::io, "closed");
-    siginfo_t info{};
-    waitid(P_PIDFD, static_cast<id_t>(supervisor->pidfd.get()), &info, WEXITED);
-    std::error_code ignored;
-    std::filesystem::remove_all(supervisor->dir.path, ignored);
+    finish_private_supervisor(*supervisor);
   }
   // Interrupted and stopped as asked: report the interruption the way shells expect.
   if (interrupted_by != 0 && (exit_code == 0 || exit_code == exit_code_for(DeathReason::killed))) {
