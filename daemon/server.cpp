@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -21,10 +22,27 @@ using stream = asio::posix::stream_descriptor;
 
 namespace {
 
+// Sessions hold their connection and may outlive the server's I/O thread: every way into the
+// io_context goes through this gate, which the server closes before the io_context goes.
+struct Gate {
+  std::mutex mutex;
+  asio::io_context* io = nullptr;
+
+  template <class Job>
+  void post(Job job) {
+    std::lock_guard lock(mutex);
+    if (io)
+      asio::post(*io, std::move(job));
+  }
+};
+
 class Connection : public ConnectionPort, public std::enable_shared_from_this<Connection> {
  public:
-  Connection(asio::io_context& io, UniqueFd fd, std::function<void(Connection*)> on_gone)
-      : io_(io), socket_(io, fd.release()), on_gone_(std::move(on_gone)) {}
+  Connection(asio::io_context& io, std::shared_ptr<Gate> gate, UniqueFd fd,
+             std::function<void(Connection*)> on_gone)
+      : gate_(std::move(gate)),
+        socket_(std::make_unique<stream>(io, fd.release())),
+        on_gone_(std::move(on_gone)) {}
 
   void start(std::unique_ptr<SessionSink> sink) {
     sink_ = std::move(sink);
@@ -32,13 +50,13 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
   }
 
   void send(nlohmann::json message) override {
-    asio::post(io_, [self = shared_from_this(), text = message.dump()] {
+    gate_->post([self = shared_from_this(), text = message.dump()] {
       self->queue(protocol::encode_frame(text));
     });
   }
 
   void close() override {
-    asio::post(io_, [self = shared_from_this()] { self->shut(); });
+    gate_->post([self = shared_from_this()] { self->shut(); });
   }
 
   // On the server thread.
@@ -47,7 +65,8 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
       return;
     closed_ = true;
     boost::system::error_code ignored;
-    socket_.close(ignored);
+    socket_->close(ignored);
+    socket_.reset();  // here, on the I/O thread, while the io_context lives
     pending_fds_.clear();
     if (sink_) {
       sink_->closed();
@@ -58,13 +77,13 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
 
  private:
   void wait_readable() {
-    socket_.async_wait(stream::wait_read,
-                       [self = shared_from_this()](boost::system::error_code ec) {
-                         if (ec || self->closed_)
-                           return;
-                         if (self->read_available())
-                           self->wait_readable();
-                       });
+    socket_->async_wait(stream::wait_read,
+                        [self = shared_from_this()](boost::system::error_code ec) {
+                          if (ec || self->closed_)
+                            return;
+                          if (self->read_available())
+                            self->wait_readable();
+                        });
   }
 
   // Reads what the socket has; false when the connection ended.
@@ -79,7 +98,7 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
       message.msg_control = control.data();
       message.msg_controllen = control.size();
       const ssize_t n =
-          ::recvmsg(socket_.native_handle(), &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+          ::recvmsg(socket_->native_handle(), &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return true;
       if (n < 0 && errno == EINTR)
@@ -161,7 +180,7 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
 
   void write_some() {
     while (!output_.empty()) {
-      const ssize_t n = ::send(socket_.native_handle(), output_.data(), output_.size(),
+      const ssize_t n = ::send(socket_->native_handle(), output_.data(), output_.size(),
                                MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
         output_.erase(0, static_cast<std::size_t>(n));
@@ -171,13 +190,13 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
         continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         writing_ = true;
-        socket_.async_wait(stream::wait_write,
-                           [self = shared_from_this()](boost::system::error_code ec) {
-                             self->writing_ = false;
-                             if (ec || self->closed_)
-                               return;
-                             self->write_some();
-                           });
+        socket_->async_wait(stream::wait_write,
+                            [self = shared_from_this()](boost::system::error_code ec) {
+                              self->writing_ = false;
+                              if (ec || self->closed_)
+                                return;
+                              self->write_some();
+                            });
         return;
       }
       return shut();  // the peer is gone
@@ -186,8 +205,8 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
       shut();
   }
 
-  asio::io_context& io_;
-  stream socket_;
+  std::shared_ptr<Gate> gate_;
+  std::unique_ptr<stream> socket_;  // reset when the connection is shut
   std::function<void(Connection*)> on_gone_;
   std::unique_ptr<SessionSink> sink_;
   protocol::FrameDecoder decoder_;
@@ -207,6 +226,7 @@ struct Server::Impl {
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   stream listener{io};
   std::set<std::shared_ptr<Connection>> connections;  // server thread only
+  std::shared_ptr<Gate> gate = std::make_shared<Gate>();
   std::atomic<std::size_t> count{0};
   std::thread thread;
 
@@ -227,16 +247,17 @@ struct Server::Impl {
         socklen_t size = sizeof(peer);
         if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0)
           continue;
-        auto connection = std::make_shared<Connection>(io, std::move(fd), [this](Connection* gone) {
-          for (auto it = connections.begin(); it != connections.end(); ++it) {
-            if (it->get() == gone) {
-              asio::post(io, [keep = *it] {});  // outlive the handler that is running
-              connections.erase(it);
-              count.store(connections.size());
-              return;
-            }
-          }
-        });
+        auto connection =
+            std::make_shared<Connection>(io, gate, std::move(fd), [this](Connection* gone) {
+              for (auto it = connections.begin(); it != connections.end(); ++it) {
+                if (it->get() == gone) {
+                  asio::post(io, [keep = *it] {});  // outlive the handler that is running
+                  connections.erase(it);
+                  count.store(connections.size());
+                  return;
+                }
+              }
+            });
         connections.insert(connection);
         count.store(connections.size());
         connection->start(factory(PeerCredentials{peer.pid, peer.uid, peer.gid}, connection));
@@ -250,6 +271,7 @@ Server::Server(ControlSocket socket, SessionFactory factory) : impl_(std::make_u
   impl_->socket = std::move(socket);
   impl_->factory = std::move(factory);
   impl_->listener.assign(fcntl(impl_->socket.listener.get(), F_DUPFD_CLOEXEC, 3));
+  impl_->gate->io = &impl_->io;
   impl_->accept_next();
   impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
 }
@@ -264,6 +286,9 @@ Server::~Server() {
     impl->work.reset();
   });
   impl_->thread.join();
+  // Sessions may still hold their connections: from now on they reach nothing.
+  std::lock_guard lock(impl_->gate->mutex);
+  impl_->gate->io = nullptr;
 }
 
 const std::filesystem::path& Server::path() const {

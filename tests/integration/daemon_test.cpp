@@ -207,7 +207,9 @@ TEST_CASE("SIGTERM to the daemon stops every VM gracefully, in parallel, then it
     REQUIRE(clients.back()->wait_for_line("vm " + name + ": ready", 20s));
   }
   daemon.process->signal(SIGTERM);
-  CHECK(daemon.process->wait_exit(20s) == 0);
+  const auto code = daemon.process->wait_exit(20s);
+  INFO(daemon.process->output());
+  CHECK(code == 0);
   for (int i = 0; i < 3; ++i)
     CHECK_THAT(daemon.process->output(),
                Catch::Contains("vm term-" + std::to_string(i) + ": dead, SHUTDOWN"));
