@@ -43,6 +43,31 @@ Expected<json> status_of(DaemonClient& client, const std::string& name) {
   return (*reply)["fleets"][0];
 }
 
+// The fleet a command means: `name`, else the one of the client's fleets that has `vm` (or the
+// only one when no VM is named).
+Expected<std::string> pick_fleet(DaemonClient& client, const std::string& name,
+                                 const std::string& vm) {
+  if (!name.empty())
+    return name;
+  auto reply = client.call({{"op", "fleet_status"}});
+  if (!reply)
+    return std::unexpected(reply.error());
+  std::vector<std::string> candidates;
+  for (const auto& fleet : (*reply)["fleets"]) {
+    bool has = vm.empty();
+    for (const auto& member : fleet["vms"])
+      has = has || member.value("name", "") == vm;
+    if (has)
+      candidates.push_back(fleet.value("name", ""));
+  }
+  if (candidates.size() == 1)
+    return candidates.front();
+  if (candidates.empty())
+    return make_error(ErrorKind::not_found,
+                      vm.empty() ? "you have no fleet" : "no fleet of yours has a VM " + vm);
+  return make_error(ErrorKind::invalid_config, "several fleets match: name one");
+}
+
 }  // namespace
 
 int fleet_check(const std::filesystem::path& file) {
@@ -199,7 +224,12 @@ int fleet_down(const DaemonOptions& options, const std::string& name,
     std::cerr << "vm: " << client.error().message << '\n';
     return kExitSupervisor;
   }
-  json request = {{"op", "fleet_down"}, {"fleet", name}};
+  auto fleet = pick_fleet(*client, name, "");
+  if (!fleet) {
+    std::cerr << "vm: " << fleet.error().message << '\n';
+    return 1;
+  }
+  json request = {{"op", "fleet_down"}, {"fleet", *fleet}};
   if (timeout_s)
     request["timeout_ms"] = static_cast<std::uint32_t>(*timeout_s * 1000);
   auto reply = client->call(request);
@@ -220,12 +250,17 @@ int fleet_restart(const DaemonOptions& options, const std::string& name, const s
     std::cerr << "vm: " << client.error().message << '\n';
     return kExitSupervisor;
   }
-  auto reply = client->call({{"op", "fleet_restart"}, {"fleet", name}, {"vm", vm}});
+  auto fleet = pick_fleet(*client, name, vm);
+  if (!fleet) {
+    std::cerr << "vm: " << fleet.error().message << '\n';
+    return 1;
+  }
+  auto reply = client->call({{"op", "fleet_restart"}, {"fleet", *fleet}, {"vm", vm}});
   if (!reply) {
     std::cerr << "vm: " << reply.error().message << '\n';
     return 1;
   }
-  std::cerr << "fleet " << name << ": restarting " << vm << '\n';
+  std::cerr << "fleet " << *fleet << ": restarting " << vm << '\n';
   return 0;
 }
 

@@ -90,14 +90,14 @@ int main(int argc, char** argv) {
   std::optional<double> fleet_timeout;
   auto* fleet_down_cmd =
       fleet_cmd->add_subcommand("down", "Stop every VM of a fleet, in parallel, and forget it");
-  fleet_down_cmd->add_option("NAME", fleet_name, "The fleet")->required();
+  fleet_down_cmd->add_option("NAME", fleet_name, "The fleet (default: your only one)");
   fleet_down_cmd->add_option("--timeout", fleet_timeout,
                              "Seconds each guest gets to power off before it is made to stop");
   fleet_down_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
   std::string fleet_vm;
   auto* fleet_restart_cmd = fleet_cmd->add_subcommand("restart", "Restart one VM of a fleet");
-  fleet_restart_cmd->add_option("NAME", fleet_name, "The fleet")->required();
   fleet_restart_cmd->add_option("VM", fleet_vm, "The VM")->required();
+  fleet_restart_cmd->add_option("--fleet", fleet_name, "The fleet (default: the one with VM)");
 
   std::filesystem::path composite_out;
   std::filesystem::path composite_inspect;

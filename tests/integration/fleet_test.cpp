@@ -160,7 +160,7 @@ TEST_CASE("vm fleet through the daemon: up, status, restart, down, and a bad fil
   CHECK_THAT(vm("list").output, Catch::Contains("web-2"));
   const auto old_pid = status[0]["vms"][1]["pid"].get<int>();
   const auto old_cid = status[0]["vms"][1]["cid"].get<std::uint32_t>();
-  CHECK(vm("fleet restart shop web-0").exit_code == 0);
+  CHECK(vm("fleet restart web-0").exit_code == 0);  // the fleet is found by its VM
   CHECK(test::eventually(
       [&] {
         const auto now = nlohmann::json::parse(vm("fleet status shop --json").output);
@@ -170,7 +170,7 @@ TEST_CASE("vm fleet through the daemon: up, status, restart, down, and a bad fil
   // The restarted VM has a fresh CID.
   const auto restarted = nlohmann::json::parse(vm("fleet status shop --json").output);
   CHECK(restarted[0]["vms"][1]["cid"].get<std::uint32_t>() != old_cid);
-  const auto down = vm("fleet down shop");
+  const auto down = vm("fleet down");  // the only fleet
   CHECK(down.exit_code == 0);
   CHECK_THAT(down.output, Catch::Contains("fleet shop: 0 of 4 ready"));
   CHECK(test::processes_with_cmdline("--name web-").empty());

@@ -72,9 +72,29 @@ std::optional<std::string> Subprocess::wait_for_line(const std::string& text,
 std::optional<int> Subprocess::wait_exit(std::chrono::milliseconds timeout) {
   if (exit_code_)
     return exit_code_;
-  pollfd poller{pidfd_.get(), POLLIN, 0};
-  if (poll(&poller, 1, static_cast<int>(timeout.count())) <= 0)
-    return std::nullopt;
+  // Keep reading its output meanwhile: a child blocked on a full pipe would never exit.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    pollfd pollers[2] = {{pidfd_.get(), POLLIN, 0}, {output_fd_.get(), POLLIN, 0}};
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return std::nullopt;
+    if (poll(pollers, 2, static_cast<int>(left.count())) <= 0)
+      return std::nullopt;
+    if (pollers[0].revents & POLLIN)
+      break;
+    if (!read_some(std::chrono::milliseconds(0)))
+      pollers[1].fd = -1;  // end of output; wait for the exit alone
+    if (pollers[1].fd < 0) {
+      pollfd exit_only{pidfd_.get(), POLLIN, 0};
+      const auto rest = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (rest.count() <= 0 || poll(&exit_only, 1, static_cast<int>(rest.count())) <= 0)
+        return std::nullopt;
+      break;
+    }
+  }
   while (read_some(std::chrono::milliseconds(0))) {
   }
   siginfo_t info{};
