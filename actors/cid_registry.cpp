@@ -18,7 +18,7 @@ struct CidRegistryState {
   static inline const char* name = "crosvisor.cid_registry";
   std::optional<vsock::CidPool> pool;
   std::optional<vsock::CidLocks> locks;
-  std::filesystem::path state_file;
+  std::optional<vsock::LastCidFile> state_file;
   struct Held {
     UniqueFd lock;  // the host-wide reservation
     caf::actor_addr owner;
@@ -45,7 +45,14 @@ using Registry = caf::stateful_actor<CidRegistryState>;
 
 caf::behavior registry(Registry* self, CidRegistryOptions options) {
   auto& st = self->state;
-  auto pool = vsock::CidPool::create(options.range, vsock::load_last_cid(options.state_file));
+  auto state_file = vsock::LastCidFile::open(options.state_file);
+  std::optional<std::uint32_t> last;
+  if (state_file) {
+    last = state_file->load();
+  } else {
+    spdlog::warn("cid registry: {}", state_file.error().message);
+  }
+  auto pool = vsock::CidPool::create(options.range, last);
   if (!pool) {
     spdlog::error("cid registry: {}", pool.error().message);
     self->quit(caf::make_error(caf::sec::runtime_error, pool.error().message));
@@ -53,7 +60,8 @@ caf::behavior registry(Registry* self, CidRegistryOptions options) {
   }
   st.pool.emplace(std::move(*pool));
   st.locks.emplace(options.lock_dir);
-  st.state_file = options.state_file;
+  if (state_file)
+    st.state_file.emplace(std::move(*state_file));
   if (auto ready = st.locks->prepare(); !ready) {
     self->quit(caf::make_error(caf::sec::runtime_error, ready.error().message));
     return {};
@@ -96,8 +104,9 @@ caf::behavior registry(Registry* self, CidRegistryOptions options) {
           if (!granted)
             return failure(granted.error());
           cid = *granted;
-          if (auto saved = vsock::save_last_cid(s.state_file, cid); !saved) {
-            spdlog::warn("cid registry: {}", saved.error().message);
+          if (s.state_file) {
+            if (auto saved = s.state_file->save(cid); !saved)
+              spdlog::warn("cid registry: {}", saved.error().message);
           }
         }
         s.held.emplace(cid, CidRegistryState::Held{std::move(lock), owner.address()});

@@ -4,7 +4,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include <fstream>
+#include <charconv>
+#include <cstdio>
 
 namespace crosvisor::vsock {
 
@@ -41,25 +42,35 @@ void CidLocks::unlock(std::uint32_t, UniqueFd lock) const {
   lock.reset();
 }
 
-std::optional<std::uint32_t> load_last_cid(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  std::uint64_t cid = 0;
-  if (in >> cid && cid <= 0xfffffffeu)
-    return static_cast<std::uint32_t>(cid);
-  return std::nullopt;
+Expected<LastCidFile> LastCidFile::open(const std::filesystem::path& file) {
+  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd)
+    return std::unexpected(errno_error(ErrorKind::io, "open " + file.string(), errno));
+  return LastCidFile(std::move(fd), file);
 }
 
-Expected<void> save_last_cid(const std::filesystem::path& file, std::uint32_t cid) {
-  const std::string temp = file.string() + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << cid << '\n';
-    if (!out)
-      return std::unexpected(errno_error(ErrorKind::io, "write " + temp, errno));
-  }
-  if (::rename(temp.c_str(), file.c_str()) != 0) {
-    return std::unexpected(errno_error(ErrorKind::io, "rename " + temp, errno));
-  }
+std::optional<std::uint32_t> LastCidFile::load() const {
+  char text[32] = {};
+  const ssize_t n = ::pread(fd_.get(), text, sizeof(text) - 1, 0);
+  if (n <= 0)
+    return std::nullopt;
+  std::uint64_t cid = 0;
+  const char* end = text + n;
+  const char* first = text;
+  while (first < end && *first == ' ')
+    ++first;
+  const auto [stop, error] = std::from_chars(first, end, cid);
+  if (error != std::errc() || stop == first || cid > 0xfffffffeu)
+    return std::nullopt;
+  return static_cast<std::uint32_t>(cid);
+}
+
+Expected<void> LastCidFile::save(std::uint32_t cid) {
+  // Fixed width: a shorter number never leaves the tail of a longer one behind.
+  char record[12];
+  std::snprintf(record, sizeof(record), "%10u\n", cid);
+  if (::pwrite(fd_.get(), record, 11, 0) != 11)
+    return std::unexpected(errno_error(ErrorKind::io, "write " + path_.string(), errno));
   return {};
 }
 

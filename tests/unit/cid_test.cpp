@@ -104,17 +104,25 @@ TEST_CASE("the default range grants every CID from 2048 to 65535 exactly once") 
 TEST_CASE("the last granted CID survives a restart") {
   test::TempDir dir;
   const auto state = dir / "last-cid";
-  CHECK_FALSE(load_last_cid(state).has_value());
-  auto first = pool({2048, 65535}, load_last_cid(state));
+  auto file = LastCidFile::open(state);
+  REQUIRE(file.has_value());
+  CHECK_FALSE(file->load().has_value());
+  auto first = pool({2048, 65535}, file->load());
   for (int i = 0; i < 5; ++i)
     REQUIRE(first.grant(kAlways).has_value());
-  REQUIRE(save_last_cid(state, first.last_granted()).has_value());
-  // The restarted supervisor goes on after 2052, not back to 2048.
-  auto second = pool({2048, 65535}, load_last_cid(state));
+  REQUIRE(file->save(first.last_granted()).has_value());
+  // The restarted supervisor (another open of the file) goes on after 2052, not back to 2048.
+  auto reopened = LastCidFile::open(state);
+  REQUIRE(reopened.has_value());
+  auto second = pool({2048, 65535}, reopened->load());
   CHECK(second.grant(kAlways) == 2053u);
+  // Rewritten in place: a shorter number leaves nothing of a longer one behind.
+  REQUIRE(file->save(4000000000u).has_value());
+  REQUIRE(file->save(9).has_value());
+  CHECK(reopened->load() == std::optional<std::uint32_t>(9));
   // A stale value outside the range is ignored.
-  REQUIRE(save_last_cid(state, 7).has_value());
-  CHECK(pool({2048, 65535}, load_last_cid(state)).grant(kAlways) == 2048u);
+  REQUIRE(file->save(7).has_value());
+  CHECK(pool({2048, 65535}, reopened->load()).grant(kAlways) == 2048u);
 }
 
 TEST_CASE("two processes granting and releasing thousands of CIDs never hold one at once") {
