@@ -61,8 +61,9 @@ caf::behavior proxy_behavior(Proxy* self, caf::actor vm, caf::actor client) {
 
 caf::actor spawn_client_proxy(caf::actor_system& system, caf::actor vm, caf::actor client) {
   auto proxy = system.spawn(proxy_behavior, vm, std::move(client));
-  // The vm actor holds only the proxy's address: it must never keep a handle alive.
-  caf::anon_send(vm, attach_atom::value, proxy.address());
+  // A strong reference in the message, so that the proxy is alive (or properly down) when the
+  // vm actor monitors it; the vm actor keeps only its address, never keeping a handle alive.
+  caf::anon_send(vm, attach_atom::value, proxy);
   return proxy;
 }
 

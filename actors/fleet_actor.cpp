@@ -23,6 +23,7 @@ struct Member {
   bool up = false;      // counted as up at least once
   bool manual = false;  // a restart by hand is under way
   int create_retries = 0;
+  bool start_pending = false;  // a create is in flight, or a (re)start is scheduled
 };
 
 struct FleetState {
@@ -60,12 +61,18 @@ bool has_ready_condition(const VmSpec& spec) {
 void start_member(Fleet* self, std::size_t i) {
   auto& member = self->state.members[i];
   member.status.state = VmState::created;
+  member.start_pending = true;
   self->request(self->state.service, std::chrono::seconds(30), create_atom::value, member.vm.spec,
                 caf::actor_cast<caf::actor>(self))
       .then(
           [=](caf::actor handle) {
-            self->state.members[i].handle = std::move(handle);
-            self->state.members[i].create_retries = 0;
+            auto& m = self->state.members[i];
+            m.start_pending = false;
+            m.create_retries = 0;
+            // A fleet going down meanwhile does not wait for a VM it never told to stop.
+            if (self->state.stopping)
+              self->send(handle, stop_atom::value);
+            m.handle = std::move(handle);
           },
           [=](caf::error& error) {
             auto& m = self->state.members[i];
@@ -76,6 +83,7 @@ void start_member(Fleet* self, std::size_t i) {
               self->delayed_send(self, std::chrono::milliseconds(20), restart_due_atom::value, i);
               return;
             }
+            m.start_pending = false;
             spdlog::error("fleet {}: {} could not be created: {}", self->state.fleet_name,
                           m.vm.spec.name, why);
             m.status.failed = true;
@@ -94,8 +102,8 @@ void finish_down_if_done(Fleet* self) {
   auto& st = self->state;
   if (!st.stopping)
     return;
-  const bool all_dead =
-      std::all_of(st.members.begin(), st.members.end(), [](const Member& m) { return !m.handle; });
+  const bool all_dead = std::all_of(st.members.begin(), st.members.end(),
+                                    [](const Member& m) { return !m.handle && !m.start_pending; });
   if (!all_dead)
     return;
   const FleetStatus status = status_of(self);
@@ -145,6 +153,7 @@ void on_event(Fleet* self, const VmEvent& event) {
   if (delay) {
     spdlog::info("fleet {}: {} died ({}), restarting in {} ms", st.fleet_name, event.vm,
                  to_string(event.reason.value_or(DeathReason::unknown)), delay->count());
+    member.start_pending = true;
     self->delayed_send(self, *delay, restart_due_atom::value, i);
     return;
   }
@@ -183,8 +192,12 @@ caf::behavior fleet_behavior(Fleet* self, caf::actor service, config::FleetSpec 
       [=](const VmEvent& event) { on_event(self, event); },
       [=](const ConsoleLine&) {},
       [=](restart_due_atom, std::size_t i) {
-        if (!self->state.stopping)
-          start_member(self, i);
+        auto& member = self->state.members[i];
+        if (self->state.stopping || member.handle) {
+          member.start_pending = false;
+          return finish_down_if_done(self);
+        }
+        start_member(self, i);
       },
       [=](fleet_status_atom) { return status_of(self); },
       [=](subscribe_atom, caf::actor subscriber) {
@@ -222,6 +235,8 @@ caf::behavior fleet_behavior(Fleet* self, caf::actor service, config::FleetSpec 
         if (member.handle) {
           member.manual = true;  // started again when its death arrives
           self->send(member.handle, stop_atom::value);
+        } else if (member.start_pending) {
+          member.tracker.reset();  // already on its way up
         } else {
           member.tracker.reset();
           start_member(self, found->second);

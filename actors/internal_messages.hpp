@@ -10,7 +10,7 @@
 
 namespace crosvisor {
 
-// From a new client proxy to its vm actor: (attach_atom, caf::actor_addr proxy), monitor me.
+// From a new client proxy to its vm actor: (attach_atom, caf::actor proxy), monitor me.
 using attach_atom = caf::atom_constant<caf::atom("attach")>;
 // From the service to a new vm actor, after the creator has its handle: launch now.
 using launch_atom = caf::atom_constant<caf::atom("launch")>;

@@ -64,7 +64,7 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
           return caf::make_error(caf::sec::runtime_error,
                                  "'" + spec.name +
                                      "' is not a VM name: 1-64 letters, digits, '-', '_' or '.', "
-                                     "not starting with '-' or '.'");
+                                     "not starting with '-' or '.', not all digits");
         }
         if (st.vms.count(spec.name) != 0) {
           return caf::make_error(caf::sec::runtime_error,

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
@@ -150,6 +151,9 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
   }
   self->set_down_handler([=](const caf::down_msg& down) {
     auto& s = self->state;
+    std::erase_if(s.subscribers, [&](const caf::actor& subscriber) {
+      return subscriber.address() == down.source;
+    });
     if (s.proxies.erase(down.source) == 0 || !s.proxies.empty())
       return;
     if (s.dead)
@@ -163,16 +167,14 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
   });
 
   return {
-      [=](attach_atom, const caf::actor_addr& proxy) {
+      [=](attach_atom, const caf::actor& proxy) {
         auto& s = self->state;
         self->monitor(proxy);
-        s.proxies.insert(proxy);
+        s.proxies.insert(proxy.address());
         // A handle made after the VM started learns where it is (a first handle hears
         // everything from `starting` on).
-        if (s.life->state() != VmState::created) {
-          if (auto handle = caf::actor_cast<caf::actor>(proxy))
-            self->send(handle, current_event(self));
-        }
+        if (s.life->state() != VmState::created)
+          self->send(proxy, current_event(self));
       },
       [=](launch_atom) {
         auto& s = self->state;
@@ -288,8 +290,12 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
         }
       },
       [=](subscribe_atom, caf::actor subscriber) {
+        auto& subscribers = self->state.subscribers;
         self->send(subscriber, current_event(self));
-        self->state.subscribers.push_back(std::move(subscriber));
+        if (std::find(subscribers.begin(), subscribers.end(), subscriber) != subscribers.end())
+          return;
+        self->monitor(subscriber);  // forgotten when it goes down
+        subscribers.push_back(std::move(subscriber));
       },
       [=](logs_atom, std::uint32_t count) -> caf::result<std::vector<std::string>> {
         auto& s = self->state;

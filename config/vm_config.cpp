@@ -113,7 +113,7 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
     } else {
       vm.problems().add(vm.raw().get("name")->source(), vm.dotted("name"),
                         "must be 1-64 characters of letters, digits, '-', '_' or '.', "
-                        "not starting with '-' or '.'");
+                        "not starting with '-' or '.', not all digits");
     }
   }
   if (auto vmm = vm.choice("vmm", {"qemu", "crosvm"})) {

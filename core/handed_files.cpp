@@ -34,6 +34,10 @@ Expected<UniqueFd> open_or_take(const std::filesystem::path& path, int flags,
   const int mode = fcntl(*handed, F_GETFL);
   if (mode < 0)
     return std::unexpected(errno_error(ErrorKind::not_found, what + " (a handed fd)", errno));
+  if (mode & O_PATH) {
+    return make_error(ErrorKind::invalid_config,
+                      what + ": the handed fd is an O_PATH fd, which grants no access");
+  }
   const bool wants_write = (flags & O_ACCMODE) != O_RDONLY;
   if (wants_write && (mode & O_ACCMODE) == O_RDONLY) {
     return make_error(ErrorKind::invalid_config,

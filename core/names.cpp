@@ -1,4 +1,6 @@
 // Names of the public enums, as they appear in CLI output, logs and JSON.
+#include <algorithm>
+
 #include "crosvisor/vm_spec.hpp"
 #include "crosvisor/vm_state.hpp"
 
@@ -75,7 +77,9 @@ bool is_valid_vm_name(std::string_view name) {
     if (!ok)
       return false;
   }
-  return name.front() != '.' && name.front() != '-';
+  const bool all_digits =
+      std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return name.front() != '.' && name.front() != '-' && !all_digits;
 }
 
 }  // namespace crosvisor

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -50,7 +51,7 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
   }
 
   void send(nlohmann::json message) override {
-    gate_->post([self = shared_from_this(), text = message.dump()] {
+    gate_->post([self = shared_from_this(), text = protocol::dump(message)] {
       self->queue(protocol::encode_frame(text));
     });
   }
@@ -164,7 +165,9 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
     return false;
   }
 
-  void queue_json(const nlohmann::json& message) { queue(protocol::encode_frame(message.dump())); }
+  void queue_json(const nlohmann::json& message) {
+    queue(protocol::encode_frame(protocol::dump(message)));
+  }
 
   void queue(std::string frame) {
     if (closed_)
@@ -225,6 +228,7 @@ struct Server::Impl {
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   stream listener{io};
+  asio::steady_timer retry{io};
   std::set<std::shared_ptr<Connection>> connections;  // server thread only
   std::shared_ptr<Gate> gate = std::make_shared<Gate>();
   std::atomic<std::size_t> count{0};
@@ -237,6 +241,17 @@ struct Server::Impl {
       for (;;) {
         UniqueFd fd(
             ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        if (!fd && (errno == EMFILE || errno == ENFILE)) {
+          // Out of fds: the listener stays readable, so waiting on it again would spin. Come
+          // back when some fds may have been released.
+          spdlog::warn("control socket: out of file descriptors; pausing accepts");
+          retry.expires_after(std::chrono::milliseconds(100));
+          retry.async_wait([this](boost::system::error_code timer_ec) {
+            if (!timer_ec)
+              accept_next();
+          });
+          return;
+        }
         if (!fd)
           break;
         if (connections.size() >= kMaxConnections) {
@@ -280,6 +295,7 @@ Server::~Server() {
   asio::post(impl_->io, [impl = impl_.get()] {
     boost::system::error_code ignored;
     impl->listener.close(ignored);
+    impl->retry.cancel();
     auto all = impl->connections;
     for (auto& connection : all)
       connection->shut();

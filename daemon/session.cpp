@@ -46,6 +46,7 @@ struct SessionState {
   std::map<std::string, VmState> forwarded;   // the last state sent per VM, to drop repeats
   std::multimap<std::string, std::uint64_t> stop_waiters;  // answered when the VM is dead
   std::vector<caf::actor> foreground_fleets;               // they go down with this session
+  std::map<caf::actor_addr, std::string> watched;  // VMs stopped or followed, by their actor
 
   void reply(json message) { connection->send(std::move(message)); }
   void fail(std::uint64_t id, const std::string& why) {
@@ -134,6 +135,30 @@ void forward_state(Session* self, const VmEvent& event) {
   st.handles.erase(event.vm);
 }
 
+void watch(Session* self, const FoundVm& vm) {
+  if (self->state.watched.emplace(vm.actor.address(), vm.info.name).second)
+    self->monitor(vm.actor);
+}
+
+// A watched VM's actor is gone (the VM is dead and nobody holds it). If its `dead` event never
+// reached us (we subscribed too late), say it now, so that nobody waits for it forever.
+void on_vm_gone(Session* self, const caf::down_msg& down) {
+  auto& st = self->state;
+  auto it = st.watched.find(down.source);
+  if (it == st.watched.end())
+    return;
+  const std::string name = it->second;
+  st.watched.erase(it);
+  const bool pending = st.stop_waiters.count(name) != 0 || st.forwarded.count(name) != 0;
+  if (pending) {
+    VmEvent gone;
+    gone.vm = name;
+    gone.state = VmState::dead;
+    gone.detail = "the VM is gone";
+    forward_state(self, gone);
+  }
+}
+
 void handle_create(Session* self, const protocol::Request& request, std::vector<UniqueFd> fds) {
   const auto id = request.id;
   auto spec = protocol::spec_from_message(request.vm, std::move(fds));
@@ -184,8 +209,10 @@ void handle_stop(Session* self, const protocol::Request& request) {
       reply["state"] = "dead";
       return self->state.reply(std::move(reply));
     }
-    // Answered when the VM is dead: subscribe to hear it, whoever holds it.
+    // Answered when the VM is dead: subscribe to hear it, whoever holds it, and watch its actor
+    // in case it is gone before the subscription arrives.
     self->state.stop_waiters.emplace(vm.info.name, id);
+    watch(self, vm);
     self->send(vm.actor, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
     if (force) {
       self->send(vm.actor, stop_atom::value, kill_atom::value);
@@ -210,6 +237,7 @@ void handle_logs(Session* self, const protocol::Request& request) {
               self->state.reply(std::move(reply));
               if (follow) {
                 self->state.forwarded[vm.info.name] = vm.info.state;
+                watch(self, vm);
                 self->send(vm.actor, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
               }
             },
@@ -363,6 +391,7 @@ caf::behavior session_behavior(Session* self, SessionContext context, PeerCreden
   st.peer = peer;
   st.connection = std::move(connection);
   spdlog::debug("session: pid {} uid {} connected", peer.pid, peer.uid);
+  self->set_down_handler([=](const caf::down_msg& down) { on_vm_gone(self, down); });
   return {
       [=](request_atom, const RequestEnvelope& envelope) {
         const auto& request = envelope.request;

@@ -89,6 +89,8 @@ Expected<config::FleetSpec> fleet_from_message(const json& fleet, std::vector<Un
     const std::string at = "vms[" + std::to_string(i) + "]";
     config::FleetVm vm;
     vm.spec = std::move((*specs)[i]);
+    if (entry.contains("group") && !entry["group"].is_string())
+      return std::unexpected(bad(at + ".group must be a string"));
     vm.group = entry.value("group", vm.spec.name);
     if (entry.contains("after")) {
       if (!entry["after"].is_array())

@@ -2,6 +2,10 @@
 
 namespace crosvisor::protocol {
 
+std::string dump(const nlohmann::json& message) {
+  return message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string encode_frame(std::string_view payload) {
   const auto size = static_cast<std::uint32_t>(payload.size());
   std::string frame;

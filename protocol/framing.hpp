@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,6 +16,10 @@ namespace crosvisor::protocol {
 
 inline constexpr std::size_t kMaxFrame = 1 << 20;  // 1 MiB of JSON
 inline constexpr std::size_t kMaxFds = 32;         // fds attached to one message
+
+// A message as JSON text. Guest consoles and VMM output are not always valid UTF-8 (a line cut
+// at its length limit can split a character): invalid bytes become U+FFFD instead of throwing.
+std::string dump(const nlohmann::json& message);
 
 // The bytes of one frame carrying `payload`.
 std::string encode_frame(std::string_view payload);

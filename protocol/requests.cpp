@@ -67,9 +67,40 @@ Expected<bool> flag(const json& value, const char* field) {
   return value.get<bool>();
 }
 
+// How deeply arrays and objects nest in `payload` (outside strings): a client could otherwise send
+// a megabyte of brackets, and copying or destroying that value recurses once per level.
+std::size_t nesting_depth(std::string_view payload) {
+  std::size_t depth = 0;
+  std::size_t deepest = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : payload) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 }  // namespace
 
 Expected<Request> parse_request(std::string_view payload, std::optional<std::uint64_t>& id) {
+  if (nesting_depth(payload) > kMaxNesting)
+    return std::unexpected(
+        refused("the request nests deeper than " + std::to_string(kMaxNesting) + " levels"));
   const json message = json::parse(payload, nullptr, /*allow_exceptions=*/false);
   if (message.is_discarded())
     return std::unexpected(refused("the request is not JSON"));

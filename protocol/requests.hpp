@@ -18,6 +18,7 @@
 namespace crosvisor::protocol {
 
 inline constexpr int kVersion = 1;
+inline constexpr std::size_t kMaxNesting = 64;  // arrays and objects within each other
 
 enum class Op {
   create,

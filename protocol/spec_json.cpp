@@ -101,6 +101,13 @@ class FdTaker {
                                                     (shared_ ? " and written" : "")));
     }
     if (slot.uses == 0) {
+      // An O_PATH fd grants no access of its own: a VMM reopening /proc/self/fd/N would get the
+      // daemon's rights to the file instead of the client's.
+      const int flags = fcntl(slot.fd.get(), F_GETFL);
+      if (flags < 0 || (flags & O_PATH) != 0)
+        return std::unexpected(
+            bad(where + ".fd",
+                "fd " + std::to_string(i) + " is an O_PATH fd: open the file for reading"));
       struct stat info {};
       if (fstat(slot.fd.get(), &info) != 0)
         return std::unexpected(errno_error(ErrorKind::io, where + ".fd", errno));
@@ -121,6 +128,14 @@ class FdTaker {
       owner.hand_over(slot.fd.release());
       slot.owner = owner.handed_fds.front();
     }
+    const int mode = fcntl(slot.fd.valid() ? slot.fd.get() : *slot.owner, F_GETFL) & O_ACCMODE;
+    if (writable && mode != O_RDWR) {
+      return std::unexpected(bad(where + ".fd", "fd " + std::to_string(i) +
+                                                    " is not open for reading and writing, and "
+                                                    "this disk is writable"));
+    }
+    if (mode == O_WRONLY)
+      return std::unexpected(bad(where + ".fd", "fd " + std::to_string(i) + " cannot be read"));
     ++slot.uses;
     slot.writable = slot.writable || writable;
     spec.handed_fds.push_back(slot.owner);
@@ -332,9 +347,10 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
   if (!name)
     return std::unexpected(name.error());
   if (!is_valid_vm_name(*name)) {
-    return std::unexpected(bad("vm.name", "'" + *name +
-                                              "' is not a VM name: 1-64 letters, digits, '-', "
-                                              "'_' or '.', not starting with '-' or '.'"));
+    return std::unexpected(
+        bad("vm.name", "'" + *name +
+                           "' is not a VM name: 1-64 letters, digits, '-', "
+                           "'_' or '.', not starting with '-' or '.', not all digits"));
   }
   spec.name = *name;
   if (reader.has("vmm")) {

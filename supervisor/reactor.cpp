@@ -228,6 +228,8 @@ struct Reactor::Impl {
       if (!listener)
         return ready(std::unexpected(listener.error()));
       vsock_listeners[port] = std::make_unique<stream>(io, listener->release());
+      boost::system::error_code ignored;
+      vsock_listeners[port]->non_blocking(true, ignored);  // accept never waits on this thread
       accept_ready(port);
     }
     ready_router.expect(port, cid, token);
@@ -235,14 +237,17 @@ struct Reactor::Impl {
   }
 
   void accept_ready(std::uint32_t port) {
-    auto& listener = *vsock_listeners.at(port);
-    listener.async_wait(stream::wait_read, [this, port](boost::system::error_code ec) {
-      if (ec)
+    stream* listener = vsock_listeners.at(port).get();
+    listener->async_wait(stream::wait_read, [this, port, listener](boost::system::error_code ec) {
+      // The wait may have completed just before its listener was dropped (nobody waits on the
+      // port any more), or replaced by a new one for the same port: then it is not ours.
+      auto current = vsock_listeners.find(port);
+      if (ec || current == vsock_listeners.end() || current->second.get() != listener)
         return;
       sockaddr_vm peer{};
       socklen_t length = sizeof(peer);
-      UniqueFd connection(::accept4(vsock_listeners.at(port)->native_handle(),
-                                    reinterpret_cast<sockaddr*>(&peer), &length, SOCK_CLOEXEC));
+      UniqueFd connection(::accept4(listener->native_handle(), reinterpret_cast<sockaddr*>(&peer),
+                                    &length, SOCK_CLOEXEC | SOCK_NONBLOCK));
       // The callback is the connection itself; a guest we do not wait for is refused by closing.
       if (connection) {
         if (auto token = ready_router.arrived(port, peer.svm_cid)) {

@@ -91,7 +91,8 @@ struct VmSpec {
   friend bool operator==(const VmSpec&, const VmSpec&) = default;
 };
 
-// 1-64 letters, digits, '-', '_' or '.', not starting with '-' or '.': a VM's name is also the
+// 1-64 letters, digits, '-', '_' or '.', not starting with '-' or '.', and not all digits (a
+// number names a CID where a VM is asked for by name or CID). A VM's name is also the
 // name of its console log file.
 bool is_valid_vm_name(std::string_view name);
 

@@ -48,7 +48,7 @@ Expected<std::uint64_t> DaemonClient::send(nlohmann::json request,
                                            const std::vector<UniqueFd>& fds) {
   const std::uint64_t id = next_id_++;
   request["id"] = id;
-  const std::string frame = protocol::encode_frame(request.dump());
+  const std::string frame = protocol::encode_frame(protocol::dump(request));
   std::vector<int> numbers;
   for (const auto& fd : fds)
     numbers.push_back(fd.get());

@@ -392,6 +392,16 @@ TEST_CASE("malformed requests and bad fds: each refused, the daemon and a good s
          c.send_json({{"id", 1}, {"op", "info"}, {"vm", "99999999999"}});
        },
        "out of range"},
+      {"JSON nested 500 000 levels deep",
+       [&](RawClient& c) {
+         c.send_bytes(frame(R"({"id":1,"op":"create","vm":{"a":)" + std::string(500'000, '[')));
+       },
+       "nests deeper than 64"},
+      {"an O_PATH fd as the kernel",
+       [&](RawClient& c) {
+         c.send_json({{"id", 1}, {"op", "create"}, {"vm", vm}}, {open_file(O_PATH)});
+       },
+       "O_PATH"},
       {"an empty frame", [&](RawClient& c) { c.send_bytes(std::string(4, '\0')); }, "closed"},
       {"an oversized frame", [&](RawClient& c) { c.send_bytes("\x7f\xff\xff\xff{"); }, "closed"},
       {"more fds than allowed",

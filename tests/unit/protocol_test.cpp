@@ -83,6 +83,14 @@ TEST_CASE("requests are checked field by field") {
         "'lines' must be an integer from 0 to 100000");
   CHECK(refusal(R"({"id": 1, "op": "create", "vm": "x"})") ==
         "'vm' must be the VM description (an object)");
+  // Nesting is bounded before anything is built from the text.
+  const std::string deep = R"({"id": 1, "op": "create", "vm": {"a": )" + std::string(100'000, '[');
+  CHECK(refusal(deep) == "the request nests deeper than 64 levels");
+  // Brackets inside strings do not count.
+  std::optional<std::uint64_t> string_id;
+  CHECK(parse_request(R"({"id": 1, "op": "info", "vm": ")" + std::string(100, '[') + R"("})",
+                      string_id)
+            .has_value());
   // Even a refused request names its id, so that the reply can answer it.
   parse_request(R"({"id": 9, "op": "nope"})", id);
   CHECK(id == std::optional<std::uint64_t>(9));
@@ -157,6 +165,19 @@ TEST_CASE("a VM description with the wrong fields or fds is refused, naming the 
   directory.push_back(open_file(dir.path(), O_RDONLY | O_DIRECTORY));
   CHECK(spec_refusal(base, std::move(directory)) ==
         "vm.kernel.fd: fd 0 is a directory, not a regular file");
+  std::vector<UniqueFd> path_only;
+  path_only.push_back(open_file(kernel, O_PATH));
+  CHECK(spec_refusal(base, std::move(path_only)) ==
+        "vm.kernel.fd: fd 0 is an O_PATH fd: open the file for reading");
+  json writable_disk = base;
+  writable_disk["disks"] = json::array({{{"fd", 1}, {"writable", true}}});
+  std::vector<UniqueFd> read_only = one_fd();
+  read_only.push_back(open_file(kernel, O_RDONLY));
+  CHECK(spec_refusal(writable_disk, std::move(read_only)) ==
+        "vm.disks[0].fd: fd 1 is not open for reading and writing, and this disk is writable");
+  json digits = base;
+  digits["name"] = "4242";
+  CHECK_THAT(spec_refusal(digits, one_fd()), Catch::Contains("not all digits"));
   std::vector<UniqueFd> socket_fd;
   socket_fd.emplace_back(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   CHECK(spec_refusal(base, std::move(socket_fd)) ==
