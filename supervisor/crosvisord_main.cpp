@@ -11,6 +11,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
+#include <map>
 #include <set>
 
 #include "actors/fleet_actor.hpp"
@@ -37,14 +38,20 @@ void stop_everything(caf::scoped_actor& self, const caf::actor& service) {
   self->request(service, std::chrono::seconds(10), list_atom::value)
       .receive([&](const std::vector<caf::actor>& listed) { vms = listed; }, [&](caf::error&) {});
   std::set<std::string> alive;
+  std::map<caf::actor_addr, std::string> names;
   for (const auto& vm : vms) {
     self->request(vm, std::chrono::seconds(10), info_atom::value)
         .receive(
             [&](const VmInfo& info) {
-              if (info.state != VmState::dead)
+              if (info.state != VmState::dead) {
                 alive.insert(info.name);
+                names[vm.address()] = info.name;
+              }
             },
             [](caf::error&) {});
+    // A VM may die, and its actor end, before our subscription arrives: its down message then
+    // says it is gone.
+    self->monitor(vm);
     self->send(vm, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
     self->send(vm, stop_atom::value);
   }
@@ -54,6 +61,10 @@ void stop_everything(caf::scoped_actor& self, const caf::actor& service) {
         [&](const VmEvent& event) {
           if (event.state == VmState::dead)
             alive.erase(event.vm);
+        },
+        [&](const caf::down_msg& down) {
+          if (auto it = names.find(down.source); it != names.end())
+            alive.erase(it->second);
         },
         [](const ConsoleLine&) {},
         [&](stop_atom, int) {
