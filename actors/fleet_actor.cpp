@@ -20,9 +20,8 @@ struct Member {
   caf::actor handle;  // while the VM is not dead
   RestartTracker tracker;
   FleetMemberStatus status;
-  bool up = false;      // counted as up at least once
-  bool manual = false;  // a restart by hand is under way
-  int create_retries = 0;
+  bool up = false;             // counted as up at least once
+  bool manual = false;         // a restart by hand is under way
   bool start_pending = false;  // a create is in flight, or a (re)start is scheduled
 };
 
@@ -68,7 +67,6 @@ void start_member(Fleet* self, std::size_t i) {
           [=](caf::actor handle) {
             auto& m = self->state.members[i];
             m.start_pending = false;
-            m.create_retries = 0;
             // A fleet going down meanwhile does not wait for a VM it never told to stop.
             if (self->state.stopping)
               self->send(handle, stop_atom::value);
@@ -77,12 +75,6 @@ void start_member(Fleet* self, std::size_t i) {
           [=](caf::error& error) {
             auto& m = self->state.members[i];
             const std::string why = self->system().render(error);
-            // The service frees a dead VM's name when it hears of the death, which may be a
-            // moment after we did: try again shortly.
-            if (why.find("is already running") != std::string::npos && ++m.create_retries < 50) {
-              self->delayed_send(self, std::chrono::milliseconds(20), restart_due_atom::value, i);
-              return;
-            }
             m.start_pending = false;
             spdlog::error("fleet {}: {} could not be created: {}", self->state.fleet_name,
                           m.vm.spec.name, why);
@@ -180,7 +172,7 @@ caf::behavior fleet_behavior(Fleet* self, caf::actor service, config::FleetSpec 
       deps.push_back(st.index_of.at(name));
     after.push_back(std::move(deps));
     const config::RestartSpec restart = vm.restart;
-    Member member{std::move(vm), {}, RestartTracker(restart), {}, false, false, 0};
+    Member member{std::move(vm), {}, RestartTracker(restart), {}, false, false, false};
     member.status.name = member.vm.spec.name;
     st.members.push_back(std::move(member));
   }

@@ -38,6 +38,42 @@ struct ServiceState {
 
 using ServiceActor = caf::stateful_actor<ServiceState>;
 
+// The VM no longer holds its name (it died, or its actor ended).
+void forget(ServiceActor* self, const caf::actor_addr& vm) {
+  auto& st = self->state;
+  auto it = st.names.find(vm);
+  if (it == st.names.end())
+    return;
+  st.vms.erase(it->second);
+  st.names.erase(it);
+}
+
+// Spawns the VM and its first handle, and delivers the handle before the VM says anything.
+void start_vm(ServiceActor* self, VmSpec spec, caf::actor client, caf::response_promise reply) {
+  auto& st = self->state;
+  const auto run_dir = st.options.runtime_dir /
+                       ("vm-" + std::to_string(getpid()) + "-" + std::to_string(st.next_run_id++));
+  if (spec.vmm_binary.empty()) {
+    spec.vmm_binary =
+        spec.vmm == VmmKind::crosvm ? st.options.vmm_binaries.crosvm : st.options.vmm_binaries.qemu;
+  }
+  const std::string name = spec.name;
+  VmPaths paths{run_dir, st.options.log_dir / (name + ".log")};
+  auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor, st.cid_registry,
+                           std::move(paths));
+  auto handle = spawn_client_proxy(self->system(), vm, std::move(client));
+  self->monitor(vm);
+  // The service hears the VM's death, to free its name at once: a dead VM's actor lives on
+  // while clients hold handles on it, but a new VM may take the name.
+  self->send(vm, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
+  st.vms.emplace(name, vm);
+  st.names.emplace(vm.address(), name);
+  // The creator gets the handle before the VM says anything: deliver the reply first, then let
+  // the VM launch. Its first event can only follow the reply in the mailbox.
+  reply.deliver(std::move(handle));
+  self->send(vm, launch_atom::value);
+}
+
 caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
   self->state.options = std::move(options);
   auto& cid_options = self->state.options;
@@ -49,14 +85,7 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
                                          cid_options.cid_lock_dir / "last-cid"});
   if (!self->state.options.reactor)
     self->state.options.reactor = std::make_shared<Reactor>();
-  self->set_down_handler([=](const caf::down_msg& down) {
-    auto& st = self->state;
-    auto it = st.names.find(down.source);
-    if (it == st.names.end())
-      return;
-    st.vms.erase(it->second);
-    st.names.erase(it);
-  });
+  self->set_down_handler([=](const caf::down_msg& down) { forget(self, down.source); });
   return {
       [=](create_atom, VmSpec spec, caf::actor client) -> caf::result<caf::actor> {
         auto& st = self->state;
@@ -66,43 +95,36 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
                                      "' is not a VM name: 1-64 letters, digits, '-', '_' or '.', "
                                      "not starting with '-' or '.', not all digits");
         }
-        if (st.vms.count(spec.name) != 0) {
-          return caf::make_error(caf::sec::runtime_error,
-                                 "a VM named '" + spec.name + "' is already running");
-        }
-        const auto run_dir = st.options.runtime_dir / ("vm-" + std::to_string(getpid()) + "-" +
-                                                       std::to_string(st.next_run_id++));
-        if (spec.vmm_binary.empty()) {
-          spec.vmm_binary = spec.vmm == VmmKind::crosvm ? st.options.vmm_binaries.crosvm
-                                                        : st.options.vmm_binaries.qemu;
-        }
-        const std::string name = spec.name;
-        VmPaths paths{run_dir, st.options.log_dir / (name + ".log")};
-        auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor,
-                                 st.cid_registry, std::move(paths));
-        auto handle = spawn_client_proxy(self->system(), vm, std::move(client));
-        self->monitor(vm);
-        // The service hears the VM's death, to free its name at once: a dead VM's actor lives
-        // on while clients hold handles on it, but a new VM may take the name.
-        self->send(vm, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
-        st.vms.emplace(name, vm);
-        st.names.emplace(vm.address(), name);
-        // The creator gets the handle before the VM says anything: deliver the reply first,
-        // then let the VM launch. Its first event can only follow the reply in the mailbox.
         auto reply = self->make_response_promise<caf::actor>();
-        reply.deliver(std::move(handle));
-        self->send(vm, launch_atom::value);
+        auto existing = st.vms.find(spec.name);
+        if (existing == st.vms.end()) {
+          start_vm(self, std::move(spec), std::move(client), reply);
+          return reply;
+        }
+        // The name's holder may have died a moment ago, its death still on the way here (a
+        // fleet restarting a VM hears of the death through its handle first): ask it.
+        const std::string name = spec.name;
+        const caf::actor holder = existing->second;
+        self->request(holder, std::chrono::seconds(10), info_atom::value)
+            .then(
+                [=](const VmInfo& info) mutable {
+                  if (info.state != VmState::dead) {
+                    reply.deliver(caf::make_error(caf::sec::runtime_error,
+                                                  "a VM named '" + name + "' is already running"));
+                    return;
+                  }
+                  forget(self, holder.address());
+                  start_vm(self, std::move(spec), std::move(client), reply);
+                },
+                [=](caf::error&) mutable {  // gone altogether
+                  forget(self, holder.address());
+                  start_vm(self, std::move(spec), std::move(client), reply);
+                });
         return reply;
       },
       [=](const VmEvent& event) {
-        auto& st = self->state;
-        if (event.state != VmState::dead)
-          return;
-        auto it = st.vms.find(event.vm);
-        if (it != st.vms.end() && it->second.address() == self->current_sender()) {
-          st.names.erase(it->second.address());
-          st.vms.erase(it);
-        }
+        if (event.state == VmState::dead)
+          forget(self, caf::actor_cast<caf::actor_addr>(self->current_sender()));
       },
       [=](const ConsoleLine&) {},  // subscribed for deaths only
       [=](in_use_atom) { return self->delegate(self->state.cid_registry, in_use_atom::value); },

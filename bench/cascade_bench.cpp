@@ -140,15 +140,10 @@ Figures round(const Options& options, bool kill_clients, int number) {
 }  // namespace
 
 int cascade_scenario(const Options& options_in) {
-  Options options = options_in;
-  if (options.quick)
-    options.vms = std::min(options.vms, 100);
-  prepare_stand_in(options);
-  const auto level = spdlog::get_level();
-  spdlog::set_level(spdlog::level::warn);
+  const Options options = prepare_stand_in(options_in);
+  const QuietLogs quiet;
   const Figures stopped = round(options, false, 0);
   const Figures killed = round(options, true, 1);
-  spdlog::set_level(level);
   std::printf(
       "cascade: %d clients, each holding its own VM (crosvm stand-in); until every vm "
       "actor is gone (VM reaped, CID returned)\n",

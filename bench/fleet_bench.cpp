@@ -26,11 +26,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double heap_kib() {
-  const struct mallinfo2 info = mallinfo2();
-  return static_cast<double>(info.uordblks + info.hblkhd) / 1024.0;
-}
-
 struct Figures {
   double to_ready_s = 0;
   double heap_kib_per_vm = 0;
@@ -57,7 +52,7 @@ Figures fleet_round(const Options& options) {
     vm.group = "f-{index}";
     fleet.vms.push_back(std::move(vm));
   }
-  const double heap_before = heap_kib();
+  const double heap_before = heap_in_use_kib();
   const auto start = Clock::now();
   auto actor = spawn_fleet(supervisor.system, supervisor.service, std::move(fleet));
   Figures figures;
@@ -73,7 +68,7 @@ Figures fleet_round(const Options& options) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   figures.to_ready_s = std::chrono::duration<double>(Clock::now() - start).count();
-  figures.heap_kib_per_vm = (heap_kib() - heap_before) / options.vms;
+  figures.heap_kib_per_vm = (heap_in_use_kib() - heap_before) / options.vms;
   self->request(actor, caf::infinite, stop_atom::value)
       .receive([](const FleetStatus&) {}, [](caf::error&) {});
   self->send_exit(supervisor.service, caf::exit_reason::user_shutdown);
@@ -115,15 +110,10 @@ Figures direct_round(const Options& options) {
 }  // namespace
 
 int fleet_scenario(const Options& options_in) {
-  Options options = options_in;
-  if (options.quick)
-    options.vms = std::min(options.vms, 100);
-  prepare_stand_in(options);
-  const auto level = spdlog::get_level();
-  spdlog::set_level(spdlog::level::warn);
+  const Options options = prepare_stand_in(options_in);
+  const QuietLogs quiet;
   const Figures direct = direct_round(options);
   const Figures fleet = fleet_round(options);
-  spdlog::set_level(level);
   std::printf("fleet: %d VMs on the crosvm stand-in, until every VM is ready\n", options.vms);
   std::printf("| | to all ready | VMs ready/s |\n|---|---|---|\n");
   std::printf("| one client, no order or limit (baseline) | %.2f s | %.0f |\n", direct.to_ready_s,

@@ -43,13 +43,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Heap bytes in use (malloc'd and not freed): what the supervisor holds, whatever the allocator
-// kept from earlier rounds.
-double heap_in_use_kib() {
-  const struct mallinfo2 info = mallinfo2();
-  return static_cast<double>(info.uordblks + info.hblkhd) / 1024.0;
-}
-
 long resident_kib() {
   std::ifstream status("/proc/self/status");
   std::string line;
@@ -234,12 +227,8 @@ double median(std::vector<double> values) {
 }  // namespace
 
 int scale_scenario(const Options& options_in) {
-  Options options = options_in;
-  if (options.quick)
-    options.vms = std::min(options.vms, 100);
-  prepare_stand_in(options);
-  const auto level = spdlog::get_level();
-  spdlog::set_level(spdlog::level::warn);
+  const Options options = prepare_stand_in(options_in);
+  const QuietLogs quiet;
 
   const int rounds = options.quick ? 1 : 3;
   std::vector<double> direct_total, direct_ready, crosvisor_total, crosvisor_ready, heap, resident;
@@ -256,7 +245,6 @@ int scale_scenario(const Options& options_in) {
     std::printf("scale: round %d: baseline %.2f s, crosvisor %.2f s\n", round + 1, direct.total,
                 supervised.total);
   }
-  spdlog::set_level(level);
 
   const double ratio = median(crosvisor_total) / median(direct_total);
   std::printf(

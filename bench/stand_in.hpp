@@ -2,6 +2,10 @@
 // run many of them.
 #pragma once
 
+#include <malloc.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <fstream>
 #include <string>
 
@@ -14,10 +18,34 @@ namespace crosvisor::bench {
 
 inline constexpr const char* kReady = "fake-crosvm guest: ready";
 
-// The stand-in only checks that its kernel is a non-empty regular file.
-inline void prepare_stand_in(const Options& options) {
+// The options of a stand-in scenario (fewer VMs when quick), with its kernel file written: the
+// stand-in only checks that its kernel is a non-empty regular file.
+inline Options prepare_stand_in(const Options& given) {
+  Options options = given;
+  if (options.quick)
+    options.vms = std::min(options.vms, 100);
   std::filesystem::create_directories(options.work_dir);
   std::ofstream(options.work_dir / "kernel") << "not a kernel: the stand-in only checks the file";
+  return options;
+}
+
+// Quiet logs while a scenario runs: a few lines per VM would dominate what is measured.
+class QuietLogs {
+ public:
+  QuietLogs() : level_(spdlog::get_level()) { spdlog::set_level(spdlog::level::warn); }
+  ~QuietLogs() { spdlog::set_level(level_); }
+  QuietLogs(const QuietLogs&) = delete;
+  QuietLogs& operator=(const QuietLogs&) = delete;
+
+ private:
+  spdlog::level::level_enum level_;
+};
+
+// Heap bytes in use (malloc'd and not freed), in KiB: what the supervisor holds, whatever the
+// allocator kept from earlier rounds.
+inline double heap_in_use_kib() {
+  const struct mallinfo2 info = mallinfo2();
+  return static_cast<double>(info.uordblks + info.hblkhd) / 1024.0;
 }
 
 // A service for `options.vms` stand-in VMs: runtime files under work_dir/tag, CID locks and a

@@ -9,8 +9,7 @@ namespace crosvisor::crosvm {
 Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   VmmLaunch launch;
   LaunchRequest& request = launch.request;
-  request.binary =
-      spec.vmm_binary.empty() ? std::filesystem::path(kDefaultBinary) : spec.vmm_binary;
+  request.binary = binary_for(spec, kDefaultBinary);
   auto& args = request.args;
   // Global flags come before the subcommand. Logs go to stderr (our pipe), never to syslog.
   // --disable-sandbox: the minijail sandbox needs a pivot root that a user-run supervisor does

@@ -64,8 +64,7 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   const std::uint32_t cid = context.cid;
   VmmLaunch launch;
   LaunchRequest& request = launch.request;
-  request.binary =
-      spec.vmm_binary.empty() ? std::filesystem::path(kDefaultBinary) : spec.vmm_binary;
+  request.binary = binary_for(spec, kDefaultBinary);
   auto& args = request.args;
   // -nodefaults: no devices we did not ask for; microvm keeps ACPI on (the power button needs it).
   args = {"-M",

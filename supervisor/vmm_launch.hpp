@@ -34,6 +34,10 @@ Expected<std::pair<UniqueFd, UniqueFd>> make_pipe();
 // A listening Unix socket of `type` (SOCK_STREAM, SOCK_SEQPACKET) bound at `path` (any stale
 // file there is replaced).
 Expected<UniqueFd> listen_unix(const std::filesystem::path& path, int type);
+// The binary a spec names, else the backend's default name (looked up on PATH at launch).
+inline std::filesystem::path binary_for(const VmSpec& spec, const char* default_name) {
+  return spec.vmm_binary.empty() ? std::filesystem::path(default_name) : spec.vmm_binary;
+}
 // stdin from /dev/null; stdout and stderr into one pipe whose read end is launch.vmm_output.
 Expected<void> plan_standard_streams(VmmLaunch& launch);
 
