@@ -8,8 +8,8 @@
 #include <map>
 #include <set>
 
+#include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
-#include "vsock/cid_locks.hpp"
 
 namespace crosvisor {
 namespace {
@@ -45,27 +45,26 @@ using Registry = caf::stateful_actor<CidRegistryState>;
 
 caf::behavior registry(Registry* self, CidRegistryOptions options) {
   auto& st = self->state;
-  auto state_file = vsock::LastCidFile::open(options.state_file);
+  auto state_file = options.state_file.empty()
+                        ? Expected<vsock::LastCidFile>(make_error(ErrorKind::not_found, "none"))
+                        : vsock::LastCidFile::open(options.state_file);
   std::optional<std::uint32_t> last;
   if (state_file) {
     last = state_file->load();
   } else {
-    spdlog::warn("cid registry: {}", state_file.error().message);
+    // Only the round-robin start is lost: CIDs stay unique through their reservations.
+    spdlog::debug("cid registry: {}", state_file.error().message);
   }
   auto pool = vsock::CidPool::create(options.range, last);
   if (!pool) {
     spdlog::error("cid registry: {}", pool.error().message);
-    self->quit(caf::make_error(caf::sec::runtime_error, pool.error().message));
+    self->quit(to_caf_error(pool.error()));
     return {};
   }
   st.pool.emplace(std::move(*pool));
-  st.locks.emplace(options.lock_dir);
+  st.locks.emplace(options.scope);
   if (state_file)
     st.state_file.emplace(std::move(*state_file));
-  if (auto ready = st.locks->prepare(); !ready) {
-    self->quit(caf::make_error(caf::sec::runtime_error, ready.error().message));
-    return {};
-  }
   self->set_down_handler([=](const caf::down_msg& down) {
     auto& s = self->state;
     auto cids = s.owned.find(down.source);
@@ -92,13 +91,18 @@ caf::behavior registry(Registry* self, CidRegistryOptions options) {
           return true;
         };
         const auto failure = [&](const Error& error) {
-          return caf::make_error(caf::sec::runtime_error,
-                                 lock_error ? lock_error->message : error.message);
+          return to_caf_error(lock_error ? *lock_error : error);
         };
         std::uint32_t cid = fixed;
         if (fixed != 0) {
-          if (auto granted = s.pool->grant_fixed(fixed, reserve); !granted)
-            return failure(granted.error());
+          if (auto granted = s.pool->grant_fixed(fixed, reserve); !granted) {
+            Error why = granted.error();
+            if (why.kind == ErrorKind::conflict && !s.pool->in_use(fixed)) {
+              if (auto holder = s.locks->holder(fixed))
+                why.message += " (" + *holder + ")";
+            }
+            return failure(why);
+          }
         } else {
           auto granted = s.pool->grant(reserve);
           if (!granted)

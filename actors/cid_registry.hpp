@@ -5,14 +5,16 @@
 #include <caf/fwd.hpp>
 #include <filesystem>
 
+#include "vsock/cid_locks.hpp"
 #include "vsock/cid_pool.hpp"
 
 namespace crosvisor {
 
 struct CidRegistryOptions {
   vsock::CidRange range;
-  // Per-CID lock files shared by every crosvisor process on the host.
-  std::filesystem::path lock_dir;
+  // The namespace of host-wide reservations (vsock/cid_locks.hpp) shared by every crosvisor
+  // process on the host; tests and benchmarks use scopes of their own.
+  std::string scope = vsock::kDefaultCidScope;
   // Where the last granted CID is kept across restarts.
   std::filesystem::path state_file;
 };

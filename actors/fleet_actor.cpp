@@ -7,6 +7,7 @@
 #include <caf/stateful_actor.hpp>
 #include <map>
 
+#include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "supervisor/fleet_policy.hpp"
 
@@ -23,6 +24,7 @@ struct Member {
   bool up = false;             // counted as up at least once
   bool manual = false;         // a restart by hand is under way
   bool start_pending = false;  // a create is in flight, or a (re)start is scheduled
+  std::vector<caf::response_promise> restart_waiters;  // `vm fleet restart`, answered when done
 };
 
 struct FleetState {
@@ -39,22 +41,45 @@ struct FleetState {
 
 using Fleet = caf::stateful_actor<FleetState>;
 
+bool has_ready_condition(const VmSpec& spec) {
+  return spec.ready || spec.ready_vsock;
+}
+
+bool is_up(const Member& member) {
+  return member.status.state == VmState::ready ||
+         (member.status.state == VmState::running && !has_ready_condition(member.vm.spec));
+}
+
 FleetStatus status_of(Fleet* self) {
   auto& st = self->state;
   FleetStatus status;
   status.name = st.fleet_name;
   for (const auto& member : st.members) {
     status.vms.push_back(member.status);
-    status.ready += member.status.state == VmState::ready ||
-                    (member.status.state == VmState::running && !member.vm.spec.ready &&
-                     !member.vm.spec.ready_vsock);
+    status.ready += is_up(member);
     status.failed += member.status.failed;
+    status.blocked += member.status.blocked;
   }
   return status;
 }
 
-bool has_ready_condition(const VmSpec& spec) {
-  return spec.ready || spec.ready_vsock;
+// A restart by hand is over: the VM is up again, or it will not be.
+void answer_restart_waiters(Member& member) {
+  for (auto& waiter : member.restart_waiters)
+    waiter.deliver(member.status);
+  member.restart_waiters.clear();
+}
+
+// VM i will not come up: what waits for it is blocked, and says so.
+void give_up(Fleet* self, std::size_t i) {
+  auto& st = self->state;
+  for (std::size_t blocked : st.plan->on_given_up(i)) {
+    auto& member = st.members[blocked];
+    member.status.blocked = true;
+    member.status.problem = "waits for " + st.members[i].vm.spec.name + ", which failed";
+    spdlog::warn("fleet {}: {} {}", st.fleet_name, member.vm.spec.name, member.status.problem);
+  }
+  answer_restart_waiters(st.members[i]);
 }
 
 void start_member(Fleet* self, std::size_t i) {
@@ -74,12 +99,12 @@ void start_member(Fleet* self, std::size_t i) {
           },
           [=](caf::error& error) {
             auto& m = self->state.members[i];
-            const std::string why = self->system().render(error);
             m.start_pending = false;
-            spdlog::error("fleet {}: {} could not be created: {}", self->state.fleet_name,
-                          m.vm.spec.name, why);
             m.status.failed = true;
-            self->state.plan->on_given_up(i);
+            m.status.problem = "could not be created: " + from_caf_error(error).message;
+            spdlog::error("fleet {}: {} {}", self->state.fleet_name, m.vm.spec.name,
+                          m.status.problem);
+            give_up(self, i);
           });
 }
 
@@ -102,6 +127,8 @@ void finish_down_if_done(Fleet* self) {
   for (auto& waiter : st.down_waiters)
     waiter.deliver(status);
   st.down_waiters.clear();
+  for (auto& member : st.members)
+    answer_restart_waiters(member);
   self->quit();
 }
 
@@ -115,23 +142,25 @@ void on_event(Fleet* self, const VmEvent& event) {
   const std::size_t i = found->second;
   Member& member = st.members[i];
   member.status.state = event.state;
-  if (event.state == VmState::running && event.detail.rfind("pid ", 0) == 0) {
-    member.status.pid = std::stoi(event.detail.substr(4));
-    if (const auto at = event.detail.find("cid "); at != std::string::npos)
-      member.status.cid = static_cast<std::uint32_t>(std::stoul(event.detail.substr(at + 4)));
-  }
-  const bool up = event.state == VmState::ready ||
-                  (event.state == VmState::running && !has_ready_condition(member.vm.spec));
-  if (up && !member.up) {
-    member.up = true;
-    st.plan->on_up(i);
-    start_what_may(self);
+  if (event.pid)
+    member.status.pid = event.pid;
+  if (event.cid)
+    member.status.cid = event.cid;
+  if (is_up(member)) {
+    member.status.problem.clear();
+    answer_restart_waiters(member);
+    if (!member.up) {
+      member.up = true;
+      st.plan->on_up(i);
+      start_what_may(self);
+    }
   }
   if (event.state != VmState::dead)
     return;
   member.handle = nullptr;  // its CID goes back; a restart gets a fresh one
   member.status.last_death = event.reason;
-  member.status.pid = -1;
+  member.status.pid.reset();
+  member.status.cid.reset();
   if (st.stopping)
     return finish_down_if_done(self);
   if (member.manual) {
@@ -139,24 +168,44 @@ void on_event(Fleet* self, const VmEvent& event) {
     member.tracker.reset();
     return start_member(self, i);
   }
-  const auto delay = member.tracker.on_death(event.reason.value_or(DeathReason::unknown),
-                                             RestartTracker::Clock::now());
+  const auto reason = event.reason.value_or(DeathReason::unknown);
+  const auto delay = member.tracker.on_death(reason, RestartTracker::Clock::now());
   member.status.restarts = member.tracker.restarts();
   if (delay) {
     spdlog::info("fleet {}: {} died ({}), restarting in {} ms", st.fleet_name, event.vm,
-                 to_string(event.reason.value_or(DeathReason::unknown)), delay->count());
+                 to_string(reason), delay->count());
     member.start_pending = true;
     self->delayed_send(self, *delay, restart_due_atom::value, i);
     return;
   }
   if (member.tracker.failed()) {
     member.status.failed = true;
-    spdlog::error("fleet {}: {} failed: restarted {} times within {} s; leaving it down",
-                  st.fleet_name, event.vm, member.tracker.restarts(),
-                  member.vm.restart.window.count() / 1000.0);
+    member.status.problem = "died (" + std::string(to_string(reason)) + ") after " +
+                            std::to_string(member.tracker.restarts()) + " restart(s) within " +
+                            std::to_string(member.vm.restart.window.count() / 1000) +
+                            " s; left down";
+    spdlog::error("fleet {}: {} {}", st.fleet_name, event.vm, member.status.problem);
+  } else if (!member.up) {
+    member.status.failed = true;
+    member.status.problem = "died (" + std::string(to_string(reason)) + ") before it was up" +
+                            (event.detail.empty() ? "" : ": " + event.detail);
   }
-  if (!member.up)
-    st.plan->on_given_up(i);
+  if (!member.up || member.status.failed)
+    give_up(self, i);
+  answer_restart_waiters(member);
+}
+
+// Stops the fleet: every VM at once, gracefully (within `timeout` when given) or killed.
+caf::result<FleetStatus> go_down(Fleet* self, const caf::message& stop) {
+  auto promise = self->make_response_promise<FleetStatus>();
+  self->state.down_waiters.push_back(promise);
+  self->state.stopping = true;
+  for (auto& member : self->state.members) {
+    if (member.handle)
+      self->send(member.handle, stop);
+  }
+  finish_down_if_done(self);
+  return promise;
 }
 
 caf::behavior fleet_behavior(Fleet* self, caf::actor service, config::FleetSpec fleet) {
@@ -171,8 +220,9 @@ caf::behavior fleet_behavior(Fleet* self, caf::actor service, config::FleetSpec 
     for (const auto& name : vm.after)
       deps.push_back(st.index_of.at(name));
     after.push_back(std::move(deps));
+    vm.spec.fleet = fleet.name;
     const config::RestartSpec restart = vm.restart;
-    Member member{std::move(vm), {}, RestartTracker(restart), {}, false, false, false};
+    Member member{std::move(vm), {}, RestartTracker(restart), {}, false, false, false, {}};
     member.status.name = member.vm.spec.name;
     st.members.push_back(std::move(member));
   }
@@ -195,35 +245,38 @@ caf::behavior fleet_behavior(Fleet* self, caf::actor service, config::FleetSpec 
       [=](subscribe_atom, caf::actor subscriber) {
         self->state.subscribers.push_back(std::move(subscriber));
       },
-      [=](stop_atom) -> caf::result<FleetStatus> {
-        auto promise = self->make_response_promise<FleetStatus>();
-        self->state.down_waiters.push_back(promise);
-        self->state.stopping = true;
-        for (auto& member : self->state.members) {
-          if (member.handle)
-            self->send(member.handle, stop_atom::value);
-        }
-        finish_down_if_done(self);
-        return promise;
+      [=](stop_atom) { return go_down(self, caf::make_message(stop_atom::value)); },
+      [=](stop_atom, std::uint32_t timeout_ms) {
+        return go_down(self, caf::make_message(stop_atom::value, timeout_ms));
       },
-      [=](stop_atom, std::uint32_t timeout_ms) -> caf::result<FleetStatus> {
-        auto promise = self->make_response_promise<FleetStatus>();
-        self->state.down_waiters.push_back(promise);
-        self->state.stopping = true;
-        for (auto& member : self->state.members) {
-          if (member.handle)
-            self->send(member.handle, stop_atom::value, timeout_ms);
-        }
-        finish_down_if_done(self);
-        return promise;
+      [=](stop_atom, kill_atom) {
+        return go_down(self, caf::make_message(stop_atom::value, kill_atom::value));
       },
-      [=](restart_atom, const std::string& name) {
+      [=](restart_atom, const std::string& name) -> caf::result<FleetMemberStatus> {
         auto& s = self->state;
         auto found = s.index_of.find(name);
-        if (found == s.index_of.end() || s.stopping)
-          return false;
-        Member& member = s.members[found->second];
+        if (found == s.index_of.end())
+          return to_caf_error(ErrorKind::not_found, "fleet " + s.fleet_name + " has no VM " + name);
+        if (s.stopping)
+          return to_caf_error(ErrorKind::state, "fleet " + s.fleet_name + " is going down");
+        const std::size_t i = found->second;
+        Member& member = s.members[i];
+        if (member.status.blocked)
+          return to_caf_error(ErrorKind::state,
+                              name + " " + member.status.problem + ": restart that one first");
+        auto promise = self->make_response_promise<FleetMemberStatus>();
+        member.restart_waiters.push_back(promise);
+        if (member.status.failed) {
+          s.plan->on_restart(i);
+          for (std::size_t v = 0; v < s.members.size(); ++v) {
+            if (s.members[v].status.blocked && !s.plan->blocked(v)) {
+              s.members[v].status.blocked = false;
+              s.members[v].status.problem.clear();
+            }
+          }
+        }
         member.status.failed = false;
+        member.status.problem.clear();
         if (member.handle) {
           member.manual = true;  // started again when its death arrives
           self->send(member.handle, stop_atom::value);
@@ -231,9 +284,9 @@ caf::behavior fleet_behavior(Fleet* self, caf::actor service, config::FleetSpec 
           member.tracker.reset();  // already on its way up
         } else {
           member.tracker.reset();
-          start_member(self, found->second);
+          start_member(self, i);
         }
-        return true;
+        return promise;
       },
   };
 }

@@ -5,7 +5,10 @@
 //   (fleet_status_atom)                 -> FleetStatus
 //   (subscribe_atom, actor)             the actor receives every member's VmEvents
 //   (stop_atom [, uint32_t timeout_ms]) -> FleetStatus once every VM is dead; then it quits
-//   (restart_atom, std::string name)    -> bool: stops that VM and starts it afresh
+//   (stop_atom, kill_atom)              the same, every VMM killed at once
+//   (restart_atom, std::string name)    -> FleetMemberStatus once that VM, stopped and started
+//                                          afresh, is up again or has failed; an error for a
+//                                          name the fleet does not have
 #pragma once
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -27,10 +30,12 @@ struct FleetMemberStatus {
   std::string name;
   VmState state = VmState::created;
   std::uint32_t restarts = 0;
-  bool failed = false;  // past its restart intensity: left down
+  bool failed = false;   // will not come up: past its restart intensity, or not creatable
+  bool blocked = false;  // waits (through `after`) for a VM that failed
+  std::string problem;   // why it failed or is blocked, for the user
   std::optional<DeathReason> last_death;
-  std::uint32_t cid = 0;
-  pid_t pid = -1;
+  std::optional<std::uint32_t> cid;  // while it runs
+  std::optional<pid_t> pid;          // while it runs
 };
 
 struct FleetStatus {
@@ -38,6 +43,7 @@ struct FleetStatus {
   std::vector<FleetMemberStatus> vms;
   std::size_t ready = 0;  // up: ready, or running when it has no ready condition
   std::size_t failed = 0;
+  std::size_t blocked = 0;
 };
 
 caf::actor spawn_fleet(caf::actor_system& system, caf::actor service, config::FleetSpec fleet);
@@ -45,3 +51,4 @@ caf::actor spawn_fleet(caf::actor_system& system, caf::actor service, config::Fl
 }  // namespace crosvisor
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::FleetStatus)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::FleetMemberStatus)

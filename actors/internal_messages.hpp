@@ -14,7 +14,8 @@ namespace crosvisor {
 using attach_atom = caf::atom_constant<caf::atom("attach")>;
 // From the service to a new vm actor, after the creator has its handle: launch now.
 using launch_atom = caf::atom_constant<caf::atom("launch")>;
-using started_atom = caf::atom_constant<caf::atom("started")>;  // (started_atom, pid_t)
+using spawned_atom = caf::atom_constant<caf::atom("spawned")>;  // (spawned_atom, pid_t)
+using started_atom = caf::atom_constant<caf::atom("started")>;  // (started_atom)
 using lfailed_atom = caf::atom_constant<caf::atom("lfailed")>;  // (lfailed_atom, Error)
 using console_atom = caf::atom_constant<caf::atom("console")>;  // (console_atom, line)
 using vmmout_atom = caf::atom_constant<caf::atom("vmmout")>;    // (vmmout_atom, line)

@@ -1,5 +1,6 @@
 // The service actor: the front door. It validates and delegates: every VM is its own actor, and
-// the service only keeps the directory of live VMs by name.
+// the service only keeps the directory of live VMs by owner and name (two users of one daemon
+// may each have a VM called "web"; neither learns of the other's).
 #include <pwd.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include "actors/client_proxy.hpp"
 #include "actors/internal_messages.hpp"
 #include "actors/vm_actor.hpp"
+#include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "crosvisor/service.hpp"
 #include "supervisor/reactor.hpp"
@@ -19,12 +21,19 @@
 namespace crosvisor {
 namespace {
 
+// A VM's name is unique among the VMs of its owner (embedded VMs have none).
+using VmKey = std::pair<std::optional<std::uint32_t>, std::string>;
+
+VmKey key_of(const VmSpec& spec) {
+  return {spec.owner_uid, spec.name};
+}
+
 struct ServiceState {
   static inline const char* name = "crosvisor.service";
   ServiceOptions options;
   caf::actor cid_registry;
-  std::map<std::string, caf::actor> vms;  // VMs not dead yet, by name
-  std::map<caf::actor_addr, std::string> names;
+  std::map<VmKey, caf::actor> vms;  // VMs not dead yet
+  std::map<caf::actor_addr, VmKey> names;
   std::uint64_t next_run_id = 1;
 
   // When the service ends, so do its VMs (each kills its child as it goes).
@@ -57,8 +66,10 @@ void start_vm(ServiceActor* self, VmSpec spec, caf::actor client, caf::response_
     spec.vmm_binary =
         spec.vmm == VmmKind::crosvm ? st.options.vmm_binaries.crosvm : st.options.vmm_binaries.qemu;
   }
-  const std::string name = spec.name;
-  VmPaths paths{run_dir, st.options.log_dir / (name + ".log")};
+  const VmKey key = key_of(spec);
+  const auto log_dir =
+      spec.owner_uid ? st.options.log_dir / std::to_string(*spec.owner_uid) : st.options.log_dir;
+  VmPaths paths{run_dir, log_dir / (spec.name + ".log"), st.options.log_max_bytes};
   auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor, st.cid_registry,
                            std::move(paths));
   auto handle = spawn_client_proxy(self->system(), vm, std::move(client));
@@ -66,8 +77,8 @@ void start_vm(ServiceActor* self, VmSpec spec, caf::actor client, caf::response_
   // The service hears the VM's death, to free its name at once: a dead VM's actor lives on
   // while clients hold handles on it, but a new VM may take the name.
   self->send(vm, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
-  st.vms.emplace(name, vm);
-  st.names.emplace(vm.address(), name);
+  st.vms.emplace(key, vm);
+  st.names.emplace(vm.address(), key);
   // The creator gets the handle before the VM says anything: deliver the reply first, then let
   // the VM launch. Its first event can only follow the reply in the mailbox.
   reply.deliver(std::move(handle));
@@ -76,13 +87,10 @@ void start_vm(ServiceActor* self, VmSpec spec, caf::actor client, caf::response_
 
 caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
   self->state.options = std::move(options);
-  auto& cid_options = self->state.options;
-  if (cid_options.cid_lock_dir.empty())
-    cid_options.cid_lock_dir = default_runtime_dir() / "cids";
+  const auto& cids = self->state.options;
   self->state.cid_registry = spawn_cid_registry(
-      self->system(), CidRegistryOptions{{cid_options.cid_first, cid_options.cid_last},
-                                         cid_options.cid_lock_dir,
-                                         cid_options.cid_lock_dir / "last-cid"});
+      self->system(),
+      CidRegistryOptions{{cids.cid_first, cids.cid_last}, cids.cid_scope, cids.cid_state_file});
   if (!self->state.options.reactor)
     self->state.options.reactor = std::make_shared<Reactor>();
   self->set_down_handler([=](const caf::down_msg& down) { forget(self, down.source); });
@@ -90,13 +98,11 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
       [=](create_atom, VmSpec spec, caf::actor client) -> caf::result<caf::actor> {
         auto& st = self->state;
         if (!is_valid_vm_name(spec.name)) {
-          return caf::make_error(caf::sec::runtime_error,
-                                 "'" + spec.name +
-                                     "' is not a VM name: 1-64 letters, digits, '-', '_' or '.', "
-                                     "not starting with '-' or '.', not all digits");
+          return to_caf_error(ErrorKind::invalid_config,
+                              "'" + spec.name + "' is not a VM name: " + kVmNameRule);
         }
         auto reply = self->make_response_promise<caf::actor>();
-        auto existing = st.vms.find(spec.name);
+        auto existing = st.vms.find(key_of(spec));
         if (existing == st.vms.end()) {
           start_vm(self, std::move(spec), std::move(client), reply);
           return reply;
@@ -109,8 +115,8 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
             .then(
                 [=](const VmInfo& info) mutable {
                   if (info.state != VmState::dead) {
-                    reply.deliver(caf::make_error(caf::sec::runtime_error,
-                                                  "a VM named '" + name + "' is already running"));
+                    reply.deliver(to_caf_error(ErrorKind::conflict,
+                                               "a VM named '" + name + "' is already running"));
                     return;
                   }
                   forget(self, holder.address());
@@ -128,6 +134,14 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
       },
       [=](const ConsoleLine&) {},  // subscribed for deaths only
       [=](in_use_atom) { return self->delegate(self->state.cid_registry, in_use_atom::value); },
+      [=](taken_atom, std::uint32_t owner, const std::vector<std::string>& names) {
+        std::vector<std::string> taken;
+        for (const auto& name : names) {
+          if (self->state.vms.count(VmKey{owner, name}) != 0)
+            taken.push_back(name);
+        }
+        return taken;
+      },
       [=](list_atom) {
         std::vector<caf::actor> vms;
         for (auto& [name, vm] : self->state.vms)
@@ -144,6 +158,10 @@ caf::actor spawn_service(caf::actor_system& system, ServiceOptions options) {
     options.runtime_dir = default_runtime_dir();
   if (options.log_dir.empty())
     options.log_dir = options.runtime_dir / "logs";
+  if (options.cid_state_file.empty()) {
+    if (auto shared = user_runtime_dir())
+      options.cid_state_file = *shared / "last-cid";
+  }
   return system.spawn(service_behavior, std::move(options));
 }
 

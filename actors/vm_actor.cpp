@@ -9,6 +9,7 @@
 #include <set>
 
 #include "actors/internal_messages.hpp"
+#include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "supervisor/console_tail.hpp"
 #include "supervisor/reactor.hpp"
@@ -31,9 +32,13 @@ struct VmActorState {
   std::vector<caf::actor> subscribers;
   std::set<caf::actor_addr> proxies;  // the client handles; never strong references
   std::optional<std::chrono::steady_clock::time_point> started_at;
+  std::optional<std::int64_t> started_at_unix_ms;
+  std::optional<Death> death;
+  bool kill_requested = false;
   bool dead = false;
   std::filesystem::path console_log;  // debug = full: the console's file
-  std::optional<ConsoleTail> tail;    // debug = full: its last lines, for `vm logs`
+  std::uint64_t console_log_max_bytes = 0;
+  std::optional<ConsoleTail> tail;  // debug = full: its last lines, for `vm logs`
 
   ~VmActorState() {
     // An actor that ends while its child lives (its system is shutting down) takes the child with
@@ -47,6 +52,27 @@ struct VmActorState {
 };
 
 using VmActor = caf::stateful_actor<VmActorState>;
+
+// One line per disk, as the client named its files: "raw /srv/root.img (rw)",
+// "composite: boot /srv/boot.img (ro), data /srv/data.img (rw)".
+std::vector<std::string> describe_disks(const VmSpec& spec) {
+  std::vector<std::string> disks;
+  for (const auto& disk : spec.disks) {
+    if (const auto* raw = std::get_if<RawDisk>(&disk)) {
+      disks.push_back("raw " + spec.shown(raw->path) + (raw->writable ? " (rw)" : " (ro)"));
+      continue;
+    }
+    std::string text = "composite:";
+    const char* separator = " ";
+    for (const auto& part : std::get<CompositeDisk>(disk).partitions) {
+      text += separator + part.label + " " + spec.shown(part.path) +
+              (part.writable ? " (rw)" : " (ro)");
+      separator = ", ";
+    }
+    disks.push_back(std::move(text));
+  }
+  return disks;
+}
 
 // To every subscriber and every client handle.
 template <class Message>
@@ -67,16 +93,22 @@ void quit_if_unreferenced(VmActor* self) {
 }
 
 VmEvent current_event(VmActor* self, std::string detail = {}) {
-  return VmEvent{self->state.life->spec().name, self->state.life->state(), std::nullopt,
-                 std::move(detail)};
+  VmEvent event;
+  event.vm = self->state.life->spec().name;
+  event.state = self->state.life->state();
+  event.detail = std::move(detail);
+  return event;
 }
 
-void die(VmActor* self, const Death& death) {
+void die(VmActor* self, Death death) {
   auto& st = self->state;
   st.child_alive = false;
   if (st.ready_token != 0)
     st.reactor->cancel_vsock_ready(st.ready_token);
+  // The client named its files; the daemon knows them as /proc/self/fd/N.
+  death.detail = st.life->spec().shown_in(std::move(death.detail));
   spdlog::info("vm {}: dead, {} ({})", st.life->spec().name, to_string(death.reason), death.detail);
+  st.death = death;
   VmEvent event = current_event(self, death.detail);
   event.reason = death.reason;
   publish(self, std::move(event));
@@ -124,7 +156,8 @@ void take_step(VmActor* self, StopStep step) {
 ChildObserver observer_for(VmActor* self) {
   auto me = caf::actor_cast<caf::actor>(self);
   ChildObserver observer;
-  observer.started = [me](pid_t pid) { caf::anon_send(me, started_atom::value, pid); };
+  observer.spawned = [me](pid_t pid) { caf::anon_send(me, spawned_atom::value, pid); };
+  observer.started = [me] { caf::anon_send(me, started_atom::value); };
   observer.launch_failed = [me](Error error) { caf::anon_send(me, lfailed_atom::value, error); };
   observer.console_line = [me](std::string line) {
     caf::anon_send(me, console_atom::value, std::move(line));
@@ -147,6 +180,7 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
   st.run_dir = std::move(paths.run_dir);
   if (st.life->spec().debug == DebugLevel::full) {
     st.console_log = std::move(paths.console_log);
+    st.console_log_max_bytes = paths.console_log_max_bytes;
     st.tail.emplace();
   }
   self->set_down_handler([=](const caf::down_msg& down) {
@@ -191,25 +225,38 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
                   vm.cid = cid;
                   vm.child = vm.reactor->launch(
                       [spec = vm.life->spec(),
-                       context = LaunchContext{vm.run_dir, cid, vm.console_log}] {
+                       context = LaunchContext{vm.run_dir, cid, vm.console_log,
+                                               vm.console_log_max_bytes}] {
                         return prepare_vmm_launch(spec, context);
                       },
                       observer_for(self));
                   vm.child_alive = true;
                 },
                 [=](caf::error& error) {
-                  die(self, self->state.life->on_launch_failed("vsock CID: " +
-                                                               self->system().render(error)));
+                  die(self, self->state.life->on_launch_failed(from_caf_error(error).message));
                 });
       },
-      [=](started_atom, pid_t pid) {
+      [=](spawned_atom, pid_t pid) {
         auto& s = self->state;
         s.pid = pid;
+        // A kill asked for while the VMM was being started is carried out at once.
+        if (s.kill_requested)
+          take_step(self, StopStep::kill);
+      },
+      [=](started_atom) {
+        auto& s = self->state;
+        const pid_t pid = s.pid;
         s.started_at = std::chrono::steady_clock::now();
+        s.started_at_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
         s.life->on_started();
         spdlog::info("vm {}: running, pid {}", s.life->spec().name, pid);
-        publish(self, current_event(
-                          self, "pid " + std::to_string(pid) + ", cid " + std::to_string(s.cid)));
+        VmEvent running =
+            current_event(self, "pid " + std::to_string(pid) + ", cid " + std::to_string(s.cid));
+        running.pid = pid;
+        running.cid = s.cid;
+        publish(self, running);
         // Readiness through the guest's vsock callback: wait for it on the reactor.
         if (const auto& vsock_ready = s.life->spec().ready_vsock) {
           auto me = caf::actor_cast<caf::actor>(self);
@@ -277,7 +324,8 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
       [=](stop_atom, kill_atom) {
         auto& s = self->state;
         s.life->on_stop_requested();
-        if (s.pid > 0)
+        s.kill_requested = true;
+        if (s.child_alive && s.pid > 0)
           take_step(self, StopStep::kill);
       },
       [=](step_due_atom, StopStep step) {
@@ -300,27 +348,41 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
       [=](logs_atom, std::uint32_t count) -> caf::result<std::vector<std::string>> {
         auto& s = self->state;
         if (!s.tail) {
-          return caf::make_error(caf::sec::runtime_error,
-                                 "VM '" + s.life->spec().name +
-                                     "' runs with debug = \"none\": its console is not kept");
+          return to_caf_error(ErrorKind::state,
+                              "VM '" + s.life->spec().name +
+                                  "' runs with debug = \"none\": its console is not kept");
         }
         return s.tail->last(count);
       },
       [=](info_atom) {
         auto& s = self->state;
+        const VmSpec& own = s.life->spec();
         VmInfo info;
-        info.name = s.life->spec().name;
+        info.name = own.name;
         info.state = s.life->state();
-        info.vmm = s.life->spec().vmm;
-        info.debug = s.life->spec().debug;
-        info.pid = s.pid;
-        info.cid = s.cid;
+        info.vmm = own.vmm;
+        info.debug = own.debug;
+        if (s.child_alive && s.pid > 0)
+          info.pid = s.pid;
+        if (s.cid != 0 && !s.dead)
+          info.cid = s.cid;
         if (s.started_at && !s.dead) {
           info.uptime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::steady_clock::now() - *s.started_at)
                                .count();
         }
-        info.owner_uid = s.life->spec().owner_uid;
+        info.started_at = s.started_at_unix_ms;
+        info.owner_uid = own.owner_uid;
+        info.memory_mib = own.memory_mib;
+        info.cpus = own.cpus;
+        info.kernel = own.shown(own.kernel);
+        info.disks = describe_disks(own);
+        info.console_log = s.console_log.string();
+        info.fleet = own.fleet;
+        if (s.death) {
+          info.reason = s.death->reason;
+          info.detail = s.death->detail;
+        }
         return info;
       },
   };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <caf/fwd.hpp>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 
@@ -15,6 +16,7 @@ class Reactor;
 struct VmPaths {
   std::filesystem::path run_dir;      // private: sockets and generated files, removed at death
   std::filesystem::path console_log;  // kept for debug = full VMs; unused otherwise
+  std::uint64_t console_log_max_bytes = 16ull << 20;
 };
 
 // `cid_registry` grants the VM its vsock CID before the VMM starts. Client handles attach

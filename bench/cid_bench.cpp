@@ -2,6 +2,8 @@
 // (2048..65535) taken, this scenario measures grant+release pairs: the bare policy, the policy
 // with host-wide flock reservations, and the registry actor (a request from a scoped actor).
 // The 0 % figures are the baseline of the same run.
+#include <unistd.h>
+
 #include <algorithm>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -93,9 +95,7 @@ int cid_scenario(const Options& options) {
   }
   {
     std::optional<Figures> baseline;
-    const vsock::CidLocks locks(options.work_dir / "cid-locks");
-    if (!locks.prepare())
-      return 1;
+    const vsock::CidLocks locks("crosvisor-bench-" + std::to_string(getpid()));
     for (double fraction : fractions) {
       auto pool = *vsock::CidPool::create(kLockedRange);
       std::map<std::uint32_t, UniqueFd> held;
@@ -121,7 +121,7 @@ int cid_scenario(const Options& options) {
           });
       if (!baseline)
         baseline = f;
-      print("policy + flock", fraction, f, *baseline);
+      print("policy + reservation", fraction, f, *baseline);
     }
   }
   {
@@ -130,9 +130,9 @@ int cid_scenario(const Options& options) {
     caf::scoped_actor self{system};
     std::optional<Figures> baseline;
     for (double fraction : fractions) {
-      auto registry =
-          spawn_cid_registry(system, {kLockedRange, options.work_dir / "cid-locks-actor",
-                                      options.work_dir / ("last-cid-" + std::to_string(fraction))});
+      auto registry = spawn_cid_registry(
+          system, {kLockedRange, "crosvisor-bench-actor-" + std::to_string(getpid()),
+                   options.work_dir / ("last-cid-" + std::to_string(fraction))});
       const auto f = measure(
           kLockedRange, fraction, rounds,
           [&] {

@@ -4,6 +4,7 @@
 
 #include <malloc.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -52,7 +53,7 @@ inline double heap_in_use_kib() {
 // CID range of its own.
 inline ServiceOptions stand_in_service_options(const Options& options, const std::string& tag) {
   auto service_options = make_service_options(options.work_dir / tag, std::make_shared<Reactor>());
-  service_options.cid_lock_dir = options.work_dir / "cids";
+  service_options.cid_scope = "crosvisor-bench-" + std::to_string(getpid());
   service_options.cid_last = service_options.cid_first + 4 * static_cast<unsigned>(options.vms);
   return service_options;
 }

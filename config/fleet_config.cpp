@@ -117,6 +117,35 @@ void check_files(const VmSpec& spec, const toml::table& table, const toml::table
   }
 }
 
+// Problems found in a [[vm]] table merged with [defaults] (the merge is a copy, and copied values
+// keep no place in the file): each is put back where its key is written, and one inherited from
+// [defaults] is reported once, as a key of [defaults], not once per VM.
+void place_problems(const ProblemList& found, const std::string& prefix, const toml::table& vm,
+                    const toml::table* defaults, ProblemList& problems) {
+  for (auto problem : found.all()) {
+    std::string rest = problem.key;
+    if (rest.rfind(prefix, 0) == 0)
+      rest.erase(0, prefix.size());
+    if (!rest.empty() && rest.front() == '.')
+      rest.erase(0, 1);
+    const std::string top = rest.substr(0, rest.find_first_of(".["));
+    const toml::table* origin = nullptr;
+    if (!top.empty() && vm.contains(top))
+      origin = &vm;
+    else if (!top.empty() && defaults && defaults->contains(top))
+      origin = defaults;
+    if (origin != nullptr && origin == defaults)
+      problem.key = "defaults." + rest;
+    if (problem.line == 0) {
+      const toml::node* node = origin ? node_at(*origin, rest) : nullptr;
+      const auto& where = node ? node->source() : (origin ? origin->source() : vm.source());
+      problem.line = where.begin.line;
+      problem.column = where.begin.column;
+    }
+    problems.add_unique(std::move(problem));
+  }
+}
+
 }  // namespace
 
 std::size_t default_concurrency() {
@@ -141,6 +170,11 @@ Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::pa
   if (!parsed)
     return make_error(ErrorKind::invalid_config, parsed.error());
   const toml::table& root = *parsed;
+  if (!looks_like_fleet_file(root) && (root.contains("kernel") || root.contains("name"))) {
+    return make_error(ErrorKind::invalid_config,
+                      source_name + " is a VM file, not a fleet file: use `vm run " + source_name +
+                          "`, or put its keys under [[vm]]");
+  }
   ProblemList problems(source_name);
   TableReader top(root, "", problems, source.parent_path());
   FleetSpec fleet;
@@ -182,18 +216,21 @@ Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::pa
     toml::table merged = defaults ? *defaults : toml::table{};
     for (const auto& [key, value] : *table)
       merged.insert_or_assign(key, value);
-    TableReader group_reader(merged, prefix, problems, source.parent_path());
+    ProblemList found(source_name);
+    TableReader group_reader(merged, prefix, found, source.parent_path());
     GroupKeys keys = read_group_keys(group_reader);
     const auto* name_node = merged.get("name");
     const std::string name = name_node ? name_node->value_or(std::string()) : std::string();
     const bool templated = name.find(kIndex) != std::string::npos;
     if (keys.replicated && !templated) {
-      problems.add(where_of(merged, "count"), prefix + ".name",
+      problems.add(where_of(*table, "count"), prefix + ".name",
                    "with 'count', the name must contain {index}, e.g. \"web-{index}\"");
+      place_problems(found, prefix, *table, defaults, problems);
       continue;
     }
     if (!keys.replicated && templated) {
-      problems.add(where_of(merged, "name"), prefix + ".name", "{index} needs 'count'");
+      problems.add(where_of(*table, "name"), prefix + ".name", "{index} needs 'count'");
+      place_problems(found, prefix, *table, defaults, problems);
       continue;
     }
     // The VM keys, read and checked once per group (replica 0 stands for them all), without the
@@ -203,8 +240,9 @@ Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::pa
       first.erase(key);
     if (templated)
       first.insert_or_assign("name", expand(name, 0));
-    TableReader vm_reader(first, prefix, problems, source.parent_path());
+    TableReader vm_reader(first, prefix, found, source.parent_path());
     auto spec = read_vm_table(vm_reader, /*best_effort=*/true);
+    place_problems(found, prefix, *table, defaults, problems);
     if (!spec)
       continue;
     check_files(*spec, *table, defaults, prefix + ".", problems);
@@ -319,7 +357,7 @@ Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::pa
 Expected<FleetSpec> load_fleet_file(const std::filesystem::path& path) {
   auto text = read_text_file(path);
   if (!text)
-    return make_error(ErrorKind::io, text.error());
+    return make_error(ErrorKind::invalid_config, text.error());
   return parse_fleet(*text, std::filesystem::absolute(path));
 }
 

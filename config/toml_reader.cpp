@@ -22,6 +22,12 @@ void ProblemList::add(const toml::source_region& where, std::string key, std::st
                                     std::move(message)});
 }
 
+void ProblemList::add_unique(ConfigProblem problem) {
+  problem.file = file_;
+  if (std::find(problems_.begin(), problems_.end(), problem) == problems_.end())
+    problems_.push_back(std::move(problem));
+}
+
 std::string ProblemList::to_string() const {
   auto sorted = problems_;
   std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
@@ -224,6 +230,33 @@ void TableReader::finish() {
     }
     problems_.add(key.source(), dotted(name), message);
   }
+}
+
+const toml::node* node_at(const toml::table& table, std::string_view path) {
+  const toml::node* node = &table;
+  while (!path.empty() && node != nullptr) {
+    const auto end = path.find_first_of(".[");
+    const std::string_view key = path.substr(0, end);
+    if (!key.empty()) {
+      const auto* as_table = node->as_table();
+      node = as_table ? as_table->get(key) : nullptr;
+    }
+    path = end == std::string_view::npos ? std::string_view() : path.substr(end);
+    while (!path.empty() && path.front() == '[' && node != nullptr) {
+      const auto close = path.find(']');
+      if (close == std::string_view::npos)
+        return nullptr;
+      std::size_t index = 0;
+      for (char c : path.substr(1, close - 1))
+        index = index * 10 + static_cast<std::size_t>(c - '0');
+      const auto* as_array = node->as_array();
+      node = as_array && index < as_array->size() ? as_array->get(index) : nullptr;
+      path.remove_prefix(close + 1);
+    }
+    if (!path.empty() && path.front() == '.')
+      path.remove_prefix(1);
+  }
+  return node;
 }
 
 static std::size_t edit_distance(std::string_view a, std::string_view b) {

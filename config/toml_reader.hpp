@@ -23,6 +23,7 @@ struct ConfigProblem {
   std::string message;
 
   std::string to_string() const;
+  friend bool operator==(const ConfigProblem&, const ConfigProblem&) = default;
 };
 
 // Collects the problems of one file.
@@ -30,6 +31,8 @@ class ProblemList {
  public:
   explicit ProblemList(std::string file) : file_(std::move(file)) {}
   void add(const toml::source_region& where, std::string key, std::string message);
+  // Adds a problem found elsewhere (another list), unless the very same one is here already.
+  void add_unique(ConfigProblem problem);
   bool empty() const { return problems_.empty(); }
   const std::vector<ConfigProblem>& all() const { return problems_; }
   const std::string& file() const { return file_; }
@@ -92,6 +95,9 @@ std::expected<toml::table, std::string> parse_toml(std::string_view text,
                                                    const std::filesystem::path& source);
 // The whole file at `path`, or the error that kept it from being read.
 std::expected<std::string, std::string> read_text_file(const std::filesystem::path& path);
+
+// The node a dotted key path names inside `table` ("ready.console", "disks[1].path"), if any.
+const toml::node* node_at(const toml::table& table, std::string_view path);
 
 // The known word closest to `word` by edit distance, if it is close enough to be a likely typo.
 std::optional<std::string> closest_match(std::string_view word,

@@ -112,8 +112,7 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
       spec.name = *name;
     } else {
       vm.problems().add(vm.raw().get("name")->source(), vm.dotted("name"),
-                        "must be 1-64 characters of letters, digits, '-', '_' or '.', "
-                        "not starting with '-' or '.', not all digits");
+                        std::string("must be ") + kVmNameRule);
     }
   }
   if (auto vmm = vm.choice("vmm", {"qemu", "crosvm"})) {
@@ -158,6 +157,13 @@ Expected<VmSpec> parse_vm_spec(std::string_view text, const std::filesystem::pat
   if (!parsed)
     return make_error(ErrorKind::invalid_config, parsed.error());
   const toml::table& root = *parsed;
+  if (looks_like_fleet_file(root)) {
+    return make_error(ErrorKind::invalid_config,
+                      source_name +
+                          " is a fleet file ([[vm]] tables), not a VM file: use `vm "
+                          "fleet up " +
+                          source_name + "`");
+  }
   ProblemList problems(source_name);
   TableReader reader(root, "", problems, source.parent_path());
   auto spec = read_vm_table(reader);
@@ -166,10 +172,14 @@ Expected<VmSpec> parse_vm_spec(std::string_view text, const std::filesystem::pat
   return *spec;
 }
 
+bool looks_like_fleet_file(const toml::table& root) {
+  return root.contains("vm") || root.contains("fleet") || root.contains("defaults");
+}
+
 Expected<VmSpec> load_vm_file(const std::filesystem::path& path) {
   auto text = read_text_file(path);
   if (!text)
-    return make_error(ErrorKind::io, text.error());
+    return make_error(ErrorKind::invalid_config, text.error());
   return parse_vm_spec(*text, std::filesystem::absolute(path));
 }
 

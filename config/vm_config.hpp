@@ -2,6 +2,8 @@
 // keys are errors (with a suggestion), so a typo never silently falls back to a default.
 #pragma once
 
+#include <toml++/toml.h>
+
 #include <filesystem>
 #include <optional>
 #include <string_view>
@@ -23,5 +25,9 @@ Expected<VmSpec> parse_vm_spec(std::string_view text, const std::filesystem::pat
 
 // Reads and parses the file at `path`.
 Expected<VmSpec> load_vm_file(const std::filesystem::path& path);
+
+// Whether a parsed file is a fleet file ([[vm]], [fleet] or [defaults] at its top): a user who
+// gives one where a VM file belongs (or the other way round) is told which command takes it.
+bool looks_like_fleet_file(const toml::table& root);
 
 }  // namespace crosvisor::config

@@ -1,29 +1,61 @@
 #include "crosvisor/error.hpp"
 
+#include <array>
 #include <cstring>
+#include <utility>
 
 namespace crosvisor {
+namespace {
+
+struct KindNames {
+  ErrorKind kind;
+  std::string_view wire;
+  std::string_view words;
+};
+
+// One table for both directions: a kind added without a name fails the unit test that walks it.
+constexpr std::array<KindNames, 11> kKinds{{
+    {ErrorKind::invalid_config, "invalid_config", "invalid configuration"},
+    {ErrorKind::io, "io", "I/O error"},
+    {ErrorKind::not_found, "not_found", "not found"},
+    {ErrorKind::launch, "launch", "launch failed"},
+    {ErrorKind::state, "state", "wrong state"},
+    {ErrorKind::protocol, "protocol", "protocol error"},
+    {ErrorKind::conflict, "conflict", "already taken"},
+    {ErrorKind::permission, "permission", "not permitted"},
+    {ErrorKind::unavailable, "unavailable", "unavailable"},
+    {ErrorKind::limit, "limit", "limit reached"},
+    {ErrorKind::interrupted, "interrupted", "interrupted"},
+}};
+
+}  // namespace
 
 Error errno_error(ErrorKind kind, std::string_view what, int errnum) {
   return Error{kind, std::string(what) + ": " + std::strerror(errnum)};
 }
 
 std::string_view to_string(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::invalid_config:
-      return "invalid configuration";
-    case ErrorKind::io:
-      return "I/O error";
-    case ErrorKind::not_found:
-      return "not found";
-    case ErrorKind::launch:
-      return "launch failed";
-    case ErrorKind::state:
-      return "wrong state";
-    case ErrorKind::protocol:
-      return "protocol error";
+  for (const auto& entry : kKinds) {
+    if (entry.kind == kind)
+      return entry.words;
   }
   return "error";
+}
+
+std::string_view kind_name(ErrorKind kind) {
+  for (const auto& entry : kKinds) {
+    if (entry.kind == kind)
+      return entry.wire;
+  }
+  return "io";
+}
+
+std::optional<ErrorKind> kind_named(std::string_view name) {
+  for (const auto& entry : kKinds) {
+    if (entry.wire == name)
+      return entry.kind;
+  }
+  return std::nullopt;
 }
 
 }  // namespace crosvisor

@@ -1,71 +1,80 @@
-// Names of the public enums, as they appear in CLI output, logs and JSON.
+// Names of the public enums, as they appear in VM files, CLI output, logs and JSON: one table per
+// enum serves both directions, and an unknown name is an error wherever it is read.
 #include <algorithm>
+#include <array>
+#include <utility>
 
 #include "crosvisor/vm_spec.hpp"
 #include "crosvisor/vm_state.hpp"
 
 namespace crosvisor {
+namespace {
+
+template <class Enum, std::size_t N>
+using Names = std::array<std::pair<Enum, std::string_view>, N>;
+
+constexpr Names<VmmKind, 2> kVmmKinds{{{VmmKind::qemu, "qemu"}, {VmmKind::crosvm, "crosvm"}}};
+constexpr Names<DebugLevel, 2> kDebugLevels{
+    {{DebugLevel::none, "none"}, {DebugLevel::full, "full"}}};
+constexpr Names<VmState, 6> kVmStates{{{VmState::created, "created"},
+                                       {VmState::starting, "starting"},
+                                       {VmState::running, "running"},
+                                       {VmState::ready, "ready"},
+                                       {VmState::stopping, "stopping"},
+                                       {VmState::dead, "dead"}}};
+constexpr Names<DeathReason, 9> kDeathReasons{{{DeathReason::shutdown, "SHUTDOWN"},
+                                               {DeathReason::start_failed, "START_FAILED"},
+                                               {DeathReason::reboot, "REBOOT"},
+                                               {DeathReason::crash, "CRASH"},
+                                               {DeathReason::guest_panic, "GUEST_PANIC"},
+                                               {DeathReason::watchdog_reboot, "WATCHDOG_REBOOT"},
+                                               {DeathReason::killed, "KILLED"},
+                                               {DeathReason::error, "ERROR"},
+                                               {DeathReason::unknown, "UNKNOWN"}}};
+
+template <class Enum, std::size_t N>
+std::string_view name_in(const Names<Enum, N>& names, Enum value) {
+  for (const auto& [entry, name] : names) {
+    if (entry == value)
+      return name;
+  }
+  return "?";
+}
+
+template <class Enum, std::size_t N>
+std::optional<Enum> value_in(const Names<Enum, N>& names, std::string_view name) {
+  for (const auto& [entry, entry_name] : names) {
+    if (entry_name == name)
+      return entry;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 std::string_view to_string(VmmKind kind) {
-  switch (kind) {
-    case VmmKind::qemu:
-      return "qemu";
-    case VmmKind::crosvm:
-      return "crosvm";
-  }
-  return "?";
+  return name_in(kVmmKinds, kind);
 }
-
 std::string_view to_string(DebugLevel level) {
-  switch (level) {
-    case DebugLevel::none:
-      return "none";
-    case DebugLevel::full:
-      return "full";
-  }
-  return "?";
+  return name_in(kDebugLevels, level);
 }
-
 std::string_view to_string(VmState state) {
-  switch (state) {
-    case VmState::created:
-      return "created";
-    case VmState::starting:
-      return "starting";
-    case VmState::running:
-      return "running";
-    case VmState::ready:
-      return "ready";
-    case VmState::stopping:
-      return "stopping";
-    case VmState::dead:
-      return "dead";
-  }
-  return "?";
+  return name_in(kVmStates, state);
 }
-
 std::string_view to_string(DeathReason reason) {
-  switch (reason) {
-    case DeathReason::shutdown:
-      return "SHUTDOWN";
-    case DeathReason::start_failed:
-      return "START_FAILED";
-    case DeathReason::reboot:
-      return "REBOOT";
-    case DeathReason::crash:
-      return "CRASH";
-    case DeathReason::guest_panic:
-      return "GUEST_PANIC";
-    case DeathReason::watchdog_reboot:
-      return "WATCHDOG_REBOOT";
-    case DeathReason::killed:
-      return "KILLED";
-    case DeathReason::error:
-      return "ERROR";
-    case DeathReason::unknown:
-      return "UNKNOWN";
-  }
-  return "?";
+  return name_in(kDeathReasons, reason);
+}
+std::optional<VmmKind> vmm_kind_named(std::string_view name) {
+  return value_in(kVmmKinds, name);
+}
+std::optional<DebugLevel> debug_level_named(std::string_view name) {
+  return value_in(kDebugLevels, name);
+}
+std::optional<VmState> vm_state_named(std::string_view name) {
+  return value_in(kVmStates, name);
+}
+std::optional<DeathReason> death_reason_named(std::string_view name) {
+  return value_in(kDeathReasons, name);
 }
 
 bool is_valid_vm_name(std::string_view name) {

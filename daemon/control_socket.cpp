@@ -8,16 +8,11 @@
 
 #include <cstring>
 
-#include "crosvisor/paths.hpp"
-
 namespace crosvisor::daemon {
 
-std::filesystem::path default_control_socket() {
-  return default_runtime_dir() / "control.sock";
-}
-
 ControlSocket::~ControlSocket() {
-  if (listener && !path.empty())
+  // `path` is set once the socket file is ours (bound while we held the lock).
+  if (lock && !path.empty())
     ::unlink(path.c_str());
 }
 
@@ -33,6 +28,15 @@ Expected<ControlSocket> open_control_socket(const std::filesystem::path& path, b
   std::filesystem::create_directories(dir, ec);
   if (ec)
     return make_error(ErrorKind::io, "create " + dir.string() + ": " + ec.message());
+  // Someone else's directory (made there first, to catch our clients' fds) is never served from.
+  struct stat info {};
+  if (::lstat(dir.c_str(), &info) != 0)
+    return std::unexpected(errno_error(ErrorKind::io, "stat " + dir.string(), errno));
+  if (!S_ISDIR(info.st_mode) || info.st_uid != ::geteuid()) {
+    return make_error(ErrorKind::permission,
+                      dir.string() + " is not a directory of this user (uid " +
+                          std::to_string(::geteuid()) + "): refusing to serve a socket there");
+  }
   if (::chmod(dir.c_str(), shared ? 0711 : 0700) != 0)
     return std::unexpected(errno_error(ErrorKind::io, "chmod " + dir.string(), errno));
 
@@ -42,9 +46,9 @@ Expected<ControlSocket> open_control_socket(const std::filesystem::path& path, b
   if (!socket.lock)
     return std::unexpected(errno_error(ErrorKind::io, "open " + lock_path, errno));
   if (::flock(socket.lock.get(), LOCK_EX | LOCK_NB) != 0) {
-    return make_error(ErrorKind::io, path.string() +
-                                         ": another crosvisord is serving this socket (" +
-                                         lock_path + " is locked)");
+    return make_error(ErrorKind::conflict, path.string() +
+                                               ": another crosvisord is serving this socket (" +
+                                               lock_path + " is locked)");
   }
   // We hold the lock: a socket file here is a dead daemon's.
   if (::unlink(path.c_str()) != 0 && errno != ENOENT)

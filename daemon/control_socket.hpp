@@ -1,6 +1,7 @@
-// The daemon's listening socket. Its directory is 0700 (0711 when other users may connect), the
-// socket 0600 (0666 when shared). A lock file beside it tells a live daemon from a dead one: a
-// socket file whose lock nobody holds is stale and replaced; a live daemon's is never stolen.
+// The daemon's listening socket. Its directory is 0700 (0711 when other users may connect) and
+// must be the daemon user's own; the socket is 0600 (0666 when shared). A lock file beside it tells
+// a live daemon from a dead one: a socket file whose lock nobody holds is stale and replaced; a
+// live daemon's is never stolen.
 #pragma once
 
 #include <filesystem>
@@ -9,9 +10,6 @@
 #include "crosvisor/error.hpp"
 
 namespace crosvisor::daemon {
-
-// $XDG_RUNTIME_DIR/crosvisor/control.sock for users, /run/crosvisor/control.sock for root.
-std::filesystem::path default_control_socket();
 
 struct ControlSocket {
   std::filesystem::path path;

@@ -1,7 +1,8 @@
-// The daemon's fleets, by name, each with the uid that brought it up. A fleet brought up
-// without --foreground belongs to the daemon: it outlives the session that created it.
-//   (fleet_up_atom, FleetSpec, uint32_t uid) -> caf::actor (the fleet), or an error when a
-//                                              fleet of that name is up
+// The daemon's fleets, by owner and name, each with the uid that brought it up. A fleet brought
+// up without --foreground belongs to the daemon: it outlives the session that created it.
+//   (fleet_up_atom, FleetSpec, uint32_t uid) -> caf::actor (the fleet); refused (conflict) when
+//                                              that user has a fleet of that name up, or a VM
+//                                              with a member's name: nothing is started then
 //   (list_atom) -> std::vector<FleetEntry>
 #pragma once
 
@@ -23,6 +24,7 @@ struct FleetEntry {
   std::string name;
   std::uint32_t owner_uid = 0;
   caf::actor fleet;
+  std::vector<std::string> members;
 };
 
 caf::actor spawn_fleet_registry(caf::actor_system& system, caf::actor service);

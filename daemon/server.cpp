@@ -60,6 +60,15 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
     gate_->post([self = shared_from_this()] { self->shut(); });
   }
 
+  // On the server thread: closes once what is queued for the client has been written.
+  void finish() {
+    if (closed_)
+      return;
+    flush_then_close_ = true;
+    if (!writing_)
+      shut();
+  }
+
   // On the server thread.
   void shut() {
     if (closed_)
@@ -143,13 +152,14 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
     std::optional<std::uint64_t> id;
     auto request = protocol::parse_request(payload, id);
     if (!request) {
-      queue_json(protocol::error_reply(id, request.error().message));
+      queue_json(protocol::error_reply(id, request.error()));
       return;  // `fds` close here
     }
     if (request->op != protocol::Op::create && request->op != protocol::Op::fleet_up &&
         !fds.empty()) {
       queue_json(protocol::error_reply(
-          id, std::to_string(fds.size()) + " fds came with a request that takes none"));
+          id, Error{ErrorKind::protocol,
+                    std::to_string(fds.size()) + " fds came with a request that takes none"}));
       return;
     }
     if (sink_)
@@ -158,7 +168,7 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
 
   bool refuse_and_close(const std::string& why) {
     spdlog::warn("control socket: closing a session: {}", why);
-    queue_json(protocol::error_reply(std::nullopt, why));
+    queue_json(protocol::error_reply(std::nullopt, Error{ErrorKind::protocol, why}));
     flush_then_close_ = true;
     if (!writing_)
       shut();
@@ -232,7 +242,15 @@ struct Server::Impl {
   std::set<std::shared_ptr<Connection>> connections;  // server thread only
   std::shared_ptr<Gate> gate = std::make_shared<Gate>();
   std::atomic<std::size_t> count{0};
+  bool closing = false;  // the server is going away: it ends once every connection has
   std::thread thread;
+
+  void finish_if_closed() {
+    if (closing && connections.empty()) {
+      retry.cancel();
+      work.reset();
+    }
+  }
 
   void accept_next() {
     listener.async_wait(stream::wait_read, [this](boost::system::error_code ec) {
@@ -269,6 +287,7 @@ struct Server::Impl {
                   asio::post(io, [keep = *it] {});  // outlive the handler that is running
                   connections.erase(it);
                   count.store(connections.size());
+                  finish_if_closed();
                   return;
                 }
               }
@@ -296,15 +315,43 @@ Server::~Server() {
     boost::system::error_code ignored;
     impl->listener.close(ignored);
     impl->retry.cancel();
+    // What the clients were told last (their VMs' deaths) goes out before the hang-up; a client
+    // that does not read gets a moment, then is cut off.
+    impl->closing = true;
+    impl->retry.expires_after(std::chrono::seconds(2));
+    impl->retry.async_wait([impl](boost::system::error_code ec) {
+      if (ec)
+        return;
+      auto rest = impl->connections;
+      for (auto& connection : rest)
+        connection->shut();
+      impl->work.reset();
+    });
     auto all = impl->connections;
     for (auto& connection : all)
-      connection->shut();
-    impl->work.reset();
+      connection->finish();
+    impl->finish_if_closed();
   });
   impl_->thread.join();
   // Sessions may still hold their connections: from now on they reach nothing.
   std::lock_guard lock(impl_->gate->mutex);
   impl_->gate->io = nullptr;
+}
+
+void Server::stop_accepting() {
+  asio::post(impl_->io, [impl = impl_.get()] {
+    boost::system::error_code ignored;
+    impl->listener.close(ignored);
+    impl->retry.cancel();
+    impl->socket.listener.reset();  // connecting now fails at once
+  });
+}
+
+void Server::broadcast(nlohmann::json message) {
+  asio::post(impl_->io, [impl = impl_.get(), message = std::move(message)] {
+    for (const auto& connection : impl->connections)
+      connection->send(message);
+  });
 }
 
 const std::filesystem::path& Server::path() const {

@@ -54,6 +54,12 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
+  // No new connections from now on; the open ones go on (a daemon that is going away tells its
+  // clients what happens to their VMs before it hangs up).
+  void stop_accepting();
+  // Sends `message` to every client.
+  void broadcast(nlohmann::json message);
+
   const std::filesystem::path& path() const;
   std::size_t connections() const;
 

@@ -17,7 +17,7 @@ struct OpSpec {
 const std::map<std::string, OpSpec, std::less<>>& ops() {
   static const std::map<std::string, OpSpec, std::less<>> table = {
       {"create", {Op::create, {"vm"}}},
-      {"list", {Op::list, {"all"}}},
+      {"list", {Op::list, {"all_users"}}},
       {"info", {Op::info, {"vm"}}},
       {"stop", {Op::stop, {"vm", "force", "timeout_ms"}}},
       {"logs", {Op::logs, {"vm", "lines", "follow"}}},
@@ -25,8 +25,8 @@ const std::map<std::string, OpSpec, std::less<>>& ops() {
       {"ping", {Op::ping, {}}},
       {"version", {Op::version, {}}},
       {"fleet_up", {Op::fleet_up, {"fleet", "foreground"}}},
-      {"fleet_status", {Op::fleet_status, {"fleet", "all"}}},
-      {"fleet_down", {Op::fleet_down, {"fleet", "timeout_ms"}}},
+      {"fleet_status", {Op::fleet_status, {"fleet", "all_users"}}},
+      {"fleet_down", {Op::fleet_down, {"fleet", "timeout_ms", "force"}}},
       {"fleet_restart", {Op::fleet_restart, {"fleet", "vm"}}},
   };
   return table;
@@ -158,11 +158,11 @@ Expected<Request> parse_request(std::string_view payload, std::optional<std::uin
       return std::unexpected(target.error());
     request.target = *target;
   }
-  if (message.contains("all")) {
-    auto all = flag(message["all"], "all");
+  if (message.contains("all_users")) {
+    auto all = flag(message["all_users"], "all_users");
     if (!all)
       return std::unexpected(all.error());
-    request.all = *all;
+    request.all_users = *all;
   }
   if (message.contains("force")) {
     auto force = flag(message["force"], "force");
@@ -195,30 +195,53 @@ json ok_reply(std::uint64_t id) {
   return {{"id", id}, {"ok", true}};
 }
 
-json error_reply(std::optional<std::uint64_t> id, std::string_view message) {
-  json reply = {{"ok", false}, {"error", message}};
+json error_reply(std::optional<std::uint64_t> id, const Error& error) {
+  json reply = {{"ok", false}, {"error", error.message}, {"kind", kind_name(error.kind)}};
   reply["id"] = id ? json(*id) : json(nullptr);
   return reply;
 }
 
+namespace {
+
+template <class T>
+json or_null(const std::optional<T>& value) {
+  return value ? json(*value) : json(nullptr);
+}
+
+}  // namespace
+
 json info_json(const VmInfo& info) {
-  return {{"name", info.name},
-          {"state", std::string(to_string(info.state))},
-          {"vmm", std::string(to_string(info.vmm))},
-          {"debug", std::string(to_string(info.debug))},
-          {"pid", info.pid},
-          {"cid", info.cid},
-          {"uptime_ms", info.uptime_ms},
-          {"owner_uid", info.owner_uid ? json(*info.owner_uid) : json(nullptr)}};
+  json out = {{"name", info.name},
+              {"state", to_string(info.state)},
+              {"vmm", to_string(info.vmm)},
+              {"debug", to_string(info.debug)},
+              {"pid", or_null(info.pid)},
+              {"cid", or_null(info.cid)},
+              {"uptime_ms", info.uptime_ms},
+              {"started_at_ms", or_null(info.started_at)},
+              {"owner_uid", or_null(info.owner_uid)},
+              {"memory_mib", info.memory_mib},
+              {"cpus", info.cpus},
+              {"kernel", info.kernel},
+              {"disks", info.disks},
+              {"console_log", info.console_log.empty() ? json(nullptr) : json(info.console_log)},
+              {"fleet", info.fleet.empty() ? json(nullptr) : json(info.fleet)},
+              {"reason", info.reason ? json(to_string(*info.reason)) : json(nullptr)},
+              {"detail", info.detail}};
+  return out;
 }
 
 json state_event(const VmEvent& event) {
   json message = {{"event", "state"},
                   {"vm", event.vm},
-                  {"state", std::string(to_string(event.state))},
+                  {"state", to_string(event.state)},
                   {"detail", event.detail}};
   if (event.reason)
-    message["reason"] = std::string(to_string(*event.reason));
+    message["reason"] = to_string(*event.reason);
+  if (event.pid)
+    message["pid"] = *event.pid;
+  if (event.cid)
+    message["cid"] = *event.cid;
   return message;
 }
 
@@ -226,40 +249,24 @@ json console_event(const ConsoleLine& line) {
   return {{"event", "console"}, {"vm", line.vm}, {"line", line.text}};
 }
 
-namespace {
-
-template <class Enum, std::size_t N>
-std::optional<Enum> enum_named(const std::string& name, const Enum (&values)[N]) {
-  for (Enum value : values) {
-    if (to_string(value) == name)
-      return value;
-  }
-  return std::nullopt;
-}
-
-constexpr VmState kStates[] = {VmState::created, VmState::starting, VmState::running,
-                               VmState::ready,   VmState::stopping, VmState::dead};
-constexpr DeathReason kReasons[] = {
-    DeathReason::shutdown, DeathReason::start_failed, DeathReason::reboot,
-    DeathReason::crash,    DeathReason::guest_panic,  DeathReason::watchdog_reboot,
-    DeathReason::killed,   DeathReason::error,        DeathReason::unknown};
-
-}  // namespace
-
 Expected<VmEvent> parse_state_event(const json& event) {
   VmEvent parsed;
   try {
     parsed.vm = event.at("vm").get<std::string>();
     parsed.detail = event.value("detail", std::string());
-    const auto state = enum_named(event.at("state").get<std::string>(), kStates);
+    const auto state = vm_state_named(event.at("state").get<std::string>());
     if (!state)
       return std::unexpected(refused("unknown state in event"));
     parsed.state = *state;
     if (event.contains("reason")) {
-      parsed.reason = enum_named(event["reason"].get<std::string>(), kReasons);
+      parsed.reason = death_reason_named(event["reason"].get<std::string>());
       if (!parsed.reason)
         return std::unexpected(refused("unknown death reason in event"));
     }
+    if (event.contains("pid"))
+      parsed.pid = event["pid"].get<pid_t>();
+    if (event.contains("cid"))
+      parsed.cid = event["cid"].get<std::uint32_t>();
   } catch (const json::exception& e) {
     return std::unexpected(refused(std::string("malformed event: ") + e.what()));
   }
@@ -268,20 +275,40 @@ Expected<VmEvent> parse_state_event(const json& event) {
 
 Expected<VmInfo> parse_info(const json& info) {
   VmInfo parsed;
+  const auto optional_of = [&]<class T>(const char* key, std::optional<T>& into) {
+    if (info.contains(key) && !info[key].is_null())
+      into = info[key].get<T>();
+  };
   try {
     parsed.name = info.at("name").get<std::string>();
-    const auto state = enum_named(info.at("state").get<std::string>(), kStates);
-    if (!state)
-      return std::unexpected(refused("unknown state in info"));
+    const auto state = vm_state_named(info.at("state").get<std::string>());
+    const auto vmm = vmm_kind_named(info.at("vmm").get<std::string>());
+    const auto debug = debug_level_named(info.at("debug").get<std::string>());
+    if (!state || !vmm || !debug)
+      return std::unexpected(refused("unknown state, VMM or debug level in info"));
     parsed.state = *state;
-    parsed.vmm = info.at("vmm").get<std::string>() == "crosvm" ? VmmKind::crosvm : VmmKind::qemu;
-    parsed.debug =
-        info.at("debug").get<std::string>() == "full" ? DebugLevel::full : DebugLevel::none;
-    parsed.pid = info.at("pid").get<pid_t>();
-    parsed.cid = info.at("cid").get<std::uint32_t>();
+    parsed.vmm = *vmm;
+    parsed.debug = *debug;
+    optional_of("pid", parsed.pid);
+    optional_of("cid", parsed.cid);
     parsed.uptime_ms = info.at("uptime_ms").get<std::int64_t>();
-    if (!info.at("owner_uid").is_null())
-      parsed.owner_uid = info["owner_uid"].get<std::uint32_t>();
+    optional_of("started_at_ms", parsed.started_at);
+    optional_of("owner_uid", parsed.owner_uid);
+    parsed.memory_mib = info.value("memory_mib", 0u);
+    parsed.cpus = info.value("cpus", 0u);
+    parsed.kernel = info.value("kernel", std::string());
+    if (info.contains("disks"))
+      parsed.disks = info["disks"].get<std::vector<std::string>>();
+    if (info.contains("console_log") && info["console_log"].is_string())
+      parsed.console_log = info["console_log"].get<std::string>();
+    if (info.contains("fleet") && info["fleet"].is_string())
+      parsed.fleet = info["fleet"].get<std::string>();
+    if (info.contains("reason") && info["reason"].is_string()) {
+      parsed.reason = death_reason_named(info["reason"].get<std::string>());
+      if (!parsed.reason)
+        return std::unexpected(refused("unknown death reason in info"));
+    }
+    parsed.detail = info.value("detail", std::string());
   } catch (const json::exception& e) {
     return std::unexpected(refused(std::string("malformed info: ") + e.what()));
   }

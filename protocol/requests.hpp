@@ -1,7 +1,7 @@
 // Requests, replies and events on the control socket (docs/protocol.md). Pure logic.
 //   request: {"id": N, "op": "create" | "list" | "info" | "stop" | "logs" | "subscribe" |
 //             "ping" | "version", ...op fields}
-//   reply:   {"id": N, "ok": true, ...} or {"id": N, "ok": false, "error": "..."}
+//   reply:   {"id": N, "ok": true, ...} or {"id": N, "ok": false, "error": "...", "kind": "..."}
 //   event:   {"event": "state", "vm", "state", "reason"?, "detail"} or
 //            {"event": "console", "vm", "line"}
 #pragma once
@@ -17,7 +17,7 @@
 
 namespace crosvisor::protocol {
 
-inline constexpr int kVersion = 1;
+inline constexpr int kVersion = 2;
 inline constexpr std::size_t kMaxNesting = 64;  // arrays and objects within each other
 
 enum class Op {
@@ -45,10 +45,10 @@ struct Target {
 struct Request {
   std::uint64_t id = 0;
   Op op = Op::ping;
-  nlohmann::json vm;   // create: the VM description (spec_json.hpp)
-  Target target;       // info, stop, logs, subscribe
-  bool all = false;    // list: every user's VMs (root or the daemon's own user)
-  bool force = false;  // stop: SIGKILL at once
+  nlohmann::json vm;       // create: the VM description (spec_json.hpp)
+  Target target;           // info, stop, logs, subscribe
+  bool all_users = false;  // list, fleet_status: every user's (root or the daemon's own user)
+  bool force = false;      // stop, fleet_down: SIGKILL at once
   std::optional<std::uint32_t> timeout_ms;  // stop: the graceful part's deadline
   std::uint32_t lines = 0;                  // logs: how many of the last lines (0: all kept)
   bool follow = false;                      // logs: then stream new lines until the VM dies
@@ -62,7 +62,8 @@ struct Request {
 Expected<Request> parse_request(std::string_view payload, std::optional<std::uint64_t>& id);
 
 nlohmann::json ok_reply(std::uint64_t id);
-nlohmann::json error_reply(std::optional<std::uint64_t> id, std::string_view message);
+// {"id", "ok": false, "error": message, "kind": the error's kind (crosvisor/error.hpp)}
+nlohmann::json error_reply(std::optional<std::uint64_t> id, const Error& error);
 nlohmann::json info_json(const VmInfo& info);
 nlohmann::json state_event(const VmEvent& event);
 nlohmann::json console_event(const ConsoleLine& line);

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 
+#include "disk/image_file.hpp"
+#include "supervisor/launch.hpp"
+
 namespace crosvisor::protocol {
 namespace {
 
@@ -82,8 +85,18 @@ class FdTaker {
   Expected<std::filesystem::path> take(const json& reference, const std::string& where,
                                        bool block_device_ok, bool writable, VmSpec& spec) {
     FieldReader reader(reference, where);
-    if (auto only = reader.only({"fd"}); !only)
+    if (auto only = reader.only({"fd", "path"}); !only)
       return std::unexpected(only.error());
+    // How the client names the file: for messages and `vm info`, never opened.
+    std::string shown;
+    if (reader.has("path")) {
+      auto path = reader.string("path");
+      if (!path)
+        return std::unexpected(path.error());
+      if (path->size() > 4096)
+        return std::unexpected(bad(where + ".path", "longer than 4096 bytes"));
+      shown = *path;
+    }
     if (!reader.has("fd"))
       return std::unexpected(bad(where + ".fd", "missing"));
     auto index = reader.integer("fd", 0, static_cast<std::int64_t>(kMaxIndex));
@@ -139,7 +152,10 @@ class FdTaker {
     ++slot.uses;
     slot.writable = slot.writable || writable;
     spec.handed_fds.push_back(slot.owner);
-    return "/proc/self/fd/" + std::to_string(*slot.owner);
+    const std::string handed = "/proc/self/fd/" + std::to_string(*slot.owner);
+    if (!shown.empty())
+      spec.shown_paths[handed] = shown;
+    return handed;
   }
 
   Expected<void> all_used() const {
@@ -165,13 +181,21 @@ class FdTaker {
 
 namespace {
 
+// The {"fd", "path"} part of a disk or partition entry.
+json file_reference(const json& entry) {
+  json reference = {{"fd", entry.at("fd")}};
+  if (entry.contains("path"))
+    reference["path"] = entry.at("path");
+  return reference;
+}
+
 Expected<void> read_disks(const json& disks, FdTaker& taker, VmSpec& spec) {
   if (!disks.is_array())
     return std::unexpected(bad("vm.disks", "must be an array"));
   for (std::size_t d = 0; d < disks.size(); ++d) {
     const std::string where = "vm.disks[" + std::to_string(d) + "]";
     FieldReader disk(disks[d], where);
-    if (auto only = disk.only({"fd", "writable", "partitions"}); !only)
+    if (auto only = disk.only({"fd", "path", "writable", "partitions"}); !only)
       return only;
     const bool writable_given = disk.has("writable");
     if (disk.has("partitions")) {
@@ -184,7 +208,7 @@ Expected<void> read_disks(const json& disks, FdTaker& taker, VmSpec& spec) {
       for (std::size_t p = 0; p < partitions.size(); ++p) {
         const std::string at = where + ".partitions[" + std::to_string(p) + "]";
         FieldReader partition(partitions[p], at);
-        if (auto only = partition.only({"label", "fd", "writable"}); !only)
+        if (auto only = partition.only({"label", "fd", "path", "writable"}); !only)
           return only;
         CompositePartition part;
         auto label = partition.string("label");
@@ -199,7 +223,7 @@ Expected<void> read_disks(const json& disks, FdTaker& taker, VmSpec& spec) {
         }
         if (!partition.has("fd"))
           return std::unexpected(bad(at + ".fd", "missing"));
-        auto path = taker.take(json{{"fd", partition.at("fd")}}, at, true, part.writable, spec);
+        auto path = taker.take(file_reference(partitions[p]), at, true, part.writable, spec);
         if (!path)
           return std::unexpected(path.error());
         part.path = *path;
@@ -217,7 +241,7 @@ Expected<void> read_disks(const json& disks, FdTaker& taker, VmSpec& spec) {
         return std::unexpected(writable.error());
       raw.writable = *writable;
     }
-    auto path = taker.take(json{{"fd", disk.at("fd")}}, where, true, raw.writable, spec);
+    auto path = taker.take(file_reference(disks[d]), where, true, raw.writable, spec);
     if (!path)
       return std::unexpected(path.error());
     raw.path = *path;
@@ -245,11 +269,12 @@ Expected<json> FdCollector::add(const std::filesystem::path& path, bool writable
 
 Expected<json> FdCollector::open_new(const std::filesystem::path& path, bool writable,
                                      const std::string& role) {
-  UniqueFd fd(::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY));
-  if (!fd)
-    return std::unexpected(errno_error(ErrorKind::not_found, role + " " + path.string(), errno));
-  fds.push_back(std::move(fd));
-  return json{{"fd", fds.size() - 1}};
+  // The checks the launch makes, made here first, where the error can name the user's own path.
+  auto image = disk::open_sized_image(path, writable, role);
+  if (!image)  // a VM file naming a file that cannot serve is a wrong VM file
+    return std::unexpected(Error{ErrorKind::invalid_config, image.error().message});
+  fds.push_back(std::move(image->fd));
+  return json{{"fd", fds.size() - 1}, {"path", path.string()}};
 }
 
 Expected<SpecMessage> spec_to_message(const VmSpec& spec) {
@@ -265,6 +290,14 @@ Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
              {"params", spec.params}, {"memory_mib", spec.memory_mib},
              {"cpus", spec.cpus},     {"debug", std::string(to_string(spec.debug))},
              {"accel", spec.accel},   {"stop_timeout_ms", spec.stop_timeout.count()}};
+  if (!spec.vmm_binary.empty()) {
+    // Looked up here, on the user's PATH: the daemon runs exactly this file.
+    auto binary = resolve_binary(spec.vmm_binary);
+    if (!binary)
+      return std::unexpected(
+          Error{ErrorKind::invalid_config, "vmm_binary " + binary.error().message});
+    vm["vmm_binary"] = binary->string();
+  }
   auto kernel = files.add(spec.kernel, false, "kernel");
   if (!kernel)
     return std::unexpected(kernel.error());
@@ -288,7 +321,7 @@ Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
       auto fd = files.add(raw->path, raw->writable, role);
       if (!fd)
         return std::unexpected(fd.error());
-      disks.push_back({{"fd", (*fd)["fd"]}, {"writable", raw->writable}});
+      disks.push_back({{"fd", (*fd)["fd"]}, {"path", (*fd)["path"]}, {"writable", raw->writable}});
       continue;
     }
     json partitions = json::array();
@@ -297,8 +330,10 @@ Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
                           role + " partition \"" + partition.label + "\"");
       if (!fd)
         return std::unexpected(fd.error());
-      partitions.push_back(
-          {{"label", partition.label}, {"fd", (*fd)["fd"]}, {"writable", partition.writable}});
+      partitions.push_back({{"label", partition.label},
+                            {"fd", (*fd)["fd"]},
+                            {"path", (*fd)["path"]},
+                            {"writable", partition.writable}});
     }
     disks.push_back({{"partitions", partitions}});
   }
@@ -338,8 +373,9 @@ Expected<std::vector<VmSpec>> specs_from_message(const std::vector<const json*>&
 
 Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
   FieldReader reader(vm, "vm");
-  if (auto only = reader.only({"name", "vmm", "kernel", "initrd", "params", "memory_mib", "cpus",
-                               "debug", "accel", "stop_timeout_ms", "ready", "cid", "disks"});
+  if (auto only =
+          reader.only({"name", "vmm", "kernel", "initrd", "params", "memory_mib", "cpus", "debug",
+                       "accel", "stop_timeout_ms", "ready", "cid", "disks", "vmm_binary"});
       !only)
     return std::unexpected(only.error());
   VmSpec spec;
@@ -347,19 +383,26 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
   if (!name)
     return std::unexpected(name.error());
   if (!is_valid_vm_name(*name)) {
-    return std::unexpected(
-        bad("vm.name", "'" + *name +
-                           "' is not a VM name: 1-64 letters, digits, '-', "
-                           "'_' or '.', not starting with '-' or '.', not all digits"));
+    return std::unexpected(bad("vm.name", "'" + *name + "' is not a VM name: " + kVmNameRule));
   }
   spec.name = *name;
   if (reader.has("vmm")) {
     auto vmm = reader.string("vmm");
     if (!vmm)
       return std::unexpected(vmm.error());
-    if (*vmm != "qemu" && *vmm != "crosvm")
+    const auto kind = vmm_kind_named(*vmm);
+    if (!kind)
       return std::unexpected(bad("vm.vmm", "must be \"qemu\" or \"crosvm\""));
-    spec.vmm = *vmm == "crosvm" ? VmmKind::crosvm : VmmKind::qemu;
+    spec.vmm = *kind;
+  }
+  if (reader.has("vmm_binary")) {
+    // Whether this client may name one is the session's to decide (daemon/vm_requests.cpp).
+    auto binary = reader.string("vmm_binary");
+    if (!binary)
+      return std::unexpected(binary.error());
+    if (binary->empty() || binary->front() != '/')
+      return std::unexpected(bad("vm.vmm_binary", "must be an absolute path"));
+    spec.vmm_binary = *binary;
   }
   if (!reader.has("kernel"))
     return std::unexpected(bad("vm.kernel", "missing"));
@@ -395,9 +438,10 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
     auto debug = reader.string("debug");
     if (!debug)
       return std::unexpected(debug.error());
-    if (*debug != "full" && *debug != "none")
+    const auto level = debug_level_named(*debug);
+    if (!level)
       return std::unexpected(bad("vm.debug", "must be \"full\" or \"none\""));
-    spec.debug = *debug == "full" ? DebugLevel::full : DebugLevel::none;
+    spec.debug = *level;
   }
   if (reader.has("accel")) {
     auto accel = reader.string("accel");

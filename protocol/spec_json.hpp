@@ -16,8 +16,9 @@
 namespace crosvisor::protocol {
 
 // Client side: the spec's files opened with the access each use needs (read-write for writable
-// disks and partitions), and the JSON naming them by index. The spec's vmm_binary is not sent:
-// a daemon runs the VMM binaries it was configured with.
+// disks and partitions) and checked as the launch will check them, and the JSON naming them by
+// index (with the path, for messages). A vmm_binary is looked up on the client's PATH and sent
+// as an absolute path; only a daemon of the client's own user accepts one.
 struct SpecMessage {
   nlohmann::json vm;
   std::vector<UniqueFd> fds;

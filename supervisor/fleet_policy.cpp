@@ -65,10 +65,45 @@ void StartPlan::on_up(std::size_t i) {
   stage_[i] = Stage::up;
 }
 
-void StartPlan::on_given_up(std::size_t i) {
+std::vector<std::size_t> StartPlan::on_given_up(std::size_t i) {
   if (stage_[i] == Stage::starting)
     --starting_;
   stage_[i] = Stage::given_up;
+  // Blocking spreads along `after` until nothing changes (the graph is acyclic and small).
+  std::vector<std::size_t> newly;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (std::size_t v = 0; v < stage_.size(); ++v) {
+      if (stage_[v] != Stage::waiting)
+        continue;
+      if (std::any_of(after_[v].begin(), after_[v].end(),
+                      [&](std::size_t d) { return doomed(d); })) {
+        stage_[v] = Stage::blocked;
+        newly.push_back(v);
+        changed = true;
+      }
+    }
+  }
+  return newly;
+}
+
+void StartPlan::on_restart(std::size_t i) {
+  if (stage_[i] != Stage::given_up)
+    return;
+  stage_[i] = Stage::starting;
+  ++starting_;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (std::size_t v = 0; v < stage_.size(); ++v) {
+      if (stage_[v] != Stage::blocked)
+        continue;
+      if (std::none_of(after_[v].begin(), after_[v].end(),
+                       [&](std::size_t d) { return doomed(d); })) {
+        stage_[v] = Stage::waiting;
+        changed = true;
+      }
+    }
+  }
 }
 
 bool StartPlan::all_up() const {

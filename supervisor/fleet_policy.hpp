@@ -47,12 +47,19 @@ class StartPlan {
   std::vector<std::size_t> startable();
   // VM i is up (ready, or running when it has no ready condition): its dependents may go.
   void on_up(std::size_t i);
-  // VM i will not come up (failed for good): it no longer holds a start slot.
-  void on_given_up(std::size_t i);
+  // VM i will not come up (failed for good): it no longer holds a start slot, and every VM that
+  // waits for it, directly or through others, is blocked. Returns those newly blocked.
+  std::vector<std::size_t> on_given_up(std::size_t i);
+  // A given-up VM i is started again by hand: VMs blocked only by it wait again.
+  void on_restart(std::size_t i);
+  bool blocked(std::size_t i) const { return stage_[i] == Stage::blocked; }
   bool all_up() const;
 
  private:
-  enum class Stage { waiting, starting, up, given_up };
+  enum class Stage { waiting, starting, up, given_up, blocked };
+  bool doomed(std::size_t i) const {
+    return stage_[i] == Stage::given_up || stage_[i] == Stage::blocked;
+  }
   std::vector<std::vector<std::size_t>> after_;
   std::vector<Stage> stage_;
   std::size_t concurrency_;

@@ -8,6 +8,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstring>
+#include <utility>
 
 #include "core/unique_fd.hpp"
 #include "supervisor/qmp_protocol.hpp"
@@ -20,7 +21,8 @@ struct QmpSession::Impl {
   asio::io_context& io;
   asio::posix::stream_descriptor socket;
   std::function<void(GuestNotice)> on_notice;
-  std::string open_error;  // why the session could not be opened, if it could not
+  std::function<void()> on_ready;  // cleared once called
+  std::string open_error;          // why the session could not be opened, if it could not
   LineSplitter splitter{64 * 1024};
   std::array<char, 4096> buffer{};
   std::uint64_t next_id = 1;
@@ -31,14 +33,26 @@ struct QmpSession::Impl {
   std::map<std::uint64_t, Pending> pending;
 };
 
-QmpSession::QmpSession(asio::io_context& io, std::function<void(GuestNotice)> on_notice)
+QmpSession::QmpSession(asio::io_context& io, std::function<void(GuestNotice)> on_notice,
+                       std::function<void()> on_ready)
     : impl_(std::make_unique<Impl>(io)) {
   impl_->on_notice = std::move(on_notice);
+  impl_->on_ready = std::move(on_ready);
 }
 
 QmpSession::~QmpSession() = default;
 
 void QmpSession::open(const std::filesystem::path& path) {
+  open_session(path);
+  // Without a session nothing will say QEMU is up: count it as started, so that it can be
+  // stopped (its commands fail with open_error, and the stop escalates to signals).
+  if (!impl_->open_error.empty()) {
+    if (auto ready = std::exchange(impl_->on_ready, nullptr))
+      ready();
+  }
+}
+
+void QmpSession::open_session(const std::filesystem::path& path) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (path.native().size() >= sizeof(address.sun_path)) {
@@ -83,8 +97,11 @@ void QmpSession::deliver(std::string_view line) {
         impl_->on_notice(*message.notice);
       return;
     case qmp::Message::Kind::reply: {
-      if (!message.id)
-        return;  // the reply to qmp_capabilities
+      if (!message.id) {  // the reply to qmp_capabilities
+        if (auto ready = std::exchange(impl_->on_ready, nullptr))
+          ready();
+        return;
+      }
       auto it = impl_->pending.find(*message.id);
       if (it == impl_->pending.end())
         return;  // timed out already

@@ -26,7 +26,10 @@ using ControlDone = std::function<void(Expected<void>)>;
 
 class QmpSession : public std::enable_shared_from_this<QmpSession> {
  public:
-  QmpSession(boost::asio::io_context& io, std::function<void(GuestNotice)> on_notice);
+  // `on_ready` runs once QEMU has answered the capabilities negotiation: it has parsed its
+  // command line and set up its machine (a bad accelerator or device ends QEMU before that).
+  QmpSession(boost::asio::io_context& io, std::function<void(GuestNotice)> on_notice,
+             std::function<void()> on_ready);
   ~QmpSession();
 
   // Connects and starts reading. A failure is kept and reported to every later command.
@@ -38,6 +41,7 @@ class QmpSession : public std::enable_shared_from_this<QmpSession> {
 
  private:
   struct Impl;
+  void open_session(const std::filesystem::path& socket);
   void read();
   void deliver(std::string_view line);
   void fail_all(const std::string& why);

@@ -36,14 +36,11 @@ struct LineChannel {
   LineSplitter splitter;
   std::array<char, 4096> buffer{};
   std::function<void(std::string)> deliver;
-  UniqueFd copy;  // a file that gets every byte as it comes (the console log), if any
+  std::optional<ConsoleLog> copy;  // gets every byte as it comes (the console log), if any
 
   void feed(std::string_view data) {
-    if (copy) {
-      // A log that cannot be written (disk full) must not stop the VM: drop the copy.
-      if (::write(copy.get(), data.data(), data.size()) < 0)
-        copy.reset();
-    }
+    if (copy)
+      copy->write(data);
     splitter.feed(data, [&](std::string_view line) { deliver(std::string(line)); });
   }
   // Reads whatever is buffered in the pipe right now, without waiting.
@@ -144,10 +141,17 @@ struct Reactor::Impl {
     child->control = launch->control;
     children.emplace(id, child);
     live.fetch_add(1);
-    child->observer.started(child->pid);
+    child->observer.spawned(child->pid);
     if (child->control.protocol == ControlProtocol::qmp) {
-      child->qmp = std::make_shared<QmpSession>(io, child->observer.guest_notice);
+      // Weak: the session lives in the child, and must not keep it alive.
+      std::weak_ptr<Child> weak = child;
+      child->qmp = std::make_shared<QmpSession>(io, child->observer.guest_notice, [weak] {
+        if (auto alive = weak.lock(); alive && !alive->reaped)
+          alive->observer.started();
+      });
       child->qmp->open(child->control.socket);
+    } else {
+      child->observer.started();
     }
 
     read_channel(child, child->console);

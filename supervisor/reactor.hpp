@@ -20,7 +20,11 @@
 namespace crosvisor {
 
 struct ChildObserver {
-  std::function<void(pid_t)> started;
+  // The VMM process exists (it can be signalled from now on)...
+  std::function<void(pid_t)> spawned;
+  // ...and has started its VM: QEMU answered on QMP (it has parsed its command line and built the
+  // machine); crosvm, which has no such handshake, at once.
+  std::function<void()> started;
   std::function<void(Error)> launch_failed;
   std::function<void(std::string)> console_line;
   std::function<void(std::string)> vmm_output_line;

@@ -47,13 +47,11 @@ void remove_abandoned(const std::filesystem::path& base) {
 
 }  // namespace
 
-void remove_abandoned_runtime_dirs() {
-  remove_abandoned(default_runtime_dir());
-}
-
 Expected<PrivateRuntimeDir> make_private_runtime_dir(const std::filesystem::path& chosen_base) {
   std::error_code ec;
-  auto base = chosen_base.empty() ? default_runtime_dir() : chosen_base;
+  auto base = chosen_base;
+  if (base.empty())
+    base = user_runtime_dir().value_or(std::filesystem::temp_directory_path());
   std::filesystem::create_directories(base, ec);
   if (ec || access(base.c_str(), W_OK) != 0) {
     if (!chosen_base.empty()) {

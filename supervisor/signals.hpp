@@ -20,13 +20,12 @@ void raise_fd_limit();
 // A fresh private directory for a supervisor that serves only this process, held by `owner_lock`
 // (flock) for as long as the process lives. Directories left by processes that died without
 // cleaning up (SIGKILL) are removed on the way: their lock is free. It is made under `base`, or
-// without one under default_runtime_dir() (the temporary directory when that is not writable).
+// without one under user_runtime_dir() (the temporary directory when there is none, or it is not
+// writable: mkdtemp's random name cannot be taken first).
 struct PrivateRuntimeDir {
   std::filesystem::path path;
   UniqueFd owner_lock;
 };
 Expected<PrivateRuntimeDir> make_private_runtime_dir(const std::filesystem::path& base = {});
-// Removes what crosvisor processes killed with SIGKILL left under default_runtime_dir().
-void remove_abandoned_runtime_dirs();
 
 }  // namespace crosvisor

@@ -1,7 +1,5 @@
 #include "supervisor/vmm_backend.hpp"
 
-#include <fcntl.h>
-
 #include "supervisor/crosvm_backend.hpp"
 #include "supervisor/qemu_backend.hpp"
 
@@ -33,15 +31,12 @@ Expected<VmmLaunch> prepare_vmm_launch(const VmSpec& spec, const LaunchContext& 
   }
   if (!launch || context.console_log.empty())
     return launch;
-  // A new run of a VM with this name starts a new log.
-  if (auto made = make_private_dir(context.console_log.parent_path()); !made)
-    return std::unexpected(made.error());
-  launch->console_log.reset(::open(context.console_log.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
-  if (!launch->console_log) {
-    return std::unexpected(
-        errno_error(ErrorKind::io, "console log " + context.console_log.string(), errno));
-  }
+  // Each boot is appended after a marker: a restarted VM keeps the lines of the boot before.
+  auto log = ConsoleLog::open(context.console_log, context.console_log_max_bytes, spec.owner_uid,
+                              boot_marker(spec.name));
+  if (!log)
+    return std::unexpected(log.error());
+  launch->console_log.emplace(std::move(*log));
   return launch;
 }
 

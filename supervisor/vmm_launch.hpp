@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "crosvisor/vm_spec.hpp"
+#include "supervisor/console_log.hpp"
 #include "supervisor/launch.hpp"
 #include "supervisor/vmm_control.hpp"
 
@@ -14,10 +15,10 @@ namespace crosvisor {
 
 struct VmmLaunch {
   LaunchRequest request;
-  UniqueFd console;        // read end of the guest's serial console
-  UniqueFd vmm_output;     // read end of the VMM's own stdout and stderr
-  ControlChannel control;  // how to reach the VMM while it runs
-  UniqueFd console_log;    // where the console is kept (debug = full), or nothing
+  UniqueFd console;                       // read end of the guest's serial console
+  UniqueFd vmm_output;                    // read end of the VMM's own stdout and stderr
+  ControlChannel control;                 // how to reach the VMM while it runs
+  std::optional<ConsoleLog> console_log;  // where the console is kept (debug = full)
 };
 
 // What the supervisor decided for one launch, beyond the spec.
@@ -25,6 +26,7 @@ struct LaunchContext {
   std::filesystem::path run_dir;      // the VM's private directory (sockets, generated files)
   std::uint32_t cid = 0;              // the VM's vsock CID
   std::filesystem::path console_log;  // empty: the console is not kept
+  std::uint64_t console_log_max_bytes = 16ull << 20;
 };
 
 // Opens a file the VMM will read through an inherited fd; the error names the role and path.

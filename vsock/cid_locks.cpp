@@ -1,40 +1,48 @@
 #include "vsock/cid_locks.hpp"
 
 #include <fcntl.h>
-#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <charconv>
+#include <cstddef>
 #include <cstdio>
+#include <cstring>
 
 namespace crosvisor::vsock {
+namespace {
 
-std::filesystem::path CidLocks::lock_path(std::uint32_t cid) const {
-  return dir_ / ("cid-" + std::to_string(cid) + ".lock");
+// An abstract address: sun_path starts with NUL and the name runs to the given length.
+socklen_t abstract_address(const std::string& name, sockaddr_un& address) {
+  address = {};
+  address.sun_family = AF_UNIX;
+  const std::size_t length = std::min(name.size(), sizeof(address.sun_path) - 1);
+  std::memcpy(address.sun_path + 1, name.data(), length);
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + length);
 }
 
-Expected<void> CidLocks::prepare() const {
-  std::error_code ec;
-  if (std::filesystem::create_directories(dir_, ec)) {
-    std::filesystem::permissions(dir_, std::filesystem::perms::owner_all, ec);
-  }
-  if (ec)
-    return make_error(ErrorKind::io, "create " + dir_.string() + ": " + ec.message());
-  return {};
+}  // namespace
+
+std::string CidLocks::name(std::uint32_t cid) const {
+  return scope_ + "/cid/" + std::to_string(cid);
 }
 
 Expected<std::optional<UniqueFd>> CidLocks::try_lock(std::uint32_t cid) const {
-  // The lock files stay in place after use: removing one while another process has it open but
-  // not yet locked would let two processes lock two different files for the same CID.
-  const auto path = lock_path(cid);
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd)
-    return std::unexpected(errno_error(ErrorKind::io, "open " + path.string(), errno));
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK)
+    return std::unexpected(
+        errno_error(ErrorKind::io, "socket for vsock CID " + std::to_string(cid), errno));
+  sockaddr_un address;
+  const socklen_t length = abstract_address(name(cid), address);
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
+    if (errno == EADDRINUSE)
       return std::optional<UniqueFd>();
-    return std::unexpected(errno_error(ErrorKind::io, "flock " + path.string(), errno));
+    return std::unexpected(errno_error(ErrorKind::io, "bind @" + name(cid), errno));
   }
+  // Listening lets a contender ask who holds the CID (SO_PEERCRED); nobody is ever accepted.
+  if (::listen(fd.get(), 1) != 0)
+    return std::unexpected(errno_error(ErrorKind::io, "listen @" + name(cid), errno));
   return std::optional<UniqueFd>(std::move(fd));
 }
 
@@ -42,7 +50,24 @@ void CidLocks::unlock(std::uint32_t, UniqueFd lock) const {
   lock.reset();
 }
 
+std::optional<std::string> CidLocks::holder(std::uint32_t cid) const {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd)
+    return std::nullopt;
+  sockaddr_un address;
+  const socklen_t length = abstract_address(name(cid), address);
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0)
+    return std::nullopt;
+  ucred peer{};
+  socklen_t size = sizeof(peer);
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 || peer.pid <= 0)
+    return std::nullopt;
+  return "pid " + std::to_string(peer.pid) + ", uid " + std::to_string(peer.uid);
+}
+
 Expected<LastCidFile> LastCidFile::open(const std::filesystem::path& file) {
+  std::error_code ec;
+  std::filesystem::create_directories(file.parent_path(), ec);
   UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd)
     return std::unexpected(errno_error(ErrorKind::io, "open " + file.string(), errno));

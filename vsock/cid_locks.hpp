@@ -1,32 +1,41 @@
-// Host-wide CID reservations: a CID granted by one crosvisor process (a daemon, an embedding
-// application) is locked with flock on a per-CID file in a shared runtime directory. The kernel
-// drops the lock when the holder dies, even by SIGKILL, so no CID leaks.
+// Host-wide CID reservations, shared by every crosvisor process of every user (a root daemon,
+// a user's own daemon, an embedding application): a CID is held by binding the abstract Unix
+// socket "@<scope>/cid/<N>". The kernel keeps one binding per name in a network namespace and
+// drops it when the holder dies, even by SIGKILL, so no CID leaks and nothing persists: unlike
+// lock files in a shared directory, there is no file another user could create first, make
+// unreadable or leave behind. Holding a CID takes a live process and an fd, as holding one
+// through /dev/vhost-vsock does. (Abstract names are per network namespace: crosvisor processes
+// of one host must share the host's.)
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <string>
 
 #include "core/unique_fd.hpp"
 #include "crosvisor/error.hpp"
 
 namespace crosvisor::vsock {
 
+inline constexpr const char* kDefaultCidScope = "crosvisor";
+
 class CidLocks {
  public:
-  explicit CidLocks(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  // `scope` separates independent worlds (tests, benchmarks); crosvisor's own is the default.
+  explicit CidLocks(std::string scope = kDefaultCidScope) : scope_(std::move(scope)) {}
 
-  // Creates the directory (mode 0700 when new).
-  Expected<void> prepare() const;
-  // The lock on `cid`, or nothing when another process holds it.
+  // The reservation of `cid`, or nothing when another process holds it.
   Expected<std::optional<UniqueFd>> try_lock(std::uint32_t cid) const;
-  // Gives a lock back. The file stays: one small file per CID ever used, at most one range's worth.
+  // Gives a reservation back.
   void unlock(std::uint32_t cid, UniqueFd lock) const;
-
-  std::filesystem::path lock_path(std::uint32_t cid) const;
+  // Who holds `cid` ("pid 1234, uid 1000"), when that can be told.
+  std::optional<std::string> holder(std::uint32_t cid) const;
+  // The abstract socket name (without its leading NUL).
+  std::string name(std::uint32_t cid) const;
 
  private:
-  std::filesystem::path dir_;
+  std::string scope_;
 };
 
 // The last CID a supervisor granted, kept across restarts so that a restarted supervisor does

@@ -98,7 +98,7 @@ Expected<std::uint32_t> CidPool::grant(const Reserve& reserve) {
     set_taken(*found, true);
     from = *found + 1;
   }
-  return make_error(ErrorKind::state, "no free vsock CID in " + range_.to_string() + ": " +
+  return make_error(ErrorKind::limit, "no free vsock CID in " + range_.to_string() + ": " +
                                           std::to_string(in_use_) + " granted here, " +
                                           std::to_string(external_.size()) +
                                           " held by other processes");
@@ -111,12 +111,12 @@ Expected<void> CidPool::grant_fixed(std::uint32_t cid, const Reserve& reserve) {
                                                      " this supervisor grants from");
   }
   if (in_use(cid)) {
-    return make_error(ErrorKind::state,
+    return make_error(ErrorKind::conflict,
                       "vsock CID " + std::to_string(cid) + " is already in use by another VM");
   }
   if (!reserve(cid)) {
-    return make_error(ErrorKind::state, "vsock CID " + std::to_string(cid) +
-                                            " is held by another process on this host");
+    return make_error(ErrorKind::conflict, "vsock CID " + std::to_string(cid) +
+                                               " is held by another process on this host");
   }
   const std::size_t i = index(cid);
   mine_[i / 64] |= std::uint64_t{1} << (i % 64);

@@ -1,8 +1,12 @@
 // The error type of crosvisor's functional core: a closed set of kinds, each with a message a
 // user can act on. Fallible core functions return Expected<T>; exceptions exist only at the edges.
+// The kind travels with the error from the core through the actors (crosvisor/error_bridge.hpp)
+// and the control socket ("kind" in error replies) to the `vm` command, whose exit code follows
+// from it (docs/cli.md has the table).
 #pragma once
 
 #include <expected>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -11,10 +15,15 @@ namespace crosvisor {
 enum class ErrorKind {
   invalid_config,  // a VM or fleet description is wrong (names file, line and key)
   io,              // a file, socket or pipe operation failed (names the path and errno text)
-  not_found,       // a named VM, binary or file does not exist
+  not_found,       // a named VM, fleet, binary or file does not exist (or is not the caller's)
   launch,          // the VMM child could not be started
   state,           // the request does not fit the VM's current state (e.g. VM is dead)
   protocol,        // a peer (QMP, a client) sent something we cannot understand
+  conflict,        // a name, CID or fleet is already taken
+  permission,      // the caller may not do this
+  unavailable,     // crosvisord cannot be reached, or is going away
+  limit,           // a configured limit was reached
+  interrupted,     // a signal ended the wait (client side)
 };
 
 struct Error {
@@ -34,6 +43,10 @@ inline std::unexpected<Error> make_error(ErrorKind kind, std::string message) {
 // "open /x/y: No such file or directory" from the current errno.
 Error errno_error(ErrorKind kind, std::string_view what, int errnum);
 
+// A few words for people ("invalid configuration").
 std::string_view to_string(ErrorKind kind);
+// The kind's name on the wire and in JSON ("invalid_config"), and back.
+std::string_view kind_name(ErrorKind kind);
+std::optional<ErrorKind> kind_named(std::string_view name);
 
 }  // namespace crosvisor

@@ -37,6 +37,10 @@ using logs_atom = caf::atom_constant<caf::atom("logs")>;
 // a VmEvent, then every later VmEvent and, for debug=full VMs, ConsoleLine messages.
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 
+// To the service: (taken_atom, uint32_t owner_uid, std::vector<std::string> names) ->
+// std::vector<std::string>, those of `names` that live VMs of that owner hold.
+using taken_atom = caf::atom_constant<caf::atom("taken")>;
+
 // To the CID registry: (grant_atom, caf::actor owner, uint32_t fixed) -> uint32_t, where fixed 0
 // means "any free CID"; the CID returns when the owner is down or on (release_atom, cid).
 using grant_atom = caf::atom_constant<caf::atom("grant")>;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <string>
 
 #include "crosvisor/paths.hpp"
 
@@ -23,16 +24,21 @@ struct ServiceOptions {
   // Where VMs keep their sockets and temporary files; one subdirectory per VM, removed when it
   // dies.
   std::filesystem::path runtime_dir;
-  // Where debug = full VMs keep their console, one <name>.log each, truncated when a VM of that
-  // name starts again (default: <runtime_dir>/logs).
+  // Where debug = full VMs keep their console: <log_dir>/<name>.log, or <log_dir>/<uid>/<name>.log
+  // for a VM with an owner (crosvisord's clients), each boot appended after a marker line and
+  // the file rotated to <name>.log.1 when it reaches log_max_bytes (default: <runtime_dir>/logs).
   std::filesystem::path log_dir;
+  std::uint64_t log_max_bytes = 16ull << 20;
   // The I/O thread that starts and watches VMM children; created when not given.
   std::shared_ptr<Reactor> reactor;
-  // vsock CIDs: the range granted from, and the lock directory shared by every crosvisor process
-  // of the host (default: <default_runtime_dir()>/cids), which also keeps the last CID granted.
+  // vsock CIDs: the range granted from; the scope of the host-wide reservations every crosvisor
+  // process shares (vsock/cid_locks.hpp: leave it, unless a test needs a world of its own); where
+  // the last CID granted is kept, so that a restart does not hand out a recent CID at once
+  // (default: last-cid in the user's runtime directory; none when the user has none).
   std::uint32_t cid_first = 2048;
   std::uint32_t cid_last = 65535;
-  std::filesystem::path cid_lock_dir;
+  std::string cid_scope = "crosvisor";
+  std::filesystem::path cid_state_file;
   VmmBinaries vmm_binaries;
 };
 

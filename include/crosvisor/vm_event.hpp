@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "crosvisor/vm_spec.hpp"
 #include "crosvisor/vm_state.hpp"
@@ -18,6 +19,8 @@ struct VmEvent {
   VmState state = VmState::created;
   std::optional<DeathReason> reason;  // set when state == dead
   std::string detail;                 // pid when running; exit status and cause when dead
+  std::optional<pid_t> pid;           // set when state == running: the VMM's
+  std::optional<std::uint32_t> cid;   // set when state == running: the VM's vsock CID
 };
 
 struct ConsoleLine {
@@ -30,10 +33,19 @@ struct VmInfo {
   VmState state = VmState::created;
   VmmKind vmm = VmmKind::qemu;
   DebugLevel debug = DebugLevel::none;
-  pid_t pid = -1;
-  std::uint32_t cid = 0;         // 0 until granted
-  std::int64_t uptime_ms = 0;    // since the VMM started; 0 before
+  std::optional<pid_t> pid;                // while the VMM runs
+  std::optional<std::uint32_t> cid;        // from its grant until the VM is dead
+  std::int64_t uptime_ms = 0;              // since the VMM started; 0 before and after
+  std::optional<std::int64_t> started_at;  // when the VMM started (Unix time, ms)
   std::optional<std::uint32_t> owner_uid;  // the VmSpec's owner
+  std::uint32_t memory_mib = 0;
+  std::uint32_t cpus = 0;
+  std::string kernel;                 // as the client named it
+  std::vector<std::string> disks;     // one description per disk, in guest order
+  std::string console_log;            // debug = full: where the console is kept
+  std::string fleet;                  // the fleet it belongs to, if any
+  std::optional<DeathReason> reason;  // once dead
+  std::string detail;                 // once dead: how it ended
 };
 
 }  // namespace crosvisor

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -81,6 +82,16 @@ struct VmSpec {
   // Files the client opened itself and handed over (see hand_over); kept open while any copy of
   // this spec lives.
   std::vector<std::shared_ptr<const int>> handed_fds;
+  // How the client named each handed file (/proc/self/fd/N -> its own path), for messages and
+  // `vm info` only: the supervisor never opens these paths.
+  std::map<std::string, std::string> shown_paths;
+  // The fleet this VM belongs to, if any.
+  std::string fleet;
+
+  // `path` as the client knows it: its own name for a handed file, else the path itself.
+  std::string shown(const std::filesystem::path& path) const;
+  // `text` with every handed file's /proc/self/fd/N replaced by the client's name for it.
+  std::string shown_in(std::string text) const;
 
   // Takes ownership of `fd`, a file the client opened with its own rights, and returns the path
   // to use for it in this spec (kernel, initrd, a disk or a partition): /proc/self/fd/N. The
@@ -93,10 +104,15 @@ struct VmSpec {
 
 // 1-64 letters, digits, '-', '_' or '.', not starting with '-' or '.', and not all digits (a
 // number names a CID where a VM is asked for by name or CID). A VM's name is also the
-// name of its console log file.
+// name of its console log file. Fleets are named by the same rule.
 bool is_valid_vm_name(std::string_view name);
+inline constexpr const char* kVmNameRule =
+    "1-64 letters, digits, '-', '_' or '.', not starting with '-' or '.', not all digits";
 
 std::string_view to_string(VmmKind kind);
 std::string_view to_string(DebugLevel level);
+// The reverse; nothing for a name that is not one.
+std::optional<VmmKind> vmm_kind_named(std::string_view name);
+std::optional<DebugLevel> debug_level_named(std::string_view name);
 
 }  // namespace crosvisor

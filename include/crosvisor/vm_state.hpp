@@ -1,6 +1,7 @@
 // The lifecycle of a VM as clients see it, and why a VM died (AVF's DeathReason, extended).
 #pragma once
 
+#include <optional>
 #include <string_view>
 
 namespace crosvisor {
@@ -21,5 +22,8 @@ enum class DeathReason {
 
 std::string_view to_string(VmState state);
 std::string_view to_string(DeathReason reason);
+// The reverse; nothing for a name that is not one.
+std::optional<VmState> vm_state_named(std::string_view name);
+std::optional<DeathReason> death_reason_named(std::string_view name);
 
 }  // namespace crosvisor

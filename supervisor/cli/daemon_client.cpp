@@ -2,46 +2,80 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
+#include <fstream>
 
-#include "daemon/control_socket.hpp"
+#include "crosvisor/paths.hpp"
 #include "protocol/fd_passing.hpp"
-#include "supervisor/launch.hpp"
 
 namespace crosvisor::cli {
+namespace {
 
-std::filesystem::path choose_socket(const std::optional<std::filesystem::path>& option) {
-  if (option)
-    return *option;
-  if (const char* from_env = std::getenv("CROSVISOR_SOCKET"); from_env && *from_env)
-    return from_env;
-  return daemon::default_control_socket();
+// Seconds a daemon started on demand stays up with nothing to supervise.
+constexpr const char* kIdleExitSeconds = "10";
+
+Expected<void> check_socket_dir(const std::filesystem::path& socket) {
+  auto dir = socket.parent_path();
+  if (dir.empty())
+    dir = ".";
+  if (auto checked = check_private_dir(dir); !checked) {
+    if (checked.error().kind == ErrorKind::not_found)
+      return make_error(ErrorKind::unavailable, "no crosvisord at " + socket.string());
+    return make_error(ErrorKind::permission, "not trusting the crosvisord socket " +
+                                                 socket.string() + ": " + checked.error().message);
+  }
+  return {};
 }
+
+// Reads one signal from `signal_fd`: its number.
+int read_signal(int signal_fd) {
+  signalfd_siginfo info{};
+  if (::read(signal_fd, &info, sizeof(info)) != sizeof(info))
+    return 0;
+  return static_cast<int>(info.ssi_signo);
+}
+
+}  // namespace
 
 Expected<DaemonClient> DaemonClient::connect(const std::filesystem::path& path) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (path.native().size() >= sizeof(address.sun_path))
-    return make_error(ErrorKind::io, path.string() + ": socket path too long");
+    return make_error(ErrorKind::invalid_config, path.string() + ": socket path too long");
+  if (auto trusted = check_socket_dir(path); !trusted)
+    return std::unexpected(trusted.error());
   std::memcpy(address.sun_path, path.c_str(), path.native().size() + 1);
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd)
     return std::unexpected(errno_error(ErrorKind::io, "socket", errno));
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
     const int saved = errno;
-    const auto kind =
-        saved == ENOENT || saved == ECONNREFUSED ? ErrorKind::not_found : ErrorKind::io;
+    const auto kind = saved == ENOENT || saved == ECONNREFUSED ? ErrorKind::unavailable
+                      : saved == EACCES                        ? ErrorKind::permission
+                                                               : ErrorKind::io;
     return std::unexpected(errno_error(kind, "no crosvisord at " + path.string(), saved));
   }
-  return DaemonClient(std::move(fd));
+  ucred peer{};
+  socklen_t size = sizeof(peer);
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0)
+    return std::unexpected(errno_error(ErrorKind::io, "SO_PEERCRED on " + path.string(), errno));
+  if (peer.uid != 0 && peer.uid != ::geteuid()) {
+    return make_error(ErrorKind::permission, "the process serving " + path.string() + " (pid " +
+                                                 std::to_string(peer.pid) + ") runs as uid " +
+                                                 std::to_string(peer.uid) +
+                                                 ", neither you nor root: not sending it anything");
+  }
+  return DaemonClient(std::move(fd), path, peer.uid);
 }
 
 Expected<std::uint64_t> DaemonClient::send(nlohmann::json request,
@@ -58,13 +92,14 @@ Expected<std::uint64_t> DaemonClient::send(nlohmann::json request,
     auto n = protocol::send_with_fds(socket_.get(), std::string_view(frame).substr(sent),
                                      sent == 0 ? numbers : std::vector<int>{});
     if (!n)
-      return make_error(ErrorKind::io, "send to crosvisord: " + n.error().message);
+      return make_error(ErrorKind::unavailable, "send to crosvisord: " + n.error().message);
     sent += *n;
   }
   return id;
 }
 
 Expected<std::optional<nlohmann::json>> DaemonClient::next(int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
     auto frame = decoder_.next();
     if (!frame)
@@ -75,20 +110,33 @@ Expected<std::optional<nlohmann::json>> DaemonClient::next(int timeout_ms) {
         return make_error(ErrorKind::protocol, "crosvisord sent something that is not JSON");
       return std::optional<nlohmann::json>(std::move(message));
     }
-    pollfd wait{socket_.get(), POLLIN, 0};
-    const int ready = ::poll(&wait, 1, timeout_ms);
+    int wait_ms = -1;
+    if (timeout_ms >= 0) {
+      wait_ms = static_cast<int>(std::max<std::int64_t>(
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                   std::chrono::steady_clock::now())
+                 .count()));
+    }
+    pollfd waits[2] = {{socket_.get(), POLLIN, 0}, {signal_fd_, POLLIN, 0}};
+    const int ready = ::poll(waits, signal_fd_ >= 0 ? 2 : 1, wait_ms);
     if (ready < 0 && errno == EINTR)
       continue;
     if (ready == 0)
       return std::optional<nlohmann::json>();
+    if (signal_fd_ >= 0 && (waits[1].revents & POLLIN)) {
+      last_signal_ = read_signal(signal_fd_);
+      if (!on_signal_ || !on_signal_(last_signal_))
+        return make_error(ErrorKind::interrupted, "interrupted");
+      continue;
+    }
     std::array<char, 65536> buffer;
     const ssize_t n = ::recv(socket_.get(), buffer.data(), buffer.size(), 0);
     if (n == 0)
-      return make_error(ErrorKind::io, "crosvisord closed the connection");
+      return make_error(ErrorKind::unavailable, "crosvisord closed the connection");
     if (n < 0) {
       if (errno == EINTR)
         continue;
-      return std::unexpected(errno_error(ErrorKind::io, "read from crosvisord", errno));
+      return std::unexpected(errno_error(ErrorKind::unavailable, "read from crosvisord", errno));
     }
     decoder_.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
   }
@@ -100,6 +148,10 @@ Expected<nlohmann::json> DaemonClient::call(
   auto id = send(std::move(request), fds);
   if (!id)
     return std::unexpected(id.error());
+  const auto refusal = [](const nlohmann::json& reply) {
+    const auto kind = kind_named(reply.value("kind", std::string()));
+    return Error{kind.value_or(ErrorKind::protocol), reply.value("error", std::string("refused"))};
+  };
   for (;;) {
     auto message = next();
     if (!message)
@@ -112,59 +164,189 @@ Expected<nlohmann::json> DaemonClient::call(
     }
     if (!json.contains("id") || json["id"] != *id) {
       if (json.value("ok", true) == false)  // a refusal of the stream itself
-        return make_error(ErrorKind::protocol, json.value("error", std::string("refused")));
+        return std::unexpected(refusal(json));
       continue;
     }
     if (!json.value("ok", false))
-      return make_error(ErrorKind::protocol, json.value("error", std::string("refused")));
+      return std::unexpected(refusal(json));
     return json;
   }
 }
 
-Expected<PrivateSupervisor> start_private_supervisor(const std::vector<std::string>& extra_args,
-                                                     const std::string& log_level) {
-  auto dir = make_private_runtime_dir();
-  if (!dir)
-    return std::unexpected(dir.error());
-  // The runtime dir's owner lock is this process's; the supervisor gets its own dir under it.
-  const auto socket = dir->path / "control.sock";
-  LaunchRequest request;
-  const auto beside_us =
-      std::filesystem::read_symlink("/proc/self/exe").parent_path() / "crosvisord";
-  request.binary = std::filesystem::exists(beside_us) ? beside_us : "crosvisord";
-  request.args = {"--private",        "--socket",    socket.string(), "--runtime-dir",
-                  dir->path.string(), "--log-level", log_level};
-  request.args.insert(request.args.end(), extra_args.begin(), extra_args.end());
-  // A supervisor holds several fds per VM: give it all this process may have.
-  rlimit limit{};
-  getrlimit(RLIMIT_NOFILE, &limit);
-  request.max_open_files = limit.rlim_max;
-  UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  request.fds.set(0, std::move(null));
-  request.fds.set(1, UniqueFd(fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)));
-  request.fds.set(2, UniqueFd(fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)));
-  auto child = spawn_child(request);
-  if (!child)
-    return std::unexpected(child.error());
-  for (int attempt = 0; attempt < 500; ++attempt) {
-    if (DaemonClient::connect(socket))
-      return PrivateSupervisor{child->pid, std::move(child->pidfd), socket, std::move(*dir)};
-    siginfo_t info{};
-    if (waitid(P_PIDFD, static_cast<id_t>(child->pidfd.get()), &info, WEXITED | WNOHANG) == 0 &&
-        info.si_pid != 0) {
-      return make_error(ErrorKind::launch, "the private crosvisord exited at once (status " +
-                                               std::to_string(info.si_status) + ")");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return make_error(ErrorKind::launch, "the private crosvisord did not open " + socket.string());
+namespace {
+
+std::vector<std::filesystem::path> candidates(const DaemonSearch& search, Error& why_none) {
+  if (search.socket)
+    return {*search.socket};
+  if (const char* from_env = std::getenv("CROSVISOR_SOCKET"); from_env && *from_env)
+    return {from_env};
+  std::vector<std::filesystem::path> sockets;
+  if (auto own = user_control_socket())
+    sockets.push_back(*own);
+  else
+    why_none = own.error();
+  if (::geteuid() != 0)
+    sockets.push_back(system_control_socket());
+  return sockets;
 }
 
-void finish_private_supervisor(PrivateSupervisor& supervisor) {
-  siginfo_t info{};
-  waitid(P_PIDFD, static_cast<id_t>(supervisor.pidfd.get()), &info, WEXITED);
-  std::error_code ignored;
-  std::filesystem::remove_all(supervisor.dir.path, ignored);
+// The last line crosvisord logged: why a daemon started on demand did not come up.
+std::string last_log_line(const std::filesystem::path& log) {
+  std::ifstream in(log);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (!line.empty())
+      last = line;
+  }
+  return last;
+}
+
+// Starts crosvisord detached (its own session, not our child: it outlives this command and
+// serves the user's other terminals), with this command's environment, so that it looks VMM
+// binaries up on the user's PATH. Returns a pipe that yields a byte once it serves, or
+// end-of-file if it gave up.
+Expected<UniqueFd> spawn_detached_daemon(const std::filesystem::path& socket,
+                                         const std::string& log_level) {
+  // One level only: a mistyped --socket must not leave a tree of directories behind.
+  const auto dir = socket.parent_path();
+  std::error_code ec;
+  if (std::filesystem::create_directory(dir, ec))
+    ::chmod(dir.c_str(), 0700);
+  if (ec)
+    return make_error(ErrorKind::unavailable, "no crosvisord at " + socket.string() +
+                                                  ", and none can be started there: create " +
+                                                  dir.string() + ": " + ec.message());
+  if (auto checked = check_private_dir(dir); !checked)
+    return make_error(ErrorKind::permission, "not starting crosvisord at " + socket.string() +
+                                                 ": " + checked.error().message);
+  const auto beside_us =
+      std::filesystem::read_symlink("/proc/self/exe").parent_path() / "crosvisord";
+  const std::string binary = std::filesystem::exists(beside_us) ? beside_us.string() : "crosvisord";
+  const std::string log = (dir / "crosvisord.log").string();
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0)
+    return std::unexpected(errno_error(ErrorKind::io, "pipe", errno));
+  UniqueFd ready_read(ready[0]);
+  UniqueFd ready_write(ready[1]);
+  const std::string ready_fd = "3";
+  std::vector<std::string> args = {binary,
+                                   "--socket",
+                                   socket.string(),
+                                   "--exit-when-idle",
+                                   kIdleExitSeconds,
+                                   "--log-file",
+                                   log,
+                                   "--log-level",
+                                   log_level == "warn" ? "info" : log_level,
+                                   "--ready-fd",
+                                   ready_fd};
+  std::vector<char*> argv;
+  for (auto& arg : args)
+    argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  const pid_t child = ::fork();
+  if (child < 0)
+    return std::unexpected(errno_error(ErrorKind::io, "fork", errno));
+  if (child == 0) {
+    // The middle process: a new session, then the daemon as its child, then gone, so that the
+    // daemon is nobody's child but init's (or the user's subreaper's).
+    ::setsid();
+    const pid_t daemon = ::fork();
+    if (daemon != 0)
+      ::_exit(daemon < 0 ? 1 : 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    const int null = ::open("/dev/null", O_RDWR);
+    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
+    ::dup2(null, 0);
+    ::dup2(out >= 0 ? out : null, 1);
+    ::dup2(out >= 0 ? out : null, 2);
+    if (ready_write.get() == 3)
+      ::fcntl(3, F_SETFD, 0);
+    else
+      ::dup2(ready_write.get(), 3);  // dup2 clears close-on-exec: the daemon inherits it
+    ::close_range(4, ~0U, 0);
+    ::chdir("/");
+    ::execv(argv[0], argv.data());
+    ::execvp("crosvisord", argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return ready_read;
+}
+
+}  // namespace
+
+Expected<DaemonClient> find_daemon(const DaemonSearch& search) {
+  Error why_none{ErrorKind::unavailable, "no crosvisord"};
+  const auto sockets = candidates(search, why_none);
+  std::optional<Error> first_error;
+  for (const auto& socket : sockets) {
+    auto client = DaemonClient::connect(socket);
+    if (client)
+      return client;
+    // A socket we must not trust is reported even when another one works: it is an attack, or
+    // a mistake the user needs to know of.
+    if (client.error().kind == ErrorKind::permission)
+      return std::unexpected(client.error());
+    if (!first_error)
+      first_error = client.error();
+  }
+  if (sockets.empty() || !first_error)
+    return std::unexpected(why_none);
+  std::string tried;
+  for (const auto& socket : sockets)
+    tried += (tried.empty() ? "" : ", ") + socket.string();
+  return make_error(ErrorKind::unavailable, "no crosvisord answers at " + tried);
+}
+
+Expected<DaemonClient> find_or_start_daemon(const DaemonSearch& search,
+                                            const std::function<void(const std::string&)>& say) {
+  auto found = find_daemon(search);
+  if (found || found.error().kind != ErrorKind::unavailable)
+    return found;
+  std::filesystem::path socket;
+  if (search.socket) {
+    socket = *search.socket;
+  } else if (const char* from_env = std::getenv("CROSVISOR_SOCKET"); from_env && *from_env) {
+    socket = from_env;
+  } else {
+    auto own = user_control_socket();
+    if (!own)
+      return std::unexpected(own.error());
+    socket = *own;
+  }
+  auto ready = spawn_detached_daemon(socket, search.log_level);
+  if (!ready)
+    return std::unexpected(ready.error());
+  // A byte once it serves; end-of-file if it gave up (another daemon may have won the race to
+  // the socket: then that one answers).
+  pollfd waits[2] = {{ready->get(), POLLIN, 0}, {search.signal_fd, POLLIN, 0}};
+  for (;;) {
+    const int n = ::poll(waits, search.signal_fd >= 0 ? 2 : 1, 30'000);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n == 0)
+      return make_error(ErrorKind::unavailable,
+                        "crosvisord did not start serving " + socket.string() + " within 30 s");
+    if (search.signal_fd >= 0 && (waits[1].revents & POLLIN))
+      return make_error(ErrorKind::interrupted, "interrupted");
+    break;
+  }
+  auto client = DaemonClient::connect(socket);
+  if (!client) {
+    const auto why = last_log_line(socket.parent_path() / "crosvisord.log");
+    return make_error(ErrorKind::unavailable, "crosvisord could not be started at " +
+                                                  socket.string() +
+                                                  (why.empty() ? std::string() : ": " + why));
+  }
+  if (say)
+    say("started crosvisord at " + socket.string() +
+        " (it serves your other terminals too, and exits when it has nothing left to supervise)");
+  return client;
 }
 
 }  // namespace crosvisor::cli

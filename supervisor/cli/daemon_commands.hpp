@@ -13,7 +13,7 @@ struct DaemonOptions {
   bool json = false;
 };
 
-int list_vms(const DaemonOptions& options, bool all);
+int list_vms(const DaemonOptions& options, bool all_users);
 int show_info(const DaemonOptions& options, const std::string& vm);
 int stop_vm(const DaemonOptions& options, const std::string& vm, std::optional<double> timeout_s,
             bool force);

@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <sys/signalfd.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -12,6 +11,7 @@
 #include "protocol/requests.hpp"
 #include "protocol/spec_json.hpp"
 #include "supervisor/cli/daemon_client.hpp"
+#include "supervisor/cli/output.hpp"
 #include "supervisor/exit_codes.hpp"
 #include "supervisor/signals.hpp"
 
@@ -29,75 +29,65 @@ void print_event(const VmEvent& event) {
   std::cerr << line << std::endl;
 }
 
-// The VMM binaries a private supervisor needs for this VM: the file's, else the flags'.
-std::vector<std::string> binary_args(const VmSpec& spec, const VmmBinaries& flags) {
-  std::vector<std::string> args;
-  auto qemu = flags.qemu;
-  auto crosvm = flags.crosvm;
-  if (!spec.vmm_binary.empty())
-    (spec.vmm == VmmKind::crosvm ? crosvm : qemu) = spec.vmm_binary;
-  if (!qemu.empty())
-    args.insert(args.end(), {"--qemu", qemu.string()});
-  if (!crosvm.empty())
-    args.insert(args.end(), {"--crosvm", crosvm.string()});
-  return args;
+std::string seconds_text(std::chrono::milliseconds ms) {
+  const auto tenths = ms.count() / 100;
+  return std::to_string(tenths / 10) + (tenths % 10 ? "." + std::to_string(tenths % 10) : "") +
+         " s";
 }
 
 }  // namespace
 
 int run_vm(const RunOptions& options) {
-  remove_abandoned_runtime_dirs();
   auto spec = config::load_vm_file(options.file);
-  if (!spec) {
-    std::cerr << "vm: " << spec.error().message << '\n';
-    return kExitConfig;
-  }
+  if (!spec)
+    return report(spec.error());
   if (options.name)
     spec->name = *options.name;
   if (options.debug)
     spec->debug = *options.debug;
   if (options.accel)
     spec->accel = *options.accel;
+  if (spec->vmm_binary.empty()) {
+    spec->vmm_binary =
+        spec->vmm == VmmKind::crosvm ? options.vmm_binaries.crosvm : options.vmm_binaries.qemu;
+  }
+  if (options.console && spec->debug == DebugLevel::none) {
+    std::cerr << "vm " << spec->name
+              << ": debug = \"none\": its console is neither kept nor shown, so --console shows "
+                 "nothing (run it with --debug full to see it)\n";
+  }
   // The files are opened here, with this user's rights; the supervisor gets the fds.
   auto message = protocol::spec_to_message(*spec);
-  if (!message) {
-    std::cerr << "vm: " << message.error().message << '\n';
-    return kExitConfig;
-  }
+  if (!message)
+    return report(message.error());
 
-  // Before any thread exists: the signals are read from a signalfd.
+  // Before any thread exists: the signals are read from a signalfd, at every wait below.
   const sigset_t stop_signals = block_stop_signals();
-  const auto socket = choose_socket(options.socket);
-  auto client = DaemonClient::connect(socket);
-  std::optional<PrivateSupervisor> supervisor;
-  if (!client && client.error().kind == ErrorKind::not_found) {
-    // No daemon: a supervisor of our own, which dies with us.
-    auto started =
-        start_private_supervisor(binary_args(*spec, options.vmm_binaries), options.log_level);
-    if (!started) {
-      std::cerr << "vm: " << started.error().message << '\n';
-      return kExitSupervisor;
-    }
-    supervisor = std::move(*started);
-    client = DaemonClient::connect(supervisor->socket);
-  } else if (client && (!spec->vmm_binary.empty() || !options.vmm_binaries.qemu.empty() ||
-                        !options.vmm_binaries.crosvm.empty())) {
-    std::cerr << "vm: " << options.file.string()
-              << " or the command line names a VMM binary, but crosvisord at " << socket.string()
-              << " runs the binaries it was started with\n";
-    return kExitUsage;
-  }
+  UniqueFd signals(signalfd(-1, &stop_signals, SFD_CLOEXEC));
+  const auto interrupted = [&](int signo) {
+    std::cerr << "vm " << spec->name << ": interrupted before it started; nothing is left\n";
+    return kExitInterrupted + (signo != 0 ? signo : SIGINT);
+  };
+  auto client =
+      find_or_start_daemon(DaemonSearch{options.socket, options.log_level, signals.get()},
+                           [](const std::string& news) { std::cerr << "vm: " << news << '\n'; });
   if (!client) {
-    std::cerr << "vm: " << client.error().message << '\n';
-    return kExitSupervisor;
+    if (client.error().kind == ErrorKind::interrupted)
+      return interrupted(SIGINT);
+    return report(client.error());
   }
 
-  int exit_code = kExitSupervisor;
+  int exit_code = -1;  // until the VM is dead
   int interrupted_by = 0;
   const auto on_event = [&](const json& event) {
-    if (event.value("event", "") == "console") {
+    const std::string kind = event.value("event", "");
+    if (kind == "console") {
       if (options.console)
         std::cout << event.value("line", "") << std::endl;
+      return;
+    }
+    if (kind == "daemon") {
+      std::cerr << "vm: " << event.value("detail", "crosvisord is going away") << '\n';
       return;
     }
     auto state = protocol::parse_state_event(event);
@@ -107,16 +97,18 @@ int run_vm(const RunOptions& options) {
     if (state->state == VmState::dead)
       exit_code = exit_code_for(state->reason.value_or(DeathReason::unknown));
   };
+  // Ctrl-C while the VM is being created: leaving is enough, the session's end stops the VM.
+  client->watch_signals(signals.get());
   auto created = client->call({{"op", "create"}, {"vm", message->vm}}, on_event, message->fds);
   message->fds.clear();
   if (!created) {
-    std::cerr << "vm: " << created.error().message << '\n';
-    return kExitConfig;
+    if (created.error().kind == ErrorKind::interrupted)
+      return interrupted(client->last_signal());
+    return report(created.error());
   }
+  client->watch_signals(-1);  // from here on, the loop below reads them itself
 
-  UniqueFd signals(signalfd(-1, &stop_signals, SFD_CLOEXEC));
-  bool dead = exit_code != kExitSupervisor;
-  while (!dead) {
+  while (exit_code < 0) {
     pollfd waits[2] = {{client->fd(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
     if (::poll(waits, 2, -1) < 0 && errno != EINTR)
       break;
@@ -125,10 +117,15 @@ int run_vm(const RunOptions& options) {
       if (::read(signals.get(), &info, sizeof(info)) == sizeof(info)) {
         // First SIGINT/SIGTERM: graceful stop with escalation. A second one: SIGKILL at once.
         json stop = {{"op", "stop"}, {"vm", spec->name}};
-        if (interrupted_by != 0)
+        if (interrupted_by != 0) {
           stop["force"] = true;
-        else
+          std::cerr << "vm " << spec->name << ": killing it\n";
+        } else {
           interrupted_by = static_cast<int>(info.ssi_signo);
+          std::cerr << "vm " << spec->name << ": asking the guest to power off; it has "
+                    << seconds_text(spec->stop_timeout)
+                    << " before its VMM is made to stop (press Ctrl-C again to kill it now)\n";
+        }
         (void)client->send(stop);
       }
     }
@@ -137,29 +134,22 @@ int run_vm(const RunOptions& options) {
       for (;;) {
         auto next = client->next(0);
         if (!next) {
-          std::cerr << "vm: " << next.error().message << '\n';
-          dead = true;
-          break;
+          std::cerr << "vm: " << next.error().message << " before " << spec->name
+                    << " was reported dead; its session, and so the VM, ended with it\n";
+          return kExitSupervisor;
         }
         if (!next->has_value())
           break;
         if ((**next).contains("event"))
           on_event(**next);
-        dead = exit_code != kExitSupervisor;
-        if (dead)
+        if (exit_code >= 0)
           break;
       }
     }
   }
-  if (supervisor) {
-    // Our session ends with the connection; the private supervisor then exits by itself.
-    client = make_error(ErrorKind::io, "closed");
-    finish_private_supervisor(*supervisor);
-  }
   // Interrupted and stopped as asked: report the interruption the way shells expect.
-  if (interrupted_by != 0 && (exit_code == 0 || exit_code == exit_code_for(DeathReason::killed))) {
-    return 128 + interrupted_by;
-  }
+  if (interrupted_by != 0 && (exit_code == 0 || exit_code == exit_code_for(DeathReason::killed)))
+    return kExitInterrupted + interrupted_by;
   return exit_code;
 }
 

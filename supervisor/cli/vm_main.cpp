@@ -1,8 +1,9 @@
-// The `vm` command: run, list, info, stop, logs (through crosvisord), composite, version.
+// The `vm` command: run, list, info, stop, logs, fleet (through crosvisord), composite, version.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <iostream>
 
 #include "supervisor/cli/composite_command.hpp"
 #include "supervisor/cli/daemon_commands.hpp"
@@ -16,13 +17,15 @@ int main(int argc, char** argv) {
   using namespace crosvisor;
   CLI::App app{"vm: start, watch and stop crosvisor virtual machines"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options may come after the command too: `vm list --socket S`
+  app.set_version_flag("--version", std::string("vm ") + CROSVISOR_VERSION);
   std::string log_level = "warn";
   std::optional<std::filesystem::path> socket;
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   app.add_option("--socket", socket,
-                 "crosvisord's control socket (default: $CROSVISOR_SOCKET, else the default "
-                 "path)");
+                 "crosvisord's control socket (default: $CROSVISOR_SOCKET, else your own "
+                 "crosvisord's, then the host's; see docs/cli.md)");
 
   cli::RunOptions run;
   std::string debug;
@@ -39,9 +42,13 @@ int main(int argc, char** argv) {
   add_vmm_binary_options(*run_cmd, run.vmm_binaries);
 
   cli::DaemonOptions daemon_options;
-  bool all = false;
+  bool all_users = false;
+  bool all_moved = false;
   auto* list_cmd = app.add_subcommand("list", "List your VMs");
-  list_cmd->add_flag("--all", all, "Every user's VMs (root or the daemon's own user)");
+  list_cmd->add_flag("--all-users", all_users, "Every user's VMs (root or the daemon's own user)");
+  // virsh and docker take --all for "dead ones too": not what it meant here once, so it is not
+  // silently something else now.
+  list_cmd->add_flag("--all", all_moved, "(use --all-users for every user's VMs)")->group("");
   list_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
 
   std::string target;
@@ -69,6 +76,7 @@ int main(int argc, char** argv) {
 
   auto* fleet_cmd = app.add_subcommand("fleet", "Fleets of VMs described in one TOML file");
   fleet_cmd->require_subcommand(1);
+  fleet_cmd->fallthrough();
   std::filesystem::path fleet_file;
   auto* fleet_check_cmd =
       fleet_cmd->add_subcommand("check", "Validate a fleet file, start nothing");
@@ -85,7 +93,7 @@ int main(int argc, char** argv) {
   bool fleet_all = false;
   auto* fleet_status_cmd = fleet_cmd->add_subcommand("status", "Show your fleets");
   fleet_status_cmd->add_option("NAME", fleet_name, "Only this fleet");
-  fleet_status_cmd->add_flag("--all", fleet_all, "Every user's fleets");
+  fleet_status_cmd->add_flag("--all-users", fleet_all, "Every user's fleets");
   fleet_status_cmd->add_flag("--json", daemon_options.json, "JSON instead of tables");
   std::optional<double> fleet_timeout;
   auto* fleet_down_cmd =
@@ -93,11 +101,14 @@ int main(int argc, char** argv) {
   fleet_down_cmd->add_option("NAME", fleet_name, "The fleet (default: your only one)");
   fleet_down_cmd->add_option("--timeout", fleet_timeout,
                              "Seconds each guest gets to power off before it is made to stop");
+  bool fleet_force = false;
+  fleet_down_cmd->add_flag("--force", fleet_force, "SIGKILL every VMM of the fleet at once");
   fleet_down_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
   std::string fleet_vm;
   auto* fleet_restart_cmd = fleet_cmd->add_subcommand("restart", "Restart one VM of a fleet");
   fleet_restart_cmd->add_option("VM", fleet_vm, "The VM")->required();
   fleet_restart_cmd->add_option("--fleet", fleet_name, "The fleet (default: the one with VM)");
+  fleet_restart_cmd->add_flag("--json", daemon_options.json, "JSON instead of text");
 
   std::filesystem::path composite_out;
   std::filesystem::path composite_inspect;
@@ -115,6 +126,26 @@ int main(int argc, char** argv) {
       ->excludes("--partition")
       ->excludes("OUT");
 
+  // A word where a command belongs that names none: say so, rather than "A subcommand is
+  // required" (CLI11's words for it).
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word == "--socket" || word == "--log-level") {
+      ++i;
+      continue;
+    }
+    if (word.empty() || word[0] == '-')
+      continue;
+    if (app.get_subcommands([&](CLI::App* sub) { return sub->get_name() == word; }).empty()) {
+      std::string commands;
+      for (auto* sub : app.get_subcommands([](CLI::App*) { return true; }))
+        commands += (commands.empty() ? "" : ", ") + sub->get_name();
+      std::cerr << "vm: unknown command '" << word << "' (commands: " << commands
+                << "; vm --help)\n";
+      return kExitUsage;
+    }
+    break;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -133,8 +164,14 @@ int main(int argc, char** argv) {
     run.log_level = log_level;
     return cli::run_vm(run);
   }
-  if (*list_cmd)
-    return cli::list_vms(daemon_options, all);
+  if (*list_cmd) {
+    if (all_moved) {
+      std::cerr << "vm list: --all is now --all-users (every user's VMs; root or the daemon's "
+                   "own user)\n";
+      return kExitUsage;
+    }
+    return cli::list_vms(daemon_options, all_users);
+  }
   if (*info_cmd)
     return cli::show_info(daemon_options, target);
   if (*stop_cmd)
@@ -152,7 +189,7 @@ int main(int argc, char** argv) {
   if (*fleet_status_cmd)
     return cli::fleet_status(daemon_options, fleet_name, fleet_all);
   if (*fleet_down_cmd)
-    return cli::fleet_down(daemon_options, fleet_name, fleet_timeout);
+    return cli::fleet_down(daemon_options, fleet_name, fleet_timeout, fleet_force);
   if (*fleet_restart_cmd)
     return cli::fleet_restart(daemon_options, fleet_name, fleet_vm);
   if (*composite_cmd) {

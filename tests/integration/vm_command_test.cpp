@@ -1,12 +1,10 @@
 // The `vm` command as a user runs it: real processes, real signals, real guests.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/file.h>
 
 #include <catch2/catch.hpp>
 
-#include "crosvisor/paths.hpp"
 #include "integration/guest.hpp"
+#include "integration/on_demand.hpp"
 #include "support/processes.hpp"
 #include "support/subprocess.hpp"
 #include "support/temp_dir.hpp"
@@ -18,41 +16,22 @@ namespace {
 
 constexpr auto kBoot = 90s;
 
-// The pid from "vm NAME: running: pid N".
+// The pid from "vm NAME: running: pid N, cid C".
 pid_t qemu_pid(test::Subprocess& vm) {
   auto line = vm.wait_for_line(": running: pid ", kBoot);
   REQUIRE(line.has_value());
   return std::stoi(line->substr(line->find("pid ") + 4));
 }
 
-// An environment in which no crosvisord answers: `vm run` starts a private supervisor.
-std::vector<std::string> no_daemon() {
-  return {"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-          "CROSVISOR_SOCKET=/nonexistent/crosvisor/control.sock"};
-}
-
-// Private runtime directories of `vm` processes that are gone (their owner lock is free).
-std::vector<std::filesystem::path> abandoned_runtime_dirs() {
-  std::vector<std::filesystem::path> found;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(default_runtime_dir(), ec)) {
-    if (entry.path().filename().string().rfind("run-", 0) != 0)
-      continue;
-    UniqueFd lock(::open((entry.path() / "owner.lock").c_str(), O_RDWR | O_CLOEXEC));
-    if (lock && ::flock(lock.get(), LOCK_EX | LOCK_NB) == 0)
-      found.push_back(entry.path());
-  }
-  return found;
-}
-
 }  // namespace
 
 TEST_CASE("vm run boots the VM, streams its console, reports SHUTDOWN and exits 0") {
   test::require_guest();
-  test::TempDir dir;
+  test::OnDemandSocket own;  // no crosvisord runs there: `vm run` starts one
   const auto file =
-      dir.write("hello.toml", test::guest_toml("hello", "cv.then=poweroff cv.delay=0.3"));
-  test::Subprocess vm({VM_BINARY, "run", "--console", file.string()}, no_daemon());
+      own.dir.write("hello.toml", test::guest_toml("hello", "cv.then=poweroff cv.delay=0.3"));
+  test::Subprocess vm({VM_BINARY, "run", "--console", file.string()}, own.env());
+  CHECK(vm.wait_for_line("vm: started crosvisord at " + own.socket.string(), kBoot));
   CHECK(vm.wait_for_line("vm hello: starting", kBoot));
   const pid_t pid = qemu_pid(vm);
   CHECK(vm.wait_for_line(test::kGuestReady, kBoot));  // the console, on stdout
@@ -60,59 +39,61 @@ TEST_CASE("vm run boots the VM, streams its console, reports SHUTDOWN and exits 
   CHECK(vm.wait_for_line("vm hello: dead (SHUTDOWN): exit 0", kBoot));
   CHECK(vm.wait_exit(30s) == 0);
   CHECK_FALSE(test::process_alive(pid));
+  // The daemon it started outlives it, then leaves once it has nothing to supervise.
+  CHECK(test::eventually([&] { return own.daemons().empty(); }, 30s));
 }
 
 TEST_CASE("vm run stopped with SIGINT stops the VM and leaves no QEMU process") {
   test::require_guest();
-  test::TempDir dir;
-  const auto file = dir.write("ctrlc.toml", test::guest_toml("ctrlc", ""));
-  test::Subprocess vm({VM_BINARY, "run", file.string()}, no_daemon());
+  test::OnDemandSocket own;
+  const auto file = own.dir.write("ctrlc.toml", test::guest_toml("ctrlc", ""));
+  test::Subprocess vm({VM_BINARY, "run", file.string()}, own.env());
   const pid_t pid = qemu_pid(vm);
   REQUIRE(vm.wait_for_line("vm ctrlc: ready", kBoot));
   vm.signal(SIGINT);
+  CHECK(vm.wait_for_line(
+      "vm ctrlc: asking the guest to power off; it has 10 s before its VMM is made to stop (press "
+      "Ctrl-C again to kill it now)",
+      10s));
   CHECK(vm.wait_for_line("vm ctrlc: dead (SHUTDOWN)", 30s));
   CHECK(vm.wait_exit(30s) == 128 + SIGINT);
   CHECK_FALSE(test::process_alive(pid));
   CHECK(test::processes_with_cmdline("-name ctrlc ").empty());
 }
 
-TEST_CASE("vm run killed with SIGKILL takes its QEMU child with it") {
+TEST_CASE("vm run killed with SIGKILL: its session ends, and with it the VM") {
   test::require_guest();
-  test::TempDir dir;
-  const auto file = dir.write("orphan.toml", test::guest_toml("orphan", ""));
-  test::Subprocess vm({VM_BINARY, "run", file.string()}, no_daemon());
+  test::OnDemandSocket own;
+  const auto file = own.dir.write("orphan.toml", test::guest_toml("orphan", ""));
+  test::Subprocess vm({VM_BINARY, "run", file.string()}, own.env());
   const pid_t pid = qemu_pid(vm);
   REQUIRE(vm.wait_for_line("vm orphan: ready", kBoot));
   vm.signal(SIGKILL);
   CHECK(vm.wait_exit(10s) == 128 + SIGKILL);
-  CHECK(test::eventually([&] { return !test::process_alive(pid); }, 10s));
-
-  // Its private runtime directory outlived it; the next `vm` on the host removes it.
-  const auto abandoned = abandoned_runtime_dirs();
-  CHECK_FALSE(abandoned.empty());
-  test::Subprocess next(
-      {VM_BINARY, "run", dir.write("bad.toml", "name = \"x\"\nkernel = \"none\"\n").string()});
-  CHECK(next.wait_exit(30s) == 3);
-  for (const auto& stale : abandoned)
-    CHECK_FALSE(std::filesystem::exists(stale));
+  // AVF's rule: a VM lives as long as its client. The daemon powers it off.
+  CHECK(test::eventually([&] { return !test::process_alive(pid); }, 30s));
+  CHECK(test::eventually([&] { return own.daemons().empty(); }, 30s));
 }
 
 TEST_CASE("vm run with a kernel that does not exist fails at once, naming it") {
   test::TempDir dir;
   const auto file =
       dir.write("nokernel.toml", "name = \"nokernel\"\nkernel = \"missing/vmlinuz\"\n");
-  test::Subprocess vm({VM_BINARY, "run", file.string()}, no_daemon());
+  test::OnDemandSocket own;
+  test::Subprocess vm({VM_BINARY, "run", file.string()}, own.env());
   // The client opens the VM's files itself (the supervisor only gets fds): it fails first.
   CHECK(vm.wait_exit(30s) == 3);
   CHECK_THAT(vm.output(), Catch::Contains("vm: kernel " + (dir / "missing/vmlinuz").string() +
                                           ": No such file or directory"));
   CHECK_THAT(vm.output(), !Catch::Contains("running"));
+  CHECK(own.daemons().empty());  // nothing was started for it
 }
 
 TEST_CASE("vm run rejects a misspelt key with the file, line and key") {
   test::TempDir dir;
   const auto file = dir.write("typo.toml", "name = \"typo\"\nkernel = \"k\"\ncpu = 2\n");
-  test::Subprocess vm({VM_BINARY, "run", file.string()}, no_daemon());
+  test::OnDemandSocket own;
+  test::Subprocess vm({VM_BINARY, "run", file.string()}, own.env());
   CHECK(vm.wait_exit(30s) == 3);
   CHECK_THAT(vm.output(),
              Catch::Contains(file.string() + ":3:1: key 'cpu': unknown key; did you mean 'cpus'?"));

@@ -79,7 +79,7 @@ debug = "verbose"
                             kSource);
   REQUIRE_FALSE(spec.has_value());
   const std::string& message = spec.error().message;
-  CHECK_THAT(message, Catch::Contains("hello.toml:1:8: key 'name': must be 1-64 characters"));
+  CHECK_THAT(message, Catch::Contains("hello.toml:1:8: key 'name': must be 1-64 letters"));
   CHECK_THAT(
       message,
       Catch::Contains(
@@ -214,4 +214,14 @@ TEST_CASE("ready can be a vsock callback port, but not both kinds at once") {
           .error()
           .message,
       Catch::Contains("key 'ready': give either 'console' or 'vsock_port', not both"));
+}
+
+TEST_CASE("a fleet file given where a VM file belongs says which command takes it") {
+  auto spec =
+      crosvisor::config::parse_vm_spec("[[vm]]\nname = \"a\"\nkernel = \"k\"\n", "/srv/shop.toml");
+  REQUIRE_FALSE(spec.has_value());
+  CHECK(spec.error().kind == crosvisor::ErrorKind::invalid_config);
+  CHECK(spec.error().message ==
+        "/srv/shop.toml is a fleet file ([[vm]] tables), not a VM file: use `vm fleet up "
+        "/srv/shop.toml`");
 }

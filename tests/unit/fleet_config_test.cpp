@@ -143,3 +143,46 @@ cid = 3000
   CHECK_THAT(text, Catch::Contains("CID 100 is outside the fleet's range 2048..65535"));
   CHECK_THAT(text, Catch::Contains("CID 3000 is also fixed-0's"));
 }
+
+TEST_CASE("a mistake in [defaults] is reported once, at its own line; merged values keep theirs") {
+  test::TempDir dir;
+  dir.write("k", "kernel");
+  const auto file = dir.write("t.toml", R"([fleet]
+name = "t"
+
+[defaults]
+kernel = "k"
+memory_mib = 5
+cpuz = 1
+
+[[vm]]
+name = "a"
+
+[[vm]]
+name = "b"
+cpus = 300
+
+[[vm]]
+name = "c-{index}"
+count = 2
+)");
+  auto fleet = load_fleet_file(file);
+  REQUIRE_FALSE(fleet.has_value());
+  const auto at = file.string();
+  CHECK(lines_of(fleet.error().message) ==
+        std::vector<std::string>{
+            at + ":6:14: key 'defaults.memory_mib': must be between 16 and 1048576, found 5",
+            at + ":7:1: key 'defaults.cpuz': unknown key; did you mean 'cpus'?",
+            at + ":14:8: key 'vm[1].cpus': must be between 1 and 256, found 300"});
+}
+
+TEST_CASE("a VM file given as a fleet file, and a fleet file given as a VM file, say so") {
+  test::TempDir dir;
+  dir.write("k", "kernel");
+  const auto vm_file = dir.write("hello.toml", "name = \"hello\"\nkernel = \"k\"\n");
+  auto as_fleet = load_fleet_file(vm_file);
+  REQUIRE_FALSE(as_fleet.has_value());
+  CHECK(as_fleet.error().message == vm_file.string() +
+                                        " is a VM file, not a fleet file: use `vm run " +
+                                        vm_file.string() + "`, or put its keys under [[vm]]");
+}

@@ -67,3 +67,19 @@ TEST_CASE("the start plan honours `after` and the concurrency limit") {
   CHECK(blocked.startable().empty());  // its dependent waits
   CHECK_FALSE(blocked.all_up());
 }
+
+TEST_CASE("a VM that fails for good blocks what waits for it, and a restart by hand unblocks it") {
+  // 0: db; 1: web after db; 2: lb after web; 3: cache, on its own.
+  StartPlan plan({{}, {0}, {1}, {}}, 4);
+  CHECK(plan.startable() == std::vector<std::size_t>{0, 3});
+  CHECK(plan.on_given_up(0) == std::vector<std::size_t>{1, 2});  // through web, lb too
+  CHECK(plan.blocked(1));
+  CHECK(plan.blocked(2));
+  CHECK_FALSE(plan.blocked(3));
+  CHECK(plan.startable().empty());
+  plan.on_restart(0);  // `vm fleet restart db`
+  CHECK_FALSE(plan.blocked(1));
+  CHECK(plan.startable().empty());  // web waits for db again
+  plan.on_up(0);
+  CHECK(plan.startable() == std::vector<std::size_t>{1});
+}

@@ -1,0 +1,191 @@
+// A session's fleet requests: fleet_up, fleet_status, fleet_down, fleet_restart.
+#include <algorithm>
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include "actors/fleet_actor.hpp"
+#include "crosvisor/error_bridge.hpp"
+#include "crosvisor/messages.hpp"
+#include "daemon/fleet_registry.hpp"
+#include "daemon/session_state.hpp"
+#include "protocol/fleet_json.hpp"
+
+namespace crosvisor::daemon {
+namespace {
+
+using json = nlohmann::json;
+
+template <class T>
+json or_null(const std::optional<T>& value) {
+  return value ? json(*value) : json(nullptr);
+}
+
+json member_json(const FleetMemberStatus& vm) {
+  return {{"name", vm.name},
+          {"state", to_string(vm.state)},
+          {"restarts", vm.restarts},
+          {"failed", vm.failed},
+          {"blocked", vm.blocked},
+          {"problem", vm.problem.empty() ? json(nullptr) : json(vm.problem)},
+          {"cid", or_null(vm.cid)},
+          {"pid", or_null(vm.pid)},
+          {"last_death", vm.last_death ? json(to_string(*vm.last_death)) : json(nullptr)}};
+}
+
+json status_json(const FleetStatus& status) {
+  json vms = json::array();
+  for (const auto& vm : status.vms)
+    vms.push_back(member_json(vm));
+  return {{"name", status.name},     {"total", status.vms.size()}, {"ready", status.ready},
+          {"failed", status.failed}, {"blocked", status.blocked},  {"vms", std::move(vms)}};
+}
+
+// The fleets this client may see (its own; every one for root, or with `all_users` for root and
+// the daemon's user), then `act`.
+void with_fleets(Session* self, const protocol::Request& request,
+                 std::function<void(std::vector<FleetEntry>)> act) {
+  const auto id = request.id;
+  const bool all = request.all_users;
+  if (all && !self->state.may_see_all())
+    return self->state.fail(id, ErrorKind::permission,
+                            "listing every user's fleets needs root or the daemon's own user");
+  const std::string name = request.fleet_name;
+  self->request(self->state.context.fleets, std::chrono::seconds(10), list_atom::value)
+      .then(
+          [=](const std::vector<FleetEntry>& entries) {
+            const uid_t uid = self->state.peer.uid;
+            std::vector<FleetEntry> visible;
+            for (const auto& entry : entries) {
+              const bool own = entry.owner_uid == uid;
+              if ((all || own || uid == 0) && (name.empty() || entry.name == name))
+                visible.push_back(entry);
+            }
+            // Root's own fleet first, when several users have one of that name.
+            std::stable_sort(visible.begin(), visible.end(), [&](const auto& a, const auto& b) {
+              return (a.owner_uid == uid) > (b.owner_uid == uid);
+            });
+            act(std::move(visible));
+          },
+          [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
+}
+
+// The one fleet a request names, or the refusal.
+void with_fleet(Session* self, const protocol::Request& request,
+                std::function<void(const FleetEntry&)> act) {
+  const auto id = request.id;
+  const std::string name = request.fleet_name;
+  with_fleets(self, request, [=](std::vector<FleetEntry> fleets) {
+    if (fleets.empty())
+      return self->state.fail(id, ErrorKind::not_found, "no fleet named " + name + " of yours");
+    act(fleets.front());
+  });
+}
+
+}  // namespace
+
+void handle_fleet_up(Session* self, const protocol::Request& request, std::vector<UniqueFd> fds) {
+  const auto id = request.id;
+  auto fleet = protocol::fleet_from_message(request.fleet, std::move(fds));
+  if (!fleet)
+    return self->state.fail(id, fleet.error());
+  for (auto& vm : fleet->vms) {
+    if (auto refused = check_vmm_binary(self, vm.spec))
+      return self->state.fail(id, *refused);
+    vm.spec.owner_uid = self->state.peer.uid;
+  }
+  const std::string name = fleet->name;
+  const bool foreground = request.foreground;
+  self->request(self->state.context.fleets, std::chrono::seconds(30), fleet_up_atom::value,
+                std::move(*fleet), static_cast<std::uint32_t>(self->state.peer.uid))
+      .then(
+          [=](caf::actor fleet_actor) {
+            if (foreground) {
+              // Held by this session: its members' state changes are the client's to show.
+              self->state.foreground_fleets.push_back(fleet_actor);
+              self->send(fleet_actor, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
+            }
+            json reply = protocol::ok_reply(id);
+            reply["fleet"] = name;
+            self->state.reply(std::move(reply));
+          },
+          [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
+}
+
+void handle_fleet_status(Session* self, const protocol::Request& request) {
+  const auto id = request.id;
+  const std::string name = request.fleet_name;
+  with_fleets(self, request, [=](std::vector<FleetEntry> fleets) {
+    if (!name.empty() && fleets.empty())
+      return self->state.fail(id, ErrorKind::not_found, "no fleet named " + name + " of yours");
+    auto gathered = std::make_shared<std::vector<json>>();
+    auto waiting = std::make_shared<std::size_t>(fleets.size());
+    const auto finish = [=] {
+      json reply = protocol::ok_reply(id);
+      std::sort(gathered->begin(), gathered->end(),
+                [](const json& a, const json& b) { return a["name"] < b["name"]; });
+      reply["fleets"] = *gathered;
+      self->state.reply(std::move(reply));
+    };
+    if (fleets.empty())
+      return finish();
+    for (const auto& entry : fleets) {
+      const auto owner = entry.owner_uid;
+      self->request(entry.fleet, std::chrono::seconds(10), fleet_status_atom::value)
+          .then(
+              [=](const FleetStatus& status) {
+                json fleet = status_json(status);
+                fleet["owner_uid"] = owner;
+                gathered->push_back(std::move(fleet));
+                if (--*waiting == 0)
+                  finish();
+              },
+              [=](caf::error&) {
+                if (--*waiting == 0)
+                  finish();
+              });
+    }
+  });
+}
+
+void handle_fleet_down(Session* self, const protocol::Request& request) {
+  const auto id = request.id;
+  const auto timeout = request.timeout_ms;
+  const bool force = request.force;
+  with_fleet(self, request, [=](const FleetEntry& fleet) {
+    const auto handle_status = [=](const FleetStatus& status) {
+      json reply = protocol::ok_reply(id);
+      reply["fleet"] = status_json(status);
+      self->state.reply(std::move(reply));
+    };
+    const auto handle_error = [=](caf::error& error) {
+      self->state.fail(id, from_caf_error(error));
+    };
+    if (force) {
+      self->request(fleet.fleet, caf::infinite, stop_atom::value, kill_atom::value)
+          .then(handle_status, handle_error);
+    } else if (timeout) {
+      self->request(fleet.fleet, caf::infinite, stop_atom::value, *timeout)
+          .then(handle_status, handle_error);
+    } else {
+      self->request(fleet.fleet, caf::infinite, stop_atom::value).then(handle_status, handle_error);
+    }
+  });
+}
+
+void handle_fleet_restart(Session* self, const protocol::Request& request) {
+  const auto id = request.id;
+  const std::string vm = request.target.name;
+  with_fleet(self, request, [=](const FleetEntry& fleet) {
+    // Answered once the VM is up again, or has failed: `vm fleet restart` waits, as `vm stop`.
+    self->request(fleet.fleet, caf::infinite, restart_atom::value, vm)
+        .then(
+            [=](const FleetMemberStatus& member) {
+              json reply = protocol::ok_reply(id);
+              reply["vm"] = member_json(member);
+              self->state.reply(std::move(reply));
+            },
+            [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
+  });
+}
+
+}  // namespace crosvisor::daemon

@@ -1,0 +1,84 @@
+// Inside a control-socket session (daemon/session.hpp): its state, and the request handlers that
+// session.cpp dispatches to (VM requests in vm_requests.cpp, fleet requests in
+// fleet_requests.cpp). Not for use outside daemon/.
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "crosvisor/error.hpp"
+#include "crosvisor/vm_event.hpp"
+#include "daemon/session.hpp"
+#include "protocol/requests.hpp"
+
+namespace crosvisor::daemon {
+
+struct SessionState {
+  static inline const char* name = "crosvisor.session";
+  std::shared_ptr<ConnectionPort> connection;
+  PeerCredentials peer;
+  SessionContext context;
+  // The VMs this client created, by name (names are unique per owner): they die with it, and
+  // their events reach the session through these handles.
+  std::map<std::string, caf::actor> handles;
+  std::map<std::string, VmState> forwarded;  // the last state sent per VM, to drop repeats
+  std::multimap<std::string, std::uint64_t> stop_waiters;  // answered when the VM is dead
+  std::vector<caf::actor> foreground_fleets;               // they go down with this session
+  std::map<caf::actor_addr, std::string> watched;  // VMs stopped or followed, by their actor
+
+  void reply(nlohmann::json message) { connection->send(std::move(message)); }
+  void fail(std::uint64_t id, const Error& error) {
+    connection->send(protocol::error_reply(id, error));
+  }
+  void fail(std::uint64_t id, ErrorKind kind, std::string message) {
+    fail(id, Error{kind, std::move(message)});
+  }
+  // Whether this client may act on (or see) a VM or fleet of `owner`.
+  bool may_act_on(std::optional<std::uint32_t> owner) const {
+    return peer.uid == 0 || (owner && *owner == peer.uid);
+  }
+  // Whether a request for every user's VMs or fleets is allowed.
+  bool may_see_all() const { return peer.uid == 0 || peer.uid == context.daemon_uid; }
+};
+
+using Session = caf::stateful_actor<SessionState>;
+
+// A VM's own actor (not a handle) and what it said about itself.
+struct FoundVm {
+  caf::actor actor;
+  VmInfo info;
+};
+
+// Every VM of the service with its info, then `done` (on the session's thread).
+void gather_vms(Session* self, std::function<void(std::vector<FoundVm>)> done);
+// The one VM a request names, if this client may act on it; otherwise the refusal is sent.
+void with_target(Session* self, const protocol::Request& request,
+                 std::function<void(const FoundVm&)> act);
+// Sends a VM's state change to the client (once per state), and answers stops waiting for it.
+void forward_state(Session* self, const VmEvent& event);
+// A watched VM's actor is gone: if its death never reached us, say it now.
+void on_vm_gone(Session* self, const caf::down_msg& down);
+
+void handle_create(Session* self, const protocol::Request& request, std::vector<UniqueFd> fds);
+void handle_list(Session* self, const protocol::Request& request);
+void handle_info(Session* self, const protocol::Request& request);
+void handle_stop(Session* self, const protocol::Request& request);
+void handle_logs(Session* self, const protocol::Request& request);
+void handle_subscribe(Session* self, const protocol::Request& request);
+
+void handle_fleet_up(Session* self, const protocol::Request& request, std::vector<UniqueFd> fds);
+void handle_fleet_status(Session* self, const protocol::Request& request);
+void handle_fleet_down(Session* self, const protocol::Request& request);
+void handle_fleet_restart(Session* self, const protocol::Request& request);
+
+// A client may name a VMM binary only to a daemon running as the client's own user: a daemon
+// serving other users (root with --shared) runs only the binaries it was started with.
+std::optional<Error> check_vmm_binary(const Session* self, const VmSpec& spec);
+
+}  // namespace crosvisor::daemon

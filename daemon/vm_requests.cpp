@@ -1,0 +1,264 @@
+// A session's VM requests: create, list, info, stop, logs, subscribe.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include "crosvisor/error_bridge.hpp"
+#include "crosvisor/messages.hpp"
+#include "daemon/session_state.hpp"
+#include "protocol/spec_json.hpp"
+
+namespace crosvisor::daemon {
+
+using json = nlohmann::json;
+
+void gather_vms(Session* self, std::function<void(std::vector<FoundVm>)> done) {
+  self->request(self->state.context.service, std::chrono::seconds(10), list_atom::value)
+      .then(
+          [=](const std::vector<caf::actor>& vms) {
+            struct Gathering {
+              std::vector<FoundVm> found;
+              std::size_t waiting = 0;
+              std::function<void(std::vector<FoundVm>)> done;
+            };
+            auto gathering = std::make_shared<Gathering>();
+            gathering->waiting = vms.size();
+            gathering->done = done;
+            if (vms.empty())
+              return done({});
+            for (const auto& vm : vms) {
+              const auto finish_one = [gathering] {
+                if (--gathering->waiting == 0)
+                  gathering->done(std::move(gathering->found));
+              };
+              self->request(vm, std::chrono::seconds(10), info_atom::value)
+                  .then(
+                      [=](const VmInfo& info) {
+                        gathering->found.push_back(FoundVm{vm, info});
+                        finish_one();
+                      },
+                      [=](caf::error&) { finish_one(); });  // it went away meanwhile
+            }
+          },
+          [=](caf::error& error) {
+            spdlog::warn("list: {}", from_caf_error(error).message);
+            done({});
+          });
+}
+
+void with_target(Session* self, const protocol::Request& request,
+                 std::function<void(const FoundVm&)> act) {
+  const auto id = request.id;
+  const auto target = request.target;
+  gather_vms(self, [=](std::vector<FoundVm> vms) {
+    auto& st = self->state;
+    std::vector<const FoundVm*> matches;
+    for (const auto& vm : vms) {
+      if (target.matches(vm.info) && st.may_act_on(vm.info.owner_uid))
+        matches.push_back(&vm);
+    }
+    // Root sees every user's VMs, and several users may have one of that name: its own first.
+    if (matches.size() > 1) {
+      auto own = std::find_if(matches.begin(), matches.end(),
+                              [&](const FoundVm* vm) { return vm->info.owner_uid == st.peer.uid; });
+      if (own == matches.end()) {
+        std::string cids;
+        for (const auto* vm : matches)
+          cids += (cids.empty() ? "" : ", ") + (vm->info.cid ? std::to_string(*vm->info.cid) : "-");
+        return st.fail(
+            id, ErrorKind::conflict,
+            "several users have a VM named " + target.name + ": name it by its CID (" + cids + ")");
+      }
+      return act(**own);
+    }
+    if (matches.size() == 1)
+      return act(*matches.front());
+    // Another user's VM is reported exactly like one that does not exist.
+    st.fail(id, ErrorKind::not_found,
+            "no VM " + std::string(target.cid ? "with CID " : "named ") + target.name +
+                (st.peer.uid == 0 ? "" : " of yours"));
+  });
+}
+
+void forward_state(Session* self, const VmEvent& event) {
+  auto& st = self->state;
+  auto last = st.forwarded.find(event.vm);
+  if (last != st.forwarded.end() && last->second == event.state)
+    return;  // the current state a new subscription starts with
+  st.forwarded[event.vm] = event.state;
+  st.reply(protocol::state_event(event));
+  if (event.state != VmState::dead)
+    return;
+  st.forwarded.erase(event.vm);
+  auto [first, last_waiter] = st.stop_waiters.equal_range(event.vm);
+  for (auto it = first; it != last_waiter; ++it) {
+    json reply = protocol::ok_reply(it->second);
+    reply["state"] = "dead";
+    reply["reason"] = to_string(event.reason.value_or(DeathReason::unknown));
+    reply["detail"] = event.detail;
+    st.reply(std::move(reply));
+  }
+  st.stop_waiters.erase(first, last_waiter);
+  // A dead VM's handle would keep its CID taken for as long as this session lasts.
+  st.handles.erase(event.vm);
+}
+
+namespace {
+
+// Whether this session holds `vm` (created it): its events already come through the handle, and
+// subscribing as well would deliver every one of them twice.
+bool holds(Session* self, const FoundVm& vm) {
+  return self->state.handles.count(vm.info.name) != 0 && vm.info.owner_uid == self->state.peer.uid;
+}
+
+// Hears `vm`'s events from now on (unless the session already does, through its handle), and
+// its end in case it is gone before the subscription arrives.
+void follow(Session* self, const FoundVm& vm) {
+  if (holds(self, vm))
+    return;
+  if (self->state.watched.emplace(vm.actor.address(), vm.info.name).second)
+    self->monitor(vm.actor);
+  self->send(vm.actor, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
+}
+
+}  // namespace
+
+void on_vm_gone(Session* self, const caf::down_msg& down) {
+  auto& st = self->state;
+  auto it = st.watched.find(down.source);
+  if (it == st.watched.end())
+    return;
+  const std::string name = it->second;
+  st.watched.erase(it);
+  const bool pending = st.stop_waiters.count(name) != 0 || st.forwarded.count(name) != 0;
+  if (pending) {
+    VmEvent gone;
+    gone.vm = name;
+    gone.state = VmState::dead;
+    gone.detail = "the VM is gone";
+    forward_state(self, gone);
+  }
+}
+
+std::optional<Error> check_vmm_binary(const Session* self, const VmSpec& spec) {
+  if (spec.vmm_binary.empty() || self->state.peer.uid == self->state.context.daemon_uid)
+    return std::nullopt;
+  return Error{ErrorKind::permission,
+               "VM " + spec.name + " names a VMM binary (" + spec.vmm_binary.string() +
+                   "), but this crosvisord runs as uid " +
+                   std::to_string(self->state.context.daemon_uid) +
+                   " and serves other users: it runs only the VMM binaries it was started with "
+                   "(--qemu, --crosvm). Remove vmm_binary (and --qemu/--crosvm), or run your "
+                   "own crosvisord"};
+}
+
+void handle_create(Session* self, const protocol::Request& request, std::vector<UniqueFd> fds) {
+  const auto id = request.id;
+  auto spec = protocol::spec_from_message(request.vm, std::move(fds));
+  if (!spec)
+    return self->state.fail(id, spec.error());
+  if (auto refused = check_vmm_binary(self, *spec))
+    return self->state.fail(id, *refused);
+  spec->owner_uid = self->state.peer.uid;
+  const std::string name = spec->name;
+  self->request(self->state.context.service, std::chrono::seconds(30), create_atom::value,
+                std::move(*spec), caf::actor_cast<caf::actor>(self))
+      .then(
+          [=](caf::actor handle) {
+            self->state.handles[name] = std::move(handle);
+            json reply = protocol::ok_reply(id);
+            reply["vm"] = name;
+            self->state.reply(std::move(reply));
+          },
+          [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
+}
+
+void handle_list(Session* self, const protocol::Request& request) {
+  const auto id = request.id;
+  if (request.all_users && !self->state.may_see_all()) {
+    return self->state.fail(id, ErrorKind::permission,
+                            "listing every user's VMs needs root or the daemon's own user");
+  }
+  const bool all_users = request.all_users;
+  gather_vms(self, [=](std::vector<FoundVm> vms) {
+    std::sort(vms.begin(), vms.end(), [](const FoundVm& a, const FoundVm& b) {
+      return std::tie(a.info.name, a.info.owner_uid) < std::tie(b.info.name, b.info.owner_uid);
+    });
+    json listed = json::array();
+    for (const auto& vm : vms) {
+      const bool own = vm.info.owner_uid == self->state.peer.uid;
+      if (all_users || own)
+        listed.push_back(protocol::info_json(vm.info));
+    }
+    json reply = protocol::ok_reply(id);
+    reply["vms"] = std::move(listed);
+    self->state.reply(std::move(reply));
+  });
+}
+
+void handle_info(Session* self, const protocol::Request& request) {
+  const auto id = request.id;
+  with_target(self, request, [=](const FoundVm& vm) {
+    json reply = protocol::ok_reply(id);
+    reply["vm"] = protocol::info_json(vm.info);
+    self->state.reply(std::move(reply));
+  });
+}
+
+void handle_stop(Session* self, const protocol::Request& request) {
+  const auto id = request.id;
+  const bool force = request.force;
+  const auto timeout = request.timeout_ms;
+  with_target(self, request, [=](const FoundVm& vm) {
+    if (vm.info.state == VmState::dead) {
+      json reply = protocol::ok_reply(id);
+      reply["state"] = "dead";
+      if (vm.info.reason)
+        reply["reason"] = to_string(*vm.info.reason);
+      reply["detail"] = vm.info.detail;
+      return self->state.reply(std::move(reply));
+    }
+    // Answered when the VM is dead.
+    self->state.stop_waiters.emplace(vm.info.name, id);
+    follow(self, vm);
+    if (force) {
+      self->send(vm.actor, stop_atom::value, kill_atom::value);
+    } else if (timeout) {
+      self->send(vm.actor, stop_atom::value, *timeout);
+    } else {
+      self->send(vm.actor, stop_atom::value);
+    }
+  });
+}
+
+void handle_logs(Session* self, const protocol::Request& request) {
+  const auto id = request.id;
+  const auto lines = request.lines;
+  const bool follow_on = request.follow;
+  with_target(self, request, [=](const FoundVm& vm) {
+    self->request(vm.actor, std::chrono::seconds(10), logs_atom::value, lines)
+        .then(
+            [=](const std::vector<std::string>& tail) {
+              json reply = protocol::ok_reply(id);
+              reply["lines"] = tail;
+              self->state.reply(std::move(reply));
+              if (follow_on) {
+                self->state.forwarded[vm.info.name] = vm.info.state;
+                follow(self, vm);
+              }
+            },
+            [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
+  });
+}
+
+void handle_subscribe(Session* self, const protocol::Request& request) {
+  const auto id = request.id;
+  with_target(self, request, [=](const FoundVm& vm) {
+    follow(self, vm);
+    self->state.reply(protocol::ok_reply(id));
+  });
+}
+
+}  // namespace crosvisor::daemon
