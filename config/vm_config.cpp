@@ -5,6 +5,7 @@
 
 #include "config/toml_reader.hpp"
 #include "crosvisor/vm_file.hpp"
+#include "disk/composite_files.hpp"
 
 namespace crosvisor::config {
 namespace {
@@ -66,6 +67,17 @@ std::optional<DiskSpec> read_disk(TableReader& disk) {
     disk.finish();
     if (!path)
       return std::nullopt;
+    // A composite description written by `vm composite` is not an image: attached as one, the
+    // guest would see a disk of a few hundred bytes of protobuf.
+    if (disk::is_composite_file(*path)) {
+      auto entry = disk::partitions_entry(*path);
+      disk.problems().add(disk.raw().get("path")->source(), disk.dotted("path"),
+                          path->string() +
+                              " is a composite disk description, not a disk image: name its "
+                              "partitions instead" +
+                              (entry ? ":\n" + *entry : " (" + entry.error().message + ")"));
+      return std::nullopt;
+    }
     raw.path = *path;
     return raw;
   }

@@ -61,6 +61,8 @@ Expected<std::filesystem::path> user_control_socket() {
 }
 
 std::filesystem::path system_control_socket() {
+  if (const char* elsewhere = std::getenv("CROSVISOR_SYSTEM_SOCKET"); elsewhere && *elsewhere)
+    return elsewhere;
   return "/run/crosvisor/control.sock";
 }
 

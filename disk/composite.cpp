@@ -89,28 +89,6 @@ std::string encode_composite(const CompositeLayout& layout, const ComponentNamer
   return std::string(kCompositeMagic) + proto.SerializeAsString();
 }
 
-std::string encode_vmdk(const CompositeLayout& layout, const ComponentNamer& name_of) {
-  std::string text =
-      "# Disk DescriptorFile\n"
-      "version=1\n"
-      "CID=fffffffe\n"
-      "parentCID=ffffffff\n"
-      "createType=\"monolithicFlat\"\n"
-      // No blank line before the extents: QEMU would read the next extent twice.
-      "# Extent description\n";
-  std::uint64_t covered = 0;  // bytes of the disk described so far
-  for (const auto& component : layout.components) {
-    const std::uint64_t end = component.offset + component.length;
-    if (covered >= end)
-      continue;  // a filler swallowed by its partition's rounding
-    const std::uint64_t sectors = (align_up(end, kSectorSize) - covered) / kSectorSize;
-    text += "RW " + std::to_string(sectors) + " FLAT \"" + name_of(component) + "\" 0\n";
-    covered += sectors * kSectorSize;
-  }
-  text += "# The Disk Data Base\n#DDB\nddb.virtualHWVersion = \"4\"\n";
-  return text;
-}
-
 Expected<CompositeFile> decode_composite(std::string_view bytes) {
   if (bytes.substr(0, kCompositeMagic.size()) != kCompositeMagic) {
     return make_error(ErrorKind::protocol, "not a composite disk: bad magic");

@@ -1,6 +1,6 @@
 // Composite disks as crosvm builds them (disk/src/composite.rs): a GPT header, the partitions and a
-// GPT footer, concatenated by offset. This file is the pure layout and its two descriptions:
-// crosvm's composite file (magic + CompositeDisk protobuf) and a QEMU VMDK descriptor.
+// GPT footer, concatenated by offset. This file is the pure layout and crosvm's description of it
+// (magic + CompositeDisk protobuf); QEMU's VMDK descriptors of it are in disk/vmdk.hpp.
 #pragma once
 
 #include <cstdint>
@@ -55,12 +55,6 @@ using ComponentNamer = std::function<std::string(const Component&)>;
 
 // crosvm's composite file: the magic and one serialized CompositeDisk (version 2).
 std::string encode_composite(const CompositeLayout& layout, const ComponentNamer& name_of);
-
-// A monolithicFlat VMDK descriptor with one FLAT extent per component, sizes in sectors. QEMU
-// ignores every extent that is not "RW", so all are written RW: read-only parts must be protected
-// by whoever attaches the disk. A partition whose size is not a multiple of 512 is rounded up
-// (QEMU reads zeros past the end of a file), so the filler shrinks by the same amount.
-std::string encode_vmdk(const CompositeLayout& layout, const ComponentNamer& name_of);
 
 // A composite file as crosvm reads it.
 struct CompositeFile {

@@ -5,12 +5,26 @@
 
 #include "disk/composite.hpp"
 #include "disk/image_file.hpp"
+#include "disk/vmdk.hpp"
 
 namespace crosvisor::disk {
 
 CompositeOutputs composite_outputs(const std::filesystem::path& out) {
   const std::string base = out.string();
-  return {out, base + ".header", base + ".footer", base + ".filler", base + ".vmdk"};
+  return {out,
+          base + ".header",
+          base + ".footer",
+          base + ".filler",
+          base + ".vmdk",
+          base + ".base.vmdk",
+          {}};
+}
+
+std::vector<std::filesystem::path> CompositeOutputs::all() const {
+  std::vector<std::filesystem::path> files{header, footer, filler};
+  files.insert(files.end(), vmdk_sparse.begin(), vmdk_sparse.end());
+  files.insert(files.end(), {vmdk_parent, vmdk, composite});
+  return files;
 }
 
 Expected<CompositeOutputs> create_composite_files(const std::filesystem::path& out,
@@ -30,7 +44,7 @@ Expected<CompositeOutputs> create_composite_files(const std::filesystem::path& o
   if (!layout)
     return std::unexpected(layout.error());
 
-  const auto outputs = composite_outputs(std::filesystem::absolute(out).lexically_normal());
+  auto outputs = composite_outputs(std::filesystem::absolute(out).lexically_normal());
   const auto name_of = [&](const Component& component) -> std::string {
     switch (component.kind) {
       case ComponentKind::header:
@@ -47,17 +61,31 @@ Expected<CompositeOutputs> create_composite_files(const std::filesystem::path& o
   const std::string header(layout->gpt.header.begin(), layout->gpt.header.end());
   const std::string footer(layout->gpt.footer.begin(), layout->gpt.footer.end());
   const std::string filler(kZeroFillerSize, '\0');
-  const std::pair<std::filesystem::path, std::string> files[] = {
-      {outputs.header, header},
-      {outputs.footer, footer},
-      {outputs.filler, filler},
-      {outputs.vmdk, encode_vmdk(*layout, name_of)},
-      // The composite file last: it is what users open, so it appears only when all else exists.
-      {outputs.composite, encode_composite(*layout, name_of)},
+  const auto vmdk = encode_protected_vmdk(
+      *layout, name_of, outputs.vmdk_parent.filename().string(), [&](std::size_t i) {
+        return outputs.composite.filename().string() + ".ro" + std::to_string(i + 1) + ".vmdk";
+      });
+  struct File {
+    std::filesystem::path path;
+    std::string bytes;
+    std::uint64_t size = 0;
   };
+  std::vector<File> files = {
+      {outputs.header, header}, {outputs.footer, footer}, {outputs.filler, filler}};
+  for (std::size_t i = 0; i < vmdk.sparse_sectors.size(); ++i) {
+    const auto extent = empty_sparse_extent(vmdk.sparse_sectors[i]);
+    outputs.vmdk_sparse.push_back(outputs.composite.string() + ".ro" + std::to_string(i + 1) +
+                                  ".vmdk");
+    files.push_back({outputs.vmdk_sparse.back(),
+                     std::string(extent.head.begin(), extent.head.end()), extent.file_size});
+  }
+  files.push_back({outputs.vmdk_parent, vmdk.parent});
+  files.push_back({outputs.vmdk, vmdk.child});
+  // The composite file last: it is what users open, so it appears only when all else exists.
+  files.push_back({outputs.composite, encode_composite(*layout, name_of)});
   std::vector<std::filesystem::path> written;
-  for (const auto& [path, bytes] : files) {
-    if (auto ok = write_file_atomically(path, bytes); !ok) {
+  for (const auto& [path, bytes, size] : files) {
+    if (auto ok = write_file_atomically(path, bytes, size); !ok) {
       std::error_code ignored;
       for (const auto& done : written)
         std::filesystem::remove(done, ignored);
@@ -136,6 +164,45 @@ Expected<std::string> inspect_composite(const std::filesystem::path& path) {
         << '\n';
   }
   return out.str();
+}
+
+bool is_composite_file(const std::filesystem::path& path) {
+  auto start = read_file(path, kCompositeMagic.size());
+  return start && *start == kCompositeMagic;
+}
+
+Expected<std::string> partitions_entry(const std::filesystem::path& path) {
+  auto bytes = read_file(path, 1 << 20);
+  if (!bytes)
+    return std::unexpected(bytes.error());
+  auto file = decode_composite(*bytes);
+  if (!file)
+    return std::unexpected(file.error());
+  const auto resolve = [&](const std::string& component) {
+    const std::filesystem::path p(component);
+    return p.is_absolute() ? p : path.parent_path() / p;
+  };
+  auto header = read_file(resolve(file->components.front().path), kGptBeginningSize);
+  if (!header)
+    return std::unexpected(header.error());
+  auto gpt = parse_gpt(as_bytes(*header), kSectorSize, 2 * kSectorSize);
+  if (!gpt)
+    return std::unexpected(gpt.error());
+  std::string entry = "[[disks]]\npartitions = [";
+  const char* separator = " ";
+  for (const auto& partition : gpt->partitions) {
+    // The component that starts where the GPT says the partition does.
+    const auto at = partition.first_lba * kSectorSize;
+    for (const auto& part : file->components) {
+      if (part.offset != at)
+        continue;
+      entry += std::string(separator) + "{ label = \"" + utf16_to_utf8(partition.name) +
+               "\", path = \"" + resolve(part.path).string() + "\"" +
+               (part.writable ? ", writable = true" : "") + " }";
+      separator = ",\n               ";
+    }
+  }
+  return entry + " ]";
 }
 
 Expected<PartitionFile> parse_partition_argument(std::string_view argument) {

@@ -77,12 +77,15 @@ Expected<OpenedImage> open_sized_image(const std::filesystem::path& path, bool w
   return OpenedImage{std::move(*fd), *size};
 }
 
-Expected<void> write_file_atomically(const std::filesystem::path& path, std::string_view bytes) {
+Expected<void> write_file_atomically(const std::filesystem::path& path, std::string_view bytes,
+                                     std::uint64_t size) {
   std::string temp = path.string() + ".tmp-XXXXXX";
   UniqueFd fd(mkostemp(temp.data(), O_CLOEXEC));
   if (!fd)
     return std::unexpected(errno_error(ErrorKind::io, "create " + temp, errno));
   auto written = write_all(fd.get(), bytes, temp);
+  if (written && size > bytes.size() && ftruncate(fd.get(), static_cast<off_t>(size)) != 0)
+    written = std::unexpected(errno_error(ErrorKind::io, "truncate " + temp, errno));
   if (written && fsync(fd.get()) != 0)
     written = std::unexpected(errno_error(ErrorKind::io, "fsync " + temp, errno));
   if (written && fchmod(fd.get(), 0644) != 0)

@@ -28,8 +28,9 @@ Expected<OpenedImage> open_sized_image(const std::filesystem::path& path, bool w
                                        std::string_view role);
 
 // Writes `bytes` to `path` through a temporary file and a rename: `path` is either complete or
-// untouched.
-Expected<void> write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
+// untouched. With `size` beyond the bytes, the file is extended with zeros to it (sparsely).
+Expected<void> write_file_atomically(const std::filesystem::path& path, std::string_view bytes,
+                                     std::uint64_t size = 0);
 
 // Creates `path` as a sparse file of `size` bytes whose leading bytes are `prefix`.
 Expected<void> write_sparse_file(const std::filesystem::path& path, std::string_view prefix,

@@ -44,8 +44,12 @@ Expected<ConsoleLog> ConsoleLog::open(const std::filesystem::path& path, std::ui
                                       std::optional<uid_t> owner, std::string_view marker) {
   const auto dir = path.parent_path();
   std::error_code ec;
-  if (std::filesystem::create_directories(dir, ec))
+  const bool parent_existed = std::filesystem::exists(dir.parent_path(), ec);
+  if (std::filesystem::create_directories(dir, ec)) {
     ::chmod(dir.c_str(), 0711);
+    if (!parent_existed)
+      ::chmod(dir.parent_path().c_str(), 0711);
+  }
   if (ec)
     return make_error(ErrorKind::io, "create " + dir.string() + ": " + ec.message());
   UniqueFd fd = open_log_file(path, 0, owner);

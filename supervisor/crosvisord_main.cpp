@@ -122,6 +122,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-dir", log_dir,
                  "Console logs of debug = full VMs, <uid>/<name>.log (default: logs/ beside the "
                  "socket)");
+  std::uint64_t console_log_max_kib = 16 * 1024;
+  app.add_option("--console-log-max-kib", console_log_max_kib,
+                 "A VM's console log is rotated to NAME.log.1 at this size (default 16384)")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 30));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   app.add_option("--log-file", log_file, "Log here instead of stderr");
@@ -182,6 +186,7 @@ int main(int argc, char** argv) {
     auto reactor = std::make_shared<Reactor>();
     auto options = make_service_options(runtime->path, reactor);
     options.log_dir = log_dir.empty() ? home / "logs" : log_dir;
+    options.log_max_bytes = console_log_max_kib * 1024;
     options.cid_state_file = home / "last-cid";
     options.vmm_binaries = vmm_binaries;
     auto service = spawn_service(system, options);

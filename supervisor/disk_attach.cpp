@@ -7,6 +7,7 @@
 #include "disk/composite.hpp"
 #include "disk/image_file.hpp"
 #include "disk/qcow2.hpp"
+#include "disk/vmdk.hpp"
 
 namespace crosvisor {
 namespace {

@@ -40,8 +40,9 @@ Expected<std::optional<UniqueFd>> CidLocks::try_lock(std::uint32_t cid) const {
       return std::optional<UniqueFd>();
     return std::unexpected(errno_error(ErrorKind::io, "bind @" + name(cid), errno));
   }
-  // Listening lets a contender ask who holds the CID (SO_PEERCRED); nobody is ever accepted.
-  if (::listen(fd.get(), 1) != 0)
+  // Listening lets a contender ask who holds the CID (SO_PEERCRED). Nobody is ever accepted: each
+  // question stays queued until the CID is given back, so the backlog is large enough for many.
+  if (::listen(fd.get(), SOMAXCONN) != 0)
     return std::unexpected(errno_error(ErrorKind::io, "listen @" + name(cid), errno));
   return std::optional<UniqueFd>(std::move(fd));
 }

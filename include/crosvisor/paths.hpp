@@ -20,7 +20,8 @@ namespace crosvisor {
 Expected<std::filesystem::path> user_runtime_dir();
 // The socket of the user's own crosvisord: <user_runtime_dir>/control.sock.
 Expected<std::filesystem::path> user_control_socket();
-// The socket of the host's crosvisord, run by root (with --shared to serve other users).
+// The socket of the host's crosvisord, run by root (with --shared to serve other users):
+// /run/crosvisor/control.sock, or $CROSVISOR_SYSTEM_SOCKET on hosts that run it elsewhere.
 std::filesystem::path system_control_socket();
 
 // The user's runtime directory, or a fresh private one (mkdtemp under the temporary directory)

@@ -22,10 +22,8 @@ int create_composite(const std::filesystem::path& out, const std::vector<std::st
     std::cerr << "vm composite: " << outputs.error().message << '\n';
     return kExitConfig;
   }
-  for (const auto& path :
-       {outputs->composite, outputs->header, outputs->footer, outputs->filler, outputs->vmdk}) {
+  for (const auto& path : outputs->all())
     std::cout << path.string() << '\n';
-  }
   return 0;
 }
 

@@ -59,10 +59,12 @@ Expected<DaemonClient> DaemonClient::connect(const std::filesystem::path& path) 
   if (!fd)
     return std::unexpected(errno_error(ErrorKind::io, "socket", errno));
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    // Nothing there, or a daemon that does not serve this user (a root daemon without
+    // --shared): for this user, no daemon.
     const int saved = errno;
-    const auto kind = saved == ENOENT || saved == ECONNREFUSED ? ErrorKind::unavailable
-                      : saved == EACCES                        ? ErrorKind::permission
-                                                               : ErrorKind::io;
+    const auto kind = saved == ENOENT || saved == ECONNREFUSED || saved == EACCES
+                          ? ErrorKind::unavailable
+                          : ErrorKind::io;
     return std::unexpected(errno_error(kind, "no crosvisord at " + path.string(), saved));
   }
   ucred peer{};

@@ -225,7 +225,8 @@ int fleet_up(const DaemonOptions& options, const FleetUpOptions& up) {
     }
     return exit_code;
   }
-  if (up.foreground && !up.until_ready && interrupted_by == 0) {
+  // A fleet that did not come up entirely is not held: it goes down, and the command says why.
+  if (up.foreground && !up.until_ready && interrupted_by == 0 && complete) {
     std::cerr << "fleet " << name << ": up; Ctrl-C takes it down\n";
     for (;;) {
       auto next = client->next();

@@ -108,7 +108,24 @@ int run_vm(const RunOptions& options) {
   }
   client->watch_signals(-1);  // from here on, the loop below reads them itself
 
-  while (exit_code < 0) {
+  for (;;) {
+    // What has been read already first: the reply to create may have brought events along.
+    for (;;) {
+      auto next = client->next(0);
+      if (!next) {
+        std::cerr << "vm: " << next.error().message << " before " << spec->name
+                  << " was reported dead; its session, and so the VM, ended with it\n";
+        return kExitSupervisor;
+      }
+      if (!next->has_value())
+        break;
+      if ((**next).contains("event"))
+        on_event(**next);
+      if (exit_code >= 0)
+        break;
+    }
+    if (exit_code >= 0)
+      break;
     pollfd waits[2] = {{client->fd(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
     if (::poll(waits, 2, -1) < 0 && errno != EINTR)
       break;
@@ -127,23 +144,6 @@ int run_vm(const RunOptions& options) {
                     << " before its VMM is made to stop (press Ctrl-C again to kill it now)\n";
         }
         (void)client->send(stop);
-      }
-    }
-    if (waits[0].revents & (POLLIN | POLLHUP)) {
-      // Drain what is buffered, replies to our stops included.
-      for (;;) {
-        auto next = client->next(0);
-        if (!next) {
-          std::cerr << "vm: " << next.error().message << " before " << spec->name
-                    << " was reported dead; its session, and so the VM, ended with it\n";
-          return kExitSupervisor;
-        }
-        if (!next->has_value())
-          break;
-        if ((**next).contains("event"))
-          on_event(**next);
-        if (exit_code >= 0)
-          break;
       }
     }
   }

@@ -10,11 +10,15 @@
 //                              36 watchdog, 1 error (32..36 become 0 without --extended-status)
 //   fake_crosvm.after_ms=MS    wait this long before fake_crosvm.exit (default 0)
 //   fake_crosvm.powerbtn=ignore  the guest ignores the ACPI power button
+//   fake_crosvm.chatter=BYTES  once ready, the guest prints about BYTES bytes of console per
+//                              second, in 100-byte numbered lines (a chatty guest)
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -34,7 +38,10 @@ struct Script {
   std::optional<int> exit_code;
   std::chrono::milliseconds after{0};
   bool ignore_powerbtn = false;
+  std::uint64_t chatter = 0;  // console bytes per second once ready
 };
+
+constexpr auto kChatterTick = std::chrono::milliseconds(10);
 
 std::optional<std::string> marker(const std::string& params, const std::string& name) {
   const std::string key = "fake_crosvm." + name + "=";
@@ -58,6 +65,8 @@ Script script_from(const std::string& params) {
   if (auto after = marker(params, "after_ms"))
     script.after = std::chrono::milliseconds(std::stoll(*after));
   script.ignore_powerbtn = marker(params, "powerbtn") == "ignore";
+  if (auto chatter = marker(params, "chatter"))
+    script.chatter = std::stoull(*chatter);
   return script;
 }
 
@@ -98,8 +107,22 @@ class FakeVm {
   }
 
  private:
+  // One tick's share of the chatter: whole 100-byte lines, the remainder carried over.
+  void chatter() {
+    chatter_due_ += static_cast<double>(script_.chatter) * kChatterTick.count() / 1000.0;
+    while (chatter_due_ >= 100) {
+      char line[101];
+      std::snprintf(line, sizeof(line), "fake-crosvm guest: chatter %012llu %s",
+                    static_cast<unsigned long long>(chatter_lines_++),
+                    std::string(100 - 2 - 40, 'c').c_str());
+      say(line);
+      chatter_due_ -= 100;
+    }
+  }
+
   [[noreturn]] void serve(std::optional<Clock::time_point> exit_at) {
     std::vector<pollfd> fds{{inputs_.control, POLLIN, 0}};
+    auto next_chatter = Clock::now();
     for (;;) {
       int timeout = -1;
       if (exit_at) {
@@ -110,6 +133,16 @@ class FakeVm {
           exit_with(*script_.exit_code);
         }
         timeout = static_cast<int>(left.count());
+      }
+      if (script_.chatter > 0) {
+        if (Clock::now() >= next_chatter) {
+          chatter();
+          next_chatter += kChatterTick;
+        }
+        const auto wait =
+            std::chrono::duration_cast<std::chrono::milliseconds>(next_chatter - Clock::now());
+        const int chatter_timeout = static_cast<int>(std::max<std::int64_t>(0, wait.count()));
+        timeout = timeout < 0 ? chatter_timeout : std::min(timeout, chatter_timeout);
       }
       if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) {
         std::perror("fake-crosvm: poll");
@@ -167,6 +200,8 @@ class FakeVm {
   RunArgs args_;
   CheckedInputs inputs_;
   Script script_;
+  double chatter_due_ = 0;
+  std::uint64_t chatter_lines_ = 0;
 };
 
 }  // namespace

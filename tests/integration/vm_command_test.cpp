@@ -108,7 +108,8 @@ TEST_CASE("vm composite writes a crosvm composite disk and its companions, and i
                            "boot:" + (dir / "boot.img").string(), "--partition",
                            "data:" + (dir / "data.img").string() + ":writable"});
   REQUIRE(create.wait_exit(30s) == 0);
-  for (const auto* suffix : {"", ".header", ".footer", ".filler", ".vmdk"}) {
+  for (const auto* suffix :
+       {"", ".header", ".footer", ".filler", ".vmdk", ".base.vmdk", ".ro1.vmdk", ".ro2.vmdk"}) {
     CHECK(std::filesystem::exists(out.string() + suffix));
   }
   test::Subprocess inspect({VM_BINARY, "composite", "--inspect", out.string()});
@@ -118,6 +119,19 @@ TEST_CASE("vm composite writes a crosvm composite disk and its companions, and i
   CHECK_THAT(inspect.output(),
              Catch::Contains("0x5fa0      0x60        ro      " + out.string() + ".filler"));
   CHECK_THAT(inspect.output(), Catch::Contains("2: \"data\" LBA 48-63 (8192 bytes)"));
+
+  // Named where a raw image belongs, it is recognised, and the user is told what to write.
+  const auto misuse = dir.write("misuse.toml",
+                                "name = \"misuse\"\nkernel = \"boot.img\"\n"
+                                "[[disks]]\npath = \"disk.img\"\n");
+  test::Subprocess run({VM_BINARY, "run", misuse.string()});
+  CHECK(run.wait_exit(30s) == 3);
+  CHECK_THAT(run.output(), Catch::Contains(misuse.string() + ":4:8: key 'disks[0].path': " +
+                                           out.string() + " is a composite disk description"));
+  CHECK_THAT(run.output(), Catch::Contains("partitions = [ { label = \"boot\", path = \"" +
+                                           (dir / "boot.img").string() + "\" }"));
+  CHECK_THAT(run.output(), Catch::Contains("{ label = \"data\", path = \"" +
+                                           (dir / "data.img").string() + "\", writable = true }"));
 
   test::Subprocess garbage({VM_BINARY, "composite", "--inspect", (dir / "boot.img").string()});
   CHECK(garbage.wait_exit(30s) == 3);

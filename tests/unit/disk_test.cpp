@@ -273,6 +273,29 @@ TEST_CASE(
   REQUIRE(inspect.has_value());
   CHECK_THAT(*inspect, Catch::Contains("1: \"boot\" LBA 40-47 (4096 bytes)"));
   CHECK_THAT(*inspect, Catch::Contains("backup GPT: valid"));
+
+  // Writing through the VMDK, as QEMU would for a guest: the read-only parts (the GPT header,
+  // boot, config, the footer) keep their bytes; the writable partition takes the write.
+  const std::string before_header = read_all(outputs->header);
+  const std::string before_footer = read_all(outputs->footer);
+  const std::string before_boot = read_all(boot);
+  const std::string before_conf = read_all(conf);
+  const auto at = [](std::uint64_t lba) { return std::to_string(lba * 512); };
+  const std::string footer_offset = std::to_string(file->length - 4096);
+  auto write = test::run_command("qemu-io -f vmdk -c 'write -P 0x5a 0 512' -c 'write -P 0x5a " +
+                                 at(40) + " 512' -c " + "'write -P 0x5a " + at(48) +
+                                 " 512' -c 'write -P 0x5a " + at(72) + " 1024' -c " +
+                                 "'write -P 0x5a " + footer_offset + " 512' -c 'read -P 0x5a " +
+                                 at(40) + " 512' " + outputs->vmdk.string() + " 2>&1");
+  INFO(write.output);
+  REQUIRE(write.exit_code == 0);
+  CHECK_THAT(write.output, !Catch::Contains("failed") && !Catch::Contains("Pattern verification"));
+  CHECK(read_all(outputs->header) == before_header);
+  CHECK(read_all(outputs->footer) == before_footer);
+  CHECK(read_all(boot) == before_boot);
+  CHECK(read_all(conf) == before_conf);
+  CHECK(read_all(data).substr(0, 512) == std::string(512, 'Z'));
+  CHECK(read_all(data).substr(512) == std::string(3 * 4096 - 512, 'd'));
 }
 
 TEST_CASE("bad partition files are refused and nothing is written") {
@@ -282,8 +305,8 @@ TEST_CASE("bad partition files are refused and nothing is written") {
     auto result = create_composite_files(dir / "out.img",
                                          {{"good", good, false, {}}, {"bad", bad, false, {}}});
     REQUIRE_FALSE(result.has_value());
-    for (const auto& name :
-         {"out.img", "out.img.header", "out.img.footer", "out.img.filler", "out.img.vmdk"}) {
+    for (const auto& name : {"out.img", "out.img.header", "out.img.footer", "out.img.filler",
+                             "out.img.vmdk", "out.img.base.vmdk", "out.img.ro1.vmdk"}) {
       CHECK_FALSE(std::filesystem::exists(dir / name));
     }
     return result.error().message;
