@@ -305,6 +305,13 @@ std::expected<toml::table, std::string> parse_toml(std::string_view text,
 }
 
 std::expected<std::string, std::string> read_text_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return std::unexpected(path.string() + " is a directory, not a TOML file");
+  // Limits a FIFO or a device named by mistake to what a description could be.
+  constexpr std::uintmax_t kMaxFile = 16 << 20;
+  if (const auto size = std::filesystem::file_size(path, ec); !ec && size > kMaxFile)
+    return std::unexpected(path.string() + " is larger than 16 MiB: not a VM or fleet file");
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return std::unexpected("open " + path.string() + ": " + std::strerror(errno));

@@ -41,6 +41,11 @@ void dispatch(Session* self, const protocol::Request& request, std::vector<Uniqu
       reply["protocol"] = protocol::kVersion;
       reply["crosvisor"] = CROSVISOR_VERSION;
       reply["uid"] = self->state.context.daemon_uid;
+      // A client of the daemon's own user looks a VMM up on its own PATH when the daemon was
+      // given none (docs/cli.md).
+      const auto& binaries = self->state.context.vmm_binaries;
+      reply["vmm_binaries"] = {{"qemu", binaries.qemu.string()},
+                               {"crosvm", binaries.crosvm.string()}};
       return self->state.reply(std::move(reply));
     }
     case protocol::Op::create:

@@ -8,6 +8,7 @@
 #include <caf/fwd.hpp>
 #include <memory>
 
+#include "crosvisor/service.hpp"
 #include "daemon/server.hpp"
 
 namespace crosvisor::daemon {
@@ -17,6 +18,7 @@ struct SessionContext {
   caf::actor service;
   caf::actor fleets;  // daemon/fleet_registry
   uid_t daemon_uid = 0;
+  VmmBinaries vmm_binaries;  // what --qemu/--crosvm gave the daemon (told in `version`)
 };
 
 // A session actor for one connection, and the sink its connection delivers to.

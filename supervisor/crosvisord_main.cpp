@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
     }
 
     auto fleets = daemon::spawn_fleet_registry(system, service);
-    daemon::SessionContext context{&system, service, fleets, ::geteuid()};
+    daemon::SessionContext context{&system, service, fleets, ::geteuid(), vmm_binaries};
     auto server = std::make_unique<daemon::Server>(
         std::move(*control), [context](const daemon::PeerCredentials& peer,
                                        std::shared_ptr<daemon::ConnectionPort> connection) {

@@ -20,6 +20,7 @@
 #include <boost/process/extend.hpp>
 #include <boost/process/posix.hpp>
 #include <boost/process/search_path.hpp>
+#include <cstdlib>
 #include <cstring>
 
 #include "supervisor/pidfd.hpp"
@@ -135,7 +136,9 @@ Expected<std::filesystem::path> resolve_binary(const std::filesystem::path& bina
   }
   const auto found = bp::search_path(binary.string());
   if (found.empty()) {
-    return make_error(ErrorKind::not_found, binary.string() + ": not found on PATH");
+    const char* path = std::getenv("PATH");
+    return make_error(ErrorKind::not_found, binary.string() + ": not found on PATH (" +
+                                                std::string(path ? path : "") + ")");
   }
   return std::filesystem::path(found.string());
 }

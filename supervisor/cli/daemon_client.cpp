@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdlib>
@@ -17,6 +18,9 @@
 
 #include "crosvisor/paths.hpp"
 #include "protocol/fd_passing.hpp"
+#include "supervisor/crosvm_backend.hpp"
+#include "supervisor/launch.hpp"
+#include "supervisor/qemu_backend.hpp"
 
 namespace crosvisor::cli {
 namespace {
@@ -302,7 +306,8 @@ Expected<DaemonClient> find_daemon(const DaemonSearch& search) {
   std::string tried;
   for (const auto& socket : sockets)
     tried += (tried.empty() ? "" : ", ") + socket.string();
-  return make_error(ErrorKind::unavailable, "no crosvisord answers at " + tried);
+  return make_error(ErrorKind::unavailable, "no crosvisord runs for you (looked at " + tried +
+                                                "); `vm run` or `vm fleet up` starts your own");
 }
 
 Expected<DaemonClient> find_or_start_daemon(const DaemonSearch& search,
@@ -349,6 +354,36 @@ Expected<DaemonClient> find_or_start_daemon(const DaemonSearch& search,
     say("started crosvisord at " + socket.string() +
         " (it serves your other terminals too, and exits when it has nothing left to supervise)");
   return client;
+}
+
+}  // namespace crosvisor::cli
+
+namespace crosvisor::cli {
+
+Expected<void> fill_default_binaries(DaemonClient& client,
+                                     const std::vector<nlohmann::json*>& vms) {
+  if (client.daemon_uid() != ::geteuid())
+    return {};
+  const bool any_unnamed = std::any_of(
+      vms.begin(), vms.end(), [](const nlohmann::json* vm) { return !vm->contains("vmm_binary"); });
+  if (!any_unnamed)
+    return {};
+  auto version = client.call({{"op", "version"}});
+  if (!version)
+    return std::unexpected(version.error());
+  const auto configured = version->value("vmm_binaries", nlohmann::json::object());
+  for (nlohmann::json* vm : vms) {
+    if (vm->contains("vmm_binary"))
+      continue;
+    const std::string kind = vm->value("vmm", std::string("qemu"));
+    if (!configured.value(kind, std::string()).empty())
+      continue;  // the daemon was told which binary to run
+    // Not found here: the daemon tries its own PATH, and says so if it fails too.
+    if (auto found =
+            resolve_binary(kind == "crosvm" ? crosvm::kDefaultBinary : qemu::kDefaultBinary))
+      (*vm)["vmm_binary"] = found->string();
+  }
+  return {};
 }
 
 }  // namespace crosvisor::cli

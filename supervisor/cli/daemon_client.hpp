@@ -79,3 +79,13 @@ Expected<DaemonClient> find_or_start_daemon(const DaemonSearch& search,
                                             const std::function<void(const std::string&)>& say);
 
 }  // namespace crosvisor::cli
+
+namespace crosvisor::cli {
+
+// VMM binaries are looked up on the PATH of the `vm` that asks, as users expect: for a daemon of
+// the user's own that was given no --qemu/--crosvm, each VM description that names no binary
+// gets its VMM's default name resolved here. (A daemon of another user runs only its own.)
+// `vms` are VM descriptions (protocol/spec_json.hpp), changed in place.
+Expected<void> fill_default_binaries(DaemonClient& client, const std::vector<nlohmann::json*>& vms);
+
+}  // namespace crosvisor::cli

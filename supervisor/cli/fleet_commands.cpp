@@ -142,6 +142,14 @@ int fleet_up(const DaemonOptions& options, const FleetUpOptions& up) {
     return report(client.error(), "vm fleet");
   }
   client->watch_signals(signals.get());
+  std::vector<json*> descriptions;
+  for (auto& vm : message->fleet["vms"])
+    descriptions.push_back(&vm["vm"]);
+  if (auto filled = fill_default_binaries(*client, descriptions); !filled) {
+    if (filled.error().kind == ErrorKind::interrupted)
+      return kExitInterrupted + client->last_signal();
+    return report(filled.error(), "vm fleet");
+  }
   auto reply = client->call(
       {{"op", "fleet_up"}, {"fleet", message->fleet}, {"foreground", attached}}, {}, message->fds);
   message->fds.clear();

@@ -41,8 +41,14 @@ int run_vm(const RunOptions& options) {
   auto spec = config::load_vm_file(options.file);
   if (!spec)
     return report(spec.error());
-  if (options.name)
+  if (options.name) {
+    if (!is_valid_vm_name(*options.name)) {
+      std::cerr << "vm run: --name '" << *options.name << "' is not a VM name: " << kVmNameRule
+                << '\n';
+      return kExitUsage;
+    }
     spec->name = *options.name;
+  }
   if (options.debug)
     spec->debug = *options.debug;
   if (options.accel)
@@ -99,6 +105,11 @@ int run_vm(const RunOptions& options) {
   };
   // Ctrl-C while the VM is being created: leaving is enough, the session's end stops the VM.
   client->watch_signals(signals.get());
+  if (auto filled = fill_default_binaries(*client, {&message->vm}); !filled) {
+    if (filled.error().kind == ErrorKind::interrupted)
+      return interrupted(client->last_signal());
+    return report(filled.error());
+  }
   auto created = client->call({{"op", "create"}, {"vm", message->vm}}, on_event, message->fds);
   message->fds.clear();
   if (!created) {

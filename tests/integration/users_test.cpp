@@ -129,12 +129,18 @@ TEST_CASE("VM names belong to their owner: two users of a shared daemon may each
 
 TEST_CASE("VMM binaries are found on the user's PATH, and a shared daemon runs only its own") {
   test::OtherUser nobody;
-  // `crosvm` exists only on nobody's PATH (nobody.bin): the daemon `vm` starts looks there.
+  // `crosvm` exists only on nobody's PATH (nobody.bin). A daemon started from a shell whose PATH
+  // lacks it, then used from one whose PATH has it: the lookup follows the asking command's PATH.
   const auto file = nobody.write(
       "path.toml", nobody.stand_in_toml("path", "fake_crosvm.exit=0 fake_crosvm.after_ms=100"));
-  const auto found = nobody.vm("run " + file.string());
+  const auto without = nobody.vm("run " + file.string(), {"PATH=/usr/bin:/bin"});
+  INFO(without.output);
+  CHECK(without.exit_code == 10);
+  CHECK_THAT(without.output, Catch::Contains("crosvm: not found on PATH (/usr/bin:/bin)"));
+  const auto found = nobody.vm("run " + file.string());  // the same daemon, still up
   INFO(found.output);
   CHECK(found.exit_code == 0);
+  CHECK_THAT(found.output, !Catch::Contains("started crosvisord"));
   // A daemon serving other users (root, --shared) refuses a client's binary, and says why.
   RootDaemon root(nobody, {"--shared"});
   const auto named =
