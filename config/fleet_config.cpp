@@ -16,6 +16,8 @@ namespace {
 
 constexpr std::string_view kIndex = "{index}";
 constexpr std::int64_t kMaxCount = 10'000;
+// VMs in one fleet, replicas included: a few lines of `count` must not expand into millions.
+constexpr std::size_t kMaxFleetVms = 10'000;
 
 // The keys a [[vm]] has on top of a VM file's.
 struct GroupKeys {
@@ -246,6 +248,15 @@ Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::pa
     if (!spec)
       continue;
     check_files(*spec, *table, defaults, prefix + ".", problems);
+    if (fleet.vms.size() + static_cast<std::size_t>(keys.count) > kMaxFleetVms) {
+      problems.add(where_of(*table, keys.replicated ? "count" : "name"),
+                   prefix + (keys.replicated ? ".count" : ".name"),
+                   "the fleet would have " +
+                       std::to_string(fleet.vms.size() + static_cast<std::size_t>(keys.count)) +
+                       " VMs with these, more than the " + std::to_string(kMaxFleetVms) +
+                       " a fleet may have");
+      break;  // the VMs beyond stay unexpanded: said once
+    }
     for (std::int64_t index = 0; index < keys.count; ++index) {
       FleetVm vm;
       vm.spec = *spec;

@@ -292,9 +292,84 @@ std::optional<std::string> closest_match(std::string_view word,
   return std::nullopt;
 }
 
+KeyDepth deepest_key(std::string_view text) {
+  KeyDepth deepest;
+  std::uint32_t line = 1, column = 0, run = 1;
+  std::uint32_t run_line = 1, run_column = 1;  // where the key being read starts
+  bool key_started = false;
+  enum class In { code, comment, basic, literal, multi_basic, multi_literal } in = In::code;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    ++column;
+    if (c == '\n') {
+      ++line;
+      column = 0;
+      if (in == In::comment || in == In::basic || in == In::literal)
+        in = In::code;  // (an unterminated one-line string is the parser's to report)
+    }
+    const auto starts = [&](std::string_view what) { return text.substr(i, what.size()) == what; };
+    switch (in) {
+      case In::comment:
+        continue;
+      case In::basic:
+        if (c == '\\')
+          ++i;
+        else if (c == '"')
+          in = In::code;
+        continue;
+      case In::literal:
+        if (c == '\'')
+          in = In::code;
+        continue;
+      case In::multi_basic:
+        if (c == '\\')
+          ++i;
+        else if (starts("\"\"\""))
+          in = In::code, i += 2;
+        continue;
+      case In::multi_literal:
+        if (starts("\'\'\'"))
+          in = In::code, i += 2;
+        continue;
+      case In::code:
+        break;
+    }
+    if (!key_started && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+      key_started = true;
+      run_line = line, run_column = column;
+    }
+    if (c == '#') {
+      in = In::comment;
+    } else if (starts("\"\"\"")) {
+      in = In::multi_basic, i += 2;
+    } else if (starts("\'\'\'")) {
+      in = In::multi_literal, i += 2;
+    } else if (c == '"') {
+      in = In::basic;
+    } else if (c == '\'') {
+      in = In::literal;
+    } else if (c == '.') {
+      if (++run > deepest.parts)
+        deepest = {run, run_line, run_column};
+    } else if (c == '\n' || c == '=' || c == '[' || c == ']' || c == ',' || c == '{' || c == '}') {
+      run = 1;
+      key_started = false;
+    }
+  }
+  return deepest;
+}
+
 std::expected<toml::table, std::string> parse_toml(std::string_view text,
                                                    const std::filesystem::path& source) {
   const std::string source_name = source.string();
+  // toml++ builds a dotted key or table header of a hundred thousand parts by recursion, and
+  // overflows its stack: such a key is refused before it is parsed.
+  if (const auto deepest = deepest_key(text); deepest.parts > kMaxKeyParts) {
+    return std::unexpected(source_name + ":" + std::to_string(deepest.line) + ":" +
+                           std::to_string(deepest.column) + ": a key of " +
+                           std::to_string(deepest.parts) + " dotted parts; at most " +
+                           std::to_string(kMaxKeyParts) + " are accepted");
+  }
   try {
     return toml::parse(text, source_name);
   } catch (const toml::parse_error& e) {

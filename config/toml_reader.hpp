@@ -90,7 +90,18 @@ class TableReader {
   std::vector<std::string> known_;
 };
 
-// `text` parsed as TOML from `source`; a syntax error names file, line and column.
+// The key (or table header) with the most dotted parts in `text`, and where it starts; strings
+// and comments are skipped. A float's "1.5" counts as two parts, which is far below any limit.
+struct KeyDepth {
+  std::uint32_t parts = 1;
+  std::uint32_t line = 1;
+  std::uint32_t column = 1;
+};
+KeyDepth deepest_key(std::string_view text);
+inline constexpr std::uint32_t kMaxKeyParts = 32;
+
+// `text` parsed as TOML from `source`; a syntax error names file, line and column. Keys of more
+// than kMaxKeyParts parts are refused before parsing (toml++ recurses once per part).
 std::expected<toml::table, std::string> parse_toml(std::string_view text,
                                                    const std::filesystem::path& source);
 // The whole file at `path`, or the error that kept it from being read.

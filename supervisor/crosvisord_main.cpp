@@ -50,7 +50,10 @@ void stop_everything(caf::scoped_actor& self, const caf::actor& service) {
   spdlog::info("stopping {} VM(s)", alive.size());
   vms.clear();  // our references must not keep their actors up
   while (!alive.empty()) {
+    // Events of the VMs this daemon holds itself are taken off the mailbox too: a message keeps
+    // its sender alive, and an unread one from a handle would keep that VM's actor up.
     self->receive([&](const caf::down_msg& down) { alive.erase(down.source); },
+                  [](const VmEvent&) {}, [](const ConsoleLine&) {},
                   [&](stop_atom, int) {
                     spdlog::warn("second signal: killing every VM");
                     for (const auto& address : alive) {

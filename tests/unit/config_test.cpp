@@ -225,3 +225,26 @@ TEST_CASE("a fleet file given where a VM file belongs says which command takes i
         "/srv/shop.toml is a fleet file ([[vm]] tables), not a VM file: use `vm fleet up "
         "/srv/shop.toml`");
 }
+
+TEST_CASE("a key or table header of a hundred thousand parts is refused before parsing") {
+  std::string dotted = "name = \"x\"\nkernel = \"k\"\na";
+  for (int i = 0; i < 100'000; ++i)
+    dotted += ".a";
+  dotted += " = 1\n";
+  auto spec = crosvisor::config::parse_vm_spec(dotted, "/srv/deep.toml");
+  REQUIRE_FALSE(spec.has_value());
+  CHECK(spec.error().message ==
+        "/srv/deep.toml:3:1: a key of 100001 dotted parts; at most 32 are accepted");
+  std::string header = "[t";
+  for (int i = 0; i < 100'000; ++i)
+    header += ".t";
+  auto table = crosvisor::config::parse_vm_spec(header + "]\n", "/srv/deep.toml");
+  REQUIRE_FALSE(table.has_value());
+  CHECK_THAT(table.error().message, Catch::StartsWith("/srv/deep.toml:1:2: a key of 100001"));
+  // Dots in strings, comments and numbers do not count.
+  const auto depth = crosvisor::config::deepest_key(
+      "params = \"a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f.g\"\n"
+      "# a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f.g\n"
+      "ready.console = 'x.y'\nwindow_s = 1.5\n");
+  CHECK(depth.parts == 2);
+}

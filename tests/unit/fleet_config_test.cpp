@@ -186,3 +186,18 @@ TEST_CASE("a VM file given as a fleet file, and a fleet file given as a VM file,
                                         " is a VM file, not a fleet file: use `vm run " +
                                         vm_file.string() + "`, or put its keys under [[vm]]");
 }
+
+TEST_CASE(
+    "a fleet that would expand to more than 10 000 VMs is refused at the count that does it") {
+  test::TempDir dir;
+  dir.write("k", "kernel");
+  std::string text = "[defaults]\nkernel = \"k\"\n";
+  for (int i = 0; i < 200; ++i)
+    text += "[[vm]]\nname = \"g" + std::to_string(i) + "-{index}\"\ncount = 10000\n";
+  const auto file = dir.write("huge.toml", text);
+  auto fleet = load_fleet_file(file);
+  REQUIRE_FALSE(fleet.has_value());
+  CHECK(fleet.error().message == file.string() +
+                                     ":8:9: key 'vm[1].count': the fleet would have 20000 VMs "
+                                     "with these, more than the 10000 a fleet may have");
+}
