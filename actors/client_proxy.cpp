@@ -5,6 +5,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/internal_messages.hpp"
+#include "actors/monitors.hpp"
 #include "crosvisor/messages.hpp"
 
 namespace crosvisor {
@@ -14,6 +15,9 @@ struct ProxyState {
   static inline const char* name = "crosvisor.client_proxy";
   caf::actor vm;      // strong: the vm actor lives while a proxy does
   caf::actor client;  // where events go; may be invalid
+  caf::actor_addr self_address;
+  // A client outlives many of its handles (a fleet restarting a VM, a session running many).
+  ~ProxyState() { withdraw_monitor(self_address, client); }
 };
 
 using Proxy = caf::stateful_actor<ProxyState>;
@@ -21,6 +25,7 @@ using Proxy = caf::stateful_actor<ProxyState>;
 caf::behavior proxy_behavior(Proxy* self, caf::actor vm, caf::actor client) {
   self->state.vm = std::move(vm);
   self->state.client = std::move(client);
+  self->state.self_address = self->address();
   if (self->state.client) {
     self->monitor(self->state.client);
     self->set_down_handler([=](const caf::down_msg& down) {

@@ -16,6 +16,7 @@
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "crosvisor/service.hpp"
+#include "supervisor/owner_limits.hpp"
 #include "supervisor/reactor.hpp"
 
 namespace crosvisor {
@@ -34,6 +35,8 @@ struct ServiceState {
   caf::actor cid_registry;
   std::map<VmKey, caf::actor> vms;  // VMs not dead yet
   std::map<caf::actor_addr, VmKey> names;
+  std::optional<OwnerUsage> usage;                // what each user holds
+  std::map<caf::actor_addr, std::size_t> fds_of;  // each live VM's estimate
   std::uint64_t next_run_id = 1;
 
   // When the service ends, so do its VMs (each kills its child as it goes).
@@ -53,6 +56,8 @@ void forget(ServiceActor* self, const caf::actor_addr& vm) {
   auto it = st.names.find(vm);
   if (it == st.names.end())
     return;
+  st.usage->remove(it->second.first, st.fds_of[vm]);
+  st.fds_of.erase(vm);
   st.vms.erase(it->second);
   st.names.erase(it);
 }
@@ -60,6 +65,12 @@ void forget(ServiceActor* self, const caf::actor_addr& vm) {
 // Spawns the VM and its first handle, and delivers the handle before the VM says anything.
 void start_vm(ServiceActor* self, VmSpec spec, caf::actor client, caf::response_promise reply) {
   auto& st = self->state;
+  const std::size_t fds = estimated_fds(spec);
+  const bool counted = st.usage->limits().fd_capacity > 0 && spec.owner_uid && *spec.owner_uid != 0;
+  if (auto refused = st.usage->admit(spec.owner_uid, fds, counted ? open_fd_count() : 0)) {
+    reply.deliver(to_caf_error(*refused));
+    return;
+  }
   const auto run_dir = st.options.runtime_dir /
                        ("vm-" + std::to_string(getpid()) + "-" + std::to_string(st.next_run_id++));
   if (spec.vmm_binary.empty()) {
@@ -79,6 +90,8 @@ void start_vm(ServiceActor* self, VmSpec spec, caf::actor client, caf::response_
   self->send(vm, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
   st.vms.emplace(key, vm);
   st.names.emplace(vm.address(), key);
+  st.usage->add(key.first, fds);
+  st.fds_of[vm.address()] = fds;
   // The creator gets the handle before the VM says anything: deliver the reply first, then let
   // the VM launch. Its first event can only follow the reply in the mailbox.
   reply.deliver(std::move(handle));
@@ -88,6 +101,8 @@ void start_vm(ServiceActor* self, VmSpec spec, caf::actor client, caf::response_
 caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
   self->state.options = std::move(options);
   const auto& cids = self->state.options;
+  self->state.usage.emplace(OwnerLimits{cids.max_vms_per_owner, cids.max_fds_per_owner,
+                                        cids.fd_capacity, cids.fd_reserve});
   self->state.cid_registry = spawn_cid_registry(
       self->system(),
       CidRegistryOptions{{cids.cid_first, cids.cid_last}, cids.cid_scope, cids.cid_state_file});

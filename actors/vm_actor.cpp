@@ -9,6 +9,7 @@
 #include <set>
 
 #include "actors/internal_messages.hpp"
+#include "actors/monitors.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "supervisor/console_tail.hpp"
@@ -40,11 +41,15 @@ struct VmActorState {
   std::uint64_t console_log_max_bytes = 0;
   std::optional<ConsoleTail> tail;  // debug = full: its last lines, for `vm logs`
 
+  caf::actor_addr self_address;  // to withdraw its monitors on the subscribers as it ends
+
   ~VmActorState() {
     // An actor that ends while its child lives (its system is shutting down) takes the child with
     // it.
     if (child_alive && reactor)
       reactor->signal(child, SIGKILL, true);
+    for (const auto& subscriber : subscribers)
+      withdraw_monitor(self_address, subscriber);
     std::error_code ignored;
     if (!run_dir.empty())
       std::filesystem::remove_all(run_dir, ignored);
@@ -175,6 +180,7 @@ ChildObserver observer_for(VmActor* self) {
 caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> reactor,
                           caf::actor cid_registry, VmPaths paths) {
   auto& st = self->state;
+  st.self_address = self->address();
   st.life = std::make_unique<VmLifecycle>(std::move(spec));
   st.reactor = std::move(reactor);
   st.run_dir = std::move(paths.run_dir);

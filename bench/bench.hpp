@@ -18,5 +18,7 @@ int cid_scenario(const Options& options);
 int scale_scenario(const Options& options);
 int cascade_scenario(const Options& options);
 int fleet_scenario(const Options& options);
+int control_scenario(const Options& options);
+int lifecycles_scenario(const Options& options);
 
 }  // namespace crosvisor::bench

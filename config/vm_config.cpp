@@ -133,8 +133,12 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
   if (auto kernel = vm.path("kernel", true))
     spec.kernel = *kernel;
   spec.initrd = vm.path("initrd");
-  if (auto params = vm.string("params"))
-    spec.params = *params;
+  if (auto params = vm.string("params")) {
+    if (auto problem = kernel_params_problem(*params))
+      vm.problems().add(vm.raw().get("params")->source(), vm.dotted("params"), *problem);
+    else
+      spec.params = *params;
+  }
   if (auto memory = vm.integer("memory_mib", 16, kMaxMemoryMib)) {
     spec.memory_mib = static_cast<std::uint32_t>(*memory);
   }

@@ -2,6 +2,7 @@
 // enum serves both directions, and an unknown name is an error wherever it is read.
 #include <algorithm>
 #include <array>
+#include <string>
 #include <utility>
 
 #include "crosvisor/vm_spec.hpp"
@@ -75,6 +76,19 @@ std::optional<VmState> vm_state_named(std::string_view name) {
 }
 std::optional<DeathReason> death_reason_named(std::string_view name) {
   return value_in(kDeathReasons, name);
+}
+
+std::optional<std::string> kernel_params_problem(std::string_view params) {
+  if (params.size() > kMaxKernelParams)
+    return "the kernel command line is " + std::to_string(params.size()) +
+           " bytes; the kernel takes at most " + std::to_string(kMaxKernelParams);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const auto c = static_cast<unsigned char>(params[i]);
+    if (c < 0x20 || c > 0x7e)
+      return "the kernel command line must be printable ASCII; byte " + std::to_string(i) +
+             " is 0x" + "0123456789abcdef"[c >> 4] + "0123456789abcdef"[c & 15];
+  }
+  return std::nullopt;
 }
 
 bool is_valid_vm_name(std::string_view name) {

@@ -11,6 +11,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -37,12 +38,21 @@ struct Gate {
   }
 };
 
+// Writes one frame straight to a socket nobody else uses yet (a connection refused at accept).
+void refuse_now(int fd, const Error& why) {
+  const std::string frame =
+      protocol::encode_frame(protocol::dump(protocol::error_reply(std::nullopt, why)));
+  [[maybe_unused]] auto n = ::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 class Connection : public ConnectionPort, public std::enable_shared_from_this<Connection> {
  public:
   Connection(asio::io_context& io, std::shared_ptr<Gate> gate, UniqueFd fd,
-             std::function<void(Connection*)> on_gone)
+             const ServerLimits& limits, std::function<void(Connection*)> on_gone)
       : gate_(std::move(gate)),
+        limits_(limits),
         socket_(std::make_unique<stream>(io, fd.release())),
+        deadline_(io),
         on_gone_(std::move(on_gone)) {}
 
   void start(std::unique_ptr<SessionSink> sink) {
@@ -53,6 +63,12 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
   void send(nlohmann::json message) override {
     gate_->post([self = shared_from_this(), text = protocol::dump(message)] {
       self->queue(protocol::encode_frame(text));
+    });
+  }
+
+  void send_console(nlohmann::json message, const std::string& vm) override {
+    gate_->post([self = shared_from_this(), text = protocol::dump(message), vm] {
+      self->queue_console(protocol::encode_frame(text), vm);
     });
   }
 
@@ -75,6 +91,7 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
       return;
     closed_ = true;
     boost::system::error_code ignored;
+    deadline_.cancel();
     socket_->close(ignored);
     socket_.reset();  // here, on the I/O thread, while the io_context lives
     pending_fds_.clear();
@@ -87,21 +104,51 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
 
  private:
   void wait_readable() {
+    if (reading_ || closed_)
+      return;
+    reading_ = true;
     socket_->async_wait(stream::wait_read,
                         [self = shared_from_this()](boost::system::error_code ec) {
+                          self->reading_ = false;
                           if (ec || self->closed_)
                             return;
-                          if (self->read_available())
+                          if (self->read_some())
                             self->wait_readable();
                         });
   }
 
-  // Reads what the socket has; false when the connection ended.
-  bool read_available() {
+  // Whether the client is so far behind on its replies that its requests wait.
+  bool paused() const { return output_.size() > limits_.reply_backlog; }
+
+  // Takes at most one wake-up's share of requests; false when the connection ended, reading
+  // pauses (the client does not read its replies: it is read again once it does), or the share
+  // is spent with requests left over (taken on a later turn, after the other connections').
+  bool read_some() {
+    std::size_t budget = limits_.read_budget;
+    std::size_t frames = 0;
     for (;;) {
+      // What has been read already first.
+      while (frames < limits_.frames_per_wake) {
+        auto frame = decoder_.next();
+        if (!frame)
+          return refuse_and_close(frame.error().message);
+        if (!frame->has_value())
+          break;
+        deliver(**frame);
+        ++frames;
+        if (closed_)
+          return false;
+      }
+      if (frames >= limits_.frames_per_wake || budget == 0) {
+        take_turn_later();
+        return false;
+      }
+      if (paused())
+        return false;  // resumed by write_some
       std::array<char, 65536> data;
-      alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * protocol::kMaxFds)> control{};
-      iovec vector{data.data(), data.size()};
+      alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * protocol::kMaxFdsPerMessage)>
+          control{};
+      iovec vector{data.data(), std::min(data.size(), budget)};
       msghdr message{};
       message.msg_iov = &vector;
       message.msg_iovlen = 1;
@@ -109,8 +156,10 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
       message.msg_controllen = control.size();
       const ssize_t n =
           ::recvmsg(socket_->native_handle(), &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        watch_partial_frame();
         return true;
+      }
       if (n < 0 && errno == EINTR)
         continue;
       // Whatever fds came are ours to close, whatever else happens.
@@ -126,34 +175,76 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
         shut();  // end of stream, or an error
         return false;
       }
-      if (message.msg_flags & MSG_CTRUNC) {
-        return refuse_and_close("more than " + std::to_string(protocol::kMaxFds) +
-                                " fds came with one message");
-      }
-      if (pending_fds_.size() > protocol::kMaxFds)
-        return refuse_and_close("more than " + std::to_string(protocol::kMaxFds) + " fds");
+      // The kernel could not give us every fd (this process is out of them, or a client sent
+      // more than one message carries): the request they came with is refused, not the session.
+      if (message.msg_flags & MSG_CTRUNC)
+        fds_lost_ = true;
+      budget -= static_cast<std::size_t>(n);
       decoder_.feed(std::string_view(data.data(), static_cast<std::size_t>(n)));
-      for (;;) {
-        auto frame = decoder_.next();
-        if (!frame)
-          return refuse_and_close(frame.error().message);
-        if (!frame->has_value())
-          break;
-        deliver(**frame);
-        if (closed_)
-          return false;
-      }
     }
+  }
+
+  // Back in line behind everything else the I/O thread has to do.
+  void take_turn_later() {
+    if (turn_pending_)
+      return;
+    turn_pending_ = true;
+    asio::post(socket_->get_executor(), [self = shared_from_this()] {
+      self->turn_pending_ = false;
+      if (self->closed_ || self->reading_)
+        return;
+      if (self->read_some())
+        self->wait_readable();
+    });
+  }
+
+  // A request begun but not finished within the deadline ends the session: it would hold a
+  // session slot, and its fds, for as long as the client liked.
+  void watch_partial_frame() {
+    if (decoder_.pending() == 0) {
+      if (deadline_armed_) {
+        deadline_armed_ = false;
+        deadline_.cancel();
+      }
+      return;
+    }
+    if (deadline_armed_)
+      return;
+    deadline_armed_ = true;
+    deadline_.expires_after(limits_.frame_deadline);
+    deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->closed_ || !self->deadline_armed_)
+        return;
+      self->refuse_and_close(
+          fmt::format("a request was left half-sent for {:g} s",
+                      static_cast<double>(self->limits_.frame_deadline.count()) / 1000));
+    });
   }
 
   void deliver(const std::string& payload) {
     std::vector<UniqueFd> fds = std::move(pending_fds_);
     pending_fds_.clear();
+    const bool lost = std::exchange(fds_lost_, false);
     std::optional<std::uint64_t> id;
     auto request = protocol::parse_request(payload, id);
     if (!request) {
       queue_json(protocol::error_reply(id, request.error()));
       return;  // `fds` close here
+    }
+    if (lost) {
+      queue_json(protocol::error_reply(
+          id, Error{ErrorKind::limit,
+                    "crosvisord could not take the fds of this request (it is out of file "
+                    "descriptors, or more than " +
+                        std::to_string(protocol::kMaxFdsPerMessage) + " came with one message)"}));
+      return;
+    }
+    if (fds.size() > protocol::kMaxFdsPerRequest) {
+      queue_json(protocol::error_reply(
+          id, Error{ErrorKind::limit,
+                    std::to_string(fds.size()) + " fds came with one request, " + "more than the " +
+                        std::to_string(protocol::kMaxFdsPerRequest) + " a request may carry"}));
+      return;
     }
     if (request->op != protocol::Op::create && request->op != protocol::Op::fleet_up &&
         !fds.empty()) {
@@ -179,16 +270,26 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
     queue(protocol::encode_frame(protocol::dump(message)));
   }
 
+  // Replies and state changes are never dropped: their volume is bounded by the requests read,
+  // and reading stops while the client is behind.
   void queue(std::string frame) {
     if (closed_)
       return;
-    if (output_.size() + frame.size() > kMaxQueuedOutput) {
-      spdlog::warn("control socket: a client stopped reading; closing its session");
-      return shut();
-    }
     output_ += frame;
     if (!writing_)
       write_some();
+  }
+
+  // Console lines of a client that is behind are dropped (the log file keeps them), and
+  // counted: the client hears how many once it has caught up.
+  void queue_console(std::string frame, const std::string& vm) {
+    if (closed_)
+      return;
+    if (output_.size() + frame.size() > limits_.console_backlog) {
+      ++dropped_[vm];
+      return;
+    }
+    queue(std::move(frame));
   }
 
   void write_some() {
@@ -215,19 +316,35 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
       return shut();  // the peer is gone
     }
     if (flush_then_close_)
-      shut();
+      return shut();
+    // Caught up: what it missed, then its requests again (those already read first).
+    if (!dropped_.empty()) {
+      auto dropped = std::move(dropped_);
+      dropped_.clear();
+      for (const auto& [vm, lines] : dropped)
+        queue_json({{"event", "console_dropped"}, {"vm", vm}, {"lines", lines}});
+    }
+    if (!reading_)
+      take_turn_later();
   }
 
   std::shared_ptr<Gate> gate_;
+  const ServerLimits limits_;
   std::unique_ptr<stream> socket_;  // reset when the connection is shut
+  asio::steady_timer deadline_;     // for a half-sent request
   std::function<void(Connection*)> on_gone_;
   std::unique_ptr<SessionSink> sink_;
   protocol::FrameDecoder decoder_;
   std::vector<UniqueFd> pending_fds_;
   std::string output_;
+  std::map<std::string, std::uint64_t> dropped_;  // console lines, by VM
+  bool reading_ = false;
   bool writing_ = false;
   bool closed_ = false;
   bool flush_then_close_ = false;
+  bool fds_lost_ = false;
+  bool deadline_armed_ = false;
+  bool turn_pending_ = false;
 };
 
 }  // namespace
@@ -235,11 +352,14 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
 struct Server::Impl {
   ControlSocket socket;
   SessionFactory factory;
+  ServerLimits limits;
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   stream listener{io};
   asio::steady_timer retry{io};
   std::set<std::shared_ptr<Connection>> connections;  // server thread only
+  std::map<const Connection*, uid_t> owners;          // server thread only
+  std::map<uid_t, std::size_t> per_user;              // server thread only
   std::shared_ptr<Gate> gate = std::make_shared<Gate>();
   std::atomic<std::size_t> count{0};
   bool closing = false;  // the server is going away: it ends once every connection has
@@ -249,6 +369,43 @@ struct Server::Impl {
     if (closing && connections.empty()) {
       retry.cancel();
       work.reset();
+    }
+  }
+
+  // Why this new session must be refused, if it must: a user at its cap, or a daemon full but
+  // for the room kept for root.
+  std::optional<Error> refusal(uid_t uid) const {
+    if (uid == 0) {
+      if (connections.size() >= limits.max_sessions + limits.root_reserve)
+        return Error{ErrorKind::limit, "crosvisord serves " + std::to_string(connections.size()) +
+                                           " sessions, the most it may"};
+      return std::nullopt;
+    }
+    const auto mine = per_user.count(uid) ? per_user.at(uid) : 0;
+    if (mine >= limits.max_sessions_per_user)
+      return Error{ErrorKind::limit, "you have " + std::to_string(mine) +
+                                         " sessions open with this crosvisord, the most one user "
+                                         "may (--max-sessions-per-user)"};
+    if (connections.size() >= limits.max_sessions)
+      return Error{ErrorKind::limit, "crosvisord serves " + std::to_string(connections.size()) +
+                                         " sessions, the most it may (--max-sessions)"};
+    return std::nullopt;
+  }
+
+  void forget(Connection* gone) {
+    for (auto it = connections.begin(); it != connections.end(); ++it) {
+      if (it->get() != gone)
+        continue;
+      asio::post(io, [keep = *it] {});  // outlive the handler that is running
+      connections.erase(it);
+      if (auto owner = owners.find(gone); owner != owners.end()) {
+        if (--per_user[owner->second] == 0)
+          per_user.erase(owner->second);
+        owners.erase(owner);
+      }
+      count.store(connections.size());
+      finish_if_closed();
+      return;
     }
   }
 
@@ -272,27 +429,21 @@ struct Server::Impl {
         }
         if (!fd)
           break;
-        if (connections.size() >= kMaxConnections) {
-          spdlog::warn("control socket: {} sessions already; refusing one", kMaxConnections);
-          continue;  // `fd` closes
-        }
         ucred peer{};
         socklen_t size = sizeof(peer);
         if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0)
           continue;
-        auto connection =
-            std::make_shared<Connection>(io, gate, std::move(fd), [this](Connection* gone) {
-              for (auto it = connections.begin(); it != connections.end(); ++it) {
-                if (it->get() == gone) {
-                  asio::post(io, [keep = *it] {});  // outlive the handler that is running
-                  connections.erase(it);
-                  count.store(connections.size());
-                  finish_if_closed();
-                  return;
-                }
-              }
-            });
+        if (auto refused = refusal(peer.uid)) {
+          spdlog::warn("control socket: refusing a session of uid {}: {}", peer.uid,
+                       refused->message);
+          refuse_now(fd.get(), *refused);
+          continue;  // `fd` closes
+        }
+        auto connection = std::make_shared<Connection>(io, gate, std::move(fd), limits,
+                                                       [this](Connection* gone) { forget(gone); });
         connections.insert(connection);
+        owners[connection.get()] = peer.uid;
+        ++per_user[peer.uid];
         count.store(connections.size());
         connection->start(factory(PeerCredentials{peer.pid, peer.uid, peer.gid}, connection));
       }
@@ -301,9 +452,11 @@ struct Server::Impl {
   }
 };
 
-Server::Server(ControlSocket socket, SessionFactory factory) : impl_(std::make_unique<Impl>()) {
+Server::Server(ControlSocket socket, SessionFactory factory, ServerLimits limits)
+    : impl_(std::make_unique<Impl>()) {
   impl_->socket = std::move(socket);
   impl_->factory = std::move(factory);
+  impl_->limits = limits;
   impl_->listener.assign(fcntl(impl_->socket.listener.get(), F_DUPFD_CLOEXEC, 3));
   impl_->gate->io = &impl_->io;
   impl_->accept_next();

@@ -3,13 +3,24 @@
 // (SCM_RIGHTS), refuse what is malformed with an error reply, and hand good requests to the
 // connection's session. One connection is one session; when the connection ends, so does the
 // session. No CAF here: sessions plug in through SessionSink.
+//
+// One client must not hurt the others, and an ordinary client action must never kill a VM:
+//   - a client that stops reading (Ctrl-Z) loses console lines beyond a bound, counted and said
+//     so when it reads again, but never a reply or a state change, and never its session;
+//   - a client that sends requests without reading the replies is not read from until it does;
+//   - no connection is read for long at a time: each wake-up reads a bounded share;
+//   - a half-sent request is given a deadline;
+//   - sessions are capped per user and in all, with room kept for root; a refused connection
+//     is told why before it is closed.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 #include "core/unique_fd.hpp"
@@ -28,7 +39,10 @@ struct PeerCredentials {
 class ConnectionPort {
  public:
   virtual ~ConnectionPort() = default;
+  // A reply or a state change: always delivered, in order.
   virtual void send(nlohmann::json message) = 0;
+  // A console line of VM `vm`: dropped (and counted) while the client is too far behind.
+  virtual void send_console(nlohmann::json message, const std::string& vm) = 0;
   virtual void close() = 0;
 };
 
@@ -43,13 +57,21 @@ class SessionSink {
 using SessionFactory = std::function<std::unique_ptr<SessionSink>(const PeerCredentials&,
                                                                   std::shared_ptr<ConnectionPort>)>;
 
-// Bounds that keep one client from hurting the daemon or the others.
-inline constexpr std::size_t kMaxConnections = 1024;
-inline constexpr std::size_t kMaxQueuedOutput = 4 << 20;  // a client that stops reading
+// Bounds that keep one client from hurting the daemon or the others (docs/protocol.md).
+struct ServerLimits {
+  std::size_t max_sessions = 1024;         // in all
+  std::size_t max_sessions_per_user = 64;  // for each user but root
+  std::size_t root_reserve = 16;           // of max_sessions, kept for root
+  std::size_t console_backlog = 1 << 20;   // queued bytes beyond which console lines are dropped
+  std::size_t reply_backlog = 4 << 20;     // queued bytes beyond which requests are not read
+  std::chrono::milliseconds frame_deadline{10'000};  // for a request begun but not finished
+  std::size_t read_budget = 64 << 10;                // bytes read from one connection per wake-up
+  std::size_t frames_per_wake = 16;  // requests taken from one connection per wake-up
+};
 
 class Server {
  public:
-  Server(ControlSocket socket, SessionFactory factory);
+  Server(ControlSocket socket, SessionFactory factory, ServerLimits limits = {});
   ~Server();  // closes every connection (their sessions hear `closed`) and joins the thread
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

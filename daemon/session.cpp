@@ -84,7 +84,9 @@ caf::behavior session_behavior(Session* self, SessionContext context, PeerCreden
         dispatch(self, envelope.request, std::move(*envelope.fds));
       },
       [=](const VmEvent& event) { forward_state(self, event); },
-      [=](const ConsoleLine& line) { self->state.reply(protocol::console_event(line)); },
+      [=](const ConsoleLine& line) {
+        self->state.connection->send_console(protocol::console_event(line), line.vm);
+      },
       [=](closed_atom) {
         // Fleets held by this session (--foreground) go down with it, gracefully.
         for (auto& fleet : self->state.foreground_fleets)

@@ -1,11 +1,12 @@
 // The control socket's wire format: each message is a 4-byte big-endian length and that many
 // bytes of JSON (one object). File descriptors travel with a message as SCM_RIGHTS, attached to
-// its first byte. Pure logic: the decoder is fed bytes and hands out whole frames.
+// its bytes (the first ones; with more than one sendmsg's worth, spread over its first pieces).
+// Pure logic: the decoder is fed bytes and hands out whole frames.
 #pragma once
 
 #include <cstddef>
-#include <nlohmann/json.hpp>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,7 +16,11 @@
 namespace crosvisor::protocol {
 
 inline constexpr std::size_t kMaxFrame = 1 << 20;  // 1 MiB of JSON
-inline constexpr std::size_t kMaxFds = 32;         // fds attached to one message
+// fds attached to one sendmsg: the kernel's SCM_MAX_FD. A request with more spreads them over
+// several sendmsg calls (its frame's bytes in as many pieces); the daemon gathers them.
+inline constexpr std::size_t kMaxFdsPerMessage = 253;
+// fds one request may carry in all: a fleet of many images, a composite of 128 partitions.
+inline constexpr std::size_t kMaxFdsPerRequest = 4096;
 
 // A message as JSON text. Guest consoles and VMM output are not always valid UTF-8 (a line cut
 // at its length limit can split a character): invalid bytes become U+FFFD instead of throwing.

@@ -420,6 +420,8 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
     auto params = reader.string("params");
     if (!params)
       return std::unexpected(params.error());
+    if (auto problem = kernel_params_problem(*params))
+      return std::unexpected(bad("vm.params", *problem));
     spec.params = *params;
   }
   if (reader.has("memory_mib")) {

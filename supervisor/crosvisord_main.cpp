@@ -7,6 +7,7 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -133,6 +134,26 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   app.add_option("--log-file", log_file, "Log here instead of stderr");
   app.add_option("--ready-fd", ready_fd, "Write a byte to this fd once serving, then close it");
+  daemon::ServerLimits server_limits;
+  std::size_t max_vms_per_user = 256;
+  std::size_t max_fds_per_user = 4096;
+  app.add_option("--max-sessions", server_limits.max_sessions,
+                 "Connections served at once, besides the 16 kept for root (default 1024)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  app.add_option("--max-sessions-per-user", server_limits.max_sessions_per_user,
+                 "Connections one user other than root may have open (default 64)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  double request_deadline_s = 10;
+  app.add_option("--request-deadline", request_deadline_s,
+                 "Seconds a client may take to finish sending a request it began (default 10)")
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--max-vms-per-user", max_vms_per_user,
+                 "VMs one user other than root may have (default 256)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  app.add_option("--max-fds-per-user", max_fds_per_user,
+                 "File descriptors of crosvisord the VMs of one user other than root may hold "
+                 "(default 4096)")
+      ->check(CLI::Range(std::size_t{16}, std::size_t{1} << 24));
   add_vmm_binary_options(app, vmm_binaries);
   try {
     app.parse(argc, argv);
@@ -140,6 +161,8 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   }
+  server_limits.frame_deadline =
+      std::chrono::milliseconds(static_cast<std::int64_t>(request_deadline_s * 1000));
   raise_fd_limit();
   if (log_file.empty()) {
     spdlog::set_default_logger(spdlog::stderr_color_mt("crosvisord"));
@@ -192,6 +215,15 @@ int main(int argc, char** argv) {
     options.log_max_bytes = console_log_max_kib * 1024;
     options.cid_state_file = home / "last-cid";
     options.vmm_binaries = vmm_binaries;
+    options.max_vms_per_owner = max_vms_per_user;
+    options.max_fds_per_owner = max_fds_per_user;
+    // The last tenth of the fd table (at least 256) is root's and the daemon's own: a user at
+    // its limits never makes root's requests fail for want of a descriptor.
+    rlimit open_files{};
+    if (::getrlimit(RLIMIT_NOFILE, &open_files) == 0 && open_files.rlim_cur != RLIM_INFINITY) {
+      options.fd_capacity = open_files.rlim_cur;
+      options.fd_reserve = std::max<std::size_t>(256, options.fd_capacity / 10);
+    }
     auto service = spawn_service(system, options);
     caf::scoped_actor self{system};
 
@@ -208,10 +240,12 @@ int main(int argc, char** argv) {
     auto fleets = daemon::spawn_fleet_registry(system, service);
     daemon::SessionContext context{&system, service, fleets, ::geteuid(), vmm_binaries};
     auto server = std::make_unique<daemon::Server>(
-        std::move(*control), [context](const daemon::PeerCredentials& peer,
-                                       std::shared_ptr<daemon::ConnectionPort> connection) {
+        std::move(*control),
+        [context](const daemon::PeerCredentials& peer,
+                  std::shared_ptr<daemon::ConnectionPort> connection) {
           return daemon::start_session(context, peer, std::move(connection));
-        });
+        },
+        server_limits);
     reactor->watch_signals(stop_signals,
                            [&](int signo) { caf::anon_send(self, stop_atom::value, signo); });
     spdlog::info("serving {}; supervising {} VM(s) of its own; SIGTERM stops them all",

@@ -162,15 +162,28 @@ Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
   UniqueFd report_read(report[0]);
   UniqueFd report_write(report[1]);
 
+  // The VMM's fd table: as asked, but never more than this process may grant (setrlimit in
+  // the child cannot raise the hard limit), and large enough for every planned fd.
+  rlim_t max_open_files = request.max_open_files;
+  if (rlimit own{}; getrlimit(RLIMIT_NOFILE, &own) == 0 && own.rlim_max < max_open_files)
+    max_open_files = own.rlim_max;
+  const int scratch_base = std::max(request.fds.highest_target() + 1, 64);
+  const auto needed = static_cast<rlim_t>(scratch_base) + request.fds.entries().size() + 2;
+  if (needed > max_open_files) {
+    return make_error(ErrorKind::limit, binary->string() + " needs fd numbers up to " +
+                                            std::to_string(needed) + ", but RLIMIT_NOFILE allows " +
+                                            std::to_string(max_open_files) +
+                                            ": raise the hard limit of crosvisord's open files");
+  }
   const auto& entries = request.fds.entries();
   std::vector<int> scratch(entries.size(), -1);
   ExactChildSetup setup;
   setup.entries = &entries;
   setup.scratch = &scratch;
-  setup.scratch_base = std::max(request.fds.highest_target() + 1, 64);
+  setup.scratch_base = scratch_base;
   setup.report_fd = report_write.get();
   setup.parent = getpid();
-  setup.max_open_files = request.max_open_files;
+  setup.max_open_files = max_open_files;
 
   std::error_code error;
   bp::child child(bp::exe = binary->string(), bp::args = request.args, bp::env = environment, setup,

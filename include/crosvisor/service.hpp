@@ -40,6 +40,12 @@ struct ServiceOptions {
   std::string cid_scope = "crosvisor";
   std::filesystem::path cid_state_file;
   VmmBinaries vmm_binaries;
+  // What each user (but root) may take: VMs and file descriptors (supervisor/owner_limits.hpp;
+  // no limits by default, crosvisord sets them from its flags).
+  std::size_t max_vms_per_owner = 0;
+  std::size_t max_fds_per_owner = 0;
+  std::size_t fd_capacity = 0;  // the process's RLIMIT_NOFILE, when the last fds are kept ...
+  std::size_t fd_reserve = 0;   // ... this many of them, for root
 };
 
 // Options with the defaults, for a runtime directory and (optionally) a reactor.

@@ -106,6 +106,11 @@ struct VmSpec {
 // number names a CID where a VM is asked for by name or CID). A VM's name is also the
 // name of its console log file. Fleets are named by the same rule.
 bool is_valid_vm_name(std::string_view name);
+// The guest kernel command line: printable ASCII, at most 2047 bytes (x86's COMMAND_LINE_SIZE is
+// 2048 with its terminating NUL). The reason a command line is not one, if it is not.
+inline constexpr std::size_t kMaxKernelParams = 2047;
+std::optional<std::string> kernel_params_problem(std::string_view params);
+
 inline constexpr const char* kVmNameRule =
     "1-64 letters, digits, '-', '_' or '.', not starting with '-' or '.', not all digits";
 

@@ -88,18 +88,47 @@ Expected<std::uint64_t> DaemonClient::send(nlohmann::json request,
                                            const std::vector<UniqueFd>& fds) {
   const std::uint64_t id = next_id_++;
   request["id"] = id;
-  const std::string frame = protocol::encode_frame(protocol::dump(request));
+  const std::string payload = protocol::dump(request);
+  // Said here, with the real reason, rather than as the broken pipe the daemon would leave.
+  if (payload.size() > protocol::kMaxFrame) {
+    return make_error(ErrorKind::limit,
+                      "the request (" + request.value("op", std::string("?")) + ") is " +
+                          std::to_string(payload.size()) + " bytes of JSON, more than the " +
+                          std::to_string(protocol::kMaxFrame) + " a request may be");
+  }
+  if (fds.size() > protocol::kMaxFdsPerRequest) {
+    return make_error(ErrorKind::limit, "the request carries " + std::to_string(fds.size()) +
+                                            " files, more than the " +
+                                            std::to_string(protocol::kMaxFdsPerRequest) +
+                                            " one request may");
+  }
+  const std::string frame = protocol::encode_frame(payload);
   std::vector<int> numbers;
   for (const auto& fd : fds)
     numbers.push_back(fd.get());
+  // At most one sendmsg's worth of fds rides with each piece of the frame: a piece of one byte
+  // for each full batch, then the rest of the frame with the last one.
   std::size_t sent = 0;
+  std::size_t fds_sent = 0;
   while (sent < frame.size()) {
-    // The fds ride with the frame's first byte.
-    auto n = protocol::send_with_fds(socket_.get(), std::string_view(frame).substr(sent),
-                                     sent == 0 ? numbers : std::vector<int>{});
-    if (!n)
+    const std::size_t batch = std::min(numbers.size() - fds_sent, protocol::kMaxFdsPerMessage);
+    const bool more_fds_after = fds_sent + batch < numbers.size();
+    const std::size_t piece = more_fds_after ? 1 : frame.size() - sent;
+    const std::vector<int> attached(
+        numbers.begin() + static_cast<std::ptrdiff_t>(fds_sent),
+        numbers.begin() + static_cast<std::ptrdiff_t>(fds_sent + batch));
+    auto n = protocol::send_with_fds(socket_.get(), std::string_view(frame).substr(sent, piece),
+                                     attached);
+    if (!n) {
+      // The daemon may have said why it hung up (too many sessions, say): that is the error.
+      if (auto said = next(200); said && said->has_value() && !(**said).value("ok", true))
+        return make_error(
+            kind_named((**said).value("kind", std::string())).value_or(ErrorKind::unavailable),
+            (**said).value("error", std::string("refused")));
       return make_error(ErrorKind::unavailable, "send to crosvisord: " + n.error().message);
+    }
     sent += *n;
+    fds_sent += batch;
   }
   return id;
 }

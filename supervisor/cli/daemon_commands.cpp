@@ -162,6 +162,10 @@ int show_logs(const DaemonOptions& options, const std::string& vm, std::uint32_t
     const std::string kind = event.value("event", "");
     if (kind == "console") {
       std::cout << event.value("line", "") << std::endl;
+    } else if (kind == "console_dropped") {
+      std::cerr << "vm " << event.value("vm", "?") << ": " << event.value("lines", 0)
+                << " console lines were dropped while this terminal was not reading (the "
+                   "console log keeps them)\n";
     } else if (kind == "state" && event.value("state", "") == "dead") {
       std::cerr << "vm " << event.value("vm", "") << ": dead (" << event.value("reason", "?")
                 << ")\n";

@@ -96,6 +96,12 @@ int run_vm(const RunOptions& options) {
       std::cerr << "vm: " << event.value("detail", "crosvisord is going away") << '\n';
       return;
     }
+    if (kind == "console_dropped") {
+      std::cerr << "vm " << event.value("vm", "?") << ": " << event.value("lines", 0)
+                << " console lines were dropped while this terminal was not reading (the "
+                   "console log keeps them)\n";
+      return;
+    }
     auto state = protocol::parse_state_event(event);
     if (!state)
       return;
