@@ -70,7 +70,10 @@ void answer_restart_waiters(Member& member) {
   member.restart_waiters.clear();
 }
 
-// VM i will not come up: what waits for it is blocked, and says so.
+void start_what_may(Fleet* self);
+
+// VM i will not come up: what waits for it is blocked, and says so; its start slot goes to the
+// next VM that may start.
 void give_up(Fleet* self, std::size_t i) {
   auto& st = self->state;
   for (std::size_t blocked : st.plan->on_given_up(i)) {
@@ -80,6 +83,7 @@ void give_up(Fleet* self, std::size_t i) {
     spdlog::warn("fleet {}: {} {}", st.fleet_name, member.vm.spec.name, member.status.problem);
   }
   answer_restart_waiters(st.members[i]);
+  start_what_may(self);
 }
 
 void start_member(Fleet* self, std::size_t i) {

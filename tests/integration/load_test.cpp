@@ -358,3 +358,32 @@ TEST_CASE("failed VM lifecycles leave the daemon's memory flat") {
   // left on the service): 2000 would be over 5 MiB. Allocator noise stays well under 1 MiB.
   CHECK(after < before + 1024);
 }
+
+TEST_CASE("a user filling the daemon's fd table is refused before root is: root keeps its reserve") {
+  test::OtherUser nobody;
+  // 600 fds in all, the last 256 of them root's: nobody's VMs stop well before.
+  test::TempDir dir;
+  ::chmod(dir.path().c_str(), 0711);
+  const auto socket = dir / "control.sock";
+  test::Subprocess daemon({"/usr/bin/prlimit", "--nofile=600:600", CROSVISORD_BINARY, "--socket",
+                           socket.string(), "--shared", "--crosvm", FAKE_CROSVM_BINARY,
+                           "--max-vms-per-user", "1000", "--max-fds-per-user", "100000"});
+  REQUIRE(daemon.wait_for_line("serving ", 20s));
+  std::string keys = nobody.stand_in_toml("x");
+  keys = keys.substr(keys.find('\n') + 1);
+  const auto fleet = nobody.write("fill.toml", "[defaults]\n" + keys +
+                                                   "[[vm]]\nname = \"fill-{index}\"\ncount = 80\n");
+  const std::vector<std::string> at{"CROSVISOR_SOCKET=" + socket.string()};
+  const auto up = nobody.vm("fleet up " + fleet.string(), at);
+  INFO(up.output.substr(up.output.size() > 2000 ? up.output.size() - 2000 : 0));
+  CHECK(up.exit_code == 1);
+  CHECK_THAT(up.output, Catch::Contains("and keeps the last 256 for root: try again later"));
+  // Root's request still finds descriptors.
+  const auto root_vm = dir.write(
+      "root.toml", test::fake_crosvm_toml("rootvm", "fake_crosvm.exit=0 fake_crosvm.after_ms=50"));
+  const auto root_run = test::run_command("CROSVISOR_SOCKET=" + socket.string() + " " +
+                                          VM_BINARY + " run " + root_vm.string() + " 2>&1");
+  INFO(root_run.output);
+  CHECK(root_run.exit_code == 0);
+  CHECK(nobody.vm("fleet down", at).exit_code == 0);
+}
