@@ -22,10 +22,11 @@ using vmmout_atom = caf::atom_constant<caf::atom("vmmout")>;    // (vmmout_atom,
 // (vsready_atom, error text): the guest made its vsock callback (empty text), or the host cannot
 // listen for it.
 using vsready_atom = caf::atom_constant<caf::atom("vsready")>;
-using notice_atom = caf::atom_constant<caf::atom("notice")>;       // (notice_atom, GuestNotice)
-using exited_atom = caf::atom_constant<caf::atom("exited")>;       // (exited_atom, ExitStatus)
-using step_due_atom = caf::atom_constant<caf::atom("stepdue")>;    // (step_due_atom, StopStep)
-using stop_sent_atom = caf::atom_constant<caf::atom("stopsent")>;  // (stop_sent_atom, string error)
+using notice_atom = caf::atom_constant<caf::atom("notice")>;     // (notice_atom, GuestNotice)
+using exited_atom = caf::atom_constant<caf::atom("exited")>;     // (exited_atom, ExitStatus)
+using step_due_atom = caf::atom_constant<caf::atom("stepdue")>;  // (step_due_atom, StopStep)
+// (stop_sent_atom, bool refused, string error): the answer to a control request ("" when done).
+using stop_sent_atom = caf::atom_constant<caf::atom("stopsent")>;
 
 }  // namespace crosvisor
 

@@ -16,6 +16,7 @@
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "crosvisor/service.hpp"
+#include "supervisor/image_claims.hpp"
 #include "supervisor/owner_limits.hpp"
 #include "supervisor/reactor.hpp"
 
@@ -36,6 +37,8 @@ struct ServiceState {
   std::map<VmKey, caf::actor> vms;  // VMs not dead yet
   std::map<caf::actor_addr, VmKey> names;
   std::optional<OwnerUsage> usage;                // what each user holds
+  ImageClaims images;  // who writes and reads which image
+  std::map<caf::actor_addr, std::uint64_t> claim_of;  // each live VM's claim on its images
   std::map<caf::actor_addr, std::size_t> fds_of;  // each live VM's estimate
   std::uint64_t next_run_id = 1;
 
@@ -58,6 +61,8 @@ void forget(ServiceActor* self, const caf::actor_addr& vm) {
     return;
   st.usage->remove(it->second.first, st.fds_of[vm]);
   st.fds_of.erase(vm);
+  st.images.release(st.claim_of[vm]);
+  st.claim_of.erase(vm);
   st.vms.erase(it->second);
   st.names.erase(it);
 }
@@ -71,18 +76,24 @@ void start_vm(ServiceActor* self, VmSpec spec, caf::actor client, caf::response_
     reply.deliver(to_caf_error(*refused));
     return;
   }
-  const auto run_dir = st.options.runtime_dir /
-                       ("vm-" + std::to_string(getpid()) + "-" + std::to_string(st.next_run_id++));
+  const std::uint64_t run_id = st.next_run_id++;
+  const VmKey key = key_of(spec);
+  if (auto taken = st.images.claim(run_id, key.first, key.second, images_of(spec))) {
+    reply.deliver(to_caf_error(*taken));
+    return;
+  }
+  const auto run_dir =
+      st.options.runtime_dir / ("vm-" + std::to_string(getpid()) + "-" + std::to_string(run_id));
   if (spec.vmm_binary.empty()) {
     spec.vmm_binary =
         spec.vmm == VmmKind::crosvm ? st.options.vmm_binaries.crosvm : st.options.vmm_binaries.qemu;
   }
-  const VmKey key = key_of(spec);
   const auto log_dir =
       spec.owner_uid ? st.options.log_dir / std::to_string(*spec.owner_uid) : st.options.log_dir;
   VmPaths paths{run_dir, log_dir / (spec.name + ".log"), st.options.log_max_bytes};
   auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor, st.cid_registry,
                            std::move(paths));
+  st.claim_of[vm.address()] = run_id;
   auto handle = spawn_client_proxy(self->system(), vm, std::move(client));
   self->monitor(vm);
   // The service hears the VM's death, to free its name at once: a dead VM's actor lives on

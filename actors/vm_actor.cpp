@@ -130,7 +130,11 @@ void die(VmActor* self, Death death) {
 void send_control(VmActor* self, ControlRequest request) {
   auto me = caf::actor_cast<caf::actor>(self);
   self->state.reactor->control(self->state.child, request, [me](Expected<void> result) {
-    caf::anon_send(me, stop_sent_atom::value, result ? std::string() : result.error().message);
+    // A refusal (ErrorKind::state) is an answer: the VMM cannot do it. Anything else (no answer,
+    // a closed socket) leaves it to the step's deadline.
+    const bool refused = !result && result.error().kind == ErrorKind::state;
+    caf::anon_send(me, stop_sent_atom::value, refused,
+                   result ? std::string() : result.error().message);
   });
 }
 
@@ -338,10 +342,20 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
         if (auto next = self->state.life->on_step_timeout(step))
           take_step(self, *next);
       },
-      [=](stop_sent_atom, const std::string& error) {
-        if (!error.empty()) {
-          spdlog::warn("vm {}: power-off request failed: {}", self->state.life->spec().name, error);
+      [=](stop_sent_atom, bool refused, const std::string& error) {
+        auto& s = self->state;
+        if (error.empty())
+          return;
+        if (refused) {
+          // No graceful way (crosvm on aarch64 has no power button): waiting would only delay
+          // the same end.
+          if (auto next = s.life->on_graceful_refused(error)) {
+            spdlog::warn("vm {}: the VMM refused the power button ({}): asking it to quit",
+                         s.life->spec().name, error);
+            return take_step(self, *next);
+          }
         }
+        spdlog::warn("vm {}: stop request failed: {}", s.life->spec().name, error);
       },
       [=](subscribe_atom, caf::actor subscriber) {
         auto& subscribers = self->state.subscribers;

@@ -112,7 +112,8 @@ Expected<CompositeFile> decode_composite(std::string_view bytes) {
   for (const auto& disk : proto.component_disks()) {
     file.components.push_back(
         CompositeFile::Part{disk.file_path(), disk.offset(), 0,
-                            disk.read_write_capability() == cdisk_spec::READ_WRITE});
+                            disk.read_write_capability() == cdisk_spec::READ_WRITE,
+                            disk.file_offset()});
   }
   std::stable_sort(file.components.begin(), file.components.end(),
                    [](const auto& a, const auto& b) { return a.offset < b.offset; });

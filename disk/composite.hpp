@@ -64,6 +64,7 @@ struct CompositeFile {
     std::uint64_t offset = 0;
     std::uint64_t length = 0;  // implied
     bool writable = false;
+    std::uint64_t file_offset = 0;  // where its data starts in the host file
   };
   std::vector<Part> components;  // sorted by offset
   std::uint64_t length = 0;

@@ -32,7 +32,7 @@ Expected<CompositeOutputs> create_composite_files(const std::filesystem::path& o
   std::vector<PartitionInput> inputs;
   std::vector<std::filesystem::path> absolute;
   for (const auto& partition : partitions) {
-    auto image = open_sized_image(partition.path, partition.writable,
+    auto image = open_disk_image(partition.path, partition.writable,
                                   "partition \"" + partition.label + "\"");
     if (!image)
       return std::unexpected(image.error());
@@ -130,7 +130,11 @@ Expected<std::string> inspect_composite(const std::filesystem::path& path) {
     std::snprintf(line, sizeof(line), "  0x%-9llx 0x%-9llx %-7s ",
                   static_cast<unsigned long long>(part.offset),
                   static_cast<unsigned long long>(part.length), part.writable ? "rw" : "ro");
-    out << line << part.path << '\n';
+    out << line << part.path;
+    // crosvm reads such a component from that offset of its file (crosvisor writes 0 always).
+    if (part.file_offset != 0)
+      out << " (from byte " << part.file_offset << " of the file)";
+    out << '\n';
   }
   // crosvm resolves relative component paths against the composite file's directory.
   const auto resolve = [&](const std::string& component) {
@@ -138,8 +142,10 @@ Expected<std::string> inspect_composite(const std::filesystem::path& path) {
     return p.is_absolute() ? p : path.parent_path() / p;
   };
   auto header = read_file(resolve(file->components.front().path), kGptBeginningSize);
-  if (!header)
-    return std::unexpected(header.error());
+  if (!header) {
+    out << "GPT: " << header.error().message << '\n';
+    return out.str();
+  }
   auto gpt = parse_gpt(as_bytes(*header), kSectorSize, 2 * kSectorSize);
   if (!gpt) {
     out << "GPT: " << gpt.error().message << '\n';

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "core/handed_files.hpp"
 
 namespace crosvisor::disk {
@@ -75,6 +77,42 @@ Expected<OpenedImage> open_sized_image(const std::filesystem::path& path, bool w
   if (!size)
     return std::unexpected(size.error());
   return OpenedImage{std::move(*fd), *size};
+}
+
+Expected<void> check_raw_image(int fd, std::string_view what) {
+  unsigned char head[16] = {};
+  const ssize_t n = ::pread(fd, head, sizeof(head), 0);
+  if (n < 0)
+    return std::unexpected(errno_error(ErrorKind::io, std::string(what), errno));
+  const auto starts = [&](std::initializer_list<unsigned char> magic) {
+    return static_cast<std::size_t>(n) >= magic.size() &&
+           std::equal(magic.begin(), magic.end(), head);
+  };
+  const char* format = nullptr;
+  if (starts({'c', 'o', 'm', 'p', 'o', 's', 'i', 't', 'e', '_', 'd', 'i', 's', 'k', 0x1d}))
+    format = "a composite disk description";
+  else if (starts({'Q', 'F', 'I', 0xfb}))
+    format = "a qcow2 image";
+  else if (starts({0x3a, 0xff, 0x26, 0xed}))
+    format = "an Android sparse image";
+  else if (starts({0x28, 0xb5, 0x2f, 0xfd}))
+    format = "a zstd-compressed image";
+  if (format == nullptr)
+    return {};
+  return make_error(ErrorKind::invalid_config,
+                    std::string(what) + " starts like " + format +
+                        ": disks are used as raw images only, and a VMM that probes formats "
+                        "would follow the host paths such an image names; refused");
+}
+
+Expected<OpenedImage> open_disk_image(const std::filesystem::path& path, bool writable,
+                                      std::string_view role) {
+  auto image = open_sized_image(path, writable, role);
+  if (!image)
+    return image;
+  if (auto raw = check_raw_image(image->fd.get(), std::string(role) + " " + path.string()); !raw)
+    return std::unexpected(raw.error());
+  return image;
 }
 
 Expected<void> write_file_atomically(const std::filesystem::path& path, std::string_view bytes,

@@ -26,6 +26,18 @@ struct OpenedImage {
 };
 Expected<OpenedImage> open_sized_image(const std::filesystem::path& path, bool writable,
                                        std::string_view role);
+// open_sized_image, then check_raw_image: a disk or partition image.
+Expected<OpenedImage> open_disk_image(const std::filesystem::path& path, bool writable,
+                                      std::string_view role);
+
+// Disks are raw images, always. A VMM that probes formats (crosvm does, for every --block and
+// every composite component: composite, qcow2, android-sparse, zstd) would take an image that
+// starts like one of those as that format, and open the host paths it names (qcow2 backing
+// files, composite components) with the supervisor's rights: a guest writing such a header into
+// its own raw disk could make the next start open any file of the host. The first bytes of
+// every disk and partition are therefore read (pread: the fd's offset is left alone) and such an
+// image is refused, naming what it looks like. `what` names the image in the error.
+Expected<void> check_raw_image(int fd, std::string_view what);
 
 // Writes `bytes` to `path` through a temporary file and a rename: `path` is either complete or
 // untouched. With `size` beyond the bytes, the file is extended with zeros to it (sparsely).

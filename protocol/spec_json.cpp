@@ -253,24 +253,25 @@ Expected<void> read_disks(const json& disks, FdTaker& taker, VmSpec& spec) {
 }  // namespace
 
 Expected<json> FdCollector::add(const std::filesystem::path& path, bool writable,
-                                const std::string& role) {
+                                const std::string& role, bool disk) {
   if (share_read_only_ && !writable) {
     std::error_code ec;
     const auto key = std::filesystem::weakly_canonical(path, ec).string();
     if (auto it = read_only_.find(key); it != read_only_.end())
       return json{{"fd", it->second}};
-    auto added = open_new(path, writable, role);
+    auto added = open_new(path, writable, role, disk);
     if (added)
       read_only_[key] = (*added)["fd"].get<std::size_t>();
     return added;
   }
-  return open_new(path, writable, role);
+  return open_new(path, writable, role, disk);
 }
 
 Expected<json> FdCollector::open_new(const std::filesystem::path& path, bool writable,
-                                     const std::string& role) {
+                                     const std::string& role, bool disk) {
   // The checks the launch makes, made here first, where the error can name the user's own path.
-  auto image = disk::open_sized_image(path, writable, role);
+  auto image = disk ? disk::open_disk_image(path, writable, role)
+                    : disk::open_sized_image(path, writable, role);
   if (!image)  // a VM file naming a file that cannot serve is a wrong VM file
     return std::unexpected(Error{ErrorKind::invalid_config, image.error().message});
   fds.push_back(std::move(image->fd));
@@ -318,7 +319,7 @@ Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
   for (std::size_t d = 0; d < spec.disks.size(); ++d) {
     const std::string role = "disk " + std::to_string(d);
     if (const auto* raw = std::get_if<RawDisk>(&spec.disks[d])) {
-      auto fd = files.add(raw->path, raw->writable, role);
+      auto fd = files.add(raw->path, raw->writable, role, /*disk=*/true);
       if (!fd)
         return std::unexpected(fd.error());
       disks.push_back({{"fd", (*fd)["fd"]}, {"path", (*fd)["path"]}, {"writable", raw->writable}});
@@ -327,7 +328,7 @@ Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
     json partitions = json::array();
     for (const auto& partition : std::get<CompositeDisk>(spec.disks[d]).partitions) {
       auto fd = files.add(partition.path, partition.writable,
-                          role + " partition \"" + partition.label + "\"");
+                          role + " partition \"" + partition.label + "\"", /*disk=*/true);
       if (!fd)
         return std::unexpected(fd.error());
       partitions.push_back({{"label", partition.label},

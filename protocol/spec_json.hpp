@@ -30,13 +30,14 @@ Expected<SpecMessage> spec_to_message(const VmSpec& spec);
 class FdCollector {
  public:
   explicit FdCollector(bool share_read_only) : share_read_only_(share_read_only) {}
+  // `disk`: a disk or partition image, checked to be raw (disk/image_file.hpp).
   Expected<nlohmann::json> add(const std::filesystem::path& path, bool writable,
-                               const std::string& role);
+                               const std::string& role, bool disk = false);
   std::vector<UniqueFd> fds;
 
  private:
   Expected<nlohmann::json> open_new(const std::filesystem::path& path, bool writable,
-                                    const std::string& role);
+                                    const std::string& role, bool disk);
   bool share_read_only_;
   std::map<std::string, std::size_t> read_only_;
 };

@@ -2,6 +2,9 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+
+#include "supervisor/crosvm_features.hpp"
 #include "supervisor/disk_attach.hpp"
 
 namespace crosvisor::crosvm {
@@ -10,6 +13,20 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   VmmLaunch launch;
   LaunchRequest& request = launch.request;
   request.binary = binary_for(spec, kDefaultBinary);
+  const bool composite = std::any_of(spec.disks.begin(), spec.disks.end(), [](const auto& disk) {
+    return std::holds_alternative<CompositeDisk>(disk);
+  });
+  if (composite) {
+    auto supported = supports_composite_disks(request.binary);
+    if (supported && !*supported) {
+      return make_error(ErrorKind::launch,
+                        request.binary.string() +
+                            " was built without crosvm's composite-disk feature (`crosvm "
+                            "create_composite --help` exits 35): it would give the guest a disk "
+                            "of a few hundred bytes. Build crosvm with `cargo build --features "
+                            "composite-disk` (or all-x86_64)");
+    }
+  }
   auto& args = request.args;
   // Global flags come before the subcommand. Logs go to stderr (our pipe), never to syslog.
   // --disable-sandbox: the minijail sandbox needs a pivot root that a user-run supervisor does
@@ -30,8 +47,11 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
     return std::unexpected(boot.error());
   if (boot->initrd)
     args.insert(args.end(), {"--initrd", FdPlan::proc_path(*boot->initrd)});
+  // crosvm splits every argv token that begins with '-' and holds '=' before parsing it, values
+  // included: a command line such as "-v root=/dev/vda" would become two tokens. A leading space
+  // keeps it one; the kernel ignores it.
   if (!spec.params.empty())
-    args.insert(args.end(), {"--params", spec.params});
+    args.insert(args.end(), {"--params", (spec.params.front() == '-' ? " " : "") + spec.params});
   if (context.cid != 0)
     args.insert(args.end(), {"--vsock", "cid=" + std::to_string(context.cid)});
 

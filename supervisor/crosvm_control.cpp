@@ -30,6 +30,10 @@ Expected<void> check_response(std::string_view datagram) {
   const auto json = nlohmann::json::parse(datagram, nullptr, /*allow_exceptions=*/false);
   if (json.is_string() && json.get<std::string>() == "Ok")
     return {};
+  // VmResponse::Err: crosvm understood and cannot do it (no power button on aarch64).
+  if (json.is_object() && json.contains("Err"))
+    return make_error(ErrorKind::state,
+                      "crosvm refused: " + std::string(datagram.substr(0, 200)));
   return make_error(ErrorKind::protocol,
                     "crosvm control: unexpected answer " + std::string(datagram.substr(0, 200)));
 }

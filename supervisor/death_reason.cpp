@@ -55,7 +55,13 @@ Death qemu_death(const ExitFacts& facts) {
 Death death_of(const ExitFacts& facts) {
   const std::string how = facts.status.to_string();
   if (facts.stop_escalated) {
-    // The guest did not power off in time and the supervisor ended the VMM, whatever it says.
+    // The guest did not power off (or could not be asked) and the supervisor ended the VMM,
+    // whatever it says.
+    if (!facts.graceful_refused.empty())
+      return {DeathReason::killed, how + " after the VMM refused the power button (" +
+                                       facts.graceful_refused +
+                                       "): stopped at once through its quit request, the guest "
+                                       "not told"};
     return {DeathReason::killed, how + " after the guest ignored the stop request for " +
                                      std::to_string(facts.stop_timeout.count()) + " ms"};
   }

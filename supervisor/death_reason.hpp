@@ -37,6 +37,9 @@ struct ExitFacts {
   bool guest_ran = false;
   // The guest ignored a stop request and the supervisor ended the VMM itself.
   bool stop_escalated = false;
+  // The VMM refused the graceful request (crosvm without a power button), so the stop went
+  // straight to the VMM's own quit: why, as the VMM said it.
+  std::string graceful_refused;
   std::chrono::milliseconds stop_timeout{0};
   // The last thing the VMM reported about its guest (QEMU only).
   std::optional<GuestNotice> notice;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/handed_files.hpp"
 #include "disk/composite.hpp"
 #include "disk/image_file.hpp"
 #include "disk/qcow2.hpp"
@@ -32,7 +33,7 @@ std::vector<std::string> virtio_blk(std::size_t index, const std::string& drive_
 
 Expected<std::vector<std::string>> raw_disk_args(const RawDisk& disk, std::size_t index,
                                                  FdPlan& fds) {
-  auto image = disk::open_sized_image(disk.path, disk.writable, "disk " + std::to_string(index));
+  auto image = disk::open_disk_image(disk.path, disk.writable, "disk " + std::to_string(index));
   if (!image)
     return std::unexpected(image.error());
   const int number = fds.add(std::move(image->fd));
@@ -50,6 +51,7 @@ struct CompositeParts {
   int footer = -1;
   int filler = -1;
   bool writable = false;  // some partition is
+  bool lockable = true;   // every partition is (crosvm's lock option covers every component)
 
   // The fd number a component reads from.
   int fd_of(const disk::Component& component) const {
@@ -71,17 +73,45 @@ std::string as_text(const disk::Bytes& bytes) {
   return std::string(bytes.begin(), bytes.end());
 }
 
+// crosvm flocks every image it is given (exclusive when writable, shared when not) on the open
+// file description it inherits, and the lock lasts as long as any holder of that description.
+// A handed fd's description is also the one the VM's definition keeps for its next start, so a
+// lock taken on it would outlive the VMM and refuse the VM's own restart. Each launch therefore
+// opens the handed file afresh through /proc/self/fd/N, with the access the handed fd grants and
+// never more, and the lock ends with the VMM. When the supervisor may not open the file itself
+// (its user lacks the rights: a handed fd is all it has), the handed description goes to the VMM
+// with `lockable` false, and the VMM is told not to lock it.
+struct LaunchImage {
+  disk::OpenedImage image;
+  bool lockable = true;
+};
+
+Expected<LaunchImage> open_launch_image(const std::filesystem::path& path, bool writable,
+                                        const std::string& role) {
+  auto image = disk::open_disk_image(path, writable, role);
+  if (!image)
+    return std::unexpected(image.error());
+  if (!handed_fd_number(path))
+    return LaunchImage{std::move(*image)};  // opened here for this launch only
+  UniqueFd own(::open(("/proc/self/fd/" + std::to_string(image->fd.get())).c_str(),
+                      (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY));
+  if (!own)
+    return LaunchImage{std::move(*image), false};
+  return LaunchImage{{std::move(own), image->size}};
+}
+
 Expected<CompositeParts> plan_composite_parts(const CompositeDisk& disk, const std::string& prefix,
                                               const std::filesystem::path& run_dir, FdPlan& fds) {
   CompositeParts parts;
   for (const auto& partition : disk.partitions) {
-    auto image = disk::open_sized_image(partition.path, partition.writable,
-                                        "partition \"" + partition.label + "\"");
-    if (!image)
-      return std::unexpected(image.error());
-    parts.inputs.push_back({partition.label, image->size, partition.writable, std::nullopt,
+    auto opened = open_launch_image(partition.path, partition.writable,
+                                    "partition \"" + partition.label + "\"");
+    if (!opened)
+      return std::unexpected(opened.error());
+    parts.lockable = parts.lockable && opened->lockable;
+    parts.inputs.push_back({partition.label, opened->image.size, partition.writable, std::nullopt,
                             disk::kLinuxFilesystemType});
-    parts.partition_fds.push_back(fds.add(std::move(image->fd)));
+    parts.partition_fds.push_back(fds.add(std::move(opened->image.fd)));
     parts.writable = parts.writable || partition.writable;
   }
   auto layout = disk::plan_composite(parts.inputs, disk::Guid::random());
@@ -160,13 +190,17 @@ Expected<std::vector<std::string>> composite_disk_args(const CompositeDisk& disk
 Expected<std::vector<std::string>> crosvm_disk_args(const DiskSpec& disk, std::size_t index,
                                                     const std::filesystem::path& run_dir,
                                                     FdPlan& fds) {
+  // crosvm's own default is lock=true; the key is written only when it must be false.
+  const auto options = [](bool writable, bool lockable) {
+    return std::string(writable ? "" : ",ro=true") + (lockable ? "" : ",lock=false");
+  };
   if (const auto* raw = std::get_if<RawDisk>(&disk)) {
-    auto image = disk::open_sized_image(raw->path, raw->writable, "disk " + std::to_string(index));
-    if (!image)
-      return std::unexpected(image.error());
-    const int number = fds.add(std::move(image->fd));
-    return std::vector<std::string>{"--block",
-                                    FdPlan::proc_path(number) + (raw->writable ? "" : ",ro=true")};
+    auto opened = open_launch_image(raw->path, raw->writable, "disk " + std::to_string(index));
+    if (!opened)
+      return std::unexpected(opened.error());
+    const int number = fds.add(std::move(opened->image.fd));
+    return std::vector<std::string>{
+        "--block", FdPlan::proc_path(number) + options(raw->writable, opened->lockable)};
   }
   const std::string prefix = "disk" + std::to_string(index);
   auto parts = plan_composite_parts(std::get<CompositeDisk>(disk), prefix, run_dir, fds);
@@ -180,8 +214,8 @@ Expected<std::vector<std::string>> crosvm_disk_args(const DiskSpec& disk, std::s
   auto file = plan_new_file(run_dir / (prefix + ".composite"), description, parts->writable, fds);
   if (!file)
     return std::unexpected(file.error());
-  return std::vector<std::string>{"--block",
-                                  FdPlan::proc_path(*file) + (parts->writable ? "" : ",ro=true")};
+  return std::vector<std::string>{
+      "--block", FdPlan::proc_path(*file) + options(parts->writable, parts->lockable)};
 }
 
 Expected<std::vector<std::string>> qemu_disk_args(const DiskSpec& disk, std::size_t index,

@@ -61,6 +61,14 @@ std::optional<StopStep> VmLifecycle::on_step_timeout(StopStep step) {
   return last_step_;
 }
 
+std::optional<StopStep> VmLifecycle::on_graceful_refused(std::string why) {
+  if (state_ == VmState::dead || last_step_ != StopStep::graceful)
+    return std::nullopt;
+  graceful_refused_ = std::move(why);
+  last_step_ = StopStep::quit;
+  return last_step_;
+}
+
 std::chrono::milliseconds VmLifecycle::step_deadline(StopStep step) const {
   switch (step) {
     case StopStep::graceful:
@@ -89,6 +97,7 @@ Death VmLifecycle::on_exited(const ExitStatus& status) {
   facts.stop_escalated = last_step_ && *last_step_ != StopStep::graceful;
   facts.stop_timeout = spec_.stop_timeout;
   facts.notice = notice_;
+  facts.graceful_refused = graceful_refused_;
   facts.last_vmm_output = last_vmm_output_;
   return death_of(facts);
 }

@@ -45,6 +45,9 @@ class VmLifecycle {
   std::optional<StopStep> on_stop_requested();
   // The deadline of `step` passed and the VMM is still alive: the next step, if any.
   std::optional<StopStep> on_step_timeout(StopStep step);
+  // The VMM refused the graceful request (it has no power button): the next step, at once,
+  // when the graceful step is the current one.
+  std::optional<StopStep> on_graceful_refused(std::string why);
   // How long to wait after `step` before escalating.
   std::chrono::milliseconds step_deadline(StopStep step) const;
   bool stop_was_requested() const { return stop_requested_; }
@@ -62,6 +65,7 @@ class VmLifecycle {
   bool console_seen_ = false;
   std::string last_vmm_output_;
   std::optional<GuestNotice> notice_;
+  std::string graceful_refused_;
 };
 
 // How long the VMM has to act on a quit request, and then on SIGTERM, before the next step.

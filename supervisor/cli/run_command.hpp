@@ -1,5 +1,5 @@
-// `vm run FILE`: create a VM through crosvisord (or a private supervisor started for it), stay
-// attached, return when it dies.
+// `vm run FILE`: create a VM through crosvisord (the user's own, started on demand, when no other
+// serves them), stay attached, return when it dies.
 #pragma once
 
 #include <filesystem>

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   std::string debug;
   auto* run_cmd = app.add_subcommand(
       "run",
-      "Boot a VM from FILE through crosvisord (or a private supervisor when none runs) "
+      "Boot a VM from FILE through crosvisord (your own is started when none serves you) "
       "and stay attached until it dies; Ctrl-C stops it");
   run_cmd->add_option("FILE", run.file, "VM description (TOML)")->required();
   run_cmd->add_option("--name", run.name, "Override the VM's name");

@@ -55,6 +55,11 @@ Error invalid(std::string message) {
   return Error{ErrorKind::invalid_config, std::move(message)};
 }
 
+// What the arguments mean is wrong: crosvm's run error, exit 1.
+Error refused(std::string message) {
+  return Error{ErrorKind::launch, std::move(message)};
+}
+
 // Reads options of `table` from args[i...] into `values` until the first positional argument;
 // returns the index of that argument (args.size() when there is none).
 template <std::size_t N>
@@ -62,15 +67,7 @@ Expected<std::size_t> read_options(const OptionSpec (&table)[N],
                                    const std::vector<std::string>& args, std::size_t i,
                                    Values& values, std::vector<std::string>* positionals) {
   for (; i < args.size(); ++i) {
-    std::string token = args[i];
-    std::optional<std::string> inline_value;
-    // crosvm splits `--opt=value` before argh sees it.
-    if (token.rfind("--", 0) == 0) {
-      if (const auto eq = token.find('='); eq != std::string::npos) {
-        inline_value = token.substr(eq + 1);
-        token.resize(eq);
-      }
-    }
+    const std::string& token = args[i];
     if (token.empty() || token[0] != '-' || token == "-") {
       if (!positionals)
         return i;
@@ -82,21 +79,14 @@ Expected<std::size_t> read_options(const OptionSpec (&table)[N],
       return std::unexpected(invalid("Unrecognized argument: " + token));
     const std::string name(option->name);
     if (option->arity == Arity::flag) {
-      if (inline_value)
-        return std::unexpected(invalid("Unrecognized argument: " + args[i]));
       if (values.count(name) != 0)
         return std::unexpected(invalid("Duplicate option: --" + name));
       values[name].push_back("");
       continue;
     }
-    std::string value;
-    if (inline_value) {
-      value = *inline_value;
-    } else {
-      if (i + 1 >= args.size())
-        return std::unexpected(invalid("No value provided for option '--" + name + "'."));
-      value = args[++i];
-    }
+    if (i + 1 >= args.size())
+      return std::unexpected(invalid("No value provided for option '--" + name + "'."));
+    const std::string value = args[++i];
     if (option->arity == Arity::single && values.count(name) != 0)
       return std::unexpected(invalid("Duplicate option: --" + name));
     values[name].push_back(value);
@@ -204,7 +194,14 @@ Expected<BlockOption> parse_block(const std::string& option, const std::string& 
       return std::unexpected(value.error());
     if (std::string_view(flag) == "ro")
       block.read_only = *value;
+    if (std::string_view(flag) == "lock")
+      block.lock = *value;
   }
+  // crosvm forces the access of the deprecated forms, whatever `ro` says.
+  if (option == "disk")
+    block.read_only = true;
+  if (option == "rwdisk")
+    block.read_only = false;
   return block;
 }
 
@@ -270,7 +267,22 @@ std::optional<int> proc_fd_number(const std::string& path) {
   return number;
 }
 
-Expected<RunArgs> parse_crosvm_args(const std::vector<std::string>& args) {
+std::vector<std::string> prepare_argh_args(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (const auto& arg : args) {
+    const auto eq = arg.find('=');
+    if (!arg.empty() && arg[0] == '-' && eq != std::string::npos) {
+      out.push_back(arg.substr(0, eq));
+      out.push_back(arg.substr(eq + 1));
+    } else {
+      out.push_back(arg);
+    }
+  }
+  return out;
+}
+
+Expected<RunArgs> parse_crosvm_args(const std::vector<std::string>& raw_args) {
+  const std::vector<std::string> args = prepare_argh_args(raw_args);
   RunArgs run;
   Values global;
   auto command_at = read_options(kGlobalOptions, args, 0, global, nullptr);
@@ -332,7 +344,7 @@ Expected<RunArgs> parse_crosvm_args(const std::vector<std::string>& args) {
   }
   if (auto cid = single("cid")) {
     if (run.cid)
-      return std::unexpected(invalid("`--cid` and `--vsock` cannot both be given"));
+      return std::unexpected(refused("`--cid` and `--vsock` cannot both be given"));
     const auto number = parse_number(*cid);
     if (!number)
       return std::unexpected(invalid("invalid value for --cid: `" + *cid + "`"));
@@ -358,16 +370,30 @@ Expected<RunArgs> parse_crosvm_args(const std::vector<std::string>& args) {
       return std::unexpected(serial.error());
     for (const auto& other : run.serials) {
       if (other.hardware == serial->hardware && other.num == serial->num)
-        return std::unexpected(invalid("serial hardware " + serial->hardware + " num " +
+        return std::unexpected(refused("serial hardware " + serial->hardware + " num " +
                                        std::to_string(serial->num) + " given twice"));
     }
     run.serials.push_back(*serial);
   }
   // Config validation (crosvm: "Executable is not specified").
   if (!run.kernel && !run.bios)
-    return std::unexpected(invalid("Executable is not specified"));
+    return std::unexpected(refused("Executable is not specified"));
   if (run.kernel && run.bios)
-    return std::unexpected(invalid("--bios and a kernel cannot both be given"));
+    return std::unexpected(refused("--bios and a kernel cannot both be given"));
+  // x86: the kernel command line is printable ASCII of at most 2047 bytes, with what crosvm adds
+  // itself (console=ttyS0 for a console on the serial port).
+  std::string cmdline = run.params;
+  for (const auto& serial : run.serials) {
+    if (serial.console && serial.hardware == "serial")
+      cmdline += " console=ttyS" + std::to_string(serial.num - 1);
+  }
+  if (cmdline.size() > 2047)
+    return std::unexpected(refused("the kernel command line is too long: " +
+                                   std::to_string(cmdline.size()) + " bytes"));
+  if (std::any_of(cmdline.begin(), cmdline.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 ||
+                                      static_cast<unsigned char>(c) > 0x7e; }))
+    return std::unexpected(refused("the kernel command line must be printable ASCII"));
   return run;
 }
 

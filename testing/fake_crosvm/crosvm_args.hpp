@@ -17,6 +17,7 @@ namespace crosvisor::fake_crosvm {
 struct BlockOption {
   std::string path;
   bool read_only = false;
+  bool lock = true;  // crosvm's default: flock the image (and each composite component)
 };
 
 struct SerialOption {
@@ -48,10 +49,18 @@ struct RunArgs {
   bool protected_vm = false;
 };
 
-// crosvm's exit code for arguments it refuses.
+// crosvm's exit code for arguments its parser (argh) refuses; a refusal of what the arguments
+// mean (no kernel, a kernel and --bios, --cid with --vsock, a serial port given twice) is a
+// run error, exit 1, as crosvm's TryFrom<RunCommand> and validate_config errors are.
 inline constexpr int kInvalidArgsExit = 35;
 
-// argv without argv[0]. The error message is what crosvm would print.
+// crosvm's prepare_argh_args: every argv element that begins with '-' and contains '=' is split
+// at its first '=' before argh sees it, option values included ("-v root=/dev/vda" becomes
+// "-v root" and "/dev/vda").
+std::vector<std::string> prepare_argh_args(const std::vector<std::string>& args);
+
+// argv without argv[0]. The error message is what crosvm would print; its kind tells the exit:
+// invalid_config for argh's refusals (35), launch for semantic ones (1).
 Expected<RunArgs> parse_crosvm_args(const std::vector<std::string>& args);
 
 // Every path of the form /proc/self/fd/N in the arguments, as N (the fds crosvm will use).

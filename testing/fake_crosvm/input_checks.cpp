@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -76,10 +77,66 @@ Expected<std::string> read_all(int fd, const std::string& what) {
   return bytes;
 }
 
+void record_open(const Build& build, const std::string& path) {
+  if (build.record.empty())
+    return;
+  const int fd = ::open(build.record.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return;
+  const std::string line = "opened " + path + "\n";
+  [[maybe_unused]] auto n = ::write(fd, line.data(), line.size());
+  ::close(fd);
+}
+
+// crosvm's LockFileFailure: the lock is on the open file description.
+Expected<void> lock(int fd, bool writable, const std::string& what) {
+  if (::flock(fd, (writable ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0)
+    return std::unexpected(failure(what + ": LockFileFailure: the disk image is locked by "
+                                          "another process (" + std::strerror(errno) + ")"));
+  return {};
+}
+
+std::uint64_t big_endian(const unsigned char* bytes, std::size_t size) {
+  std::uint64_t value = 0;
+  for (std::size_t i = 0; i < size; ++i)
+    value = (value << 8) | bytes[i];
+  return value;
+}
+
+// crosvm's detect_image_type: what the first bytes say the image is. A qcow2 image's backing
+// file is opened by path, with crosvm's rights (no sandbox here): recorded, and opened.
+Expected<std::string> probe(int fd, const std::string& what, const Build& build) {
+  unsigned char head[24] = {};
+  const ssize_t n = ::pread(fd, head, sizeof(head), 0);
+  if (n >= 4 && std::memcmp(head, "QFI\xfb", 4) == 0) {
+    std::string description = "qcow2";
+    const auto offset = big_endian(head + 8, 8);
+    const auto size = big_endian(head + 16, 4);
+    if (offset != 0 && size > 0 && size < 4096) {
+      std::string backing(size, '\0');
+      if (::pread(fd, backing.data(), size, static_cast<off_t>(offset)) ==
+          static_cast<ssize_t>(size)) {
+        record_open(build, backing);
+        const int opened = ::open(backing.c_str(), O_RDONLY | O_CLOEXEC);
+        description += " over " + backing + (opened >= 0 ? "" : " (unreadable)");
+        if (opened >= 0)
+          ::close(opened);
+      }
+    }
+    return description;
+  }
+  if (n >= 4 && std::memcmp(head, "\x3a\xff\x26\xed", 4) == 0)
+    return std::string("android-sparse");
+  if (n >= 4 && std::memcmp(head, "\x28\xb5\x2f\xfd", 4) == 0)
+    return std::string("zstd");
+  (void)what;
+  return std::string("raw");
+}
+
 // A composite disk: the file decodes as crosvm decodes it, every component is an inherited fd
 // with the access the disk needs, and the first component carries a GPT header.
 Expected<std::string> check_composite(int fd, const BlockOption& block,
-                                      std::vector<int>& component_fds) {
+                                      std::vector<int>& component_fds, const Build& build) {
   auto bytes = read_all(fd, "block " + block.path);
   if (!bytes)
     return std::unexpected(bytes.error());
@@ -89,11 +146,18 @@ Expected<std::string> check_composite(int fd, const BlockOption& block,
   for (std::size_t i = 0; i < composite->components.size(); ++i) {
     const auto& part = composite->components[i];
     const std::string role = "block " + block.path + " component " + std::to_string(i);
-    auto part_fd = open_input(part.path, role, part.writable && !block.read_only);
+    if (!proc_fd_number(part.path))
+      record_open(build, part.path);
+    const bool writable = part.writable && !block.read_only;
+    auto part_fd = open_input(part.path, role, writable);
     if (!part_fd)
       return std::unexpected(part_fd.error());
     if (proc_fd_number(part.path))
       component_fds.push_back(*part_fd);
+    if (block.lock) {
+      if (auto locked = lock(*part_fd, writable, role); !locked)
+        return std::unexpected(locked.error());
+    }
     struct stat info {};
     if (fstat(*part_fd, &info) != 0 || !S_ISREG(info.st_mode))
       return std::unexpected(failure(role + ": not a regular file"));
@@ -179,7 +243,8 @@ std::set<int> inherited_fds() {
   return fds;
 }
 
-Expected<CheckedInputs> check_inputs(const RunArgs& args, const std::set<int>& inherited) {
+Expected<CheckedInputs> check_inputs(const RunArgs& args, const std::set<int>& inherited,
+                                     const Build& build) {
   CheckedInputs inputs;
   for (const auto& [path, role] :
        {std::pair{args.kernel, "kernel"}, {args.bios, "bios"}, {args.initrd, "initrd"}}) {
@@ -194,14 +259,31 @@ Expected<CheckedInputs> check_inputs(const RunArgs& args, const std::set<int>& i
     auto fd = open_input(block.path, "block", !block.read_only);
     if (!fd)
       return std::unexpected(fd.error());
+    const std::string role = "block " + std::to_string(i);
+    if (block.lock) {
+      if (auto locked = lock(*fd, !block.read_only, role + " " + block.path); !locked)
+        return std::unexpected(locked.error());
+    }
     char magic[15] = {};
-    std::string description = "raw";
-    if (pread(*fd, magic, sizeof(magic), 0) == sizeof(magic) &&
+    std::string description;
+    if (build.composite_disk && pread(*fd, magic, sizeof(magic), 0) == sizeof(magic) &&
         std::memcmp(magic, "composite_disk\x1d", sizeof(magic)) == 0) {
-      auto composite = check_composite(*fd, block, named);
+      auto composite = check_composite(*fd, block, named, build);
       if (!composite)
         return std::unexpected(composite.error());
       description = *composite;
+    } else {
+      auto format = probe(*fd, role, build);
+      if (!format)
+        return std::unexpected(format.error());
+      description = *format;
+      // Without the composite-disk feature a composite file is just a very small raw disk.
+      struct stat info {};
+      if (!build.composite_disk && std::memcmp(magic, "composite_disk\x1d", sizeof(magic)) == 0 &&
+          fstat(*fd, &info) == 0)
+        description += " (" + std::to_string(info.st_size) + " bytes)";
+      if (description == "raw" && !block.read_only && inputs.first_writable_raw < 0)
+        inputs.first_writable_raw = *fd;
     }
     inputs.descriptions.push_back("block " + std::to_string(i) + ": " + block.path + " " +
                                   description + (block.read_only ? ", read-only" : ", read-write"));

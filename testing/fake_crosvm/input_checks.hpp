@@ -19,9 +19,23 @@ struct CheckedInputs {
   int console = -1;                       // where the guest's console goes (-1: nowhere)
   int control = -1;                       // the listening control socket
   std::vector<std::string> descriptions;  // one line per disk, for the console
+  int first_writable_raw = -1;            // the first writable raw --block, if any
 };
 
-// Validates every input and returns the fds the VM will use.
-Expected<CheckedInputs> check_inputs(const RunArgs& args, const std::set<int>& inherited);
+// How the stand-in was built, as crosvm can be.
+struct Build {
+  // The `composite-disk` cargo feature, which is not among crosvm's defaults: without it a
+  // composite file is taken as a raw disk of a few hundred bytes.
+  bool composite_disk = true;
+  // Where to append "opened PATH" for every host path the disk probing opens (a qcow2 backing
+  // file, a composite component named by path): what a real crosvm would have opened.
+  std::string record;
+};
+
+// Validates every input and returns the fds the VM will use. Like crosvm, every --block and
+// every composite component is probed for its format (composite, qcow2, android-sparse, zstd)
+// and locked (flock, exclusive for writing, shared for reading) unless `lock=false`.
+Expected<CheckedInputs> check_inputs(const RunArgs& args, const std::set<int>& inherited,
+                                     const Build& build);
 
 }  // namespace crosvisor::fake_crosvm

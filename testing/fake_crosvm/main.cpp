@@ -12,11 +12,28 @@
 //   fake_crosvm.powerbtn=ignore  the guest ignores the ACPI power button
 //   fake_crosvm.chatter=BYTES  once ready, the guest prints about BYTES bytes of console per
 //                              second, in 100-byte numbered lines (a chatty guest)
+//   fake_crosvm.then=reboot    once ready (after after_ms), the guest reboots: crosvm exits 32
+//                              for a keyboard, CF9 or ACPI reset, but 0 for a triple fault, which
+//                              is what the kernel's reboot=t does (KVM_EXIT_SHUTDOWN is a stop)
+//   fake_crosvm.then=panic     the guest panics: 34 through the pvpanic PCI device; with
+//                              fake_crosvm.pvpanic=absent (no driver in the guest) the panic
+//                              reboots the guest (panic=-1), as fake_crosvm.then=reboot
+//   fake_crosvm.powerbtn=unsupported  the VM has no power button (crosvm on aarch64, which has
+//                              no ACPI PM device): Powerbtn is answered with an error
+//   fake_crosvm.write_qcow2=PATH  once ready, the guest writes a qcow2 header naming PATH as
+//                              its backing file into sector 0 of its first writable raw disk
+//   fake_crosvm.record=PATH    append "opened P" to PATH for every host path P the disk probing
+//                              opens (a qcow2 backing file, a composite component by path)
+//
+// Built as crosvm is by default (`cargo build`), without the composite-disk feature, when its
+// file name contains "nocomposite": composite files are then raw disks, and `create_composite`
+// is an unknown subcommand (35).
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -38,7 +55,12 @@ struct Script {
   std::optional<int> exit_code;
   std::chrono::milliseconds after{0};
   bool ignore_powerbtn = false;
+  bool powerbtn_unsupported = false;
   std::uint64_t chatter = 0;  // console bytes per second once ready
+  std::optional<std::string> then;  // reboot, panic
+  bool pvpanic = true;
+  bool triple_fault_reboot = false;  // the guest's command line has reboot=t
+  std::optional<std::string> write_qcow2;
 };
 
 constexpr auto kChatterTick = std::chrono::milliseconds(10);
@@ -65,8 +87,26 @@ Script script_from(const std::string& params) {
   if (auto after = marker(params, "after_ms"))
     script.after = std::chrono::milliseconds(std::stoll(*after));
   script.ignore_powerbtn = marker(params, "powerbtn") == "ignore";
+  script.powerbtn_unsupported = marker(params, "powerbtn") == "unsupported";
   if (auto chatter = marker(params, "chatter"))
     script.chatter = std::stoull(*chatter);
+  script.then = marker(params, "then");
+  script.pvpanic = marker(params, "pvpanic") != "absent";
+  script.write_qcow2 = marker(params, "write_qcow2");
+  // The kernel's own reboot= option: t (triple) makes every reboot a triple fault.
+  for (std::size_t at = params.find("reboot="); at != std::string::npos;
+       at = params.find("reboot=", at + 1)) {
+    if ((at == 0 || params[at - 1] == ' ') && at + 7 < params.size())
+      script.triple_fault_reboot = params[at + 7] == 't';
+  }
+  if (script.then && !script.exit_code) {
+    // What crosvm exits with when the guest does that.
+    const bool reboots = *script.then == "reboot" || (*script.then == "panic" && !script.pvpanic);
+    if (*script.then == "panic" && script.pvpanic)
+      script.exit_code = 34;
+    else if (reboots)
+      script.exit_code = script.triple_fault_reboot ? 0 : 32;
+  }
   return script;
 }
 
@@ -99,6 +139,8 @@ class FakeVm {
     for (const auto& description : inputs_.descriptions)
       say("fake-crosvm: " + description);
     say("fake-crosvm guest: ready");
+    if (script.write_qcow2)
+      write_qcow2_header(*script.write_qcow2);
     std::optional<Clock::time_point> exit_at;
     if (script.exit_code)
       exit_at = Clock::now() + script.after;
@@ -107,6 +149,30 @@ class FakeVm {
   }
 
  private:
+  // A guest writing a qcow2 header into its own raw disk: version 3, backing file `path`.
+  void write_qcow2_header(const std::string& path) {
+    if (inputs_.first_writable_raw < 0) {
+      say("fake-crosvm guest: no writable raw disk to write a qcow2 header to");
+      return;
+    }
+    unsigned char header[104 + 256] = {};
+    const auto put = [&](std::size_t at, std::uint64_t value, std::size_t size) {
+      for (std::size_t i = 0; i < size; ++i)
+        header[at + i] = static_cast<unsigned char>(value >> (8 * (size - 1 - i)));
+    };
+    std::memcpy(header, "QFI\xfb", 4);
+    put(4, 3, 4);             // version
+    put(8, 104, 8);           // backing file offset
+    put(16, path.size(), 4);  // backing file size
+    put(20, 16, 4);           // cluster bits
+    put(24, 1 << 20, 8);      // size
+    std::memcpy(header + 104, path.data(), std::min(path.size(), std::size_t{256}));
+    if (::pwrite(inputs_.first_writable_raw, header, 104 + path.size(), 0) < 0)
+      say(std::string("fake-crosvm guest: writing the qcow2 header failed: ") + std::strerror(errno));
+    else
+      say("fake-crosvm guest: wrote a qcow2 header naming " + path);
+  }
+
   // One tick's share of the chatter: whole 100-byte lines, the remainder carried over.
   void chatter() {
     chatter_due_ += static_cast<double>(script_.chatter) * kChatterTick.count() / 1000.0;
@@ -185,6 +251,10 @@ class FakeVm {
       exit_with(0);
     }
     if (request == "\"Powerbtn\"") {
+      if (script_.powerbtn_unsupported) {
+        reply("{\"Err\":95}");  // ENOTSUP: no ACPI PM device
+        return true;
+      }
       reply("\"Ok\"");
       if (script_.ignore_powerbtn) {
         say("fake-crosvm guest: ignoring the power button");
@@ -209,12 +279,26 @@ class FakeVm {
 int main(int argc, char** argv) {
   // Before this process opens anything: what did the supervisor hand over?
   const std::set<int> inherited = inherited_fds();
-  auto args = parse_crosvm_args(std::vector<std::string>(argv + 1, argv + argc));
+  const std::vector<std::string> command(argv + 1, argv + argc);
+  Build build;
+  build.composite_disk = std::string(argv[0]).find("nocomposite") == std::string::npos;
+  // `crosvm create_composite --help`: how a supervisor tells whether the feature is there.
+  if (!command.empty() && command.front() == "create_composite") {
+    if (!build.composite_disk) {
+      std::fprintf(stderr, "Unrecognized argument: create_composite\n");
+      return kInvalidArgsExit;
+    }
+    std::printf("Usage: crosvm create_composite <path> [<partitions...>]\n");
+    return 0;
+  }
+  auto args = parse_crosvm_args(command);
   if (!args) {
     std::fprintf(stderr, "%s\n", args.error().message.c_str());
-    return kInvalidArgsExit;
+    return args.error().kind == crosvisor::ErrorKind::invalid_config ? kInvalidArgsExit : 1;
   }
-  auto inputs = check_inputs(*args, inherited);
+  if (auto record = marker(args->params, "record"))
+    build.record = *record;
+  auto inputs = check_inputs(*args, inherited, build);
   if (!inputs) {
     std::fprintf(stderr, "fake-crosvm: %s\n", inputs.error().message.c_str());
     return 1;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "integration/daemon_process.hpp"
 #include "integration/guest.hpp"
 #include "protocol/fd_passing.hpp"
 #include "protocol/framing.hpp"
@@ -26,31 +27,6 @@ using json = nlohmann::json;
 namespace {
 
 constexpr auto kBoot = 90s;
-
-// A crosvisord of the test's own, on a socket in a temporary directory.
-struct Daemon {
-  test::TempDir dir;
-  std::filesystem::path socket = dir / "control.sock";
-  std::unique_ptr<test::Subprocess> process;
-
-  explicit Daemon(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv{
-        CROSVISORD_BINARY,      "--socket", socket.string(),   "--runtime-dir",
-        (dir / "run").string(), "--crosvm", FAKE_CROSVM_BINARY};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    process = std::make_unique<test::Subprocess>(argv);
-    REQUIRE(process->wait_for_line("serving ", 20s));
-  }
-  std::vector<std::string> env() const {
-    return {"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-            "CROSVISOR_SOCKET=" + socket.string()};
-  }
-  // Runs `vm ARGS...` against this daemon to the end.
-  test::CommandResult vm(const std::string& args) const {
-    return test::run_command("CROSVISOR_SOCKET=" + socket.string() + " " + VM_BINARY + " " + args +
-                             " 2>&1");
-  }
-};
 
 // A raw connection, for saying what a well-behaved client never would.
 class RawClient {
@@ -110,7 +86,7 @@ std::size_t fd_count(pid_t pid) {
 
 TEST_CASE("through the daemon: run, list, info, logs -f and stop a real guest") {
   test::require_guest();
-  Daemon daemon;
+  test::DaemonProcess daemon;
   const auto file = daemon.dir.write("web.toml", test::guest_toml("web", ""));
   test::Subprocess run({VM_BINARY, "run", "--console", file.string()}, daemon.env());
   REQUIRE(run.wait_for_line("vm web: ready", kBoot));
@@ -148,7 +124,7 @@ TEST_CASE("through the daemon: run, list, info, logs -f and stop a real guest") 
 }
 
 TEST_CASE("vm logs refuses a debug = none VM clearly, and unknown VMs are errors") {
-  Daemon daemon;
+  test::DaemonProcess daemon;
   const auto file = daemon.dir.write(
       "quiet.toml", test::fake_crosvm_toml("quiet", "", false) + "\n");  // debug = full ...
   std::string text = test::fake_crosvm_toml("quiet", "", false);
@@ -166,7 +142,7 @@ TEST_CASE("vm logs refuses a debug = none VM clearly, and unknown VMs are errors
 }
 
 TEST_CASE("vm run killed with SIGKILL: the daemon stops and reaps its VM") {
-  Daemon daemon;
+  test::DaemonProcess daemon;
   const auto file = daemon.dir.write(
       "orphan.toml", test::fake_crosvm_toml("orphan", "fake_crosvm.powerbtn=ignore", false) +
                          "stop_timeout_s = 0.5\n");
@@ -182,7 +158,7 @@ TEST_CASE("vm run killed with SIGKILL: the daemon stops and reaps its VM") {
 }
 
 TEST_CASE("the daemon killed with SIGKILL leaves no VMM behind") {
-  Daemon daemon;
+  test::DaemonProcess daemon;
   std::vector<std::unique_ptr<test::Subprocess>> clients;
   for (int i = 0; i < 3; ++i) {
     const std::string name = "held-" + std::to_string(i);
@@ -201,7 +177,7 @@ TEST_CASE("the daemon killed with SIGKILL leaves no VMM behind") {
 }
 
 TEST_CASE("SIGTERM to the daemon stops every VM gracefully, in parallel, then it exits") {
-  Daemon daemon;
+  test::DaemonProcess daemon;
   std::vector<std::unique_ptr<test::Subprocess>> clients;
   for (int i = 0; i < 3; ++i) {
     const std::string name = "term-" + std::to_string(i);
@@ -222,7 +198,7 @@ TEST_CASE("SIGTERM to the daemon stops every VM gracefully, in parallel, then it
 }
 
 TEST_CASE("a live daemon's socket is never stolen, a dead one's is replaced") {
-  Daemon first;
+  test::DaemonProcess first;
   test::Subprocess second({CROSVISORD_BINARY, "--socket", first.socket.string(), "--runtime-dir",
                            (first.dir / "run2").string()});
   CHECK(second.wait_exit(10s) == 6);  // conflict
@@ -245,7 +221,7 @@ TEST_CASE("a live daemon's socket is never stolen, a dead one's is replaced") {
 }
 
 TEST_CASE("another user's session cannot see or stop the first user's VMs") {
-  Daemon daemon({"--shared"});
+  test::DaemonProcess daemon({.args = {"--shared"}});
   ::chmod(daemon.dir.path().c_str(), 0711);  // the test's temporary directory, for `nobody`
   const auto file = daemon.dir.write("mine.toml", test::fake_crosvm_toml("mine", "", false));
   test::Subprocess run({VM_BINARY, "run", file.string()}, daemon.env());
@@ -277,7 +253,7 @@ TEST_CASE("another user's session cannot see or stop the first user's VMs") {
 }
 
 TEST_CASE("malformed requests and bad fds: each refused, the daemon and a good session go on") {
-  Daemon daemon;
+  test::DaemonProcess daemon;
   const pid_t pid = daemon.process->pid();
   RawClient good(daemon.socket);
   const auto ping_ok = [&] {
@@ -287,6 +263,7 @@ TEST_CASE("malformed requests and bad fds: each refused, the daemon and a good s
   };
   REQUIRE(ping_ok());
   const std::size_t fds_before = fd_count(pid);
+  const std::string fds_listed_before = test::describe_fds(pid);
   const auto kernel = daemon.dir.write("vmlinuz", "kernel");
   const auto open_file = [&](int flags) { return ::open(kernel.c_str(), flags | O_CLOEXEC); };
   const json vm = {{"name", "bad"}, {"kernel", {{"fd", 0}}}, {"vmm", "crosvm"}};
@@ -488,6 +465,6 @@ TEST_CASE("malformed requests and bad fds: each refused, the daemon and a good s
   CHECK(ping_ok());
   // Every fd that came with a refused request was closed; every closed session is gone.
   CHECK(test::eventually([&] { return fd_count(pid) == fds_before; }, 10s));
-  INFO("daemon fds before " << fds_before << ", now " << fd_count(pid));
+  INFO("daemon fds before:\n" << fds_listed_before << "now:\n" << test::describe_fds(pid));
   CHECK(fd_count(pid) == fds_before);
 }

@@ -5,6 +5,7 @@
 
 #include "actors/fleet_actor.hpp"
 #include "crosvisor/messages.hpp"
+#include "integration/daemon_process.hpp"
 #include "integration/guest.hpp"
 #include "integration/harness.hpp"
 #include "integration/on_demand.hpp"
@@ -134,15 +135,9 @@ TEST_CASE("the README's main job: the example fleet of real guests up, ready, an
 }
 
 TEST_CASE("vm fleet through the daemon: up, status, restart, down, and a bad file starts nothing") {
-  test::TempDir dir;
-  const auto socket = dir / "control.sock";
-  test::Subprocess daemon({CROSVISORD_BINARY, "--socket", socket.string(), "--runtime-dir",
-                           (dir / "run").string(), "--crosvm", FAKE_CROSVM_BINARY});
-  REQUIRE(daemon.wait_for_line("serving ", 20s));
-  const auto vm = [&](const std::string& args) {
-    return test::run_command("CROSVISOR_SOCKET=" + socket.string() + " " + VM_BINARY + " " + args +
-                             " 2>&1");
-  };
+  test::DaemonProcess daemon;
+  auto& dir = daemon.dir;
+  const auto vm = [&](const std::string& args) { return daemon.vm(args); };
   std::string member = test::fake_crosvm_toml("x", "", false);
   member = member.substr(member.find('\n') + 1);  // the keys without the name
   const auto file = dir.write("shop.toml", "[fleet]\nname = \"shop\"\n[defaults]\n" + member +

@@ -38,7 +38,7 @@ VmSpec fake_crosvm_spec(const std::string& name, const std::string& params) {
   spec.vmm = VmmKind::crosvm;
   spec.vmm_binary = FAKE_CROSVM_BINARY;
   spec.kernel = kGuestDir / "vmlinuz";
-  spec.params = "console=ttyS0 " + params;
+  spec.params = std::string(kFakeCrosvmParams) + params;
   spec.debug = DebugLevel::full;
   spec.ready = ConsoleReady{kFakeGuestReady};
   return spec;
@@ -48,9 +48,9 @@ std::string fake_crosvm_toml(const std::string& name, const std::string& params,
   return "name = \"" + name + "\"\n" +  //
          "vmm = \"crosvm\"\n" +         //
          (name_binary ? "vmm_binary = \"" + std::string(FAKE_CROSVM_BINARY) + "\"\n" : "") +
-         "kernel = \"" + (kGuestDir / "vmlinuz").string() + "\"\n" +  //
-         "params = \"console=ttyS0 " + params + "\"\n" +              //
-         "debug = \"full\"\n" +                                       //
+         "kernel = \"" + (kGuestDir / "vmlinuz").string() + "\"\n" +         //
+         "params = \"" + std::string(kFakeCrosvmParams) + params + "\"\n" +  //
+         "debug = \"full\"\n" +                                              //
          "ready = { console = \"" + kFakeGuestReady + "\" }\n";
 }
 

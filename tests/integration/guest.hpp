@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "crosvisor/vm_spec.hpp"
 #include "support/temp_dir.hpp"
@@ -18,6 +19,10 @@ std::string guest_toml(const std::string& name, const std::string& guest_args,
 
 // The same as a spec, as an embedding application would build it.
 VmSpec guest_spec(const std::string& name, const std::string& guest_args);
+
+// The kernel parameters every stand-in VM starts with, before its own. reboot=k: under crosvm,
+// a triple-fault reboot (reboot=t) exits 0 (docs/vmm-backends.md).
+inline constexpr std::string_view kFakeCrosvmParams = "console=ttyS0 reboot=k panic=-1 ";
 
 // A crosvm VM run by the crosvm stand-in (testing/fake_crosvm); `params` carries its
 // fake_crosvm.* script. It is ready when the stand-in's "guest" says so.

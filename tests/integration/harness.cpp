@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "crosvisor/error_bridge.hpp"
+
 namespace crosvisor::test {
 
 Harness::~Harness() {
@@ -9,14 +11,22 @@ Harness::~Harness() {
 }
 
 caf::actor Harness::create(const VmSpec& spec) {
-  caf::actor vm;
+  auto vm = try_create(spec);
+  if (!vm)
+    FAIL(vm.error().message);
+  return *vm;
+}
+
+Expected<caf::actor> Harness::try_create(const VmSpec& spec) {
+  Expected<caf::actor> result = make_error(ErrorKind::io, "no answer");
   client
       ->request(service, caf::infinite, create_atom::value, spec,
                 caf::actor_cast<caf::actor>(client))
-      .receive([&](caf::actor created) { vm = created; },
-               [&](caf::error& error) { FAIL(system.render(error)); });
-  handles.push_back(vm);
-  return vm;
+      .receive([&](caf::actor created) { result = created; },
+               [&](caf::error& error) { result = std::unexpected(from_caf_error(error)); });
+  if (result)
+    handles.push_back(*result);
+  return result;
 }
 
 VmEvent Harness::next_event() {

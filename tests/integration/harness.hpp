@@ -35,6 +35,8 @@ struct Harness {
 
   // Creates a VM for the client and keeps its handle.
   caf::actor create(const VmSpec& spec);
+  // The same, or the service's refusal.
+  Expected<caf::actor> try_create(const VmSpec& spec);
   // The next state change, collecting console lines on the way; fails the test at the deadline.
   VmEvent next_event();
   // Skips state changes until `state` and returns that event; fails on an earlier death.

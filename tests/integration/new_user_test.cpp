@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "integration/daemon_process.hpp"
 #include "integration/guest.hpp"
 #include "integration/on_demand.hpp"
 #include "support/processes.hpp"
@@ -23,27 +24,6 @@ namespace {
 pid_t pid_in(const std::string& line) {
   return std::stoi(line.substr(line.find("pid ") + 4));
 }
-
-// A crosvisord started by hand on a socket of the test's own, with the stand-in as its crosvm.
-struct HandDaemon {
-  test::TempDir dir;
-  std::filesystem::path socket = dir / "control.sock";
-  std::unique_ptr<test::Subprocess> process;
-  explicit HandDaemon(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv{CROSVISORD_BINARY, "--socket", socket.string(), "--crosvm",
-                                  FAKE_CROSVM_BINARY};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    process = std::make_unique<test::Subprocess>(argv);
-    REQUIRE(process->wait_for_line("serving ", 20s));
-  }
-  std::vector<std::string> env() const {
-    return {"PATH=/usr/local/bin:/usr/bin:/bin", "CROSVISOR_SOCKET=" + socket.string()};
-  }
-  test::CommandResult vm(const std::string& args) const {
-    return test::run_command("CROSVISOR_SOCKET=" + socket.string() + " " + VM_BINARY + " " + args +
-                             " 2>&1");
-  }
-};
 
 }  // namespace
 
@@ -158,7 +138,7 @@ TEST_CASE("a fleet that cannot come up entirely returns, saying which VM failed 
 }
 
 TEST_CASE("a second fleet that reuses a running fleet's names is refused, and starts nothing") {
-  HandDaemon daemon;
+  test::DaemonProcess daemon({.own_runtime_dir = false});
   std::string keys = test::fake_crosvm_toml("x", "", false);
   keys = keys.substr(keys.find('\n') + 1);
   const auto first = daemon.dir.write(
@@ -214,7 +194,7 @@ TEST_CASE(
 }
 
 TEST_CASE("messages speak of the user's files and names, never of CAF or of internal fds") {
-  HandDaemon daemon;
+  test::DaemonProcess daemon({.own_runtime_dir = false});
   const auto stay = daemon.dir.write("stay.toml", test::fake_crosvm_toml("stay", ""));
   test::Subprocess first({VM_BINARY, "run", stay.string()}, daemon.env());
   REQUIRE(first.wait_for_line("vm stay: ready", 20s));
@@ -264,7 +244,7 @@ TEST_CASE("exit codes and versions: one table for vm and crosvisord, unknown com
 }
 
 TEST_CASE("tables: columns fit long names, missing values are '-', global options go anywhere") {
-  HandDaemon daemon;
+  test::DaemonProcess daemon({.own_runtime_dir = false});
   const std::string long_name(60, 'l');
   const auto file = daemon.dir.write("long.toml", test::fake_crosvm_toml(long_name, ""));
   test::Subprocess run({VM_BINARY, "run", file.string()}, daemon.env());
@@ -284,7 +264,7 @@ TEST_CASE("tables: columns fit long names, missing values are '-', global option
 }
 
 TEST_CASE("after Ctrl-C each console line comes once, and a daemon's SIGTERM tells the VM's fate") {
-  HandDaemon daemon;
+  test::DaemonProcess daemon({.own_runtime_dir = false});
   const auto file = daemon.dir.write("twice.toml", test::fake_crosvm_toml("twice", ""));
   {
     test::Subprocess run({VM_BINARY, "run", "--console", file.string()}, daemon.env());

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "integration/daemon_process.hpp"
 #include "integration/guest.hpp"
 #include "integration/on_demand.hpp"
 #include "integration/other_user.hpp"
@@ -26,27 +27,12 @@ using json = nlohmann::json;
 
 namespace {
 
-// A root crosvisord on a socket of the test's own; `--shared` lets nobody in.
-struct RootDaemon {
-  test::TempDir dir;
-  std::filesystem::path socket = dir / "control.sock";
-  std::unique_ptr<test::Subprocess> process;
-  explicit RootDaemon(const test::OtherUser& nobody, std::vector<std::string> extra = {}) {
-    ::chmod(dir.path().c_str(), 0711);
-    std::vector<std::string> argv{CROSVISORD_BINARY, "--socket", socket.string(), "--crosvm",
-                                  (nobody.bin / "crosvm").string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    process = std::make_unique<test::Subprocess>(argv);
-    REQUIRE(process->wait_for_line("serving ", 20s));
-  }
-  test::CommandResult vm(const std::string& args) const {
-    return test::run_command("CROSVISOR_SOCKET=" + socket.string() + " " + VM_BINARY + " " + args +
-                             " 2>&1");
-  }
-  std::vector<std::string> env() const {
-    return {"PATH=/usr/bin:/bin", "CROSVISOR_SOCKET=" + socket.string()};
-  }
-};
+// A root crosvisord whose crosvm is the stand-in nobody may run; `--shared` lets nobody in.
+test::DaemonOptions root_daemon(const test::OtherUser& nobody, std::vector<std::string> args = {}) {
+  return {.args = std::move(args),
+          .crosvm = (nobody.bin / "crosvm").string(),
+          .own_runtime_dir = false};
+}
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -64,7 +50,7 @@ std::size_t count(const std::string& text, const std::string& what) {
 
 TEST_CASE("a fixed CID is unique host-wide across users: root's and nobody's daemons alike") {
   test::OtherUser nobody;
-  RootDaemon root(nobody);
+  test::DaemonProcess root(root_daemon(nobody));
   const auto root_vm = root.dir.write(
       "fixed.toml",
       nobody.stand_in_toml(
@@ -94,7 +80,7 @@ TEST_CASE("a fixed CID is unique host-wide across users: root's and nobody's dae
 
 TEST_CASE("VM names belong to their owner: two users of a shared daemon may each have 'web'") {
   test::OtherUser nobody;
-  RootDaemon root(nobody, {"--shared"});
+  test::DaemonProcess root(root_daemon(nobody, {"--shared"}));
   const auto file = nobody.write("web.toml", nobody.stand_in_toml("web"));
   test::Subprocess roots({VM_BINARY, "run", file.string()}, root.env());
   REQUIRE(roots.wait_for_line("vm web: ready", 20s));
@@ -142,7 +128,7 @@ TEST_CASE("VMM binaries are found on the user's PATH, and a shared daemon runs o
   CHECK(found.exit_code == 0);
   CHECK_THAT(found.output, !Catch::Contains("started crosvisord"));
   // A daemon serving other users (root, --shared) refuses a client's binary, and says why.
-  RootDaemon root(nobody, {"--shared"});
+  test::DaemonProcess root(root_daemon(nobody, {"--shared"}));
   const auto named =
       nobody.write("named.toml",
                    nobody.stand_in_toml(
@@ -270,7 +256,7 @@ TEST_CASE("vm hands its fds only to a daemon it may trust: no /tmp fallback, no 
 
 TEST_CASE("a user finds the host's shared daemon by default when no daemon of its own runs") {
   test::OtherUser nobody;
-  RootDaemon root(nobody, {"--shared"});
+  test::DaemonProcess root(root_daemon(nobody, {"--shared"}));
   const std::vector<std::string> host{"CROSVISOR_SYSTEM_SOCKET=" + root.socket.string()};
   const auto list = nobody.vm("list", host);
   CHECK(list.exit_code == 0);
@@ -287,8 +273,8 @@ TEST_CASE("a user finds the host's shared daemon by default when no daemon of it
 
 TEST_CASE("console logs live per daemon and owner, survive the VM, keep each boot, and rotate") {
   test::OtherUser nobody;
-  RootDaemon shared(nobody, {"--shared", "--console-log-max-kib", "8"});
-  RootDaemon other(nobody);
+  test::DaemonProcess shared(root_daemon(nobody, {"--shared", "--console-log-max-kib", "8"}));
+  test::DaemonProcess other(root_daemon(nobody));
   const auto same = nobody.write("same.toml", nobody.stand_in_toml("same", "fake_crosvm.exit=0"));
   CHECK(shared.vm("run " + same.string()).exit_code == 0);
   CHECK(other.vm("run " + same.string()).exit_code == 0);

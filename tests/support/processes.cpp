@@ -19,6 +19,17 @@ std::set<int> open_fds(pid_t pid) {
   return fds;
 }
 
+std::string describe_fds(pid_t pid) {
+  std::ostringstream out;
+  for (const int fd : open_fds(pid)) {
+    std::error_code ec;
+    const auto target = std::filesystem::read_symlink(
+        "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd), ec);
+    out << fd << " -> " << (ec ? "?" : target.string()) << "\n";
+  }
+  return out.str();
+}
+
 bool process_alive(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   if (!stat)

@@ -13,6 +13,8 @@ namespace crosvisor::test {
 
 // The fd numbers open in process `pid` (from /proc/<pid>/fd).
 std::set<int> open_fds(pid_t pid);
+// "N -> target" per open fd of `pid`, one per line, for failure messages.
+std::string describe_fds(pid_t pid);
 // True while `pid` exists and is not a zombie.
 bool process_alive(pid_t pid);
 // Pids of live processes whose command line contains `needle`.

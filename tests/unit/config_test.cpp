@@ -5,6 +5,7 @@
 #include "support/temp_dir.hpp"
 
 using namespace crosvisor;
+using crosvisor::config::load_vm_file;
 using crosvisor::config::parse_vm_spec;
 
 namespace {
@@ -247,4 +248,17 @@ TEST_CASE("a key or table header of a hundred thousand parts is refused before p
       "# a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f.g\n"
       "ready.console = 'x.y'\nwindow_s = 1.5\n");
   CHECK(depth.parts == 2);
+}
+
+TEST_CASE("the example VM files read, and the crosvm one reboots the way crosvm reports") {
+  const std::filesystem::path examples = std::filesystem::path(CROSVISOR_SOURCE_DIR) / "examples";
+  for (const auto* name : {"hello.toml", "crosvm.toml", "embedded/guest.toml"}) {
+    INFO(name);
+    auto spec = load_vm_file(examples / name);
+    REQUIRE(spec.has_value());
+  }
+  const auto crosvm = load_vm_file(examples / "crosvm.toml");
+  CHECK(crosvm->vmm == VmmKind::crosvm);
+  // reboot=t would make a guest reboot crosvm's exit 0, SHUTDOWN (docs/vmm-backends.md).
+  CHECK_THAT(crosvm->params, Catch::Contains("reboot=k") && !Catch::Contains("reboot=t"));
 }

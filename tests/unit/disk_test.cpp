@@ -168,6 +168,32 @@ TEST_CASE("protoc --decode reads the composite file back to the expected fields"
         "length: 49152\n");
 }
 
+TEST_CASE("a component's file_offset, which crosvm reads from, is decoded and shown") {
+  test::TempDir dir;
+  // Written by another tool (protoc here): crosvisor itself always writes 0.
+  const auto text = dir.write("foreign.txt",
+                              "version: 2\n"
+                              "component_disks { file_path: \"/srv/part.img\" offset: 0 "
+                              "file_offset: 4096 }\n"
+                              "length: 8192\n");
+  const auto body = dir / "foreign.pb";
+  const auto encoded = test::run_command(
+      "protoc --encode=crosvisor.cdisk_spec.CompositeDisk -I " + std::string(CROSVISOR_SOURCE_DIR) +
+      " " + CROSVISOR_SOURCE_DIR + "/disk/cdisk_spec.proto < " + text.string() + " > " +
+      body.string());
+  REQUIRE(encoded.exit_code == 0);
+  std::ifstream in(body, std::ios::binary);
+  const std::string protobuf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto file = decode_composite(std::string(kCompositeMagic) + protobuf);
+  REQUIRE(file.has_value());
+  REQUIRE(file->components.size() == 1);
+  CHECK(file->components[0].file_offset == 4096);
+  const auto composite = dir.write("foreign.img", std::string(kCompositeMagic) + protobuf);
+  auto report = inspect_composite(composite);
+  REQUIRE(report.has_value());  // the GPT part fails (no such file): the components still show
+  CHECK_THAT(*report, Catch::Contains("/srv/part.img (from byte 4096 of the file)"));
+}
+
 TEST_CASE("bad partition lists are refused with a message naming the problem") {
   const auto plan = [](std::vector<PartitionInput> inputs) {
     return plan_composite(inputs, kDiskGuid);

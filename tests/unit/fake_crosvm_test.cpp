@@ -81,8 +81,20 @@ TEST_CASE("the stand-in refuses what crosvm's parser refuses") {
         "invalid value for --serial: unknown type `tty`");
   CHECK(refusal({"run", "--serial", "type=sink,num=5", "k"}) ==
         "invalid value for --serial: num must be 1 to 4");
-  CHECK(refusal({"run", "--disable-sandbox=true", "k"}) ==
-        "Unrecognized argument: --disable-sandbox=true");
+  // crosvm splits every token that begins with '-' and holds '=': a flag given "=true" leaves
+  // a second positional, and so does a value of that shape.
+  CHECK(refusal({"run", "--disable-sandbox=true", "k"}) == "Unrecognized argument: k");
+  CHECK(refusal({"run", "--params", "-v root=/dev/vda", "k"}) == "Unrecognized argument: k");
+  CHECK(prepare_argh_args({"--params", "-v root=/dev/vda", "--mem=512"}) ==
+        std::vector<std::string>{"--params", "-v root", "/dev/vda", "--mem", "512"});
+  // What the parser accepts but the arguments mean wrongly is a run error: exit 1, not 35.
+  auto no_kernel = parse_crosvm_args({"run"});
+  REQUIRE_FALSE(no_kernel.has_value());
+  CHECK(no_kernel.error().kind == crosvisor::ErrorKind::launch);
+  CHECK(parse_crosvm_args({"run", "--bogus", "k"}).error().kind ==
+        crosvisor::ErrorKind::invalid_config);
+  CHECK(refusal({"run", "--params", std::string(2100, 'x'), "k"}) ==
+        "the kernel command line is too long: 2100 bytes");
   CHECK(refusal({"run", "--bios", "b", "k"}) == "--bios and a kernel cannot both be given");
   CHECK(refusal({"stop", "/sock"}) == "Unrecognized argument: stop");
 }

@@ -79,6 +79,22 @@ TEST_CASE("a stop escalates graceful, quit, terminate, kill, each after its dead
   CHECK(life.on_exited(ExitStatus::exited(0)).reason == DeathReason::killed);
 }
 
+TEST_CASE("a VMM that refuses the power button goes to quit at once, and the death says why") {
+  VmLifecycle life(spec_with_ready());
+  life.on_launch_requested();
+  life.on_started();
+  REQUIRE(life.on_stop_requested() == StopStep::graceful);
+  CHECK(life.on_graceful_refused("crosvm refused: {\"Err\":95}") == StopStep::quit);
+  CHECK_FALSE(life.on_graceful_refused("again").has_value());         // only from the graceful step
+  CHECK_FALSE(life.on_step_timeout(StopStep::graceful).has_value());  // its timer is stale now
+  const Death death = life.on_exited(ExitStatus::exited(0));
+  CHECK(death.reason == DeathReason::killed);
+  CHECK_THAT(death.detail, Catch::Contains("refused the power button") &&
+                               Catch::Contains("{\"Err\":95}") &&
+                               Catch::Contains("the guest not told"));
+  CHECK_THAT(death.detail, !Catch::Contains("ignored"));
+}
+
 TEST_CASE("a guest that powers off within the stop timeout is SHUTDOWN") {
   VmLifecycle life(spec_with_ready());
   life.on_launch_requested();

@@ -1,10 +1,19 @@
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/kcmp.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <fstream>
 
 #include "disk/composite.hpp"
 #include "supervisor/crosvm_backend.hpp"
+#include "supervisor/disk_attach.hpp"
 #include "supervisor/qemu_backend.hpp"
 #include "support/temp_dir.hpp"
 
@@ -196,4 +205,57 @@ TEST_CASE("crosvm gets a composite disk as one composite file naming each part b
     const int number = std::stoi(part.path.substr(std::string("/proc/self/fd/").size()));
     CHECK(std::find(planned.begin(), planned.end(), number) != planned.end());
   }
+}
+
+namespace {
+// Whether two fds share one open file description (and with it any flock on it).
+bool same_description(int a, int b) {
+  return ::syscall(SYS_kcmp, ::getpid(), ::getpid(), KCMP_FILE, a, b) == 0;
+}
+}  // namespace
+
+TEST_CASE("crosvm locks an open of a handed disk of its own, so the lock ends with the VMM") {
+  test::TempDir dir;
+  const auto image = dir.write("data.img", std::string(4096, 'd'));
+  const int handed = ::open(image.c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE(handed >= 0);
+  const std::filesystem::path named = "/proc/self/fd/" + std::to_string(handed);
+  FdPlan fds;
+  auto args = crosvm_disk_args(RawDisk{named, true}, 0, dir.path(), fds);
+  REQUIRE(args.has_value());
+  CHECK(*args == std::vector<std::string>{"--block", "/proc/self/fd/3"});  // crosvm's lock=true
+  REQUIRE(fds.entries().size() == 1);
+  CHECK_FALSE(same_description(fds.entries()[0].source.get(), handed));
+  CHECK((::fcntl(fds.entries()[0].source.get(), F_GETFL) & O_ACCMODE) == O_RDWR);
+
+  // A read-only handed fd is opened read-only again, never more.
+  const int read_only = ::open(image.c_str(), O_RDONLY | O_CLOEXEC);
+  FdPlan ro_fds;
+  REQUIRE(crosvm_disk_args(RawDisk{"/proc/self/fd/" + std::to_string(read_only), false}, 0,
+                           dir.path(), ro_fds));
+  CHECK((::fcntl(ro_fds.entries()[0].source.get(), F_GETFL) & O_ACCMODE) == O_RDONLY);
+  ::close(read_only);
+
+  // A supervisor that may not open the file itself (here: running as nobody, the image root's
+  // 0600) hands over the client's own description and tells crosvm not to lock it.
+  ::fchmod(handed, 0600);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+        ::setresuid(65534, 65534, 65534) != 0 || ::prctl(PR_SET_DUMPABLE, 1) != 0)
+      ::_exit(10);
+    FdPlan nobody_fds;
+    auto unlocked = crosvm_disk_args(RawDisk{named, true}, 0, dir.path(), nobody_fds);
+    if (!unlocked)
+      ::_exit(11);
+    if (*unlocked != std::vector<std::string>{"--block", "/proc/self/fd/3,lock=false"})
+      ::_exit(12);
+    ::_exit(same_description(nobody_fds.entries()[0].source.get(), handed) ? 0 : 13);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  ::close(handed);
 }
