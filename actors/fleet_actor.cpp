@@ -9,7 +9,7 @@
 
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
-#include "supervisor/fleet_policy.hpp"
+#include "lifecycle/fleet_policy.hpp"
 
 namespace crosvisor {
 namespace {

@@ -1,6 +1,6 @@
 // The fleet actor: owns the handles of a fleet's VMs, starts them in `after` order with a
 // concurrency limit (waiting for readiness where a VM has a ready condition), restarts them by
-// their policy (supervisor/fleet_policy) and marks the ones past their restart intensity failed
+// their policy (lifecycle/fleet_policy) and marks the ones past their restart intensity failed
 // while the rest keep running.
 //   (fleet_status_atom)                 -> FleetStatus
 //   (subscribe_atom, actor)             the actor receives every member's VmEvents

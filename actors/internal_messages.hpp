@@ -5,8 +5,8 @@
 #include <caf/atom.hpp>
 
 #include "crosvisor/error.hpp"
-#include "supervisor/exit_status.hpp"
-#include "supervisor/vm_lifecycle.hpp"
+#include "lifecycle/vm_lifecycle.hpp"
+#include "process/exit_status.hpp"
 
 namespace crosvisor {
 

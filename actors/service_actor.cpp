@@ -16,9 +16,9 @@
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "crosvisor/service.hpp"
-#include "supervisor/image_claims.hpp"
-#include "supervisor/owner_limits.hpp"
-#include "supervisor/reactor.hpp"
+#include "lifecycle/image_claims.hpp"
+#include "lifecycle/owner_limits.hpp"
+#include "vmm/reactor.hpp"
 
 namespace crosvisor {
 namespace {
@@ -36,10 +36,10 @@ struct ServiceState {
   caf::actor cid_registry;
   std::map<VmKey, caf::actor> vms;  // VMs not dead yet
   std::map<caf::actor_addr, VmKey> names;
-  std::optional<OwnerUsage> usage;                // what each user holds
-  ImageClaims images;  // who writes and reads which image
+  std::optional<OwnerUsage> usage;                    // what each user holds
+  ImageClaims images;                                 // who writes and reads which image
   std::map<caf::actor_addr, std::uint64_t> claim_of;  // each live VM's claim on its images
-  std::map<caf::actor_addr, std::size_t> fds_of;  // each live VM's estimate
+  std::map<caf::actor_addr, std::size_t> fds_of;      // each live VM's estimate
   std::uint64_t next_run_id = 1;
 
   // When the service ends, so do its VMs (each kills its child as it goes).

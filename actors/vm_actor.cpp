@@ -12,9 +12,9 @@
 #include "actors/monitors.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
-#include "supervisor/console_tail.hpp"
-#include "supervisor/reactor.hpp"
-#include "supervisor/vmm_backend.hpp"
+#include "lifecycle/console_tail.hpp"
+#include "vmm/reactor.hpp"
+#include "vmm/vmm_backend.hpp"
 
 namespace crosvisor {
 namespace {

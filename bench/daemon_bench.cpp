@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "bench/bench.hpp"
+#include "process/launch.hpp"
 #include "protocol/fd_passing.hpp"
 #include "protocol/framing.hpp"
-#include "supervisor/launch.hpp"
 
 namespace crosvisor::bench {
 namespace {

@@ -19,7 +19,7 @@
 #include "bench/stand_in.hpp"
 #include "crosvisor/messages.hpp"
 #include "crosvisor/service.hpp"
-#include "supervisor/reactor.hpp"
+#include "vmm/reactor.hpp"
 
 namespace crosvisor::bench {
 namespace {

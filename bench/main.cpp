@@ -8,7 +8,7 @@
 #include <map>
 
 #include "bench/bench.hpp"
-#include "supervisor/signals.hpp"
+#include "process/signals.hpp"
 
 int main(int argc, char** argv) {
   using namespace crosvisor::bench;

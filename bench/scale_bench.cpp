@@ -30,9 +30,9 @@
 #include "bench/stand_in.hpp"
 #include "crosvisor/messages.hpp"
 #include "crosvisor/service.hpp"
-#include "supervisor/launch.hpp"
-#include "supervisor/reactor.hpp"
-#include "supervisor/vmm_backend.hpp"
+#include "process/launch.hpp"
+#include "vmm/reactor.hpp"
+#include "vmm/vmm_backend.hpp"
 
 namespace crosvisor::bench {
 namespace {

@@ -13,7 +13,7 @@
 #include "bench/bench.hpp"
 #include "crosvisor/service.hpp"
 #include "crosvisor/vm_spec.hpp"
-#include "supervisor/reactor.hpp"
+#include "vmm/reactor.hpp"
 
 namespace crosvisor::bench {
 

@@ -1,7 +1,7 @@
 // VMDK descriptors for QEMU, which reads crosvisor's composite disks through them.
 //
 // Launched VMs get a monolithicFlat descriptor (one FLAT extent per component) and QEMU options
-// that put a throwaway qcow2 layer over each read-only part (supervisor/disk_attach.cpp). A
+// that put a throwaway qcow2 layer over each read-only part (vmm/disk_attach.cpp). A
 // descriptor written to disk for users (`vm composite`) cannot carry such options, and QEMU
 // ignores every extent that is not "RW", so it uses VMDK's own copy-on-write instead: a child
 // descriptor whose writable partitions are FLAT extents over their files and whose read-only runs

@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "disk/image_file.hpp"
-#include "supervisor/launch.hpp"
+#include "process/launch.hpp"
 
 namespace crosvisor::protocol {
 namespace {

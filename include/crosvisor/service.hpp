@@ -8,17 +8,11 @@
 #include <string>
 
 #include "crosvisor/paths.hpp"
+#include "crosvisor/vmm_binaries.hpp"
 
 namespace crosvisor {
 
 class Reactor;
-
-// The VMM binaries to run when a VM's spec names none (its vmm_binary is empty). Empty here too:
-// the default name (qemu-system-x86_64, crosvm) looked up on PATH.
-struct VmmBinaries {
-  std::filesystem::path qemu;
-  std::filesystem::path crosvm;
-};
 
 struct ServiceOptions {
   // Where VMs keep their sockets and temporary files; one subdirectory per VM, removed when it
@@ -40,7 +34,7 @@ struct ServiceOptions {
   std::string cid_scope = "crosvisor";
   std::filesystem::path cid_state_file;
   VmmBinaries vmm_binaries;
-  // What each user (but root) may take: VMs and file descriptors (supervisor/owner_limits.hpp;
+  // What each user (but root) may take: VMs and file descriptors (lifecycle/owner_limits.hpp;
   // no limits by default, crosvisord sets them from its flags).
   std::size_t max_vms_per_owner = 0;
   std::size_t max_fds_per_owner = 0;

@@ -113,7 +113,7 @@ TEST_CASE("QEMU is given format=raw and never follows an image's header") {
   const auto secret = dir.write("secret", std::string(65536, 's'));
   const auto disk = dir.write("root.img", qcow2_header(secret.string()) + std::string(65536, '\0'));
   const auto trace = dir / "trace";
-  // The options crosvisor gives a raw disk (supervisor/disk_attach.cpp), through qemu-io.
+  // The options crosvisor gives a raw disk (vmm/disk_attach.cpp), through qemu-io.
   const auto read =
       test::run_command("strace -f -e trace=open,openat -o " + trace.string() +
                         " qemu-io -r --image-opts driver=raw,file.filename=" + disk.string() +

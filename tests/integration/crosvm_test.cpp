@@ -11,10 +11,10 @@
 #include "crosvisor/messages.hpp"
 #include "integration/guest.hpp"
 #include "integration/harness.hpp"
-#include "supervisor/launch.hpp"
-#include "supervisor/vmm_launch.hpp"
+#include "process/launch.hpp"
 #include "support/processes.hpp"
 #include "support/subprocess.hpp"
+#include "vmm/vmm_launch.hpp"
 
 using namespace crosvisor;
 using namespace std::chrono_literals;

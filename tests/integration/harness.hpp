@@ -12,8 +12,8 @@
 
 #include "crosvisor/messages.hpp"
 #include "crosvisor/service.hpp"
-#include "supervisor/reactor.hpp"
 #include "support/temp_dir.hpp"
+#include "vmm/reactor.hpp"
 
 namespace crosvisor::test {
 

@@ -12,7 +12,7 @@
 #include "crosvisor/messages.hpp"
 #include "integration/guest.hpp"
 #include "integration/harness.hpp"
-#include "supervisor/signals.hpp"
+#include "process/signals.hpp"
 #include "support/processes.hpp"
 
 using namespace crosvisor;

@@ -12,8 +12,8 @@
 #include "crosvisor/messages.hpp"
 #include "integration/guest.hpp"
 #include "integration/harness.hpp"
-#include "supervisor/reactor.hpp"
 #include "support/processes.hpp"
+#include "vmm/reactor.hpp"
 #include "vsock/channel.hpp"
 
 using namespace crosvisor;

@@ -7,7 +7,7 @@
 
 #include <stdexcept>
 
-#include "supervisor/pidfd.hpp"
+#include "process/pidfd.hpp"
 
 namespace crosvisor::test {
 

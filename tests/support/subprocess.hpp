@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/launch.hpp"
+#include "process/launch.hpp"
 
 namespace crosvisor::test {
 

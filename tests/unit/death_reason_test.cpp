@@ -1,12 +1,12 @@
-#include "supervisor/death_reason.hpp"
+#include "lifecycle/death_reason.hpp"
 
 #include <signal.h>
 
 #include <catch2/catch.hpp>
 
-#include "supervisor/console_tail.hpp"
-#include "supervisor/crosvm_control.hpp"
-#include "supervisor/qmp_protocol.hpp"
+#include "lifecycle/console_tail.hpp"
+#include "vmm/crosvm/crosvm_control.hpp"
+#include "vmm/qemu/qmp_protocol.hpp"
 
 using namespace crosvisor;
 

@@ -1,4 +1,4 @@
-#include "supervisor/fleet_policy.hpp"
+#include "lifecycle/fleet_policy.hpp"
 
 #include <catch2/catch.hpp>
 

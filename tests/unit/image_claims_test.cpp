@@ -1,4 +1,4 @@
-#include "supervisor/image_claims.hpp"
+#include "lifecycle/image_claims.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include "supervisor/launch.hpp"
+#include "process/launch.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -9,7 +9,7 @@
 #include <fstream>
 #include <thread>
 
-#include "supervisor/pidfd.hpp"
+#include "process/pidfd.hpp"
 #include "support/processes.hpp"
 #include "support/temp_dir.hpp"
 

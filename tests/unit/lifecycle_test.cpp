@@ -2,7 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "supervisor/vm_lifecycle.hpp"
+#include "lifecycle/vm_lifecycle.hpp"
 
 using namespace crosvisor;
 

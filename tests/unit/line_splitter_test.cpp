@@ -1,4 +1,4 @@
-#include "supervisor/line_splitter.hpp"
+#include "process/line_splitter.hpp"
 
 #include <catch2/catch.hpp>
 #include <string>

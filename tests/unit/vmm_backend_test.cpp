@@ -12,10 +12,10 @@
 #include <fstream>
 
 #include "disk/composite.hpp"
-#include "supervisor/crosvm_backend.hpp"
-#include "supervisor/disk_attach.hpp"
-#include "supervisor/qemu_backend.hpp"
 #include "support/temp_dir.hpp"
+#include "vmm/crosvm/crosvm_backend.hpp"
+#include "vmm/disk_attach.hpp"
+#include "vmm/qemu/qemu_backend.hpp"
 
 using namespace crosvisor;
 

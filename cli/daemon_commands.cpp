@@ -1,0 +1,194 @@
+#include "cli/daemon_commands.hpp"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <iostream>
+
+#include "cli/daemon_client.hpp"
+#include "cli/output.hpp"
+#include "core/exit_codes.hpp"
+#include "protocol/requests.hpp"
+
+namespace crosvisor::cli {
+namespace {
+
+using json = nlohmann::json;
+
+Expected<DaemonClient> connect(const DaemonOptions& options) {
+  return find_daemon(DaemonSearch{options.socket});
+}
+
+// A user's name ("alice"), or the uid when it has none.
+std::string user_name(std::optional<std::uint32_t> uid) {
+  if (!uid)
+    return "-";
+  if (const passwd* entry = ::getpwuid(*uid))
+    return entry->pw_name;
+  return std::to_string(*uid);
+}
+
+std::string local_time(std::int64_t unix_ms) {
+  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm local{};
+  localtime_r(&seconds, &local);
+  char text[40];
+  std::strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S %Z", &local);
+  return text;
+}
+
+void print_info(const VmInfo& info) {
+  const auto line = [](const char* key, const std::string& value) {
+    std::cout << "  " << key << std::string(12 - std::string_view(key).size(), ' ') << value
+              << '\n';
+  };
+  std::cout << info.name << '\n';
+  std::string state(to_string(info.state));
+  if (info.reason)
+    state += " (" + std::string(to_string(*info.reason)) + ")";
+  if (!info.detail.empty())
+    state += ": " + info.detail;
+  line("state", state);
+  line("vmm", std::string(to_string(info.vmm)) + ", pid " + or_dash(info.pid));
+  line("cid", or_dash(info.cid));
+  line("memory", std::to_string(info.memory_mib) + " MiB");
+  line("cpus", std::to_string(info.cpus));
+  line("kernel", info.kernel.empty() ? "-" : info.kernel);
+  if (info.disks.empty())
+    line("disks", "-");
+  for (std::size_t i = 0; i < info.disks.size(); ++i)
+    line(i == 0 ? "disks" : "",
+         "vd" + std::string(1, static_cast<char>('a' + i)) + ": " + info.disks[i]);
+  line("debug", std::string(to_string(info.debug)));
+  line("console log", info.console_log.empty() ? "- (debug = none keeps none)" : info.console_log);
+  line("fleet", info.fleet.empty() ? "-" : info.fleet);
+  line("started", info.started_at ? local_time(*info.started_at) : "-");
+  line("uptime", duration_text(info.uptime_ms));
+  line("owner", user_name(info.owner_uid) +
+                    (info.owner_uid ? " (uid " + std::to_string(*info.owner_uid) + ")" : ""));
+}
+
+}  // namespace
+
+int list_vms(const DaemonOptions& options, bool all_users) {
+  auto client = connect(options);
+  if (!client)
+    return report(client.error());
+  auto reply = client->call({{"op", "list"}, {"all_users", all_users}});
+  if (!reply)
+    return report(reply.error());
+  const json& vms = (*reply)["vms"];
+  if (options.json) {
+    std::cout << vms.dump(2) << '\n';
+    return 0;
+  }
+  Table table({"NAME", "STATE", "CID", "VMM", "PID", "UPTIME", "DEBUG", "OWNER"});
+  for (const auto& vm : vms) {
+    auto info = protocol::parse_info(vm);
+    if (!info)
+      continue;
+    table.add({info->name, std::string(to_string(info->state)), or_dash(info->cid),
+               std::string(to_string(info->vmm)), or_dash(info->pid),
+               duration_text(info->uptime_ms), std::string(to_string(info->debug)),
+               user_name(info->owner_uid)});
+  }
+  table.print();
+  return 0;
+}
+
+int show_info(const DaemonOptions& options, const std::string& vm) {
+  auto client = connect(options);
+  if (!client)
+    return report(client.error());
+  auto reply = client->call({{"op", "info"}, {"vm", vm}});
+  if (!reply)
+    return report(reply.error());
+  const json& info = (*reply)["vm"];
+  if (options.json) {
+    std::cout << info.dump(2) << '\n';
+    return 0;
+  }
+  auto parsed = protocol::parse_info(info);
+  if (!parsed)
+    return report(parsed.error());
+  print_info(*parsed);
+  return 0;
+}
+
+int stop_vm(const DaemonOptions& options, const std::string& vm, std::optional<double> timeout_s,
+            bool force) {
+  auto client = connect(options);
+  if (!client)
+    return report(client.error());
+  json request = {{"op", "stop"}, {"vm", vm}};
+  if (force)
+    request["force"] = true;
+  if (timeout_s)
+    request["timeout_ms"] = static_cast<std::uint32_t>(*timeout_s * 1000);
+  // The reply comes when the VM is dead.
+  auto reply = client->call(request);
+  if (!reply)
+    return report(reply.error());
+  if (options.json) {
+    std::cout << reply->dump(2) << '\n';
+    return 0;
+  }
+  std::cerr << "vm " << vm << ": dead";
+  if (reply->contains("reason"))
+    std::cerr << " (" << (*reply)["reason"].get<std::string>() << ")";
+  if (!reply->value("detail", std::string()).empty())
+    std::cerr << ": " << (*reply)["detail"].get<std::string>();
+  std::cerr << '\n';
+  return 0;
+}
+
+int show_logs(const DaemonOptions& options, const std::string& vm, std::uint32_t lines,
+              bool follow) {
+  auto client = connect(options);
+  if (!client)
+    return report(client.error());
+  auto reply = client->call({{"op", "logs"}, {"vm", vm}, {"lines", lines}, {"follow", follow}});
+  if (!reply)
+    return report(reply.error());
+  for (const auto& line : (*reply)["lines"])
+    std::cout << line.get<std::string>() << '\n';
+  std::cout.flush();
+  while (follow) {
+    auto next = client->next();
+    if (!next || !next->has_value())
+      return next ? 0 : report(next.error());
+    const json& event = **next;
+    const std::string kind = event.value("event", "");
+    if (kind == "console") {
+      std::cout << event.value("line", "") << std::endl;
+    } else if (kind == "console_dropped") {
+      std::cerr << "vm " << event.value("vm", "?") << ": " << event.value("lines", 0)
+                << " console lines were dropped while this terminal was not reading (the "
+                   "console log keeps them)\n";
+    } else if (kind == "state" && event.value("state", "") == "dead") {
+      std::cerr << "vm " << event.value("vm", "") << ": dead (" << event.value("reason", "?")
+                << ")\n";
+      return 0;
+    }
+  }
+  return 0;
+}
+
+int show_version(const DaemonOptions& options) {
+  std::cout << "vm " << CROSVISOR_VERSION << " (protocol " << protocol::kVersion << ")\n";
+  auto client = connect(options);
+  if (!client) {
+    std::cout << "crosvisord: " << client.error().message << '\n';
+    return 0;
+  }
+  auto reply = client->call({{"op", "version"}});
+  if (!reply)
+    return report(reply.error());
+  std::cout << "crosvisord " << reply->value("crosvisor", "?") << " (protocol "
+            << reply->value("protocol", 0) << ") at " << client->socket_path().string()
+            << ", running as " << user_name(reply->value("uid", 0u)) << '\n';
+  return 0;
+}
+
+}  // namespace crosvisor::cli

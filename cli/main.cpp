@@ -1,0 +1,205 @@
+// The `vm` command: run, list, info, stop, logs, fleet (through crosvisord), composite, version.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "cli/composite_command.hpp"
+#include "cli/daemon_commands.hpp"
+#include "cli/fleet_commands.hpp"
+#include "cli/run_command.hpp"
+#include "core/exit_codes.hpp"
+#include "core/vmm_binary_options.hpp"
+#include "process/signals.hpp"
+
+int main(int argc, char** argv) {
+  using namespace crosvisor;
+  CLI::App app{"vm: start, watch and stop crosvisor virtual machines"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may come after the command too: `vm list --socket S`
+  app.set_version_flag("--version", std::string("vm ") + CROSVISOR_VERSION);
+  std::string log_level = "warn";
+  std::optional<std::filesystem::path> socket;
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_option("--socket", socket,
+                 "crosvisord's control socket (default: $CROSVISOR_SOCKET, else your own "
+                 "crosvisord's, then the host's; see docs/cli.md)");
+
+  cli::RunOptions run;
+  std::string debug;
+  auto* run_cmd = app.add_subcommand(
+      "run",
+      "Boot a VM from FILE through crosvisord (your own is started when none serves you) "
+      "and stay attached until it dies; Ctrl-C stops it");
+  run_cmd->add_option("FILE", run.file, "VM description (TOML)")->required();
+  run_cmd->add_option("--name", run.name, "Override the VM's name");
+  run_cmd->add_option("--debug", debug, "full: keep the console; none: keep nothing")
+      ->check(CLI::IsMember({"full", "none"}));
+  run_cmd->add_flag("--console", run.console, "Print the guest console on stdout (debug = full)");
+  run_cmd->add_option("--accel", run.accel, "QEMU accelerator list, e.g. tcg or kvm:tcg");
+  add_vmm_binary_options(*run_cmd, run.vmm_binaries);
+
+  cli::DaemonOptions daemon_options;
+  bool all_users = false;
+  bool all_moved = false;
+  auto* list_cmd = app.add_subcommand("list", "List your VMs");
+  list_cmd->add_flag("--all-users", all_users, "Every user's VMs (root or the daemon's own user)");
+  // virsh and docker take --all for "dead ones too": not what it meant here once, so it is not
+  // silently something else now.
+  list_cmd->add_flag("--all", all_moved, "(use --all-users for every user's VMs)")->group("");
+  list_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
+
+  std::string target;
+  auto* info_cmd = app.add_subcommand("info", "Show one VM");
+  info_cmd->add_option("VM", target, "Name or CID")->required();
+  info_cmd->add_flag("--json", daemon_options.json, "JSON instead of text");
+
+  std::optional<double> stop_timeout;
+  bool force = false;
+  auto* stop_cmd = app.add_subcommand("stop", "Stop a VM and wait until it is dead");
+  stop_cmd->add_option("VM", target, "Name or CID")->required();
+  stop_cmd->add_option("--timeout", stop_timeout,
+                       "Seconds the guest gets to power off before it is made to stop");
+  stop_cmd->add_flag("--force", force, "SIGKILL the VMM at once");
+  stop_cmd->add_flag("--json", daemon_options.json, "JSON instead of text");
+
+  std::uint32_t lines = 0;
+  bool follow = false;
+  auto* logs_cmd = app.add_subcommand("logs", "Show a debug = full VM's console");
+  logs_cmd->add_option("VM", target, "Name or CID")->required();
+  logs_cmd->add_option("-n,--lines", lines, "Only the last LINES lines (default: all kept)");
+  logs_cmd->add_flag("-f,--follow", follow, "Then print new lines until the VM dies");
+
+  auto* version_cmd = app.add_subcommand("version", "Versions of vm and of crosvisord");
+
+  auto* fleet_cmd = app.add_subcommand("fleet", "Fleets of VMs described in one TOML file");
+  fleet_cmd->require_subcommand(1);
+  fleet_cmd->fallthrough();
+  std::filesystem::path fleet_file;
+  auto* fleet_check_cmd =
+      fleet_cmd->add_subcommand("check", "Validate a fleet file, start nothing");
+  fleet_check_cmd->add_option("FILE", fleet_file, "Fleet file (TOML)")->required();
+  cli::FleetUpOptions up;
+  auto* fleet_up_cmd = fleet_cmd->add_subcommand(
+      "up", "Launch a fleet through crosvisord, which then owns it; show progress until ready");
+  fleet_up_cmd->add_option("FILE", up.file, "Fleet file (TOML)")->required();
+  fleet_up_cmd->add_flag("--foreground", up.foreground,
+                         "Hold the fleet here: Ctrl-C (or this command's death) takes it down");
+  fleet_up_cmd->add_flag("--until-ready", up.until_ready,
+                         "Bring the fleet up, show it ready, then take it down");
+  std::string fleet_name;
+  bool fleet_all = false;
+  auto* fleet_status_cmd = fleet_cmd->add_subcommand("status", "Show your fleets");
+  fleet_status_cmd->add_option("NAME", fleet_name, "Only this fleet");
+  fleet_status_cmd->add_flag("--all-users", fleet_all, "Every user's fleets");
+  fleet_status_cmd->add_flag("--json", daemon_options.json, "JSON instead of tables");
+  std::optional<double> fleet_timeout;
+  auto* fleet_down_cmd =
+      fleet_cmd->add_subcommand("down", "Stop every VM of a fleet, in parallel, and forget it");
+  fleet_down_cmd->add_option("NAME", fleet_name, "The fleet (default: your only one)");
+  fleet_down_cmd->add_option("--timeout", fleet_timeout,
+                             "Seconds each guest gets to power off before it is made to stop");
+  bool fleet_force = false;
+  fleet_down_cmd->add_flag("--force", fleet_force, "SIGKILL every VMM of the fleet at once");
+  fleet_down_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
+  std::string fleet_vm;
+  auto* fleet_restart_cmd = fleet_cmd->add_subcommand("restart", "Restart one VM of a fleet");
+  fleet_restart_cmd->add_option("VM", fleet_vm, "The VM")->required();
+  fleet_restart_cmd->add_option("--fleet", fleet_name, "The fleet (default: the one with VM)");
+  fleet_restart_cmd->add_flag("--json", daemon_options.json, "JSON instead of text");
+
+  std::filesystem::path composite_out;
+  std::filesystem::path composite_inspect;
+  std::vector<std::string> composite_partitions;
+  auto* composite_cmd =
+      app.add_subcommand("composite",
+                         "Write a composite disk OUT (crosvm format, plus OUT.header, OUT.footer, "
+                         "OUT.filler and OUT.vmdk for QEMU) from partition images, or inspect one");
+  composite_cmd->add_option("OUT", composite_out, "The composite disk file to write");
+  composite_cmd->add_option("--partition", composite_partitions,
+                            "LABEL:PATH[:writable][:GUID], in disk order");
+  composite_cmd
+      ->add_option("--inspect", composite_inspect,
+                   "Print the components and GPT of a composite file")
+      ->excludes("--partition")
+      ->excludes("OUT");
+
+  // A word where a command belongs that names none: say so, rather than "A subcommand is
+  // required" (CLI11's words for it).
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word == "--socket" || word == "--log-level") {
+      ++i;
+      continue;
+    }
+    if (word.empty() || word[0] == '-')
+      continue;
+    if (app.get_subcommands([&](CLI::App* sub) { return sub->get_name() == word; }).empty()) {
+      std::string commands;
+      for (auto* sub : app.get_subcommands([](CLI::App*) { return true; }))
+        commands += (commands.empty() ? "" : ", ") + sub->get_name();
+      std::cerr << "vm: unknown command '" << word << "' (commands: " << commands
+                << "; vm --help)\n";
+      return kExitUsage;
+    }
+    break;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+  raise_fd_limit();
+  spdlog::set_default_logger(spdlog::stderr_color_mt("vm"));
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  daemon_options.socket = socket;
+
+  if (*run_cmd) {
+    if (!debug.empty())
+      run.debug = debug == "full" ? DebugLevel::full : DebugLevel::none;
+    run.socket = socket;
+    run.log_level = log_level;
+    return cli::run_vm(run);
+  }
+  if (*list_cmd) {
+    if (all_moved) {
+      std::cerr << "vm list: --all is now --all-users (every user's VMs; root or the daemon's "
+                   "own user)\n";
+      return kExitUsage;
+    }
+    return cli::list_vms(daemon_options, all_users);
+  }
+  if (*info_cmd)
+    return cli::show_info(daemon_options, target);
+  if (*stop_cmd)
+    return cli::stop_vm(daemon_options, target, stop_timeout, force);
+  if (*logs_cmd)
+    return cli::show_logs(daemon_options, target, lines, follow);
+  if (*version_cmd)
+    return cli::show_version(daemon_options);
+  if (*fleet_check_cmd)
+    return cli::fleet_check(fleet_file);
+  if (*fleet_up_cmd) {
+    up.log_level = log_level;
+    return cli::fleet_up(daemon_options, up);
+  }
+  if (*fleet_status_cmd)
+    return cli::fleet_status(daemon_options, fleet_name, fleet_all);
+  if (*fleet_down_cmd)
+    return cli::fleet_down(daemon_options, fleet_name, fleet_timeout, fleet_force);
+  if (*fleet_restart_cmd)
+    return cli::fleet_restart(daemon_options, fleet_name, fleet_vm);
+  if (*composite_cmd) {
+    if (!composite_inspect.empty())
+      return cli::inspect_composite(composite_inspect);
+    if (composite_out.empty() || composite_partitions.empty()) {
+      std::cerr << "vm composite: give OUT and at least one --partition, or --inspect FILE\n";
+      return kExitUsage;
+    }
+    return cli::create_composite(composite_out, composite_partitions);
+  }
+  return kExitUsage;
+}

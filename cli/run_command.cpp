@@ -1,0 +1,173 @@
+#include "cli/run_command.hpp"
+
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+
+#include "cli/daemon_client.hpp"
+#include "cli/output.hpp"
+#include "config/vm_config.hpp"
+#include "core/exit_codes.hpp"
+#include "process/signals.hpp"
+#include "protocol/requests.hpp"
+#include "protocol/spec_json.hpp"
+
+namespace crosvisor::cli {
+namespace {
+
+using json = nlohmann::json;
+
+void print_event(const VmEvent& event) {
+  std::string line = "vm " + event.vm + ": " + std::string(to_string(event.state));
+  if (event.reason)
+    line += " (" + std::string(to_string(*event.reason)) + ")";
+  if (!event.detail.empty())
+    line += ": " + event.detail;
+  std::cerr << line << std::endl;
+}
+
+std::string seconds_text(std::chrono::milliseconds ms) {
+  const auto tenths = ms.count() / 100;
+  return std::to_string(tenths / 10) + (tenths % 10 ? "." + std::to_string(tenths % 10) : "") +
+         " s";
+}
+
+}  // namespace
+
+int run_vm(const RunOptions& options) {
+  auto spec = config::load_vm_file(options.file);
+  if (!spec)
+    return report(spec.error());
+  if (options.name) {
+    if (!is_valid_vm_name(*options.name)) {
+      std::cerr << "vm run: --name '" << *options.name << "' is not a VM name: " << kVmNameRule
+                << '\n';
+      return kExitUsage;
+    }
+    spec->name = *options.name;
+  }
+  if (options.debug)
+    spec->debug = *options.debug;
+  if (options.accel)
+    spec->accel = *options.accel;
+  if (spec->vmm_binary.empty()) {
+    spec->vmm_binary =
+        spec->vmm == VmmKind::crosvm ? options.vmm_binaries.crosvm : options.vmm_binaries.qemu;
+  }
+  if (options.console && spec->debug == DebugLevel::none) {
+    std::cerr << "vm " << spec->name
+              << ": debug = \"none\": its console is neither kept nor shown, so --console shows "
+                 "nothing (run it with --debug full to see it)\n";
+  }
+  // The files are opened here, with this user's rights; the supervisor gets the fds.
+  auto message = protocol::spec_to_message(*spec);
+  if (!message)
+    return report(message.error());
+
+  // Before any thread exists: the signals are read from a signalfd, at every wait below.
+  const sigset_t stop_signals = block_stop_signals();
+  UniqueFd signals(signalfd(-1, &stop_signals, SFD_CLOEXEC));
+  const auto interrupted = [&](int signo) {
+    std::cerr << "vm " << spec->name << ": interrupted before it started; nothing is left\n";
+    return kExitInterrupted + (signo != 0 ? signo : SIGINT);
+  };
+  auto client =
+      find_or_start_daemon(DaemonSearch{options.socket, options.log_level, signals.get()},
+                           [](const std::string& news) { std::cerr << "vm: " << news << '\n'; });
+  if (!client) {
+    if (client.error().kind == ErrorKind::interrupted)
+      return interrupted(SIGINT);
+    return report(client.error());
+  }
+
+  int exit_code = -1;  // until the VM is dead
+  int interrupted_by = 0;
+  const auto on_event = [&](const json& event) {
+    const std::string kind = event.value("event", "");
+    if (kind == "console") {
+      if (options.console)
+        std::cout << event.value("line", "") << std::endl;
+      return;
+    }
+    if (kind == "daemon") {
+      std::cerr << "vm: " << event.value("detail", "crosvisord is going away") << '\n';
+      return;
+    }
+    if (kind == "console_dropped") {
+      std::cerr << "vm " << event.value("vm", "?") << ": " << event.value("lines", 0)
+                << " console lines were dropped while this terminal was not reading (the "
+                   "console log keeps them)\n";
+      return;
+    }
+    auto state = protocol::parse_state_event(event);
+    if (!state)
+      return;
+    print_event(*state);
+    if (state->state == VmState::dead)
+      exit_code = exit_code_for(state->reason.value_or(DeathReason::unknown));
+  };
+  // Ctrl-C while the VM is being created: leaving is enough, the session's end stops the VM.
+  client->watch_signals(signals.get());
+  if (auto filled = fill_default_binaries(*client, {&message->vm}); !filled) {
+    if (filled.error().kind == ErrorKind::interrupted)
+      return interrupted(client->last_signal());
+    return report(filled.error());
+  }
+  auto created = client->call({{"op", "create"}, {"vm", message->vm}}, on_event, message->fds);
+  message->fds.clear();
+  if (!created) {
+    if (created.error().kind == ErrorKind::interrupted)
+      return interrupted(client->last_signal());
+    return report(created.error());
+  }
+  client->watch_signals(-1);  // from here on, the loop below reads them itself
+
+  for (;;) {
+    // What has been read already first: the reply to create may have brought events along.
+    for (;;) {
+      auto next = client->next(0);
+      if (!next) {
+        std::cerr << "vm: " << next.error().message << " before " << spec->name
+                  << " was reported dead; its session, and so the VM, ended with it\n";
+        return kExitSupervisor;
+      }
+      if (!next->has_value())
+        break;
+      if ((**next).contains("event"))
+        on_event(**next);
+      if (exit_code >= 0)
+        break;
+    }
+    if (exit_code >= 0)
+      break;
+    pollfd waits[2] = {{client->fd(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
+    if (::poll(waits, 2, -1) < 0 && errno != EINTR)
+      break;
+    if (waits[1].revents & POLLIN) {
+      signalfd_siginfo info{};
+      if (::read(signals.get(), &info, sizeof(info)) == sizeof(info)) {
+        // First SIGINT/SIGTERM: graceful stop with escalation. A second one: SIGKILL at once.
+        json stop = {{"op", "stop"}, {"vm", spec->name}};
+        if (interrupted_by != 0) {
+          stop["force"] = true;
+          std::cerr << "vm " << spec->name << ": killing it\n";
+        } else {
+          interrupted_by = static_cast<int>(info.ssi_signo);
+          std::cerr << "vm " << spec->name << ": asking the guest to power off; it has "
+                    << seconds_text(spec->stop_timeout)
+                    << " before its VMM is made to stop (press Ctrl-C again to kill it now)\n";
+        }
+        (void)client->send(stop);
+      }
+    }
+  }
+  // Interrupted and stopped as asked: report the interruption the way shells expect.
+  if (interrupted_by != 0 && (exit_code == 0 || exit_code == exit_code_for(DeathReason::killed)))
+    return kExitInterrupted + interrupted_by;
+  return exit_code;
+}
+
+}  // namespace crosvisor::cli

@@ -1,0 +1,301 @@
+// crosvisord: the supervisor daemon. It serves the control socket (docs/protocol.md): each
+// connection is a session whose VMs die with it. VM files named on the command line are started
+// too and held by the daemon itself. SIGTERM stops every VM gracefully, in parallel, telling the
+// clients what happens to their VMs, then exits; killed with SIGKILL, the daemon takes every VMM
+// with it (PR_SET_PDEATHSIG). With --exit-when-idle (how `vm` starts a user's daemon on demand)
+// it exits once it has had nothing to supervise for that long.
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <map>
+#include <set>
+
+#include "actors/fleet_actor.hpp"
+#include "config/vm_config.hpp"
+#include "core/exit_codes.hpp"
+#include "core/vmm_binary_options.hpp"
+#include "crosvisor/error_bridge.hpp"
+#include "crosvisor/messages.hpp"
+#include "crosvisor/paths.hpp"
+#include "crosvisor/service.hpp"
+#include "daemon/control_socket.hpp"
+#include "daemon/fleet_registry.hpp"
+#include "daemon/server.hpp"
+#include "daemon/session.hpp"
+#include "process/signals.hpp"
+#include "vmm/reactor.hpp"
+
+namespace {
+
+using namespace crosvisor;
+
+// Every VM the service has, stopped in parallel; returns once each VM's actor is gone, which is
+// after every client holding it has heard of its death (a second signal makes the stop a kill).
+void stop_everything(caf::scoped_actor& self, const caf::actor& service) {
+  std::vector<caf::actor> vms;
+  self->request(service, std::chrono::seconds(10), list_atom::value)
+      .receive([&](const std::vector<caf::actor>& listed) { vms = listed; }, [&](caf::error&) {});
+  std::set<caf::actor_addr> alive;
+  for (const auto& vm : vms) {
+    alive.insert(vm.address());
+    self->monitor(vm);
+    self->send(vm, stop_atom::value);
+  }
+  spdlog::info("stopping {} VM(s)", alive.size());
+  vms.clear();  // our references must not keep their actors up
+  while (!alive.empty()) {
+    // Events of the VMs this daemon holds itself are taken off the mailbox too: a message keeps
+    // its sender alive, and an unread one from a handle would keep that VM's actor up.
+    self->receive([&](const caf::down_msg& down) { alive.erase(down.source); },
+                  [](const VmEvent&) {}, [](const ConsoleLine&) {},
+                  [&](stop_atom, int) {
+                    spdlog::warn("second signal: killing every VM");
+                    for (const auto& address : alive) {
+                      if (auto vm = caf::actor_cast<caf::actor>(address))
+                        self->send(vm, stop_atom::value, kill_atom::value);
+                    }
+                  });
+  }
+}
+
+// Fleets first, or they would restart the VMs that are being stopped.
+void down_fleets(caf::scoped_actor& self, const caf::actor& fleets) {
+  std::vector<daemon::FleetEntry> entries;
+  self->request(fleets, std::chrono::seconds(10), list_atom::value)
+      .receive([&](const std::vector<daemon::FleetEntry>& listed) { entries = listed; },
+               [](caf::error&) {});
+  for (const auto& entry : entries)
+    caf::anon_send(entry.fleet, stop_atom::value);
+  for (const auto& entry : entries) {
+    self->request(entry.fleet, caf::infinite, stop_atom::value)
+        .receive([](const FleetStatus&) {}, [](caf::error&) {});
+  }
+}
+
+// Whether the daemon supervises anything: a session, a fleet or a VM.
+bool busy(caf::scoped_actor& self, const daemon::Server& server, const caf::actor& service,
+          const caf::actor& fleets) {
+  if (server.connections() > 0)
+    return true;
+  bool any = true;  // a daemon that cannot tell stays
+  self->request(service, std::chrono::seconds(5), list_atom::value)
+      .receive([&](const std::vector<caf::actor>& vms) { any = !vms.empty(); }, [](caf::error&) {});
+  if (any)
+    return true;
+  self->request(fleets, std::chrono::seconds(5), list_atom::value)
+      .receive([&](const std::vector<daemon::FleetEntry>& listed) { any = !listed.empty(); },
+               [](caf::error&) {});
+  return any;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"crosvisord: supervise crosvisor virtual machines"};
+  std::vector<std::filesystem::path> files;
+  std::filesystem::path socket_path;
+  std::filesystem::path runtime_dir;
+  std::filesystem::path log_dir;
+  std::filesystem::path log_file;
+  std::string log_level = "info";
+  bool shared = false;
+  std::optional<double> idle_exit_s;
+  int ready_fd = -1;
+  VmmBinaries vmm_binaries;
+  app.set_version_flag("--version", std::string("crosvisord ") + CROSVISOR_VERSION);
+  app.add_option("VM_FILES", files, "VM descriptions (TOML) to start and hold");
+  app.add_option("--socket", socket_path,
+                 "Control socket (default: $XDG_RUNTIME_DIR/crosvisor/control.sock, or "
+                 "/run/crosvisor/control.sock for root)");
+  app.add_flag("--shared", shared,
+               "Let other users connect (socket 0666); each still sees only its own VMs");
+  app.add_option("--exit-when-idle", idle_exit_s,
+                 "Exit after SECONDS with no session, fleet or VM (how `vm` starts a user's "
+                 "daemon on demand)")
+      ->check(CLI::Range(0.0, 86400.0));
+  app.add_option("--runtime-dir", runtime_dir,
+                 "Directory under which VM sockets and temporary files are kept (default: the "
+                 "socket's directory)");
+  app.add_option("--log-dir", log_dir,
+                 "Console logs of debug = full VMs, <uid>/<name>.log (default: logs/ beside the "
+                 "socket)");
+  std::uint64_t console_log_max_kib = 16 * 1024;
+  app.add_option("--console-log-max-kib", console_log_max_kib,
+                 "A VM's console log is rotated to NAME.log.1 at this size (default 16384)")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 30));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_option("--log-file", log_file, "Log here instead of stderr");
+  app.add_option("--ready-fd", ready_fd, "Write a byte to this fd once serving, then close it");
+  daemon::ServerLimits server_limits;
+  std::size_t max_vms_per_user = 256;
+  std::size_t max_fds_per_user = 4096;
+  app.add_option("--max-sessions", server_limits.max_sessions,
+                 "Connections served at once, besides the 16 kept for root (default 1024)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  app.add_option("--max-sessions-per-user", server_limits.max_sessions_per_user,
+                 "Connections one user other than root may have open (default 64)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  double request_deadline_s = 10;
+  app.add_option("--request-deadline", request_deadline_s,
+                 "Seconds a client may take to finish sending a request it began (default 10)")
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--max-vms-per-user", max_vms_per_user,
+                 "VMs one user other than root may have (default 256)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  app.add_option("--max-fds-per-user", max_fds_per_user,
+                 "File descriptors of crosvisord the VMs of one user other than root may hold "
+                 "(default 4096)")
+      ->check(CLI::Range(std::size_t{16}, std::size_t{1} << 24));
+  add_vmm_binary_options(app, vmm_binaries);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  server_limits.frame_deadline =
+      std::chrono::milliseconds(static_cast<std::int64_t>(request_deadline_s * 1000));
+  raise_fd_limit();
+  if (log_file.empty()) {
+    spdlog::set_default_logger(spdlog::stderr_color_mt("crosvisord"));
+  } else {
+    spdlog::set_default_logger(spdlog::basic_logger_mt("crosvisord", log_file.string()));
+    spdlog::flush_every(std::chrono::seconds(1));
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  UniqueFd ready(ready_fd);  // closed on every way out: the starter then sees end-of-file
+  const auto fail = [&](const Error& error) {
+    spdlog::error("{}", error.message);
+    spdlog::default_logger()->flush();
+    return exit_code_for(error.kind);
+  };
+
+  // Validate everything before anything starts.
+  std::vector<VmSpec> specs;
+  for (const auto& file : files) {
+    auto spec = config::load_vm_file(file);
+    if (!spec)
+      return fail(spec.error());
+    specs.push_back(std::move(*spec));
+  }
+
+  const sigset_t stop_signals = block_stop_signals();
+  if (socket_path.empty()) {
+    auto own = user_control_socket();
+    if (!own)
+      return fail(own.error());
+    socket_path = *own;
+  }
+  auto control = daemon::open_control_socket(socket_path, shared);
+  if (!control)
+    return fail(control.error());
+  // Everything of this daemon lives beside its socket (one daemon per socket, by its lock): VM
+  // sockets and generated files in a directory of this process's own, so that what a daemon
+  // killed with SIGKILL left behind is recognised (its lock is free) and removed by the next;
+  // console logs and the last CID granted, which outlast it.
+  const auto home = socket_path.parent_path();
+  auto runtime = make_private_runtime_dir(runtime_dir.empty() ? home : runtime_dir);
+  if (!runtime)
+    return fail(runtime.error());
+  {
+    caf::actor_system_config config;
+    add_error_category(config);
+    caf::actor_system system{config};
+    auto reactor = std::make_shared<Reactor>();
+    auto options = make_service_options(runtime->path, reactor);
+    options.log_dir = log_dir.empty() ? home / "logs" : log_dir;
+    options.log_max_bytes = console_log_max_kib * 1024;
+    options.cid_state_file = home / "last-cid";
+    options.vmm_binaries = vmm_binaries;
+    options.max_vms_per_owner = max_vms_per_user;
+    options.max_fds_per_owner = max_fds_per_user;
+    // The last tenth of the fd table (at least 256) is root's and the daemon's own: a user at
+    // its limits never makes root's requests fail for want of a descriptor.
+    rlimit open_files{};
+    if (::getrlimit(RLIMIT_NOFILE, &open_files) == 0 && open_files.rlim_cur != RLIM_INFINITY) {
+      options.fd_capacity = open_files.rlim_cur;
+      options.fd_reserve = std::max<std::size_t>(256, options.fd_capacity / 10);
+    }
+    auto service = spawn_service(system, options);
+    caf::scoped_actor self{system};
+
+    std::vector<caf::actor> held;  // handles of the VMs from the command line
+    for (auto& spec : specs) {
+      self->request(service, caf::infinite, create_atom::value, spec,
+                    caf::actor_cast<caf::actor>(self))
+          .receive([&](caf::actor vm) { held.push_back(vm); },
+                   [&](caf::error& error) {
+                     spdlog::error("{}: {}", spec.name, from_caf_error(error).message);
+                   });
+    }
+
+    auto fleets = daemon::spawn_fleet_registry(system, service);
+    daemon::SessionContext context{&system, service, fleets, ::geteuid(), vmm_binaries};
+    auto server = std::make_unique<daemon::Server>(
+        std::move(*control),
+        [context](const daemon::PeerCredentials& peer,
+                  std::shared_ptr<daemon::ConnectionPort> connection) {
+          return daemon::start_session(context, peer, std::move(connection));
+        },
+        server_limits);
+    reactor->watch_signals(stop_signals,
+                           [&](int signo) { caf::anon_send(self, stop_atom::value, signo); });
+    spdlog::info("serving {}; supervising {} VM(s) of its own; SIGTERM stops them all",
+                 server->path().string(), held.size());
+    if (ready) {
+      [[maybe_unused]] auto n = ::write(ready.get(), "R", 1);
+      ready.reset();
+    }
+
+    const auto idle_grace =
+        std::chrono::milliseconds(static_cast<std::int64_t>(idle_exit_s.value_or(0) * 1000));
+    auto idle_since = std::chrono::steady_clock::now();
+    bool running = true;
+    while (running) {
+      self->receive(
+          [](const VmEvent&) {},  // of the VMs it holds: spdlog has told their story
+          [](const ConsoleLine&) {},
+          [&](stop_atom, int signo) {
+            spdlog::info("signal {}: stopping every VM", signo);
+            // No new clients; the connected ones hear what happens to their VMs, then the
+            // daemon hangs up on them.
+            server->stop_accepting();
+            server->broadcast({{"event", "daemon"},
+                               {"state", "stopping"},
+                               {"detail", "crosvisord received signal " + std::to_string(signo) +
+                                              " and stops every VM"}});
+            held.clear();  // the VMs from the command line stop with the rest
+            down_fleets(self, fleets);
+            stop_everything(self, service);
+            running = false;
+          },
+          caf::after(std::chrono::seconds(1)) >>
+              [&] {
+                if (!idle_exit_s)
+                  return;
+                const auto now = std::chrono::steady_clock::now();
+                if (busy(self, *server, service, fleets))
+                  idle_since = now;
+                else if (now - idle_since >= idle_grace)
+                  running = false;
+              });
+    }
+    if (idle_exit_s)
+      spdlog::info("nothing left to supervise: exiting");
+    server.reset();
+    held.clear();
+    self->send_exit(service, caf::exit_reason::user_shutdown);
+  }
+  std::error_code ignored;
+  std::filesystem::remove_all(runtime->path, ignored);
+  spdlog::info("exiting");
+  return kExitOk;
+}

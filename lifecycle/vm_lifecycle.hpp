@@ -1,0 +1,75 @@
+// The state machine of one VM, free of actors and processes so that it can be tested alone:
+// created → starting → running → ready → stopping → dead. The vm actor feeds it what happens and
+// carries out what it asks for.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "crosvisor/vm_spec.hpp"
+#include "crosvisor/vm_state.hpp"
+#include "lifecycle/death_reason.hpp"
+#include "process/exit_status.hpp"
+
+namespace crosvisor {
+
+// The steps of a stop, each taken only if the one before did not end the VMM in time.
+enum class StopStep {
+  graceful,   // ask the guest to power off (ACPI power button)
+  quit,       // ask the VMM to end at once through its control channel (QMP quit, crosvm stop)
+  terminate,  // SIGTERM to the VMM
+  kill,       // SIGKILL to the VMM's process group
+};
+
+class VmLifecycle {
+ public:
+  explicit VmLifecycle(VmSpec spec) : spec_(std::move(spec)) {}
+
+  VmState state() const { return state_; }
+  const VmSpec& spec() const { return spec_; }
+
+  void on_launch_requested();
+  void on_started();
+  // True when this line makes the VM ready (the first line that matches the ready pattern).
+  bool on_console_line(std::string_view line);
+  // The guest connected to the vsock ready port: true when this makes the VM ready.
+  bool on_vsock_ready();
+  // Remembers the VMM's own messages: the last one explains a start failure.
+  void on_vmm_output(std::string_view line);
+  // The VMM reported how its guest is ending (the last report counts).
+  void on_guest_notice(GuestNotice notice) { notice_ = notice; }
+
+  // A stop was asked for: the first step to take, or nothing when the VM is already stopping,
+  // dead or not started yet (a VM that has not started is stopped when its launch completes).
+  std::optional<StopStep> on_stop_requested();
+  // The deadline of `step` passed and the VMM is still alive: the next step, if any.
+  std::optional<StopStep> on_step_timeout(StopStep step);
+  // The VMM refused the graceful request (it has no power button): the next step, at once,
+  // when the graceful step is the current one.
+  std::optional<StopStep> on_graceful_refused(std::string why);
+  // How long to wait after `step` before escalating.
+  std::chrono::milliseconds step_deadline(StopStep step) const;
+  bool stop_was_requested() const { return stop_requested_; }
+  // A stop that gives the guest a different time to power off than the spec's.
+  void set_stop_timeout(std::chrono::milliseconds timeout) { spec_.stop_timeout = timeout; }
+
+  Death on_launch_failed(const std::string& why);
+  Death on_exited(const ExitStatus& status);
+
+ private:
+  VmSpec spec_;
+  VmState state_ = VmState::created;
+  bool stop_requested_ = false;
+  std::optional<StopStep> last_step_;
+  bool console_seen_ = false;
+  std::string last_vmm_output_;
+  std::optional<GuestNotice> notice_;
+  std::string graceful_refused_;
+};
+
+// How long the VMM has to act on a quit request, and then on SIGTERM, before the next step.
+inline constexpr std::chrono::milliseconds kQuitGrace{2'000};
+inline constexpr std::chrono::milliseconds kTerminateGrace{2'000};
+
+}  // namespace crosvisor

@@ -1,0 +1,14 @@
+#include "process/exit_status.hpp"
+
+#include <string.h>
+
+namespace crosvisor {
+
+std::string ExitStatus::to_string() const {
+  if (!signaled)
+    return "exit " + std::to_string(value);
+  const char* name = sigdescr_np(value);
+  return "signal " + std::to_string(value) + (name ? std::string(" (") + name + ")" : "");
+}
+
+}  // namespace crosvisor

@@ -1,0 +1,42 @@
+// Starting a VMM child: argv without a shell, a clean environment, exactly the planned fds at
+// their numbers, its own process group, death with the supervisor, and a bounded fd table.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "crosvisor/error.hpp"
+#include "process/fd_plan.hpp"
+
+namespace crosvisor {
+
+struct LaunchRequest {
+  // A path, or a bare name looked up on the supervisor's PATH.
+  std::filesystem::path binary;
+  // The arguments after argv[0].
+  std::vector<std::string> args;
+  // Every fd the child gets, 0, 1 and 2 included; anything not planned is closed at exec.
+  FdPlan fds;
+  // "NAME=value" entries; nothing of the supervisor's own environment leaks through.
+  std::vector<std::string> environment{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"};
+  rlim_t max_open_files = 4096;
+};
+
+struct SpawnedChild {
+  pid_t pid = -1;
+  // Readable when the child exits; the only handle through which it is signalled and reaped.
+  UniqueFd pidfd;
+};
+
+// The absolute path `binary` names: itself when it contains a slash, else the PATH match.
+Expected<std::filesystem::path> resolve_binary(const std::filesystem::path& binary);
+
+// Starts the child. The calling thread becomes its "parent" for PR_SET_PDEATHSIG: call this from
+// a thread that lives as long as the supervisor (the reactor thread), never from a pool thread.
+Expected<SpawnedChild> spawn_child(const LaunchRequest& request);
+
+}  // namespace crosvisor

@@ -1,0 +1,87 @@
+#include "vmm/crosvm/crosvm_backend.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include "vmm/crosvm/crosvm_features.hpp"
+#include "vmm/disk_attach.hpp"
+
+namespace crosvisor::crosvm {
+
+Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
+  VmmLaunch launch;
+  LaunchRequest& request = launch.request;
+  request.binary = binary_for(spec, kDefaultBinary);
+  const bool composite = std::any_of(spec.disks.begin(), spec.disks.end(), [](const auto& disk) {
+    return std::holds_alternative<CompositeDisk>(disk);
+  });
+  if (composite) {
+    auto supported = supports_composite_disks(request.binary);
+    if (supported && !*supported) {
+      return make_error(ErrorKind::launch,
+                        request.binary.string() +
+                            " was built without crosvm's composite-disk feature (`crosvm "
+                            "create_composite --help` exits 35): it would give the guest a disk "
+                            "of a few hundred bytes. Build crosvm with `cargo build --features "
+                            "composite-disk` (or all-x86_64)");
+    }
+  }
+  auto& args = request.args;
+  // Global flags come before the subcommand. Logs go to stderr (our pipe), never to syslog.
+  // --disable-sandbox: the minijail sandbox needs a pivot root that a user-run supervisor does
+  // not have; AVF passes it too.
+  args = {"--extended-status",
+          "--no-syslog",
+          "run",
+          "--disable-sandbox",
+          "--name",
+          spec.name,
+          "--mem",
+          std::to_string(spec.memory_mib),
+          "--cpus",
+          std::to_string(spec.cpus)};
+
+  auto boot = plan_boot_files(spec, request.fds);
+  if (!boot)
+    return std::unexpected(boot.error());
+  if (boot->initrd)
+    args.insert(args.end(), {"--initrd", FdPlan::proc_path(*boot->initrd)});
+  // crosvm splits every argv token that begins with '-' and holds '=' before parsing it, values
+  // included: a command line such as "-v root=/dev/vda" would become two tokens. A leading space
+  // keeps it one; the kernel ignores it.
+  if (!spec.params.empty())
+    args.insert(args.end(), {"--params", (spec.params.front() == '-' ? " " : "") + spec.params});
+  if (context.cid != 0)
+    args.insert(args.end(), {"--vsock", "cid=" + std::to_string(context.cid)});
+
+  for (std::size_t i = 0; i < spec.disks.size(); ++i) {
+    auto disk_args = crosvm_disk_args(spec.disks[i], i, context.run_dir, request.fds);
+    if (!disk_args)
+      return std::unexpected(disk_args.error());
+    args.insert(args.end(), disk_args->begin(), disk_args->end());
+  }
+
+  auto console = plan_console(launch);
+  if (!console)
+    return std::unexpected(console.error());
+  args.insert(args.end(), {"--serial", "type=file,path=" + FdPlan::proc_path(*console) +
+                                           ",hardware=serial,num=1,console"});
+
+  // crosvm accepts /proc/self/fd/N as --socket only when N is already a listening
+  // SOCK_SEQPACKET socket; the path stays ours to remove (it is in the run directory).
+  launch.control = {ControlProtocol::crosvm, context.run_dir / "crosvm.sock"};
+  auto control = listen_unix(launch.control.socket, SOCK_SEQPACKET);
+  if (!control)
+    return std::unexpected(control.error());
+  args.insert(args.end(), {"--socket", FdPlan::proc_path(request.fds.add(std::move(*control)))});
+
+  // The kernel is the positional argument, last.
+  args.push_back(FdPlan::proc_path(boot->kernel));
+
+  if (auto streams = plan_standard_streams(launch); !streams)
+    return std::unexpected(streams.error());
+  return launch;
+}
+
+}  // namespace crosvisor::crosvm

@@ -1,0 +1,131 @@
+#include "vmm/qemu/qemu_backend.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "vmm/disk_attach.hpp"
+
+namespace crosvisor::qemu {
+
+std::vector<std::string> accel_args(const std::string& accel) {
+  std::vector<std::string> args;
+  std::istringstream list(accel);
+  std::string one;
+  while (std::getline(list, one, ':')) {
+    if (one.empty())
+      continue;
+    args.push_back("-accel");
+    args.push_back(one);
+  }
+  return args;
+}
+
+std::string kernel_params(const VmSpec& spec, std::optional<std::uint64_t> tsc_khz) {
+  std::string params = spec.params;
+  const auto accels = accel_args(spec.accel);
+  const bool tcg_only = std::all_of(accels.begin(), accels.end(), [](const std::string& a) {
+    return a == "-accel" || a == "tcg";
+  });
+  if (tcg_only && tsc_khz && params.find("tsc_early_khz=") == std::string::npos) {
+    if (!params.empty())
+      params += ' ';
+    params += "tsc_early_khz=" + std::to_string(*tsc_khz);
+  }
+  return params;
+}
+
+std::optional<std::uint64_t> host_tsc_khz() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("cpu MHz", 0) != 0)
+      continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos)
+      break;
+    try {
+      const double mhz = std::stod(line.substr(colon + 1));
+      if (mhz > 0)
+        return static_cast<std::uint64_t>(mhz * 1000.0 + 0.5);
+    } catch (const std::exception&) {
+    }
+    break;
+  }
+  return std::nullopt;
+}
+
+Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
+  const auto& run_dir = context.run_dir;
+  const std::uint32_t cid = context.cid;
+  VmmLaunch launch;
+  LaunchRequest& request = launch.request;
+  request.binary = binary_for(spec, kDefaultBinary);
+  auto& args = request.args;
+  // -nodefaults: no devices we did not ask for; microvm keeps ACPI on (the power button needs it).
+  args = {"-M",
+          "microvm",
+          "-nodefaults",
+          "-no-user-config",
+          "-display",
+          "none",
+          "-no-reboot",
+          "-device",
+          "pvpanic",
+          "-action",
+          "panic=exit-failure",
+          "-name",
+          spec.name,
+          "-m",
+          std::to_string(spec.memory_mib),
+          "-smp",
+          std::to_string(spec.cpus)};
+  for (auto& arg : accel_args(spec.accel))
+    args.push_back(std::move(arg));
+
+  auto boot = plan_boot_files(spec, request.fds);
+  if (!boot)
+    return std::unexpected(boot.error());
+  args.insert(args.end(), {"-kernel", FdPlan::proc_path(boot->kernel)});
+  if (boot->initrd)
+    args.insert(args.end(), {"-initrd", FdPlan::proc_path(*boot->initrd)});
+  static const std::optional<std::uint64_t> tsc_khz = host_tsc_khz();
+  if (const std::string params = kernel_params(spec, tsc_khz); !params.empty()) {
+    args.insert(args.end(), {"-append", params});
+  }
+
+  if (cid != 0 && access("/dev/vhost-vsock", R_OK | W_OK) == 0) {
+    args.insert(args.end(), {"-device", "vhost-vsock-device,guest-cid=" + std::to_string(cid)});
+  }
+  for (std::size_t i = 0; i < spec.disks.size(); ++i) {
+    auto disk_args = qemu_disk_args(spec.disks[i], i, run_dir, request.fds);
+    if (!disk_args)
+      return std::unexpected(disk_args.error());
+    args.insert(args.end(), disk_args->begin(), disk_args->end());
+  }
+
+  auto console = plan_console(launch);
+  if (!console)
+    return std::unexpected(console.error());
+  args.insert(args.end(), {"-chardev", "file,id=console,path=" + FdPlan::proc_path(*console),
+                           "-serial", "chardev:console"});
+
+  launch.control = {ControlProtocol::qmp, run_dir / "qmp.sock"};
+  auto qmp = listen_unix(launch.control.socket, SOCK_STREAM);
+  if (!qmp)
+    return std::unexpected(qmp.error());
+  const int qmp_fd = request.fds.add(std::move(*qmp));
+  args.insert(args.end(),
+              {"-chardev", "socket,id=qmp,fd=" + std::to_string(qmp_fd) + ",server=on,wait=off",
+               "-mon", "chardev=qmp,mode=control"});
+
+  if (auto streams = plan_standard_streams(launch); !streams)
+    return std::unexpected(streams.error());
+  return launch;
+}
+
+}  // namespace crosvisor::qemu

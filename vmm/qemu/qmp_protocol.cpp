@@ -1,0 +1,65 @@
+#include "vmm/qemu/qmp_protocol.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace crosvisor::qmp {
+namespace {
+
+std::optional<GuestNotice> notice_of(const std::string& event, const nlohmann::json& data) {
+  if (event == "GUEST_PANICKED")
+    return GuestNotice::panicked;
+  if (event != "SHUTDOWN" || !data.is_object())
+    return std::nullopt;
+  // SHUTDOWN's reason (QAPI ShutdownCause): only the guest-* causes say something about the
+  // guest; host-qmp-quit, host-signal and the like are the supervisor's own doing.
+  const std::string reason = data.value("reason", std::string());
+  if (reason == "guest-shutdown")
+    return GuestNotice::powered_off;
+  if (reason == "guest-reset")
+    return GuestNotice::reset;
+  if (reason == "guest-panic")
+    return GuestNotice::panicked;
+  return std::nullopt;
+}
+
+}  // namespace
+
+Message parse(std::string_view line) {
+  Message message;
+  const auto json = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded() || !json.is_object())
+    return message;
+  if (json.contains("QMP")) {
+    message.kind = Message::Kind::greeting;
+  } else if (json.contains("event") && json["event"].is_string()) {
+    message.kind = Message::Kind::event;
+    message.event = json["event"].get<std::string>();
+    message.notice = notice_of(message.event, json.value("data", nlohmann::json()));
+  } else if (json.contains("return") || json.contains("error")) {
+    message.kind = Message::Kind::reply;
+    if (json.contains("id") && json["id"].is_number_unsigned())
+      message.id = json["id"].get<std::uint64_t>();
+    if (json.contains("error")) {
+      const auto& error = json["error"];
+      message.error = error.is_object() ? error.value("desc", std::string("unknown error"))
+                                        : std::string("unknown error");
+    }
+  }
+  return message;
+}
+
+std::string command_line(std::string_view command, std::uint64_t id) {
+  return nlohmann::json{{"execute", command}, {"id", id}}.dump() + "\r\n";
+}
+
+std::string_view command_for(ControlRequest request) {
+  switch (request) {
+    case ControlRequest::powerdown:
+      return "system_powerdown";
+    case ControlRequest::quit:
+      break;
+  }
+  return "quit";
+}
+
+}  // namespace crosvisor::qmp

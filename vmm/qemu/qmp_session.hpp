@@ -1,0 +1,51 @@
+// One long-lived QMP session with a QEMU child, on the reactor's io_context: it connects as soon
+// as the child is spawned (the socket was listening before the exec, so the connection waits in
+// the backlog until QEMU serves it), negotiates capabilities, runs commands and reports the
+// events that tell how the guest ended. Never blocks.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "crosvisor/error.hpp"
+#include "process/line_splitter.hpp"
+#include "vmm/vmm_control.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace crosvisor {
+
+using ControlDone = std::function<void(Expected<void>)>;
+
+class QmpSession : public std::enable_shared_from_this<QmpSession> {
+ public:
+  // `on_ready` runs once QEMU has answered the capabilities negotiation: it has parsed its
+  // command line and set up its machine (a bad accelerator or device ends QEMU before that).
+  QmpSession(boost::asio::io_context& io, std::function<void(GuestNotice)> on_notice,
+             std::function<void()> on_ready);
+  ~QmpSession();
+
+  // Connects and starts reading. A failure is kept and reported to every later command.
+  void open(const std::filesystem::path& socket);
+  void execute(ControlRequest request, std::chrono::milliseconds timeout, ControlDone done);
+  // The child was reaped: read what QEMU wrote before it died (its last events), fail the
+  // commands still waiting, and close.
+  void finish();
+
+ private:
+  struct Impl;
+  void open_session(const std::filesystem::path& socket);
+  void read();
+  void deliver(std::string_view line);
+  void fail_all(const std::string& why);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace crosvisor

@@ -1,0 +1,362 @@
+#include "vmm/reactor.hpp"
+
+#include <linux/vm_sockets.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <map>
+#include <thread>
+#include <unordered_map>
+
+#include "process/line_splitter.hpp"
+#include "process/pidfd.hpp"
+#include "vmm/crosvm/crosvm_control.hpp"
+#include "vmm/qemu/qmp_session.hpp"
+#include "vsock/channel.hpp"
+#include "vsock/ready_router.hpp"
+
+namespace crosvisor {
+namespace asio = boost::asio;
+using stream = asio::posix::stream_descriptor;
+
+namespace {
+
+// One output channel of a child (console or VMM output), cut into lines.
+struct LineChannel {
+  explicit LineChannel(asio::io_context& io) : descriptor(io) {}
+  stream descriptor;
+  LineSplitter splitter;
+  std::array<char, 4096> buffer{};
+  std::function<void(std::string)> deliver;
+  std::optional<ConsoleLog> copy;  // gets every byte as it comes (the console log), if any
+
+  void feed(std::string_view data) {
+    if (copy)
+      copy->write(data);
+    splitter.feed(data, [&](std::string_view line) { deliver(std::string(line)); });
+  }
+  // Reads whatever is buffered in the pipe right now, without waiting.
+  void drain() {
+    if (!descriptor.is_open())
+      return;
+    boost::system::error_code ec;
+    descriptor.non_blocking(true, ec);
+    while (!ec) {
+      const std::size_t n = descriptor.read_some(asio::buffer(buffer), ec);
+      if (!ec)
+        feed(std::string_view(buffer.data(), n));
+    }
+    splitter.flush([&](std::string_view line) { deliver(std::string(line)); });
+    descriptor.close(ec);
+  }
+};
+
+struct Child {
+  explicit Child(asio::io_context& io) : exit_watch(io), console(io), output(io) {}
+  Reactor::ChildId id = 0;
+  pid_t pid = -1;
+  bool reaped = false;
+  stream exit_watch;  // the pidfd
+  LineChannel console;
+  LineChannel output;
+  ControlChannel control;
+  std::shared_ptr<QmpSession> qmp;  // QEMU: the session that carries commands and events
+  ChildObserver observer;
+};
+
+ExitStatus to_exit_status(const siginfo_t& info) {
+  if (info.si_code == CLD_EXITED)
+    return ExitStatus::exited(info.si_status);
+  return ExitStatus::killed_by(info.si_status);
+}
+
+}  // namespace
+
+struct Reactor::Impl {
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::atomic<ChildId> next_id{1};
+  std::atomic<std::size_t> live{0};
+  std::unordered_map<ChildId, std::shared_ptr<Child>> children;  // reactor thread only
+  std::unique_ptr<stream> signal_watch;
+  vsock::ReadyRouter ready_router;
+  std::map<std::uint32_t, std::unique_ptr<stream>> vsock_listeners;  // by port
+  struct ReadyWaiter {
+    std::uint32_t port;
+    std::function<void(Expected<void>)> callback;
+  };
+  std::map<std::uint64_t, ReadyWaiter> ready_waiters;  // by token
+  std::atomic<std::uint64_t> next_ready_token{1};
+  std::function<void(int)> on_signal;
+  std::thread thread;
+
+  Impl() {
+    // asio creates its epoll, eventfd and timerfd on first use; create them now, so that the
+    // supervisor's fd count is the same before its first VM and after its last.
+    asio::steady_timer warm_up(io);
+    thread = std::thread([this] { io.run(); });
+  }
+
+  void read_channel(const std::shared_ptr<Child>& child, LineChannel& channel) {
+    channel.descriptor.async_read_some(
+        asio::buffer(channel.buffer),
+        [this, child, &channel](boost::system::error_code ec, std::size_t n) {
+          if (ec || child->reaped)
+            return;  // EOF, or the exit path drained and closed it
+          channel.feed(std::string_view(channel.buffer.data(), n));
+          read_channel(child, channel);
+        });
+  }
+
+  void start(ChildId id, const std::function<Expected<VmmLaunch>()>& prepare,
+             ChildObserver observer) {
+    auto launch = prepare();
+    if (!launch)
+      return observer.launch_failed(launch.error());
+    auto spawned = spawn_child(launch->request);
+    if (!spawned)
+      return observer.launch_failed(spawned.error());
+    // Our copies of the child's fds (the pipes' write ends above all) must close now, or the
+    // console pipe would never report end-of-file.
+    launch->request.fds = FdPlan();
+
+    auto child = std::make_shared<Child>(io);
+    child->id = id;
+    child->pid = spawned->pid;
+    child->observer = std::move(observer);
+    child->exit_watch.assign(spawned->pidfd.release());
+    child->console.descriptor.assign(launch->console.release());
+    child->console.deliver = child->observer.console_line;
+    child->output.descriptor.assign(launch->vmm_output.release());
+    child->output.deliver = child->observer.vmm_output_line;
+    child->console.copy = std::move(launch->console_log);
+    child->control = launch->control;
+    children.emplace(id, child);
+    live.fetch_add(1);
+    child->observer.spawned(child->pid);
+    if (child->control.protocol == ControlProtocol::qmp) {
+      // Weak: the session lives in the child, and must not keep it alive.
+      std::weak_ptr<Child> weak = child;
+      child->qmp = std::make_shared<QmpSession>(io, child->observer.guest_notice, [weak] {
+        if (auto alive = weak.lock(); alive && !alive->reaped)
+          alive->observer.started();
+      });
+      child->qmp->open(child->control.socket);
+    } else {
+      child->observer.started();
+    }
+
+    read_channel(child, child->console);
+    read_channel(child, child->output);
+    child->exit_watch.async_wait(stream::wait_read, [this, child](boost::system::error_code ec) {
+      // Reap behind whatever is already queued (console and QMP reads that completed in the
+      // same round), so that every word the VMM said arrives before its exit status.
+      if (!ec)
+        asio::post(io, [this, child] { reap(child); });
+    });
+  }
+
+  void reap(const std::shared_ptr<Child>& child) {
+    siginfo_t info{};
+    while (waitid(P_PIDFD, child->exit_watch.native_handle(), &info, WEXITED) != 0 &&
+           errno == EINTR) {
+    }
+    if (child->reaped)
+      return;
+    child->reaped = true;
+    child->console.drain();
+    child->output.drain();
+    if (child->qmp) {
+      child->qmp->finish();
+      child->qmp.reset();
+    }
+    boost::system::error_code ignored;
+    child->exit_watch.close(ignored);
+    children.erase(child->id);
+    live.fetch_sub(1);
+    auto exited = std::move(child->observer.exited);
+    child->observer = {};
+    exited(to_exit_status(info));
+  }
+
+  void send_signal(ChildId id, int signo, bool whole_group) {
+    auto it = children.find(id);
+    if (it == children.end() || it->second->reaped)
+      return;
+    // The child is not reaped yet, so neither its pid nor its process group can have been reused.
+    if (whole_group) {
+      ::kill(-it->second->pid, signo);
+    } else {
+      pidfd_send_signal(it->second->exit_watch.native_handle(), signo, nullptr, 0);
+    }
+  }
+
+  void send_control(ChildId id, ControlRequest request, std::function<void(Expected<void>)> done) {
+    constexpr auto kAnswerTimeout = std::chrono::seconds(5);
+    auto it = children.find(id);
+    if (it == children.end() || it->second->reaped)
+      return done(make_error(ErrorKind::io, "the VMM has exited"));
+    Child& child = *it->second;
+    switch (child.control.protocol) {
+      case ControlProtocol::qmp:
+        return child.qmp->execute(request, kAnswerTimeout, std::move(done));
+      case ControlProtocol::crosvm:
+        return crosvm::execute(io, child.control.socket, request, kAnswerTimeout, std::move(done));
+    }
+  }
+
+  void read_signals() {
+    auto buffer = std::make_shared<signalfd_siginfo>();
+    signal_watch->async_read_some(asio::buffer(buffer.get(), sizeof(*buffer)),
+                                  [this, buffer](boost::system::error_code ec, std::size_t n) {
+                                    if (ec)
+                                      return;
+                                    if (n == sizeof(*buffer))
+                                      on_signal(static_cast<int>(buffer->ssi_signo));
+                                    read_signals();
+                                  });
+  }
+
+  void await_ready(std::uint64_t token, std::uint32_t port, std::uint32_t cid,
+                   std::function<void(Expected<void>)> ready) {
+    if (vsock_listeners.count(port) == 0) {
+      auto listener = vsock::vsock_listen(port);
+      if (!listener)
+        return ready(std::unexpected(listener.error()));
+      vsock_listeners[port] = std::make_unique<stream>(io, listener->release());
+      boost::system::error_code ignored;
+      vsock_listeners[port]->non_blocking(true, ignored);  // accept never waits on this thread
+      accept_ready(port);
+    }
+    ready_router.expect(port, cid, token);
+    ready_waiters[token] = ReadyWaiter{port, std::move(ready)};
+  }
+
+  void accept_ready(std::uint32_t port) {
+    stream* listener = vsock_listeners.at(port).get();
+    listener->async_wait(stream::wait_read, [this, port, listener](boost::system::error_code ec) {
+      // The wait may have completed just before its listener was dropped (nobody waits on the
+      // port any more), or replaced by a new one for the same port: then it is not ours.
+      auto current = vsock_listeners.find(port);
+      if (ec || current == vsock_listeners.end() || current->second.get() != listener)
+        return;
+      sockaddr_vm peer{};
+      socklen_t length = sizeof(peer);
+      UniqueFd connection(::accept4(listener->native_handle(), reinterpret_cast<sockaddr*>(&peer),
+                                    &length, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      // The callback is the connection itself; a guest we do not wait for is refused by closing.
+      if (connection) {
+        if (auto token = ready_router.arrived(port, peer.svm_cid)) {
+          if (auto waiter = ready_waiters.find(*token); waiter != ready_waiters.end()) {
+            auto callback = std::move(waiter->second.callback);
+            ready_waiters.erase(waiter);
+            callback({});
+          }
+        }
+      }
+      if (ready_router.listening_needed(port)) {
+        accept_ready(port);
+      } else {
+        vsock_listeners.erase(port);  // nobody waits on this port any more
+      }
+    });
+  }
+
+  void cancel_ready(std::uint64_t token) {
+    ready_router.forget(token);
+    auto waiter = ready_waiters.find(token);
+    if (waiter == ready_waiters.end())
+      return;
+    if (!ready_router.listening_needed(waiter->second.port))
+      vsock_listeners.erase(waiter->second.port);
+    ready_waiters.erase(waiter);
+  }
+
+  // On the reactor thread at shutdown: nothing may outlive the supervisor.
+  void kill_all() {
+    for (auto& [id, child] : children) {
+      if (!child->reaped)
+        ::kill(-child->pid, SIGKILL);
+    }
+    while (!children.empty())
+      reap(children.begin()->second);
+    signal_watch.reset();
+    vsock_listeners.clear();
+  }
+};
+
+Reactor::Reactor() : impl_(std::make_unique<Impl>()) {}
+
+Reactor::~Reactor() {
+  asio::post(impl_->io, [impl = impl_.get()] {
+    impl->kill_all();
+    impl->work.reset();
+    impl->io.stop();
+  });
+  impl_->thread.join();
+}
+
+Reactor::ChildId Reactor::launch(std::function<Expected<VmmLaunch>()> prepare,
+                                 ChildObserver observer) {
+  const ChildId id = impl_->next_id.fetch_add(1);
+  asio::post(impl_->io, [impl = impl_.get(), id, prepare = std::move(prepare),
+                         observer = std::move(observer)]() mutable {
+    impl->start(id, prepare, std::move(observer));
+  });
+  return id;
+}
+
+void Reactor::signal(ChildId child, int signo, bool whole_group) {
+  asio::post(impl_->io, [impl = impl_.get(), child, signo, whole_group] {
+    impl->send_signal(child, signo, whole_group);
+  });
+}
+
+void Reactor::control(ChildId child, ControlRequest request,
+                      std::function<void(Expected<void>)> done) {
+  asio::post(impl_->io, [impl = impl_.get(), child, request, done = std::move(done)]() mutable {
+    impl->send_control(child, request, std::move(done));
+  });
+}
+
+void Reactor::watch_signals(const sigset_t& signals, std::function<void(int)> on_signal) {
+  const int fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (fd < 0)
+    throw std::system_error(errno, std::system_category(), "signalfd");
+  asio::post(impl_->io, [impl = impl_.get(), fd, on_signal = std::move(on_signal)]() mutable {
+    impl->on_signal = std::move(on_signal);
+    impl->signal_watch = std::make_unique<stream>(impl->io, fd);
+    impl->read_signals();
+  });
+}
+
+std::uint64_t Reactor::await_vsock_ready(std::uint32_t port, std::uint32_t cid,
+                                         std::function<void(Expected<void>)> ready) {
+  const std::uint64_t token = impl_->next_ready_token.fetch_add(1);
+  asio::post(impl_->io, [impl = impl_.get(), token, port, cid, ready = std::move(ready)]() mutable {
+    impl->await_ready(token, port, cid, std::move(ready));
+  });
+  return token;
+}
+
+void Reactor::cancel_vsock_ready(std::uint64_t token) {
+  asio::post(impl_->io, [impl = impl_.get(), token] { impl->cancel_ready(token); });
+}
+
+void Reactor::post(std::function<void()> job) {
+  asio::post(impl_->io, std::move(job));
+}
+
+std::size_t Reactor::live_children() const {
+  return impl_->live.load();
+}
+
+}  // namespace crosvisor

@@ -1,0 +1,71 @@
+// The one I/O thread of a supervisor. It starts VMM children (so that PR_SET_PDEATHSIG ties them
+// to a thread that lives as long as the supervisor), watches their pidfds and pipes, reaps them,
+// talks QMP and watches signals. Actors never block: they hand work here and hear back through
+// the callbacks, which run on this thread and must only post messages.
+#pragma once
+
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "crosvisor/error.hpp"
+#include "process/exit_status.hpp"
+#include "vmm/vmm_control.hpp"
+#include "vmm/vmm_launch.hpp"
+
+namespace crosvisor {
+
+struct ChildObserver {
+  // The VMM process exists (it can be signalled from now on)...
+  std::function<void(pid_t)> spawned;
+  // ...and has started its VM: QEMU answered on QMP (it has parsed its command line and built the
+  // machine); crosvm, which has no such handshake, at once.
+  std::function<void()> started;
+  std::function<void(Error)> launch_failed;
+  std::function<void(std::string)> console_line;
+  std::function<void(std::string)> vmm_output_line;
+  // The VMM reported how its guest is ending (QEMU's QMP events); before `exited`.
+  std::function<void(GuestNotice)> guest_notice;
+  // Called once, after the child was reaped and every byte it wrote was delivered.
+  std::function<void(ExitStatus)> exited;
+};
+
+class Reactor {
+ public:
+  using ChildId = std::uint64_t;
+
+  Reactor();
+  // SIGKILLs and reaps every child still alive, then joins the thread.
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  // Runs `prepare` and starts the child it describes, on the reactor thread.
+  ChildId launch(std::function<Expected<VmmLaunch>()> prepare, ChildObserver observer);
+  // Signals a live child (whole_group: its process group). Ignored once the child is reaped.
+  void signal(ChildId child, int signo, bool whole_group);
+  // A request over the child's control channel (QMP or crosvm's socket); `done` runs on the
+  // reactor thread, with an error when the VMM cannot be asked or did not answer in time.
+  void control(ChildId child, ControlRequest request, std::function<void(Expected<void>)> done);
+  // Calls `ready` (on the reactor thread) when the guest with `cid` connects to host vsock port
+  // `port`, or with an error when the host cannot listen there. Returns a token for cancel.
+  std::uint64_t await_vsock_ready(std::uint32_t port, std::uint32_t cid,
+                                  std::function<void(Expected<void>)> ready);
+  void cancel_vsock_ready(std::uint64_t token);
+  // Delivers these signals (already blocked by the caller in every thread) to `on_signal`.
+  void watch_signals(const sigset_t& signals, std::function<void(int)> on_signal);
+  // Runs `job` on the reactor thread.
+  void post(std::function<void()> job);
+  // Children started and not yet reaped (for tests and `vm list`).
+  std::size_t live_children() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace crosvisor

@@ -1,0 +1,43 @@
+#include "vmm/vmm_backend.hpp"
+
+#include "vmm/crosvm/crosvm_backend.hpp"
+#include "vmm/qemu/qemu_backend.hpp"
+
+namespace crosvisor {
+namespace {
+
+Expected<void> make_private_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return make_error(ErrorKind::io, "create " + dir.string() + ": " + ec.message());
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  return {};
+}
+
+}  // namespace
+
+Expected<VmmLaunch> prepare_vmm_launch(const VmSpec& spec, const LaunchContext& context) {
+  if (auto made = make_private_dir(context.run_dir); !made)
+    return std::unexpected(made.error());
+  Expected<VmmLaunch> launch = make_error(ErrorKind::launch, "no backend");
+  switch (spec.vmm) {
+    case VmmKind::qemu:
+      launch = qemu::prepare(spec, context);
+      break;
+    case VmmKind::crosvm:
+      launch = crosvm::prepare(spec, context);
+      break;
+  }
+  if (!launch || context.console_log.empty())
+    return launch;
+  // Each boot is appended after a marker: a restarted VM keeps the lines of the boot before.
+  auto log = ConsoleLog::open(context.console_log, context.console_log_max_bytes, spec.owner_uid,
+                              boot_marker(spec.name));
+  if (!log)
+    return std::unexpected(log.error());
+  launch->console_log.emplace(std::move(*log));
+  return launch;
+}
+
+}  // namespace crosvisor

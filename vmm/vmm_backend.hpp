@@ -1,0 +1,12 @@
+// The one place that turns a VmSpec into a VMM launch: it prepares the VM's private directory,
+// picks the backend for the VMM kind and opens the console log. Runs on the reactor thread.
+#pragma once
+
+#include "crosvisor/vm_spec.hpp"
+#include "vmm/vmm_launch.hpp"
+
+namespace crosvisor {
+
+Expected<VmmLaunch> prepare_vmm_launch(const VmSpec& spec, const LaunchContext& context);
+
+}  // namespace crosvisor

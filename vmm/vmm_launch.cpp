@@ -1,0 +1,97 @@
+#include "vmm/vmm_launch.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cstring>
+
+#include "core/handed_files.hpp"
+
+namespace crosvisor {
+
+Expected<UniqueFd> open_for_vmm(const std::filesystem::path& path, std::string_view role) {
+  const std::string what = std::string(role) + " " + path.string();
+  auto opened = open_or_take(path, O_RDONLY, role);
+  if (!opened)
+    return opened;
+  UniqueFd fd = std::move(*opened);
+  struct stat info {};
+  if (fstat(fd.get(), &info) != 0)
+    return std::unexpected(errno_error(ErrorKind::io, what, errno));
+  if (!S_ISREG(info.st_mode))
+    return make_error(ErrorKind::invalid_config, what + ": not a regular file");
+  if (info.st_size == 0)
+    return make_error(ErrorKind::invalid_config, what + ": file is empty");
+  return fd;
+}
+
+Expected<std::pair<UniqueFd, UniqueFd>> make_pipe() {
+  int ends[2];
+  if (pipe2(ends, O_CLOEXEC) != 0)
+    return std::unexpected(errno_error(ErrorKind::io, "pipe", errno));
+  return std::pair<UniqueFd, UniqueFd>{UniqueFd(ends[0]), UniqueFd(ends[1])};
+}
+
+Expected<UniqueFd> listen_unix(const std::filesystem::path& path, int type) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.native().size() >= sizeof(address.sun_path)) {
+    return make_error(ErrorKind::io, path.string() + ": socket path too long");
+  }
+  std::memcpy(address.sun_path, path.c_str(), path.native().size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+  if (!fd)
+    return std::unexpected(errno_error(ErrorKind::io, "socket", errno));
+  ::unlink(path.c_str());
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    return std::unexpected(errno_error(ErrorKind::io, "bind " + path.string(), errno));
+  }
+  if (::listen(fd.get(), 8) != 0) {
+    return std::unexpected(errno_error(ErrorKind::io, "listen " + path.string(), errno));
+  }
+  return fd;
+}
+
+Expected<void> plan_standard_streams(VmmLaunch& launch) {
+  UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!null)
+    return std::unexpected(errno_error(ErrorKind::io, "open /dev/null", errno));
+  launch.request.fds.set(0, std::move(null));
+  auto output = make_pipe();
+  if (!output)
+    return std::unexpected(output.error());
+  launch.vmm_output = std::move(output->first);
+  UniqueFd output_copy(fcntl(output->second.get(), F_DUPFD_CLOEXEC, 3));
+  if (!output_copy)
+    return std::unexpected(errno_error(ErrorKind::io, "dup", errno));
+  launch.request.fds.set(1, std::move(output->second));
+  launch.request.fds.set(2, std::move(output_copy));
+  return {};
+}
+
+Expected<BootFiles> plan_boot_files(const VmSpec& spec, FdPlan& fds) {
+  BootFiles files;
+  auto kernel = open_for_vmm(spec.kernel, "kernel");
+  if (!kernel)
+    return std::unexpected(kernel.error());
+  files.kernel = fds.add(std::move(*kernel));
+  if (spec.initrd) {
+    auto initrd = open_for_vmm(*spec.initrd, "initrd");
+    if (!initrd)
+      return std::unexpected(initrd.error());
+    files.initrd = fds.add(std::move(*initrd));
+  }
+  return files;
+}
+
+Expected<int> plan_console(VmmLaunch& launch) {
+  auto console = make_pipe();
+  if (!console)
+    return std::unexpected(console.error());
+  launch.console = std::move(console->first);
+  return launch.request.fds.add(std::move(console->second));
+}
+
+}  // namespace crosvisor

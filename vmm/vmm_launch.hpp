@@ -1,0 +1,56 @@
+// What a VMM backend prepares for one launch: the request for the child and the supervisor's ends
+// of the channels to it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+
+#include "crosvisor/vm_spec.hpp"
+#include "process/launch.hpp"
+#include "vmm/console_log.hpp"
+#include "vmm/vmm_control.hpp"
+
+namespace crosvisor {
+
+struct VmmLaunch {
+  LaunchRequest request;
+  UniqueFd console;                       // read end of the guest's serial console
+  UniqueFd vmm_output;                    // read end of the VMM's own stdout and stderr
+  ControlChannel control;                 // how to reach the VMM while it runs
+  std::optional<ConsoleLog> console_log;  // where the console is kept (debug = full)
+};
+
+// What the supervisor decided for one launch, beyond the spec.
+struct LaunchContext {
+  std::filesystem::path run_dir;      // the VM's private directory (sockets, generated files)
+  std::uint32_t cid = 0;              // the VM's vsock CID
+  std::filesystem::path console_log;  // empty: the console is not kept
+  std::uint64_t console_log_max_bytes = 16ull << 20;
+};
+
+// Opens a file the VMM will read through an inherited fd; the error names the role and path.
+Expected<UniqueFd> open_for_vmm(const std::filesystem::path& path, std::string_view role);
+// A close-on-exec pipe: {read end, write end}.
+Expected<std::pair<UniqueFd, UniqueFd>> make_pipe();
+// A listening Unix socket of `type` (SOCK_STREAM, SOCK_SEQPACKET) bound at `path` (any stale
+// file there is replaced).
+Expected<UniqueFd> listen_unix(const std::filesystem::path& path, int type);
+// The binary a spec names, else the backend's default name (looked up on PATH at launch).
+inline std::filesystem::path binary_for(const VmSpec& spec, const char* default_name) {
+  return spec.vmm_binary.empty() ? std::filesystem::path(default_name) : spec.vmm_binary;
+}
+// stdin from /dev/null; stdout and stderr into one pipe whose read end is launch.vmm_output.
+Expected<void> plan_standard_streams(VmmLaunch& launch);
+
+// The guest's boot files as inherited fds: the kernel's number, and the initrd's if it has one.
+struct BootFiles {
+  int kernel = -1;
+  std::optional<int> initrd;
+};
+Expected<BootFiles> plan_boot_files(const VmSpec& spec, FdPlan& fds);
+// A pipe for the guest's serial console: its read end becomes launch.console; returns the number
+// the VMM writes to.
+Expected<int> plan_console(VmmLaunch& launch);
+
+}  // namespace crosvisor
