@@ -19,7 +19,7 @@ using restart_due_atom = caf::atom_constant<caf::atom("restartdue")>;
 struct Member {
   config::FleetVm vm;
   caf::actor handle;  // while the VM is not dead
-  RestartTracker tracker;
+  lifecycle::RestartTracker tracker;
   FleetMemberStatus status;
   bool up = false;             // counted as up at least once
   bool manual = false;         // a restart by hand is under way
@@ -33,7 +33,7 @@ struct FleetState {
   std::string fleet_name;
   std::vector<Member> members;
   std::map<std::string, std::size_t> index_of;
-  std::unique_ptr<StartPlan> plan;
+  std::unique_ptr<lifecycle::StartPlan> plan;
   std::vector<caf::actor> subscribers;
   bool stopping = false;
   std::vector<caf::response_promise> down_waiters;
@@ -173,7 +173,7 @@ void on_event(Fleet* self, const VmEvent& event) {
     return start_member(self, i);
   }
   const auto reason = event.reason.value_or(DeathReason::unknown);
-  const auto delay = member.tracker.on_death(reason, RestartTracker::Clock::now());
+  const auto delay = member.tracker.on_death(reason, lifecycle::RestartTracker::Clock::now());
   member.status.restarts = member.tracker.restarts();
   if (delay) {
     spdlog::info("fleet {}: {} died ({}), restarting in {} ms", st.fleet_name, event.vm,
@@ -226,11 +226,12 @@ caf::behavior fleet_behavior(Fleet* self, caf::actor service, config::FleetSpec 
     after.push_back(std::move(deps));
     vm.spec.fleet = fleet.name;
     const config::RestartSpec restart = vm.restart;
-    Member member{std::move(vm), {}, RestartTracker(restart), {}, false, false, false, {}};
+    Member member{std::move(vm), {}, lifecycle::RestartTracker(restart), {}, false, false,
+                  false,         {}};
     member.status.name = member.vm.spec.name;
     st.members.push_back(std::move(member));
   }
-  st.plan = std::make_unique<StartPlan>(std::move(after), fleet.concurrency);
+  st.plan = std::make_unique<lifecycle::StartPlan>(std::move(after), fleet.concurrency);
   spdlog::info("fleet {}: {} VM(s), {} at a time", st.fleet_name, st.members.size(),
                fleet.concurrency);
   start_what_may(self);

@@ -31,6 +31,6 @@ using stop_sent_atom = caf::atom_constant<caf::atom("stopsent")>;
 }  // namespace crosvisor
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::Error)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ExitStatus)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::StopStep)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::GuestNotice)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::process::ExitStatus)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::lifecycle::StopStep)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::lifecycle::GuestNotice)

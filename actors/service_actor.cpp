@@ -36,8 +36,8 @@ struct ServiceState {
   caf::actor cid_registry;
   std::map<VmKey, caf::actor> vms;  // VMs not dead yet
   std::map<caf::actor_addr, VmKey> names;
-  std::optional<OwnerUsage> usage;                    // what each user holds
-  ImageClaims images;                                 // who writes and reads which image
+  std::optional<lifecycle::OwnerUsage> usage;         // what each user holds
+  lifecycle::ImageClaims images;                      // who writes and reads which image
   std::map<caf::actor_addr, std::uint64_t> claim_of;  // each live VM's claim on its images
   std::map<caf::actor_addr, std::size_t> fds_of;      // each live VM's estimate
   std::uint64_t next_run_id = 1;
@@ -70,15 +70,16 @@ void forget(ServiceActor* self, const caf::actor_addr& vm) {
 // Spawns the VM and its first handle, and delivers the handle before the VM says anything.
 void start_vm(ServiceActor* self, VmSpec spec, caf::actor client, caf::response_promise reply) {
   auto& st = self->state;
-  const std::size_t fds = estimated_fds(spec);
+  const std::size_t fds = lifecycle::estimated_fds(spec);
   const bool counted = st.usage->limits().fd_capacity > 0 && spec.owner_uid && *spec.owner_uid != 0;
-  if (auto refused = st.usage->admit(spec.owner_uid, fds, counted ? open_fd_count() : 0)) {
+  if (auto refused =
+          st.usage->admit(spec.owner_uid, fds, counted ? lifecycle::open_fd_count() : 0)) {
     reply.deliver(to_caf_error(*refused));
     return;
   }
   const std::uint64_t run_id = st.next_run_id++;
   const VmKey key = key_of(spec);
-  if (auto taken = st.images.claim(run_id, key.first, key.second, images_of(spec))) {
+  if (auto taken = st.images.claim(run_id, key.first, key.second, lifecycle::images_of(spec))) {
     reply.deliver(to_caf_error(*taken));
     return;
   }
@@ -112,13 +113,13 @@ void start_vm(ServiceActor* self, VmSpec spec, caf::actor client, caf::response_
 caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
   self->state.options = std::move(options);
   const auto& cids = self->state.options;
-  self->state.usage.emplace(OwnerLimits{cids.max_vms_per_owner, cids.max_fds_per_owner,
-                                        cids.fd_capacity, cids.fd_reserve});
+  self->state.usage.emplace(lifecycle::OwnerLimits{cids.max_vms_per_owner, cids.max_fds_per_owner,
+                                                   cids.fd_capacity, cids.fd_reserve});
   self->state.cid_registry = spawn_cid_registry(
       self->system(),
       CidRegistryOptions{{cids.cid_first, cids.cid_last}, cids.cid_scope, cids.cid_state_file});
   if (!self->state.options.reactor)
-    self->state.options.reactor = std::make_shared<Reactor>();
+    self->state.options.reactor = std::make_shared<vmm::Reactor>();
   self->set_down_handler([=](const caf::down_msg& down) { forget(self, down.source); });
   return {
       [=](create_atom, VmSpec spec, caf::actor client) -> caf::result<caf::actor> {

@@ -22,9 +22,9 @@ namespace {
 struct VmActorState {
   static inline const char* name = "crosvisor.vm";
 
-  std::unique_ptr<VmLifecycle> life;
-  std::shared_ptr<Reactor> reactor;
-  Reactor::ChildId child = 0;
+  std::unique_ptr<lifecycle::VmLifecycle> life;
+  std::shared_ptr<vmm::Reactor> reactor;
+  vmm::Reactor::ChildId child = 0;
   bool child_alive = false;
   pid_t pid = -1;
   std::filesystem::path run_dir;
@@ -34,12 +34,12 @@ struct VmActorState {
   std::set<caf::actor_addr> proxies;  // the client handles; never strong references
   std::optional<std::chrono::steady_clock::time_point> started_at;
   std::optional<std::int64_t> started_at_unix_ms;
-  std::optional<Death> death;
+  std::optional<lifecycle::Death> death;
   bool kill_requested = false;
   bool dead = false;
   std::filesystem::path console_log;  // debug = full: the console's file
   std::uint64_t console_log_max_bytes = 0;
-  std::optional<ConsoleTail> tail;  // debug = full: its last lines, for `vm logs`
+  std::optional<lifecycle::ConsoleTail> tail;  // debug = full: its last lines, for `vm logs`
 
   caf::actor_addr self_address;  // to withdraw its monitors on the subscribers as it ends
 
@@ -105,7 +105,7 @@ VmEvent current_event(VmActor* self, std::string detail = {}) {
   return event;
 }
 
-void die(VmActor* self, Death death) {
+void die(VmActor* self, lifecycle::Death death) {
   auto& st = self->state;
   st.child_alive = false;
   if (st.ready_token != 0)
@@ -127,7 +127,7 @@ void die(VmActor* self, Death death) {
   quit_if_unreferenced(self);
 }
 
-void send_control(VmActor* self, ControlRequest request) {
+void send_control(VmActor* self, vmm::ControlRequest request) {
   auto me = caf::actor_cast<caf::actor>(self);
   self->state.reactor->control(self->state.child, request, [me](Expected<void> result) {
     // A refusal (ErrorKind::state) is an answer: the VMM cannot do it. Anything else (no answer,
@@ -138,23 +138,23 @@ void send_control(VmActor* self, ControlRequest request) {
   });
 }
 
-void take_step(VmActor* self, StopStep step) {
+void take_step(VmActor* self, lifecycle::StopStep step) {
   auto& st = self->state;
   const auto& name = st.life->spec().name;
   switch (step) {
-    case StopStep::graceful:
+    case lifecycle::StopStep::graceful:
       spdlog::info("vm {}: asking the guest to power off", name);
-      send_control(self, ControlRequest::powerdown);
+      send_control(self, vmm::ControlRequest::powerdown);
       break;
-    case StopStep::quit:
+    case lifecycle::StopStep::quit:
       spdlog::warn("vm {}: guest did not power off in time, asking the VMM to quit", name);
-      send_control(self, ControlRequest::quit);
+      send_control(self, vmm::ControlRequest::quit);
       break;
-    case StopStep::terminate:
+    case lifecycle::StopStep::terminate:
       spdlog::warn("vm {}: VMM did not quit in time, sending SIGTERM", name);
       st.reactor->signal(st.child, SIGTERM, false);
       break;
-    case StopStep::kill:
+    case lifecycle::StopStep::kill:
       spdlog::warn("vm {}: VMM still alive, sending SIGKILL to its process group", name);
       st.reactor->signal(st.child, SIGKILL, true);
       return;  // nothing left to escalate to: the reaped status ends the VM
@@ -162,9 +162,9 @@ void take_step(VmActor* self, StopStep step) {
   self->delayed_send(self, st.life->step_deadline(step), step_due_atom::value, step);
 }
 
-ChildObserver observer_for(VmActor* self) {
+vmm::ChildObserver observer_for(VmActor* self) {
   auto me = caf::actor_cast<caf::actor>(self);
-  ChildObserver observer;
+  vmm::ChildObserver observer;
   observer.spawned = [me](pid_t pid) { caf::anon_send(me, spawned_atom::value, pid); };
   observer.started = [me] { caf::anon_send(me, started_atom::value); };
   observer.launch_failed = [me](Error error) { caf::anon_send(me, lfailed_atom::value, error); };
@@ -174,18 +174,20 @@ ChildObserver observer_for(VmActor* self) {
   observer.vmm_output_line = [me](std::string line) {
     caf::anon_send(me, vmmout_atom::value, std::move(line));
   };
-  observer.guest_notice = [me](GuestNotice notice) {
+  observer.guest_notice = [me](lifecycle::GuestNotice notice) {
     caf::anon_send(me, notice_atom::value, notice);
   };
-  observer.exited = [me](ExitStatus status) { caf::anon_send(me, exited_atom::value, status); };
+  observer.exited = [me](process::ExitStatus status) {
+    caf::anon_send(me, exited_atom::value, status);
+  };
   return observer;
 }
 
-caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> reactor,
+caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<vmm::Reactor> reactor,
                           caf::actor cid_registry, VmPaths paths) {
   auto& st = self->state;
   st.self_address = self->address();
-  st.life = std::make_unique<VmLifecycle>(std::move(spec));
+  st.life = std::make_unique<lifecycle::VmLifecycle>(std::move(spec));
   st.reactor = std::move(reactor);
   st.run_dir = std::move(paths.run_dir);
   if (st.life->spec().debug == DebugLevel::full) {
@@ -235,9 +237,9 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
                   vm.cid = cid;
                   vm.child = vm.reactor->launch(
                       [spec = vm.life->spec(),
-                       context = LaunchContext{vm.run_dir, cid, vm.console_log,
-                                               vm.console_log_max_bytes}] {
-                        return prepare_vmm_launch(spec, context);
+                       context = vmm::LaunchContext{vm.run_dir, cid, vm.console_log,
+                                                    vm.console_log_max_bytes}] {
+                        return vmm::prepare_vmm_launch(spec, context);
                       },
                       observer_for(self));
                   vm.child_alive = true;
@@ -251,7 +253,7 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
         s.pid = pid;
         // A kill asked for while the VMM was being started is carried out at once.
         if (s.kill_requested)
-          take_step(self, StopStep::kill);
+          take_step(self, lifecycle::StopStep::kill);
       },
       [=](started_atom) {
         auto& s = self->state;
@@ -312,8 +314,10 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
         spdlog::debug("vm {}: vmm: {}", self->state.life->spec().name, line);
         self->state.life->on_vmm_output(line);
       },
-      [=](notice_atom, GuestNotice notice) { self->state.life->on_guest_notice(notice); },
-      [=](exited_atom, const ExitStatus& status) {
+      [=](notice_atom, lifecycle::GuestNotice notice) {
+        self->state.life->on_guest_notice(notice);
+      },
+      [=](exited_atom, const process::ExitStatus& status) {
         die(self, self->state.life->on_exited(status));
       },
       [=](stop_atom) {
@@ -336,9 +340,9 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
         s.life->on_stop_requested();
         s.kill_requested = true;
         if (s.child_alive && s.pid > 0)
-          take_step(self, StopStep::kill);
+          take_step(self, lifecycle::StopStep::kill);
       },
-      [=](step_due_atom, StopStep step) {
+      [=](step_due_atom, lifecycle::StopStep step) {
         if (auto next = self->state.life->on_step_timeout(step))
           take_step(self, *next);
       },
@@ -410,8 +414,9 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<Reactor> r
 
 }  // namespace
 
-caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec, std::shared_ptr<Reactor> reactor,
-                          caf::actor cid_registry, VmPaths paths) {
+caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec,
+                          std::shared_ptr<vmm::Reactor> reactor, caf::actor cid_registry,
+                          VmPaths paths) {
   return system.spawn(vm_behavior, std::move(spec), std::move(reactor), std::move(cid_registry),
                       std::move(paths));
 }

@@ -11,7 +11,9 @@
 
 namespace crosvisor {
 
+namespace vmm {
 class Reactor;
+}
 
 struct VmPaths {
   std::filesystem::path run_dir;      // private: sockets and generated files, removed at death
@@ -22,7 +24,8 @@ struct VmPaths {
 // `cid_registry` grants the VM its vsock CID before the VMM starts. Client handles attach
 // themselves (actors/client_proxy); when the last one is gone the VM is stopped, and once the VM
 // is dead and no handle remains the actor quits.
-caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec, std::shared_ptr<Reactor> reactor,
-                          caf::actor cid_registry, VmPaths paths);
+caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec,
+                          std::shared_ptr<vmm::Reactor> reactor, caf::actor cid_registry,
+                          VmPaths paths);
 
 }  // namespace crosvisor

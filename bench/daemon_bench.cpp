@@ -36,12 +36,12 @@ using json = nlohmann::json;
 // A crosvisord of the benchmark's own.
 struct Daemon {
   std::filesystem::path socket;
-  SpawnedChild child;
+  process::SpawnedChild child;
   Daemon(const Options& options, const std::string& tag) {
     const auto dir = options.work_dir / tag;
     std::filesystem::create_directories(dir);
     socket = dir / "control.sock";
-    LaunchRequest request;
+    process::LaunchRequest request;
     request.binary = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "crosvisord";
     request.args = {"--socket",    socket.string(), "--crosvm", options.fake_crosvm.string(),
                     "--log-level", "error"};
@@ -49,7 +49,7 @@ struct Daemon {
     request.fds.set(0, UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)));
     request.fds.set(1, UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)));
     request.fds.set(2, UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)));
-    auto spawned = spawn_child(request);
+    auto spawned = process::spawn_child(request);
     if (!spawned)
       throw std::runtime_error(spawned.error().message);
     child = std::move(*spawned);

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   if (options.fake_crosvm.empty())
     options.fake_crosvm =
         std::filesystem::read_symlink("/proc/self/exe").parent_path() / "fake-crosvm";
-  crosvisor::raise_fd_limit();
+  crosvisor::process::raise_fd_limit();
   if (chosen.empty()) {
     for (const auto& [name, run] : scenarios)
       chosen.push_back(name);

@@ -74,7 +74,7 @@ struct DirectChild {
   std::filesystem::path control;
 };
 
-DirectChild spawn_direct(VmmLaunch launch) {
+DirectChild spawn_direct(vmm::VmmLaunch launch) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   // Sources first moved above every target, as any exact-fd launcher must.
@@ -147,12 +147,13 @@ Round baseline_round(const Options& options, int round) {
   children.reserve(static_cast<std::size_t>(options.vms));
   const auto start = Clock::now();
   for (int i = 0; i < options.vms; ++i) {
-    auto launch = prepare_vmm_launch(
+    auto launch = vmm::prepare_vmm_launch(
         stand_in_spec("bench-", i, options),
-        LaunchContext{dir / ("vm-" + std::to_string(i)), 100'000u + static_cast<unsigned>(i), {}});
+        vmm::LaunchContext{
+            dir / ("vm-" + std::to_string(i)), 100'000u + static_cast<unsigned>(i), {}});
     if (!launch)
       throw std::runtime_error(launch.error().message);
-    launch->request.binary = *resolve_binary(launch->request.binary);
+    launch->request.binary = *process::resolve_binary(launch->request.binary);
     children.push_back(spawn_direct(std::move(*launch)));
   }
   for (const auto& child : children)

@@ -407,7 +407,8 @@ Expected<void> fill_default_binaries(DaemonClient& client,
     if (!configured.value(kind, std::string()).empty())
       continue;  // the daemon was told which binary to run
     // Not found here: the daemon tries its own PATH, and says so if it fails too.
-    if (auto found = resolve_binary(kind == "crosvm" ? kDefaultCrosvmBinary : kDefaultQemuBinary))
+    if (auto found =
+            process::resolve_binary(kind == "crosvm" ? kDefaultCrosvmBinary : kDefaultQemuBinary))
       (*vm)["vmm_binary"] = found->string();
   }
   return {};

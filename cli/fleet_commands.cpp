@@ -131,7 +131,7 @@ int fleet_up(const DaemonOptions& options, const FleetUpOptions& up) {
     return report(message.error(), "vm fleet");
   const bool attached = up.foreground || up.until_ready;
   const std::string& name = fleet->name;
-  const sigset_t stop_signals = block_stop_signals();
+  const sigset_t stop_signals = process::block_stop_signals();
   UniqueFd signals(signalfd(-1, &stop_signals, SFD_CLOEXEC));
   auto client = find_or_start_daemon(
       DaemonSearch{options.socket, up.log_level, signals.get()},

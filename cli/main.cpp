@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;
   }
-  raise_fd_limit();
+  process::raise_fd_limit();
   spdlog::set_default_logger(spdlog::stderr_color_mt("vm"));
   spdlog::set_level(spdlog::level::from_str(log_level));
   daemon_options.socket = socket;

@@ -68,7 +68,7 @@ int run_vm(const RunOptions& options) {
     return report(message.error());
 
   // Before any thread exists: the signals are read from a signalfd, at every wait below.
-  const sigset_t stop_signals = block_stop_signals();
+  const sigset_t stop_signals = process::block_stop_signals();
   UniqueFd signals(signalfd(-1, &stop_signals, SFD_CLOEXEC));
   const auto interrupted = [&](int signo) {
     std::cerr << "vm " << spec->name << ": interrupted before it started; nothing is left\n";

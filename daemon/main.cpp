@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
   }
   server_limits.frame_deadline =
       std::chrono::milliseconds(static_cast<std::int64_t>(request_deadline_s * 1000));
-  raise_fd_limit();
+  process::raise_fd_limit();
   if (log_file.empty()) {
     spdlog::set_default_logger(spdlog::stderr_color_mt("crosvisord"));
   } else {
@@ -187,7 +187,7 @@ int main(int argc, char** argv) {
     specs.push_back(std::move(*spec));
   }
 
-  const sigset_t stop_signals = block_stop_signals();
+  const sigset_t stop_signals = process::block_stop_signals();
   if (socket_path.empty()) {
     auto own = user_control_socket();
     if (!own)
@@ -202,14 +202,14 @@ int main(int argc, char** argv) {
   // killed with SIGKILL left behind is recognised (its lock is free) and removed by the next;
   // console logs and the last CID granted, which outlast it.
   const auto home = socket_path.parent_path();
-  auto runtime = make_private_runtime_dir(runtime_dir.empty() ? home : runtime_dir);
+  auto runtime = process::make_private_runtime_dir(runtime_dir.empty() ? home : runtime_dir);
   if (!runtime)
     return fail(runtime.error());
   {
     caf::actor_system_config config;
     add_error_category(config);
     caf::actor_system system{config};
-    auto reactor = std::make_shared<Reactor>();
+    auto reactor = std::make_shared<vmm::Reactor>();
     auto options = make_service_options(runtime->path, reactor);
     options.log_dir = log_dir.empty() ? home / "logs" : log_dir;
     options.log_max_bytes = console_log_max_kib * 1024;

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace crosvisor {
+namespace crosvisor::lifecycle {
 
 class ConsoleTail {
  public:
@@ -47,4 +47,4 @@ class ConsoleTail {
   std::size_t bytes_ = 0;
 };
 
-}  // namespace crosvisor
+}  // namespace crosvisor::lifecycle

@@ -1,6 +1,6 @@
 #include "lifecycle/death_reason.hpp"
 
-namespace crosvisor {
+namespace crosvisor::lifecycle {
 namespace {
 
 std::string explained(const ExitFacts& facts) {
@@ -76,4 +76,4 @@ Death death_of(const ExitFacts& facts) {
   return qemu_death(facts);
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::lifecycle

@@ -12,7 +12,7 @@
 #include "lifecycle/guest_notice.hpp"
 #include "process/exit_status.hpp"
 
-namespace crosvisor {
+namespace crosvisor::lifecycle {
 
 struct Death {
   DeathReason reason;
@@ -32,7 +32,7 @@ inline constexpr int kWatchdogReset = 36;
 
 struct ExitFacts {
   VmmKind vmm = VmmKind::qemu;
-  ExitStatus status;
+  process::ExitStatus status;
   // The guest printed on its console: an error after that is an ERROR, before it a START_FAILED.
   bool guest_ran = false;
   // The guest ignored a stop request and the supervisor ended the VMM itself.
@@ -49,4 +49,4 @@ struct ExitFacts {
 
 Death death_of(const ExitFacts& facts);
 
-}  // namespace crosvisor
+}  // namespace crosvisor::lifecycle

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace crosvisor {
+namespace crosvisor::lifecycle {
 
 std::optional<std::chrono::milliseconds> RestartTracker::on_death(DeathReason reason,
                                                                   Clock::time_point now) {
@@ -110,4 +110,4 @@ bool StartPlan::all_up() const {
   return std::all_of(stage_.begin(), stage_.end(), [](Stage s) { return s == Stage::up; });
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::lifecycle

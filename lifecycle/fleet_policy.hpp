@@ -14,7 +14,7 @@
 #include "config/fleet_config.hpp"
 #include "crosvisor/vm_state.hpp"
 
-namespace crosvisor {
+namespace crosvisor::lifecycle {
 
 inline constexpr std::chrono::milliseconds kMaxBackoff{30'000};
 
@@ -66,4 +66,4 @@ class StartPlan {
   std::size_t starting_ = 0;
 };
 
-}  // namespace crosvisor
+}  // namespace crosvisor::lifecycle

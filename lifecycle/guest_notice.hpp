@@ -2,7 +2,7 @@
 // needs to tell a shutdown from a reset or a panic.
 #pragma once
 
-namespace crosvisor {
+namespace crosvisor::lifecycle {
 
 // What the VMM said about its guest (QEMU's SHUTDOWN and GUEST_PANICKED events). crosvm says the
 // same with its exit code, so it never sends one.
@@ -12,4 +12,4 @@ enum class GuestNotice {
   panicked,     // the guest kernel reported a panic (pvpanic)
 };
 
-}  // namespace crosvisor
+}  // namespace crosvisor::lifecycle

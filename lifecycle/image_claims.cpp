@@ -4,7 +4,7 @@
 
 #include "core/handed_files.hpp"
 
-namespace crosvisor {
+namespace crosvisor::lifecycle {
 namespace {
 
 std::optional<ImageId> id_of(const std::filesystem::path& path) {
@@ -83,4 +83,4 @@ void ImageClaims::release(Holder holder) {
   by_holder_.erase(held);
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::lifecycle

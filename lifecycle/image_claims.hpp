@@ -19,7 +19,7 @@
 #include "crosvisor/error.hpp"
 #include "crosvisor/vm_spec.hpp"
 
-namespace crosvisor {
+namespace crosvisor::lifecycle {
 
 struct ImageId {
   dev_t device = 0;
@@ -57,4 +57,4 @@ class ImageClaims {
   std::map<Holder, std::vector<ImageId>> by_holder_;
 };
 
-}  // namespace crosvisor
+}  // namespace crosvisor::lifecycle

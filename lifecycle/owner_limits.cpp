@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-namespace crosvisor {
+namespace crosvisor::lifecycle {
 
 std::size_t estimated_fds(const VmSpec& spec) {
   constexpr std::size_t kPerVm = 7;         // pipes, pidfd, control socket, CID, log
@@ -81,4 +81,4 @@ std::size_t open_fd_count() {
   return count;
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::lifecycle

@@ -12,7 +12,7 @@
 #include "crosvisor/error.hpp"
 #include "crosvisor/vm_spec.hpp"
 
-namespace crosvisor {
+namespace crosvisor::lifecycle {
 
 struct OwnerLimits {
   std::size_t max_vms = 0;      // per user; 0: no limit
@@ -52,4 +52,4 @@ class OwnerUsage {
 // How many descriptors this process has open (a count of /proc/self/fd).
 std::size_t open_fd_count();
 
-}  // namespace crosvisor
+}  // namespace crosvisor::lifecycle

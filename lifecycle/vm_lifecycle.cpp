@@ -1,6 +1,6 @@
 #include "lifecycle/vm_lifecycle.hpp"
 
-namespace crosvisor {
+namespace crosvisor::lifecycle {
 
 void VmLifecycle::on_launch_requested() {
   state_ = VmState::starting;
@@ -88,7 +88,7 @@ Death VmLifecycle::on_launch_failed(const std::string& why) {
   return Death{DeathReason::start_failed, why};
 }
 
-Death VmLifecycle::on_exited(const ExitStatus& status) {
+Death VmLifecycle::on_exited(const process::ExitStatus& status) {
   state_ = VmState::dead;
   ExitFacts facts;
   facts.vmm = spec_.vmm;
@@ -102,4 +102,4 @@ Death VmLifecycle::on_exited(const ExitStatus& status) {
   return death_of(facts);
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::lifecycle

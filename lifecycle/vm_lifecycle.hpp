@@ -12,7 +12,7 @@
 #include "lifecycle/death_reason.hpp"
 #include "process/exit_status.hpp"
 
-namespace crosvisor {
+namespace crosvisor::lifecycle {
 
 // The steps of a stop, each taken only if the one before did not end the VMM in time.
 enum class StopStep {
@@ -55,7 +55,7 @@ class VmLifecycle {
   void set_stop_timeout(std::chrono::milliseconds timeout) { spec_.stop_timeout = timeout; }
 
   Death on_launch_failed(const std::string& why);
-  Death on_exited(const ExitStatus& status);
+  Death on_exited(const process::ExitStatus& status);
 
  private:
   VmSpec spec_;
@@ -72,4 +72,4 @@ class VmLifecycle {
 inline constexpr std::chrono::milliseconds kQuitGrace{2'000};
 inline constexpr std::chrono::milliseconds kTerminateGrace{2'000};
 
-}  // namespace crosvisor
+}  // namespace crosvisor::lifecycle

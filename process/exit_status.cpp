@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-namespace crosvisor {
+namespace crosvisor::process {
 
 std::string ExitStatus::to_string() const {
   if (!signaled)
@@ -11,4 +11,4 @@ std::string ExitStatus::to_string() const {
   return "signal " + std::to_string(value) + (name ? std::string(" (") + name + ")" : "");
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::process

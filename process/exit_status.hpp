@@ -3,7 +3,7 @@
 
 #include <string>
 
-namespace crosvisor {
+namespace crosvisor::process {
 
 struct ExitStatus {
   bool signaled = false;
@@ -15,4 +15,4 @@ struct ExitStatus {
   friend bool operator==(const ExitStatus&, const ExitStatus&) = default;
 };
 
-}  // namespace crosvisor
+}  // namespace crosvisor::process

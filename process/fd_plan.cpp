@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace crosvisor {
+namespace crosvisor::process {
 
 int FdPlan::add(UniqueFd fd) {
   while (std::any_of(entries_.begin(), entries_.end(),
@@ -31,4 +31,4 @@ int FdPlan::highest_target() const {
   return highest;
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::process

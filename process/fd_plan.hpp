@@ -7,7 +7,7 @@
 
 #include "core/unique_fd.hpp"
 
-namespace crosvisor {
+namespace crosvisor::process {
 
 class FdPlan {
  public:
@@ -31,4 +31,4 @@ class FdPlan {
   int next_target_ = 3;
 };
 
-}  // namespace crosvisor
+}  // namespace crosvisor::process

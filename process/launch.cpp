@@ -25,7 +25,7 @@
 
 #include "process/pidfd.hpp"
 
-namespace crosvisor {
+namespace crosvisor::process {
 namespace bp = boost::process;
 
 namespace {
@@ -216,4 +216,4 @@ Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
   return SpawnedChild{pid, std::move(pidfd)};
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::process

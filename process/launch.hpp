@@ -12,7 +12,7 @@
 #include "crosvisor/error.hpp"
 #include "process/fd_plan.hpp"
 
-namespace crosvisor {
+namespace crosvisor::process {
 
 struct LaunchRequest {
   // A path, or a bare name looked up on the supervisor's PATH.
@@ -39,4 +39,4 @@ Expected<std::filesystem::path> resolve_binary(const std::filesystem::path& bina
 // a thread that lives as long as the supervisor (the reactor thread), never from a pool thread.
 Expected<SpawnedChild> spawn_child(const LaunchRequest& request);
 
-}  // namespace crosvisor
+}  // namespace crosvisor::process

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace crosvisor {
+namespace crosvisor::process {
 
 class LineSplitter {
  public:
@@ -42,4 +42,4 @@ class LineSplitter {
   std::string pending_;
 };
 
-}  // namespace crosvisor
+}  // namespace crosvisor::process

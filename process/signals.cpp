@@ -8,7 +8,7 @@
 
 #include "crosvisor/paths.hpp"
 
-namespace crosvisor {
+namespace crosvisor::process {
 
 sigset_t block_stop_signals() {
   sigset_t set;
@@ -80,4 +80,4 @@ Expected<PrivateRuntimeDir> make_private_runtime_dir(const std::filesystem::path
   return PrivateRuntimeDir{dir, std::move(lock)};
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::process

@@ -7,7 +7,7 @@
 #include "core/unique_fd.hpp"
 #include "crosvisor/error.hpp"
 
-namespace crosvisor {
+namespace crosvisor::process {
 
 // Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (call before any thread starts, so all
 // inherit it) and returns the set, for Reactor::watch_signals.
@@ -28,4 +28,4 @@ struct PrivateRuntimeDir {
 };
 Expected<PrivateRuntimeDir> make_private_runtime_dir(const std::filesystem::path& base = {});
 
-}  // namespace crosvisor
+}  // namespace crosvisor::process

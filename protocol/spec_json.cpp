@@ -293,7 +293,7 @@ Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
              {"accel", spec.accel},   {"stop_timeout_ms", spec.stop_timeout.count()}};
   if (!spec.vmm_binary.empty()) {
     // Looked up here, on the user's PATH: the daemon runs exactly this file.
-    auto binary = resolve_binary(spec.vmm_binary);
+    auto binary = process::resolve_binary(spec.vmm_binary);
     if (!binary)
       return std::unexpected(
           Error{ErrorKind::invalid_config, "vmm_binary " + binary.error().message});

@@ -6,7 +6,7 @@
 
 #include <ctime>
 
-namespace crosvisor {
+namespace crosvisor::vmm {
 namespace {
 
 UniqueFd open_log_file(const std::filesystem::path& path, int extra_flags,
@@ -85,4 +85,4 @@ void ConsoleLog::rotate() {
   size_ = 0;
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::vmm

@@ -15,7 +15,7 @@
 #include "core/unique_fd.hpp"
 #include "crosvisor/error.hpp"
 
-namespace crosvisor {
+namespace crosvisor::vmm {
 
 class ConsoleLog {
  public:
@@ -45,4 +45,4 @@ class ConsoleLog {
 // "--- crosvisor: NAME booted at 2026-12-01T19:40:43Z ---"
 std::string boot_marker(std::string_view vm_name);
 
-}  // namespace crosvisor
+}  // namespace crosvisor::vmm

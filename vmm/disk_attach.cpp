@@ -10,12 +10,12 @@
 #include "disk/qcow2.hpp"
 #include "disk/vmdk.hpp"
 
-namespace crosvisor {
+namespace crosvisor::vmm {
 namespace {
 
 // Writes a file into the run directory and plans an fd for it.
 Expected<int> plan_new_file(const std::filesystem::path& path, std::string_view bytes,
-                            bool writable, FdPlan& fds) {
+                            bool writable, process::FdPlan& fds) {
   if (auto written = disk::write_file_atomically(path, bytes); !written) {
     return std::unexpected(written.error());
   }
@@ -32,12 +32,12 @@ std::vector<std::string> virtio_blk(std::size_t index, const std::string& drive_
 }
 
 Expected<std::vector<std::string>> raw_disk_args(const RawDisk& disk, std::size_t index,
-                                                 FdPlan& fds) {
+                                                 process::FdPlan& fds) {
   auto image = disk::open_disk_image(disk.path, disk.writable, "disk " + std::to_string(index));
   if (!image)
     return std::unexpected(image.error());
   const int number = fds.add(std::move(image->fd));
-  return virtio_blk(index, "format=raw,file=" + FdPlan::proc_path(number) +
+  return virtio_blk(index, "format=raw,file=" + process::FdPlan::proc_path(number) +
                                (disk.writable ? "" : ",readonly=on"));
 }
 
@@ -101,7 +101,8 @@ Expected<LaunchImage> open_launch_image(const std::filesystem::path& path, bool 
 }
 
 Expected<CompositeParts> plan_composite_parts(const CompositeDisk& disk, const std::string& prefix,
-                                              const std::filesystem::path& run_dir, FdPlan& fds) {
+                                              const std::filesystem::path& run_dir,
+                                              process::FdPlan& fds) {
   CompositeParts parts;
   for (const auto& partition : disk.partitions) {
     auto opened = open_launch_image(partition.path, partition.writable,
@@ -146,7 +147,7 @@ Expected<CompositeParts> plan_composite_parts(const CompositeDisk& disk, const s
 
 Expected<std::vector<std::string>> composite_disk_args(const CompositeDisk& disk, std::size_t index,
                                                        const std::filesystem::path& run_dir,
-                                                       FdPlan& fds) {
+                                                       process::FdPlan& fds) {
   const std::string prefix = "disk" + std::to_string(index);
   auto parts = plan_composite_parts(disk, prefix, run_dir, fds);
   if (!parts)
@@ -173,23 +174,24 @@ Expected<std::vector<std::string>> composite_disk_args(const CompositeDisk& disk
     if (component.kind == disk::ComponentKind::partition && overlay_fds[component.partition] >= 0) {
       const std::string node = ",extents." + std::to_string(extent) + ".";
       extent_options += node + "driver=qcow2" + node + "backing.driver=raw" + node +
-                        "backing.file.filename=" + FdPlan::proc_path(number);
+                        "backing.file.filename=" + process::FdPlan::proc_path(number);
       number = overlay_fds[component.partition];
     }
     ++extent;
-    return FdPlan::proc_path(number);
+    return process::FdPlan::proc_path(number);
   });
   auto descriptor = plan_new_file(run_dir / (prefix + ".vmdk"), vmdk, false, fds);
   if (!descriptor)
     return std::unexpected(descriptor.error());
-  return virtio_blk(index, "format=vmdk,file=" + FdPlan::proc_path(*descriptor) + extent_options);
+  return virtio_blk(index,
+                    "format=vmdk,file=" + process::FdPlan::proc_path(*descriptor) + extent_options);
 }
 
 }  // namespace
 
 Expected<std::vector<std::string>> crosvm_disk_args(const DiskSpec& disk, std::size_t index,
                                                     const std::filesystem::path& run_dir,
-                                                    FdPlan& fds) {
+                                                    process::FdPlan& fds) {
   // crosvm's own default is lock=true; the key is written only when it must be false.
   const auto options = [](bool writable, bool lockable) {
     return std::string(writable ? "" : ",ro=true") + (lockable ? "" : ",lock=false");
@@ -200,7 +202,7 @@ Expected<std::vector<std::string>> crosvm_disk_args(const DiskSpec& disk, std::s
       return std::unexpected(opened.error());
     const int number = fds.add(std::move(opened->image.fd));
     return std::vector<std::string>{
-        "--block", FdPlan::proc_path(number) + options(raw->writable, opened->lockable)};
+        "--block", process::FdPlan::proc_path(number) + options(raw->writable, opened->lockable)};
   }
   const std::string prefix = "disk" + std::to_string(index);
   auto parts = plan_composite_parts(std::get<CompositeDisk>(disk), prefix, run_dir, fds);
@@ -208,22 +210,23 @@ Expected<std::vector<std::string>> crosvm_disk_args(const DiskSpec& disk, std::s
     return std::unexpected(parts.error());
   // crosvm reads the composite file itself and takes each /proc/self/fd/N component as the fd it
   // inherited, with that fd's access mode.
-  const std::string description = disk::encode_composite(
-      parts->layout,
-      [&](const disk::Component& component) { return FdPlan::proc_path(parts->fd_of(component)); });
+  const std::string description =
+      disk::encode_composite(parts->layout, [&](const disk::Component& component) {
+        return process::FdPlan::proc_path(parts->fd_of(component));
+      });
   auto file = plan_new_file(run_dir / (prefix + ".composite"), description, parts->writable, fds);
   if (!file)
     return std::unexpected(file.error());
   return std::vector<std::string>{
-      "--block", FdPlan::proc_path(*file) + options(parts->writable, parts->lockable)};
+      "--block", process::FdPlan::proc_path(*file) + options(parts->writable, parts->lockable)};
 }
 
 Expected<std::vector<std::string>> qemu_disk_args(const DiskSpec& disk, std::size_t index,
                                                   const std::filesystem::path& run_dir,
-                                                  FdPlan& fds) {
+                                                  process::FdPlan& fds) {
   if (const auto* raw = std::get_if<RawDisk>(&disk))
     return raw_disk_args(*raw, index, fds);
   return composite_disk_args(std::get<CompositeDisk>(disk), index, run_dir, fds);
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::vmm

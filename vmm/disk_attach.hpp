@@ -11,7 +11,7 @@
 #include "crosvisor/vm_spec.hpp"
 #include "process/fd_plan.hpp"
 
-namespace crosvisor {
+namespace crosvisor::vmm {
 
 // QEMU arguments attaching `disk` as virtio-blk device number `index`. A composite disk goes
 // through a VMDK descriptor; its read-only partitions sit under a throwaway qcow2 layer whose
@@ -19,12 +19,12 @@ namespace crosvisor {
 // must be protected this way: guest writes to it are discarded when the VM dies).
 Expected<std::vector<std::string>> qemu_disk_args(const DiskSpec& disk, std::size_t index,
                                                   const std::filesystem::path& run_dir,
-                                                  FdPlan& fds);
+                                                  process::FdPlan& fds);
 
 // crosvm arguments attaching `disk`: `--block /proc/self/fd/N[,ro=true]`. A composite disk is a
 // crosvm composite file naming every component as /proc/self/fd/N.
 Expected<std::vector<std::string>> crosvm_disk_args(const DiskSpec& disk, std::size_t index,
                                                     const std::filesystem::path& run_dir,
-                                                    FdPlan& fds);
+                                                    process::FdPlan& fds);
 
-}  // namespace crosvisor
+}  // namespace crosvisor::vmm

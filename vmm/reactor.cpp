@@ -23,7 +23,7 @@
 #include "vsock/channel.hpp"
 #include "vsock/ready_router.hpp"
 
-namespace crosvisor {
+namespace crosvisor::vmm {
 namespace asio = boost::asio;
 using stream = asio::posix::stream_descriptor;
 
@@ -33,7 +33,7 @@ namespace {
 struct LineChannel {
   explicit LineChannel(asio::io_context& io) : descriptor(io) {}
   stream descriptor;
-  LineSplitter splitter;
+  process::LineSplitter splitter;
   std::array<char, 4096> buffer{};
   std::function<void(std::string)> deliver;
   std::optional<ConsoleLog> copy;  // gets every byte as it comes (the console log), if any
@@ -72,10 +72,10 @@ struct Child {
   ChildObserver observer;
 };
 
-ExitStatus to_exit_status(const siginfo_t& info) {
+process::ExitStatus to_exit_status(const siginfo_t& info) {
   if (info.si_code == CLD_EXITED)
-    return ExitStatus::exited(info.si_status);
-  return ExitStatus::killed_by(info.si_status);
+    return process::ExitStatus::exited(info.si_status);
+  return process::ExitStatus::killed_by(info.si_status);
 }
 
 }  // namespace
@@ -121,12 +121,12 @@ struct Reactor::Impl {
     auto launch = prepare();
     if (!launch)
       return observer.launch_failed(launch.error());
-    auto spawned = spawn_child(launch->request);
+    auto spawned = process::spawn_child(launch->request);
     if (!spawned)
       return observer.launch_failed(spawned.error());
     // Our copies of the child's fds (the pipes' write ends above all) must close now, or the
     // console pipe would never report end-of-file.
-    launch->request.fds = FdPlan();
+    launch->request.fds = process::FdPlan();
 
     auto child = std::make_shared<Child>(io);
     child->id = id;
@@ -359,4 +359,4 @@ std::size_t Reactor::live_children() const {
   return impl_->live.load();
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::vmm

@@ -17,7 +17,7 @@
 #include "vmm/vmm_control.hpp"
 #include "vmm/vmm_launch.hpp"
 
-namespace crosvisor {
+namespace crosvisor::vmm {
 
 struct ChildObserver {
   // The VMM process exists (it can be signalled from now on)...
@@ -29,9 +29,9 @@ struct ChildObserver {
   std::function<void(std::string)> console_line;
   std::function<void(std::string)> vmm_output_line;
   // The VMM reported how its guest is ending (QEMU's QMP events); before `exited`.
-  std::function<void(GuestNotice)> guest_notice;
+  std::function<void(lifecycle::GuestNotice)> guest_notice;
   // Called once, after the child was reaped and every byte it wrote was delivered.
-  std::function<void(ExitStatus)> exited;
+  std::function<void(process::ExitStatus)> exited;
 };
 
 class Reactor {
@@ -68,4 +68,4 @@ class Reactor {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace crosvisor
+}  // namespace crosvisor::vmm

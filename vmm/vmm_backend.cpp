@@ -3,7 +3,7 @@
 #include "vmm/crosvm/crosvm_backend.hpp"
 #include "vmm/qemu/qemu_backend.hpp"
 
-namespace crosvisor {
+namespace crosvisor::vmm {
 namespace {
 
 Expected<void> make_private_dir(const std::filesystem::path& dir) {
@@ -40,4 +40,4 @@ Expected<VmmLaunch> prepare_vmm_launch(const VmSpec& spec, const LaunchContext& 
   return launch;
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::vmm

@@ -5,8 +5,8 @@
 #include "crosvisor/vm_spec.hpp"
 #include "vmm/vmm_launch.hpp"
 
-namespace crosvisor {
+namespace crosvisor::vmm {
 
 Expected<VmmLaunch> prepare_vmm_launch(const VmSpec& spec, const LaunchContext& context);
 
-}  // namespace crosvisor
+}  // namespace crosvisor::vmm

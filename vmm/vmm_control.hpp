@@ -7,7 +7,7 @@
 
 #include "lifecycle/guest_notice.hpp"
 
-namespace crosvisor {
+namespace crosvisor::vmm {
 
 // How a VMM is controlled: QEMU's QMP (JSON lines over a stream socket, one long-lived session
 // that also carries events) or crosvm's control socket (one JSON datagram per request over
@@ -24,4 +24,4 @@ enum class ControlRequest {
   quit,       // end the VMM in an orderly way at once; the guest is not told
 };
 
-}  // namespace crosvisor
+}  // namespace crosvisor::vmm

@@ -9,7 +9,7 @@
 
 #include "core/handed_files.hpp"
 
-namespace crosvisor {
+namespace crosvisor::vmm {
 
 Expected<UniqueFd> open_for_vmm(const std::filesystem::path& path, std::string_view role) {
   const std::string what = std::string(role) + " " + path.string();
@@ -71,7 +71,7 @@ Expected<void> plan_standard_streams(VmmLaunch& launch) {
   return {};
 }
 
-Expected<BootFiles> plan_boot_files(const VmSpec& spec, FdPlan& fds) {
+Expected<BootFiles> plan_boot_files(const VmSpec& spec, process::FdPlan& fds) {
   BootFiles files;
   auto kernel = open_for_vmm(spec.kernel, "kernel");
   if (!kernel)
@@ -94,4 +94,4 @@ Expected<int> plan_console(VmmLaunch& launch) {
   return launch.request.fds.add(std::move(console->second));
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::vmm

@@ -11,10 +11,10 @@
 #include "vmm/console_log.hpp"
 #include "vmm/vmm_control.hpp"
 
-namespace crosvisor {
+namespace crosvisor::vmm {
 
 struct VmmLaunch {
-  LaunchRequest request;
+  process::LaunchRequest request;
   UniqueFd console;                       // read end of the guest's serial console
   UniqueFd vmm_output;                    // read end of the VMM's own stdout and stderr
   ControlChannel control;                 // how to reach the VMM while it runs
@@ -48,9 +48,9 @@ struct BootFiles {
   int kernel = -1;
   std::optional<int> initrd;
 };
-Expected<BootFiles> plan_boot_files(const VmSpec& spec, FdPlan& fds);
+Expected<BootFiles> plan_boot_files(const VmSpec& spec, process::FdPlan& fds);
 // A pipe for the guest's serial console: its read end becomes launch.console; returns the number
 // the VMM writes to.
 Expected<int> plan_console(VmmLaunch& launch);
 
-}  // namespace crosvisor
+}  // namespace crosvisor::vmm

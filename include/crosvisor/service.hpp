@@ -12,7 +12,9 @@
 
 namespace crosvisor {
 
-class Reactor;
+namespace vmm {
+class Reactor;  // vmm/reactor.hpp: the I/O thread that runs VMM children
+}
 
 struct ServiceOptions {
   // Where VMs keep their sockets and temporary files; one subdirectory per VM, removed when it
@@ -24,7 +26,7 @@ struct ServiceOptions {
   std::filesystem::path log_dir;
   std::uint64_t log_max_bytes = 16ull << 20;
   // The I/O thread that starts and watches VMM children; created when not given.
-  std::shared_ptr<Reactor> reactor;
+  std::shared_ptr<vmm::Reactor> reactor;
   // vsock CIDs: the range granted from; the scope of the host-wide reservations every crosvisor
   // process shares (vsock/cid_locks.hpp: leave it, unless a test needs a world of its own); where
   // the last CID granted is kept, so that a restart does not hand out a recent CID at once
@@ -44,7 +46,7 @@ struct ServiceOptions {
 
 // Options with the defaults, for a runtime directory and (optionally) a reactor.
 inline ServiceOptions make_service_options(std::filesystem::path runtime_dir,
-                                           std::shared_ptr<Reactor> reactor = nullptr) {
+                                           std::shared_ptr<vmm::Reactor> reactor = nullptr) {
   ServiceOptions options;
   options.runtime_dir = std::move(runtime_dir);
   options.reactor = std::move(reactor);

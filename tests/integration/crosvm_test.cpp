@@ -133,12 +133,12 @@ TEST_CASE("crosvm gets raw and composite disks as fds, and the stand-in validate
 
 TEST_CASE("the crosvm stand-in refuses what crosvm refuses, and fds nobody named") {
   test::TempDir dir;
-  const auto run = [&](LaunchRequest request) {
+  const auto run = [&](process::LaunchRequest request) {
     request.binary = FAKE_CROSVM_BINARY;
-    auto output = make_pipe();
+    auto output = vmm::make_pipe();
     REQUIRE(output.has_value());
     request.fds.set(2, std::move(output->second));
-    auto child = spawn_child(request);
+    auto child = process::spawn_child(request);
     REQUIRE(child.has_value());
     siginfo_t info{};
     REQUIRE(waitid(P_PIDFD, static_cast<id_t>(child->pidfd.get()), &info, WEXITED) == 0);
@@ -149,38 +149,38 @@ TEST_CASE("the crosvm stand-in refuses what crosvm refuses, and fds nobody named
   };
   const auto kernel = dir.write("vmlinuz", "kernel");
 
-  LaunchRequest unknown;
+  process::LaunchRequest unknown;
   unknown.args = {"run", "--no-such-flag", kernel.string()};
   CHECK(run(std::move(unknown)) ==
         std::pair<int, std::string>{35, "Unrecognized argument: --no-such-flag\n"});
 
   // A control socket that is a stream socket, not a listening seqpacket one.
-  LaunchRequest stream_socket;
-  auto socket = listen_unix(dir / "stream.sock", SOCK_STREAM);
+  process::LaunchRequest stream_socket;
+  auto socket = vmm::listen_unix(dir / "stream.sock", SOCK_STREAM);
   REQUIRE(socket.has_value());
   const int socket_fd = stream_socket.fds.add(std::move(*socket));
-  stream_socket.args = {"run", "--socket", FdPlan::proc_path(socket_fd), kernel.string()};
+  stream_socket.args = {"run", "--socket", process::FdPlan::proc_path(socket_fd), kernel.string()};
   const auto refused = run(std::move(stream_socket));
   CHECK(refused.first == 1);
   CHECK_THAT(refused.second, Catch::Contains("not a SOCK_SEQPACKET socket"));
 
   // A named fd that was never handed over.
-  LaunchRequest missing;
-  auto listener = listen_unix(dir / "c.sock", SOCK_SEQPACKET);
+  process::LaunchRequest missing;
+  auto listener = vmm::listen_unix(dir / "c.sock", SOCK_SEQPACKET);
   REQUIRE(listener.has_value());
   const int control_fd = missing.fds.add(std::move(*listener));
-  missing.args = {"run", "--socket", FdPlan::proc_path(control_fd), "/proc/self/fd/9"};
+  missing.args = {"run", "--socket", process::FdPlan::proc_path(control_fd), "/proc/self/fd/9"};
   const auto absent = run(std::move(missing));
   CHECK(absent.first == 1);
   CHECK_THAT(absent.second, Catch::Contains("fd 9 is not open"));
 
   // An fd handed over but named nowhere: the supervisor leaked it.
-  LaunchRequest leaky;
-  auto seqpacket = listen_unix(dir / "l.sock", SOCK_SEQPACKET);
+  process::LaunchRequest leaky;
+  auto seqpacket = vmm::listen_unix(dir / "l.sock", SOCK_SEQPACKET);
   REQUIRE(seqpacket.has_value());
   const int leaky_control = leaky.fds.add(std::move(*seqpacket));
   const int leaked = leaky.fds.add(UniqueFd(::open(kernel.c_str(), O_RDONLY | O_CLOEXEC)));
-  leaky.args = {"run", "--socket", FdPlan::proc_path(leaky_control), kernel.string()};
+  leaky.args = {"run", "--socket", process::FdPlan::proc_path(leaky_control), kernel.string()};
   const auto leak = run(std::move(leaky));
   CHECK(leak.first == 1);
   CHECK_THAT(leak.second, Catch::Contains("fd " + std::to_string(leaked) +

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/exit_codes.hpp"
 #include "integration/daemon_process.hpp"
 #include "integration/guest.hpp"
 #include "protocol/fd_passing.hpp"
@@ -467,4 +468,36 @@ TEST_CASE("malformed requests and bad fds: each refused, the daemon and a good s
   CHECK(test::eventually([&] { return fd_count(pid) == fds_before; }, 10s));
   INFO("daemon fds before:\n" << fds_listed_before << "now:\n" << test::describe_fds(pid));
   CHECK(fd_count(pid) == fds_before);
+}
+
+TEST_CASE("an error reply carries its kind, and vm exits with that kind's code, never the text's") {
+  test::DaemonProcess daemon;
+  RawClient client(daemon.socket);
+  struct Case {
+    json request;
+    ErrorKind kind;
+  };
+  const auto file = daemon.dir.write("up.toml", test::fake_crosvm_toml("up", ""));
+  test::Subprocess up({VM_BINARY, "run", file.string()}, daemon.env());
+  REQUIRE(up.wait_for_line(": ready", 30s));
+  const std::vector<Case> cases = {
+      {{{"id", 1}, {"op", "stop"}, {"vm", "nosuch"}}, ErrorKind::not_found},
+      {{{"id", 2}, {"op", "format-disk"}}, ErrorKind::protocol},
+  };
+  for (const auto& c : cases) {
+    INFO(c.request.dump());
+    client.send_json(c.request);
+    const auto reply = client.receive();
+    REQUIRE(reply.has_value());
+    CHECK(reply->value("ok", true) == false);
+    CHECK(reply->value("kind", std::string()) == kind_name(c.kind));
+  }
+  // The same kinds, end to end through the command: its exit code is the kind's
+  // (core/exit_codes.hpp).
+  CHECK(daemon.vm("stop nosuch").exit_code == exit_code_for(ErrorKind::not_found));
+  const auto again = daemon.vm("run " + file.string());
+  CHECK(again.exit_code == exit_code_for(ErrorKind::conflict));
+  CHECK_THAT(again.output, Catch::Contains("already"));
+  up.signal(SIGINT);
+  CHECK(up.wait_exit(30s) == 128 + SIGINT);
 }

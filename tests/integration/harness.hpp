@@ -24,7 +24,7 @@ struct Harness {
   TempDir runtime;
   caf::actor_system_config config;
   caf::actor_system system{config};
-  std::shared_ptr<Reactor> reactor = std::make_shared<Reactor>();
+  std::shared_ptr<vmm::Reactor> reactor = std::make_shared<vmm::Reactor>();
   caf::actor service = spawn_service(system, make_service_options(runtime.path(), reactor));
   caf::scoped_actor client{system};
   std::vector<std::string> console;

@@ -44,7 +44,7 @@ void await_all(test::Harness& h, VmState state, int count,
 }  // namespace
 
 TEST_CASE("a thousand crosvm VMs start and stop under one supervisor, leaving nothing behind") {
-  raise_fd_limit();
+  process::raise_fd_limit();
   const auto level = spdlog::get_level();
   spdlog::set_level(spdlog::level::warn);  // four lines per VM would drown the test log
   {
@@ -110,7 +110,7 @@ caf::behavior client_behavior(caf::stateful_actor<ClientState>* self, caf::actor
 }  // namespace
 
 TEST_CASE("a thousand clients killed at once take their thousand VMs down and return every CID") {
-  raise_fd_limit();
+  process::raise_fd_limit();
   const auto level = spdlog::get_level();
   spdlog::set_level(spdlog::level::warn);
   {

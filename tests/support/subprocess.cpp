@@ -12,7 +12,7 @@
 namespace crosvisor::test {
 
 Subprocess::Subprocess(std::vector<std::string> argv, std::vector<std::string> environment) {
-  LaunchRequest request;
+  process::LaunchRequest request;
   request.binary = argv.at(0);
   request.args.assign(argv.begin() + 1, argv.end());
   if (!environment.empty())
@@ -24,7 +24,7 @@ Subprocess::Subprocess(std::vector<std::string> argv, std::vector<std::string> e
   request.fds.set(0, UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)));
   request.fds.set(1, UniqueFd(fcntl(ends[1], F_DUPFD_CLOEXEC, 3)));
   request.fds.set(2, UniqueFd(ends[1]));
-  auto child = spawn_child(request);
+  auto child = process::spawn_child(request);
   if (!child)
     throw std::runtime_error(child.error().message);
   pid_ = child->pid;

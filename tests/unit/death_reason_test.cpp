@@ -12,19 +12,20 @@ using namespace crosvisor;
 
 namespace {
 DeathReason crosvm_reason(int code, bool guest_ran = true) {
-  ExitFacts facts;
+  lifecycle::ExitFacts facts;
   facts.vmm = VmmKind::crosvm;
-  facts.status = ExitStatus::exited(code);
+  facts.status = process::ExitStatus::exited(code);
   facts.guest_ran = guest_ran;
-  return death_of(facts).reason;
+  return lifecycle::death_of(facts).reason;
 }
-DeathReason qemu_reason(int code, std::optional<GuestNotice> notice, bool guest_ran = true) {
-  ExitFacts facts;
+DeathReason qemu_reason(int code, std::optional<lifecycle::GuestNotice> notice,
+                        bool guest_ran = true) {
+  lifecycle::ExitFacts facts;
   facts.vmm = VmmKind::qemu;
-  facts.status = ExitStatus::exited(code);
+  facts.status = process::ExitStatus::exited(code);
   facts.guest_ran = guest_ran;
   facts.notice = notice;
-  return death_of(facts).reason;
+  return lifecycle::death_of(facts).reason;
 }
 }  // namespace
 
@@ -39,86 +40,89 @@ TEST_CASE("crosvm's extended exit codes map to AVF's death reasons") {
   CHECK(crosvm_reason(36) == DeathReason::watchdog_reboot);
   CHECK(crosvm_reason(2) == DeathReason::unknown);
   CHECK(crosvm_reason(137) == DeathReason::unknown);
-  ExitFacts killed;
+  lifecycle::ExitFacts killed;
   killed.vmm = VmmKind::crosvm;
-  killed.status = ExitStatus::killed_by(SIGKILL);
-  CHECK(death_of(killed).reason == DeathReason::killed);
+  killed.status = process::ExitStatus::killed_by(SIGKILL);
+  CHECK(lifecycle::death_of(killed).reason == DeathReason::killed);
 }
 
 TEST_CASE("QEMU's exit status is read together with its last QMP event") {
   CHECK(qemu_reason(0, std::nullopt) == DeathReason::shutdown);
-  CHECK(qemu_reason(0, GuestNotice::powered_off) == DeathReason::shutdown);
-  CHECK(qemu_reason(0, GuestNotice::reset) == DeathReason::reboot);
-  CHECK(qemu_reason(1, GuestNotice::panicked) == DeathReason::guest_panic);
+  CHECK(qemu_reason(0, lifecycle::GuestNotice::powered_off) == DeathReason::shutdown);
+  CHECK(qemu_reason(0, lifecycle::GuestNotice::reset) == DeathReason::reboot);
+  CHECK(qemu_reason(1, lifecycle::GuestNotice::panicked) == DeathReason::guest_panic);
   CHECK(qemu_reason(1, std::nullopt, false) == DeathReason::start_failed);
   CHECK(qemu_reason(1, std::nullopt, true) == DeathReason::error);
   CHECK(qemu_reason(134, std::nullopt) == DeathReason::unknown);
 }
 
 TEST_CASE("an escalated stop is KILLED whatever the VMM's status, and says why") {
-  ExitFacts facts;
+  lifecycle::ExitFacts facts;
   facts.vmm = VmmKind::crosvm;
-  facts.status = ExitStatus::exited(0);
+  facts.status = process::ExitStatus::exited(0);
   facts.stop_escalated = true;
   facts.stop_timeout = std::chrono::milliseconds(1500);
-  const Death death = death_of(facts);
+  const lifecycle::Death death = lifecycle::death_of(facts);
   CHECK(death.reason == DeathReason::killed);
   CHECK(death.detail == "exit 0 after the guest ignored the stop request for 1500 ms");
 }
 
 TEST_CASE("an error exit carries the VMM's last words") {
-  ExitFacts facts;
+  lifecycle::ExitFacts facts;
   facts.vmm = VmmKind::crosvm;
-  facts.status = ExitStatus::exited(35);
+  facts.status = process::ExitStatus::exited(35);
   facts.last_vmm_output = "Unrecognized argument: --bogus";
-  const Death death = death_of(facts);
+  const lifecycle::Death death = lifecycle::death_of(facts);
   CHECK(death.reason == DeathReason::start_failed);
   CHECK(death.detail == "exit 35: Unrecognized argument: --bogus (crosvm refused its arguments)");
 }
 
 TEST_CASE(
     "QMP lines: greeting, replies by id, errors, and the events that tell how a guest ended") {
-  using Kind = qmp::Message::Kind;
-  CHECK(qmp::parse(R"({"QMP": {"version": {}, "capabilities": ["oob"]}})").kind == Kind::greeting);
-  const auto capabilities = qmp::parse(R"({"return": {}})");
+  using Kind = vmm::qmp::Message::Kind;
+  CHECK(vmm::qmp::parse(R"({"QMP": {"version": {}, "capabilities": ["oob"]}})").kind ==
+        Kind::greeting);
+  const auto capabilities = vmm::qmp::parse(R"({"return": {}})");
   CHECK(capabilities.kind == Kind::reply);
   CHECK_FALSE(capabilities.id.has_value());
-  const auto reply = qmp::parse(R"({"return": {}, "id": 7})");
+  const auto reply = vmm::qmp::parse(R"({"return": {}, "id": 7})");
   CHECK(reply.id == std::optional<std::uint64_t>(7));
   CHECK(reply.error.empty());
-  const auto error =
-      qmp::parse(R"({"error": {"class": "CommandNotFound", "desc": "no such thing"}, "id": 8})");
+  const auto error = vmm::qmp::parse(
+      R"({"error": {"class": "CommandNotFound", "desc": "no such thing"}, "id": 8})");
   CHECK(error.kind == Kind::reply);
   CHECK(error.error == "no such thing");
-  const auto panic = qmp::parse(
+  const auto panic = vmm::qmp::parse(
       R"({"timestamp": {"seconds": 1, "microseconds": 2}, "event": "GUEST_PANICKED", "data": {"action": "poweroff"}})");
   CHECK(panic.kind == Kind::event);
-  CHECK(panic.notice == GuestNotice::panicked);
-  CHECK(qmp::parse(R"({"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-reset"}})")
-            .notice == GuestNotice::reset);
-  CHECK(qmp::parse(R"({"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}})")
-            .notice == GuestNotice::powered_off);
-  CHECK_FALSE(
-      qmp::parse(R"({"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}})")
-          .notice.has_value());
-  CHECK_FALSE(qmp::parse(R"({"event": "POWERDOWN"})").notice.has_value());
-  CHECK(qmp::parse("not json").kind == Kind::invalid);
-  CHECK(qmp::parse("[1, 2]").kind == Kind::invalid);
-  CHECK(qmp::parse(R"({"event": 5})").kind == Kind::invalid);
-  CHECK(qmp::command_line("quit", 3) == "{\"execute\":\"quit\",\"id\":3}\r\n");
-  CHECK(qmp::command_for(ControlRequest::powerdown) == "system_powerdown");
+  CHECK(panic.notice == lifecycle::GuestNotice::panicked);
+  CHECK(
+      vmm::qmp::parse(R"({"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-reset"}})")
+          .notice == lifecycle::GuestNotice::reset);
+  CHECK(vmm::qmp::parse(
+            R"({"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}})")
+            .notice == lifecycle::GuestNotice::powered_off);
+  CHECK_FALSE(vmm::qmp::parse(
+                  R"({"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}})")
+                  .notice.has_value());
+  CHECK_FALSE(vmm::qmp::parse(R"({"event": "POWERDOWN"})").notice.has_value());
+  CHECK(vmm::qmp::parse("not json").kind == Kind::invalid);
+  CHECK(vmm::qmp::parse("[1, 2]").kind == Kind::invalid);
+  CHECK(vmm::qmp::parse(R"({"event": 5})").kind == Kind::invalid);
+  CHECK(vmm::qmp::command_line("quit", 3) == "{\"execute\":\"quit\",\"id\":3}\r\n");
+  CHECK(vmm::qmp::command_for(vmm::ControlRequest::powerdown) == "system_powerdown");
 }
 
 TEST_CASE("crosvm control datagrams are serde_json unit variants") {
-  CHECK(crosvm::request_datagram(ControlRequest::powerdown) == "\"Powerbtn\"");
-  CHECK(crosvm::request_datagram(ControlRequest::quit) == "\"Exit\"");
-  CHECK(crosvm::check_response("\"Ok\"").has_value());
-  CHECK_FALSE(crosvm::check_response("{\"Err\":\"no\"}").has_value());
-  CHECK_FALSE(crosvm::check_response("").has_value());
+  CHECK(vmm::crosvm::request_datagram(vmm::ControlRequest::powerdown) == "\"Powerbtn\"");
+  CHECK(vmm::crosvm::request_datagram(vmm::ControlRequest::quit) == "\"Exit\"");
+  CHECK(vmm::crosvm::check_response("\"Ok\"").has_value());
+  CHECK_FALSE(vmm::crosvm::check_response("{\"Err\":\"no\"}").has_value());
+  CHECK_FALSE(vmm::crosvm::check_response("").has_value());
 }
 
 TEST_CASE("the console tail keeps the last lines within its line and byte budgets") {
-  ConsoleTail tail(3, 10);
+  lifecycle::ConsoleTail tail(3, 10);
   tail.add("one");
   tail.add("two");
   tail.add("three");

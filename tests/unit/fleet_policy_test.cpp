@@ -11,8 +11,8 @@ TEST_CASE("restart intensity: at most max_restarts within the window, with doubl
   spec.max_restarts = 3;
   spec.window = 10s;
   spec.backoff = 100ms;
-  RestartTracker tracker(spec);
-  const auto t0 = RestartTracker::Clock::now();
+  lifecycle::RestartTracker tracker(spec);
+  const auto t0 = lifecycle::RestartTracker::Clock::now();
   CHECK(tracker.on_death(DeathReason::crash, t0) == 100ms);
   CHECK(tracker.on_death(DeathReason::guest_panic, t0 + 1s) == 200ms);
   CHECK(tracker.on_death(DeathReason::crash, t0 + 2s) == 400ms);
@@ -20,7 +20,7 @@ TEST_CASE("restart intensity: at most max_restarts within the window, with doubl
   CHECK(tracker.failed());
   CHECK(tracker.restarts() == 3);
 
-  RestartTracker slow(spec);
+  lifecycle::RestartTracker slow(spec);
   CHECK(slow.on_death(DeathReason::crash, t0) == 100ms);
   CHECK(slow.on_death(DeathReason::crash, t0 + 20s) == 100ms);  // the first left the window
   CHECK_FALSE(slow.on_death(DeathReason::shutdown, t0 + 21s).has_value());  // not a failure
@@ -28,27 +28,27 @@ TEST_CASE("restart intensity: at most max_restarts within the window, with doubl
 }
 
 TEST_CASE("restart policies: never, on-failure and always") {
-  const auto t0 = RestartTracker::Clock::now();
+  const auto t0 = lifecycle::RestartTracker::Clock::now();
   config::RestartSpec never;
-  CHECK_FALSE(RestartTracker(never).on_death(DeathReason::crash, t0).has_value());
+  CHECK_FALSE(lifecycle::RestartTracker(never).on_death(DeathReason::crash, t0).has_value());
   config::RestartSpec always;
   always.policy = config::RestartPolicy::always;
   always.backoff = 0ms;
-  CHECK(RestartTracker(always).on_death(DeathReason::shutdown, t0) == 0ms);
+  CHECK(lifecycle::RestartTracker(always).on_death(DeathReason::shutdown, t0) == 0ms);
   config::RestartSpec capped;
   capped.policy = config::RestartPolicy::always;
   capped.max_restarts = 100;
   capped.backoff = 10s;
-  RestartTracker tracker(capped);
+  lifecycle::RestartTracker tracker(capped);
   std::chrono::milliseconds last{0};
   for (int i = 0; i < 10; ++i)
     last = *tracker.on_death(DeathReason::crash, t0);
-  CHECK(last == kMaxBackoff);
+  CHECK(last == lifecycle::kMaxBackoff);
 }
 
 TEST_CASE("the start plan honours `after` and the concurrency limit") {
   // 0: db; 1..3: web after db; 4: lb after all web.
-  StartPlan plan({{}, {0}, {0}, {0}, {1, 2, 3}}, 2);
+  lifecycle::StartPlan plan({{}, {0}, {0}, {0}, {1, 2, 3}}, 2);
   CHECK(plan.startable() == std::vector<std::size_t>{0});
   CHECK(plan.startable().empty());  // each VM once
   plan.on_up(0);
@@ -61,7 +61,7 @@ TEST_CASE("the start plan honours `after` and the concurrency limit") {
   plan.on_up(4);
   CHECK(plan.all_up());
 
-  StartPlan blocked({{}, {0}}, 4);
+  lifecycle::StartPlan blocked({{}, {0}}, 4);
   CHECK(blocked.startable() == std::vector<std::size_t>{0});
   blocked.on_given_up(0);
   CHECK(blocked.startable().empty());  // its dependent waits
@@ -70,7 +70,7 @@ TEST_CASE("the start plan honours `after` and the concurrency limit") {
 
 TEST_CASE("a VM that fails for good blocks what waits for it, and a restart by hand unblocks it") {
   // 0: db; 1: web after db; 2: lb after web; 3: cache, on its own.
-  StartPlan plan({{}, {0}, {1}, {}}, 4);
+  lifecycle::StartPlan plan({{}, {0}, {1}, {}}, 4);
   CHECK(plan.startable() == std::vector<std::size_t>{0, 3});
   CHECK(plan.on_given_up(0) == std::vector<std::size_t>{1, 2});  // through web, lb too
   CHECK(plan.blocked(1));

@@ -41,14 +41,14 @@ unsigned long fd_flags(pid_t pid, int fd) {
   return 0;
 }
 
-void kill_and_reap(const SpawnedChild& child) {
+void kill_and_reap(const process::SpawnedChild& child) {
   pidfd_send_signal(child.pidfd.get(), SIGKILL, nullptr, 0);
   siginfo_t info{};
   waitid(P_PIDFD, child.pidfd.get(), &info, WEXITED);
 }
 
-LaunchRequest sleeper() {
-  LaunchRequest request;
+process::LaunchRequest sleeper() {
+  process::LaunchRequest request;
   request.binary = "sleep";
   request.args = {"60"};
   request.fds.set(0, open_null());
@@ -62,14 +62,14 @@ LaunchRequest sleeper() {
 TEST_CASE("the child holds exactly the planned fds, none close-on-exec, in its own group") {
   // A stray descriptor of ours that must not leak into the child.
   UniqueFd stray(::open("/dev/null", O_RDONLY));  // deliberately without O_CLOEXEC
-  LaunchRequest request = sleeper();
+  process::LaunchRequest request = sleeper();
   int pipe_ends[2];
   REQUIRE(pipe2(pipe_ends, O_CLOEXEC) == 0);
   UniqueFd read_end(pipe_ends[0]), write_end(pipe_ends[1]);
   const int first = request.fds.add(UniqueFd(fcntl(read_end.get(), F_DUPFD_CLOEXEC, 0)));
   const int second = request.fds.add(UniqueFd(fcntl(write_end.get(), F_DUPFD_CLOEXEC, 0)));
 
-  auto child = spawn_child(request);
+  auto child = process::spawn_child(request);
   REQUIRE(child.has_value());
   CHECK(test::open_fds(child->pid) == std::set<int>{0, 1, 2, first, second});
   CHECK((fd_flags(child->pid, first) & O_CLOEXEC) == 0);
@@ -85,10 +85,10 @@ TEST_CASE("planned numbers that collide with other sources are still placed righ
   // Put the sources at 100 and 101, then ask for them the other way round.
   REQUIRE(dup3(a.get(), 100, O_CLOEXEC) == 100);
   REQUIRE(dup3(b.get(), 101, O_CLOEXEC) == 101);
-  LaunchRequest request = sleeper();
+  process::LaunchRequest request = sleeper();
   request.fds.set(100, UniqueFd(101));
   request.fds.set(101, UniqueFd(100));
-  auto child = spawn_child(request);
+  auto child = process::spawn_child(request);
   REQUIRE(child.has_value());
   CHECK(fd_target(child->pid, 100) == fd_target(getpid(), b.get()));
   CHECK(fd_target(child->pid, 101) == "/dev/null");
@@ -97,13 +97,13 @@ TEST_CASE("planned numbers that collide with other sources are still placed righ
 
 TEST_CASE("the environment is exactly the one given") {
   test::TempDir dir;
-  LaunchRequest request;
+  process::LaunchRequest request;
   request.binary = "/bin/sh";
   request.args = {"-c", "env > " + (dir / "env").string()};
   request.environment = {"ONLY=this"};
   request.fds.set(0, open_null());
   setenv("CROSVISOR_LEAK_CHECK", "1", 1);
-  auto child = spawn_child(request);
+  auto child = process::spawn_child(request);
   REQUIRE(child.has_value());
   siginfo_t info{};
   waitid(P_PIDFD, child->pidfd.get(), &info, WEXITED);
@@ -114,9 +114,9 @@ TEST_CASE("the environment is exactly the one given") {
 }
 
 TEST_CASE("a missing binary or one that cannot run is an error and leaves no zombie") {
-  LaunchRequest missing = sleeper();
+  process::LaunchRequest missing = sleeper();
   missing.binary = "no-such-vmm-binary";
-  auto none = spawn_child(missing);
+  auto none = process::spawn_child(missing);
   REQUIRE_FALSE(none.has_value());
   CHECK_THAT(none.error().message, Catch::StartsWith("no-such-vmm-binary: not found on PATH ("));
 
@@ -125,9 +125,9 @@ TEST_CASE("a missing binary or one that cannot run is an error and leaves no zom
                                 "\x7f"
                                 "ELF garbage");
   std::filesystem::permissions(script, std::filesystem::perms::owner_all);
-  LaunchRequest garbage = sleeper();
+  process::LaunchRequest garbage = sleeper();
   garbage.binary = script;
-  auto failed = spawn_child(garbage);
+  auto failed = process::spawn_child(garbage);
   REQUIRE_FALSE(failed.has_value());
   CHECK(failed.error().kind == ErrorKind::launch);
   // The failed child was reaped: nothing is left for us to wait on.
@@ -138,7 +138,7 @@ TEST_CASE("a missing binary or one that cannot run is an error and leaves no zom
 TEST_CASE("the child dies with the thread that started it (PR_SET_PDEATHSIG)") {
   pid_t pid = -1;
   std::thread launcher([&] {
-    auto child = spawn_child(sleeper());
+    auto child = process::spawn_child(sleeper());
     REQUIRE(child.has_value());
     pid = child->pid;
     // The pidfd closes here; the child stays unreaped until this test reaps it below.

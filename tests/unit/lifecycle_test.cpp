@@ -17,7 +17,7 @@ VmSpec spec_with_ready() {
 }  // namespace
 
 TEST_CASE("a VM walks created, starting, running, ready on its console") {
-  VmLifecycle life(spec_with_ready());
+  lifecycle::VmLifecycle life(spec_with_ready());
   CHECK(life.state() == VmState::created);
   life.on_launch_requested();
   CHECK(life.state() == VmState::starting);
@@ -30,64 +30,65 @@ TEST_CASE("a VM walks created, starting, running, ready on its console") {
 }
 
 TEST_CASE("a clean exit is SHUTDOWN, a signal KILLED, exit 1 before any console START_FAILED") {
-  VmLifecycle clean(spec_with_ready());
+  lifecycle::VmLifecycle clean(spec_with_ready());
   clean.on_launch_requested();
   clean.on_started();
   clean.on_console_line("x");
-  CHECK(clean.on_exited(ExitStatus::exited(0)).reason == DeathReason::shutdown);
+  CHECK(clean.on_exited(process::ExitStatus::exited(0)).reason == DeathReason::shutdown);
   CHECK(clean.state() == VmState::dead);
 
-  VmLifecycle killed(spec_with_ready());
+  lifecycle::VmLifecycle killed(spec_with_ready());
   killed.on_launch_requested();
   killed.on_started();
-  const Death death = killed.on_exited(ExitStatus::killed_by(SIGKILL));
+  const lifecycle::Death death = killed.on_exited(process::ExitStatus::killed_by(SIGKILL));
   CHECK(death.reason == DeathReason::killed);
   CHECK(death.detail == "signal 9 (Killed)");
 
-  VmLifecycle early(spec_with_ready());
+  lifecycle::VmLifecycle early(spec_with_ready());
   early.on_launch_requested();
   early.on_started();
   early.on_vmm_output("qemu: could not load kernel");
-  const Death failed = early.on_exited(ExitStatus::exited(1));
+  const lifecycle::Death failed = early.on_exited(process::ExitStatus::exited(1));
   CHECK(failed.reason == DeathReason::start_failed);
   CHECK(failed.detail == "exit 1: qemu: could not load kernel");
 
-  VmLifecycle late(spec_with_ready());
+  lifecycle::VmLifecycle late(spec_with_ready());
   late.on_launch_requested();
   late.on_started();
   late.on_console_line("booted");
-  CHECK(late.on_exited(ExitStatus::exited(1)).reason == DeathReason::error);
-  VmLifecycle odd(spec_with_ready());
-  CHECK(odd.on_exited(ExitStatus::exited(7)).reason == DeathReason::unknown);
+  CHECK(late.on_exited(process::ExitStatus::exited(1)).reason == DeathReason::error);
+  lifecycle::VmLifecycle odd(spec_with_ready());
+  CHECK(odd.on_exited(process::ExitStatus::exited(7)).reason == DeathReason::unknown);
 }
 
 TEST_CASE("a stop escalates graceful, quit, terminate, kill, each after its deadline") {
-  VmLifecycle life(spec_with_ready());
+  lifecycle::VmLifecycle life(spec_with_ready());
   life.on_launch_requested();
   life.on_started();
-  REQUIRE(life.on_stop_requested() == StopStep::graceful);
+  REQUIRE(life.on_stop_requested() == lifecycle::StopStep::graceful);
   CHECK(life.state() == VmState::stopping);
-  CHECK(life.step_deadline(StopStep::graceful) == std::chrono::milliseconds(3000));
+  CHECK(life.step_deadline(lifecycle::StopStep::graceful) == std::chrono::milliseconds(3000));
   CHECK_FALSE(life.on_stop_requested().has_value());  // a second request changes nothing
-  CHECK(life.on_step_timeout(StopStep::graceful) == StopStep::quit);
-  CHECK(life.on_step_timeout(StopStep::graceful) == std::nullopt);  // stale timer
-  CHECK(life.step_deadline(StopStep::quit) == kQuitGrace);
-  CHECK(life.on_step_timeout(StopStep::quit) == StopStep::terminate);
-  CHECK(life.on_step_timeout(StopStep::terminate) == StopStep::kill);
-  CHECK(life.on_step_timeout(StopStep::kill) == std::nullopt);
+  CHECK(life.on_step_timeout(lifecycle::StopStep::graceful) == lifecycle::StopStep::quit);
+  CHECK(life.on_step_timeout(lifecycle::StopStep::graceful) == std::nullopt);  // stale timer
+  CHECK(life.step_deadline(lifecycle::StopStep::quit) == lifecycle::kQuitGrace);
+  CHECK(life.on_step_timeout(lifecycle::StopStep::quit) == lifecycle::StopStep::terminate);
+  CHECK(life.on_step_timeout(lifecycle::StopStep::terminate) == lifecycle::StopStep::kill);
+  CHECK(life.on_step_timeout(lifecycle::StopStep::kill) == std::nullopt);
   // QEMU exits 0 on quit and SIGTERM, but the guest did not power off: the supervisor ended it.
-  CHECK(life.on_exited(ExitStatus::exited(0)).reason == DeathReason::killed);
+  CHECK(life.on_exited(process::ExitStatus::exited(0)).reason == DeathReason::killed);
 }
 
 TEST_CASE("a VMM that refuses the power button goes to quit at once, and the death says why") {
-  VmLifecycle life(spec_with_ready());
+  lifecycle::VmLifecycle life(spec_with_ready());
   life.on_launch_requested();
   life.on_started();
-  REQUIRE(life.on_stop_requested() == StopStep::graceful);
-  CHECK(life.on_graceful_refused("crosvm refused: {\"Err\":95}") == StopStep::quit);
-  CHECK_FALSE(life.on_graceful_refused("again").has_value());         // only from the graceful step
-  CHECK_FALSE(life.on_step_timeout(StopStep::graceful).has_value());  // its timer is stale now
-  const Death death = life.on_exited(ExitStatus::exited(0));
+  REQUIRE(life.on_stop_requested() == lifecycle::StopStep::graceful);
+  CHECK(life.on_graceful_refused("crosvm refused: {\"Err\":95}") == lifecycle::StopStep::quit);
+  CHECK_FALSE(life.on_graceful_refused("again").has_value());  // only from the graceful step
+  CHECK_FALSE(
+      life.on_step_timeout(lifecycle::StopStep::graceful).has_value());  // its timer is stale now
+  const lifecycle::Death death = life.on_exited(process::ExitStatus::exited(0));
   CHECK(death.reason == DeathReason::killed);
   CHECK_THAT(death.detail, Catch::Contains("refused the power button") &&
                                Catch::Contains("{\"Err\":95}") &&
@@ -96,27 +97,27 @@ TEST_CASE("a VMM that refuses the power button goes to quit at once, and the dea
 }
 
 TEST_CASE("a guest that powers off within the stop timeout is SHUTDOWN") {
-  VmLifecycle life(spec_with_ready());
+  lifecycle::VmLifecycle life(spec_with_ready());
   life.on_launch_requested();
   life.on_started();
-  REQUIRE(life.on_stop_requested() == StopStep::graceful);
-  CHECK(life.on_exited(ExitStatus::exited(0)).reason == DeathReason::shutdown);
-  CHECK_FALSE(life.on_step_timeout(StopStep::graceful).has_value());
+  REQUIRE(life.on_stop_requested() == lifecycle::StopStep::graceful);
+  CHECK(life.on_exited(process::ExitStatus::exited(0)).reason == DeathReason::shutdown);
+  CHECK_FALSE(life.on_step_timeout(lifecycle::StopStep::graceful).has_value());
 }
 
 TEST_CASE("a stop asked for while starting is carried out once the VM runs") {
-  VmLifecycle life(spec_with_ready());
+  lifecycle::VmLifecycle life(spec_with_ready());
   life.on_launch_requested();
   CHECK_FALSE(life.on_stop_requested().has_value());
   CHECK(life.stop_was_requested());
   life.on_started();
-  CHECK(life.on_stop_requested() == StopStep::graceful);
+  CHECK(life.on_stop_requested() == lifecycle::StopStep::graceful);
 }
 
 TEST_CASE("a launch failure is START_FAILED with the reason") {
-  VmLifecycle life(spec_with_ready());
+  lifecycle::VmLifecycle life(spec_with_ready());
   life.on_launch_requested();
-  const Death death = life.on_launch_failed("kernel /x: No such file or directory");
+  const lifecycle::Death death = life.on_launch_failed("kernel /x: No such file or directory");
   CHECK(death.reason == DeathReason::start_failed);
   CHECK(death.detail == "kernel /x: No such file or directory");
   CHECK(life.state() == VmState::dead);
@@ -126,7 +127,7 @@ TEST_CASE("a VM waiting for a vsock callback becomes ready on it, not on its con
   VmSpec spec;
   spec.name = "v";
   spec.ready_vsock = VsockReady{5000};
-  VmLifecycle life(spec);
+  lifecycle::VmLifecycle life(spec);
   CHECK_FALSE(life.on_vsock_ready());  // not running yet
   life.on_launch_requested();
   life.on_started();

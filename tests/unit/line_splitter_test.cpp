@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-using crosvisor::LineSplitter;
+using crosvisor::process::LineSplitter;
 
 TEST_CASE("lines are cut at newlines across chunks, carriage returns dropped") {
   LineSplitter splitter;

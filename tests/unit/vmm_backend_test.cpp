@@ -27,7 +27,7 @@ bool has_pair(const std::vector<std::string>& args, const std::string& a, const 
   }
   return false;
 }
-std::vector<int> targets(const FdPlan& plan) {
+std::vector<int> targets(const process::FdPlan& plan) {
   std::vector<int> numbers;
   for (const auto& entry : plan.entries())
     numbers.push_back(entry.target);
@@ -46,7 +46,7 @@ TEST_CASE("QEMU argv names every input as an inherited fd and plans exactly thos
   spec.memory_mib = 300;
   spec.cpus = 2;
   spec.accel = "kvm:tcg";  // may use KVM: no TSC hint
-  auto launch = qemu::prepare(spec, LaunchContext{dir.path(), 0, {}});
+  auto launch = vmm::qemu::prepare(spec, vmm::LaunchContext{dir.path(), 0, {}});
   REQUIRE(launch.has_value());
   const auto& args = launch->request.args;
   CHECK(launch->request.binary == "qemu-system-x86_64");
@@ -61,7 +61,7 @@ TEST_CASE("QEMU argv names every input as an inherited fd and plans exactly thos
   CHECK(has_pair(args, "-chardev", "file,id=console,path=/proc/self/fd/5"));
   CHECK(has_pair(args, "-chardev", "socket,id=qmp,fd=6,server=on,wait=off"));
   CHECK(targets(launch->request.fds) == std::vector<int>{0, 1, 2, 3, 4, 5, 6});
-  CHECK(launch->control.protocol == ControlProtocol::qmp);
+  CHECK(launch->control.protocol == vmm::ControlProtocol::qmp);
   CHECK(launch->control.socket == dir.path() / "qmp.sock");
   CHECK(std::filesystem::is_socket(launch->control.socket));
   // A guest panic and a guest reset end QEMU, each telling why over QMP.
@@ -77,7 +77,7 @@ TEST_CASE("without initrd or params, their options are left out") {
   VmSpec spec;
   spec.name = "bare";
   spec.kernel = dir.write("vmlinuz", "kernel");
-  auto launch = qemu::prepare(spec, LaunchContext{dir.path(), 0, {}});
+  auto launch = vmm::qemu::prepare(spec, vmm::LaunchContext{dir.path(), 0, {}});
   REQUIRE(launch.has_value());
   const auto& args = launch->request.args;
   CHECK(std::find(args.begin(), args.end(), "-initrd") == args.end());
@@ -89,46 +89,47 @@ TEST_CASE("an unusable kernel or initrd fails the preparation, naming the file")
   VmSpec spec;
   spec.name = "broken";
   spec.kernel = dir / "no-such-kernel";
-  auto missing = qemu::prepare(spec, LaunchContext{dir.path(), 0, {}});
+  auto missing = vmm::qemu::prepare(spec, vmm::LaunchContext{dir.path(), 0, {}});
   REQUIRE_FALSE(missing.has_value());
   CHECK(missing.error().message ==
         "kernel " + (dir / "no-such-kernel").string() + ": No such file or directory");
 
   spec.kernel = dir.write("empty", "");
-  CHECK_THAT(qemu::prepare(spec, LaunchContext{dir.path(), 0, {}}).error().message,
+  CHECK_THAT(vmm::qemu::prepare(spec, vmm::LaunchContext{dir.path(), 0, {}}).error().message,
              Catch::EndsWith("empty: file is empty"));
 
   spec.kernel = dir.path();
-  CHECK_THAT(qemu::prepare(spec, LaunchContext{dir.path(), 0, {}}).error().message,
+  CHECK_THAT(vmm::qemu::prepare(spec, vmm::LaunchContext{dir.path(), 0, {}}).error().message,
              Catch::EndsWith(": not a regular file"));
 
   spec.kernel = dir.write("vmlinuz", "kernel");
   spec.initrd = dir / "no-initrd";
-  CHECK_THAT(qemu::prepare(spec, LaunchContext{dir.path(), 0, {}}).error().message,
+  CHECK_THAT(vmm::qemu::prepare(spec, vmm::LaunchContext{dir.path(), 0, {}}).error().message,
              Catch::StartsWith("initrd "));
 }
 
 TEST_CASE("accel lists turn into one -accel per entry") {
-  CHECK(qemu::accel_args("tcg") == std::vector<std::string>{"-accel", "tcg"});
-  CHECK(qemu::accel_args("kvm:tcg") == std::vector<std::string>{"-accel", "kvm", "-accel", "tcg"});
+  CHECK(vmm::qemu::accel_args("tcg") == std::vector<std::string>{"-accel", "tcg"});
+  CHECK(vmm::qemu::accel_args("kvm:tcg") ==
+        std::vector<std::string>{"-accel", "kvm", "-accel", "tcg"});
 }
 
 TEST_CASE("under TCG alone the guest is told the host's TSC rate, once") {
   VmSpec spec;
   spec.params = "console=ttyS0";
   spec.accel = "tcg";
-  CHECK(qemu::kernel_params(spec, 2596146) == "console=ttyS0 tsc_early_khz=2596146");
-  CHECK(qemu::kernel_params(spec, std::nullopt) == "console=ttyS0");
+  CHECK(vmm::qemu::kernel_params(spec, 2596146) == "console=ttyS0 tsc_early_khz=2596146");
+  CHECK(vmm::qemu::kernel_params(spec, std::nullopt) == "console=ttyS0");
   spec.params = "";
-  CHECK(qemu::kernel_params(spec, 1000) == "tsc_early_khz=1000");
+  CHECK(vmm::qemu::kernel_params(spec, 1000) == "tsc_early_khz=1000");
   spec.params = "tsc_early_khz=5 quiet";
-  CHECK(qemu::kernel_params(spec, 1000) == "tsc_early_khz=5 quiet");
+  CHECK(vmm::qemu::kernel_params(spec, 1000) == "tsc_early_khz=5 quiet");
   spec.params = "quiet";
   spec.accel = "kvm:tcg";
-  CHECK(qemu::kernel_params(spec, 1000) == "quiet");
+  CHECK(vmm::qemu::kernel_params(spec, 1000) == "quiet");
   spec.accel = "kvm";
-  CHECK(qemu::kernel_params(spec, 1000) == "quiet");
-  CHECK(qemu::host_tsc_khz().value_or(0) > 100'000);  // this machine has /proc/cpuinfo
+  CHECK(vmm::qemu::kernel_params(spec, 1000) == "quiet");
+  CHECK(vmm::qemu::host_tsc_khz().value_or(0) > 100'000);  // this machine has /proc/cpuinfo
 }
 
 TEST_CASE("crosvm argv: global flags, every input an inherited fd, a listening seqpacket socket") {
@@ -143,7 +144,7 @@ TEST_CASE("crosvm argv: global flags, every input an inherited fd, a listening s
   spec.cpus = 2;
   spec.disks.push_back(RawDisk{dir.write("data.img", std::string(4096, 'd')), true});
   spec.disks.push_back(RawDisk{dir.write("ro.img", std::string(4096, 'r')), false});
-  auto launch = crosvm::prepare(spec, LaunchContext{dir.path(), 2077, {}});
+  auto launch = vmm::crosvm::prepare(spec, vmm::LaunchContext{dir.path(), 2077, {}});
   REQUIRE(launch.has_value());
   const auto& args = launch->request.args;
   CHECK(launch->request.binary == "crosvm");
@@ -161,7 +162,7 @@ TEST_CASE("crosvm argv: global flags, every input an inherited fd, a listening s
   CHECK(has_pair(args, "--socket", "/proc/self/fd/8"));
   CHECK(args.back() == "/proc/self/fd/3");  // the kernel, positional and last
   CHECK(targets(launch->request.fds) == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8});
-  CHECK(launch->control.protocol == ControlProtocol::crosvm);
+  CHECK(launch->control.protocol == vmm::ControlProtocol::crosvm);
   CHECK(std::filesystem::is_socket(launch->control.socket));
   for (const auto& entry : launch->request.fds.entries()) {
     if (entry.target != 8)
@@ -185,7 +186,7 @@ TEST_CASE("crosvm gets a composite disk as one composite file naming each part b
   spec.disks.push_back(
       CompositeDisk{{{"boot", dir.write("boot.img", std::string(4096, 'b')), false},
                      {"data", dir.write("data.img", std::string(8192, 'd')), true}}});
-  auto launch = crosvm::prepare(spec, LaunchContext{dir.path(), 0, {}});
+  auto launch = vmm::crosvm::prepare(spec, vmm::LaunchContext{dir.path(), 0, {}});
   REQUIRE(launch.has_value());
   const auto& args = launch->request.args;
   CHECK(std::find(args.begin(), args.end(), "--vsock") == args.end());  // no CID, no device
@@ -220,8 +221,8 @@ TEST_CASE("crosvm locks an open of a handed disk of its own, so the lock ends wi
   const int handed = ::open(image.c_str(), O_RDWR | O_CLOEXEC);
   REQUIRE(handed >= 0);
   const std::filesystem::path named = "/proc/self/fd/" + std::to_string(handed);
-  FdPlan fds;
-  auto args = crosvm_disk_args(RawDisk{named, true}, 0, dir.path(), fds);
+  process::FdPlan fds;
+  auto args = vmm::crosvm_disk_args(RawDisk{named, true}, 0, dir.path(), fds);
   REQUIRE(args.has_value());
   CHECK(*args == std::vector<std::string>{"--block", "/proc/self/fd/3"});  // crosvm's lock=true
   REQUIRE(fds.entries().size() == 1);
@@ -230,9 +231,9 @@ TEST_CASE("crosvm locks an open of a handed disk of its own, so the lock ends wi
 
   // A read-only handed fd is opened read-only again, never more.
   const int read_only = ::open(image.c_str(), O_RDONLY | O_CLOEXEC);
-  FdPlan ro_fds;
-  REQUIRE(crosvm_disk_args(RawDisk{"/proc/self/fd/" + std::to_string(read_only), false}, 0,
-                           dir.path(), ro_fds));
+  process::FdPlan ro_fds;
+  REQUIRE(vmm::crosvm_disk_args(RawDisk{"/proc/self/fd/" + std::to_string(read_only), false}, 0,
+                                dir.path(), ro_fds));
   CHECK((::fcntl(ro_fds.entries()[0].source.get(), F_GETFL) & O_ACCMODE) == O_RDONLY);
   ::close(read_only);
 
@@ -245,8 +246,8 @@ TEST_CASE("crosvm locks an open of a handed disk of its own, so the lock ends wi
     if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
         ::setresuid(65534, 65534, 65534) != 0 || ::prctl(PR_SET_DUMPABLE, 1) != 0)
       ::_exit(10);
-    FdPlan nobody_fds;
-    auto unlocked = crosvm_disk_args(RawDisk{named, true}, 0, dir.path(), nobody_fds);
+    process::FdPlan nobody_fds;
+    auto unlocked = vmm::crosvm_disk_args(RawDisk{named, true}, 0, dir.path(), nobody_fds);
     if (!unlocked)
       ::_exit(11);
     if (*unlocked != std::vector<std::string>{"--block", "/proc/self/fd/3,lock=false"})

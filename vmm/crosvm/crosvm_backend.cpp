@@ -7,11 +7,11 @@
 #include "vmm/crosvm/crosvm_features.hpp"
 #include "vmm/disk_attach.hpp"
 
-namespace crosvisor::crosvm {
+namespace crosvisor::vmm::crosvm {
 
 Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   VmmLaunch launch;
-  LaunchRequest& request = launch.request;
+  process::LaunchRequest& request = launch.request;
   request.binary = binary_for(spec, kDefaultBinary);
   const bool composite = std::any_of(spec.disks.begin(), spec.disks.end(), [](const auto& disk) {
     return std::holds_alternative<CompositeDisk>(disk);
@@ -46,7 +46,7 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   if (!boot)
     return std::unexpected(boot.error());
   if (boot->initrd)
-    args.insert(args.end(), {"--initrd", FdPlan::proc_path(*boot->initrd)});
+    args.insert(args.end(), {"--initrd", process::FdPlan::proc_path(*boot->initrd)});
   // crosvm splits every argv token that begins with '-' and holds '=' before parsing it, values
   // included: a command line such as "-v root=/dev/vda" would become two tokens. A leading space
   // keeps it one; the kernel ignores it.
@@ -65,7 +65,7 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   auto console = plan_console(launch);
   if (!console)
     return std::unexpected(console.error());
-  args.insert(args.end(), {"--serial", "type=file,path=" + FdPlan::proc_path(*console) +
+  args.insert(args.end(), {"--serial", "type=file,path=" + process::FdPlan::proc_path(*console) +
                                            ",hardware=serial,num=1,console"});
 
   // crosvm accepts /proc/self/fd/N as --socket only when N is already a listening
@@ -74,14 +74,15 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   auto control = listen_unix(launch.control.socket, SOCK_SEQPACKET);
   if (!control)
     return std::unexpected(control.error());
-  args.insert(args.end(), {"--socket", FdPlan::proc_path(request.fds.add(std::move(*control)))});
+  args.insert(args.end(),
+              {"--socket", process::FdPlan::proc_path(request.fds.add(std::move(*control)))});
 
   // The kernel is the positional argument, last.
-  args.push_back(FdPlan::proc_path(boot->kernel));
+  args.push_back(process::FdPlan::proc_path(boot->kernel));
 
   if (auto streams = plan_standard_streams(launch); !streams)
     return std::unexpected(streams.error());
   return launch;
 }
 
-}  // namespace crosvisor::crosvm
+}  // namespace crosvisor::vmm::crosvm

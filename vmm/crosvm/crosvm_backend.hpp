@@ -7,10 +7,10 @@
 #include "crosvisor/vmm_binaries.hpp"
 #include "vmm/vmm_launch.hpp"
 
-namespace crosvisor::crosvm {
+namespace crosvisor::vmm::crosvm {
 
 inline constexpr const char* kDefaultBinary = kDefaultCrosvmBinary;
 
 Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context);
 
-}  // namespace crosvisor::crosvm
+}  // namespace crosvisor::vmm::crosvm

@@ -13,7 +13,7 @@
 
 #include "core/unique_fd.hpp"
 
-namespace crosvisor::crosvm {
+namespace crosvisor::vmm::crosvm {
 namespace asio = boost::asio;
 
 std::string request_datagram(ControlRequest request) {
@@ -98,4 +98,4 @@ void execute(asio::io_context& io, const std::filesystem::path& path, ControlReq
       });
 }
 
-}  // namespace crosvisor::crosvm
+}  // namespace crosvisor::vmm::crosvm

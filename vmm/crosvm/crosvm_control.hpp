@@ -16,7 +16,7 @@ namespace boost::asio {
 class io_context;
 }
 
-namespace crosvisor::crosvm {
+namespace crosvisor::vmm::crosvm {
 
 // The datagram for a request: "Powerbtn" (ACPI power button) or "Exit" (crosvm stop).
 std::string request_datagram(ControlRequest request);
@@ -26,4 +26,4 @@ Expected<void> check_response(std::string_view datagram);
 void execute(boost::asio::io_context& io, const std::filesystem::path& socket,
              ControlRequest request, std::chrono::milliseconds timeout, ControlDone done);
 
-}  // namespace crosvisor::crosvm
+}  // namespace crosvisor::vmm::crosvm

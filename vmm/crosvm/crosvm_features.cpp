@@ -10,18 +10,18 @@
 
 #include "process/launch.hpp"
 
-namespace crosvisor::crosvm {
+namespace crosvisor::vmm::crosvm {
 namespace {
 
 using Key = std::tuple<std::string, ino_t, std::int64_t>;
 
 Expected<bool> ask(const std::filesystem::path& binary) {
-  LaunchRequest request;
+  process::LaunchRequest request;
   request.binary = binary;
   request.args = {"create_composite", "--help"};
   for (int fd = 0; fd <= 2; ++fd)
     request.fds.set(fd, UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)));
-  auto child = spawn_child(request);
+  auto child = process::spawn_child(request);
   if (!child)
     return std::unexpected(child.error());
   siginfo_t info{};
@@ -37,7 +37,7 @@ Expected<bool> ask(const std::filesystem::path& binary) {
 }  // namespace
 
 Expected<bool> supports_composite_disks(const std::filesystem::path& binary) {
-  auto resolved = resolve_binary(binary);
+  auto resolved = process::resolve_binary(binary);
   if (!resolved)
     return std::unexpected(resolved.error());
   struct stat info {};
@@ -59,4 +59,4 @@ Expected<bool> supports_composite_disks(const std::filesystem::path& binary) {
   return *answer;
 }
 
-}  // namespace crosvisor::crosvm
+}  // namespace crosvisor::vmm::crosvm

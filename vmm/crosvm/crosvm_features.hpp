@@ -10,9 +10,9 @@
 
 #include "crosvisor/error.hpp"
 
-namespace crosvisor::crosvm {
+namespace crosvisor::vmm::crosvm {
 
 // Whether `binary` reads composite disks; an error when it cannot be asked (it does not run).
 Expected<bool> supports_composite_disks(const std::filesystem::path& binary);
 
-}  // namespace crosvisor::crosvm
+}  // namespace crosvisor::vmm::crosvm

@@ -10,7 +10,7 @@
 
 #include "vmm/disk_attach.hpp"
 
-namespace crosvisor::qemu {
+namespace crosvisor::vmm::qemu {
 
 std::vector<std::string> accel_args(const std::string& accel) {
   std::vector<std::string> args;
@@ -63,7 +63,7 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   const auto& run_dir = context.run_dir;
   const std::uint32_t cid = context.cid;
   VmmLaunch launch;
-  LaunchRequest& request = launch.request;
+  process::LaunchRequest& request = launch.request;
   request.binary = binary_for(spec, kDefaultBinary);
   auto& args = request.args;
   // -nodefaults: no devices we did not ask for; microvm keeps ACPI on (the power button needs it).
@@ -90,9 +90,9 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   auto boot = plan_boot_files(spec, request.fds);
   if (!boot)
     return std::unexpected(boot.error());
-  args.insert(args.end(), {"-kernel", FdPlan::proc_path(boot->kernel)});
+  args.insert(args.end(), {"-kernel", process::FdPlan::proc_path(boot->kernel)});
   if (boot->initrd)
-    args.insert(args.end(), {"-initrd", FdPlan::proc_path(*boot->initrd)});
+    args.insert(args.end(), {"-initrd", process::FdPlan::proc_path(*boot->initrd)});
   static const std::optional<std::uint64_t> tsc_khz = host_tsc_khz();
   if (const std::string params = kernel_params(spec, tsc_khz); !params.empty()) {
     args.insert(args.end(), {"-append", params});
@@ -111,8 +111,9 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   auto console = plan_console(launch);
   if (!console)
     return std::unexpected(console.error());
-  args.insert(args.end(), {"-chardev", "file,id=console,path=" + FdPlan::proc_path(*console),
-                           "-serial", "chardev:console"});
+  args.insert(args.end(),
+              {"-chardev", "file,id=console,path=" + process::FdPlan::proc_path(*console),
+               "-serial", "chardev:console"});
 
   launch.control = {ControlProtocol::qmp, run_dir / "qmp.sock"};
   auto qmp = listen_unix(launch.control.socket, SOCK_STREAM);
@@ -128,4 +129,4 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   return launch;
 }
 
-}  // namespace crosvisor::qemu
+}  // namespace crosvisor::vmm::qemu

@@ -11,7 +11,7 @@
 #include "crosvisor/vmm_binaries.hpp"
 #include "vmm/vmm_launch.hpp"
 
-namespace crosvisor::qemu {
+namespace crosvisor::vmm::qemu {
 
 inline constexpr const char* kDefaultBinary = kDefaultQemuBinary;
 
@@ -35,4 +35,4 @@ std::optional<std::uint64_t> host_tsc_khz();
 // naming the file, when an input cannot be used.
 Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context);
 
-}  // namespace crosvisor::qemu
+}  // namespace crosvisor::vmm::qemu

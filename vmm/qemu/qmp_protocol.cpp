@@ -2,23 +2,24 @@
 
 #include <nlohmann/json.hpp>
 
-namespace crosvisor::qmp {
+namespace crosvisor::vmm::qmp {
 namespace {
 
-std::optional<GuestNotice> notice_of(const std::string& event, const nlohmann::json& data) {
+std::optional<lifecycle::GuestNotice> notice_of(const std::string& event,
+                                                const nlohmann::json& data) {
   if (event == "GUEST_PANICKED")
-    return GuestNotice::panicked;
+    return lifecycle::GuestNotice::panicked;
   if (event != "SHUTDOWN" || !data.is_object())
     return std::nullopt;
   // SHUTDOWN's reason (QAPI ShutdownCause): only the guest-* causes say something about the
   // guest; host-qmp-quit, host-signal and the like are the supervisor's own doing.
   const std::string reason = data.value("reason", std::string());
   if (reason == "guest-shutdown")
-    return GuestNotice::powered_off;
+    return lifecycle::GuestNotice::powered_off;
   if (reason == "guest-reset")
-    return GuestNotice::reset;
+    return lifecycle::GuestNotice::reset;
   if (reason == "guest-panic")
-    return GuestNotice::panicked;
+    return lifecycle::GuestNotice::panicked;
   return std::nullopt;
 }
 
@@ -62,4 +63,4 @@ std::string_view command_for(ControlRequest request) {
   return "quit";
 }
 
-}  // namespace crosvisor::qmp
+}  // namespace crosvisor::vmm::qmp

@@ -8,15 +8,15 @@
 
 #include "vmm/vmm_control.hpp"
 
-namespace crosvisor::qmp {
+namespace crosvisor::vmm::qmp {
 
 struct Message {
   enum class Kind { greeting, reply, event, invalid };
   Kind kind = Kind::invalid;
-  std::optional<std::uint64_t> id;    // replies: the id our command carried
-  std::string error;                  // replies: QEMU's error description, empty on success
-  std::string event;                  // events: the name
-  std::optional<GuestNotice> notice;  // events that tell how the guest ended
+  std::optional<std::uint64_t> id;  // replies: the id our command carried
+  std::string error;                // replies: QEMU's error description, empty on success
+  std::string event;                // events: the name
+  std::optional<lifecycle::GuestNotice> notice;  // events that tell how the guest ended
 };
 
 // Never throws: a line that is not a QMP message comes back as Kind::invalid.
@@ -28,4 +28,4 @@ std::string command_line(std::string_view command, std::uint64_t id);
 // The QMP command for a request: system_powerdown or quit.
 std::string_view command_for(ControlRequest request);
 
-}  // namespace crosvisor::qmp
+}  // namespace crosvisor::vmm::qmp

@@ -13,17 +13,17 @@
 #include "core/unique_fd.hpp"
 #include "vmm/qemu/qmp_protocol.hpp"
 
-namespace crosvisor {
+namespace crosvisor::vmm {
 namespace asio = boost::asio;
 
 struct QmpSession::Impl {
   explicit Impl(asio::io_context& context) : io(context), socket(context) {}
   asio::io_context& io;
   asio::posix::stream_descriptor socket;
-  std::function<void(GuestNotice)> on_notice;
+  std::function<void(lifecycle::GuestNotice)> on_notice;
   std::function<void()> on_ready;  // cleared once called
   std::string open_error;          // why the session could not be opened, if it could not
-  LineSplitter splitter{64 * 1024};
+  process::LineSplitter splitter{64 * 1024};
   std::array<char, 4096> buffer{};
   std::uint64_t next_id = 1;
   struct Pending {
@@ -33,7 +33,7 @@ struct QmpSession::Impl {
   std::map<std::uint64_t, Pending> pending;
 };
 
-QmpSession::QmpSession(asio::io_context& io, std::function<void(GuestNotice)> on_notice,
+QmpSession::QmpSession(asio::io_context& io, std::function<void(lifecycle::GuestNotice)> on_notice,
                        std::function<void()> on_ready)
     : impl_(std::make_unique<Impl>(io)) {
   impl_->on_notice = std::move(on_notice);
@@ -170,4 +170,4 @@ void QmpSession::fail_all(const std::string& why) {
   }
 }
 
-}  // namespace crosvisor
+}  // namespace crosvisor::vmm

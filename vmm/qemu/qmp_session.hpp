@@ -20,7 +20,7 @@ namespace boost::asio {
 class io_context;
 }
 
-namespace crosvisor {
+namespace crosvisor::vmm {
 
 using ControlDone = std::function<void(Expected<void>)>;
 
@@ -28,7 +28,7 @@ class QmpSession : public std::enable_shared_from_this<QmpSession> {
  public:
   // `on_ready` runs once QEMU has answered the capabilities negotiation: it has parsed its
   // command line and set up its machine (a bad accelerator or device ends QEMU before that).
-  QmpSession(boost::asio::io_context& io, std::function<void(GuestNotice)> on_notice,
+  QmpSession(boost::asio::io_context& io, std::function<void(lifecycle::GuestNotice)> on_notice,
              std::function<void()> on_ready);
   ~QmpSession();
 
@@ -48,4 +48,4 @@ class QmpSession : public std::enable_shared_from_this<QmpSession> {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace crosvisor
+}  // namespace crosvisor::vmm
