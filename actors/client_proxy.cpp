@@ -44,8 +44,10 @@ caf::behavior proxy_behavior(Proxy* self, caf::actor vm, caf::actor client) {
           self->send(self->state.client, line);
       },
       // From the client: requests for the VM.
-      [=](stop_atom) { self->send(self->state.vm, stop_atom::value); },
-      [=](stop_atom, kill_atom) { self->send(self->state.vm, stop_atom::value, kill_atom::value); },
+      [=](stop_atom) { self->send<caf::message_priority::high>(self->state.vm, stop_atom::value); },
+      [=](stop_atom, kill_atom) {
+        self->send<caf::message_priority::high>(self->state.vm, stop_atom::value, kill_atom::value);
+      },
       [=](stop_atom, std::uint32_t timeout_ms) {
         self->send(self->state.vm, stop_atom::value, timeout_ms);
       },

@@ -138,7 +138,8 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
         // fleet restarting a VM hears of the death through its handle first): ask it.
         const std::string name = spec.name;
         const caf::actor holder = existing->second;
-        self->request(holder, std::chrono::seconds(10), info_atom::value)
+        self->request<caf::message_priority::high>(holder, std::chrono::seconds(10),
+                                                   info_atom::value)
             .then(
                 [=](const VmInfo& info) mutable {
                   if (info.state != VmState::dead) {

@@ -46,7 +46,7 @@ void stop_everything(caf::scoped_actor& self, const caf::actor& service) {
   for (const auto& vm : vms) {
     alive.insert(vm.address());
     self->monitor(vm);
-    self->send(vm, stop_atom::value);
+    self->send<caf::message_priority::high>(vm, stop_atom::value);
   }
   spdlog::info("stopping {} VM(s)", alive.size());
   vms.clear();  // our references must not keep their actors up
@@ -59,7 +59,8 @@ void stop_everything(caf::scoped_actor& self, const caf::actor& service) {
                     spdlog::warn("second signal: killing every VM");
                     for (const auto& address : alive) {
                       if (auto vm = caf::actor_cast<caf::actor>(address))
-                        self->send(vm, stop_atom::value, kill_atom::value);
+                        self->send<caf::message_priority::high>(vm, stop_atom::value,
+                                                                kill_atom::value);
                     }
                   });
   }

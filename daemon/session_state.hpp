@@ -55,8 +55,13 @@ struct FoundVm {
   VmInfo info;
 };
 
-// Every VM of the service with its info, then `done` (on the session's thread).
-void gather_vms(Session* self, std::function<void(std::vector<FoundVm>)> done);
+// Every VM of the service with its info, then `done` (on the session's thread); an error when
+// the service, or a VM that is still alive, did not answer in time.
+struct GatheredVms {
+  std::vector<FoundVm> vms;
+  std::optional<Error> error;
+};
+void gather_vms(Session* self, std::function<void(GatheredVms)> done);
 // The one VM a request names, if this client may act on it; otherwise the refusal is sent.
 void with_target(Session* self, const protocol::Request& request,
                  std::function<void(const FoundVm&)> act);

@@ -14,37 +14,57 @@ namespace crosvisor::daemon {
 
 using json = nlohmann::json;
 
-void gather_vms(Session* self, std::function<void(std::vector<FoundVm>)> done) {
+void gather_vms(Session* self, std::function<void(GatheredVms)> done) {
   self->request(self->state.context.service, std::chrono::seconds(10), list_atom::value)
       .then(
           [=](const std::vector<caf::actor>& vms) {
             struct Gathering {
               std::vector<FoundVm> found;
               std::size_t waiting = 0;
-              std::function<void(std::vector<FoundVm>)> done;
+              std::size_t unanswered = 0;
+              std::function<void(GatheredVms)> done;
             };
             auto gathering = std::make_shared<Gathering>();
             gathering->waiting = vms.size();
             gathering->done = done;
             if (vms.empty())
-              return done({});
+              return done(GatheredVms{});
             for (const auto& vm : vms) {
               const auto finish_one = [gathering] {
-                if (--gathering->waiting == 0)
-                  gathering->done(std::move(gathering->found));
+                if (--gathering->waiting != 0)
+                  return;
+                // A VM that is alive but did not answer in time cannot be left out: a list
+                // would hide it, and a stop by name would say there is no such VM.
+                if (gathering->unanswered != 0) {
+                  return gathering->done(GatheredVms{
+                      {},
+                      Error{ErrorKind::unavailable,
+                            std::to_string(gathering->unanswered) +
+                                " VM(s) did not answer within 10 s (crosvisord is overloaded); "
+                                "try again"}});
+                }
+                gathering->done(GatheredVms{std::move(gathering->found), std::nullopt});
               };
-              self->request(vm, std::chrono::seconds(10), info_atom::value)
+              // High priority: a VM's mailbox may be deep in console lines, and a question
+              // about it must not wait behind them.
+              self->request<caf::message_priority::high>(vm, std::chrono::seconds(10),
+                                                         info_atom::value)
                   .then(
                       [=](const VmInfo& info) {
                         gathering->found.push_back(FoundVm{vm, info});
                         finish_one();
                       },
-                      [=](caf::error&) { finish_one(); });  // it went away meanwhile
+                      [=](caf::error& error) {
+                        if (error == caf::sec::request_timeout)
+                          ++gathering->unanswered;
+                        finish_one();  // otherwise it went away meanwhile
+                      });
             }
           },
           [=](caf::error& error) {
-            spdlog::warn("list: {}", from_caf_error(error).message);
-            done({});
+            done(GatheredVms{{},
+                             Error{ErrorKind::unavailable, "the VM service did not answer: " +
+                                                               from_caf_error(error).message}});
           });
 }
 
@@ -52,8 +72,11 @@ void with_target(Session* self, const protocol::Request& request,
                  std::function<void(const FoundVm&)> act) {
   const auto id = request.id;
   const auto target = request.target;
-  gather_vms(self, [=](std::vector<FoundVm> vms) {
+  gather_vms(self, [=](GatheredVms gathered) {
     auto& st = self->state;
+    if (gathered.error)
+      return st.fail(id, gathered.error->kind, gathered.error->message);
+    const auto& vms = gathered.vms;
     std::vector<const FoundVm*> matches;
     for (const auto& vm : vms) {
       if (target.matches(vm.info) && st.may_act_on(vm.info.owner_uid))
@@ -182,7 +205,10 @@ void handle_list(Session* self, const protocol::Request& request) {
                             "listing every user's VMs needs root or the daemon's own user");
   }
   const bool all_users = request.all_users;
-  gather_vms(self, [=](std::vector<FoundVm> vms) {
+  gather_vms(self, [=](GatheredVms gathered) {
+    if (gathered.error)
+      return self->state.fail(id, gathered.error->kind, gathered.error->message);
+    auto& vms = gathered.vms;
     std::sort(vms.begin(), vms.end(), [](const FoundVm& a, const FoundVm& b) {
       return std::tie(a.info.name, a.info.owner_uid) < std::tie(b.info.name, b.info.owner_uid);
     });
@@ -224,11 +250,11 @@ void handle_stop(Session* self, const protocol::Request& request) {
     self->state.stop_waiters.emplace(vm.info.name, id);
     follow(self, vm);
     if (force) {
-      self->send(vm.actor, stop_atom::value, kill_atom::value);
+      self->send<caf::message_priority::high>(vm.actor, stop_atom::value, kill_atom::value);
     } else if (timeout) {
-      self->send(vm.actor, stop_atom::value, *timeout);
+      self->send<caf::message_priority::high>(vm.actor, stop_atom::value, *timeout);
     } else {
-      self->send(vm.actor, stop_atom::value);
+      self->send<caf::message_priority::high>(vm.actor, stop_atom::value);
     }
   });
 }
@@ -238,7 +264,8 @@ void handle_logs(Session* self, const protocol::Request& request) {
   const auto lines = request.lines;
   const bool follow_on = request.follow;
   with_target(self, request, [=](const FoundVm& vm) {
-    self->request(vm.actor, std::chrono::seconds(10), logs_atom::value, lines)
+    self->request<caf::message_priority::high>(vm.actor, std::chrono::seconds(10), logs_atom::value,
+                                               lines)
         .then(
             [=](const std::vector<std::string>& tail) {
               json reply = protocol::ok_reply(id);
