@@ -35,8 +35,10 @@ int main(int argc, char** argv) {
       "and stay attached until it dies; Ctrl-C stops it");
   run_cmd->add_option("FILE", run.file, "VM description (TOML)")->required();
   run_cmd->add_option("--name", run.name, "Override the VM's name");
+  const auto level_names = debug_level_names();
+  const std::vector<std::string> debug_levels(level_names.begin(), level_names.end());
   run_cmd->add_option("--debug", debug, "full: keep the console; none: keep nothing")
-      ->check(CLI::IsMember({"full", "none"}));
+      ->check(CLI::IsMember(debug_levels));
   run_cmd->add_flag("--console", run.console, "Print the guest console on stdout (debug = full)");
   run_cmd->add_option("--accel", run.accel, "QEMU accelerator list, e.g. tcg or kvm:tcg");
   add_vmm_binary_options(*run_cmd, run.vmm_binaries);
@@ -159,7 +161,7 @@ int main(int argc, char** argv) {
 
   if (*run_cmd) {
     if (!debug.empty())
-      run.debug = debug == "full" ? DebugLevel::full : DebugLevel::none;
+      run.debug = *debug_level_named(debug);  // checked by IsMember above
     run.socket = socket;
     run.log_level = log_level;
     return cli::run_vm(run);

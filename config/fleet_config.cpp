@@ -1,6 +1,7 @@
 #include "config/fleet_config.hpp"
 
 #include <algorithm>
+#include <array>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -48,11 +49,8 @@ GroupKeys read_group_keys(TableReader& vm) {
       vm.problems().add(after->source(), vm.dotted("after"), "must be an array of VM names");
     }
   }
-  if (auto policy = vm.choice("restart", {"never", "on-failure", "always"})) {
-    keys.restart.policy = *policy == "always"       ? RestartPolicy::always
-                          : *policy == "on-failure" ? RestartPolicy::on_failure
-                                                    : RestartPolicy::never;
-  }
+  if (auto policy = vm.choice("restart", restart_policy_names()))
+    keys.restart.policy = *restart_policy_named(*policy);
   if (auto max = vm.integer("max_restarts", 0, 1000))
     keys.restart.max_restarts = static_cast<std::uint32_t>(*max);
   if (auto window = vm.seconds("window_s", 0.1, 86'400))
@@ -154,16 +152,33 @@ std::size_t default_concurrency() {
   return std::max<std::size_t>(2, 2 * std::thread::hardware_concurrency());
 }
 
+// One table for both directions, as core/names.cpp has for the public enums.
+constexpr std::array<std::pair<RestartPolicy, std::string_view>, 3> kRestartPolicies{
+    {{RestartPolicy::never, "never"},
+     {RestartPolicy::on_failure, "on-failure"},
+     {RestartPolicy::always, "always"}}};
+
 std::string_view to_string(RestartPolicy policy) {
-  switch (policy) {
-    case RestartPolicy::never:
-      return "never";
-    case RestartPolicy::on_failure:
-      return "on-failure";
-    case RestartPolicy::always:
-      break;
+  for (const auto& [entry, name] : kRestartPolicies) {
+    if (entry == policy)
+      return name;
   }
-  return "always";
+  return "?";
+}
+
+std::optional<RestartPolicy> restart_policy_named(std::string_view name) {
+  for (const auto& [entry, entry_name] : kRestartPolicies) {
+    if (entry_name == name)
+      return entry;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string_view> restart_policy_names() {
+  std::vector<std::string_view> all;
+  for (const auto& [entry, name] : kRestartPolicies)
+    all.push_back(name);
+  return all;
 }
 
 Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::path& source) {

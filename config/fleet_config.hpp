@@ -57,5 +57,8 @@ Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::pa
 Expected<FleetSpec> load_fleet_file(const std::filesystem::path& path);
 
 std::string_view to_string(RestartPolicy policy);
+// The reverse (nothing for a name that is not one), and every name.
+std::optional<RestartPolicy> restart_policy_named(std::string_view name);
+std::vector<std::string_view> restart_policy_names();
 
 }  // namespace crosvisor::config

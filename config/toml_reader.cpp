@@ -163,7 +163,7 @@ std::filesystem::path TableReader::resolve(const std::filesystem::path& written)
 }
 
 std::optional<std::string> TableReader::choice(std::string_view key,
-                                               std::initializer_list<std::string_view> choices) {
+                                               const std::vector<std::string_view>& choices) {
   auto text = string(key);
   if (!text)
     return std::nullopt;

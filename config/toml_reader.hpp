@@ -59,7 +59,7 @@ class TableReader {
   std::optional<std::filesystem::path> path(std::string_view key, bool required = false);
   // One of `choices`; anything else is a problem naming the choices.
   std::optional<std::string> choice(std::string_view key,
-                                    std::initializer_list<std::string_view> choices);
+                                    const std::vector<std::string_view>& choices);
   // A sub-table, or nothing (a problem if the key holds something else).
   const toml::table* table(std::string_view key);
   // The tables of an array of tables (inline or [[key]]) with their indices; any other element

@@ -127,9 +127,8 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
                         std::string("must be ") + kVmNameRule);
     }
   }
-  if (auto vmm = vm.choice("vmm", {"qemu", "crosvm"})) {
-    spec.vmm = *vmm == "crosvm" ? VmmKind::crosvm : VmmKind::qemu;
-  }
+  if (auto vmm = vm.choice("vmm", vmm_kind_names()))
+    spec.vmm = *vmm_kind_named(*vmm);
   if (auto kernel = vm.path("kernel", true))
     spec.kernel = *kernel;
   spec.initrd = vm.path("initrd");
@@ -144,9 +143,8 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
   }
   if (auto cpus = vm.integer("cpus", 1, kMaxCpus))
     spec.cpus = static_cast<std::uint32_t>(*cpus);
-  if (auto debug = vm.choice("debug", {"full", "none"})) {
-    spec.debug = *debug == "full" ? DebugLevel::full : DebugLevel::none;
-  }
+  if (auto debug = vm.choice("debug", debug_level_names()))
+    spec.debug = *debug_level_named(*debug);
   if (auto cid = vm.integer("cid", 3, 0xfffffffe))
     spec.cid = static_cast<std::uint32_t>(*cid);
   read_ready(vm, spec);

@@ -4,6 +4,7 @@
 #include <array>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "crosvisor/vm_spec.hpp"
 #include "crosvisor/vm_state.hpp"
@@ -16,7 +17,7 @@ using Names = std::array<std::pair<Enum, std::string_view>, N>;
 
 constexpr Names<VmmKind, 2> kVmmKinds{{{VmmKind::qemu, "qemu"}, {VmmKind::crosvm, "crosvm"}}};
 constexpr Names<DebugLevel, 2> kDebugLevels{
-    {{DebugLevel::none, "none"}, {DebugLevel::full, "full"}}};
+    {{DebugLevel::full, "full"}, {DebugLevel::none, "none"}}};
 constexpr Names<VmState, 6> kVmStates{{{VmState::created, "created"},
                                        {VmState::starting, "starting"},
                                        {VmState::running, "running"},
@@ -51,7 +52,22 @@ std::optional<Enum> value_in(const Names<Enum, N>& names, std::string_view name)
   return std::nullopt;
 }
 
+template <class Enum, std::size_t N>
+std::vector<std::string_view> names_of(const Names<Enum, N>& names) {
+  std::vector<std::string_view> all;
+  for (const auto& [entry, name] : names)
+    all.push_back(name);
+  return all;
+}
+
 }  // namespace
+
+std::vector<std::string_view> vmm_kind_names() {
+  return names_of(kVmmKinds);
+}
+std::vector<std::string_view> debug_level_names() {
+  return names_of(kDebugLevels);
+}
 
 std::string_view to_string(VmmKind kind) {
   return name_in(kVmmKinds, kind);

@@ -13,15 +13,6 @@ Error bad(const std::string& what) {
   return Error{ErrorKind::invalid_config, "fleet: " + what};
 }
 
-std::optional<config::RestartPolicy> policy_named(const std::string& name) {
-  for (auto policy : {config::RestartPolicy::never, config::RestartPolicy::on_failure,
-                      config::RestartPolicy::always}) {
-    if (config::to_string(policy) == name)
-      return policy;
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 Expected<FleetMessage> fleet_to_message(const config::FleetSpec& fleet) {
@@ -104,7 +95,7 @@ Expected<config::FleetSpec> fleet_from_message(const json& fleet, std::vector<Un
     if (entry.contains("restart")) {
       const json& restart = entry["restart"];
       try {
-        auto policy = policy_named(restart.at("policy").get<std::string>());
+        auto policy = config::restart_policy_named(restart.at("policy").get<std::string>());
         if (!policy)
           return std::unexpected(bad(at + ".restart.policy is not a policy"));
         vm.restart.policy = *policy;

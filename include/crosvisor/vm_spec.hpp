@@ -119,5 +119,8 @@ std::string_view to_string(DebugLevel level);
 // The reverse; nothing for a name that is not one.
 std::optional<VmmKind> vmm_kind_named(std::string_view name);
 std::optional<DebugLevel> debug_level_named(std::string_view name);
+// Every name, in order: what a VM file or a command line may say.
+std::vector<std::string_view> vmm_kind_names();
+std::vector<std::string_view> debug_level_names();
 
 }  // namespace crosvisor
