@@ -1,0 +1,232 @@
+// The daemon's side of spec_json.hpp: a VM description read strictly, its files taken from the
+// fds that came with the message (received_fds.hpp).
+#include "protocol/field_reader.hpp"
+#include "protocol/received_fds.hpp"
+#include "protocol/spec_json.hpp"
+
+namespace crosvisor::protocol {
+
+using json = nlohmann::json;
+
+namespace {
+
+// The {"fd", "path"} part of a disk or partition entry.
+json file_reference(const json& entry) {
+  json reference = {{"fd", entry.at("fd")}};
+  if (entry.contains("path"))
+    reference["path"] = entry.at("path");
+  return reference;
+}
+
+Expected<void> read_disks(const json& disks, FdTaker& taker, VmSpec& spec) {
+  if (!disks.is_array())
+    return std::unexpected(bad("vm.disks", "must be an array"));
+  for (std::size_t d = 0; d < disks.size(); ++d) {
+    const std::string where = "vm.disks[" + std::to_string(d) + "]";
+    FieldReader disk(disks[d], where);
+    if (auto only = disk.only({"fd", "path", "writable", "partitions"}); !only)
+      return only;
+    const bool writable_given = disk.has("writable");
+    if (disk.has("partitions")) {
+      if (disk.has("fd") || writable_given)
+        return std::unexpected(bad(where, "a disk has either 'fd' or 'partitions', not both"));
+      const json& partitions = disk.at("partitions");
+      if (!partitions.is_array() || partitions.empty())
+        return std::unexpected(bad(where + ".partitions", "must be a non-empty array"));
+      CompositeDisk composite;
+      for (std::size_t p = 0; p < partitions.size(); ++p) {
+        const std::string at = where + ".partitions[" + std::to_string(p) + "]";
+        FieldReader partition(partitions[p], at);
+        if (auto only = partition.only({"label", "fd", "path", "writable"}); !only)
+          return only;
+        CompositePartition part;
+        auto label = partition.string("label");
+        if (!label)
+          return std::unexpected(label.error());
+        part.label = *label;
+        if (partition.has("writable")) {
+          auto writable = partition.boolean("writable");
+          if (!writable)
+            return std::unexpected(writable.error());
+          part.writable = *writable;
+        }
+        if (!partition.has("fd"))
+          return std::unexpected(bad(at + ".fd", "missing"));
+        auto path = taker.take(file_reference(partitions[p]), at, true, part.writable, spec);
+        if (!path)
+          return std::unexpected(path.error());
+        part.path = *path;
+        composite.partitions.push_back(std::move(part));
+      }
+      spec.disks.push_back(std::move(composite));
+      continue;
+    }
+    if (!disk.has("fd"))
+      return std::unexpected(bad(where, "needs 'fd' (a raw image) or 'partitions'"));
+    RawDisk raw;
+    if (writable_given) {
+      auto writable = disk.boolean("writable");
+      if (!writable)
+        return std::unexpected(writable.error());
+      raw.writable = *writable;
+    }
+    auto path = taker.take(file_reference(disks[d]), where, true, raw.writable, spec);
+    if (!path)
+      return std::unexpected(path.error());
+    raw.path = *path;
+    spec.disks.push_back(std::move(raw));
+  }
+  return {};
+}
+
+}  // namespace
+
+Expected<VmSpec> read_spec(const json& vm, FdTaker& taker);
+
+Expected<VmSpec> spec_from_message(const json& vm, std::vector<UniqueFd> fds) {
+  FdTaker taker(std::move(fds), /*shared=*/false);  // every fd is closed on any error path
+  auto spec = read_spec(vm, taker);
+  if (!spec)
+    return spec;
+  if (auto all = taker.all_used(); !all)
+    return std::unexpected(all.error());
+  return spec;
+}
+
+Expected<std::vector<VmSpec>> specs_from_message(const std::vector<const json*>& vms,
+                                                 std::vector<UniqueFd> fds) {
+  FdTaker taker(std::move(fds), /*shared=*/true);
+  std::vector<VmSpec> specs;
+  for (std::size_t i = 0; i < vms.size(); ++i) {
+    auto spec = read_spec(*vms[i], taker);
+    if (!spec) {
+      return make_error(ErrorKind::invalid_config,
+                        "vms[" + std::to_string(i) + "]." + spec.error().message);
+    }
+    specs.push_back(std::move(*spec));
+  }
+  if (auto all = taker.all_used(); !all)
+    return std::unexpected(all.error());
+  return specs;
+}
+
+Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
+  FieldReader reader(vm, "vm");
+  if (auto only =
+          reader.only({"name", "vmm", "kernel", "initrd", "params", "memory_mib", "cpus", "debug",
+                       "accel", "stop_timeout_ms", "ready", "cid", "disks", "vmm_binary"});
+      !only)
+    return std::unexpected(only.error());
+  VmSpec spec;
+  auto name = reader.string("name");
+  if (!name)
+    return std::unexpected(name.error());
+  if (!is_valid_vm_name(*name)) {
+    return std::unexpected(bad("vm.name", "'" + *name + "' is not a VM name: " + kVmNameRule));
+  }
+  spec.name = *name;
+  if (reader.has("vmm")) {
+    auto vmm = reader.string("vmm");
+    if (!vmm)
+      return std::unexpected(vmm.error());
+    const auto kind = vmm_kind_named(*vmm);
+    if (!kind)
+      return std::unexpected(bad("vm.vmm", "must be \"qemu\" or \"crosvm\""));
+    spec.vmm = *kind;
+  }
+  if (reader.has("vmm_binary")) {
+    // Whether this client may name one is the session's to decide (daemon/vm_requests.cpp).
+    auto binary = reader.string("vmm_binary");
+    if (!binary)
+      return std::unexpected(binary.error());
+    if (binary->empty() || binary->front() != '/')
+      return std::unexpected(bad("vm.vmm_binary", "must be an absolute path"));
+    spec.vmm_binary = *binary;
+  }
+  if (!reader.has("kernel"))
+    return std::unexpected(bad("vm.kernel", "missing"));
+  auto kernel = taker.take(reader.at("kernel"), "vm.kernel", false, false, spec);
+  if (!kernel)
+    return std::unexpected(kernel.error());
+  spec.kernel = *kernel;
+  if (reader.has("initrd")) {
+    auto initrd = taker.take(reader.at("initrd"), "vm.initrd", false, false, spec);
+    if (!initrd)
+      return std::unexpected(initrd.error());
+    spec.initrd = *initrd;
+  }
+  if (reader.has("params")) {
+    auto params = reader.string("params");
+    if (!params)
+      return std::unexpected(params.error());
+    if (auto problem = kernel_params_problem(*params))
+      return std::unexpected(bad("vm.params", *problem));
+    spec.params = *params;
+  }
+  if (reader.has("memory_mib")) {
+    auto memory = reader.integer("memory_mib", 16, 1 << 20);
+    if (!memory)
+      return std::unexpected(memory.error());
+    spec.memory_mib = static_cast<std::uint32_t>(*memory);
+  }
+  if (reader.has("cpus")) {
+    auto cpus = reader.integer("cpus", 1, 256);
+    if (!cpus)
+      return std::unexpected(cpus.error());
+    spec.cpus = static_cast<std::uint32_t>(*cpus);
+  }
+  if (reader.has("debug")) {
+    auto debug = reader.string("debug");
+    if (!debug)
+      return std::unexpected(debug.error());
+    const auto level = debug_level_named(*debug);
+    if (!level)
+      return std::unexpected(bad("vm.debug", "must be \"full\" or \"none\""));
+    spec.debug = *level;
+  }
+  if (reader.has("accel")) {
+    auto accel = reader.string("accel");
+    if (!accel)
+      return std::unexpected(accel.error());
+    spec.accel = *accel;
+  }
+  if (reader.has("stop_timeout_ms")) {
+    auto timeout = reader.integer("stop_timeout_ms", 0, 3'600'000);
+    if (!timeout)
+      return std::unexpected(timeout.error());
+    spec.stop_timeout = std::chrono::milliseconds(*timeout);
+  }
+  if (reader.has("cid")) {
+    auto cid = reader.integer("cid", 3, 0xfffffffe);
+    if (!cid)
+      return std::unexpected(cid.error());
+    spec.cid = static_cast<std::uint32_t>(*cid);
+  }
+  if (reader.has("ready")) {
+    FieldReader ready(reader.at("ready"), "vm.ready");
+    if (auto only = ready.only({"console", "vsock_port"}); !only)
+      return std::unexpected(only.error());
+    if (ready.has("console") == ready.has("vsock_port"))
+      return std::unexpected(bad("vm.ready", "give either 'console' or 'vsock_port'"));
+    if (ready.has("console")) {
+      auto pattern = ready.string("console");
+      if (!pattern)
+        return std::unexpected(pattern.error());
+      if (pattern->empty())
+        return std::unexpected(bad("vm.ready.console", "must not be empty"));
+      spec.ready = ConsoleReady{*pattern};
+    } else {
+      auto port = ready.integer("vsock_port", 1, 0xfffffffe);
+      if (!port)
+        return std::unexpected(port.error());
+      spec.ready_vsock = VsockReady{static_cast<std::uint32_t>(*port)};
+    }
+  }
+  if (reader.has("disks")) {
+    if (auto disks = read_disks(reader.at("disks"), taker, spec); !disks)
+      return std::unexpected(disks.error());
+  }
+  return spec;
+}
+
+}  // namespace crosvisor::protocol

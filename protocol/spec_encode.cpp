@@ -1,0 +1,102 @@
+// The client's side of spec_json.hpp: a VM's files opened with the user's rights and checked as
+// the launch will check them, and the JSON that names them by fd index.
+#include "disk/image_file.hpp"
+#include "process/launch.hpp"
+#include "protocol/spec_json.hpp"
+
+namespace crosvisor::protocol {
+
+using json = nlohmann::json;
+
+Expected<json> FdCollector::add(const std::filesystem::path& path, bool writable,
+                                const std::string& role, bool disk) {
+  if (share_read_only_ && !writable) {
+    std::error_code ec;
+    const auto key = std::filesystem::weakly_canonical(path, ec).string();
+    if (auto it = read_only_.find(key); it != read_only_.end())
+      return json{{"fd", it->second}};
+    auto added = open_new(path, writable, role, disk);
+    if (added)
+      read_only_[key] = (*added)["fd"].get<std::size_t>();
+    return added;
+  }
+  return open_new(path, writable, role, disk);
+}
+
+Expected<json> FdCollector::open_new(const std::filesystem::path& path, bool writable,
+                                     const std::string& role, bool disk) {
+  // The checks the launch makes, made here first, where the error can name the user's own path.
+  auto image = disk ? disk::open_disk_image(path, writable, role)
+                    : disk::open_sized_image(path, writable, role);
+  if (!image)  // a VM file naming a file that cannot serve is a wrong VM file
+    return std::unexpected(Error{ErrorKind::invalid_config, image.error().message});
+  fds.push_back(std::move(image->fd));
+  return json{{"fd", fds.size() - 1}, {"path", path.string()}};
+}
+
+Expected<SpecMessage> spec_to_message(const VmSpec& spec) {
+  FdCollector files(false);
+  auto vm = spec_json(spec, files);
+  if (!vm)
+    return std::unexpected(vm.error());
+  return SpecMessage{std::move(*vm), std::move(files.fds)};
+}
+
+Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
+  json vm = {{"name", spec.name},     {"vmm", std::string(to_string(spec.vmm))},
+             {"params", spec.params}, {"memory_mib", spec.memory_mib},
+             {"cpus", spec.cpus},     {"debug", std::string(to_string(spec.debug))},
+             {"accel", spec.accel},   {"stop_timeout_ms", spec.stop_timeout.count()}};
+  if (!spec.vmm_binary.empty()) {
+    // Looked up here, on the user's PATH: the daemon runs exactly this file.
+    auto binary = process::resolve_binary(spec.vmm_binary);
+    if (!binary)
+      return std::unexpected(
+          Error{ErrorKind::invalid_config, "vmm_binary " + binary.error().message});
+    vm["vmm_binary"] = binary->string();
+  }
+  auto kernel = files.add(spec.kernel, false, "kernel");
+  if (!kernel)
+    return std::unexpected(kernel.error());
+  vm["kernel"] = *kernel;
+  if (spec.initrd) {
+    auto initrd = files.add(*spec.initrd, false, "initrd");
+    if (!initrd)
+      return std::unexpected(initrd.error());
+    vm["initrd"] = *initrd;
+  }
+  if (spec.ready)
+    vm["ready"] = {{"console", spec.ready->pattern}};
+  if (spec.ready_vsock)
+    vm["ready"] = {{"vsock_port", spec.ready_vsock->port}};
+  if (spec.cid)
+    vm["cid"] = *spec.cid;
+  json disks = json::array();
+  for (std::size_t d = 0; d < spec.disks.size(); ++d) {
+    const std::string role = "disk " + std::to_string(d);
+    if (const auto* raw = std::get_if<RawDisk>(&spec.disks[d])) {
+      auto fd = files.add(raw->path, raw->writable, role, /*disk=*/true);
+      if (!fd)
+        return std::unexpected(fd.error());
+      disks.push_back({{"fd", (*fd)["fd"]}, {"path", (*fd)["path"]}, {"writable", raw->writable}});
+      continue;
+    }
+    json partitions = json::array();
+    for (const auto& partition : std::get<CompositeDisk>(spec.disks[d]).partitions) {
+      auto fd = files.add(partition.path, partition.writable,
+                          role + " partition \"" + partition.label + "\"", /*disk=*/true);
+      if (!fd)
+        return std::unexpected(fd.error());
+      partitions.push_back({{"label", partition.label},
+                            {"fd", (*fd)["fd"]},
+                            {"path", (*fd)["path"]},
+                            {"writable", partition.writable}});
+    }
+    disks.push_back({{"partitions", partitions}});
+  }
+  if (!disks.empty())
+    vm["disks"] = disks;
+  return vm;
+}
+
+}  // namespace crosvisor::protocol
