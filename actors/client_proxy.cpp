@@ -13,8 +13,9 @@ namespace {
 
 struct ProxyState {
   static inline const char* name = "crosvisor.client_proxy";
-  caf::actor vm;      // strong: the vm actor lives while a proxy does
-  caf::actor client;  // where events go; may be invalid
+  caf::actor vm;        // strong: the vm actor lives while a proxy does
+  caf::actor client;    // where events go; may be invalid
+  bool console = true;  // pass console lines too (a client that only watches states says not)
   caf::actor_addr self_address;
   // A client outlives many of its handles (a fleet restarting a VM, a session running many).
   ~ProxyState() { withdraw_monitor(self_address, client); }
@@ -40,9 +41,10 @@ caf::behavior proxy_behavior(Proxy* self, caf::actor vm, caf::actor client) {
           self->send(self->state.client, event);
       },
       [=](const ConsoleLine& line) {
-        if (self->state.client)
+        if (self->state.client && self->state.console)
           self->send(self->state.client, line);
       },
+      [=](events_atom) { self->state.console = false; },
       // From the client: requests for the VM.
       [=](stop_atom) { self->send<caf::message_priority::high>(self->state.vm, stop_atom::value); },
       [=](stop_atom, kill_atom) {

@@ -96,6 +96,7 @@ void start_member(Fleet* self, std::size_t i) {
           [=](caf::actor handle) {
             auto& m = self->state.members[i];
             m.start_pending = false;
+            self->send(handle, events_atom::value);  // states are what a fleet watches
             // A fleet going down meanwhile does not wait for a VM it never told to stop.
             if (self->state.stopping)
               self->send(handle, stop_atom::value);
@@ -237,7 +238,7 @@ caf::behavior fleet_behavior(Fleet* self, caf::actor service, config::FleetSpec 
   start_what_may(self);
   return {
       [=](const VmEvent& event) { on_event(self, event); },
-      [=](const ConsoleLine&) {},
+      [=](const ConsoleLine&) {},  // the few before the handle heard events_atom
       [=](restart_due_atom, std::size_t i) {
         auto& member = self->state.members[i];
         if (self->state.stopping || member.handle) {

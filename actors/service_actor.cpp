@@ -99,7 +99,7 @@ void start_vm(ServiceActor* self, VmSpec spec, caf::actor client, caf::response_
   self->monitor(vm);
   // The service hears the VM's death, to free its name at once: a dead VM's actor lives on
   // while clients hold handles on it, but a new VM may take the name.
-  self->send(vm, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
+  self->send(vm, subscribe_atom::value, caf::actor_cast<caf::actor>(self), events_atom::value);
   st.vms.emplace(key, vm);
   st.names.emplace(vm.address(), key);
   st.usage->add(key.first, fds);
@@ -160,7 +160,6 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
         if (event.state == VmState::dead)
           forget(self, caf::actor_cast<caf::actor_addr>(self->current_sender()));
       },
-      [=](const ConsoleLine&) {},  // subscribed for deaths only
       [=](in_use_atom) { return self->delegate(self->state.cid_registry, in_use_atom::value); },
       [=](taken_atom, std::uint32_t owner, const std::vector<std::string>& names) {
         std::vector<std::string> taken;

@@ -30,7 +30,11 @@ struct VmActorState {
   std::filesystem::path run_dir;
   std::uint32_t cid = 0;
   std::uint64_t ready_token = 0;  // a pending vsock readiness wait, if any
-  std::vector<caf::actor> subscribers;
+  struct Subscriber {
+    caf::actor actor;
+    bool console = true;  // also the console lines, not only VmEvents
+  };
+  std::vector<Subscriber> subscribers;
   std::set<caf::actor_addr> proxies;  // the client handles; never strong references
   std::optional<std::chrono::steady_clock::time_point> started_at;
   std::optional<std::int64_t> started_at_unix_ms;
@@ -49,7 +53,7 @@ struct VmActorState {
     if (child_alive && reactor)
       reactor->signal(child, SIGKILL, true);
     for (const auto& subscriber : subscribers)
-      withdraw_monitor(self_address, subscriber);
+      withdraw_monitor(self_address, subscriber.actor);
     std::error_code ignored;
     if (!run_dir.empty())
       std::filesystem::remove_all(run_dir, ignored);
@@ -82,8 +86,11 @@ std::vector<std::string> describe_disks(const VmSpec& spec) {
 // To every subscriber and every client handle.
 template <class Message>
 void publish(VmActor* self, const Message& message) {
-  for (auto& subscriber : self->state.subscribers)
-    self->send(subscriber, message);
+  constexpr bool console = std::is_same_v<Message, ConsoleLine>;
+  for (auto& subscriber : self->state.subscribers) {
+    if (!console || subscriber.console)
+      self->send(subscriber.actor, message);
+  }
   for (const auto& address : self->state.proxies) {
     if (auto proxy = caf::actor_cast<caf::actor>(address))
       self->send(proxy, message);
@@ -103,6 +110,21 @@ VmEvent current_event(VmActor* self, std::string detail = {}) {
   event.state = self->state.life->state();
   event.detail = std::move(detail);
   return event;
+}
+
+// Adds a subscriber (once; a second subscription changes what it wants) and tells it the
+// current state.
+void subscribe(VmActor* self, caf::actor subscriber, bool console) {
+  auto& subscribers = self->state.subscribers;
+  self->send(subscriber, current_event(self));
+  auto known = std::find_if(subscribers.begin(), subscribers.end(),
+                            [&](const auto& entry) { return entry.actor == subscriber; });
+  if (known != subscribers.end()) {
+    known->console = console;
+    return;
+  }
+  self->monitor(subscriber);  // forgotten when it goes down
+  subscribers.push_back({std::move(subscriber), console});
 }
 
 void die(VmActor* self, lifecycle::Death death) {
@@ -197,8 +219,8 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<vmm::React
   }
   self->set_down_handler([=](const caf::down_msg& down) {
     auto& s = self->state;
-    std::erase_if(s.subscribers, [&](const caf::actor& subscriber) {
-      return subscriber.address() == down.source;
+    std::erase_if(s.subscribers, [&](const VmActorState::Subscriber& subscriber) {
+      return subscriber.actor.address() == down.source;
     });
     if (s.proxies.erase(down.source) == 0 || !s.proxies.empty())
       return;
@@ -361,13 +383,9 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<vmm::React
         }
         spdlog::warn("vm {}: stop request failed: {}", s.life->spec().name, error);
       },
-      [=](subscribe_atom, caf::actor subscriber) {
-        auto& subscribers = self->state.subscribers;
-        self->send(subscriber, current_event(self));
-        if (std::find(subscribers.begin(), subscribers.end(), subscriber) != subscribers.end())
-          return;
-        self->monitor(subscriber);  // forgotten when it goes down
-        subscribers.push_back(std::move(subscriber));
+      [=](subscribe_atom, caf::actor subscriber) { subscribe(self, std::move(subscriber), true); },
+      [=](subscribe_atom, caf::actor subscriber, events_atom) {
+        subscribe(self, std::move(subscriber), false);
       },
       [=](logs_atom, std::uint32_t count) -> caf::result<std::vector<std::string>> {
         auto& s = self->state;

@@ -35,7 +35,11 @@ using kill_atom = caf::atom_constant<caf::atom("kill")>;
 using logs_atom = caf::atom_constant<caf::atom("logs")>;
 // To a handle or a VM: (subscribe_atom, caf::actor) -> the subscriber receives the current state as
 // a VmEvent, then every later VmEvent and, for debug=full VMs, ConsoleLine messages.
+//          (subscribe_atom, caf::actor, events_atom) the same without the console lines: for
+//          actors that watch states (a chatty guest's lines are most of a VM's messages).
+// To a handle: (events_atom) from now on, pass the client VmEvents only, no console lines.
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+using events_atom = caf::atom_constant<caf::atom("events")>;
 
 // To the service: (taken_atom, uint32_t owner_uid, std::vector<std::string> names) ->
 // std::vector<std::string>, those of `names` that live VMs of that owner hold.
