@@ -25,6 +25,7 @@ struct VmActorState {
   std::unique_ptr<lifecycle::VmLifecycle> life;
   std::shared_ptr<vmm::Reactor> reactor;
   vmm::Reactor::ChildId child = 0;
+  std::size_t console_unacked = 0;  // lines handled, not yet told to the reactor
   bool child_alive = false;
   pid_t pid = -1;
   std::filesystem::path run_dir;
@@ -319,6 +320,14 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<vmm::React
         if (s.life->on_console_line(line)) {
           spdlog::info("vm {}: ready", s.life->spec().name);
           publish(self, current_event(self));
+        }
+        // Told in batches (well under the reactor's in-flight limit, so it never waits on a
+        // batch that cannot fill).
+        constexpr std::size_t kConsoleAckBatch = 256;
+        static_assert(kConsoleAckBatch <= vmm::Reactor::kConsoleInFlight / 4);
+        if (++s.console_unacked == kConsoleAckBatch) {
+          s.reactor->console_consumed(s.child, s.console_unacked);
+          s.console_unacked = 0;
         }
       },
       [=](vsready_atom, const std::string& error) {

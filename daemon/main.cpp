@@ -34,6 +34,8 @@
 
 namespace {
 
+constexpr std::size_t kMaxThroughput = 300;
+
 using namespace crosvisor;
 
 // Every VM the service has, stopped in parallel; returns once each VM's actor is gone, which is
@@ -209,6 +211,9 @@ int main(int argc, char** argv) {
   {
     caf::actor_system_config config;
     add_error_category(config);
+    // An actor runs at most this many messages before the next one's turn (CAF's default is no
+    // limit): a VM deep in console lines must not keep the others, and their answers, waiting.
+    config.set("scheduler.max-throughput", std::size_t{kMaxThroughput});
     caf::actor_system system{config};
     auto reactor = std::make_shared<vmm::Reactor>();
     auto options = make_service_options(runtime->path, reactor);

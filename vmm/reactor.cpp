@@ -37,12 +37,19 @@ struct LineChannel {
   std::array<char, 4096> buffer{};
   std::function<void(std::string)> deliver;
   std::optional<ConsoleLog> copy;  // gets every byte as it comes (the console log), if any
+  bool flow_controlled = false;    // the console: see Reactor::kConsoleInFlight
+  std::size_t in_flight = 0;       // lines delivered, not yet consumed
+  bool paused = false;             // not read until enough is consumed
 
   void feed(std::string_view data) {
     if (copy)
       copy->write(data);
-    splitter.feed(data, [&](std::string_view line) { deliver(std::string(line)); });
+    splitter.feed(data, [&](std::string_view line) {
+      ++in_flight;
+      deliver(std::string(line));
+    });
   }
+  bool over_limit() const { return flow_controlled && in_flight >= Reactor::kConsoleInFlight; }
   // Reads whatever is buffered in the pipe right now, without waiting.
   void drain() {
     if (!descriptor.is_open())
@@ -105,6 +112,20 @@ struct Reactor::Impl {
     thread = std::thread([this] { io.run(); });
   }
 
+  void consumed(ChildId id, std::size_t lines) {
+    auto found = children.find(id);
+    if (found == children.end())
+      return;
+    auto& child = found->second;
+    auto& console = child->console;
+    console.in_flight -= std::min(lines, console.in_flight);
+    // Resumed at half the limit, so that a consumer acknowledging in batches keeps the pipe busy.
+    if (console.paused && console.in_flight <= kConsoleInFlight / 2 && !child->reaped) {
+      console.paused = false;
+      read_channel(child, console);
+    }
+  }
+
   void read_channel(const std::shared_ptr<Child>& child, LineChannel& channel) {
     channel.descriptor.async_read_some(
         asio::buffer(channel.buffer),
@@ -112,6 +133,10 @@ struct Reactor::Impl {
           if (ec || child->reaped)
             return;  // EOF, or the exit path drained and closed it
           channel.feed(std::string_view(channel.buffer.data(), n));
+          if (channel.over_limit()) {
+            channel.paused = true;  // resumed by console_consumed
+            return;
+          }
           read_channel(child, channel);
         });
   }
@@ -135,6 +160,7 @@ struct Reactor::Impl {
     child->exit_watch.assign(spawned->pidfd.release());
     child->console.descriptor.assign(launch->console.release());
     child->console.deliver = child->observer.console_line;
+    child->console.flow_controlled = true;
     child->output.descriptor.assign(launch->vmm_output.release());
     child->output.deliver = child->observer.vmm_output_line;
     child->console.copy = std::move(launch->console_log);
@@ -349,6 +375,10 @@ std::uint64_t Reactor::await_vsock_ready(std::uint32_t port, std::uint32_t cid,
 
 void Reactor::cancel_vsock_ready(std::uint64_t token) {
   asio::post(impl_->io, [impl = impl_.get(), token] { impl->cancel_ready(token); });
+}
+
+void Reactor::console_consumed(ChildId child, std::size_t lines) {
+  asio::post(impl_->io, [impl = impl_.get(), child, lines] { impl->consumed(child, lines); });
 }
 
 void Reactor::post(std::function<void()> job) {

@@ -60,6 +60,14 @@ class Reactor {
   void watch_signals(const sigset_t& signals, std::function<void(int)> on_signal);
   // Runs `job` on the reactor thread.
   void post(std::function<void()> job);
+
+  // Console flow control. A child's console is read only while fewer than kConsoleInFlight of
+  // its lines are delivered and not yet consumed: a supervisor that falls behind a chatty guest
+  // makes the guest wait on its serial port, as a slow UART would, instead of queueing without
+  // bound (16 guests at 600 KB/s under a slowed daemon grew it by 40 MB/s, and every question
+  // to their VMs waited behind the queue). The observer says what it has consumed.
+  static constexpr std::size_t kConsoleInFlight = 4096;
+  void console_consumed(ChildId child, std::size_t lines);
   // Children started and not yet reaped (for tests and `vm list`).
   std::size_t live_children() const;
 

@@ -87,7 +87,10 @@ TEST_CASE("a vm run stopped for 10 s under a chatty guest keeps its VM: 16 of 16
   std::this_thread::sleep_for(10s);
   for (auto& run : runs)
     run->signal(SIGCONT);
-  const auto listed = json::parse(daemon.vm("list --json").output);
+  const auto list = daemon.vm("list --json");
+  INFO(list.output);
+  REQUIRE(list.exit_code == 0);
+  const auto listed = json::parse(list.output);
   std::size_t alive = 0;
   for (const auto& vm : listed)
     alive += vm["state"] == "ready";

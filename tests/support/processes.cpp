@@ -78,12 +78,13 @@ std::vector<pid_t> children_of(pid_t parent) {
   return pids;
 }
 
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds interval) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!condition()) {
     if (std::chrono::steady_clock::now() >= deadline)
       return condition();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(interval);
   }
   return true;
 }

@@ -21,8 +21,9 @@ bool process_alive(pid_t pid);
 std::vector<pid_t> processes_with_cmdline(const std::string& needle);
 // Pids of every child of `parent`, zombies included (from the PPid of /proc/<pid>/status).
 std::vector<pid_t> children_of(pid_t parent);
-// Polls `condition` until it holds or `timeout` passes; returns the last result.
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+// Polls `condition` every `interval` until it holds or `timeout` passes; returns the last result.
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds interval = std::chrono::milliseconds(20));
 
 }  // namespace crosvisor::test
 
