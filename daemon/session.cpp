@@ -103,12 +103,18 @@ class SessionActorSink : public SessionSink {
  public:
   explicit SessionActorSink(caf::actor session) : session_(std::move(session)) {}
   ~SessionActorSink() override = default;
+  // High priority, both: a session's mailbox may be deep in its VMs' console lines, and what
+  // the client asks (a Ctrl-C's stop above all) must not wait behind them. They stay in order
+  // with each other.
   void request(protocol::Request request, std::vector<UniqueFd> fds) override {
-    caf::anon_send(session_, request_atom::value,
-                   RequestEnvelope{std::move(request),
-                                   std::make_shared<std::vector<UniqueFd>>(std::move(fds))});
+    caf::anon_send<caf::message_priority::high>(
+        session_, request_atom::value,
+        RequestEnvelope{std::move(request),
+                        std::make_shared<std::vector<UniqueFd>>(std::move(fds))});
   }
-  void closed() override { caf::anon_send(session_, closed_atom::value); }
+  void closed() override {
+    caf::anon_send<caf::message_priority::high>(session_, closed_atom::value);
+  }
 
  private:
   caf::actor session_;
