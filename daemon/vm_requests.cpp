@@ -38,10 +38,10 @@ void gather_vms(Session* self, std::function<void(GatheredVms)> done) {
                 if (gathering->unanswered != 0) {
                   return gathering->done(GatheredVms{
                       {},
+                      // No count: some of them may be other users' VMs.
                       Error{ErrorKind::unavailable,
-                            std::to_string(gathering->unanswered) +
-                                " VM(s) did not answer within 10 s (crosvisord is overloaded); "
-                                "try again"}});
+                            "a VM did not answer within 10 s (crosvisord is overloaded); try "
+                            "again"}});
                 }
                 gathering->done(GatheredVms{std::move(gathering->found), std::nullopt});
               };
