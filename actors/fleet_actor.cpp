@@ -41,10 +41,6 @@ struct FleetState {
 
 using Fleet = caf::stateful_actor<FleetState>;
 
-bool has_ready_condition(const VmSpec& spec) {
-  return spec.ready || spec.ready_vsock;
-}
-
 bool is_up(const Member& member) {
   return member.status.state == VmState::ready ||
          (member.status.state == VmState::running && !has_ready_condition(member.vm.spec));

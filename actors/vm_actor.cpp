@@ -293,7 +293,7 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<vmm::React
         running.cid = s.cid;
         publish(self, running);
         // Readiness through the guest's vsock callback: wait for it on the reactor.
-        if (const auto& vsock_ready = s.life->spec().ready_vsock) {
+        if (const auto* vsock_ready = std::get_if<VsockReady>(&s.life->spec().ready)) {
           auto me = caf::actor_cast<caf::actor>(self);
           s.ready_token =
               s.reactor->await_vsock_ready(vsock_ready->port, s.cid, [me](Expected<void> result) {

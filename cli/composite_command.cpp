@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "cli/output.hpp"
 #include "core/exit_codes.hpp"
 #include "disk/composite_files.hpp"
 
@@ -18,22 +19,18 @@ int create_composite(const std::filesystem::path& out, const std::vector<std::st
     partitions.push_back(std::move(*partition));
   }
   auto outputs = disk::create_composite_files(out, partitions);
-  if (!outputs) {
-    std::cerr << "vm composite: " << outputs.error().message << '\n';
-    return kExitConfig;
-  }
+  if (!outputs)
+    return report(outputs.error(), "vm composite");
   for (const auto& path : outputs->all())
     std::cout << path.string() << '\n';
   return 0;
 }
 
 int inspect_composite(const std::filesystem::path& file) {
-  auto report = disk::inspect_composite(file);
-  if (!report) {
-    std::cerr << "vm composite: " << report.error().message << '\n';
-    return kExitConfig;
-  }
-  std::cout << *report;
+  auto text = disk::inspect_composite(file);
+  if (!text)
+    return report(text.error(), "vm composite");
+  std::cout << *text;
   return 0;
 }
 

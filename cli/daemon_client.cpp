@@ -83,15 +83,14 @@ Expected<DaemonClient> DaemonClient::connect(const std::filesystem::path& path) 
   return DaemonClient(std::move(fd), path, peer.uid);
 }
 
-Expected<std::uint64_t> DaemonClient::send(nlohmann::json request,
+Expected<std::uint64_t> DaemonClient::send(const protocol::RequestBody& request,
                                            const std::vector<UniqueFd>& fds) {
   const std::uint64_t id = next_id_++;
-  request["id"] = id;
-  const std::string payload = protocol::dump(request);
+  const std::string payload = protocol::dump(protocol::encode_request(id, request));
   // Said here, with the real reason, rather than as the broken pipe the daemon would leave.
   if (payload.size() > protocol::kMaxFrame) {
     return make_error(ErrorKind::limit,
-                      "the request (" + request.value("op", std::string("?")) + ") is " +
+                      "the request (" + std::string(protocol::op_of(request)) + ") is " +
                           std::to_string(payload.size()) + " bytes of JSON, more than the " +
                           std::to_string(protocol::kMaxFrame) + " a request may be");
   }
@@ -177,9 +176,9 @@ Expected<std::optional<nlohmann::json>> DaemonClient::next(int timeout_ms) {
 }
 
 Expected<nlohmann::json> DaemonClient::call(
-    nlohmann::json request, const std::function<void(const nlohmann::json&)>& on_event,
-    const std::vector<UniqueFd>& fds) {
-  auto id = send(std::move(request), fds);
+    const protocol::RequestBody& request,
+    const std::function<void(const nlohmann::json&)>& on_event, const std::vector<UniqueFd>& fds) {
+  auto id = send(request, fds);
   if (!id)
     return std::unexpected(id.error());
   const auto refusal = [](const nlohmann::json& reply) {
@@ -396,7 +395,7 @@ Expected<void> fill_default_binaries(DaemonClient& client,
       vms.begin(), vms.end(), [](const nlohmann::json* vm) { return !vm->contains("vmm_binary"); });
   if (!any_unnamed)
     return {};
-  auto version = client.call({{"op", "version"}});
+  auto version = client.call(protocol::VersionRequest{});
   if (!version)
     return std::unexpected(version.error());
   const auto configured = version->value("vmm_binaries", nlohmann::json::object());

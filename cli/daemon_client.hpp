@@ -15,6 +15,7 @@
 #include "core/unique_fd.hpp"
 #include "crosvisor/error.hpp"
 #include "protocol/framing.hpp"
+#include "protocol/requests.hpp"
 
 namespace crosvisor::cli {
 
@@ -35,12 +36,13 @@ class DaemonClient {
   int last_signal() const { return last_signal_; }
 
   // Sends `request` with a fresh id (returned) and the fds attached.
-  Expected<std::uint64_t> send(nlohmann::json request, const std::vector<UniqueFd>& fds = {});
+  Expected<std::uint64_t> send(const protocol::RequestBody& request,
+                               const std::vector<UniqueFd>& fds = {});
   // The next message (a reply or an event); nothing when `timeout_ms` passes (-1: no limit).
   Expected<std::optional<nlohmann::json>> next(int timeout_ms = -1);
   // Sends and waits for the reply; events that come first go to `on_event`. A reply with
   // "ok": false becomes an error of the kind the daemon named.
-  Expected<nlohmann::json> call(nlohmann::json request,
+  Expected<nlohmann::json> call(const protocol::RequestBody& request,
                                 const std::function<void(const nlohmann::json&)>& on_event = {},
                                 const std::vector<UniqueFd>& fds = {});
   int fd() const { return socket_.get(); }

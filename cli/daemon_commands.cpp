@@ -9,6 +9,7 @@
 #include "cli/daemon_client.hpp"
 #include "cli/output.hpp"
 #include "core/exit_codes.hpp"
+#include "protocol/replies.hpp"
 #include "protocol/requests.hpp"
 
 namespace crosvisor::cli {
@@ -18,6 +19,16 @@ using json = nlohmann::json;
 
 Expected<DaemonClient> connect(const DaemonOptions& options) {
   return find_daemon(DaemonSearch{options.socket});
+}
+
+// A VM as the command line names it: a name, or a CID (all digits).
+Expected<protocol::Target> target_named(const std::string& text) {
+  auto target = protocol::parse_target(text);
+  if (!target && text.empty())
+    return make_error(ErrorKind::not_found, "name a VM, or give its CID");
+  if (!target)
+    return make_error(ErrorKind::not_found, "no VM has CID " + text + " (CIDs end at 4294967295)");
+  return target;
 }
 
 // A user's name ("alice"), or the uid when it has none.
@@ -75,7 +86,7 @@ int list_vms(const DaemonOptions& options, bool all_users) {
   auto client = connect(options);
   if (!client)
     return report(client.error());
-  auto reply = client->call({{"op", "list"}, {"all_users", all_users}});
+  auto reply = client->call(protocol::ListRequest{all_users});
   if (!reply)
     return report(reply.error());
   const json& vms = (*reply)["vms"];
@@ -98,10 +109,13 @@ int list_vms(const DaemonOptions& options, bool all_users) {
 }
 
 int show_info(const DaemonOptions& options, const std::string& vm) {
+  auto target = target_named(vm);
+  if (!target)
+    return report(target.error());
   auto client = connect(options);
   if (!client)
     return report(client.error());
-  auto reply = client->call({{"op", "info"}, {"vm", vm}});
+  auto reply = client->call(protocol::InfoRequest{*target});
   if (!reply)
     return report(reply.error());
   const json& info = (*reply)["vm"];
@@ -118,14 +132,15 @@ int show_info(const DaemonOptions& options, const std::string& vm) {
 
 int stop_vm(const DaemonOptions& options, const std::string& vm, std::optional<double> timeout_s,
             bool force) {
+  auto target = target_named(vm);
+  if (!target)
+    return report(target.error());
   auto client = connect(options);
   if (!client)
     return report(client.error());
-  json request = {{"op", "stop"}, {"vm", vm}};
-  if (force)
-    request["force"] = true;
+  protocol::StopRequest request{.vm = *target, .force = force};
   if (timeout_s)
-    request["timeout_ms"] = static_cast<std::uint32_t>(*timeout_s * 1000);
+    request.timeout_ms = static_cast<std::uint32_t>(*timeout_s * 1000);
   // The reply comes when the VM is dead.
   auto reply = client->call(request);
   if (!reply)
@@ -145,10 +160,13 @@ int stop_vm(const DaemonOptions& options, const std::string& vm, std::optional<d
 
 int show_logs(const DaemonOptions& options, const std::string& vm, std::uint32_t lines,
               bool follow) {
+  auto target = target_named(vm);
+  if (!target)
+    return report(target.error());
   auto client = connect(options);
   if (!client)
     return report(client.error());
-  auto reply = client->call({{"op", "logs"}, {"vm", vm}, {"lines", lines}, {"follow", follow}});
+  auto reply = client->call(protocol::LogsRequest{*target, lines, follow});
   if (!reply)
     return report(reply.error());
   for (const auto& line : (*reply)["lines"])
@@ -182,7 +200,7 @@ int show_version(const DaemonOptions& options) {
     std::cout << "crosvisord: " << client.error().message << '\n';
     return 0;
   }
-  auto reply = client->call({{"op", "version"}});
+  auto reply = client->call(protocol::VersionRequest{});
   if (!reply)
     return report(reply.error());
   std::cout << "crosvisord " << reply->value("crosvisor", "?") << " (protocol "

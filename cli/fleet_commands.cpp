@@ -69,7 +69,7 @@ void print_member_event(const std::string& fleet, const json& event) {
 
 Expected<json> status_of(DaemonClient& client, const std::string& name,
                          const std::function<void(const json&)>& on_event = {}) {
-  auto reply = client.call({{"op", "fleet_status"}, {"fleet", name}}, on_event);
+  auto reply = client.call(protocol::FleetStatusRequest{.fleet = name}, on_event);
   if (!reply)
     return std::unexpected(reply.error());
   if ((*reply)["fleets"].empty())
@@ -83,7 +83,7 @@ Expected<std::string> pick_fleet(DaemonClient& client, const std::string& name,
                                  const std::string& vm) {
   if (!name.empty())
     return name;
-  auto reply = client.call({{"op", "fleet_status"}});
+  auto reply = client.call(protocol::FleetStatusRequest{});
   if (!reply)
     return std::unexpected(reply.error());
   std::vector<std::string> candidates;
@@ -150,8 +150,7 @@ int fleet_up(const DaemonOptions& options, const FleetUpOptions& up) {
       return kExitInterrupted + client->last_signal();
     return report(filled.error(), "vm fleet");
   }
-  auto reply = client->call(
-      {{"op", "fleet_up"}, {"fleet", message->fleet}, {"foreground", attached}}, {}, message->fds);
+  auto reply = client->call(protocol::FleetUpRequest{message->fleet, attached}, {}, message->fds);
   message->fds.clear();
   if (!reply) {
     if (reply.error().kind == ErrorKind::interrupted) {
@@ -257,11 +256,11 @@ int fleet_up(const DaemonOptions& options, const FleetUpOptions& up) {
     if (!forced) {
       forced = true;
       std::cerr << "fleet " << name << ": killing its VMs\n";
-      (void)client->send({{"op", "fleet_down"}, {"fleet", name}, {"force", true}});
+      (void)client->send(protocol::FleetDownRequest{.fleet = name, .force = true});
     }
     return true;  // go on waiting for the fleet to be down
   });
-  auto downed = client->call({{"op", "fleet_down"}, {"fleet", name}}, on_event);
+  auto downed = client->call(protocol::FleetDownRequest{.fleet = name}, on_event);
   if (!downed)
     return report(downed.error(), "vm fleet");
   print_table((*downed)["fleet"]);
@@ -272,10 +271,7 @@ int fleet_status(const DaemonOptions& options, const std::string& name, bool all
   auto client = connect(options);
   if (!client)
     return report(client.error());
-  json request = {{"op", "fleet_status"}, {"all_users", all_users}};
-  if (!name.empty())
-    request["fleet"] = name;
-  auto reply = client->call(request);
+  auto reply = client->call(protocol::FleetStatusRequest{name, all_users});
   if (!reply)
     return report(reply.error());
   if (options.json) {
@@ -297,11 +293,9 @@ int fleet_down(const DaemonOptions& options, const std::string& name,
   auto fleet = pick_fleet(*client, name, "");
   if (!fleet)
     return report(fleet.error());
-  json request = {{"op", "fleet_down"}, {"fleet", *fleet}};
+  protocol::FleetDownRequest request{.fleet = *fleet, .force = force};
   if (timeout_s)
-    request["timeout_ms"] = static_cast<std::uint32_t>(*timeout_s * 1000);
-  if (force)
-    request["force"] = true;
+    request.timeout_ms = static_cast<std::uint32_t>(*timeout_s * 1000);
   auto reply = client->call(request);
   if (!reply)
     return report(reply.error());
@@ -320,7 +314,10 @@ int fleet_restart(const DaemonOptions& options, const std::string& name, const s
   if (!fleet)
     return report(fleet.error());
   std::cerr << "fleet " << *fleet << ": restarting " << vm << '\n';
-  auto reply = client->call({{"op", "fleet_restart"}, {"fleet", *fleet}, {"vm", vm}});
+  auto target = protocol::parse_target(vm);
+  if (!target)
+    return report(Error{ErrorKind::not_found, "fleet " + *fleet + " has no VM " + vm});
+  auto reply = client->call(protocol::FleetRestartRequest{*fleet, *target});
   if (!reply)
     return report(reply.error());
   const json& member = (*reply)["vm"];

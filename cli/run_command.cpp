@@ -12,6 +12,7 @@
 #include "config/vm_config.hpp"
 #include "core/exit_codes.hpp"
 #include "process/signals.hpp"
+#include "protocol/replies.hpp"
 #include "protocol/requests.hpp"
 #include "protocol/spec_json.hpp"
 
@@ -116,7 +117,7 @@ int run_vm(const RunOptions& options) {
       return interrupted(client->last_signal());
     return report(filled.error());
   }
-  auto created = client->call({{"op", "create"}, {"vm", message->vm}}, on_event, message->fds);
+  auto created = client->call(protocol::CreateRequest{message->vm}, on_event, message->fds);
   message->fds.clear();
   if (!created) {
     if (created.error().kind == ErrorKind::interrupted)
@@ -150,9 +151,9 @@ int run_vm(const RunOptions& options) {
       signalfd_siginfo info{};
       if (::read(signals.get(), &info, sizeof(info)) == sizeof(info)) {
         // First SIGINT/SIGTERM: graceful stop with escalation. A second one: SIGKILL at once.
-        json stop = {{"op", "stop"}, {"vm", spec->name}};
+        protocol::StopRequest stop{.vm = *protocol::parse_target(spec->name)};
         if (interrupted_by != 0) {
-          stop["force"] = true;
+          stop.force = true;
           std::cerr << "vm " << spec->name << ": killing it\n";
         } else {
           interrupted_by = static_cast<int>(info.ssi_signo);

@@ -10,21 +10,17 @@
 namespace crosvisor::config {
 namespace {
 
-constexpr std::int64_t kMaxMemoryMib = 1 << 20;  // 1 TiB
-constexpr std::int64_t kMaxCpus = 256;
-constexpr double kMaxStopTimeoutSeconds = 3600;
-
 void read_ready(TableReader& vm, VmSpec& spec) {
   const toml::table* ready_table = vm.table("ready");
   if (ready_table == nullptr)
     return;
   TableReader ready(*ready_table, vm.dotted("ready"), vm.problems(), {});
-  auto port = ready.integer("vsock_port", 1, 0xfffffffe);
+  auto port = ready.integer("vsock_port", limits::kMinVsockPort, limits::kMaxVsockPort);
   if (port && ready_table->contains("console")) {
     vm.problems().add(ready_table->source(), vm.dotted("ready"),
                       "give either 'console' or 'vsock_port', not both");
   } else if (port) {
-    spec.ready_vsock = VsockReady{static_cast<std::uint32_t>(*port)};
+    spec.ready = VsockReady{static_cast<std::uint32_t>(*port)};
   }
   if (auto pattern = ready.string("console")) {
     if (pattern->empty()) {
@@ -138,20 +134,20 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
     else
       spec.params = *params;
   }
-  if (auto memory = vm.integer("memory_mib", 16, kMaxMemoryMib)) {
+  if (auto memory = vm.integer("memory_mib", limits::kMinMemoryMib, limits::kMaxMemoryMib)) {
     spec.memory_mib = static_cast<std::uint32_t>(*memory);
   }
-  if (auto cpus = vm.integer("cpus", 1, kMaxCpus))
+  if (auto cpus = vm.integer("cpus", limits::kMinCpus, limits::kMaxCpus))
     spec.cpus = static_cast<std::uint32_t>(*cpus);
   if (auto debug = vm.choice("debug", debug_level_names()))
     spec.debug = *debug_level_named(*debug);
-  if (auto cid = vm.integer("cid", 3, 0xfffffffe))
+  if (auto cid = vm.integer("cid", limits::kMinCid, limits::kMaxCid))
     spec.cid = static_cast<std::uint32_t>(*cid);
   read_ready(vm, spec);
   read_disks(vm, spec);
   if (auto accel = vm.string("accel"))
     spec.accel = *accel;
-  if (auto timeout = vm.seconds("stop_timeout_s", 0, kMaxStopTimeoutSeconds)) {
+  if (auto timeout = vm.seconds("stop_timeout_s", 0, limits::kMaxStopTimeout.count() / 1000.0)) {
     spec.stop_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(*timeout * 1000));
   }
   if (auto binary = vm.string("vmm_binary")) {

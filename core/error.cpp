@@ -14,8 +14,9 @@ struct KindNames {
 };
 
 // One table for both directions: a kind added without a name fails the unit test that walks it.
-constexpr std::array<KindNames, 11> kKinds{{
+constexpr std::array<KindNames, 12> kKinds{{
     {ErrorKind::invalid_config, "invalid_config", "invalid configuration"},
+    {ErrorKind::invalid_image, "invalid_image", "unusable image"},
     {ErrorKind::io, "io", "I/O error"},
     {ErrorKind::not_found, "not_found", "not found"},
     {ErrorKind::launch, "launch", "launch failed"},

@@ -16,6 +16,7 @@ inline constexpr int kExitNotFound = 5;       // no such VM, fleet or file (of y
 inline constexpr int kExitConflict = 6;       // a name, CID, fleet or socket is already taken
 inline constexpr int kExitPermission = 7;     // not allowed for this user
 inline constexpr int kExitLimit = 8;          // a configured limit was reached
+inline constexpr int kExitImage = 9;          // an image cannot be used as given
 inline constexpr int kExitInterrupted = 128;  // + the signal (130 for Ctrl-C)
 
 // The exit code of a command that failed with an error of `kind`.
@@ -23,6 +24,8 @@ constexpr int exit_code_for(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::invalid_config:
       return kExitConfig;
+    case ErrorKind::invalid_image:
+      return kExitImage;
     case ErrorKind::not_found:
       return kExitNotFound;
     case ErrorKind::conflict:

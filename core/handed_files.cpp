@@ -35,16 +35,16 @@ Expected<UniqueFd> open_or_take(const std::filesystem::path& path, int flags,
   if (mode < 0)
     return std::unexpected(errno_error(ErrorKind::not_found, what + " (a handed fd)", errno));
   if (mode & O_PATH) {
-    return make_error(ErrorKind::invalid_config,
+    return make_error(ErrorKind::protocol,
                       what + ": the handed fd is an O_PATH fd, which grants no access");
   }
   const bool wants_write = (flags & O_ACCMODE) != O_RDONLY;
   if (wants_write && (mode & O_ACCMODE) == O_RDONLY) {
-    return make_error(ErrorKind::invalid_config,
+    return make_error(ErrorKind::protocol,
                       what + ": the handed fd is read-only, and this use needs writing");
   }
   if ((mode & O_ACCMODE) == O_WRONLY)
-    return make_error(ErrorKind::invalid_config, what + ": the handed fd cannot be read");
+    return make_error(ErrorKind::protocol, what + ": the handed fd cannot be read");
   UniqueFd copy(fcntl(*handed, F_DUPFD_CLOEXEC, 3));
   if (!copy)
     return std::unexpected(errno_error(ErrorKind::io, what, errno));

@@ -42,14 +42,11 @@ json status_json(const FleetStatus& status) {
 
 // The fleets this client may see (its own; every one for root, or with `all_users` for root and
 // the daemon's user), then `act`.
-void with_fleets(Session* self, const protocol::Request& request,
+void with_fleets(Session* self, std::uint64_t id, const std::string& name, bool all,
                  std::function<void(std::vector<FleetEntry>)> act) {
-  const auto id = request.id;
-  const bool all = request.all_users;
   if (all && !self->state.may_see_all())
     return self->state.fail(id, ErrorKind::permission,
                             "listing every user's fleets needs root or the daemon's own user");
-  const std::string name = request.fleet_name;
   self->request(self->state.context.fleets, std::chrono::seconds(10), list_atom::value)
       .then(
           [=](const std::vector<FleetEntry>& entries) {
@@ -70,11 +67,9 @@ void with_fleets(Session* self, const protocol::Request& request,
 }
 
 // The one fleet a request names, or the refusal.
-void with_fleet(Session* self, const protocol::Request& request,
+void with_fleet(Session* self, std::uint64_t id, const std::string& name,
                 std::function<void(const FleetEntry&)> act) {
-  const auto id = request.id;
-  const std::string name = request.fleet_name;
-  with_fleets(self, request, [=](std::vector<FleetEntry> fleets) {
+  with_fleets(self, id, name, false, [=](std::vector<FleetEntry> fleets) {
     if (fleets.empty())
       return self->state.fail(id, ErrorKind::not_found, "no fleet named " + name + " of yours");
     act(fleets.front());
@@ -83,8 +78,8 @@ void with_fleet(Session* self, const protocol::Request& request,
 
 }  // namespace
 
-void handle_fleet_up(Session* self, const protocol::Request& request, std::vector<UniqueFd> fds) {
-  const auto id = request.id;
+void handle(Session* self, std::uint64_t id, const protocol::FleetUpRequest& request,
+            std::vector<UniqueFd> fds) {
   auto fleet = protocol::fleet_from_message(request.fleet, std::move(fds));
   if (!fleet)
     return self->state.fail(id, fleet.error());
@@ -111,10 +106,9 @@ void handle_fleet_up(Session* self, const protocol::Request& request, std::vecto
           [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
 }
 
-void handle_fleet_status(Session* self, const protocol::Request& request) {
-  const auto id = request.id;
-  const std::string name = request.fleet_name;
-  with_fleets(self, request, [=](std::vector<FleetEntry> fleets) {
+void handle(Session* self, std::uint64_t id, const protocol::FleetStatusRequest& request) {
+  const std::string name = request.fleet;
+  with_fleets(self, id, name, request.all_users, [=](std::vector<FleetEntry> fleets) {
     if (!name.empty() && fleets.empty())
       return self->state.fail(id, ErrorKind::not_found, "no fleet named " + name + " of yours");
     auto gathered = std::make_shared<std::vector<json>>();
@@ -147,11 +141,10 @@ void handle_fleet_status(Session* self, const protocol::Request& request) {
   });
 }
 
-void handle_fleet_down(Session* self, const protocol::Request& request) {
-  const auto id = request.id;
+void handle(Session* self, std::uint64_t id, const protocol::FleetDownRequest& request) {
   const auto timeout = request.timeout_ms;
   const bool force = request.force;
-  with_fleet(self, request, [=](const FleetEntry& fleet) {
+  with_fleet(self, id, request.fleet, [=](const FleetEntry& fleet) {
     const auto handle_status = [=](const FleetStatus& status) {
       json reply = protocol::ok_reply(id);
       reply["fleet"] = status_json(status);
@@ -172,10 +165,9 @@ void handle_fleet_down(Session* self, const protocol::Request& request) {
   });
 }
 
-void handle_fleet_restart(Session* self, const protocol::Request& request) {
-  const auto id = request.id;
-  const std::string vm = request.target.name;
-  with_fleet(self, request, [=](const FleetEntry& fleet) {
+void handle(Session* self, std::uint64_t id, const protocol::FleetRestartRequest& request) {
+  const std::string vm = request.vm.text;
+  with_fleet(self, id, request.fleet, [=](const FleetEntry& fleet) {
     // Answered once the VM is up again, or has failed: `vm fleet restart` waits, as `vm stop`.
     self->request(fleet.fleet, caf::infinite, restart_atom::value, vm)
         .then(

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "protocol/framing.hpp"
+#include "protocol/replies.hpp"
 
 namespace crosvisor::daemon {
 namespace asio = boost::asio;
@@ -246,8 +247,7 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
                         std::to_string(protocol::kMaxFdsPerRequest) + " a request may carry"}));
       return;
     }
-    if (request->op != protocol::Op::create && request->op != protocol::Op::fleet_up &&
-        !fds.empty()) {
+    if (!protocol::takes_fds(request->body) && !fds.empty()) {
       queue_json(protocol::error_reply(
           id, Error{ErrorKind::protocol,
                     std::to_string(fds.size()) + " fds came with a request that takes none"}));

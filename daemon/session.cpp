@@ -29,46 +29,35 @@ using json = nlohmann::json;
 using request_atom = caf::atom_constant<caf::atom("request")>;
 using closed_atom = caf::atom_constant<caf::atom("closed")>;
 
+void handle(Session* self, std::uint64_t id, const protocol::PingRequest&) {
+  json reply = protocol::ok_reply(id);
+  reply["pong"] = true;
+  self->state.reply(std::move(reply));
+}
+
+void handle(Session* self, std::uint64_t id, const protocol::VersionRequest&) {
+  json reply = protocol::ok_reply(id);
+  reply["protocol"] = protocol::kVersion;
+  reply["crosvisor"] = CROSVISOR_VERSION;
+  reply["uid"] = self->state.context.daemon_uid;
+  // A client of the daemon's own user looks a VMM up on its own PATH when the daemon was given
+  // none (docs/cli.md).
+  const auto& binaries = self->state.context.vmm_binaries;
+  reply["vmm_binaries"] = {{"qemu", binaries.qemu.string()}, {"crosvm", binaries.crosvm.string()}};
+  self->state.reply(std::move(reply));
+}
+
+// To the handler of the request's type; the fds go to those that take them (the server has
+// refused fds with any other request).
 void dispatch(Session* self, const protocol::Request& request, std::vector<UniqueFd> fds) {
-  switch (request.op) {
-    case protocol::Op::ping: {
-      json reply = protocol::ok_reply(request.id);
-      reply["pong"] = true;
-      return self->state.reply(std::move(reply));
-    }
-    case protocol::Op::version: {
-      json reply = protocol::ok_reply(request.id);
-      reply["protocol"] = protocol::kVersion;
-      reply["crosvisor"] = CROSVISOR_VERSION;
-      reply["uid"] = self->state.context.daemon_uid;
-      // A client of the daemon's own user looks a VMM up on its own PATH when the daemon was
-      // given none (docs/cli.md).
-      const auto& binaries = self->state.context.vmm_binaries;
-      reply["vmm_binaries"] = {{"qemu", binaries.qemu.string()},
-                               {"crosvm", binaries.crosvm.string()}};
-      return self->state.reply(std::move(reply));
-    }
-    case protocol::Op::create:
-      return handle_create(self, request, std::move(fds));
-    case protocol::Op::list:
-      return handle_list(self, request);
-    case protocol::Op::info:
-      return handle_info(self, request);
-    case protocol::Op::stop:
-      return handle_stop(self, request);
-    case protocol::Op::logs:
-      return handle_logs(self, request);
-    case protocol::Op::subscribe:
-      return handle_subscribe(self, request);
-    case protocol::Op::fleet_up:
-      return handle_fleet_up(self, request, std::move(fds));
-    case protocol::Op::fleet_status:
-      return handle_fleet_status(self, request);
-    case protocol::Op::fleet_down:
-      return handle_fleet_down(self, request);
-    case protocol::Op::fleet_restart:
-      return handle_fleet_restart(self, request);
-  }
+  std::visit(
+      [&](const auto& body) {
+        if constexpr (requires { handle(self, request.id, body, std::move(fds)); })
+          handle(self, request.id, body, std::move(fds));
+        else
+          handle(self, request.id, body);
+      },
+      request.body);
 }
 
 caf::behavior session_behavior(Session* self, SessionContext context, PeerCredentials peer,

@@ -15,6 +15,7 @@
 #include "crosvisor/error.hpp"
 #include "crosvisor/vm_event.hpp"
 #include "daemon/session.hpp"
+#include "protocol/replies.hpp"
 #include "protocol/requests.hpp"
 
 namespace crosvisor::daemon {
@@ -62,25 +63,29 @@ struct GatheredVms {
   std::optional<Error> error;
 };
 void gather_vms(Session* self, std::function<void(GatheredVms)> done);
-// The one VM a request names, if this client may act on it; otherwise the refusal is sent.
-void with_target(Session* self, const protocol::Request& request,
+// The one VM `target` names, if this client may act on it; otherwise request `id` is refused.
+void with_target(Session* self, std::uint64_t id, const protocol::Target& target,
                  std::function<void(const FoundVm&)> act);
 // Sends a VM's state change to the client (once per state), and answers stops waiting for it.
 void forward_state(Session* self, const VmEvent& event);
 // A watched VM's actor is gone: if its death never reached us, say it now.
 void on_vm_gone(Session* self, const caf::down_msg& down);
 
-void handle_create(Session* self, const protocol::Request& request, std::vector<UniqueFd> fds);
-void handle_list(Session* self, const protocol::Request& request);
-void handle_info(Session* self, const protocol::Request& request);
-void handle_stop(Session* self, const protocol::Request& request);
-void handle_logs(Session* self, const protocol::Request& request);
-void handle_subscribe(Session* self, const protocol::Request& request);
+// One handler per request type, answering request `id`: VM requests in vm_requests.cpp, fleet
+// requests in fleet_requests.cpp, the rest in session.cpp.
+void handle(Session* self, std::uint64_t id, const protocol::CreateRequest& request,
+            std::vector<UniqueFd> fds);
+void handle(Session* self, std::uint64_t id, const protocol::ListRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::InfoRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::StopRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::LogsRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::SubscribeRequest& request);
 
-void handle_fleet_up(Session* self, const protocol::Request& request, std::vector<UniqueFd> fds);
-void handle_fleet_status(Session* self, const protocol::Request& request);
-void handle_fleet_down(Session* self, const protocol::Request& request);
-void handle_fleet_restart(Session* self, const protocol::Request& request);
+void handle(Session* self, std::uint64_t id, const protocol::FleetUpRequest& request,
+            std::vector<UniqueFd> fds);
+void handle(Session* self, std::uint64_t id, const protocol::FleetStatusRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::FleetDownRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::FleetRestartRequest& request);
 
 // A client may name a VMM binary only to a daemon running as the client's own user: a daemon
 // serving other users (root with --shared) runs only the binaries it was started with.

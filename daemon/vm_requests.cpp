@@ -68,10 +68,8 @@ void gather_vms(Session* self, std::function<void(GatheredVms)> done) {
           });
 }
 
-void with_target(Session* self, const protocol::Request& request,
+void with_target(Session* self, std::uint64_t id, const protocol::Target& target,
                  std::function<void(const FoundVm&)> act) {
-  const auto id = request.id;
-  const auto target = request.target;
   gather_vms(self, [=](GatheredVms gathered) {
     auto& st = self->state;
     if (gathered.error)
@@ -92,7 +90,7 @@ void with_target(Session* self, const protocol::Request& request,
           cids += (cids.empty() ? "" : ", ") + (vm->info.cid ? std::to_string(*vm->info.cid) : "-");
         return st.fail(
             id, ErrorKind::conflict,
-            "several users have a VM named " + target.name + ": name it by its CID (" + cids + ")");
+            "several users have a VM named " + target.text + ": name it by its CID (" + cids + ")");
       }
       return act(**own);
     }
@@ -100,7 +98,7 @@ void with_target(Session* self, const protocol::Request& request,
       return act(*matches.front());
     // Another user's VM is reported exactly like one that does not exist.
     st.fail(id, ErrorKind::not_found,
-            "no VM " + std::string(target.cid ? "with CID " : "named ") + target.name +
+            "no VM " + std::string(target.cid ? "with CID " : "named ") + target.text +
                 (st.peer.uid == 0 ? "" : " of yours"));
   });
 }
@@ -177,8 +175,8 @@ std::optional<Error> check_vmm_binary(const Session* self, const VmSpec& spec) {
                    "own crosvisord"};
 }
 
-void handle_create(Session* self, const protocol::Request& request, std::vector<UniqueFd> fds) {
-  const auto id = request.id;
+void handle(Session* self, std::uint64_t id, const protocol::CreateRequest& request,
+            std::vector<UniqueFd> fds) {
   auto spec = protocol::spec_from_message(request.vm, std::move(fds));
   if (!spec)
     return self->state.fail(id, spec.error());
@@ -198,8 +196,7 @@ void handle_create(Session* self, const protocol::Request& request, std::vector<
           [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
 }
 
-void handle_list(Session* self, const protocol::Request& request) {
-  const auto id = request.id;
+void handle(Session* self, std::uint64_t id, const protocol::ListRequest& request) {
   if (request.all_users && !self->state.may_see_all()) {
     return self->state.fail(id, ErrorKind::permission,
                             "listing every user's VMs needs root or the daemon's own user");
@@ -224,20 +221,18 @@ void handle_list(Session* self, const protocol::Request& request) {
   });
 }
 
-void handle_info(Session* self, const protocol::Request& request) {
-  const auto id = request.id;
-  with_target(self, request, [=](const FoundVm& vm) {
+void handle(Session* self, std::uint64_t id, const protocol::InfoRequest& request) {
+  with_target(self, id, request.vm, [=](const FoundVm& vm) {
     json reply = protocol::ok_reply(id);
     reply["vm"] = protocol::info_json(vm.info);
     self->state.reply(std::move(reply));
   });
 }
 
-void handle_stop(Session* self, const protocol::Request& request) {
-  const auto id = request.id;
+void handle(Session* self, std::uint64_t id, const protocol::StopRequest& request) {
   const bool force = request.force;
   const auto timeout = request.timeout_ms;
-  with_target(self, request, [=](const FoundVm& vm) {
+  with_target(self, id, request.vm, [=](const FoundVm& vm) {
     if (vm.info.state == VmState::dead) {
       json reply = protocol::ok_reply(id);
       reply["state"] = "dead";
@@ -259,11 +254,10 @@ void handle_stop(Session* self, const protocol::Request& request) {
   });
 }
 
-void handle_logs(Session* self, const protocol::Request& request) {
-  const auto id = request.id;
+void handle(Session* self, std::uint64_t id, const protocol::LogsRequest& request) {
   const auto lines = request.lines;
   const bool follow_on = request.follow;
-  with_target(self, request, [=](const FoundVm& vm) {
+  with_target(self, id, request.vm, [=](const FoundVm& vm) {
     self->request<caf::message_priority::high>(vm.actor, std::chrono::seconds(10), logs_atom::value,
                                                lines)
         .then(
@@ -280,9 +274,8 @@ void handle_logs(Session* self, const protocol::Request& request) {
   });
 }
 
-void handle_subscribe(Session* self, const protocol::Request& request) {
-  const auto id = request.id;
-  with_target(self, request, [=](const FoundVm& vm) {
+void handle(Session* self, std::uint64_t id, const protocol::SubscribeRequest& request) {
+  with_target(self, id, request.vm, [=](const FoundVm& vm) {
     follow(self, vm);
     self->state.reply(protocol::ok_reply(id));
   });

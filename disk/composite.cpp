@@ -24,7 +24,7 @@ std::string_view to_string(ComponentKind kind) {
 Expected<CompositeLayout> plan_composite(const std::vector<PartitionInput>& inputs,
                                          const Guid& disk_guid) {
   if (inputs.size() > kGptNumPartitions) {
-    return make_error(ErrorKind::invalid_config, std::to_string(inputs.size()) +
+    return make_error(ErrorKind::invalid_image, std::to_string(inputs.size()) +
                                                      " partitions: a GPT holds at most " +
                                                      std::to_string(kGptNumPartitions));
   }
@@ -42,11 +42,11 @@ Expected<CompositeLayout> plan_composite(const std::vector<PartitionInput>& inpu
                         "duplicate partition label \"" + input.label + "\"");
     }
     if (input.size == 0) {
-      return make_error(ErrorKind::invalid_config, "partition \"" + input.label + "\" is empty");
+      return make_error(ErrorKind::invalid_image, "partition \"" + input.label + "\" is empty");
     }
     const std::uint64_t aligned = align_up(input.size, kPartitionAlignment);
     if (input.writable && aligned != input.size) {
-      return make_error(ErrorKind::invalid_config,
+      return make_error(ErrorKind::invalid_image,
                         "writable partition \"" + input.label + "\" is " +
                             std::to_string(input.size) + " bytes, not a multiple of " +
                             std::to_string(kPartitionAlignment) +
@@ -91,20 +91,20 @@ std::string encode_composite(const CompositeLayout& layout, const ComponentNamer
 
 Expected<CompositeFile> decode_composite(std::string_view bytes) {
   if (bytes.substr(0, kCompositeMagic.size()) != kCompositeMagic) {
-    return make_error(ErrorKind::protocol, "not a composite disk: bad magic");
+    return make_error(ErrorKind::invalid_image, "not a composite disk: bad magic");
   }
   cdisk_spec::CompositeDisk proto;
   const std::string_view body = bytes.substr(kCompositeMagic.size());
   if (!proto.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
-    return make_error(ErrorKind::protocol,
+    return make_error(ErrorKind::invalid_image,
                       "composite disk: the CompositeDisk protobuf is malformed");
   }
   if (proto.version() > kCompositeVersion) {
-    return make_error(ErrorKind::protocol,
+    return make_error(ErrorKind::invalid_image,
                       "composite disk: unknown version " + std::to_string(proto.version()));
   }
   if (proto.component_disks_size() == 0) {
-    return make_error(ErrorKind::protocol, "composite disk: no components");
+    return make_error(ErrorKind::invalid_image, "composite disk: no components");
   }
   CompositeFile file;
   file.version = proto.version();
@@ -119,14 +119,14 @@ Expected<CompositeFile> decode_composite(std::string_view bytes) {
                    [](const auto& a, const auto& b) { return a.offset < b.offset; });
   for (std::size_t i = 0; i + 1 < file.components.size(); ++i) {
     if (file.components[i].offset == file.components[i + 1].offset) {
-      return make_error(ErrorKind::protocol, "composite disk: two components at offset " +
+      return make_error(ErrorKind::invalid_image, "composite disk: two components at offset " +
                                                  std::to_string(file.components[i].offset));
     }
     file.components[i].length = file.components[i + 1].offset - file.components[i].offset;
   }
   auto& last = file.components.back();
   if (file.length <= last.offset) {
-    return make_error(ErrorKind::protocol, "composite disk: length " + std::to_string(file.length) +
+    return make_error(ErrorKind::invalid_image, "composite disk: length " + std::to_string(file.length) +
                                                " does not exceed the last offset " +
                                                std::to_string(last.offset));
   }

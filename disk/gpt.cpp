@@ -15,7 +15,7 @@ constexpr std::uint64_t kPrimaryEntriesLba = 2;
 Expected<Bytes> protective_mbr(std::uint64_t disk_size) {
   const std::uint64_t sectors = disk_size / kSectorSize;
   if (sectors > std::numeric_limits<std::uint32_t>::max()) {
-    return make_error(ErrorKind::invalid_config,
+    return make_error(ErrorKind::invalid_image,
                       "disk of " + std::to_string(disk_size) + " bytes is too large for an MBR");
   }
   Bytes mbr(kSectorSize, 0);
@@ -80,7 +80,7 @@ void append(Bytes& out, const Bytes& more) {
 Expected<GptFiles> build_gpt(const std::vector<GptPartition>& partitions, const Guid& disk_guid,
                              std::uint64_t footer_offset) {
   if (partitions.size() > kGptNumPartitions) {
-    return make_error(ErrorKind::invalid_config, std::to_string(partitions.size()) +
+    return make_error(ErrorKind::invalid_image, std::to_string(partitions.size()) +
                                                      " partitions: GPT holds at most " +
                                                      std::to_string(kGptNumPartitions));
   }
@@ -190,20 +190,20 @@ Expected<GptInfo> parse_gpt(std::span<const std::uint8_t> data, std::size_t head
                             std::size_t entries_offset) {
   if (header_offset + kGptHeaderSize > data.size() ||
       entries_offset + kGptEntriesSize > data.size()) {
-    return make_error(ErrorKind::protocol, "GPT: data too short");
+    return make_error(ErrorKind::invalid_image, "GPT: data too short");
   }
   const auto header = data.subspan(header_offset, kGptHeaderSize);
   if (std::memcmp(header.data(), kSignature, sizeof(kSignature)) != 0) {
-    return make_error(ErrorKind::protocol, "GPT: no \"EFI PART\" signature");
+    return make_error(ErrorKind::invalid_image, "GPT: no \"EFI PART\" signature");
   }
   Bytes copy(header.begin(), header.end());
   const auto stored_crc = load_le<std::uint32_t>(copy, 16);
   store_le<std::uint32_t>(copy, 16, 0);
   if (crc32(copy) != stored_crc)
-    return make_error(ErrorKind::protocol, "GPT: header CRC mismatch");
+    return make_error(ErrorKind::invalid_image, "GPT: header CRC mismatch");
   const auto entries = data.subspan(entries_offset, kGptEntriesSize);
   if (crc32(entries) != load_le<std::uint32_t>(header, 88)) {
-    return make_error(ErrorKind::protocol, "GPT: partition entries CRC mismatch");
+    return make_error(ErrorKind::invalid_image, "GPT: partition entries CRC mismatch");
   }
   GptInfo info;
   info.disk_guid = Guid::from_mixed_endian(header.data() + 56);

@@ -60,11 +60,11 @@ Expected<std::uint64_t> image_size(int fd, std::string_view what) {
     return std::unexpected(errno_error(ErrorKind::io, what, errno));
   if (!S_ISREG(info.st_mode)) {
     return make_error(
-        ErrorKind::invalid_config,
+        ErrorKind::invalid_image,
         std::string(what) + " is " + std::string(kind_of(info.st_mode)) + ", not a regular file");
   }
   if (info.st_size == 0)
-    return make_error(ErrorKind::invalid_config, std::string(what) + " is empty");
+    return make_error(ErrorKind::invalid_image, std::string(what) + " is empty");
   return static_cast<std::uint64_t>(info.st_size);
 }
 
@@ -99,7 +99,7 @@ Expected<void> check_raw_image(int fd, std::string_view what) {
     format = "a zstd-compressed image";
   if (format == nullptr)
     return {};
-  return make_error(ErrorKind::invalid_config,
+  return make_error(ErrorKind::invalid_image,
                     std::string(what) + " starts like " + format +
                         ": disks are used as raw images only, and a VMM that probes formats "
                         "would follow the host paths such an image names; refused");

@@ -13,16 +13,17 @@ void VmLifecycle::on_started() {
 
 bool VmLifecycle::on_console_line(std::string_view line) {
   console_seen_ = true;
-  if (state_ != VmState::running || !spec_.ready)
+  const auto* ready = std::get_if<ConsoleReady>(&spec_.ready);
+  if (state_ != VmState::running || ready == nullptr)
     return false;
-  if (line.find(spec_.ready->pattern) == std::string_view::npos)
+  if (line.find(ready->pattern) == std::string_view::npos)
     return false;
   state_ = VmState::ready;
   return true;
 }
 
 bool VmLifecycle::on_vsock_ready() {
-  if (state_ != VmState::running || !spec_.ready_vsock)
+  if (state_ != VmState::running || !std::holds_alternative<VsockReady>(spec_.ready))
     return false;
   state_ = VmState::ready;
   return true;

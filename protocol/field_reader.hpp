@@ -13,9 +13,10 @@
 
 namespace crosvisor::protocol {
 
-// A wrong field: invalid_config, at `where`.
+// A wrong field, at `where`: the client's request is malformed (a VM file's mistakes are found
+// by config/, with file:line:key, before any request is sent).
 inline Error bad(const std::string& where, const std::string& what) {
-  return Error{ErrorKind::invalid_config, where + ": " + what};
+  return Error{ErrorKind::protocol, where + ": " + what};
 }
 
 class FieldReader {

@@ -10,7 +10,7 @@ namespace {
 using json = nlohmann::json;
 
 Error bad(const std::string& what) {
-  return Error{ErrorKind::invalid_config, "fleet: " + what};
+  return Error{ErrorKind::protocol, "fleet: " + what};
 }
 
 }  // namespace

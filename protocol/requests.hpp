@@ -1,9 +1,8 @@
-// Requests, replies and events on the control socket (docs/protocol.md). Pure logic.
-//   request: {"id": N, "op": "create" | "list" | "info" | "stop" | "logs" | "subscribe" |
-//             "ping" | "version", ...op fields}
-//   reply:   {"id": N, "ok": true, ...} or {"id": N, "ok": false, "error": "...", "kind": "..."}
-//   event:   {"event": "state", "vm", "state", "reason"?, "detail"} or
-//            {"event": "console", "vm", "line"}
+// Requests on the control socket (docs/protocol.md), one type per operation. The client encodes
+// them and the daemon parses them with the functions below, so both sides read one definition.
+// Pure logic.
+//   {"id": N, "op": "<the type's op>", ...the type's fields}
+// Replies and events: protocol/replies.hpp.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "crosvisor/error.hpp"
 #include "crosvisor/vm_event.hpp"
@@ -19,57 +19,105 @@ namespace crosvisor::protocol {
 
 inline constexpr int kVersion = 2;
 inline constexpr std::size_t kMaxNesting = 64;  // arrays and objects within each other
+inline constexpr std::uint32_t kMaxTimeoutMs = 3'600'000;
+inline constexpr std::uint32_t kMaxLogLines = 100'000;
 
-enum class Op {
-  create,
-  list,
-  info,
-  stop,
-  logs,
-  subscribe,
-  ping,
-  version,
-  fleet_up,
-  fleet_status,
-  fleet_down,
-  fleet_restart
-};
-
-// A VM as a request names it: by name, or by CID (all digits).
+// A VM as a request names it: by name, or by CID (all digits; a VM name is never all digits).
 struct Target {
-  std::string name;
+  std::string text;  // as the user gave it
   std::optional<std::uint32_t> cid;
-  bool matches(const VmInfo& info) const { return cid ? info.cid == *cid : info.name == name; }
+  bool matches(const VmInfo& info) const { return cid ? info.cid == *cid : info.name == text; }
+  friend bool operator==(const Target&, const Target&) = default;
 };
+// "web" names a VM, "2049" a CID; the error says why `text` is neither.
+Expected<Target> parse_target(std::string_view text);
+
+// Boots a VM. `vm` is its description (protocol/spec_json.hpp), whose files come as fds.
+struct CreateRequest {
+  static constexpr std::string_view op = "create";
+  nlohmann::json vm;
+};
+// The caller's VMs; with all_users every user's (root, or the daemon's own user).
+struct ListRequest {
+  static constexpr std::string_view op = "list";
+  bool all_users = false;
+};
+struct InfoRequest {
+  static constexpr std::string_view op = "info";
+  Target vm;
+};
+// Answered once the VM is dead. force: SIGKILL at once; timeout_ms: the graceful part's
+// deadline instead of the VM's stop_timeout.
+struct StopRequest {
+  static constexpr std::string_view op = "stop";
+  Target vm;
+  bool force = false;
+  std::optional<std::uint32_t> timeout_ms;
+};
+// The last `lines` console lines kept (0: all kept); follow: then stream new ones as events
+// until the VM dies.
+struct LogsRequest {
+  static constexpr std::string_view op = "logs";
+  Target vm;
+  std::uint32_t lines = 0;
+  bool follow = false;
+};
+// The VM's state changes (and console lines) as events from now on.
+struct SubscribeRequest {
+  static constexpr std::string_view op = "subscribe";
+  Target vm;
+};
+struct PingRequest {
+  static constexpr std::string_view op = "ping";
+};
+struct VersionRequest {
+  static constexpr std::string_view op = "version";
+};
+// Starts a fleet (protocol/fleet_json.hpp), whose files come as fds. foreground: it lives as
+// long as this session, which hears its members' state changes.
+struct FleetUpRequest {
+  static constexpr std::string_view op = "fleet_up";
+  nlohmann::json fleet;
+  bool foreground = false;
+};
+// One fleet's status, or (no name) every fleet the caller may see.
+struct FleetStatusRequest {
+  static constexpr std::string_view op = "fleet_status";
+  std::string fleet;
+  bool all_users = false;
+};
+struct FleetDownRequest {
+  static constexpr std::string_view op = "fleet_down";
+  std::string fleet;
+  bool force = false;
+  std::optional<std::uint32_t> timeout_ms;
+};
+// Stops one member of a fleet and starts it afresh.
+struct FleetRestartRequest {
+  static constexpr std::string_view op = "fleet_restart";
+  std::string fleet;
+  Target vm;
+};
+
+using RequestBody =
+    std::variant<CreateRequest, ListRequest, InfoRequest, StopRequest, LogsRequest,
+                 SubscribeRequest, PingRequest, VersionRequest, FleetUpRequest, FleetStatusRequest,
+                 FleetDownRequest, FleetRestartRequest>;
 
 struct Request {
   std::uint64_t id = 0;
-  Op op = Op::ping;
-  nlohmann::json vm;       // create: the VM description (spec_json.hpp)
-  Target target;           // info, stop, logs, subscribe
-  bool all_users = false;  // list, fleet_status: every user's (root or the daemon's own user)
-  bool force = false;      // stop, fleet_down: SIGKILL at once
-  std::optional<std::uint32_t> timeout_ms;  // stop: the graceful part's deadline
-  std::uint32_t lines = 0;                  // logs: how many of the last lines (0: all kept)
-  bool follow = false;                      // logs: then stream new lines until the VM dies
-  nlohmann::json fleet;                     // fleet_up: the fleet (fleet_json.hpp)
-  std::string fleet_name;                   // fleet_status (optional), fleet_down, fleet_restart
-  bool foreground = false;                  // fleet_up: the fleet lives as long as this session
+  RequestBody body;
 };
 
-// Parses and checks one request; the error says what is wrong. `id` is set whenever the
-// payload carried a usable one, so that even a refusal can name the request it answers.
+std::string_view op_of(const RequestBody& body);
+// Whether files may come with the request (create and fleet_up); any other refuses them.
+bool takes_fds(const RequestBody& body);
+
+// Parses and checks one request; the error (ErrorKind::protocol) says what is wrong. `id` is
+// set whenever the payload carried a usable one, so that even a refusal can name the request
+// it answers.
 Expected<Request> parse_request(std::string_view payload, std::optional<std::uint64_t>& id);
-
-nlohmann::json ok_reply(std::uint64_t id);
-// {"id", "ok": false, "error": message, "kind": the error's kind (crosvisor/error.hpp)}
-nlohmann::json error_reply(std::optional<std::uint64_t> id, const Error& error);
-nlohmann::json info_json(const VmInfo& info);
-nlohmann::json state_event(const VmEvent& event);
-nlohmann::json console_event(const ConsoleLine& line);
-
-// Client side: the reverse of state_event and info_json.
-Expected<VmEvent> parse_state_event(const nlohmann::json& event);
-Expected<VmInfo> parse_info(const nlohmann::json& info);
+// The request as JSON, ready to be framed.
+nlohmann::json encode_request(std::uint64_t id, const RequestBody& body);
 
 }  // namespace crosvisor::protocol

@@ -100,7 +100,7 @@ Expected<std::vector<VmSpec>> specs_from_message(const std::vector<const json*>&
   for (std::size_t i = 0; i < vms.size(); ++i) {
     auto spec = read_spec(*vms[i], taker);
     if (!spec) {
-      return make_error(ErrorKind::invalid_config,
+      return make_error(spec.error().kind,
                         "vms[" + std::to_string(i) + "]." + spec.error().message);
     }
     specs.push_back(std::move(*spec));
@@ -164,13 +164,13 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
     spec.params = *params;
   }
   if (reader.has("memory_mib")) {
-    auto memory = reader.integer("memory_mib", 16, 1 << 20);
+    auto memory = reader.integer("memory_mib", limits::kMinMemoryMib, limits::kMaxMemoryMib);
     if (!memory)
       return std::unexpected(memory.error());
     spec.memory_mib = static_cast<std::uint32_t>(*memory);
   }
   if (reader.has("cpus")) {
-    auto cpus = reader.integer("cpus", 1, 256);
+    auto cpus = reader.integer("cpus", limits::kMinCpus, limits::kMaxCpus);
     if (!cpus)
       return std::unexpected(cpus.error());
     spec.cpus = static_cast<std::uint32_t>(*cpus);
@@ -191,13 +191,13 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
     spec.accel = *accel;
   }
   if (reader.has("stop_timeout_ms")) {
-    auto timeout = reader.integer("stop_timeout_ms", 0, 3'600'000);
+    auto timeout = reader.integer("stop_timeout_ms", 0, limits::kMaxStopTimeout.count());
     if (!timeout)
       return std::unexpected(timeout.error());
     spec.stop_timeout = std::chrono::milliseconds(*timeout);
   }
   if (reader.has("cid")) {
-    auto cid = reader.integer("cid", 3, 0xfffffffe);
+    auto cid = reader.integer("cid", limits::kMinCid, limits::kMaxCid);
     if (!cid)
       return std::unexpected(cid.error());
     spec.cid = static_cast<std::uint32_t>(*cid);
@@ -216,10 +216,10 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
         return std::unexpected(bad("vm.ready.console", "must not be empty"));
       spec.ready = ConsoleReady{*pattern};
     } else {
-      auto port = ready.integer("vsock_port", 1, 0xfffffffe);
+      auto port = ready.integer("vsock_port", limits::kMinVsockPort, limits::kMaxVsockPort);
       if (!port)
         return std::unexpected(port.error());
-      spec.ready_vsock = VsockReady{static_cast<std::uint32_t>(*port)};
+      spec.ready = VsockReady{static_cast<std::uint32_t>(*port)};
     }
   }
   if (reader.has("disks")) {

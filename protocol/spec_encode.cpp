@@ -28,8 +28,8 @@ Expected<json> FdCollector::open_new(const std::filesystem::path& path, bool wri
   // The checks the launch makes, made here first, where the error can name the user's own path.
   auto image = disk ? disk::open_disk_image(path, writable, role)
                     : disk::open_sized_image(path, writable, role);
-  if (!image)  // a VM file naming a file that cannot serve is a wrong VM file
-    return std::unexpected(Error{ErrorKind::invalid_config, image.error().message});
+  if (!image)  // missing (not_found), or unusable as it is (invalid_image)
+    return std::unexpected(image.error());
   fds.push_back(std::move(image->fd));
   return json{{"fd", fds.size() - 1}, {"path", path.string()}};
 }
@@ -65,10 +65,10 @@ Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
       return std::unexpected(initrd.error());
     vm["initrd"] = *initrd;
   }
-  if (spec.ready)
-    vm["ready"] = {{"console", spec.ready->pattern}};
-  if (spec.ready_vsock)
-    vm["ready"] = {{"vsock_port", spec.ready_vsock->port}};
+  if (const auto* console = std::get_if<ConsoleReady>(&spec.ready))
+    vm["ready"] = {{"console", console->pattern}};
+  if (const auto* vsock = std::get_if<VsockReady>(&spec.ready))
+    vm["ready"] = {{"vsock_port", vsock->port}};
   if (spec.cid)
     vm["cid"] = *spec.cid;
   json disks = json::array();

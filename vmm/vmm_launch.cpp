@@ -21,9 +21,9 @@ Expected<UniqueFd> open_for_vmm(const std::filesystem::path& path, std::string_v
   if (fstat(fd.get(), &info) != 0)
     return std::unexpected(errno_error(ErrorKind::io, what, errno));
   if (!S_ISREG(info.st_mode))
-    return make_error(ErrorKind::invalid_config, what + ": not a regular file");
+    return make_error(ErrorKind::invalid_image, what + ": not a regular file");
   if (info.st_size == 0)
-    return make_error(ErrorKind::invalid_config, what + ": file is empty");
+    return make_error(ErrorKind::invalid_image, what + ": file is empty");
   return fd;
 }
 

@@ -14,11 +14,15 @@ namespace crosvisor {
 
 enum class ErrorKind {
   invalid_config,  // a VM or fleet description is wrong (names file, line and key)
+  invalid_image,   // a kernel, disk or partition image cannot be used as given: not a regular
+                   // file, empty, not raw, misaligned, past a GPT limit, or a malformed
+                   // composite description
   io,              // a file, socket or pipe operation failed (names the path and errno text)
   not_found,       // a named VM, fleet, binary or file does not exist (or is not the caller's)
   launch,          // the VMM child could not be started
   state,           // the request does not fit the VM's current state (e.g. VM is dead)
-  protocol,        // a peer (QMP, a client) sent something we cannot understand
+  protocol,        // a peer sent something malformed: QMP, or a client's request (its fields,
+                   // its VM description, the fds that came with it)
   conflict,        // a name, CID or fleet is already taken
   permission,      // the caller may not do this
   unavailable,     // crosvisord cannot be reached, or is going away

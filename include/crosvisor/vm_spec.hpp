@@ -19,6 +19,11 @@ enum class VmmKind { qemu, crosvm };
 // AVF's debug levels: FULL keeps the console and logs, NONE keeps nothing.
 enum class DebugLevel { none, full };
 
+// No ready condition: the VM counts as up as soon as it runs.
+struct ReadyWhenRunning {
+  friend bool operator==(const ReadyWhenRunning&, const ReadyWhenRunning&) = default;
+};
+
 // The VM counts as ready when its console prints a line containing this text.
 struct ConsoleReady {
   std::string pattern;
@@ -55,6 +60,25 @@ struct VsockReady {
   friend bool operator==(const VsockReady&, const VsockReady&) = default;
 };
 
+// When a VM counts as ready: one condition, or none.
+using ReadyCondition = std::variant<ReadyWhenRunning, ConsoleReady, VsockReady>;
+
+// The schema's limits, one definition for VM files, fleet files and the wire.
+namespace limits {
+inline constexpr std::uint32_t kMinMemoryMib = 16;
+inline constexpr std::uint32_t kMaxMemoryMib = 1u << 20;  // 1 TiB
+inline constexpr std::uint32_t kMinCpus = 1;
+inline constexpr std::uint32_t kMaxCpus = 256;
+inline constexpr std::chrono::milliseconds kMaxStopTimeout{3'600'000};  // an hour
+// vsock CIDs a VM may be given: 0, 1 and 2 are the hypervisor, loopback and host, and
+// 0xffffffff is VMADDR_CID_ANY.
+inline constexpr std::uint32_t kMinCid = 3;
+inline constexpr std::uint32_t kMaxCid = 0xfffffffe;
+// Host vsock ports a guest may call back on (0xffffffff is VMADDR_PORT_ANY).
+inline constexpr std::uint32_t kMinVsockPort = 1;
+inline constexpr std::uint32_t kMaxVsockPort = 0xfffffffe;
+}  // namespace limits
+
 struct VmSpec {
   std::string name;
   VmmKind vmm = VmmKind::qemu;
@@ -64,8 +88,7 @@ struct VmSpec {
   std::uint32_t memory_mib = 256;
   std::uint32_t cpus = 1;
   DebugLevel debug = DebugLevel::none;
-  std::optional<ConsoleReady> ready;
-  std::optional<VsockReady> ready_vsock;
+  ReadyCondition ready;
   // A fixed vsock CID; by default the CID registry grants one.
   std::optional<std::uint32_t> cid;
   // Attached in order: the first is the guest's vda.
@@ -101,6 +124,11 @@ struct VmSpec {
 
   friend bool operator==(const VmSpec&, const VmSpec&) = default;
 };
+
+// Whether the VM has a ready condition (a console pattern or a vsock callback).
+inline bool has_ready_condition(const VmSpec& spec) {
+  return !std::holds_alternative<ReadyWhenRunning>(spec.ready);
+}
 
 // 1-64 letters, digits, '-', '_' or '.', not starting with '-' or '.', and not all digits (a
 // number names a CID where a VM is asked for by name or CID). A VM's name is also the

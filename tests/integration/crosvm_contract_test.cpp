@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/exit_codes.hpp"
 #include "crosvisor/messages.hpp"
 #include "integration/daemon_process.hpp"
 #include "integration/guest.hpp"
@@ -103,7 +104,7 @@ TEST_CASE("disks that look like other formats are refused by the client and the 
     const auto file = dir.write("fmt.toml", test::fake_crosvm_toml("fmt", "") +
                                                 "[[disks]]\npath = \"" + image.string() + "\"\n");
     const auto run = test::run_command(std::string(VM_BINARY) + " run " + file.string() + " 2>&1");
-    CHECK(run.exit_code == 3);
+    CHECK(run.exit_code == kExitImage);
     CHECK_THAT(run.output, Catch::Contains("disk 0 " + image.string() + " starts like"));
   }
 }

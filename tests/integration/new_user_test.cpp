@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/exit_codes.hpp"
 #include "integration/daemon_process.hpp"
 #include "integration/guest.hpp"
 #include "integration/on_demand.hpp"
@@ -207,11 +208,11 @@ TEST_CASE("messages speak of the user's files and names, never of CAF or of inte
   const auto at = text.find("kernel = ");
   text.replace(at, text.find('\n', at) - at, "kernel = \"" + empty.string() + "\"");
   const auto empty_kernel = daemon.vm("run " + daemon.dir.write("ek.toml", text).string());
-  CHECK(empty_kernel.exit_code == 3);
+  CHECK(empty_kernel.exit_code == kExitImage);  // the file is there, but cannot serve
   CHECK(empty_kernel.output == "vm: kernel " + empty.string() + " is empty\n");
   text.replace(text.find(empty.string()), empty.string().size(), daemon.dir.path().string());
   const auto dir_kernel = daemon.vm("run " + daemon.dir.write("dk.toml", text).string());
-  CHECK(dir_kernel.exit_code == 3);
+  CHECK(dir_kernel.exit_code == kExitImage);
   CHECK(dir_kernel.output ==
         "vm: kernel " + daemon.dir.path().string() + " is a directory, not a regular file\n");
 

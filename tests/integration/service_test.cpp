@@ -243,7 +243,7 @@ TEST_CASE("a VM ready on a vsock callback has the host listening on that port wh
   spec.name = "vsockready";
   spec.kernel = images.write("vmlinuz", "kernel");
   spec.vmm_binary = FD_PROBE_BINARY;
-  spec.ready_vsock = VsockReady{47321};
+  spec.ready = VsockReady{47321};
   test::Harness h;
   auto vm = h.create(spec);
   h.await_state(VmState::running);

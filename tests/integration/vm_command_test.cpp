@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "core/exit_codes.hpp"
 #include "integration/guest.hpp"
 #include "integration/on_demand.hpp"
 #include "support/processes.hpp"
@@ -81,8 +82,9 @@ TEST_CASE("vm run with a kernel that does not exist fails at once, naming it") {
       dir.write("nokernel.toml", "name = \"nokernel\"\nkernel = \"missing/vmlinuz\"\n");
   test::OnDemandSocket own;
   test::Subprocess vm({VM_BINARY, "run", file.string()}, own.env());
-  // The client opens the VM's files itself (the supervisor only gets fds): it fails first.
-  CHECK(vm.wait_exit(30s) == 3);
+  // The client opens the VM's files itself (the supervisor only gets fds): it fails first, with
+  // the exit code of a file that is not there.
+  CHECK(vm.wait_exit(30s) == kExitNotFound);
   CHECK_THAT(vm.output(), Catch::Contains("vm: kernel " + (dir / "missing/vmlinuz").string() +
                                           ": No such file or directory"));
   CHECK_THAT(vm.output(), !Catch::Contains("running"));
@@ -134,12 +136,12 @@ TEST_CASE("vm composite writes a crosvm composite disk and its companions, and i
                                            (dir / "data.img").string() + "\", writable = true }"));
 
   test::Subprocess garbage({VM_BINARY, "composite", "--inspect", (dir / "boot.img").string()});
-  CHECK(garbage.wait_exit(30s) == 3);
+  CHECK(garbage.wait_exit(30s) == kExitImage);
   CHECK_THAT(garbage.output(), Catch::Contains("not a composite disk: bad magic"));
 
   test::Subprocess unaligned({VM_BINARY, "composite", (dir / "bad.img").string(), "--partition",
                               "boot:" + (dir / "boot.img").string() + ":writable"});
-  CHECK(unaligned.wait_exit(30s) == 3);
+  CHECK(unaligned.wait_exit(30s) == kExitImage);
   CHECK_THAT(unaligned.output(), Catch::Contains("writable partition \"boot\" is 4000 bytes"));
   CHECK_FALSE(std::filesystem::exists(dir / "bad.img"));
   CHECK_FALSE(std::filesystem::exists(dir / "bad.img.header"));

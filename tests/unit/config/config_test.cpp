@@ -38,8 +38,7 @@ ready = { console = "crosvisor-guest: ready" }
   CHECK(spec->debug == DebugLevel::full);
   CHECK(spec->accel == "tcg");
   CHECK(spec->stop_timeout == std::chrono::milliseconds(2500));
-  REQUIRE(spec->ready.has_value());
-  CHECK(spec->ready->pattern == "crosvisor-guest: ready");
+  CHECK(spec->ready == ReadyCondition{ConsoleReady{"crosvisor-guest: ready"}});
 }
 
 TEST_CASE("defaults: qemu, 256 MiB, one cpu, debug none, no ready condition, 10 s stop timeout") {
@@ -49,7 +48,8 @@ TEST_CASE("defaults: qemu, 256 MiB, one cpu, debug none, no ready condition, 10 
   CHECK(spec->memory_mib == 256);
   CHECK(spec->cpus == 1);
   CHECK(spec->debug == DebugLevel::none);
-  CHECK_FALSE(spec->ready.has_value());
+  CHECK(spec->ready == ReadyCondition{ReadyWhenRunning{}});
+  CHECK_FALSE(has_ready_condition(*spec));
   CHECK_FALSE(spec->initrd.has_value());
   CHECK(spec->stop_timeout == std::chrono::seconds(10));
 }
@@ -207,8 +207,8 @@ TEST_CASE("ready can be a vsock callback port, but not both kinds at once") {
   auto spec =
       parse_vm_spec("name = \"v\"\nkernel = \"k\"\nready = { vsock_port = 5000 }\n", kSource);
   REQUIRE(spec.has_value());
-  CHECK(spec->ready_vsock == VsockReady{5000});
-  CHECK_FALSE(spec->ready.has_value());
+  CHECK(spec->ready == ReadyCondition{VsockReady{5000}});
+  CHECK_FALSE(std::holds_alternative<ConsoleReady>(spec->ready));
   CHECK_THAT(
       parse_vm_spec("name = \"v\"\nkernel = \"k\"\nready = { vsock_port = 5, console = \"x\" }\n",
                     kSource)

@@ -126,7 +126,7 @@ TEST_CASE("a launch failure is START_FAILED with the reason") {
 TEST_CASE("a VM waiting for a vsock callback becomes ready on it, not on its console") {
   VmSpec spec;
   spec.name = "v";
-  spec.ready_vsock = VsockReady{5000};
+  spec.ready = VsockReady{5000};
   lifecycle::VmLifecycle life(spec);
   CHECK_FALSE(life.on_vsock_ready());  // not running yet
   life.on_launch_requested();

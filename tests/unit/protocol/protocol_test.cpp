@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "protocol/framing.hpp"
+#include "protocol/replies.hpp"
 #include "protocol/requests.hpp"
 #include "protocol/spec_json.hpp"
 #include "support/temp_dir.hpp"
@@ -56,16 +57,17 @@ TEST_CASE("requests are checked field by field") {
   std::optional<std::uint64_t> id;
   auto stop = parse_request(R"({"id": 4, "op": "stop", "vm": "web-1", "timeout_ms": 500})", id);
   REQUIRE(stop.has_value());
-  CHECK(stop->op == Op::stop);
-  CHECK(stop->target.name == "web-1");
-  CHECK_FALSE(stop->target.cid.has_value());
-  CHECK(stop->timeout_ms == std::optional<std::uint32_t>(500));
+  const auto& stop_body = std::get<StopRequest>(stop->body);
+  CHECK(stop_body.vm.text == "web-1");
+  CHECK_FALSE(stop_body.vm.cid.has_value());
+  CHECK(stop_body.timeout_ms == std::optional<std::uint32_t>(500));
+  CHECK_FALSE(stop_body.force);
   auto by_cid = parse_request(R"({"id": 5, "op": "info", "vm": "2049"})", id);
-  CHECK(by_cid->target.cid == std::optional<std::uint32_t>(2049));
+  CHECK(std::get<InfoRequest>(by_cid->body).vm.cid == std::optional<std::uint32_t>(2049));
   auto logs =
       parse_request(R"({"id": 6, "op": "logs", "vm": "a", "lines": 10, "follow": true})", id);
-  CHECK(logs->lines == 10);
-  CHECK(logs->follow);
+  CHECK(std::get<LogsRequest>(logs->body).lines == 10);
+  CHECK(std::get<LogsRequest>(logs->body).follow);
 
   CHECK(refusal("not json") == "the request is not JSON");
   CHECK(refusal("[1]") == "the request must be a JSON object");
@@ -96,6 +98,47 @@ TEST_CASE("requests are checked field by field") {
   // Even a refused request names its id, so that the reply can answer it.
   parse_request(R"({"id": 9, "op": "nope"})", id);
   CHECK(id == std::optional<std::uint64_t>(9));
+  // Every refusal is the client's fault: a protocol error.
+  std::optional<std::uint64_t> ignored;
+  CHECK(parse_request(R"({"id": 1, "op": "stop"})", ignored).error().kind == ErrorKind::protocol);
+}
+
+TEST_CASE("every request type comes back from the wire as it was encoded, and only fds' types take fds") {
+  const json vm = {{"name", "a"}, {"kernel", {{"fd", 0}}}};
+  const json fleet = {{"name", "f"}, {"vms", json::array()}};
+  const std::vector<RequestBody> bodies = {
+      CreateRequest{vm},
+      ListRequest{true},
+      InfoRequest{*parse_target("web")},
+      StopRequest{*parse_target("2049"), true, 1500},
+      StopRequest{.vm = *parse_target("web")},
+      LogsRequest{*parse_target("web"), 20, true},
+      SubscribeRequest{*parse_target("web")},
+      PingRequest{},
+      VersionRequest{},
+      FleetUpRequest{fleet, true},
+      FleetStatusRequest{"f", true},
+      FleetStatusRequest{},
+      FleetDownRequest{"f", false, 300},
+      FleetRestartRequest{"f", *parse_target("web-0")},
+  };
+  for (std::uint64_t i = 0; i < bodies.size(); ++i) {
+    const auto encoded = encode_request(i, bodies[i]);
+    INFO(encoded.dump());
+    std::optional<std::uint64_t> id;
+    auto parsed = parse_request(encoded.dump(), id);
+    REQUIRE(parsed.has_value());
+    CHECK(parsed->id == i);
+    REQUIRE(parsed->body.index() == bodies[i].index());
+    CHECK(op_of(parsed->body) == encoded["op"].get<std::string>());
+    CHECK(encode_request(i, parsed->body) == encoded);
+    CHECK(takes_fds(parsed->body) == (std::holds_alternative<CreateRequest>(bodies[i]) ||
+                                      std::holds_alternative<FleetUpRequest>(bodies[i])));
+  }
+  CHECK(std::get<StopRequest>(bodies[3]).vm.cid == std::optional<std::uint32_t>(2049));
+  CHECK_FALSE(parse_target("").has_value());
+  CHECK_FALSE(parse_target("4294967296").has_value());
+  CHECK(parse_target("4294967295")->cid == std::optional<std::uint32_t>(4294967295u));
 }
 
 TEST_CASE("a VM description travels as JSON with fds, and comes back as the same spec") {
@@ -129,7 +172,7 @@ TEST_CASE("a VM description travels as JSON with fds, and comes back as the same
   CHECK(back->memory_mib == 512);
   CHECK(back->cid == std::optional<std::uint32_t>(4000));
   CHECK(back->stop_timeout == std::chrono::milliseconds(1500));
-  CHECK(back->ready == std::optional<ConsoleReady>(ConsoleReady{"ready"}));
+  CHECK(back->ready == ReadyCondition{ConsoleReady{"ready"}});
   REQUIRE(back->disks.size() == 2);
   CHECK(std::get<RawDisk>(back->disks[0]).writable);
   CHECK(std::get<CompositeDisk>(back->disks[1]).partitions[0].label == "boot");

@@ -1,0 +1,138 @@
+#include "protocol/replies.hpp"
+
+namespace crosvisor::protocol {
+namespace {
+
+using json = nlohmann::json;
+
+Error malformed(std::string message) {
+  return Error{ErrorKind::protocol, std::move(message)};
+}
+
+}  // namespace
+
+json ok_reply(std::uint64_t id) {
+  return {{"id", id}, {"ok", true}};
+}
+
+json error_reply(std::optional<std::uint64_t> id, const Error& error) {
+  json reply = {{"ok", false}, {"error", error.message}, {"kind", kind_name(error.kind)}};
+  reply["id"] = id ? json(*id) : json(nullptr);
+  return reply;
+}
+
+namespace {
+
+template <class T>
+json or_null(const std::optional<T>& value) {
+  return value ? json(*value) : json(nullptr);
+}
+
+}  // namespace
+
+json info_json(const VmInfo& info) {
+  json out = {{"name", info.name},
+              {"state", to_string(info.state)},
+              {"vmm", to_string(info.vmm)},
+              {"debug", to_string(info.debug)},
+              {"pid", or_null(info.pid)},
+              {"cid", or_null(info.cid)},
+              {"uptime_ms", info.uptime_ms},
+              {"started_at_ms", or_null(info.started_at)},
+              {"owner_uid", or_null(info.owner_uid)},
+              {"memory_mib", info.memory_mib},
+              {"cpus", info.cpus},
+              {"kernel", info.kernel},
+              {"disks", info.disks},
+              {"console_log", info.console_log.empty() ? json(nullptr) : json(info.console_log)},
+              {"fleet", info.fleet.empty() ? json(nullptr) : json(info.fleet)},
+              {"reason", info.reason ? json(to_string(*info.reason)) : json(nullptr)},
+              {"detail", info.detail}};
+  return out;
+}
+
+json state_event(const VmEvent& event) {
+  json message = {{"event", "state"},
+                  {"vm", event.vm},
+                  {"state", to_string(event.state)},
+                  {"detail", event.detail}};
+  if (event.reason)
+    message["reason"] = to_string(*event.reason);
+  if (event.pid)
+    message["pid"] = *event.pid;
+  if (event.cid)
+    message["cid"] = *event.cid;
+  return message;
+}
+
+json console_event(const ConsoleLine& line) {
+  return {{"event", "console"}, {"vm", line.vm}, {"line", line.text}};
+}
+
+Expected<VmEvent> parse_state_event(const json& event) {
+  VmEvent parsed;
+  try {
+    parsed.vm = event.at("vm").get<std::string>();
+    parsed.detail = event.value("detail", std::string());
+    const auto state = vm_state_named(event.at("state").get<std::string>());
+    if (!state)
+      return std::unexpected(malformed("unknown state in event"));
+    parsed.state = *state;
+    if (event.contains("reason")) {
+      parsed.reason = death_reason_named(event["reason"].get<std::string>());
+      if (!parsed.reason)
+        return std::unexpected(malformed("unknown death reason in event"));
+    }
+    if (event.contains("pid"))
+      parsed.pid = event["pid"].get<pid_t>();
+    if (event.contains("cid"))
+      parsed.cid = event["cid"].get<std::uint32_t>();
+  } catch (const json::exception& e) {
+    return std::unexpected(malformed(std::string("malformed event: ") + e.what()));
+  }
+  return parsed;
+}
+
+Expected<VmInfo> parse_info(const json& info) {
+  VmInfo parsed;
+  const auto optional_of = [&]<class T>(const char* key, std::optional<T>& into) {
+    if (info.contains(key) && !info[key].is_null())
+      into = info[key].get<T>();
+  };
+  try {
+    parsed.name = info.at("name").get<std::string>();
+    const auto state = vm_state_named(info.at("state").get<std::string>());
+    const auto vmm = vmm_kind_named(info.at("vmm").get<std::string>());
+    const auto debug = debug_level_named(info.at("debug").get<std::string>());
+    if (!state || !vmm || !debug)
+      return std::unexpected(malformed("unknown state, VMM or debug level in info"));
+    parsed.state = *state;
+    parsed.vmm = *vmm;
+    parsed.debug = *debug;
+    optional_of("pid", parsed.pid);
+    optional_of("cid", parsed.cid);
+    parsed.uptime_ms = info.at("uptime_ms").get<std::int64_t>();
+    optional_of("started_at_ms", parsed.started_at);
+    optional_of("owner_uid", parsed.owner_uid);
+    parsed.memory_mib = info.value("memory_mib", 0u);
+    parsed.cpus = info.value("cpus", 0u);
+    parsed.kernel = info.value("kernel", std::string());
+    if (info.contains("disks"))
+      parsed.disks = info["disks"].get<std::vector<std::string>>();
+    if (info.contains("console_log") && info["console_log"].is_string())
+      parsed.console_log = info["console_log"].get<std::string>();
+    if (info.contains("fleet") && info["fleet"].is_string())
+      parsed.fleet = info["fleet"].get<std::string>();
+    if (info.contains("reason") && info["reason"].is_string()) {
+      parsed.reason = death_reason_named(info["reason"].get<std::string>());
+      if (!parsed.reason)
+        return std::unexpected(malformed("unknown death reason in info"));
+    }
+    parsed.detail = info.value("detail", std::string());
+  } catch (const json::exception& e) {
+    return std::unexpected(malformed(std::string("malformed info: ") + e.what()));
+  }
+  return parsed;
+}
+
+}  // namespace crosvisor::protocol

@@ -1,0 +1,28 @@
+// Replies and events on the control socket (docs/protocol.md). Pure logic.
+//   reply:   {"id": N, "ok": true, ...} or {"id": N, "ok": false, "error": "...", "kind": "..."}
+//   event:   {"event": "state", "vm", "state", "reason"?, "detail", "pid"?, "cid"?} or
+//            {"event": "console", "vm", "line"}
+// Requests: protocol/requests.hpp.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "crosvisor/error.hpp"
+#include "crosvisor/vm_event.hpp"
+
+namespace crosvisor::protocol {
+
+nlohmann::json ok_reply(std::uint64_t id);
+// {"id", "ok": false, "error": message, "kind": the error's kind (crosvisor/error.hpp)}
+nlohmann::json error_reply(std::optional<std::uint64_t> id, const Error& error);
+nlohmann::json info_json(const VmInfo& info);
+nlohmann::json state_event(const VmEvent& event);
+nlohmann::json console_event(const ConsoleLine& line);
+
+// Client side: the reverse of state_event and info_json.
+Expected<VmEvent> parse_state_event(const nlohmann::json& event);
+Expected<VmInfo> parse_info(const nlohmann::json& info);
+
+}  // namespace crosvisor::protocol
