@@ -3,8 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <map>
 #include <set>
 
@@ -41,9 +41,9 @@ struct CidRegistryState {
   }
 };
 
-using Registry = caf::stateful_actor<CidRegistryState>;
+using Registry = CidRegistryActor::stateful_pointer<CidRegistryState>;
 
-caf::behavior registry(Registry* self, CidRegistryOptions options) {
+CidRegistryActor::behavior_type registry(Registry self, CidRegistryOptions options) {
   auto& st = self->state;
   auto state_file = options.state_file.empty()
                         ? Expected<vsock::LastCidFile>(make_error(ErrorKind::not_found, "none"))
@@ -59,7 +59,7 @@ caf::behavior registry(Registry* self, CidRegistryOptions options) {
   if (!pool) {
     spdlog::error("cid registry: {}", pool.error().message);
     self->quit(to_caf_error(pool.error()));
-    return {};
+    return CidRegistryActor::behavior_type::make_empty_behavior();
   }
   st.pool.emplace(std::move(*pool));
   st.locks.emplace(options.scope);
@@ -127,7 +127,7 @@ caf::behavior registry(Registry* self, CidRegistryOptions options) {
 
 }  // namespace
 
-caf::actor spawn_cid_registry(caf::actor_system& system, CidRegistryOptions options) {
+CidRegistryActor spawn_cid_registry(caf::actor_system& system, CidRegistryOptions options) {
   // Detached: its flock calls and state-file writes touch the file system, and an embedding
   // application's scheduler threads must never wait on that.
   return system.spawn<caf::detached>(registry, std::move(options));

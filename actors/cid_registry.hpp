@@ -3,7 +3,11 @@
 #pragma once
 
 #include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
 #include <filesystem>
+
+#include "crosvisor/messages.hpp"
 
 #include "vsock/cid_locks.hpp"
 #include "vsock/cid_pool.hpp"
@@ -19,6 +23,17 @@ struct CidRegistryOptions {
   std::filesystem::path state_file;
 };
 
-caf::actor spawn_cid_registry(caf::actor_system& system, CidRegistryOptions options);
+using grant_atom = caf::atom_constant<caf::atom("grant")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
+
+using CidRegistryActor = caf::typed_actor<
+    // (owner, fixed) -> a CID, reserved host-wide until the owner is down or it is released;
+    // fixed 0 means "any free CID". Refused (conflict, limit, invalid_config) with none taken.
+    caf::replies_to<grant_atom, caf::actor, std::uint32_t>::with<std::uint32_t>,
+    caf::reacts_to<release_atom, std::uint32_t>,
+    // -> how many CIDs are granted
+    caf::replies_to<in_use_atom>::with<std::uint64_t>>;
+
+CidRegistryActor spawn_cid_registry(caf::actor_system& system, CidRegistryOptions options);
 
 }  // namespace crosvisor

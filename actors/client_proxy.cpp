@@ -1,19 +1,20 @@
 #include "actors/client_proxy.hpp"
 
 #include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
-#include "actors/internal_messages.hpp"
 #include "actors/monitors.hpp"
-#include "crosvisor/messages.hpp"
 
 namespace crosvisor {
 namespace {
 
 struct ProxyState {
   static inline const char* name = "crosvisor.client_proxy";
-  caf::actor vm;        // strong: the vm actor lives while a proxy does
+  // Not an aggregate: CAF builds a state from the actor's pointer whenever it can, and C++20
+  // would let that pointer initialise the first member, a typed handle.
+  ProxyState() = default;
+  VmActorImpl vm;       // strong: the vm actor lives while a proxy does
   caf::actor client;    // where events go; may be invalid
   bool console = true;  // pass console lines too (a client that only watches states says not)
   caf::actor_addr self_address;
@@ -21,9 +22,9 @@ struct ProxyState {
   ~ProxyState() { withdraw_monitor(self_address, client); }
 };
 
-using Proxy = caf::stateful_actor<ProxyState>;
+using Proxy = ClientProxyActor::stateful_pointer<ProxyState>;
 
-caf::behavior proxy_behavior(Proxy* self, caf::actor vm, caf::actor client) {
+ClientProxyActor::behavior_type proxy_behavior(Proxy self, VmActorImpl vm, caf::actor client) {
   self->state.vm = std::move(vm);
   self->state.client = std::move(client);
   self->state.self_address = self->address();
@@ -35,14 +36,14 @@ caf::behavior proxy_behavior(Proxy* self, caf::actor vm, caf::actor client) {
     });
   }
   return {
-      // From the vm actor: events for the client.
+      // From the vm actor: events for the client (anonymous: each names its VM).
       [=](const VmEvent& event) {
         if (self->state.client)
-          self->send(self->state.client, event);
+          caf::anon_send(self->state.client, event);
       },
       [=](const ConsoleLine& line) {
         if (self->state.client && self->state.console)
-          self->send(self->state.client, line);
+          caf::anon_send(self->state.client, line);
       },
       [=](events_atom) { self->state.console = false; },
       // From the client: requests for the VM.
@@ -60,7 +61,10 @@ caf::behavior proxy_behavior(Proxy* self, caf::actor vm, caf::actor client) {
       [=](subscribe_atom, caf::actor subscriber) {
         self->send(self->state.vm, subscribe_atom::value, std::move(subscriber));
       },
-      [=](dup_atom, caf::actor other_client) {
+      [=](subscribe_atom, caf::actor subscriber, events_atom) {
+        self->send(self->state.vm, subscribe_atom::value, std::move(subscriber), events_atom::value);
+      },
+      [=](dup_atom, caf::actor other_client) -> VmHandle {
         return spawn_client_proxy(self->system(), self->state.vm, std::move(other_client));
       },
   };
@@ -68,7 +72,7 @@ caf::behavior proxy_behavior(Proxy* self, caf::actor vm, caf::actor client) {
 
 }  // namespace
 
-caf::actor spawn_client_proxy(caf::actor_system& system, caf::actor vm, caf::actor client) {
+ClientProxyActor spawn_client_proxy(caf::actor_system& system, VmActorImpl vm, caf::actor client) {
   auto proxy = system.spawn(proxy_behavior, vm, std::move(client));
   // A strong reference in the message, so that the proxy is alive (or properly down) when the
   // vm actor monitors it; the vm actor keeps only its address, never keeping a handle alive.

@@ -9,10 +9,12 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/vm_protocol.hpp"
+
 namespace crosvisor {
 
 // A proxy for `client` (which may be invalid: then only the handle's lifetime counts) on `vm`.
 // The vm actor is told to monitor it before this returns.
-caf::actor spawn_client_proxy(caf::actor_system& system, caf::actor vm, caf::actor client);
+ClientProxyActor spawn_client_proxy(caf::actor_system& system, VmActorImpl vm, caf::actor client);
 
 }  // namespace crosvisor

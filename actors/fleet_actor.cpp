@@ -3,8 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <map>
 
 #include "crosvisor/error_bridge.hpp"
@@ -16,37 +16,45 @@ namespace {
 
 using restart_due_atom = caf::atom_constant<caf::atom("restartdue")>;
 
+// The fleet, as the client of its members' handles and with its own restart timer.
+using FleetImpl = FleetActor::extend<caf::reacts_to<VmEvent>, caf::reacts_to<ConsoleLine>,
+                                     caf::reacts_to<restart_due_atom, std::size_t>>;
+
 struct Member {
   config::FleetVm vm;
-  caf::actor handle;  // while the VM is not dead
+  VmHandle handle;  // while the VM is not dead
   lifecycle::RestartTracker tracker;
   FleetMemberStatus status;
   bool up = false;             // counted as up at least once
   bool manual = false;         // a restart by hand is under way
   bool start_pending = false;  // a create is in flight, or a (re)start is scheduled
-  std::vector<caf::response_promise> restart_waiters;  // `vm fleet restart`, answered when done
+  // `vm fleet restart`, answered when done
+  std::vector<caf::typed_response_promise<FleetMemberStatus>> restart_waiters;
 };
 
 struct FleetState {
   static inline const char* name = "crosvisor.fleet";
-  caf::actor service;
+  // Not an aggregate: CAF builds a state from the actor's pointer whenever it can, and C++20
+  // would let that pointer initialise the first member, a typed handle.
+  FleetState() = default;
+  ServiceActor service;
   std::string fleet_name;
   std::vector<Member> members;
   std::map<std::string, std::size_t> index_of;
   std::unique_ptr<lifecycle::StartPlan> plan;
   std::vector<caf::actor> subscribers;
   bool stopping = false;
-  std::vector<caf::response_promise> down_waiters;
+  std::vector<caf::typed_response_promise<FleetStatus>> down_waiters;
 };
 
-using Fleet = caf::stateful_actor<FleetState>;
+using Fleet = FleetImpl::stateful_pointer<FleetState>;
 
 bool is_up(const Member& member) {
   return member.status.state == VmState::ready ||
          (member.status.state == VmState::running && !has_ready_condition(member.vm.spec));
 }
 
-FleetStatus status_of(Fleet* self) {
+FleetStatus status_of(Fleet self) {
   auto& st = self->state;
   FleetStatus status;
   status.name = st.fleet_name;
@@ -66,11 +74,11 @@ void answer_restart_waiters(Member& member) {
   member.restart_waiters.clear();
 }
 
-void start_what_may(Fleet* self);
+void start_what_may(Fleet self);
 
 // VM i will not come up: what waits for it is blocked, and says so; its start slot goes to the
 // next VM that may start.
-void give_up(Fleet* self, std::size_t i) {
+void give_up(Fleet self, std::size_t i) {
   auto& st = self->state;
   for (std::size_t blocked : st.plan->on_given_up(i)) {
     auto& member = st.members[blocked];
@@ -82,14 +90,14 @@ void give_up(Fleet* self, std::size_t i) {
   start_what_may(self);
 }
 
-void start_member(Fleet* self, std::size_t i) {
+void start_member(Fleet self, std::size_t i) {
   auto& member = self->state.members[i];
   member.status.state = VmState::created;
   member.start_pending = true;
   self->request(self->state.service, std::chrono::seconds(30), create_atom::value, member.vm.spec,
                 caf::actor_cast<caf::actor>(self))
       .then(
-          [=](caf::actor handle) {
+          [=](VmHandle handle) {
             auto& m = self->state.members[i];
             m.start_pending = false;
             self->send(handle, events_atom::value);  // states are what a fleet watches
@@ -109,14 +117,14 @@ void start_member(Fleet* self, std::size_t i) {
           });
 }
 
-void start_what_may(Fleet* self) {
+void start_what_may(Fleet self) {
   if (self->state.stopping)
     return;
   for (std::size_t i : self->state.plan->startable())
     start_member(self, i);
 }
 
-void finish_down_if_done(Fleet* self) {
+void finish_down_if_done(Fleet self) {
   auto& st = self->state;
   if (!st.stopping)
     return;
@@ -133,10 +141,10 @@ void finish_down_if_done(Fleet* self) {
   self->quit();
 }
 
-void on_event(Fleet* self, const VmEvent& event) {
+void on_event(Fleet self, const VmEvent& event) {
   auto& st = self->state;
   for (auto& subscriber : st.subscribers)
-    self->send(subscriber, event);
+    caf::anon_send(subscriber, event);
   auto found = st.index_of.find(event.vm);
   if (found == st.index_of.end())
     return;
@@ -158,7 +166,7 @@ void on_event(Fleet* self, const VmEvent& event) {
   }
   if (event.state != VmState::dead)
     return;
-  member.handle = nullptr;  // its CID goes back; a restart gets a fresh one
+  member.handle = VmHandle();  // its CID goes back; a restart gets a fresh one
   member.status.last_death = event.reason;
   member.status.pid.reset();
   member.status.cid.reset();
@@ -196,20 +204,23 @@ void on_event(Fleet* self, const VmEvent& event) {
   answer_restart_waiters(member);
 }
 
-// Stops the fleet: every VM at once, gracefully (within `timeout` when given) or killed.
-caf::result<FleetStatus> go_down(Fleet* self, const caf::message& stop) {
+// Stops the fleet: every VM at once, as `stop` tells each one (gracefully, within a timeout, or
+// killed).
+caf::typed_response_promise<FleetStatus> go_down(
+    Fleet self, const std::function<void(const VmHandle&)>& stop) {
   auto promise = self->make_response_promise<FleetStatus>();
   self->state.down_waiters.push_back(promise);
   self->state.stopping = true;
   for (auto& member : self->state.members) {
     if (member.handle)
-      self->send(member.handle, stop);
+      stop(member.handle);
   }
   finish_down_if_done(self);
   return promise;
 }
 
-caf::behavior fleet_behavior(Fleet* self, caf::actor service, config::FleetSpec fleet) {
+FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service,
+                                        config::FleetSpec fleet) {
   auto& st = self->state;
   st.service = std::move(service);
   st.fleet_name = fleet.name;
@@ -247,12 +258,17 @@ caf::behavior fleet_behavior(Fleet* self, caf::actor service, config::FleetSpec 
       [=](subscribe_atom, caf::actor subscriber) {
         self->state.subscribers.push_back(std::move(subscriber));
       },
-      [=](stop_atom) { return go_down(self, caf::make_message(stop_atom::value)); },
+      [=](stop_atom) {
+        return go_down(self, [=](const VmHandle& vm) { self->send(vm, stop_atom::value); });
+      },
       [=](stop_atom, std::uint32_t timeout_ms) {
-        return go_down(self, caf::make_message(stop_atom::value, timeout_ms));
+        return go_down(self,
+                       [=](const VmHandle& vm) { self->send(vm, stop_atom::value, timeout_ms); });
       },
       [=](stop_atom, kill_atom) {
-        return go_down(self, caf::make_message(stop_atom::value, kill_atom::value));
+        return go_down(self, [=](const VmHandle& vm) {
+          self->send(vm, stop_atom::value, kill_atom::value);
+        });
       },
       [=](restart_atom, const std::string& name) -> caf::result<FleetMemberStatus> {
         auto& s = self->state;
@@ -295,7 +311,7 @@ caf::behavior fleet_behavior(Fleet* self, caf::actor service, config::FleetSpec 
 
 }  // namespace
 
-caf::actor spawn_fleet(caf::actor_system& system, caf::actor service, config::FleetSpec fleet) {
+FleetActor spawn_fleet(caf::actor_system& system, ServiceActor service, config::FleetSpec fleet) {
   return system.spawn(fleet_behavior, std::move(service), std::move(fleet));
 }
 

@@ -2,23 +2,19 @@
 // concurrency limit (waiting for readiness where a VM has a ready condition), restarts them by
 // their policy (lifecycle/fleet_policy) and marks the ones past their restart intensity failed
 // while the rest keep running.
-//   (fleet_status_atom)                 -> FleetStatus
-//   (subscribe_atom, actor)             the actor receives every member's VmEvents
-//   (stop_atom [, uint32_t timeout_ms]) -> FleetStatus once every VM is dead; then it quits
-//   (stop_atom, kill_atom)              the same, every VMM killed at once
-//   (restart_atom, std::string name)    -> FleetMemberStatus once that VM, stopped and started
-//                                          afresh, is up again or has failed; an error for a
-//                                          name the fleet does not have
 #pragma once
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "config/fleet_config.hpp"
+#include "crosvisor/messages.hpp"
 #include "crosvisor/vm_event.hpp"
 
 namespace crosvisor {
@@ -46,7 +42,20 @@ struct FleetStatus {
   std::size_t blocked = 0;
 };
 
-caf::actor spawn_fleet(caf::actor_system& system, caf::actor service, config::FleetSpec fleet);
+using FleetActor = caf::typed_actor<
+    caf::replies_to<fleet_status_atom>::with<FleetStatus>,
+    // The subscriber receives every member's VmEvents.
+    caf::reacts_to<subscribe_atom, caf::actor>,
+    // Every VM stopped at once (gracefully, within this many milliseconds when given, or
+    // killed) -> the status once every VM is dead; then the fleet actor quits.
+    caf::replies_to<stop_atom>::with<FleetStatus>,
+    caf::replies_to<stop_atom, std::uint32_t>::with<FleetStatus>,
+    caf::replies_to<stop_atom, kill_atom>::with<FleetStatus>,
+    // (name) -> that VM's status once, stopped and started afresh, it is up again or has
+    // failed; an error (not_found) for a name the fleet does not have.
+    caf::replies_to<restart_atom, std::string>::with<FleetMemberStatus>>;
+
+FleetActor spawn_fleet(caf::actor_system& system, ServiceActor service, config::FleetSpec fleet);
 
 }  // namespace crosvisor
 

@@ -5,13 +5,12 @@
 #include <unistd.h>
 
 #include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <map>
 
 #include "actors/cid_registry.hpp"
 #include "actors/client_proxy.hpp"
-#include "actors/internal_messages.hpp"
 #include "actors/vm_actor.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
@@ -30,11 +29,14 @@ VmKey key_of(const VmSpec& spec) {
   return {spec.owner_uid, spec.name};
 }
 
+// The service, told of its VMs' deaths.
+using ServiceImpl = ServiceActor::extend_with<VmDeathWatcher>;
+
 struct ServiceState {
   static inline const char* name = "crosvisor.service";
   ServiceOptions options;
-  caf::actor cid_registry;
-  std::map<VmKey, caf::actor> vms;  // VMs not dead yet
+  CidRegistryActor cid_registry;
+  std::map<VmKey, VmActorImpl> vms;  // VMs not dead yet
   std::map<caf::actor_addr, VmKey> names;
   std::optional<lifecycle::OwnerUsage> usage;         // what each user holds
   lifecycle::ImageClaims images;                      // who writes and reads which image
@@ -51,10 +53,10 @@ struct ServiceState {
   }
 };
 
-using ServiceActor = caf::stateful_actor<ServiceState>;
+using ServiceSelf = ServiceImpl::stateful_pointer<ServiceState>;
 
 // The VM no longer holds its name (it died, or its actor ended).
-void forget(ServiceActor* self, const caf::actor_addr& vm) {
+void forget(ServiceSelf self, const caf::actor_addr& vm) {
   auto& st = self->state;
   auto it = st.names.find(vm);
   if (it == st.names.end())
@@ -68,7 +70,8 @@ void forget(ServiceActor* self, const caf::actor_addr& vm) {
 }
 
 // Spawns the VM and its first handle, and delivers the handle before the VM says anything.
-void start_vm(ServiceActor* self, VmSpec spec, caf::actor client, caf::response_promise reply) {
+void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
+              caf::typed_response_promise<VmHandle> reply) {
   auto& st = self->state;
   const std::size_t fds = lifecycle::estimated_fds(spec);
   const bool counted = st.usage->limits().fd_capacity > 0 && spec.owner_uid && *spec.owner_uid != 0;
@@ -93,24 +96,24 @@ void start_vm(ServiceActor* self, VmSpec spec, caf::actor client, caf::response_
       spec.owner_uid ? st.options.log_dir / std::to_string(*spec.owner_uid) : st.options.log_dir;
   VmPaths paths{run_dir, log_dir / (spec.name + ".log"), st.options.log_max_bytes};
   auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor, st.cid_registry,
-                           std::move(paths));
+                           caf::actor_cast<VmDeathWatcher>(self), std::move(paths));
   st.claim_of[vm.address()] = run_id;
   auto handle = spawn_client_proxy(self->system(), vm, std::move(client));
+  // The service hears the VM's death (vm_dead_atom), to free its name at once: a dead VM's
+  // actor lives on while clients hold handles on it, but a new VM may take the name. The monitor
+  // covers an actor that ends without a death (its system shutting down).
   self->monitor(vm);
-  // The service hears the VM's death, to free its name at once: a dead VM's actor lives on
-  // while clients hold handles on it, but a new VM may take the name.
-  self->send(vm, subscribe_atom::value, caf::actor_cast<caf::actor>(self), events_atom::value);
   st.vms.emplace(key, vm);
   st.names.emplace(vm.address(), key);
   st.usage->add(key.first, fds);
   st.fds_of[vm.address()] = fds;
   // The creator gets the handle before the VM says anything: deliver the reply first, then let
   // the VM launch. Its first event can only follow the reply in the mailbox.
-  reply.deliver(std::move(handle));
+  reply.deliver(VmHandle(handle));
   self->send(vm, launch_atom::value);
 }
 
-caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
+ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions options) {
   self->state.options = std::move(options);
   const auto& cids = self->state.options;
   self->state.usage.emplace(lifecycle::OwnerLimits{cids.max_vms_per_owner, cids.max_fds_per_owner,
@@ -122,13 +125,13 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
     self->state.options.reactor = std::make_shared<vmm::Reactor>();
   self->set_down_handler([=](const caf::down_msg& down) { forget(self, down.source); });
   return {
-      [=](create_atom, VmSpec spec, caf::actor client) -> caf::result<caf::actor> {
+      [=](create_atom, VmSpec spec, caf::actor client) -> caf::result<VmHandle> {
         auto& st = self->state;
         if (!is_valid_vm_name(spec.name)) {
           return to_caf_error(ErrorKind::invalid_config,
                               "'" + spec.name + "' is not a VM name: " + kVmNameRule);
         }
-        auto reply = self->make_response_promise<caf::actor>();
+        auto reply = self->make_response_promise<VmHandle>();
         auto existing = st.vms.find(key_of(spec));
         if (existing == st.vms.end()) {
           start_vm(self, std::move(spec), std::move(client), reply);
@@ -137,7 +140,7 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
         // The name's holder may have died a moment ago, its death still on the way here (a
         // fleet restarting a VM hears of the death through its handle first): ask it.
         const std::string name = spec.name;
-        const caf::actor holder = existing->second;
+        const VmActorImpl holder = existing->second;
         self->request<caf::message_priority::high>(holder, std::chrono::seconds(10),
                                                    info_atom::value)
             .then(
@@ -156,10 +159,7 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
                 });
         return reply;
       },
-      [=](const VmEvent& event) {
-        if (event.state == VmState::dead)
-          forget(self, caf::actor_cast<caf::actor_addr>(self->current_sender()));
-      },
+      [=](vm_dead_atom, const caf::actor_addr& vm) { forget(self, vm); },
       [=](in_use_atom) { return self->delegate(self->state.cid_registry, in_use_atom::value); },
       [=](taken_atom, std::uint32_t owner, const std::vector<std::string>& names) {
         std::vector<std::string> taken;
@@ -169,8 +169,13 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
         }
         return taken;
       },
+      [=](dup_atom, const VmHandle& handle, caf::actor other_client) {
+        // Every handle is a client proxy, which makes its copies itself.
+        return self->delegate(caf::actor_cast<ClientProxyActor>(handle), dup_atom::value,
+                              std::move(other_client));
+      },
       [=](list_atom) {
-        std::vector<caf::actor> vms;
+        std::vector<VmActor> vms;
         for (auto& [name, vm] : self->state.vms)
           vms.push_back(vm);
         return vms;
@@ -180,7 +185,7 @@ caf::behavior service_behavior(ServiceActor* self, ServiceOptions options) {
 
 }  // namespace
 
-caf::actor spawn_service(caf::actor_system& system, ServiceOptions options) {
+ServiceActor spawn_service(caf::actor_system& system, ServiceOptions options) {
   if (options.runtime_dir.empty())
     options.runtime_dir = default_runtime_dir();
   if (options.log_dir.empty())

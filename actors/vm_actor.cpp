@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <set>
 
-#include "actors/internal_messages.hpp"
+#include "actors/client_proxy.hpp"
 #include "actors/monitors.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
@@ -24,6 +24,7 @@ struct VmActorState {
 
   std::unique_ptr<lifecycle::VmLifecycle> life;
   std::shared_ptr<vmm::Reactor> reactor;
+  VmDeathWatcher watcher;
   vmm::Reactor::ChildId child = 0;
   std::size_t console_unacked = 0;  // lines handled, not yet told to the reactor
   bool child_alive = false;
@@ -61,7 +62,7 @@ struct VmActorState {
   }
 };
 
-using VmActor = caf::stateful_actor<VmActorState>;
+using VmSelf = VmActorImpl::stateful_pointer<VmActorState>;
 
 // One line per disk, as the client named its files: "raw /srv/root.img (rw)",
 // "composite: boot /srv/boot.img (ro), data /srv/data.img (rw)".
@@ -86,26 +87,26 @@ std::vector<std::string> describe_disks(const VmSpec& spec) {
 
 // To every subscriber and every client handle.
 template <class Message>
-void publish(VmActor* self, const Message& message) {
+void publish(VmSelf self, const Message& message) {
   constexpr bool console = std::is_same_v<Message, ConsoleLine>;
   for (auto& subscriber : self->state.subscribers) {
     if (!console || subscriber.console)
-      self->send(subscriber.actor, message);
+      caf::anon_send(subscriber.actor, message);
   }
   for (const auto& address : self->state.proxies) {
-    if (auto proxy = caf::actor_cast<caf::actor>(address))
+    if (auto proxy = caf::actor_cast<ClientProxyActor>(address))
       self->send(proxy, message);
   }
 }
 
 // The VM actor lives on after its VM died, answering requests, until no handle remains: only
 // then does the CID registry (which monitors it) take the CID back, as AVF does.
-void quit_if_unreferenced(VmActor* self) {
+void quit_if_unreferenced(VmSelf self) {
   if (self->state.dead && self->state.proxies.empty())
     self->quit();
 }
 
-VmEvent current_event(VmActor* self, std::string detail = {}) {
+VmEvent current_event(VmSelf self, std::string detail = {}) {
   VmEvent event;
   event.vm = self->state.life->spec().name;
   event.state = self->state.life->state();
@@ -115,9 +116,9 @@ VmEvent current_event(VmActor* self, std::string detail = {}) {
 
 // Adds a subscriber (once; a second subscription changes what it wants) and tells it the
 // current state.
-void subscribe(VmActor* self, caf::actor subscriber, bool console) {
+void subscribe(VmSelf self, caf::actor subscriber, bool console) {
   auto& subscribers = self->state.subscribers;
-  self->send(subscriber, current_event(self));
+  caf::anon_send(subscriber, current_event(self));
   auto known = std::find_if(subscribers.begin(), subscribers.end(),
                             [&](const auto& entry) { return entry.actor == subscriber; });
   if (known != subscribers.end()) {
@@ -128,7 +129,7 @@ void subscribe(VmActor* self, caf::actor subscriber, bool console) {
   subscribers.push_back({std::move(subscriber), console});
 }
 
-void die(VmActor* self, lifecycle::Death death) {
+void die(VmSelf self, lifecycle::Death death) {
   auto& st = self->state;
   st.child_alive = false;
   if (st.ready_token != 0)
@@ -140,6 +141,7 @@ void die(VmActor* self, lifecycle::Death death) {
   VmEvent event = current_event(self, death.detail);
   event.reason = death.reason;
   publish(self, std::move(event));
+  self->send(st.watcher, vm_dead_atom::value, self->address());
   // The private directory goes on the reactor thread: no file system work in a handler.
   st.reactor->post([dir = std::move(st.run_dir)] {
     std::error_code ignored;
@@ -150,8 +152,8 @@ void die(VmActor* self, lifecycle::Death death) {
   quit_if_unreferenced(self);
 }
 
-void send_control(VmActor* self, vmm::ControlRequest request) {
-  auto me = caf::actor_cast<caf::actor>(self);
+void send_control(VmSelf self, vmm::ControlRequest request) {
+  auto me = caf::actor_cast<VmActorImpl>(self);
   self->state.reactor->control(self->state.child, request, [me](Expected<void> result) {
     // A refusal (ErrorKind::state) is an answer: the VMM cannot do it. Anything else (no answer,
     // a closed socket) leaves it to the step's deadline.
@@ -161,7 +163,7 @@ void send_control(VmActor* self, vmm::ControlRequest request) {
   });
 }
 
-void take_step(VmActor* self, lifecycle::StopStep step) {
+void take_step(VmSelf self, lifecycle::StopStep step) {
   auto& st = self->state;
   const auto& name = st.life->spec().name;
   switch (step) {
@@ -185,8 +187,8 @@ void take_step(VmActor* self, lifecycle::StopStep step) {
   self->delayed_send(self, st.life->step_deadline(step), step_due_atom::value, step);
 }
 
-vmm::ChildObserver observer_for(VmActor* self) {
-  auto me = caf::actor_cast<caf::actor>(self);
+vmm::ChildObserver observer_for(VmSelf self) {
+  auto me = caf::actor_cast<VmActorImpl>(self);
   vmm::ChildObserver observer;
   observer.spawned = [me](pid_t pid) { caf::anon_send(me, spawned_atom::value, pid); };
   observer.started = [me] { caf::anon_send(me, started_atom::value); };
@@ -206,9 +208,12 @@ vmm::ChildObserver observer_for(VmActor* self) {
   return observer;
 }
 
-caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<vmm::Reactor> reactor,
-                          caf::actor cid_registry, VmPaths paths) {
+VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
+                                       std::shared_ptr<vmm::Reactor> reactor,
+                                       CidRegistryActor cid_registry, VmDeathWatcher watcher,
+                                       VmPaths paths) {
   auto& st = self->state;
+  st.watcher = std::move(watcher);
   st.self_address = self->address();
   st.life = std::make_unique<lifecycle::VmLifecycle>(std::move(spec));
   st.reactor = std::move(reactor);
@@ -236,7 +241,7 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<vmm::React
   });
 
   return {
-      [=](attach_atom, const caf::actor& proxy) {
+      [=](attach_atom, const ClientProxyActor& proxy) {
         auto& s = self->state;
         self->monitor(proxy);
         s.proxies.insert(proxy.address());
@@ -294,7 +299,7 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<vmm::React
         publish(self, running);
         // Readiness through the guest's vsock callback: wait for it on the reactor.
         if (const auto* vsock_ready = std::get_if<VsockReady>(&s.life->spec().ready)) {
-          auto me = caf::actor_cast<caf::actor>(self);
+          auto me = caf::actor_cast<VmActorImpl>(self);
           s.ready_token =
               s.reactor->await_vsock_ready(vsock_ready->port, s.cid, [me](Expected<void> result) {
                 caf::anon_send(me, vsready_atom::value,
@@ -441,11 +446,11 @@ caf::behavior vm_behavior(VmActor* self, VmSpec spec, std::shared_ptr<vmm::React
 
 }  // namespace
 
-caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec,
-                          std::shared_ptr<vmm::Reactor> reactor, caf::actor cid_registry,
-                          VmPaths paths) {
+VmActorImpl spawn_vm_actor(caf::actor_system& system, VmSpec spec,
+                           std::shared_ptr<vmm::Reactor> reactor, CidRegistryActor cid_registry,
+                           VmDeathWatcher watcher, VmPaths paths) {
   return system.spawn(vm_behavior, std::move(spec), std::move(reactor), std::move(cid_registry),
-                      std::move(paths));
+                      std::move(watcher), std::move(paths));
 }
 
 }  // namespace crosvisor

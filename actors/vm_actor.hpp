@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <memory>
 
+#include "actors/cid_registry.hpp"
+#include "actors/vm_protocol.hpp"
 #include "crosvisor/vm_spec.hpp"
 
 namespace crosvisor {
@@ -23,9 +25,9 @@ struct VmPaths {
 
 // `cid_registry` grants the VM its vsock CID before the VMM starts. Client handles attach
 // themselves (actors/client_proxy); when the last one is gone the VM is stopped, and once the VM
-// is dead and no handle remains the actor quits.
-caf::actor spawn_vm_actor(caf::actor_system& system, VmSpec spec,
-                          std::shared_ptr<vmm::Reactor> reactor, caf::actor cid_registry,
-                          VmPaths paths);
+// is dead and no handle remains the actor quits. `watcher` hears of the death at once.
+VmActorImpl spawn_vm_actor(caf::actor_system& system, VmSpec spec,
+                           std::shared_ptr<vmm::Reactor> reactor, CidRegistryActor cid_registry,
+                           VmDeathWatcher watcher, VmPaths paths);
 
 }  // namespace crosvisor

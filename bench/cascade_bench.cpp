@@ -30,17 +30,17 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct ClientState {
-  caf::actor handle;
+  VmHandle handle;
   bool leaving = false;
 };
 
 // Creates its VM, holds the handle, passes events on to `watcher`. (stop_atom): stops the VM
 // through the handle and, once it is dead, lets go (quits, dropping the handle).
-caf::behavior client_behavior(caf::stateful_actor<ClientState>* self, caf::actor service,
+caf::behavior client_behavior(caf::stateful_actor<ClientState>* self, ServiceActor service,
                               VmSpec spec, caf::actor watcher) {
   self->request(service, caf::infinite, create_atom::value, std::move(spec),
                 caf::actor_cast<caf::actor>(self))
-      .then([=](caf::actor handle) { self->state.handle = std::move(handle); });
+      .then([=](VmHandle handle) { self->state.handle = std::move(handle); });
   return {
       [=](const VmEvent& event) {
         self->send(watcher, event);
@@ -88,9 +88,9 @@ Figures round(const Options& options, bool kill_clients, int number) {
   }
 
   // The VMs' own actors, by client index, watched until each is gone.
-  std::vector<caf::actor> vms;
+  std::vector<VmActor> vms;
   watcher->request(service, std::chrono::seconds(10), list_atom::value)
-      .receive([&](const std::vector<caf::actor>& listed) { vms = listed; },
+      .receive([&](const std::vector<VmActor>& listed) { vms = listed; },
                [&](caf::error& error) { throw std::runtime_error(system.render(error)); });
   std::map<caf::actor_addr, int> index_of;
   for (const auto& vm : vms) {

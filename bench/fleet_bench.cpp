@@ -34,7 +34,7 @@ struct Figures {
 struct Supervisor {
   caf::actor_system_config config;
   caf::actor_system system{config};
-  caf::actor service;
+  ServiceActor service;
   Supervisor(const Options& options, const std::string& tag) {
     service = spawn_service(system, stand_in_service_options(options, tag));
   }
@@ -78,12 +78,12 @@ Figures fleet_round(const Options& options) {
 Figures direct_round(const Options& options) {
   Supervisor supervisor(options, "direct");
   caf::scoped_actor self{supervisor.system};
-  std::vector<caf::actor> handles;
+  std::vector<VmHandle> handles;
   const auto start = Clock::now();
   for (int i = 0; i < options.vms; ++i) {
     self->request(supervisor.service, caf::infinite, create_atom::value,
                   stand_in_spec("d-", i, options), caf::actor_cast<caf::actor>(self))
-        .receive([&](caf::actor handle) { handles.push_back(handle); },
+        .receive([&](VmHandle handle) { handles.push_back(handle); },
                  [&](caf::error& e) { throw std::runtime_error(supervisor.system.render(e)); });
   }
   int ready = 0;

@@ -184,13 +184,13 @@ Round supervisor_round(const Options& options, int round) {
   const long rss_before = resident_kib();
   const double heap_before = heap_in_use_kib();
 
-  std::vector<caf::actor> vms;
+  std::vector<VmHandle> vms;
   const auto start = Clock::now();
   for (int i = 0; i < options.vms; ++i) {
     client
         ->request(service, caf::infinite, create_atom::value, stand_in_spec("bench-", i, options),
                   caf::actor_cast<caf::actor>(client))
-        .receive([&](caf::actor vm) { vms.push_back(vm); },
+        .receive([&](VmHandle vm) { vms.push_back(vm); },
                  [&](caf::error& error) { throw std::runtime_error(system.render(error)); });
   }
   const auto await = [&](VmState state) {

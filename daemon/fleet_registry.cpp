@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <map>
 
 #include "actors/fleet_actor.hpp"
@@ -17,12 +17,15 @@ using FleetKey = std::pair<std::uint32_t, std::string>;  // owner, name
 
 struct RegistryState {
   static inline const char* name = "crosvisor.fleet_registry";
-  caf::actor service;
+  // Not an aggregate: CAF builds a state from the actor's pointer whenever it can, and C++20
+  // would let that pointer initialise the first member, a typed handle.
+  RegistryState() = default;
+  ServiceActor service;
   std::map<FleetKey, FleetEntry> fleets;
   std::map<FleetKey, std::vector<std::string>> starting;  // fleet ups being checked: members
 };
 
-using Registry = caf::stateful_actor<RegistryState>;
+using Registry = FleetRegistryActor::stateful_pointer<RegistryState>;
 
 // "web-0, web-1 (fleet shop) and db": which fleet of the owner holds each taken name.
 std::string describe_taken(const RegistryState& st, std::uint32_t owner,
@@ -41,7 +44,7 @@ std::string describe_taken(const RegistryState& st, std::uint32_t owner,
   return text;
 }
 
-caf::behavior registry_behavior(Registry* self, caf::actor service) {
+FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor service) {
   self->state.service = std::move(service);
   self->set_down_handler([=](const caf::down_msg& down) {
     auto& fleets = self->state.fleets;
@@ -53,7 +56,8 @@ caf::behavior registry_behavior(Registry* self, caf::actor service) {
     }
   });
   return {
-      [=](fleet_up_atom, config::FleetSpec fleet, std::uint32_t uid) -> caf::result<caf::actor> {
+      [=](fleet_up_atom, config::FleetSpec fleet,
+          std::uint32_t uid) -> caf::result<FleetActor> {
         auto& st = self->state;
         const FleetKey key{uid, fleet.name};
         if (st.fleets.count(key) != 0 || st.starting.count(key) != 0) {
@@ -73,7 +77,7 @@ caf::behavior registry_behavior(Registry* self, caf::actor service) {
           }
         }
         st.starting[key] = names;
-        auto promise = self->make_response_promise<caf::actor>();
+        auto promise = self->make_response_promise<FleetActor>();
         // Every member's name must be free: a fleet that could start only some of its VMs would
         // run half-started, waiting for the others forever.
         self->request(st.service, std::chrono::seconds(10), taken_atom::value, uid, names)
@@ -111,7 +115,7 @@ caf::behavior registry_behavior(Registry* self, caf::actor service) {
 
 }  // namespace
 
-caf::actor spawn_fleet_registry(caf::actor_system& system, caf::actor service) {
+FleetRegistryActor spawn_fleet_registry(caf::actor_system& system, ServiceActor service) {
   return system.spawn(registry_behavior, std::move(service));
 }
 

@@ -1,19 +1,17 @@
 // The daemon's fleets, by owner and name, each with the uid that brought it up. A fleet brought
 // up without --foreground belongs to the daemon: it outlives the session that created it.
-//   (fleet_up_atom, FleetSpec, uint32_t uid) -> caf::actor (the fleet); refused (conflict) when
-//                                              that user has a fleet of that name up, or a VM
-//                                              with a member's name: nothing is started then
-//   (list_atom) -> std::vector<FleetEntry>
 #pragma once
 
-#include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "actors/fleet_actor.hpp"
 #include "config/fleet_config.hpp"
 
 namespace crosvisor::daemon {
@@ -23,11 +21,17 @@ using fleet_up_atom = caf::atom_constant<caf::atom("fleetup")>;
 struct FleetEntry {
   std::string name;
   std::uint32_t owner_uid = 0;
-  caf::actor fleet;
+  FleetActor fleet;
   std::vector<std::string> members;
 };
 
-caf::actor spawn_fleet_registry(caf::actor_system& system, caf::actor service);
+using FleetRegistryActor = caf::typed_actor<
+    // (fleet, owner uid) -> the fleet's actor; refused (conflict) when that user has a fleet of
+    // that name up, or a VM with a member's name: nothing is started then
+    caf::replies_to<fleet_up_atom, config::FleetSpec, std::uint32_t>::with<FleetActor>,
+    caf::replies_to<list_atom>::with<std::vector<FleetEntry>>>;
+
+FleetRegistryActor spawn_fleet_registry(caf::actor_system& system, ServiceActor service);
 
 }  // namespace crosvisor::daemon
 

@@ -93,7 +93,7 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetUpRequest& req
   self->request(self->state.context.fleets, std::chrono::seconds(30), fleet_up_atom::value,
                 std::move(*fleet), static_cast<std::uint32_t>(self->state.peer.uid))
       .then(
-          [=](caf::actor fleet_actor) {
+          [=](FleetActor fleet_actor) {
             if (foreground) {
               // Held by this session: its members' state changes are the client's to show.
               self->state.foreground_fleets.push_back(fleet_actor);

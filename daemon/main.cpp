@@ -40,10 +40,10 @@ using namespace crosvisor;
 
 // Every VM the service has, stopped in parallel; returns once each VM's actor is gone, which is
 // after every client holding it has heard of its death (a second signal makes the stop a kill).
-void stop_everything(caf::scoped_actor& self, const caf::actor& service) {
-  std::vector<caf::actor> vms;
+void stop_everything(caf::scoped_actor& self, const ServiceActor& service) {
+  std::vector<VmActor> vms;
   self->request(service, std::chrono::seconds(10), list_atom::value)
-      .receive([&](const std::vector<caf::actor>& listed) { vms = listed; }, [&](caf::error&) {});
+      .receive([&](const std::vector<VmActor>& listed) { vms = listed; }, [&](caf::error&) {});
   std::set<caf::actor_addr> alive;
   for (const auto& vm : vms) {
     alive.insert(vm.address());
@@ -60,7 +60,7 @@ void stop_everything(caf::scoped_actor& self, const caf::actor& service) {
                   [&](stop_atom, int) {
                     spdlog::warn("second signal: killing every VM");
                     for (const auto& address : alive) {
-                      if (auto vm = caf::actor_cast<caf::actor>(address))
+                      if (auto vm = caf::actor_cast<VmActor>(address))
                         self->send<caf::message_priority::high>(vm, stop_atom::value,
                                                                 kill_atom::value);
                     }
@@ -69,7 +69,7 @@ void stop_everything(caf::scoped_actor& self, const caf::actor& service) {
 }
 
 // Fleets first, or they would restart the VMs that are being stopped.
-void down_fleets(caf::scoped_actor& self, const caf::actor& fleets) {
+void down_fleets(caf::scoped_actor& self, const daemon::FleetRegistryActor& fleets) {
   std::vector<daemon::FleetEntry> entries;
   self->request(fleets, std::chrono::seconds(10), list_atom::value)
       .receive([&](const std::vector<daemon::FleetEntry>& listed) { entries = listed; },
@@ -83,13 +83,13 @@ void down_fleets(caf::scoped_actor& self, const caf::actor& fleets) {
 }
 
 // Whether the daemon supervises anything: a session, a fleet or a VM.
-bool busy(caf::scoped_actor& self, const daemon::Server& server, const caf::actor& service,
-          const caf::actor& fleets) {
+bool busy(caf::scoped_actor& self, const daemon::Server& server, const ServiceActor& service,
+          const daemon::FleetRegistryActor& fleets) {
   if (server.connections() > 0)
     return true;
   bool any = true;  // a daemon that cannot tell stays
   self->request(service, std::chrono::seconds(5), list_atom::value)
-      .receive([&](const std::vector<caf::actor>& vms) { any = !vms.empty(); }, [](caf::error&) {});
+      .receive([&](const std::vector<VmActor>& vms) { any = !vms.empty(); }, [](caf::error&) {});
   if (any)
     return true;
   self->request(fleets, std::chrono::seconds(5), list_atom::value)
@@ -233,11 +233,11 @@ int main(int argc, char** argv) {
     auto service = spawn_service(system, options);
     caf::scoped_actor self{system};
 
-    std::vector<caf::actor> held;  // handles of the VMs from the command line
+    std::vector<VmHandle> held;  // handles of the VMs from the command line
     for (auto& spec : specs) {
       self->request(service, caf::infinite, create_atom::value, spec,
                     caf::actor_cast<caf::actor>(self))
-          .receive([&](caf::actor vm) { held.push_back(vm); },
+          .receive([&](VmHandle vm) { held.push_back(vm); },
                    [&](caf::error& error) {
                      spdlog::error("{}: {}", spec.name, from_caf_error(error).message);
                    });

@@ -9,14 +9,15 @@
 #include <memory>
 
 #include "crosvisor/service.hpp"
+#include "daemon/fleet_registry.hpp"
 #include "daemon/server.hpp"
 
 namespace crosvisor::daemon {
 
 struct SessionContext {
   caf::actor_system* system = nullptr;
-  caf::actor service;
-  caf::actor fleets;  // daemon/fleet_registry
+  ServiceActor service;
+  FleetRegistryActor fleets;
   uid_t daemon_uid = 0;
   VmmBinaries vmm_binaries;  // what --qemu/--crosvm gave the daemon (told in `version`)
 };

@@ -27,10 +27,10 @@ struct SessionState {
   SessionContext context;
   // The VMs this client created, by name (names are unique per owner): they die with it, and
   // their events reach the session through these handles.
-  std::map<std::string, caf::actor> handles;
+  std::map<std::string, VmHandle> handles;
   std::map<std::string, VmState> forwarded;  // the last state sent per VM, to drop repeats
   std::multimap<std::string, std::uint64_t> stop_waiters;  // answered when the VM is dead
-  std::vector<caf::actor> foreground_fleets;               // they go down with this session
+  std::vector<FleetActor> foreground_fleets;               // they go down with this session
   std::map<caf::actor_addr, std::string> watched;  // VMs stopped or followed, by their actor
 
   void reply(nlohmann::json message) { connection->send(std::move(message)); }
@@ -52,7 +52,7 @@ using Session = caf::stateful_actor<SessionState>;
 
 // A VM's own actor (not a handle) and what it said about itself.
 struct FoundVm {
-  caf::actor actor;
+  VmActor actor;
   VmInfo info;
 };
 

@@ -17,7 +17,7 @@ using json = nlohmann::json;
 void gather_vms(Session* self, std::function<void(GatheredVms)> done) {
   self->request(self->state.context.service, std::chrono::seconds(10), list_atom::value)
       .then(
-          [=](const std::vector<caf::actor>& vms) {
+          [=](const std::vector<VmActor>& vms) {
             struct Gathering {
               std::vector<FoundVm> found;
               std::size_t waiting = 0;
@@ -187,7 +187,7 @@ void handle(Session* self, std::uint64_t id, const protocol::CreateRequest& requ
   self->request(self->state.context.service, std::chrono::seconds(30), create_atom::value,
                 std::move(*spec), caf::actor_cast<caf::actor>(self))
       .then(
-          [=](caf::actor handle) {
+          [=](VmHandle handle) {
             self->state.handles[name] = std::move(handle);
             json reply = protocol::ok_reply(id);
             reply["vm"] = name;

@@ -16,14 +16,15 @@
 namespace {
 
 struct AppState {
-  caf::actor vm;  // the handle: the VM lives while this does
+  crosvisor::VmHandle vm;  // the VM lives while this does
   std::optional<crosvisor::VmState> last;
 };
 
-caf::behavior app(caf::stateful_actor<AppState>* self, caf::actor service, crosvisor::VmSpec spec) {
+caf::behavior app(caf::stateful_actor<AppState>* self, crosvisor::ServiceActor service,
+                  crosvisor::VmSpec spec) {
   self->request(service, caf::infinite, crosvisor::create_atom::value, std::move(spec),
                 caf::actor_cast<caf::actor>(self))
-      .then([=](caf::actor handle) { self->state.vm = handle; },
+      .then([=](crosvisor::VmHandle handle) { self->state.vm = handle; },
             [=](caf::error& error) {
               std::cerr << "create: " << self->system().render(error) << '\n';
               self->quit();
@@ -40,7 +41,7 @@ caf::behavior app(caf::stateful_actor<AppState>* self, caf::actor service, crosv
           self->send(self->state.vm, crosvisor::subscribe_atom::value,
                      caf::actor_cast<caf::actor>(self));
           std::cout << "app: dropping my handle" << std::endl;
-          self->state.vm = nullptr;
+          self->state.vm = crosvisor::VmHandle();
         }
         if (event.state == crosvisor::VmState::dead) {
           std::cout << "app: died, " << crosvisor::to_string(*event.reason) << std::endl;

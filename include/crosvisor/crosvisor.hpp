@@ -3,7 +3,7 @@
 //
 //   auto service = crosvisor::spawn_service(system, crosvisor::make_service_options(dir));
 //   self->request(service, caf::infinite, crosvisor::create_atom::value, spec, self)
-//       .then([=](caf::actor handle) { /* the VM lives while `handle` does */ });
+//       .then([=](crosvisor::VmHandle handle) { /* the VM lives while `handle` does */ });
 #pragma once
 
 #include "crosvisor/error.hpp"

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "crosvisor/messages.hpp"
 #include "crosvisor/paths.hpp"
 #include "crosvisor/vmm_binaries.hpp"
 
@@ -54,6 +55,6 @@ inline ServiceOptions make_service_options(std::filesystem::path runtime_dir,
 }
 
 // Spawns the service actor. Blocking work runs on the reactor thread, never on the scheduler's.
-caf::actor spawn_service(caf::actor_system& system, ServiceOptions options);
+ServiceActor spawn_service(caf::actor_system& system, ServiceOptions options);
 
 }  // namespace crosvisor

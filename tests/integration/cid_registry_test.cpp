@@ -22,11 +22,11 @@ struct Registry {
   caf::actor_system system{config};
   caf::scoped_actor self{system};
 
-  caf::actor spawn(vsock::CidRange range) {
+  CidRegistryActor spawn(vsock::CidRange range) {
     return spawn_cid_registry(system, {range, dir / "locks", dir / "last-cid"});
   }
 
-  caf::expected<std::uint32_t> grant(const caf::actor& registry, const caf::actor& owner,
+  caf::expected<std::uint32_t> grant(const CidRegistryActor& registry, const caf::actor& owner,
                                      std::uint32_t fixed = 0) {
     caf::expected<std::uint32_t> result{caf::sec::none};
     self->request(registry, caf::infinite, grant_atom::value, owner, fixed)
@@ -35,7 +35,7 @@ struct Registry {
     return result;
   }
 
-  std::uint64_t in_use(const caf::actor& registry) {
+  std::uint64_t in_use(const CidRegistryActor& registry) {
     std::uint64_t count = 0;
     self->request(registry, caf::infinite, in_use_atom::value)
         .receive([&](std::uint64_t n) { count = n; }, [](caf::error&) {});
@@ -89,6 +89,7 @@ TEST_CASE("two registries sharing a lock directory never grant the same CID") {
   r.self->send(first, release_atom::value, std::uint32_t{3000});
   CHECK(test::eventually([&] { return r.in_use(first) == 0; }, 5s));
   CHECK(r.grant(second, owner, 3000) == 3000u);
-  for (auto& a : {first, second, owner})
-    r.self->send_exit(a, caf::exit_reason::user_shutdown);
+  r.self->send_exit(first, caf::exit_reason::user_shutdown);
+  r.self->send_exit(second, caf::exit_reason::user_shutdown);
+  r.self->send_exit(owner, caf::exit_reason::user_shutdown);
 }

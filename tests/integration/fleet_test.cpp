@@ -28,7 +28,7 @@ config::FleetVm member(const std::string& name, const std::string& params,
   return vm;
 }
 
-FleetStatus status_of(test::Harness& h, const caf::actor& fleet) {
+FleetStatus status_of(test::Harness& h, const FleetActor& fleet) {
   FleetStatus status;
   h.client->request(fleet, 10s, fleet_status_atom::value)
       .receive([&](const FleetStatus& s) { status = s; },
@@ -45,7 +45,7 @@ const FleetMemberStatus& vm_in(const FleetStatus& status, const std::string& nam
   return status.vms.front();
 }
 
-FleetStatus down(test::Harness& h, const caf::actor& fleet) {
+FleetStatus down(test::Harness& h, const FleetActor& fleet) {
   FleetStatus status;
   h.client->request(fleet, 60s, stop_atom::value)
       .receive([&](const FleetStatus& s) { status = s; },

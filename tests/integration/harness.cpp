@@ -10,19 +10,19 @@ Harness::~Harness() {
   client->send_exit(service, caf::exit_reason::user_shutdown);
 }
 
-caf::actor Harness::create(const VmSpec& spec) {
+VmHandle Harness::create(const VmSpec& spec) {
   auto vm = try_create(spec);
   if (!vm)
     FAIL(vm.error().message);
   return *vm;
 }
 
-Expected<caf::actor> Harness::try_create(const VmSpec& spec) {
-  Expected<caf::actor> result = make_error(ErrorKind::io, "no answer");
+Expected<VmHandle> Harness::try_create(const VmSpec& spec) {
+  Expected<VmHandle> result = make_error(ErrorKind::io, "no answer");
   client
       ->request(service, caf::infinite, create_atom::value, spec,
                 caf::actor_cast<caf::actor>(client))
-      .receive([&](caf::actor created) { result = created; },
+      .receive([&](VmHandle created) { result = created; },
                [&](caf::error& error) { result = std::unexpected(from_caf_error(error)); });
   if (result)
     handles.push_back(*result);

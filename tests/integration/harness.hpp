@@ -25,18 +25,18 @@ struct Harness {
   caf::actor_system_config config;
   caf::actor_system system{config};
   std::shared_ptr<vmm::Reactor> reactor = std::make_shared<vmm::Reactor>();
-  caf::actor service = spawn_service(system, make_service_options(runtime.path(), reactor));
+  ServiceActor service = spawn_service(system, make_service_options(runtime.path(), reactor));
   caf::scoped_actor client{system};
   std::vector<std::string> console;
   // The client's handles: a VM lives while one does.
-  std::vector<caf::actor> handles;
+  std::vector<VmHandle> handles;
 
   ~Harness();
 
   // Creates a VM for the client and keeps its handle.
-  caf::actor create(const VmSpec& spec);
+  VmHandle create(const VmSpec& spec);
   // The same, or the service's refusal.
-  Expected<caf::actor> try_create(const VmSpec& spec);
+  Expected<VmHandle> try_create(const VmSpec& spec);
   // The next state change, collecting console lines on the way; fails the test at the deadline.
   VmEvent next_event();
   // Skips state changes until `state` and returns that event; fails on an earlier death.

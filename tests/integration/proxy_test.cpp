@@ -28,19 +28,19 @@ caf::actor spawn_client(caf::actor_system& system) {
   return system.spawn(quiet_client, 0);
 }
 
-caf::actor create_for(test::Harness& h, VmSpec spec, caf::actor client) {
-  caf::actor handle;
+VmHandle create_for(test::Harness& h, VmSpec spec, caf::actor client) {
+  VmHandle handle;
   h.client->request(h.service, caf::infinite, create_atom::value, std::move(spec), client)
-      .receive([&](caf::actor created) { handle = created; },
+      .receive([&](VmHandle created) { handle = created; },
                [&](caf::error& error) { FAIL(h.system.render(error)); });
   return handle;
 }
 
 // The VM's own actor, found by name (not a handle: holding it keeps nothing alive).
 VmInfo info_of(test::Harness& h, const std::string& name) {
-  std::vector<caf::actor> vms;
+  std::vector<VmActor> vms;
   h.client->request(h.service, 10s, list_atom::value)
-      .receive([&](const std::vector<caf::actor>& listed) { vms = listed; },
+      .receive([&](const std::vector<VmActor>& listed) { vms = listed; },
                [&](caf::error& error) { FAIL(h.system.render(error)); });
   VmInfo found;
   for (const auto& vm : vms) {
@@ -98,7 +98,7 @@ TEST_CASE("the last handle dropped stops the VM") {
   auto handle = create_for(h, test::fake_crosvm_spec("dropped", ""), caf::actor());
   watcher->send(handle, subscribe_atom::value, caf::actor_cast<caf::actor>(watcher));
   watch_until(watcher, VmState::ready);
-  handle = caf::actor();  // nobody holds it any more: the proxy ends as unreachable
+  handle = VmHandle();  // nobody holds it any more: the proxy ends as unreachable
   CHECK(watch_until(watcher, VmState::dead).reason == DeathReason::shutdown);
 }
 
@@ -108,9 +108,9 @@ TEST_CASE("two clients share a VM: it runs until the second lets go") {
   auto second = spawn_client(h.system);
   caf::scoped_actor watcher{h.system};
   auto handle = create_for(h, test::fake_crosvm_spec("shared", ""), first);
-  caf::actor copy;
-  watcher->request(handle, 10s, dup_atom::value, second)
-      .receive([&](caf::actor made) { copy = made; },
+  VmHandle copy;
+  watcher->request(h.service, 10s, dup_atom::value, handle, second)
+      .receive([&](VmHandle made) { copy = made; },
                [&](caf::error& error) { FAIL(h.system.render(error)); });
   REQUIRE(copy);
   watcher->send(copy, subscribe_atom::value, caf::actor_cast<caf::actor>(watcher));
@@ -133,9 +133,9 @@ TEST_CASE("a VM that crashes tells every client, and its CID comes back once bot
   VmSpec spec = test::fake_crosvm_spec("crasher", "fake_crosvm.exit=33 fake_crosvm.after_ms=300");
   spec.cid = kCid;
   auto handle = create_for(h, spec, caf::actor_cast<caf::actor>(alice));
-  caf::actor copy;
-  alice->request(handle, 10s, dup_atom::value, caf::actor_cast<caf::actor>(bob))
-      .receive([&](caf::actor made) { copy = made; },
+  VmHandle copy;
+  alice->request(h.service, 10s, dup_atom::value, handle, caf::actor_cast<caf::actor>(bob))
+      .receive([&](VmHandle made) { copy = made; },
                [&](caf::error& error) { FAIL(h.system.render(error)); });
   CHECK(watch_until(alice, VmState::dead).reason == DeathReason::crash);
   CHECK(watch_until(bob, VmState::dead).reason == DeathReason::crash);
@@ -147,8 +147,8 @@ TEST_CASE("a VM that crashes tells every client, and its CID comes back once bot
   auto refused = create_for(h, next, caf::actor_cast<caf::actor>(carol));
   CHECK_THAT(watch_until(carol, VmState::dead).detail, Catch::Contains("already in use"));
 
-  handle = caf::actor();
-  copy = caf::actor();
+  handle = VmHandle();
+  copy = VmHandle();
   const bool granted = test::eventually(
       [&] {
         auto again = create_for(h, next, caf::actor_cast<caf::actor>(carol));

@@ -56,7 +56,7 @@ TEST_CASE("a thousand crosvm VMs start and stop under one supervisor, leaving no
         .receive([](std::uint64_t) {}, [&](caf::error& error) { FAIL(h.system.render(error)); });
     const auto fds_before = test::open_fds(getpid()).size();
 
-    std::vector<caf::actor> vms;
+    std::vector<VmActor> vms;
     for (int i = 0; i < kVms; ++i) {
       VmSpec spec = test::fake_crosvm_spec("scale-" + std::to_string(i), "");
       spec.debug = DebugLevel::none;  // the console is still read, for the ready pattern
@@ -96,14 +96,14 @@ namespace {
 // A client of the application: it creates its VM, holds the handle, and tells `watcher` what it
 // hears.
 struct ClientState {
-  caf::actor handle;
+  VmHandle handle;
 };
 
-caf::behavior client_behavior(caf::stateful_actor<ClientState>* self, caf::actor service,
+caf::behavior client_behavior(caf::stateful_actor<ClientState>* self, ServiceActor service,
                               VmSpec spec, caf::actor watcher) {
   self->request(service, caf::infinite, create_atom::value, std::move(spec),
                 caf::actor_cast<caf::actor>(self))
-      .then([=](caf::actor handle) { self->state.handle = std::move(handle); });
+      .then([=](VmHandle handle) { self->state.handle = std::move(handle); });
   return {[=](const VmEvent& event) { self->send(watcher, event); }};
 }
 
@@ -134,9 +134,9 @@ TEST_CASE("a thousand clients killed at once take their thousand VMs down and re
     CHECK(in_use() == in_use_before + static_cast<std::uint64_t>(kVms));
 
     // The VMs' own actors, watched for the moment each is gone (dead and unreferenced).
-    std::vector<caf::actor> vms;
+    std::vector<VmActor> vms;
     h.client->request(h.service, 10s, list_atom::value)
-        .receive([&](const std::vector<caf::actor>& listed) { vms = listed; },
+        .receive([&](const std::vector<VmActor>& listed) { vms = listed; },
                  [&](caf::error& error) { FAIL(h.system.render(error)); });
     REQUIRE(vms.size() == static_cast<std::size_t>(kVms));
     for (const auto& vm : vms)

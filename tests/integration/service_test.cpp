@@ -213,7 +213,7 @@ TEST_CASE(
   CHECK(held_dead.vm == "held");
   CHECK_THAT(held_dead.detail, Catch::Contains("vsock CID 4242 is already in use by another VM"));
   // Once every handle is dropped the CID can be granted again.
-  first = caf::actor();
+  first = VmHandle();
   h.handles.clear();
   bool granted = test::eventually(
       [&] {

@@ -1,0 +1,71 @@
+// The messages between a VM's own actor (actors/vm_actor), the client handles on it
+// (actors/client_proxy) and the reactor thread that runs its VMM child, as the two actors'
+// typed interfaces. The public halves are crosvisor/messages.hpp's VmActor and VmHandle.
+#pragma once
+
+#include <sys/types.h>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+#include <string>
+
+#include "crosvisor/error.hpp"
+#include "crosvisor/messages.hpp"
+#include "lifecycle/vm_lifecycle.hpp"
+#include "process/exit_status.hpp"
+
+namespace crosvisor {
+
+using attach_atom = caf::atom_constant<caf::atom("attach")>;
+using launch_atom = caf::atom_constant<caf::atom("launch")>;
+using spawned_atom = caf::atom_constant<caf::atom("spawned")>;
+using started_atom = caf::atom_constant<caf::atom("started")>;
+using lfailed_atom = caf::atom_constant<caf::atom("lfailed")>;
+using console_atom = caf::atom_constant<caf::atom("console")>;
+using vmmout_atom = caf::atom_constant<caf::atom("vmmout")>;
+using vsready_atom = caf::atom_constant<caf::atom("vsready")>;
+using notice_atom = caf::atom_constant<caf::atom("notice")>;
+using exited_atom = caf::atom_constant<caf::atom("exited")>;
+using step_due_atom = caf::atom_constant<caf::atom("stepdue")>;
+using stop_sent_atom = caf::atom_constant<caf::atom("stopsent")>;
+using vm_dead_atom = caf::atom_constant<caf::atom("vmdead")>;
+
+// Told by each VM's actor when its VM dies (the actor lives on while handles remain): the
+// service, which frees the VM's name at once.
+using VmDeathWatcher = caf::typed_actor<caf::reacts_to<vm_dead_atom, caf::actor_addr>>;
+
+// A client handle as its VM sees it: it takes the VM's events for its client, and makes more
+// handles on the same VM.
+using ClientProxyActor = VmHandle::extend<
+    caf::reacts_to<VmEvent>, caf::reacts_to<ConsoleLine>,
+    // (other_client) -> a new handle on the same VM (the service's dup_atom lands here)
+    caf::replies_to<dup_atom, caf::actor>::with<VmHandle>>;
+
+// A VM's own actor, with what its handles, the service and the reactor tell it.
+using VmActorImpl = VmActor::extend<
+    // From a new handle: monitor me (the VM is stopped when its last handle is gone).
+    caf::reacts_to<attach_atom, ClientProxyActor>,
+    // From the service, once the creator has its handle: launch now.
+    caf::reacts_to<launch_atom>,
+    // From the reactor (vmm/reactor.hpp's ChildObserver): the VMM exists, its VM started, or it
+    // could not be launched; a console line, a line of the VMM's own output; the guest's vsock
+    // callback came (empty text) or cannot be waited for (why); how the guest is ending; the
+    // reaped exit status.
+    caf::reacts_to<spawned_atom, pid_t>, caf::reacts_to<started_atom>,
+    caf::reacts_to<lfailed_atom, Error>, caf::reacts_to<console_atom, std::string>,
+    caf::reacts_to<vmmout_atom, std::string>, caf::reacts_to<vsready_atom, std::string>,
+    caf::reacts_to<notice_atom, lifecycle::GuestNotice>,
+    caf::reacts_to<exited_atom, process::ExitStatus>,
+    // Its own timer: a step of the stop sequence is due.
+    caf::reacts_to<step_due_atom, lifecycle::StopStep>,
+    // The answer to a control request: refused by the VMM (or not), and the error ("" if done).
+    caf::reacts_to<stop_sent_atom, bool, std::string>>;
+
+}  // namespace crosvisor
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::Error)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::process::ExitStatus)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::lifecycle::StopStep)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::lifecycle::GuestNotice)
