@@ -1,8 +1,6 @@
 #include "vmm/reactor.hpp"
 
-#include <linux/vm_sockets.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -20,8 +18,7 @@
 #include "process/pidfd.hpp"
 #include "vmm/crosvm/crosvm_control.hpp"
 #include "vmm/qemu/qmp_session.hpp"
-#include "vsock/channel.hpp"
-#include "vsock/ready_router.hpp"
+#include "vsock/ready_listener.hpp"
 
 namespace crosvisor::vmm {
 namespace asio = boost::asio;
@@ -94,13 +91,7 @@ struct Reactor::Impl {
   std::atomic<std::size_t> live{0};
   std::unordered_map<ChildId, std::shared_ptr<Child>> children;  // reactor thread only
   std::unique_ptr<stream> signal_watch;
-  vsock::ReadyRouter ready_router;
-  std::map<std::uint32_t, std::unique_ptr<stream>> vsock_listeners;  // by port
-  struct ReadyWaiter {
-    std::uint32_t port;
-    std::function<void(Expected<void>)> callback;
-  };
-  std::map<std::uint64_t, ReadyWaiter> ready_waiters;  // by token
+  vsock::ReadyListener vsock_ready{io};
   std::atomic<std::uint64_t> next_ready_token{1};
   std::function<void(int)> on_signal;
   std::thread thread;
@@ -251,61 +242,6 @@ struct Reactor::Impl {
                                   });
   }
 
-  void await_ready(std::uint64_t token, std::uint32_t port, std::uint32_t cid,
-                   std::function<void(Expected<void>)> ready) {
-    if (vsock_listeners.count(port) == 0) {
-      auto listener = vsock::vsock_listen(port);
-      if (!listener)
-        return ready(std::unexpected(listener.error()));
-      vsock_listeners[port] = std::make_unique<stream>(io, listener->release());
-      boost::system::error_code ignored;
-      vsock_listeners[port]->non_blocking(true, ignored);  // accept never waits on this thread
-      accept_ready(port);
-    }
-    ready_router.expect(port, cid, token);
-    ready_waiters[token] = ReadyWaiter{port, std::move(ready)};
-  }
-
-  void accept_ready(std::uint32_t port) {
-    stream* listener = vsock_listeners.at(port).get();
-    listener->async_wait(stream::wait_read, [this, port, listener](boost::system::error_code ec) {
-      // The wait may have completed just before its listener was dropped (nobody waits on the
-      // port any more), or replaced by a new one for the same port: then it is not ours.
-      auto current = vsock_listeners.find(port);
-      if (ec || current == vsock_listeners.end() || current->second.get() != listener)
-        return;
-      sockaddr_vm peer{};
-      socklen_t length = sizeof(peer);
-      UniqueFd connection(::accept4(listener->native_handle(), reinterpret_cast<sockaddr*>(&peer),
-                                    &length, SOCK_CLOEXEC | SOCK_NONBLOCK));
-      // The callback is the connection itself; a guest we do not wait for is refused by closing.
-      if (connection) {
-        if (auto token = ready_router.arrived(port, peer.svm_cid)) {
-          if (auto waiter = ready_waiters.find(*token); waiter != ready_waiters.end()) {
-            auto callback = std::move(waiter->second.callback);
-            ready_waiters.erase(waiter);
-            callback({});
-          }
-        }
-      }
-      if (ready_router.listening_needed(port)) {
-        accept_ready(port);
-      } else {
-        vsock_listeners.erase(port);  // nobody waits on this port any more
-      }
-    });
-  }
-
-  void cancel_ready(std::uint64_t token) {
-    ready_router.forget(token);
-    auto waiter = ready_waiters.find(token);
-    if (waiter == ready_waiters.end())
-      return;
-    if (!ready_router.listening_needed(waiter->second.port))
-      vsock_listeners.erase(waiter->second.port);
-    ready_waiters.erase(waiter);
-  }
-
   // On the reactor thread at shutdown: nothing may outlive the supervisor.
   void kill_all() {
     for (auto& [id, child] : children) {
@@ -315,7 +251,7 @@ struct Reactor::Impl {
     while (!children.empty())
       reap(children.begin()->second);
     signal_watch.reset();
-    vsock_listeners.clear();
+    vsock_ready.close_all();
   }
 };
 
@@ -368,13 +304,13 @@ std::uint64_t Reactor::await_vsock_ready(std::uint32_t port, std::uint32_t cid,
                                          std::function<void(Expected<void>)> ready) {
   const std::uint64_t token = impl_->next_ready_token.fetch_add(1);
   asio::post(impl_->io, [impl = impl_.get(), token, port, cid, ready = std::move(ready)]() mutable {
-    impl->await_ready(token, port, cid, std::move(ready));
+    impl->vsock_ready.expect(token, port, cid, std::move(ready));
   });
   return token;
 }
 
 void Reactor::cancel_vsock_ready(std::uint64_t token) {
-  asio::post(impl_->io, [impl = impl_.get(), token] { impl->cancel_ready(token); });
+  asio::post(impl_->io, [impl = impl_.get(), token] { impl->vsock_ready.cancel(token); });
 }
 
 void Reactor::console_consumed(ChildId child, std::size_t lines) {
