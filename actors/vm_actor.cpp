@@ -297,6 +297,9 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         running.pid = pid;
         running.cid = s.cid;
         publish(self, running);
+        // A VM that is not ready in time is hung (AVF's boot hang-up detection).
+        if (auto deadline = ready_deadline(s.life->spec()))
+          self->delayed_send(self, *deadline, ready_due_atom::value);
         // Readiness through the guest's vsock callback: wait for it on the reactor.
         if (const auto* vsock_ready = std::get_if<VsockReady>(&s.life->spec().ready)) {
           auto me = caf::actor_cast<VmActorImpl>(self);
@@ -377,6 +380,15 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         s.kill_requested = true;
         if (s.child_alive && s.pid > 0)
           take_step(self, lifecycle::StopStep::kill);
+      },
+      [=](ready_due_atom) {
+        auto& s = self->state;
+        if (!s.life->on_ready_timeout())
+          return;
+        spdlog::warn("vm {}: not ready within {} ms of its start: killing it (HANGUP)",
+                     s.life->spec().name, ready_deadline(s.life->spec())->count());
+        publish(self, current_event(self));
+        take_step(self, lifecycle::StopStep::kill);
       },
       [=](step_due_atom, lifecycle::StopStep step) {
         if (auto next = self->state.life->on_step_timeout(step))

@@ -29,6 +29,7 @@ using vsready_atom = caf::atom_constant<caf::atom("vsready")>;
 using notice_atom = caf::atom_constant<caf::atom("notice")>;
 using exited_atom = caf::atom_constant<caf::atom("exited")>;
 using step_due_atom = caf::atom_constant<caf::atom("stepdue")>;
+using ready_due_atom = caf::atom_constant<caf::atom("readydue")>;
 using stop_sent_atom = caf::atom_constant<caf::atom("stopsent")>;
 using vm_dead_atom = caf::atom_constant<caf::atom("vmdead")>;
 
@@ -58,8 +59,8 @@ using VmActorImpl = VmActor::extend<
     caf::reacts_to<vmmout_atom, std::string>, caf::reacts_to<vsready_atom, std::string>,
     caf::reacts_to<notice_atom, lifecycle::GuestNotice>,
     caf::reacts_to<exited_atom, process::ExitStatus>,
-    // Its own timer: a step of the stop sequence is due.
-    caf::reacts_to<step_due_atom, lifecycle::StopStep>,
+    // Its own timers: a step of the stop sequence is due; the VM should be ready by now.
+    caf::reacts_to<step_due_atom, lifecycle::StopStep>, caf::reacts_to<ready_due_atom>,
     // The answer to a control request: refused by the VMM (or not), and the error ("" if done).
     caf::reacts_to<stop_sent_atom, bool, std::string>>;
 

@@ -68,6 +68,8 @@ constexpr int exit_code_for(DeathReason reason) {
       return 16;
     case DeathReason::unknown:
       return 17;
+    case DeathReason::hangup:
+      return 18;
   }
   return 17;
 }

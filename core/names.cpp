@@ -24,7 +24,7 @@ constexpr Names<VmState, 6> kVmStates{{{VmState::created, "created"},
                                        {VmState::ready, "ready"},
                                        {VmState::stopping, "stopping"},
                                        {VmState::dead, "dead"}}};
-constexpr Names<DeathReason, 9> kDeathReasons{{{DeathReason::shutdown, "SHUTDOWN"},
+constexpr Names<DeathReason, 10> kDeathReasons{{{DeathReason::shutdown, "SHUTDOWN"},
                                                {DeathReason::start_failed, "START_FAILED"},
                                                {DeathReason::reboot, "REBOOT"},
                                                {DeathReason::crash, "CRASH"},
@@ -32,7 +32,8 @@ constexpr Names<DeathReason, 9> kDeathReasons{{{DeathReason::shutdown, "SHUTDOWN
                                                {DeathReason::watchdog_reboot, "WATCHDOG_REBOOT"},
                                                {DeathReason::killed, "KILLED"},
                                                {DeathReason::error, "ERROR"},
-                                               {DeathReason::unknown, "UNKNOWN"}}};
+                                               {DeathReason::unknown, "UNKNOWN"},
+                                               {DeathReason::hangup, "HANGUP"}}};
 
 template <class Enum, std::size_t N>
 std::string_view name_in(const Names<Enum, N>& names, Enum value) {

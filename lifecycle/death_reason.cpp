@@ -50,10 +50,19 @@ Death qemu_death(const ExitFacts& facts) {
   }
 }
 
+std::string seconds_text(std::chrono::milliseconds duration) {
+  const auto ms = duration.count();
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
+}
+
 }  // namespace
 
 Death death_of(const ExitFacts& facts) {
   const std::string how = facts.status.to_string();
+  if (facts.hung_after) {
+    return {DeathReason::hangup, "not ready within " + seconds_text(*facts.hung_after) +
+                                     " of its start (ready_timeout_s): killed, " + how};
+  }
   if (facts.stop_escalated) {
     // The guest did not power off (or could not be asked) and the supervisor ended the VMM,
     // whatever it says.

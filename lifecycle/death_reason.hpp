@@ -37,6 +37,8 @@ struct ExitFacts {
   bool guest_ran = false;
   // The guest ignored a stop request and the supervisor ended the VMM itself.
   bool stop_escalated = false;
+  // The guest was not ready this long after its VMM started, and the supervisor killed it.
+  std::optional<std::chrono::milliseconds> hung_after;
   // The VMM refused the graceful request (crosvm without a power button), so the stop went
   // straight to the VMM's own quit: why, as the VMM said it.
   std::string graceful_refused;

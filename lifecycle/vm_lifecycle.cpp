@@ -70,6 +70,16 @@ std::optional<StopStep> VmLifecycle::on_graceful_refused(std::string why) {
   return last_step_;
 }
 
+bool VmLifecycle::on_ready_timeout() {
+  if (state_ != VmState::running)
+    return false;  // ready in time, or already on its way down
+  hung_ = true;
+  stop_requested_ = true;
+  state_ = VmState::stopping;
+  last_step_ = StopStep::kill;
+  return true;
+}
+
 std::chrono::milliseconds VmLifecycle::step_deadline(StopStep step) const {
   switch (step) {
     case StopStep::graceful:
@@ -96,6 +106,8 @@ Death VmLifecycle::on_exited(const process::ExitStatus& status) {
   facts.status = status;
   facts.guest_ran = console_seen_;
   facts.stop_escalated = last_step_ && *last_step_ != StopStep::graceful;
+  if (hung_)
+    facts.hung_after = ready_deadline(spec_);
   facts.stop_timeout = spec_.stop_timeout;
   facts.notice = notice_;
   facts.graceful_refused = graceful_refused_;

@@ -48,6 +48,9 @@ class VmLifecycle {
   // The VMM refused the graceful request (it has no power button): the next step, at once,
   // when the graceful step is the current one.
   std::optional<StopStep> on_graceful_refused(std::string why);
+  // The VM's ready deadline passed: true when it is still not ready (nor stopping), and is to be
+  // killed; it then dies HANGUP.
+  bool on_ready_timeout();
   // How long to wait after `step` before escalating.
   std::chrono::milliseconds step_deadline(StopStep step) const;
   bool stop_was_requested() const { return stop_requested_; }
@@ -66,6 +69,7 @@ class VmLifecycle {
   std::string last_vmm_output_;
   std::optional<GuestNotice> notice_;
   std::string graceful_refused_;
+  bool hung_ = false;
 };
 
 // How long the VMM has to act on a quit request, and then on SIGTERM, before the next step.

@@ -114,7 +114,8 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
   FieldReader reader(vm, "vm");
   if (auto only =
           reader.only({"name", "vmm", "kernel", "initrd", "params", "memory_mib", "cpus", "debug",
-                       "accel", "stop_timeout_ms", "ready", "cid", "disks", "vmm_binary"});
+                       "accel", "stop_timeout_ms", "ready", "ready_timeout_ms", "cid", "disks",
+                       "vmm_binary"});
       !only)
     return std::unexpected(only.error());
   VmSpec spec;
@@ -221,6 +222,15 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
         return std::unexpected(port.error());
       spec.ready = VsockReady{static_cast<std::uint32_t>(*port)};
     }
+  }
+  if (reader.has("ready_timeout_ms")) {
+    auto timeout = reader.integer("ready_timeout_ms", limits::kMinReadyTimeout.count(),
+                                  limits::kMaxReadyTimeout.count());
+    if (!timeout)
+      return std::unexpected(timeout.error());
+    if (!has_ready_condition(spec))
+      return std::unexpected(bad("vm.ready_timeout_ms", "needs a ready condition"));
+    spec.ready_timeout = std::chrono::milliseconds(*timeout);
   }
   if (reader.has("disks")) {
     if (auto disks = read_disks(reader.at("disks"), taker, spec); !disks)

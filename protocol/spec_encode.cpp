@@ -69,6 +69,8 @@ Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
     vm["ready"] = {{"console", console->pattern}};
   if (const auto* vsock = std::get_if<VsockReady>(&spec.ready))
     vm["ready"] = {{"vsock_port", vsock->port}};
+  if (spec.ready_timeout)
+    vm["ready_timeout_ms"] = spec.ready_timeout->count();
   if (spec.cid)
     vm["cid"] = *spec.cid;
   json disks = json::array();

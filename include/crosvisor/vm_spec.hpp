@@ -70,6 +70,12 @@ inline constexpr std::uint32_t kMaxMemoryMib = 1u << 20;  // 1 TiB
 inline constexpr std::uint32_t kMinCpus = 1;
 inline constexpr std::uint32_t kMaxCpus = 256;
 inline constexpr std::chrono::milliseconds kMaxStopTimeout{3'600'000};  // an hour
+inline constexpr std::chrono::milliseconds kMinReadyTimeout{100};
+inline constexpr std::chrono::milliseconds kMaxReadyTimeout{86'400'000};  // a day
+// A VM with a ready condition that gives no timeout has this long to become ready, counted from
+// its VMM's start: generous, because guests under software emulation (TCG) boot 10-50 times
+// slower than under KVM. AVF gives a payload 30 s (300 s when nested).
+inline constexpr std::chrono::milliseconds kDefaultReadyTimeout{120'000};
 // vsock CIDs a VM may be given: 0, 1 and 2 are the hypervisor, loopback and host, and
 // 0xffffffff is VMADDR_CID_ANY.
 inline constexpr std::uint32_t kMinCid = 3;
@@ -97,6 +103,9 @@ struct VmSpec {
   std::string accel = "kvm:tcg";
   // How long a graceful stop (ACPI power button) may take before the VMM is terminated.
   std::chrono::milliseconds stop_timeout{10'000};
+  // How long the VM may take from its VMM's start to ready before it is killed and dies HANGUP;
+  // only with a ready condition (nothing: limits::kDefaultReadyTimeout).
+  std::optional<std::chrono::milliseconds> ready_timeout;
   // The VMM binary; empty means the default name looked up on PATH.
   std::filesystem::path vmm_binary;
   // Who asked for the VM: crosvisord puts its client's uid here, and lets only that user (and
@@ -128,6 +137,12 @@ struct VmSpec {
 // Whether the VM has a ready condition (a console pattern or a vsock callback).
 inline bool has_ready_condition(const VmSpec& spec) {
   return !std::holds_alternative<ReadyWhenRunning>(spec.ready);
+}
+// How long the VM may take to become ready, if it has a ready condition.
+inline std::optional<std::chrono::milliseconds> ready_deadline(const VmSpec& spec) {
+  if (!has_ready_condition(spec))
+    return std::nullopt;
+  return spec.ready_timeout.value_or(limits::kDefaultReadyTimeout);
 }
 
 // 1-64 letters, digits, '-', '_' or '.', not starting with '-' or '.', and not all digits (a

@@ -18,6 +18,7 @@ enum class DeathReason {
   killed,           // the VMM died from a signal, or was terminated by the supervisor
   error,            // the VMM reported an error while running
   unknown,          // an exit status we cannot explain
+  hangup,           // the guest was not ready within its ready timeout, and was killed (AVF)
 };
 
 std::string_view to_string(VmState state);

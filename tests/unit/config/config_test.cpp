@@ -262,3 +262,19 @@ TEST_CASE("the example VM files read, and the crosvm one reboots the way crosvm 
   // reboot=t would make a guest reboot crosvm's exit 0, SHUTDOWN (docs/vmm-backends.md).
   CHECK_THAT(crosvm->params, Catch::Contains("reboot=k") && !Catch::Contains("reboot=t"));
 }
+
+TEST_CASE("ready_timeout_s times a ready condition, and is refused without one") {
+  auto spec = parse_vm_spec(
+      "name = \"t\"\nkernel = \"k\"\nready = { console = \"up\" }\nready_timeout_s = 7.5\n", kSource);
+  REQUIRE(spec.has_value());
+  CHECK(spec->ready_timeout == std::chrono::milliseconds(7500));
+  auto untimed = parse_vm_spec("name = \"t\"\nkernel = \"k\"\nready_timeout_s = 30\n", kSource);
+  REQUIRE_FALSE(untimed.has_value());
+  CHECK(untimed.error().message ==
+        "/etc/vms/hello.toml:3:19: key 'ready_timeout_s': needs a ready condition to time, e.g. "
+        "ready = { console = \"login:\" }");
+  auto tiny = parse_vm_spec(
+      "name = \"t\"\nkernel = \"k\"\nready = { console = \"up\" }\nready_timeout_s = 0\n", kSource);
+  REQUIRE_FALSE(tiny.has_value());
+  CHECK_THAT(tiny.error().message, Catch::Contains("key 'ready_timeout_s'"));
+}

@@ -136,3 +136,41 @@ TEST_CASE("a VM waiting for a vsock callback becomes ready on it, not on its con
   CHECK(life.state() == VmState::ready);
   CHECK_FALSE(life.on_vsock_ready());
 }
+
+TEST_CASE("a VM not ready by its deadline is killed and dies HANGUP; one ready in time is not") {
+  VmSpec spec = spec_with_ready();
+  CHECK(ready_deadline(spec) == limits::kDefaultReadyTimeout);
+  spec.ready_timeout = std::chrono::milliseconds(1500);
+  CHECK(ready_deadline(spec) == std::chrono::milliseconds(1500));
+
+  lifecycle::VmLifecycle hung(spec);
+  hung.on_launch_requested();
+  hung.on_started();
+  hung.on_console_line("booting, slowly");
+  CHECK(hung.on_ready_timeout());
+  CHECK(hung.state() == VmState::stopping);
+  CHECK_FALSE(hung.on_stop_requested());  // already on its way down: nothing more to do
+  CHECK_FALSE(hung.on_step_timeout(lifecycle::StopStep::kill));
+  const auto death = hung.on_exited(process::ExitStatus::killed_by(SIGKILL));
+  CHECK(death.reason == DeathReason::hangup);
+  CHECK(death.detail == "not ready within 1500 ms of its start (ready_timeout_s): killed, "
+                        "signal 9 (Killed)");
+
+  lifecycle::VmLifecycle ready(spec);
+  ready.on_launch_requested();
+  ready.on_started();
+  ready.on_console_line("guest: ready");
+  CHECK_FALSE(ready.on_ready_timeout());
+  CHECK(ready.state() == VmState::ready);
+
+  lifecycle::VmLifecycle stopping(spec);
+  stopping.on_launch_requested();
+  stopping.on_started();
+  stopping.on_stop_requested();
+  CHECK_FALSE(stopping.on_ready_timeout());  // a stop asked for is not a hang
+  CHECK(stopping.on_exited(process::ExitStatus::exited(0)).reason == DeathReason::shutdown);
+
+  VmSpec no_condition;
+  no_condition.name = "n";
+  CHECK_FALSE(ready_deadline(no_condition).has_value());
+}
