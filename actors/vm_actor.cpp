@@ -10,6 +10,7 @@
 
 #include "actors/client_proxy.hpp"
 #include "actors/monitors.hpp"
+#include "core/debug_policy.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "lifecycle/console_tail.hpp"
@@ -415,11 +416,8 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
       },
       [=](logs_atom, std::uint32_t count) -> caf::result<std::vector<std::string>> {
         auto& s = self->state;
-        if (!s.tail) {
-          return to_caf_error(ErrorKind::state,
-                              "VM '" + s.life->spec().name +
-                                  "' runs with debug = \"none\": its console is not kept");
-        }
+        if (auto refused = debug_refusal(s.life->spec(), DebugFeature::console_log))
+          return to_caf_error(*refused);
         return s.tail->last(count);
       },
       [=](info_atom) {
@@ -446,6 +444,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         info.kernel = own.shown(own.kernel);
         info.disks = describe_disks(own);
         info.console_log = s.console_log.string();
+        info.gdb_port = own.gdb_port;
         info.fleet = own.fleet;
         if (s.death) {
           info.reason = s.death->reason;

@@ -74,6 +74,10 @@ void print_info(const VmInfo& info) {
   line("debug", std::string(to_string(info.debug)));
   line("console log", info.console_log.empty() ? "- (debug = none keeps none)" : info.console_log);
   line("fleet", info.fleet.empty() ? "-" : info.fleet);
+  if (info.gdb_port) {
+    line("gdb", "127.0.0.1:" + std::to_string(*info.gdb_port) + " (gdb: target remote :" +
+                    std::to_string(*info.gdb_port) + ")");
+  }
   line("started", info.started_at ? local_time(*info.started_at) : "-");
   line("uptime", duration_text(info.uptime_ms));
   line("owner", user_name(info.owner_uid) +

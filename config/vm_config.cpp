@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "config/toml_reader.hpp"
+#include "core/debug_policy.hpp"
 #include "crosvisor/vm_file.hpp"
 #include "disk/composite_files.hpp"
 
@@ -144,6 +145,8 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
   if (auto cid = vm.integer("cid", limits::kMinCid, limits::kMaxCid))
     spec.cid = static_cast<std::uint32_t>(*cid);
   read_ready(vm, spec);
+  if (auto port = vm.integer("gdb_port", limits::kMinGdbPort, limits::kMaxGdbPort))
+    spec.gdb_port = static_cast<std::uint16_t>(*port);
   read_disks(vm, spec);
   if (auto accel = vm.string("accel"))
     spec.accel = *accel;
@@ -164,6 +167,14 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
     // A bare name is looked up on PATH; anything with a slash is a path relative to the file.
     spec.vmm_binary = binary->find('/') == std::string::npos ? std::filesystem::path(*binary)
                                                              : vm.resolve(*binary);
+  }
+  if (spec.gdb_port) {
+    const auto where = vm.raw().get("gdb_port")->source();
+    if (debug_refusal(spec, DebugFeature::gdb)) {
+      vm.problems().add(where, vm.dotted("gdb_port"), kNeedsFullDebug);
+    } else if (auto refused = vmm_refusal(spec, DebugFeature::gdb)) {
+      vm.problems().add(where, vm.dotted("gdb_port"), refused->message);
+    }
   }
   vm.finish();
   if (vm.problems().all().size() != problems_before && !best_effort)

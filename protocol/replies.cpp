@@ -45,6 +45,7 @@ json info_json(const VmInfo& info) {
               {"kernel", info.kernel},
               {"disks", info.disks},
               {"console_log", info.console_log.empty() ? json(nullptr) : json(info.console_log)},
+              {"gdb_port", or_null(info.gdb_port)},
               {"fleet", info.fleet.empty() ? json(nullptr) : json(info.fleet)},
               {"reason", info.reason ? json(to_string(*info.reason)) : json(nullptr)},
               {"detail", info.detail}};
@@ -114,6 +115,7 @@ Expected<VmInfo> parse_info(const json& info) {
     parsed.uptime_ms = info.at("uptime_ms").get<std::int64_t>();
     optional_of("started_at_ms", parsed.started_at);
     optional_of("owner_uid", parsed.owner_uid);
+    optional_of("gdb_port", parsed.gdb_port);
     parsed.memory_mib = info.value("memory_mib", 0u);
     parsed.cpus = info.value("cpus", 0u);
     parsed.kernel = info.value("kernel", std::string());

@@ -1,5 +1,6 @@
 // The daemon's side of spec_json.hpp: a VM description read strictly, its files taken from the
 // fds that came with the message (received_fds.hpp).
+#include "core/debug_policy.hpp"
 #include "protocol/field_reader.hpp"
 #include "protocol/received_fds.hpp"
 #include "protocol/spec_json.hpp"
@@ -114,8 +115,8 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
   FieldReader reader(vm, "vm");
   if (auto only =
           reader.only({"name", "vmm", "kernel", "initrd", "params", "memory_mib", "cpus", "debug",
-                       "accel", "stop_timeout_ms", "ready", "ready_timeout_ms", "cid", "disks",
-                       "vmm_binary"});
+                       "accel", "stop_timeout_ms", "ready", "ready_timeout_ms", "cid", "gdb_port",
+                       "disks", "vmm_binary"});
       !only)
     return std::unexpected(only.error());
   VmSpec spec;
@@ -197,6 +198,12 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
       return std::unexpected(timeout.error());
     spec.stop_timeout = std::chrono::milliseconds(*timeout);
   }
+  if (reader.has("gdb_port")) {
+    auto port = reader.integer("gdb_port", limits::kMinGdbPort, limits::kMaxGdbPort);
+    if (!port)
+      return std::unexpected(port.error());
+    spec.gdb_port = static_cast<std::uint16_t>(*port);
+  }
   if (reader.has("cid")) {
     auto cid = reader.integer("cid", limits::kMinCid, limits::kMaxCid);
     if (!cid)
@@ -231,6 +238,13 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
     if (!has_ready_condition(spec))
       return std::unexpected(bad("vm.ready_timeout_ms", "needs a ready condition"));
     spec.ready_timeout = std::chrono::milliseconds(*timeout);
+  }
+  if (spec.gdb_port) {
+    // After the debug level and the VMM, wherever the fields came in the object.
+    if (auto refused = debug_refusal(spec, DebugFeature::gdb))
+      return std::unexpected(bad("vm.gdb_port", refused->message));
+    if (auto refused = vmm_refusal(spec, DebugFeature::gdb))
+      return std::unexpected(bad("vm.gdb_port", refused->message));
   }
   if (reader.has("disks")) {
     if (auto disks = read_disks(reader.at("disks"), taker, spec); !disks)

@@ -73,6 +73,8 @@ Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
     vm["ready_timeout_ms"] = spec.ready_timeout->count();
   if (spec.cid)
     vm["cid"] = *spec.cid;
+  if (spec.gdb_port)
+    vm["gdb_port"] = *spec.gdb_port;
   json disks = json::array();
   for (std::size_t d = 0; d < spec.disks.size(); ++d) {
     const std::string role = "disk " + std::to_string(d);

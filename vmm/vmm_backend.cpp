@@ -1,5 +1,6 @@
 #include "vmm/vmm_backend.hpp"
 
+#include "core/debug_policy.hpp"
 #include "vmm/crosvm/crosvm_backend.hpp"
 #include "vmm/qemu/qemu_backend.hpp"
 
@@ -18,6 +19,13 @@ Expected<void> make_private_dir(const std::filesystem::path& dir) {
 }  // namespace
 
 Expected<VmmLaunch> prepare_vmm_launch(const VmSpec& spec, const LaunchContext& context) {
+  // An embedding application's spec reaches here unchecked by config/ and protocol/.
+  if (spec.gdb_port) {
+    if (auto refused = debug_refusal(spec, DebugFeature::gdb))
+      return std::unexpected(*refused);
+    if (auto refused = vmm_refusal(spec, DebugFeature::gdb))
+      return std::unexpected(*refused);
+  }
   if (auto made = make_private_dir(context.run_dir); !made)
     return std::unexpected(made.error());
   Expected<VmmLaunch> launch = make_error(ErrorKind::launch, "no backend");

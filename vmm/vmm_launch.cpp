@@ -1,6 +1,8 @@
 #include "vmm/vmm_launch.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -51,6 +53,25 @@ Expected<UniqueFd> listen_unix(const std::filesystem::path& path, int type) {
   if (::listen(fd.get(), 8) != 0) {
     return std::unexpected(errno_error(ErrorKind::io, "listen " + path.string(), errno));
   }
+  return fd;
+}
+
+Expected<UniqueFd> listen_loopback(std::uint16_t port, std::string_view role) {
+  const std::string what = std::string(role) + " 127.0.0.1:" + std::to_string(port);
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd)
+    return std::unexpected(errno_error(ErrorKind::io, "socket", errno));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    const int saved = errno;
+    return std::unexpected(
+        errno_error(saved == EADDRINUSE ? ErrorKind::conflict : ErrorKind::io, what, saved));
+  }
+  if (::listen(fd.get(), 1) != 0)
+    return std::unexpected(errno_error(ErrorKind::io, "listen " + what, errno));
   return fd;
 }
 

@@ -40,6 +40,9 @@ Expected<UniqueFd> listen_unix(const std::filesystem::path& path, int type);
 inline std::filesystem::path binary_for(const VmSpec& spec, const char* default_name) {
   return spec.vmm_binary.empty() ? std::filesystem::path(default_name) : spec.vmm_binary;
 }
+// A listening TCP socket on 127.0.0.1:`port`, for a stub the VMM serves (gdb): only this host's
+// own users can reach it.
+Expected<UniqueFd> listen_loopback(std::uint16_t port, std::string_view role);
 // stdin from /dev/null; stdout and stderr into one pipe whose read end is launch.vmm_output.
 Expected<void> plan_standard_streams(VmmLaunch& launch);
 

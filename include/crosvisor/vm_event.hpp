@@ -43,6 +43,7 @@ struct VmInfo {
   std::string kernel;                 // as the client named it
   std::vector<std::string> disks;     // one description per disk, in guest order
   std::string console_log;            // debug = full: where the console is kept
+  std::optional<std::uint16_t> gdb_port;  // debug = full: its gdb stub, on 127.0.0.1
   std::string fleet;                  // the fleet it belongs to, if any
   std::optional<DeathReason> reason;  // once dead
   std::string detail;                 // once dead: how it ended

@@ -83,6 +83,9 @@ inline constexpr std::uint32_t kMaxCid = 0xfffffffe;
 // Host vsock ports a guest may call back on (0xffffffff is VMADDR_PORT_ANY).
 inline constexpr std::uint32_t kMinVsockPort = 1;
 inline constexpr std::uint32_t kMaxVsockPort = 0xfffffffe;
+// TCP ports a gdb stub may take: not the privileged ones.
+inline constexpr std::uint16_t kMinGdbPort = 1024;
+inline constexpr std::uint16_t kMaxGdbPort = 65535;
 }  // namespace limits
 
 struct VmSpec {
@@ -97,6 +100,8 @@ struct VmSpec {
   ReadyCondition ready;
   // A fixed vsock CID; by default the CID registry grants one.
   std::optional<std::uint32_t> cid;
+  // debug = full: a gdb stub for the guest on 127.0.0.1 at this TCP port.
+  std::optional<std::uint16_t> gdb_port;
   // Attached in order: the first is the guest's vda.
   std::vector<DiskSpec> disks;
   // QEMU accelerator ("kvm", "tcg", or a fallback list such as "kvm:tcg").

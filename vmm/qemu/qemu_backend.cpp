@@ -115,6 +115,17 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
               {"-chardev", "file,id=console,path=" + process::FdPlan::proc_path(*console),
                "-serial", "chardev:console"});
 
+  if (spec.gdb_port) {
+    // Bound here, on loopback: QEMU only serves the stub on the socket it is handed.
+    auto gdb = listen_loopback(*spec.gdb_port, "gdb_port");
+    if (!gdb)
+      return std::unexpected(gdb.error());
+    const int gdb_fd = request.fds.add(std::move(*gdb));
+    args.insert(args.end(),
+                {"-chardev", "socket,id=gdb,fd=" + std::to_string(gdb_fd) + ",server=on,wait=off",
+                 "-gdb", "chardev:gdb"});
+  }
+
   launch.control = {ControlProtocol::qmp, run_dir / "qmp.sock"};
   auto qmp = listen_unix(launch.control.socket, SOCK_STREAM);
   if (!qmp)

@@ -2,6 +2,7 @@
 
 #include "config/toml_reader.hpp"
 #include "config/vm_config.hpp"
+#include "core/debug_policy.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace crosvisor;
@@ -277,4 +278,30 @@ TEST_CASE("ready_timeout_s times a ready condition, and is refused without one")
       "name = \"t\"\nkernel = \"k\"\nready = { console = \"up\" }\nready_timeout_s = 0\n", kSource);
   REQUIRE_FALSE(tiny.has_value());
   CHECK_THAT(tiny.error().message, Catch::Contains("key 'ready_timeout_s'"));
+}
+
+TEST_CASE("gdb_port is read for a debuggable QEMU VM, and the debug level decides in one place") {
+  auto spec = parse_vm_spec("name = \"g\"\nkernel = \"k\"\ndebug = \"full\"\ngdb_port = 1234\n",
+                            kSource);
+  REQUIRE(spec.has_value());
+  CHECK(spec->gdb_port == std::optional<std::uint16_t>(1234));
+  CHECK_FALSE(debug_refusal(*spec, DebugFeature::gdb));
+  CHECK_FALSE(vmm_refusal(*spec, DebugFeature::gdb));
+  auto low = parse_vm_spec("name = \"g\"\nkernel = \"k\"\ndebug = \"full\"\ngdb_port = 22\n",
+                           kSource);
+  CHECK_THAT(low.error().message, Catch::Contains("key 'gdb_port': must be between 1024 and 65535"));
+
+  VmSpec none;
+  none.name = "quiet";
+  for (auto feature : {DebugFeature::console_log, DebugFeature::console, DebugFeature::dump,
+                       DebugFeature::gdb}) {
+    auto refused = debug_refusal(none, feature);
+    REQUIRE(refused.has_value());
+    CHECK(refused->kind == ErrorKind::state);
+    CHECK_THAT(refused->message, Catch::StartsWith("VM 'quiet' runs with debug = \"none\": "));
+  }
+  none.vmm = VmmKind::crosvm;
+  CHECK(vmm_refusal(none, DebugFeature::dump).has_value());
+  CHECK(vmm_refusal(none, DebugFeature::gdb).has_value());
+  CHECK_FALSE(vmm_refusal(none, DebugFeature::console).has_value());
 }
