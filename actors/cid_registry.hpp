@@ -8,7 +8,6 @@
 #include <filesystem>
 
 #include "crosvisor/messages.hpp"
-
 #include "vsock/cid_locks.hpp"
 #include "vsock/cid_pool.hpp"
 

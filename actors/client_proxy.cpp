@@ -62,7 +62,23 @@ ClientProxyActor::behavior_type proxy_behavior(Proxy self, VmActorImpl vm, caf::
         self->send(self->state.vm, subscribe_atom::value, std::move(subscriber));
       },
       [=](subscribe_atom, caf::actor subscriber, events_atom) {
-        self->send(self->state.vm, subscribe_atom::value, std::move(subscriber), events_atom::value);
+        self->send(self->state.vm, subscribe_atom::value, std::move(subscriber),
+                   events_atom::value);
+      },
+      [=](console_attach_atom, caf::actor viewer, bool write, bool force) {
+        return self->delegate(self->state.vm, console_attach_atom::value, std::move(viewer), write,
+                              force);
+      },
+      [=](console_input_atom, caf::actor writer, std::string bytes) {
+        self->send<caf::message_priority::high>(self->state.vm, console_input_atom::value,
+                                                std::move(writer), std::move(bytes));
+      },
+      [=](console_detach_atom, caf::actor viewer) {
+        self->send(self->state.vm, console_detach_atom::value, std::move(viewer));
+      },
+      [=](dump_atom) { return self->delegate(self->state.vm, dump_atom::value); },
+      [=](dump_atom, DumpInto into) {
+        return self->delegate(self->state.vm, dump_atom::value, std::move(into));
       },
       [=](dup_atom, caf::actor other_client) -> VmHandle {
         return spawn_client_proxy(self->system(), self->state.vm, std::move(other_client));

@@ -206,8 +206,8 @@ void on_event(Fleet self, const VmEvent& event) {
 
 // Stops the fleet: every VM at once, as `stop` tells each one (gracefully, within a timeout, or
 // killed).
-caf::typed_response_promise<FleetStatus> go_down(
-    Fleet self, const std::function<void(const VmHandle&)>& stop) {
+caf::typed_response_promise<FleetStatus> go_down(Fleet self,
+                                                 const std::function<void(const VmHandle&)>& stop) {
   auto promise = self->make_response_promise<FleetStatus>();
   self->state.down_waiters.push_back(promise);
   self->state.stopping = true;
@@ -219,8 +219,7 @@ caf::typed_response_promise<FleetStatus> go_down(
   return promise;
 }
 
-FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service,
-                                        config::FleetSpec fleet) {
+FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config::FleetSpec fleet) {
   auto& st = self->state;
   st.service = std::move(service);
   st.fleet_name = fleet.name;
@@ -266,9 +265,8 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service,
                        [=](const VmHandle& vm) { self->send(vm, stop_atom::value, timeout_ms); });
       },
       [=](stop_atom, kill_atom) {
-        return go_down(self, [=](const VmHandle& vm) {
-          self->send(vm, stop_atom::value, kill_atom::value);
-        });
+        return go_down(
+            self, [=](const VmHandle& vm) { self->send(vm, stop_atom::value, kill_atom::value); });
       },
       [=](restart_atom, const std::string& name) -> caf::result<FleetMemberStatus> {
         auto& s = self->state;

@@ -42,18 +42,19 @@ struct FleetStatus {
   std::size_t blocked = 0;
 };
 
-using FleetActor = caf::typed_actor<
-    caf::replies_to<fleet_status_atom>::with<FleetStatus>,
-    // The subscriber receives every member's VmEvents.
-    caf::reacts_to<subscribe_atom, caf::actor>,
-    // Every VM stopped at once (gracefully, within this many milliseconds when given, or
-    // killed) -> the status once every VM is dead; then the fleet actor quits.
-    caf::replies_to<stop_atom>::with<FleetStatus>,
-    caf::replies_to<stop_atom, std::uint32_t>::with<FleetStatus>,
-    caf::replies_to<stop_atom, kill_atom>::with<FleetStatus>,
-    // (name) -> that VM's status once, stopped and started afresh, it is up again or has
-    // failed; an error (not_found) for a name the fleet does not have.
-    caf::replies_to<restart_atom, std::string>::with<FleetMemberStatus>>;
+using FleetActor =
+    caf::typed_actor<caf::replies_to<fleet_status_atom>::with<FleetStatus>,
+                     // The subscriber receives every member's VmEvents.
+                     caf::reacts_to<subscribe_atom, caf::actor>,
+                     // Every VM stopped at once (gracefully, within this many milliseconds when
+                     // given, or killed) -> the status once every VM is dead; then the fleet actor
+                     // quits.
+                     caf::replies_to<stop_atom>::with<FleetStatus>,
+                     caf::replies_to<stop_atom, std::uint32_t>::with<FleetStatus>,
+                     caf::replies_to<stop_atom, kill_atom>::with<FleetStatus>,
+                     // (name) -> that VM's status once, stopped and started afresh, it is up again
+                     // or has failed; an error (not_found) for a name the fleet does not have.
+                     caf::replies_to<restart_atom, std::string>::with<FleetMemberStatus>>;
 
 FleetActor spawn_fleet(caf::actor_system& system, ServiceActor service, config::FleetSpec fleet);
 

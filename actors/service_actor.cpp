@@ -94,7 +94,10 @@ void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
   }
   const auto log_dir =
       spec.owner_uid ? st.options.log_dir / std::to_string(*spec.owner_uid) : st.options.log_dir;
-  VmPaths paths{run_dir, log_dir / (spec.name + ".log"), st.options.log_max_bytes};
+  const auto dump_dir =
+      spec.owner_uid ? st.options.dump_dir / std::to_string(*spec.owner_uid) : st.options.dump_dir;
+  VmPaths paths{run_dir, log_dir / (spec.name + ".log"), st.options.log_max_bytes, dump_dir,
+                st.options.dumps_per_vm};
   auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor, st.cid_registry,
                            caf::actor_cast<VmDeathWatcher>(self), std::move(paths));
   st.claim_of[vm.address()] = run_id;
@@ -190,6 +193,8 @@ ServiceActor spawn_service(caf::actor_system& system, ServiceOptions options) {
     options.runtime_dir = default_runtime_dir();
   if (options.log_dir.empty())
     options.log_dir = options.runtime_dir / "logs";
+  if (options.dump_dir.empty())
+    options.dump_dir = options.runtime_dir / "dumps";
   if (options.cid_state_file.empty()) {
     if (auto shared = user_runtime_dir())
       options.cid_state_file = *shared / "last-cid";

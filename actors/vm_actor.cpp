@@ -1,11 +1,13 @@
 #include "actors/vm_actor.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
+#include <map>
 #include <set>
 
 #include "actors/client_proxy.hpp"
@@ -38,7 +40,9 @@ struct VmActorState {
     bool console = true;  // also the console lines, not only VmEvents
   };
   std::vector<Subscriber> subscribers;
-  std::set<caf::actor_addr> proxies;  // the client handles; never strong references
+  std::vector<caf::actor> console_clients;  // attached to the interactive console
+  caf::actor console_writer;                // whose input reaches the guest, if anyone's
+  std::set<caf::actor_addr> proxies;        // the client handles; never strong references
   std::optional<std::chrono::steady_clock::time_point> started_at;
   std::optional<std::int64_t> started_at_unix_ms;
   std::optional<lifecycle::Death> death;
@@ -47,6 +51,11 @@ struct VmActorState {
   std::filesystem::path console_log;  // debug = full: the console's file
   std::uint64_t console_log_max_bytes = 0;
   std::optional<lifecycle::ConsoleTail> tail;  // debug = full: its last lines, for `vm logs`
+  vmm::Reactor::DumpPlace dumps;               // debug = full: where its memory dumps go
+  bool dumping_panic = false;                  // a panicked guest's dump is being written
+  std::string last_dump;
+  std::uint64_t next_dump = 1;
+  std::map<std::uint64_t, caf::typed_response_promise<std::string>> dump_waiters;
 
   caf::actor_addr self_address;  // to withdraw its monitors on the subscribers as it ends
 
@@ -57,6 +66,8 @@ struct VmActorState {
       reactor->signal(child, SIGKILL, true);
     for (const auto& subscriber : subscribers)
       withdraw_monitor(self_address, subscriber.actor);
+    for (const auto& client : console_clients)
+      withdraw_monitor(self_address, client);
     std::error_code ignored;
     if (!run_dir.empty())
       std::filesystem::remove_all(run_dir, ignored);
@@ -130,11 +141,112 @@ void subscribe(VmSelf self, caf::actor subscriber, bool console) {
   subscribers.push_back({std::move(subscriber), console});
 }
 
+// The reactor forwards the console's raw bytes while anyone is attached to it.
+void update_console_raw(VmSelf self) {
+  auto& st = self->state;
+  if (st.child_alive)
+    st.reactor->console_raw(st.child, !st.console_clients.empty());
+}
+
+void detach_console(VmSelf self, const caf::actor_addr& client) {
+  auto& st = self->state;
+  auto found = std::find_if(st.console_clients.begin(), st.console_clients.end(),
+                            [&](const caf::actor& c) { return c.address() == client; });
+  if (found == st.console_clients.end())
+    return;
+  withdraw_monitor(st.self_address, *found);
+  st.console_clients.erase(found);
+  if (st.console_writer.address() == client)
+    st.console_writer = nullptr;
+  update_console_raw(self);
+}
+
+// Why this VM's memory cannot be dumped now, if it cannot.
+std::optional<Error> dump_refusal(VmSelf self) {
+  auto& st = self->state;
+  if (auto refused = debug_refusal(st.life->spec(), DebugFeature::dump))
+    return refused;
+  if (auto refused = vmm_refusal(st.life->spec(), DebugFeature::dump))
+    return refused;
+  if (!st.child_alive || st.pid <= 0)
+    return Error{ErrorKind::state, "VM '" + st.life->spec().name + "' is not running"};
+  return std::nullopt;
+}
+
+// Tell this actor when a dump is written: (dumped_atom, token, where, error). Into the dump
+// directory, where is the new file's path...
+std::function<void(Expected<std::filesystem::path>)> dump_reply(VmSelf self, std::uint64_t token) {
+  return [me = caf::actor_cast<VmActorImpl>(self), token](Expected<std::filesystem::path> path) {
+    caf::anon_send(me, dumped_atom::value, token, path ? path->string() : std::string(),
+                   path ? std::string() : path.error().message);
+  };
+}
+// ... into a client's file, the client's name for it.
+std::function<void(Expected<void>)> dump_reply(VmSelf self, std::uint64_t token,
+                                               std::string shown) {
+  return [me = caf::actor_cast<VmActorImpl>(self), token, shown](Expected<void> written) {
+    caf::anon_send(me, dumped_atom::value, token, written ? shown : std::string(),
+                   written ? std::string() : written.error().message);
+  };
+}
+
+caf::result<std::string> dump_on_request(VmSelf self, std::optional<DumpInto> into) {
+  auto& st = self->state;
+  if (auto refused = dump_refusal(self))
+    return to_caf_error(*refused);
+  const std::uint64_t token = st.next_dump++;
+  auto promise = self->make_response_promise<std::string>();
+  st.dump_waiters.emplace(token, promise);
+  spdlog::info("vm {}: dumping its memory, as asked", st.life->spec().name);
+  if (!into) {
+    st.reactor->dump_memory(st.child, st.dumps, dump_reply(self, token));
+  } else {
+    UniqueFd file(::fcntl(*into->fd, F_DUPFD_CLOEXEC, 3));
+    st.reactor->dump_memory(st.child, std::move(file), dump_reply(self, token, into->shown));
+  }
+  return promise;
+}
+
+caf::result<bool> attach_console(VmSelf self, caf::actor client, bool write, bool force) {
+  auto& st = self->state;
+  const std::string& name = st.life->spec().name;
+  if (auto refused = debug_refusal(st.life->spec(), DebugFeature::console))
+    return to_caf_error(*refused);
+  if (st.dead)
+    return to_caf_error(ErrorKind::state, "VM '" + name + "' is dead");
+  if (!client)
+    return to_caf_error(ErrorKind::protocol, "a console needs a client to show it to");
+  if (write && st.console_writer && st.console_writer != client) {
+    if (!force) {
+      return to_caf_error(ErrorKind::conflict,
+                          "VM '" + name +
+                              "' already has a console writer: take its input over with "
+                              "--force, or watch with vm logs -f " +
+                              name);
+    }
+    caf::anon_send(st.console_writer, ConsoleWriterLost{name});
+  }
+  if (write)
+    st.console_writer = client;
+  if (std::find(st.console_clients.begin(), st.console_clients.end(), client) ==
+      st.console_clients.end()) {
+    self->monitor(client);  // detached when it goes down
+    st.console_clients.push_back(std::move(client));
+    update_console_raw(self);
+  }
+  return write;
+}
+
 void die(VmSelf self, lifecycle::Death death) {
   auto& st = self->state;
   st.child_alive = false;
   if (st.ready_token != 0)
     st.reactor->cancel_vsock_ready(st.ready_token);
+  if (st.dumping_panic && !st.last_dump.empty())
+    death.detail += "; memory dump: " + st.last_dump;
+  for (auto& [token, waiter] : st.dump_waiters)
+    waiter.deliver(to_caf_error(ErrorKind::state, "the VM died before its dump was written"));
+  st.dump_waiters.clear();
   // The client named its files; the daemon knows them as /proc/self/fd/N.
   death.detail = st.life->spec().shown_in(std::move(death.detail));
   spdlog::info("vm {}: dead, {} ({})", st.life->spec().name, to_string(death.reason), death.detail);
@@ -150,6 +262,10 @@ void die(VmSelf self, lifecycle::Death death) {
   });
   st.run_dir.clear();
   st.dead = true;
+  for (const auto& client : st.console_clients)
+    withdraw_monitor(st.self_address, client);
+  st.console_clients.clear();
+  st.console_writer = nullptr;
   quit_if_unreferenced(self);
 }
 
@@ -173,7 +289,10 @@ void take_step(VmSelf self, lifecycle::StopStep step) {
       send_control(self, vmm::ControlRequest::powerdown);
       break;
     case lifecycle::StopStep::quit:
-      spdlog::warn("vm {}: guest did not power off in time, asking the VMM to quit", name);
+      if (st.dumping_panic)
+        spdlog::info("vm {}: the panicked guest is dumped: asking the VMM to quit", name);
+      else
+        spdlog::warn("vm {}: guest did not power off in time, asking the VMM to quit", name);
       send_control(self, vmm::ControlRequest::quit);
       break;
     case lifecycle::StopStep::terminate:
@@ -196,6 +315,9 @@ vmm::ChildObserver observer_for(VmSelf self) {
   observer.launch_failed = [me](Error error) { caf::anon_send(me, lfailed_atom::value, error); };
   observer.console_line = [me](std::string line) {
     caf::anon_send(me, console_atom::value, std::move(line));
+  };
+  observer.console_bytes = [me](std::string bytes) {
+    caf::anon_send(me, console_bytes_atom::value, std::move(bytes));
   };
   observer.vmm_output_line = [me](std::string line) {
     caf::anon_send(me, vmmout_atom::value, std::move(line));
@@ -223,12 +345,15 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
     st.console_log = std::move(paths.console_log);
     st.console_log_max_bytes = paths.console_log_max_bytes;
     st.tail.emplace();
+    st.dumps = vmm::Reactor::DumpPlace{std::move(paths.dump_dir), st.life->spec().name,
+                                       st.life->spec().owner_uid, paths.dumps_kept};
   }
   self->set_down_handler([=](const caf::down_msg& down) {
     auto& s = self->state;
     std::erase_if(s.subscribers, [&](const VmActorState::Subscriber& subscriber) {
       return subscriber.actor.address() == down.source;
     });
+    detach_console(self, down.source);
     if (s.proxies.erase(down.source) == 0 || !s.proxies.empty())
       return;
     if (s.dead)
@@ -272,6 +397,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
                       },
                       observer_for(self));
                   vm.child_alive = true;
+                  update_console_raw(self);  // clients that attached while it was starting
                 },
                 [=](caf::error& error) {
                   die(self, self->state.life->on_launch_failed(from_caf_error(error).message));
@@ -339,6 +465,22 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
           s.console_unacked = 0;
         }
       },
+      [=](console_bytes_atom, const std::string& bytes) {
+        const std::string& name = self->state.life->spec().name;
+        for (const auto& client : self->state.console_clients)
+          caf::anon_send(client, ConsoleBytes{name, bytes});
+      },
+      [=](console_attach_atom, caf::actor client, bool write, bool force) {
+        return attach_console(self, std::move(client), write, force);
+      },
+      [=](console_input_atom, const caf::actor& client, std::string bytes) {
+        auto& s = self->state;
+        if (client && client == s.console_writer && s.child_alive)
+          s.reactor->console_input(s.child, std::move(bytes));
+      },
+      [=](console_detach_atom, const caf::actor& client) {
+        detach_console(self, client.address());
+      },
       [=](vsready_atom, const std::string& error) {
         auto& s = self->state;
         s.ready_token = 0;
@@ -355,8 +497,46 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         self->state.life->on_vmm_output(line);
       },
       [=](notice_atom, lifecycle::GuestNotice notice) {
-        self->state.life->on_guest_notice(notice);
+        auto& s = self->state;
+        s.life->on_guest_notice(notice);
+        if (notice != lifecycle::GuestNotice::panicked || s.dumping_panic ||
+            !dumps_on_panic(s.life->spec()) || !s.child_alive)
+          return;
+        // QEMU keeps the guest paused (-action panic=pause): its memory first, then its end.
+        s.dumping_panic = true;
+        spdlog::warn("vm {}: the guest panicked: dumping its memory before it dies",
+                     s.life->spec().name);
+        s.reactor->dump_memory(s.child, s.dumps, dump_reply(self, 0));
       },
+      [=](dumped_atom, std::uint64_t token, const std::string& where, const std::string& error) {
+        auto& s = self->state;
+        const auto& name = s.life->spec().name;
+        if (error.empty()) {
+          spdlog::info("vm {}: memory dumped to {}", name,
+                       where.empty() ? "a client's file" : where);
+          if (!where.empty())  // a client's own file is its to know
+            s.last_dump = where;
+        } else {
+          spdlog::warn("vm {}: no memory dump: {}", name, error);
+        }
+        if (token != 0) {
+          auto waiter = s.dump_waiters.find(token);
+          if (waiter == s.dump_waiters.end())
+            return;
+          if (error.empty())
+            waiter->second.deliver(where);
+          else
+            waiter->second.deliver(to_caf_error(ErrorKind::io, "memory dump: " + error));
+          s.dump_waiters.erase(waiter);
+          return;
+        }
+        if (auto step = s.life->on_panic_dumped()) {
+          publish(self, current_event(self));
+          take_step(self, *step);
+        }
+      },
+      [=](dump_atom) { return dump_on_request(self, std::nullopt); },
+      [=](dump_atom, DumpInto into) { return dump_on_request(self, std::move(into)); },
       [=](exited_atom, const process::ExitStatus& status) {
         die(self, self->state.life->on_exited(status));
       },
@@ -445,6 +625,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         info.disks = describe_disks(own);
         info.console_log = s.console_log.string();
         info.gdb_port = own.gdb_port;
+        info.last_dump = s.last_dump;
         info.fleet = own.fleet;
         if (s.death) {
           info.reason = s.death->reason;

@@ -21,6 +21,8 @@ struct VmPaths {
   std::filesystem::path run_dir;      // private: sockets and generated files, removed at death
   std::filesystem::path console_log;  // kept for debug = full VMs; unused otherwise
   std::uint64_t console_log_max_bytes = 16ull << 20;
+  std::filesystem::path dump_dir;  // debug = full: where its memory dumps go
+  std::size_t dumps_kept = 3;      // of this VM's name, at most
 };
 
 // `cid_registry` grants the VM its vsock CID before the VMM starts. Client handles attach

@@ -24,6 +24,7 @@ using spawned_atom = caf::atom_constant<caf::atom("spawned")>;
 using started_atom = caf::atom_constant<caf::atom("started")>;
 using lfailed_atom = caf::atom_constant<caf::atom("lfailed")>;
 using console_atom = caf::atom_constant<caf::atom("console")>;
+using console_bytes_atom = caf::atom_constant<caf::atom("conbytes")>;
 using vmmout_atom = caf::atom_constant<caf::atom("vmmout")>;
 using vsready_atom = caf::atom_constant<caf::atom("vsready")>;
 using notice_atom = caf::atom_constant<caf::atom("notice")>;
@@ -32,17 +33,16 @@ using step_due_atom = caf::atom_constant<caf::atom("stepdue")>;
 using ready_due_atom = caf::atom_constant<caf::atom("readydue")>;
 using stop_sent_atom = caf::atom_constant<caf::atom("stopsent")>;
 using vm_dead_atom = caf::atom_constant<caf::atom("vmdead")>;
+using dumped_atom = caf::atom_constant<caf::atom("dumped")>;
 
 // Told by each VM's actor when its VM dies (the actor lives on while handles remain): the
 // service, which frees the VM's name at once.
 using VmDeathWatcher = caf::typed_actor<caf::reacts_to<vm_dead_atom, caf::actor_addr>>;
 
 // A client handle as its VM sees it: it takes the VM's events for its client, and makes more
-// handles on the same VM.
-using ClientProxyActor = VmHandle::extend<
-    caf::reacts_to<VmEvent>, caf::reacts_to<ConsoleLine>,
-    // (other_client) -> a new handle on the same VM (the service's dup_atom lands here)
-    caf::replies_to<dup_atom, caf::actor>::with<VmHandle>>;
+// handles on the same VM: (dup_atom, other_client) -> a new handle (the service's dup lands here).
+using ClientProxyActor = VmHandle::extend<caf::reacts_to<VmEvent>, caf::reacts_to<ConsoleLine>,
+                                          caf::replies_to<dup_atom, caf::actor>::with<VmHandle>>;
 
 // A VM's own actor, with what its handles, the service and the reactor tell it.
 using VmActorImpl = VmActor::extend<
@@ -56,13 +56,16 @@ using VmActorImpl = VmActor::extend<
     // reaped exit status.
     caf::reacts_to<spawned_atom, pid_t>, caf::reacts_to<started_atom>,
     caf::reacts_to<lfailed_atom, Error>, caf::reacts_to<console_atom, std::string>,
-    caf::reacts_to<vmmout_atom, std::string>, caf::reacts_to<vsready_atom, std::string>,
-    caf::reacts_to<notice_atom, lifecycle::GuestNotice>,
+    caf::reacts_to<console_bytes_atom, std::string>, caf::reacts_to<vmmout_atom, std::string>,
+    caf::reacts_to<vsready_atom, std::string>, caf::reacts_to<notice_atom, lifecycle::GuestNotice>,
     caf::reacts_to<exited_atom, process::ExitStatus>,
     // Its own timers: a step of the stop sequence is due; the VM should be ready by now.
     caf::reacts_to<step_due_atom, lifecycle::StopStep>, caf::reacts_to<ready_due_atom>,
     // The answer to a control request: refused by the VMM (or not), and the error ("" if done).
-    caf::reacts_to<stop_sent_atom, bool, std::string>>;
+    caf::reacts_to<stop_sent_atom, bool, std::string>,
+    // A memory dump is written (token 0: a panicked guest's; others answer a dump_atom): where,
+    // or why there is none.
+    caf::reacts_to<dumped_atom, std::uint64_t, std::string, std::string>>;
 
 }  // namespace crosvisor
 

@@ -1,5 +1,6 @@
 #include "cli/daemon_commands.hpp"
 
+#include <fcntl.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -19,16 +20,6 @@ using json = nlohmann::json;
 
 Expected<DaemonClient> connect(const DaemonOptions& options) {
   return find_daemon(DaemonSearch{options.socket});
-}
-
-// A VM as the command line names it: a name, or a CID (all digits).
-Expected<protocol::Target> target_named(const std::string& text) {
-  auto target = protocol::parse_target(text);
-  if (!target && text.empty())
-    return make_error(ErrorKind::not_found, "name a VM, or give its CID");
-  if (!target)
-    return make_error(ErrorKind::not_found, "no VM has CID " + text + " (CIDs end at 4294967295)");
-  return target;
 }
 
 // A user's name ("alice"), or the uid when it has none.
@@ -74,9 +65,11 @@ void print_info(const VmInfo& info) {
   line("debug", std::string(to_string(info.debug)));
   line("console log", info.console_log.empty() ? "- (debug = none keeps none)" : info.console_log);
   line("fleet", info.fleet.empty() ? "-" : info.fleet);
+  if (!info.last_dump.empty())
+    line("last dump", info.last_dump);
   if (info.gdb_port) {
-    line("gdb", "127.0.0.1:" + std::to_string(*info.gdb_port) + " (gdb: target remote :" +
-                    std::to_string(*info.gdb_port) + ")");
+    line("gdb", "127.0.0.1:" + std::to_string(*info.gdb_port) +
+                    " (gdb: target remote :" + std::to_string(*info.gdb_port) + ")");
   }
   line("started", info.started_at ? local_time(*info.started_at) : "-");
   line("uptime", duration_text(info.uptime_ms));
@@ -85,6 +78,15 @@ void print_info(const VmInfo& info) {
 }
 
 }  // namespace
+
+Expected<protocol::Target> target_named(const std::string& text) {
+  auto target = protocol::parse_target(text);
+  if (!target && text.empty())
+    return make_error(ErrorKind::not_found, "name a VM, or give its CID");
+  if (!target)
+    return make_error(ErrorKind::not_found, "no VM has CID " + text + " (CIDs end at 4294967295)");
+  return target;
+}
 
 int list_vms(const DaemonOptions& options, bool all_users) {
   auto client = connect(options);
@@ -210,6 +212,41 @@ int show_version(const DaemonOptions& options) {
   std::cout << "crosvisord " << reply->value("crosvisor", "?") << " (protocol "
             << reply->value("protocol", 0) << ") at " << client->socket_path().string()
             << ", running as " << user_name(reply->value("uid", 0u)) << '\n';
+  return 0;
+}
+
+int dump_vm(const DaemonOptions& options, const std::string& vm,
+            const std::optional<std::filesystem::path>& file) {
+  auto target = target_named(vm);
+  if (!target)
+    return report(target.error());
+  std::vector<UniqueFd> fds;
+  if (file) {
+    UniqueFd fd(::open(file->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd && errno == EEXIST)
+      return report(Error{ErrorKind::conflict,
+                          file->string() + " exists: vm dump does not write over a file"});
+    if (!fd)
+      return report(errno_error(ErrorKind::io, file->string(), errno));
+    fds.push_back(std::move(fd));
+  }
+  // What this command created goes again if no dump lands in it.
+  const auto undo = [&] {
+    if (file)
+      ::unlink(file->c_str());
+  };
+  auto client = connect(options);
+  if (!client) {
+    undo();
+    return report(client.error());
+  }
+  std::cerr << "vm " << vm << ": dumping its memory (the guest pauses meanwhile)\n";
+  auto reply = client->call(protocol::DumpRequest{*target, file.has_value()}, {}, fds);
+  if (!reply) {
+    undo();
+    return report(reply.error());
+  }
+  std::cout << (file ? file->string() : reply->value("path", std::string())) << '\n';
   return 0;
 }
 

@@ -6,12 +6,17 @@
 #include <optional>
 #include <string>
 
+#include "protocol/requests.hpp"
+
 namespace crosvisor::cli {
 
 struct DaemonOptions {
   std::optional<std::filesystem::path> socket;
   bool json = false;
 };
+
+// A VM as the command line names it: a name, or a CID (all digits).
+Expected<protocol::Target> target_named(const std::string& text);
 
 int list_vms(const DaemonOptions& options, bool all_users);
 int show_info(const DaemonOptions& options, const std::string& vm);
@@ -20,5 +25,9 @@ int stop_vm(const DaemonOptions& options, const std::string& vm, std::optional<d
 int show_logs(const DaemonOptions& options, const std::string& vm, std::uint32_t lines,
               bool follow);
 int show_version(const DaemonOptions& options);
+// A debug = full QEMU VM's memory as an ELF core: into `file` (created here, with this user's
+// rights, never over an existing file), else into crosvisord's dump directory. Prints where.
+int dump_vm(const DaemonOptions& options, const std::string& vm,
+            const std::optional<std::filesystem::path>& file);
 
 }  // namespace crosvisor::cli

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/composite_command.hpp"
+#include "cli/console_command.hpp"
 #include "cli/daemon_commands.hpp"
 #include "cli/fleet_commands.hpp"
 #include "cli/run_command.hpp"
@@ -73,6 +74,20 @@ int main(int argc, char** argv) {
   logs_cmd->add_option("VM", target, "Name or CID")->required();
   logs_cmd->add_option("-n,--lines", lines, "Only the last LINES lines (default: all kept)");
   logs_cmd->add_flag("-f,--follow", follow, "Then print new lines until the VM dies");
+
+  bool console_force = false;
+  auto* console_cmd = app.add_subcommand(
+      "console", "Attach this terminal to a debug = full VM's console (Ctrl-] leaves)");
+  console_cmd->add_option("VM", target, "Name or CID")->required();
+  console_cmd->add_flag("--force", console_force,
+                        "Take the console's input over from the terminal that has it");
+
+  std::optional<std::filesystem::path> dump_file;
+  auto* dump_cmd = app.add_subcommand(
+      "dump", "Write a debug = full QEMU VM's memory as an ELF core (the guest pauses meanwhile)");
+  dump_cmd->add_option("VM", target, "Name or CID")->required();
+  dump_cmd->add_option("FILE", dump_file,
+                       "Write it here (a new file); default: crosvisord's dump directory");
 
   auto* version_cmd = app.add_subcommand("version", "Versions of vm and of crosvisord");
 
@@ -180,6 +195,10 @@ int main(int argc, char** argv) {
     return cli::stop_vm(daemon_options, target, stop_timeout, force);
   if (*logs_cmd)
     return cli::show_logs(daemon_options, target, lines, follow);
+  if (*console_cmd)
+    return cli::console_vm(daemon_options, target, console_force);
+  if (*dump_cmd)
+    return cli::dump_vm(daemon_options, target, dump_file);
   if (*version_cmd)
     return cli::show_version(daemon_options);
   if (*fleet_check_cmd)

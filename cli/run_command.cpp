@@ -7,6 +7,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "cli/console_session.hpp"
 #include "cli/daemon_client.hpp"
 #include "cli/output.hpp"
 #include "config/vm_config.hpp"
@@ -21,13 +22,13 @@ namespace {
 
 using json = nlohmann::json;
 
-void print_event(const VmEvent& event) {
+std::string event_text(const VmEvent& event) {
   std::string line = "vm " + event.vm + ": " + std::string(to_string(event.state));
   if (event.reason)
     line += " (" + std::string(to_string(*event.reason)) + ")";
   if (!event.detail.empty())
     line += ": " + event.detail;
-  std::cerr << line << std::endl;
+  return line;
 }
 
 std::string seconds_text(std::chrono::milliseconds ms) {
@@ -86,10 +87,21 @@ int run_vm(const RunOptions& options) {
 
   int exit_code = -1;  // until the VM is dead
   int interrupted_by = 0;
+  // `--console` on a terminal: the console goes both ways until Ctrl-] (console_session.hpp).
+  std::optional<ConsoleSession> console;
+  const auto say = [&](const std::string& line) {
+    if (console)
+      console->say(line);
+    else
+      std::cerr << line << std::endl;
+  };
   const auto on_event = [&](const json& event) {
+    if (console && console->on_event(event))
+      return;
     const std::string kind = event.value("event", "");
     if (kind == "console") {
-      if (options.console)
+      // Shown as lines unless the interactive console shows its bytes.
+      if (options.console && !(console && console->showing_bytes()))
         std::cout << event.value("line", "") << std::endl;
       return;
     }
@@ -106,7 +118,7 @@ int run_vm(const RunOptions& options) {
     auto state = protocol::parse_state_event(event);
     if (!state)
       return;
-    print_event(*state);
+    say(event_text(*state));
     if (state->state == VmState::dead)
       exit_code = exit_code_for(state->reason.value_or(DeathReason::unknown));
   };
@@ -123,6 +135,21 @@ int run_vm(const RunOptions& options) {
     if (created.error().kind == ErrorKind::interrupted)
       return interrupted(client->last_signal());
     return report(created.error());
+  }
+  if (options.console && spec->debug == DebugLevel::full && ::isatty(STDIN_FILENO)) {
+    auto attached =
+        ConsoleSession::attach(*client, *protocol::parse_target(spec->name), false, on_event);
+    if (attached) {
+      console.emplace(std::move(*attached));
+      console->say("vm " + spec->name +
+                   ": console attached: what you type goes to the guest, Ctrl-C included; Ctrl-] "
+                   "leaves the console (then Ctrl-C stops the VM)");
+    } else if (attached.error().kind == ErrorKind::interrupted) {
+      return interrupted(client->last_signal());
+    } else {
+      std::cerr << "vm " << spec->name << ": no console input: " << attached.error().message
+                << '\n';
+    }
   }
   client->watch_signals(-1);  // from here on, the loop below reads them itself
 
@@ -144,9 +171,15 @@ int run_vm(const RunOptions& options) {
     }
     if (exit_code >= 0)
       break;
-    pollfd waits[2] = {{client->fd(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
-    if (::poll(waits, 2, -1) < 0 && errno != EINTR)
+    const bool typing = console && console->reading_stdin();
+    pollfd waits[3] = {{client->fd(), POLLIN, 0},
+                       {signals.get(), POLLIN, 0},
+                       {typing ? STDIN_FILENO : -1, POLLIN, 0}};
+    if (::poll(waits, 3, -1) < 0 && errno != EINTR)
       break;
+    if (waits[2].revents != 0 && !console->on_stdin()) {
+      std::cerr << "vm " << spec->name << ": console left; Ctrl-C stops the VM\n";
+    }
     if (waits[1].revents & POLLIN) {
       signalfd_siginfo info{};
       if (::read(signals.get(), &info, sizeof(info)) == sizeof(info)) {
@@ -154,12 +187,12 @@ int run_vm(const RunOptions& options) {
         protocol::StopRequest stop{.vm = *protocol::parse_target(spec->name)};
         if (interrupted_by != 0) {
           stop.force = true;
-          std::cerr << "vm " << spec->name << ": killing it\n";
+          say("vm " + spec->name + ": killing it");
         } else {
           interrupted_by = static_cast<int>(info.ssi_signo);
-          std::cerr << "vm " << spec->name << ": asking the guest to power off; it has "
-                    << seconds_text(spec->stop_timeout)
-                    << " before its VMM is made to stop (press Ctrl-C again to kill it now)\n";
+          say("vm " + spec->name + ": asking the guest to power off; it has " +
+              seconds_text(spec->stop_timeout) +
+              " before its VMM is made to stop (press Ctrl-C again to kill it now)");
         }
         (void)client->send(stop);
       }

@@ -156,8 +156,7 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
   if (auto timeout = vm.seconds("ready_timeout_s", limits::kMinReadyTimeout.count() / 1000.0,
                                 limits::kMaxReadyTimeout.count() / 1000.0)) {
     if (has_ready_condition(spec)) {
-      spec.ready_timeout =
-          std::chrono::milliseconds(static_cast<std::int64_t>(*timeout * 1000));
+      spec.ready_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(*timeout * 1000));
     } else {
       vm.problems().add(vm.raw().get("ready_timeout_s")->source(), vm.dotted("ready_timeout_s"),
                         "needs a ready condition to time, e.g. ready = { console = \"login:\" }");

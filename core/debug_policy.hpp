@@ -25,6 +25,12 @@ std::optional<Error> debug_refusal(const VmSpec& spec, DebugFeature feature);
 // crosvm has no memory dump on demand, and its gdb stub listens on every interface.
 std::optional<Error> vmm_refusal(const VmSpec& spec, DebugFeature feature);
 
+// Whether a panicking guest is kept paused for a memory dump before it dies: debuggable QEMU
+// VMs (crosvm cannot dump).
+inline bool dumps_on_panic(const VmSpec& spec) {
+  return !debug_refusal(spec, DebugFeature::dump) && !vmm_refusal(spec, DebugFeature::dump);
+}
+
 // What a VM file says when a key needs debug = "full".
 inline constexpr const char* kNeedsFullDebug =
     "needs debug = \"full\" (debug = \"none\" is for production VMs: no console, dumps or "

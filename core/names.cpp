@@ -25,15 +25,15 @@ constexpr Names<VmState, 6> kVmStates{{{VmState::created, "created"},
                                        {VmState::stopping, "stopping"},
                                        {VmState::dead, "dead"}}};
 constexpr Names<DeathReason, 10> kDeathReasons{{{DeathReason::shutdown, "SHUTDOWN"},
-                                               {DeathReason::start_failed, "START_FAILED"},
-                                               {DeathReason::reboot, "REBOOT"},
-                                               {DeathReason::crash, "CRASH"},
-                                               {DeathReason::guest_panic, "GUEST_PANIC"},
-                                               {DeathReason::watchdog_reboot, "WATCHDOG_REBOOT"},
-                                               {DeathReason::killed, "KILLED"},
-                                               {DeathReason::error, "ERROR"},
-                                               {DeathReason::unknown, "UNKNOWN"},
-                                               {DeathReason::hangup, "HANGUP"}}};
+                                                {DeathReason::start_failed, "START_FAILED"},
+                                                {DeathReason::reboot, "REBOOT"},
+                                                {DeathReason::crash, "CRASH"},
+                                                {DeathReason::guest_panic, "GUEST_PANIC"},
+                                                {DeathReason::watchdog_reboot, "WATCHDOG_REBOOT"},
+                                                {DeathReason::killed, "KILLED"},
+                                                {DeathReason::error, "ERROR"},
+                                                {DeathReason::unknown, "UNKNOWN"},
+                                                {DeathReason::hangup, "HANGUP"}}};
 
 template <class Enum, std::size_t N>
 std::string_view name_in(const Names<Enum, N>& names, Enum value) {

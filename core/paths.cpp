@@ -60,6 +60,21 @@ Expected<std::filesystem::path> user_control_socket() {
   return *dir / "control.sock";
 }
 
+Expected<std::filesystem::path> user_state_dir() {
+  if (const char* chosen = std::getenv("CROSVISOR_STATE_DIR"); chosen && *chosen)
+    return std::filesystem::path(chosen);
+  if (::geteuid() == 0)
+    return std::filesystem::path("/var/lib/crosvisor");
+  if (const char* state = std::getenv("XDG_STATE_HOME"); state && *state && state[0] == '/')
+    return std::filesystem::path(state) / "crosvisor";
+  if (const char* home = std::getenv("HOME"); home && *home && home[0] == '/')
+    return std::filesystem::path(home) / ".local/state/crosvisor";
+  return make_error(ErrorKind::not_found,
+                    "no state directory for uid " + std::to_string(::geteuid()) +
+                        " (neither XDG_STATE_HOME nor HOME is set): set CROSVISOR_STATE_DIR or "
+                        "give crosvisord --state-dir");
+}
+
 std::filesystem::path system_control_socket() {
   if (const char* elsewhere = std::getenv("CROSVISOR_SYSTEM_SOCKET"); elsewhere && *elsewhere)
     return elsewhere;

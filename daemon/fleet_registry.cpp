@@ -56,8 +56,7 @@ FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor 
     }
   });
   return {
-      [=](fleet_up_atom, config::FleetSpec fleet,
-          std::uint32_t uid) -> caf::result<FleetActor> {
+      [=](fleet_up_atom, config::FleetSpec fleet, std::uint32_t uid) -> caf::result<FleetActor> {
         auto& st = self->state;
         const FleetKey key{uid, fleet.name};
         if (st.fleets.count(key) != 0 || st.starting.count(key) != 0) {

@@ -129,6 +129,15 @@ int main(int argc, char** argv) {
   app.add_option("--log-dir", log_dir,
                  "Console logs of debug = full VMs, <uid>/<name>.log (default: logs/ beside the "
                  "socket)");
+  std::filesystem::path state_dir;
+  app.add_option("--state-dir", state_dir,
+                 "What outlives the daemon: memory dumps in dumps/<uid>/ (default: "
+                 "$CROSVISOR_STATE_DIR, else /var/lib/crosvisor for root, "
+                 "$XDG_STATE_HOME/crosvisor for users)");
+  std::size_t dumps_per_vm = 3;
+  app.add_option("--dumps-per-vm", dumps_per_vm,
+                 "Memory dumps kept per VM name, the oldest removed first; 0: none (default 3)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1000}));
   std::uint64_t console_log_max_kib = 16 * 1024;
   app.add_option("--console-log-max-kib", console_log_max_kib,
                  "A VM's console log is rotated to NAME.log.1 at this size (default 16384)")
@@ -205,6 +214,14 @@ int main(int argc, char** argv) {
   // killed with SIGKILL left behind is recognised (its lock is free) and removed by the next;
   // console logs and the last CID granted, which outlast it.
   const auto home = socket_path.parent_path();
+  if (state_dir.empty()) {
+    // Dumps are not worth refusing to serve for: without a state directory they stay beside
+    // the socket, with the logs.
+    auto state = user_state_dir();
+    if (!state)
+      spdlog::warn("{}: memory dumps are kept in {}", state.error().message, home.string());
+    state_dir = state ? *state : home;
+  }
   auto runtime = process::make_private_runtime_dir(runtime_dir.empty() ? home : runtime_dir);
   if (!runtime)
     return fail(runtime.error());
@@ -219,6 +236,8 @@ int main(int argc, char** argv) {
     auto options = make_service_options(runtime->path, reactor);
     options.log_dir = log_dir.empty() ? home / "logs" : log_dir;
     options.log_max_bytes = console_log_max_kib * 1024;
+    options.dump_dir = state_dir / "dumps";
+    options.dumps_per_vm = dumps_per_vm;
     options.cid_state_file = home / "last-cid";
     options.vmm_binaries = vmm_binaries;
     options.max_vms_per_owner = max_vms_per_user;

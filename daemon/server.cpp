@@ -53,7 +53,7 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
       : gate_(std::move(gate)),
         limits_(limits),
         socket_(std::make_unique<stream>(io, fd.release())),
-        deadline_(io),
+        deadline_(std::make_unique<asio::steady_timer>(io)),
         on_gone_(std::move(on_gone)) {}
 
   void start(std::unique_ptr<SessionSink> sink) {
@@ -92,9 +92,12 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
       return;
     closed_ = true;
     boost::system::error_code ignored;
-    deadline_.cancel();
+    deadline_->cancel();
     socket_->close(ignored);
-    socket_.reset();  // here, on the I/O thread, while the io_context lives
+    // Both here, on the I/O thread, while the io_context lives: a session may hold this
+    // connection after the server is gone, and the io_context with it.
+    socket_.reset();
+    deadline_.reset();
     pending_fds_.clear();
     if (sink_) {
       sink_->closed();
@@ -202,18 +205,20 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
   // A request begun but not finished within the deadline ends the session: it would hold a
   // session slot, and its fds, for as long as the client liked.
   void watch_partial_frame() {
+    if (closed_)
+      return;
     if (decoder_.pending() == 0) {
       if (deadline_armed_) {
         deadline_armed_ = false;
-        deadline_.cancel();
+        deadline_->cancel();
       }
       return;
     }
     if (deadline_armed_)
       return;
     deadline_armed_ = true;
-    deadline_.expires_after(limits_.frame_deadline);
-    deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    deadline_->expires_after(limits_.frame_deadline);
+    deadline_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec || self->closed_ || !self->deadline_armed_)
         return;
       self->refuse_and_close(
@@ -330,8 +335,8 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
 
   std::shared_ptr<Gate> gate_;
   const ServerLimits limits_;
-  std::unique_ptr<stream> socket_;  // reset when the connection is shut
-  asio::steady_timer deadline_;     // for a half-sent request
+  std::unique_ptr<stream> socket_;                // reset when the connection is shut
+  std::unique_ptr<asio::steady_timer> deadline_;  // for a half-sent request
   std::function<void(Connection*)> on_gone_;
   std::unique_ptr<SessionSink> sink_;
   protocol::FrameDecoder decoder_;

@@ -76,6 +76,14 @@ caf::behavior session_behavior(Session* self, SessionContext context, PeerCreden
       [=](const ConsoleLine& line) {
         self->state.connection->send_console(protocol::console_event(line), line.vm);
       },
+      [=](const ConsoleBytes& bytes) {
+        self->state.connection->send_console(protocol::console_data_event(bytes), bytes.vm);
+      },
+      [=](const ConsoleWriterLost& lost) {
+        if (auto found = self->state.consoles.find(lost.vm); found != self->state.consoles.end())
+          found->second.writer = false;
+        self->state.reply(protocol::console_writer_lost_event(lost));
+      },
       [=](closed_atom) {
         // Fleets held by this session (--foreground) go down with it, gracefully.
         for (auto& fleet : self->state.foreground_fleets)

@@ -32,6 +32,12 @@ struct SessionState {
   std::multimap<std::string, std::uint64_t> stop_waiters;  // answered when the VM is dead
   std::vector<FleetActor> foreground_fleets;               // they go down with this session
   std::map<caf::actor_addr, std::string> watched;  // VMs stopped or followed, by their actor
+  // The interactive consoles this client is attached to, by VM name.
+  struct ConsoleAttachment {
+    VmActor vm;
+    bool writer = false;
+  };
+  std::map<std::string, ConsoleAttachment> consoles;
 
   void reply(nlohmann::json message) { connection->send(std::move(message)); }
   void fail(std::uint64_t id, const Error& error) {
@@ -80,6 +86,11 @@ void handle(Session* self, std::uint64_t id, const protocol::InfoRequest& reques
 void handle(Session* self, std::uint64_t id, const protocol::StopRequest& request);
 void handle(Session* self, std::uint64_t id, const protocol::LogsRequest& request);
 void handle(Session* self, std::uint64_t id, const protocol::SubscribeRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::ConsoleRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::ConsoleInputRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::ConsoleDetachRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::DumpRequest& request,
+            std::vector<UniqueFd> fds);
 
 void handle(Session* self, std::uint64_t id, const protocol::FleetUpRequest& request,
             std::vector<UniqueFd> fds);

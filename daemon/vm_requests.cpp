@@ -1,5 +1,8 @@
 // A session's VM requests: create, list, info, stop, logs, subscribe.
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <caf/actor_system.hpp>
@@ -9,6 +12,7 @@
 #include "crosvisor/messages.hpp"
 #include "daemon/session_state.hpp"
 #include "protocol/spec_json.hpp"
+#include "vmm/reactor.hpp"
 
 namespace crosvisor::daemon {
 
@@ -124,6 +128,7 @@ void forward_state(Session* self, const VmEvent& event) {
   st.stop_waiters.erase(first, last_waiter);
   // A dead VM's handle would keep its CID taken for as long as this session lasts.
   st.handles.erase(event.vm);
+  st.consoles.erase(event.vm);
 }
 
 namespace {
@@ -135,13 +140,18 @@ bool holds(Session* self, const FoundVm& vm) {
 }
 
 // Hears `vm`'s events from now on (unless the session already does, through its handle), and
-// its end in case it is gone before the subscription arrives.
-void follow(Session* self, const FoundVm& vm) {
+// its end in case it is gone before the subscription arrives; with `lines`, its console lines.
+void follow(Session* self, const FoundVm& vm, bool lines = true) {
   if (holds(self, vm))
     return;
   if (self->state.watched.emplace(vm.actor.address(), vm.info.name).second)
     self->monitor(vm.actor);
-  self->send(vm.actor, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
+  if (lines) {
+    self->send(vm.actor, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
+  } else {
+    self->send(vm.actor, subscribe_atom::value, caf::actor_cast<caf::actor>(self),
+               events_atom::value);
+  }
 }
 
 }  // namespace
@@ -278,6 +288,110 @@ void handle(Session* self, std::uint64_t id, const protocol::SubscribeRequest& r
   with_target(self, id, request.vm, [=](const FoundVm& vm) {
     follow(self, vm);
     self->state.reply(protocol::ok_reply(id));
+  });
+}
+
+void handle(Session* self, std::uint64_t id, const protocol::ConsoleRequest& request) {
+  const bool write = request.write;
+  const bool force = request.force;
+  with_target(self, id, request.vm, [=](const FoundVm& vm) {
+    const std::string name = vm.info.name;
+    self->request<caf::message_priority::high>(vm.actor, std::chrono::seconds(10),
+                                               console_attach_atom::value,
+                                               caf::actor_cast<caf::actor>(self), write, force)
+        .then(
+            [=](bool writer) {
+              self->state.consoles[name] = SessionState::ConsoleAttachment{vm.actor, writer};
+              // Its states, to end the console when it dies; its bytes come as console_data.
+              follow(self, vm, false);
+              json reply = protocol::ok_reply(id);
+              reply["vm"] = name;
+              reply["writer"] = writer;
+              self->state.reply(std::move(reply));
+            },
+            [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
+  });
+}
+
+void handle(Session* self, std::uint64_t id, const protocol::ConsoleInputRequest& request) {
+  auto& st = self->state;
+  auto found = st.consoles.find(request.vm);
+  if (found == st.consoles.end()) {
+    return st.fail(id, ErrorKind::state,
+                   "this session is not attached to VM " + request.vm + "'s console");
+  }
+  if (!found->second.writer) {
+    return st.fail(id, ErrorKind::state,
+                   "this session only watches VM " + request.vm +
+                       "'s console: another one writes to it (attach with force to take over)");
+  }
+  self->send<caf::message_priority::high>(found->second.vm, console_input_atom::value,
+                                          caf::actor_cast<caf::actor>(self), request.bytes);
+  st.reply(protocol::ok_reply(id));
+}
+
+void handle(Session* self, std::uint64_t id, const protocol::ConsoleDetachRequest& request) {
+  auto& st = self->state;
+  if (auto found = st.consoles.find(request.vm); found != st.consoles.end()) {
+    self->send(found->second.vm, console_detach_atom::value, caf::actor_cast<caf::actor>(self));
+    st.consoles.erase(found);
+  }
+  st.reply(protocol::ok_reply(id));
+}
+
+namespace {
+
+// The one file a dump request brought, checked: a regular file open for writing.
+Expected<DumpInto> dump_file(std::vector<UniqueFd> fds) {
+  if (fds.size() != 1) {
+    return make_error(ErrorKind::protocol, "a dump into a file takes exactly one fd (" +
+                                               std::to_string(fds.size()) + " came)");
+  }
+  struct stat info {};
+  const int mode = ::fcntl(fds[0].get(), F_GETFL);
+  if (::fstat(fds[0].get(), &info) != 0 || !S_ISREG(info.st_mode) || mode < 0 ||
+      (mode & O_ACCMODE) == O_RDONLY || (mode & O_PATH)) {
+    return make_error(ErrorKind::protocol,
+                      "the dump's fd must be a regular file opened for writing");
+  }
+  return DumpInto{std::shared_ptr<const int>(new int(fds[0].release()),
+                                             [](const int* fd) {
+                                               ::close(*fd);
+                                               delete fd;
+                                             }),
+                  ""};
+}
+
+}  // namespace
+
+void handle(Session* self, std::uint64_t id, const protocol::DumpRequest& request,
+            std::vector<UniqueFd> fds) {
+  std::optional<DumpInto> into;
+  if (request.file) {
+    auto file = dump_file(std::move(fds));
+    if (!file)
+      return self->state.fail(id, file.error());
+    into = std::move(*file);
+  } else if (!fds.empty()) {
+    return self->state.fail(id, ErrorKind::protocol,
+                            "fds came with a dump that goes to the dump directory");
+  }
+  with_target(self, id, request.vm, [=](const FoundVm& vm) {
+    const auto answer = [=](const std::string& where) {
+      json reply = protocol::ok_reply(id);
+      reply["path"] = where;
+      self->state.reply(std::move(reply));
+    };
+    const auto refuse = [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); };
+    // A dump writes the guest's RAM out: it may take a while.
+    const auto patience = vmm::Reactor::kDumpTimeout + std::chrono::seconds(30);
+    if (into) {
+      self->request<caf::message_priority::high>(vm.actor, patience, dump_atom::value, *into)
+          .then(answer, refuse);
+    } else {
+      self->request<caf::message_priority::high>(vm.actor, patience, dump_atom::value)
+          .then(answer, refuse);
+    }
   });
 }
 

@@ -25,8 +25,8 @@ Expected<CompositeLayout> plan_composite(const std::vector<PartitionInput>& inpu
                                          const Guid& disk_guid) {
   if (inputs.size() > kGptNumPartitions) {
     return make_error(ErrorKind::invalid_image, std::to_string(inputs.size()) +
-                                                     " partitions: a GPT holds at most " +
-                                                     std::to_string(kGptNumPartitions));
+                                                    " partitions: a GPT holds at most " +
+                                                    std::to_string(kGptNumPartitions));
   }
   CompositeLayout layout;
   layout.components.push_back({ComponentKind::header, 0, 0, 0, false});
@@ -110,25 +110,24 @@ Expected<CompositeFile> decode_composite(std::string_view bytes) {
   file.version = proto.version();
   file.length = proto.length();
   for (const auto& disk : proto.component_disks()) {
-    file.components.push_back(
-        CompositeFile::Part{disk.file_path(), disk.offset(), 0,
-                            disk.read_write_capability() == cdisk_spec::READ_WRITE,
-                            disk.file_offset()});
+    file.components.push_back(CompositeFile::Part{
+        disk.file_path(), disk.offset(), 0, disk.read_write_capability() == cdisk_spec::READ_WRITE,
+        disk.file_offset()});
   }
   std::stable_sort(file.components.begin(), file.components.end(),
                    [](const auto& a, const auto& b) { return a.offset < b.offset; });
   for (std::size_t i = 0; i + 1 < file.components.size(); ++i) {
     if (file.components[i].offset == file.components[i + 1].offset) {
       return make_error(ErrorKind::invalid_image, "composite disk: two components at offset " +
-                                                 std::to_string(file.components[i].offset));
+                                                      std::to_string(file.components[i].offset));
     }
     file.components[i].length = file.components[i + 1].offset - file.components[i].offset;
   }
   auto& last = file.components.back();
   if (file.length <= last.offset) {
-    return make_error(ErrorKind::invalid_image, "composite disk: length " + std::to_string(file.length) +
-                                               " does not exceed the last offset " +
-                                               std::to_string(last.offset));
+    return make_error(ErrorKind::invalid_image,
+                      "composite disk: length " + std::to_string(file.length) +
+                          " does not exceed the last offset " + std::to_string(last.offset));
   }
   last.length = file.length - last.offset;
   return file;

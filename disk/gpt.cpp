@@ -81,8 +81,8 @@ Expected<GptFiles> build_gpt(const std::vector<GptPartition>& partitions, const 
                              std::uint64_t footer_offset) {
   if (partitions.size() > kGptNumPartitions) {
     return make_error(ErrorKind::invalid_image, std::to_string(partitions.size()) +
-                                                     " partitions: GPT holds at most " +
-                                                     std::to_string(kGptNumPartitions));
+                                                    " partitions: GPT holds at most " +
+                                                    std::to_string(kGptNumPartitions));
   }
   GptFiles files;
   files.disk_size = footer_offset + kGptFooterSize;

@@ -63,6 +63,8 @@ Death death_of(const ExitFacts& facts) {
     return {DeathReason::hangup, "not ready within " + seconds_text(*facts.hung_after) +
                                      " of its start (ready_timeout_s): killed, " + how};
   }
+  if (facts.ended_after_panic)
+    return {DeathReason::guest_panic, how + ", ended after the guest panicked"};
   if (facts.stop_escalated) {
     // The guest did not power off (or could not be asked) and the supervisor ended the VMM,
     // whatever it says.

@@ -39,6 +39,8 @@ struct ExitFacts {
   bool stop_escalated = false;
   // The guest was not ready this long after its VMM started, and the supervisor killed it.
   std::optional<std::chrono::milliseconds> hung_after;
+  // The guest panicked and was kept paused for its memory dump; then the supervisor ended it.
+  bool ended_after_panic = false;
   // The VMM refused the graceful request (crosvm without a power button), so the stop went
   // straight to the VMM's own quit: why, as the VMM said it.
   std::string graceful_refused;

@@ -80,6 +80,16 @@ bool VmLifecycle::on_ready_timeout() {
   return true;
 }
 
+std::optional<StopStep> VmLifecycle::on_panic_dumped() {
+  if (state_ == VmState::dead)
+    return std::nullopt;
+  ended_after_panic_ = true;
+  stop_requested_ = true;
+  state_ = VmState::stopping;
+  last_step_ = StopStep::quit;
+  return last_step_;
+}
+
 std::chrono::milliseconds VmLifecycle::step_deadline(StopStep step) const {
   switch (step) {
     case StopStep::graceful:
@@ -108,6 +118,7 @@ Death VmLifecycle::on_exited(const process::ExitStatus& status) {
   facts.stop_escalated = last_step_ && *last_step_ != StopStep::graceful;
   if (hung_)
     facts.hung_after = ready_deadline(spec_);
+  facts.ended_after_panic = ended_after_panic_;
   facts.stop_timeout = spec_.stop_timeout;
   facts.notice = notice_;
   facts.graceful_refused = graceful_refused_;

@@ -51,6 +51,9 @@ class VmLifecycle {
   // The VM's ready deadline passed: true when it is still not ready (nor stopping), and is to be
   // killed; it then dies HANGUP.
   bool on_ready_timeout();
+  // A debuggable guest panicked and was kept paused for its memory dump; the dump is done (or
+  // could not be): the VMM is asked to quit, and the VM dies GUEST_PANIC however it ends.
+  std::optional<StopStep> on_panic_dumped();
   // How long to wait after `step` before escalating.
   std::chrono::milliseconds step_deadline(StopStep step) const;
   bool stop_was_requested() const { return stop_requested_; }
@@ -70,6 +73,7 @@ class VmLifecycle {
   std::optional<GuestNotice> notice_;
   std::string graceful_refused_;
   bool hung_ = false;
+  bool ended_after_panic_ = false;
 };
 
 // How long the VMM has to act on a quit request, and then on SIGTERM, before the next step.

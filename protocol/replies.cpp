@@ -1,5 +1,7 @@
 #include "protocol/replies.hpp"
 
+#include "protocol/base64.hpp"
+
 namespace crosvisor::protocol {
 namespace {
 
@@ -46,6 +48,7 @@ json info_json(const VmInfo& info) {
               {"disks", info.disks},
               {"console_log", info.console_log.empty() ? json(nullptr) : json(info.console_log)},
               {"gdb_port", or_null(info.gdb_port)},
+              {"last_dump", info.last_dump.empty() ? json(nullptr) : json(info.last_dump)},
               {"fleet", info.fleet.empty() ? json(nullptr) : json(info.fleet)},
               {"reason", info.reason ? json(to_string(*info.reason)) : json(nullptr)},
               {"detail", info.detail}};
@@ -68,6 +71,14 @@ json state_event(const VmEvent& event) {
 
 json console_event(const ConsoleLine& line) {
   return {{"event", "console"}, {"vm", line.vm}, {"line", line.text}};
+}
+
+json console_data_event(const ConsoleBytes& bytes) {
+  return {{"event", "console_data"}, {"vm", bytes.vm}, {"data", base64_encode(bytes.bytes)}};
+}
+
+json console_writer_lost_event(const ConsoleWriterLost& lost) {
+  return {{"event", "console_writer_lost"}, {"vm", lost.vm}};
 }
 
 Expected<VmEvent> parse_state_event(const json& event) {
@@ -116,6 +127,8 @@ Expected<VmInfo> parse_info(const json& info) {
     optional_of("started_at_ms", parsed.started_at);
     optional_of("owner_uid", parsed.owner_uid);
     optional_of("gdb_port", parsed.gdb_port);
+    if (info.contains("last_dump") && info["last_dump"].is_string())
+      parsed.last_dump = info["last_dump"].get<std::string>();
     parsed.memory_mib = info.value("memory_mib", 0u);
     parsed.cpus = info.value("cpus", 0u);
     parsed.kernel = info.value("kernel", std::string());

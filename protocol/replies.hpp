@@ -1,7 +1,8 @@
 // Replies and events on the control socket (docs/protocol.md). Pure logic.
 //   reply:   {"id": N, "ok": true, ...} or {"id": N, "ok": false, "error": "...", "kind": "..."}
 //   event:   {"event": "state", "vm", "state", "reason"?, "detail", "pid"?, "cid"?} or
-//            {"event": "console", "vm", "line"}
+//            {"event": "console", "vm", "line"}, {"event": "console_data", "vm", "data"},
+//            {"event": "console_writer_lost", "vm"}
 // Requests: protocol/requests.hpp.
 #pragma once
 
@@ -20,6 +21,10 @@ nlohmann::json error_reply(std::optional<std::uint64_t> id, const Error& error);
 nlohmann::json info_json(const VmInfo& info);
 nlohmann::json state_event(const VmEvent& event);
 nlohmann::json console_event(const ConsoleLine& line);
+// {"event": "console_data", "vm", "data": the bytes as base64}
+nlohmann::json console_data_event(const ConsoleBytes& bytes);
+// {"event": "console_writer_lost", "vm"}
+nlohmann::json console_writer_lost_event(const ConsoleWriterLost& lost);
 
 // Client side: the reverse of state_event and info_json.
 Expected<VmEvent> parse_state_event(const nlohmann::json& event);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "protocol/base64.hpp"
+
 namespace crosvisor::protocol {
 namespace {
 
@@ -20,6 +22,8 @@ class Fields {
  public:
   Fields(const json& message, std::string_view op) : message_(message), op_(op) {}
 
+  // Whether the request has the field (which it may have).
+  bool present(const char* key) { return has(key); }
   // false when absent.
   bool flag(const char* key) {
     if (!has(key))
@@ -45,9 +49,10 @@ class Fields {
       needs(key);
       return {};
     }
-    auto target = message_[key].is_string()
-                      ? parse_target(message_[key].get<std::string>())
-                      : std::unexpected(refused("'" + std::string(key) + "' must be a VM name or CID"));
+    auto target =
+        message_[key].is_string()
+            ? parse_target(message_[key].get<std::string>())
+            : std::unexpected(refused("'" + std::string(key) + "' must be a VM name or CID"));
     if (!target) {
       fail(target.error().message);
       return {};
@@ -78,6 +83,39 @@ class Fields {
       return {};
     }
     return message_[key].get<std::string>();
+  }
+
+  // A VM's name (not a CID: the console's requests name what the console reply gave).
+  std::string vm_name(const char* key) {
+    if (!has(key)) {
+      needs(key);
+      return {};
+    }
+    if (!message_[key].is_string() || !is_valid_vm_name(message_[key].get<std::string>())) {
+      fail("'" + std::string(key) + "' must be a VM name");
+      return {};
+    }
+    return message_[key].get<std::string>();
+  }
+  // Bytes, as base64 text; at most `max` of them.
+  std::string bytes(const char* key, std::size_t max) {
+    if (!has(key)) {
+      needs(key);
+      return {};
+    }
+    std::optional<std::string> decoded;
+    if (message_[key].is_string())
+      decoded = base64_decode(message_[key].get<std::string>());
+    if (!decoded) {
+      fail("'" + std::string(key) + "' must be base64 text");
+      return {};
+    }
+    if (decoded->size() > max) {
+      fail("'" + std::string(key) + "' holds " + std::to_string(decoded->size()) +
+           " bytes, more than the " + std::to_string(max) + " one request may");
+      return {};
+    }
+    return *decoded;
   }
 
   // The first wrong field, else the first field the request may not have.
@@ -186,6 +224,43 @@ void encode(json& out, const SubscribeRequest& request) {
   out["vm"] = request.vm.text;
 }
 
+ConsoleRequest decode(Fields& fields, std::type_identity<ConsoleRequest>) {
+  // Writing is the default: a console is for typing into.
+  ConsoleRequest request{fields.target("vm")};
+  if (fields.present("write"))
+    request.write = fields.flag("write");
+  request.force = fields.flag("force");
+  return request;
+}
+void encode(json& out, const ConsoleRequest& request) {
+  out["vm"] = request.vm.text;
+  out["write"] = request.write;
+  out["force"] = request.force;
+}
+
+ConsoleInputRequest decode(Fields& fields, std::type_identity<ConsoleInputRequest>) {
+  return {fields.vm_name("vm"), fields.bytes("data", kMaxConsoleInput)};
+}
+void encode(json& out, const ConsoleInputRequest& request) {
+  out["vm"] = request.vm;
+  out["data"] = base64_encode(request.bytes);
+}
+
+ConsoleDetachRequest decode(Fields& fields, std::type_identity<ConsoleDetachRequest>) {
+  return {fields.vm_name("vm")};
+}
+void encode(json& out, const ConsoleDetachRequest& request) {
+  out["vm"] = request.vm;
+}
+
+DumpRequest decode(Fields& fields, std::type_identity<DumpRequest>) {
+  return {fields.target("vm"), fields.flag("file")};
+}
+void encode(json& out, const DumpRequest& request) {
+  out["vm"] = request.vm.text;
+  out["file"] = request.file;
+}
+
 PingRequest decode(Fields&, std::type_identity<PingRequest>) {
   return {};
 }
@@ -266,7 +341,7 @@ std::string_view op_of(const RequestBody& body) {
 
 bool takes_fds(const RequestBody& body) {
   return std::holds_alternative<CreateRequest>(body) ||
-         std::holds_alternative<FleetUpRequest>(body);
+         std::holds_alternative<FleetUpRequest>(body) || std::holds_alternative<DumpRequest>(body);
 }
 
 Expected<Request> parse_request(std::string_view payload, std::optional<std::uint64_t>& id) {

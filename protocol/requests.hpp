@@ -21,6 +21,7 @@ inline constexpr int kVersion = 2;
 inline constexpr std::size_t kMaxNesting = 64;  // arrays and objects within each other
 inline constexpr std::uint32_t kMaxTimeoutMs = 3'600'000;
 inline constexpr std::uint32_t kMaxLogLines = 100'000;
+inline constexpr std::size_t kMaxConsoleInput = 64 << 10;  // bytes of one console_input
 
 // A VM as a request names it: by name, or by CID (all digits; a VM name is never all digits).
 struct Target {
@@ -67,6 +68,36 @@ struct SubscribeRequest {
   static constexpr std::string_view op = "subscribe";
   Target vm;
 };
+// Attaches this session to a debug = full VM's interactive console: its bytes come as
+// {"event": "console_data", "vm", "data": base64} until the VM dies or the session detaches.
+// write: this session's input reaches the guest (one writer at a time; force takes it over, and
+// the writer before hears {"event": "console_writer_lost", "vm"}). Reply: "vm" (its name, which
+// console_input and console_detach use), "writer".
+struct ConsoleRequest {
+  static constexpr std::string_view op = "console";
+  Target vm;
+  bool write = true;
+  bool force = false;
+};
+// Bytes for the guest to read on its console (JSON: base64 in "data"); this session must be its
+// writer. `vm` is the name the console reply gave.
+struct ConsoleInputRequest {
+  static constexpr std::string_view op = "console_input";
+  std::string vm;
+  std::string bytes;
+};
+struct ConsoleDetachRequest {
+  static constexpr std::string_view op = "console_detach";
+  std::string vm;
+};
+// A debug = full QEMU VM's memory as an ELF core (the guest paused meanwhile, going on after):
+// into the dump directory, or (file: true) into the one file attached, which the client opened
+// for writing. Reply: "path", where it went (the client's own name for its file).
+struct DumpRequest {
+  static constexpr std::string_view op = "dump";
+  Target vm;
+  bool file = false;
+};
 struct PingRequest {
   static constexpr std::string_view op = "ping";
 };
@@ -101,7 +132,8 @@ struct FleetRestartRequest {
 
 using RequestBody =
     std::variant<CreateRequest, ListRequest, InfoRequest, StopRequest, LogsRequest,
-                 SubscribeRequest, PingRequest, VersionRequest, FleetUpRequest, FleetStatusRequest,
+                 SubscribeRequest, ConsoleRequest, ConsoleInputRequest, ConsoleDetachRequest,
+                 DumpRequest, PingRequest, VersionRequest, FleetUpRequest, FleetStatusRequest,
                  FleetDownRequest, FleetRestartRequest>;
 
 struct Request {
@@ -110,7 +142,7 @@ struct Request {
 };
 
 std::string_view op_of(const RequestBody& body);
-// Whether files may come with the request (create and fleet_up); any other refuses them.
+// Whether files may come with the request (create, fleet_up, dump); any other refuses them.
 bool takes_fds(const RequestBody& body);
 
 // Parses and checks one request; the error (ErrorKind::protocol) says what is wrong. `id` is

@@ -113,10 +113,9 @@ Expected<std::vector<VmSpec>> specs_from_message(const std::vector<const json*>&
 
 Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
   FieldReader reader(vm, "vm");
-  if (auto only =
-          reader.only({"name", "vmm", "kernel", "initrd", "params", "memory_mib", "cpus", "debug",
-                       "accel", "stop_timeout_ms", "ready", "ready_timeout_ms", "cid", "gdb_port",
-                       "disks", "vmm_binary"});
+  if (auto only = reader.only({"name", "vmm", "kernel", "initrd", "params", "memory_mib", "cpus",
+                               "debug", "accel", "stop_timeout_ms", "ready", "ready_timeout_ms",
+                               "cid", "gdb_port", "disks", "vmm_binary"});
       !only)
     return std::unexpected(only.error());
   VmSpec spec;

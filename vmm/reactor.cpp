@@ -10,6 +10,8 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <deque>
 #include <map>
 #include <thread>
 #include <unordered_map>
@@ -17,6 +19,7 @@
 #include "process/line_splitter.hpp"
 #include "process/pidfd.hpp"
 #include "vmm/crosvm/crosvm_control.hpp"
+#include "vmm/dump_files.hpp"
 #include "vmm/qemu/qmp_session.hpp"
 #include "vsock/ready_listener.hpp"
 
@@ -33,6 +36,8 @@ struct LineChannel {
   process::LineSplitter splitter;
   std::array<char, 4096> buffer{};
   std::function<void(std::string)> deliver;
+  std::function<void(std::string)> raw;  // every byte as it comes, while raw_on
+  bool raw_on = false;
   std::optional<ConsoleLog> copy;  // gets every byte as it comes (the console log), if any
   bool flow_controlled = false;    // the console: see Reactor::kConsoleInFlight
   std::size_t in_flight = 0;       // lines delivered, not yet consumed
@@ -41,6 +46,8 @@ struct LineChannel {
   void feed(std::string_view data) {
     if (copy)
       copy->write(data);
+    if (raw_on && raw)
+      raw(std::string(data));
     splitter.feed(data, [&](std::string_view line) {
       ++in_flight;
       deliver(std::string(line));
@@ -63,14 +70,25 @@ struct LineChannel {
   }
 };
 
+// What the guest reads on its console (debug = full VMs): bytes written in order, bounded.
+struct ConsoleInput {
+  explicit ConsoleInput(asio::io_context& io) : descriptor(io) {}
+  stream descriptor;
+  std::deque<std::string> queue;
+  std::size_t queued = 0;  // bytes in `queue`
+  bool writing = false;
+};
+
 struct Child {
-  explicit Child(asio::io_context& io) : exit_watch(io), console(io), output(io) {}
+  explicit Child(asio::io_context& io)
+      : exit_watch(io), console(io), output(io), console_input(io) {}
   Reactor::ChildId id = 0;
   pid_t pid = -1;
   bool reaped = false;
   stream exit_watch;  // the pidfd
   LineChannel console;
   LineChannel output;
+  ConsoleInput console_input;
   ControlChannel control;
   std::shared_ptr<QmpSession> qmp;  // QEMU: the session that carries commands and events
   ChildObserver observer;
@@ -151,7 +169,10 @@ struct Reactor::Impl {
     child->exit_watch.assign(spawned->pidfd.release());
     child->console.descriptor.assign(launch->console.release());
     child->console.deliver = child->observer.console_line;
+    child->console.raw = child->observer.console_bytes;
     child->console.flow_controlled = true;
+    if (launch->console_input)
+      child->console_input.descriptor.assign(launch->console_input.release());
     child->output.descriptor.assign(launch->vmm_output.release());
     child->output.deliver = child->observer.vmm_output_line;
     child->console.copy = std::move(launch->console_log);
@@ -181,7 +202,8 @@ struct Reactor::Impl {
     });
   }
 
-  void reap(const std::shared_ptr<Child>& child) {
+  // By value: the caller's pointer may be the table's own entry, which the reap erases.
+  void reap(std::shared_ptr<Child> child) {
     siginfo_t info{};
     while (waitid(P_PIDFD, child->exit_watch.native_handle(), &info, WEXITED) != 0 &&
            errno == EINTR) {
@@ -191,6 +213,10 @@ struct Reactor::Impl {
     child->reaped = true;
     child->console.drain();
     child->output.drain();
+    if (child->console_input.descriptor.is_open()) {
+      boost::system::error_code closed;
+      child->console_input.descriptor.close(closed);
+    }
     if (child->qmp) {
       child->qmp->finish();
       child->qmp.reset();
@@ -202,6 +228,50 @@ struct Reactor::Impl {
     auto exited = std::move(child->observer.exited);
     child->observer = {};
     exited(to_exit_status(info));
+  }
+
+  void set_console_raw(ChildId id, bool on) {
+    if (auto it = children.find(id); it != children.end())
+      it->second->console.raw_on = on;
+  }
+
+  void queue_console_input(ChildId id, std::string bytes) {
+    auto it = children.find(id);
+    if (it == children.end() || it->second->reaped)
+      return;
+    auto& input = it->second->console_input;
+    if (!input.descriptor.is_open())
+      return;
+    if (input.queued + bytes.size() > kConsoleInputBacklog)
+      bytes.resize(kConsoleInputBacklog - std::min(kConsoleInputBacklog, input.queued));
+    if (bytes.empty())
+      return;
+    input.queued += bytes.size();
+    input.queue.push_back(std::move(bytes));
+    if (!input.writing)
+      write_console_input(it->second);
+  }
+
+  void write_console_input(const std::shared_ptr<Child>& child) {
+    auto& input = child->console_input;
+    if (input.queue.empty() || child->reaped) {
+      input.writing = false;
+      return;
+    }
+    input.writing = true;
+    asio::async_write(input.descriptor, asio::buffer(input.queue.front()),
+                      [this, child](boost::system::error_code ec, std::size_t) {
+                        auto& in = child->console_input;
+                        if (ec) {  // the VMM stopped reading: it is going away
+                          in.queue.clear();
+                          in.queued = 0;
+                          in.writing = false;
+                          return;
+                        }
+                        in.queued -= in.queue.front().size();
+                        in.queue.pop_front();
+                        write_console_input(child);
+                      });
   }
 
   void send_signal(ChildId id, int signo, bool whole_group) {
@@ -228,6 +298,41 @@ struct Reactor::Impl {
       case ControlProtocol::crosvm:
         return crosvm::execute(io, child.control.socket, request, kAnswerTimeout, std::move(done));
     }
+  }
+
+  void dump(ChildId id, UniqueFd file, std::function<void(Expected<void>)> done) {
+    auto it = children.find(id);
+    if (it == children.end() || it->second->reaped)
+      return done(make_error(ErrorKind::state, "the VMM has exited"));
+    if (!it->second->qmp) {
+      return done(
+          make_error(ErrorKind::state, "crosvm cannot dump a guest's memory (docs/debugging.md)"));
+    }
+    it->second->qmp->dump_memory(std::move(file), kDumpTimeout, std::move(done));
+  }
+
+  void dump_to(ChildId id, const DumpPlace& place,
+               std::function<void(Expected<std::filesystem::path>)> done) {
+    auto it = children.find(id);
+    if (it == children.end() || it->second->reaped)
+      return done(make_error(ErrorKind::state, "the VMM has exited"));
+    if (!it->second->qmp) {
+      return done(
+          make_error(ErrorKind::state, "crosvm cannot dump a guest's memory (docs/debugging.md)"));
+    }
+    auto file = create_dump_file(place.dir, place.vm, place.owner, place.keep,
+                                 std::chrono::system_clock::now());
+    if (!file)
+      return done(std::unexpected(file.error()));
+    auto path = file->path;
+    dump(id, std::move(file->fd), [path, done](Expected<void> written) {
+      if (!written) {
+        std::error_code ignored;
+        std::filesystem::remove(path, ignored);  // half a dump helps nobody
+        return done(std::unexpected(written.error()));
+      }
+      done(path);
+    });
   }
 
   void read_signals() {
@@ -315,6 +420,31 @@ void Reactor::cancel_vsock_ready(std::uint64_t token) {
 
 void Reactor::console_consumed(ChildId child, std::size_t lines) {
   asio::post(impl_->io, [impl = impl_.get(), child, lines] { impl->consumed(child, lines); });
+}
+
+void Reactor::console_raw(ChildId child, bool on) {
+  asio::post(impl_->io, [impl = impl_.get(), child, on] { impl->set_console_raw(child, on); });
+}
+
+void Reactor::console_input(ChildId child, std::string bytes) {
+  asio::post(impl_->io, [impl = impl_.get(), child, bytes = std::move(bytes)]() mutable {
+    impl->queue_console_input(child, std::move(bytes));
+  });
+}
+
+void Reactor::dump_memory(ChildId child, DumpPlace place,
+                          std::function<void(Expected<std::filesystem::path>)> done) {
+  asio::post(impl_->io,
+             [impl = impl_.get(), child, place = std::move(place),
+              done = std::move(done)]() mutable { impl->dump_to(child, place, std::move(done)); });
+}
+
+void Reactor::dump_memory(ChildId child, UniqueFd file, std::function<void(Expected<void>)> done) {
+  // Shared: a posted job must be copyable, a UniqueFd is not.
+  auto shared = std::make_shared<UniqueFd>(std::move(file));
+  asio::post(impl_->io, [impl = impl_.get(), child, shared, done = std::move(done)]() mutable {
+    impl->dump(child, std::move(*shared), std::move(done));
+  });
 }
 
 void Reactor::post(std::function<void()> job) {

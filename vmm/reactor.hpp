@@ -10,8 +10,10 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "core/unique_fd.hpp"
 #include "crosvisor/error.hpp"
 #include "process/exit_status.hpp"
 #include "vmm/vmm_control.hpp"
@@ -27,6 +29,9 @@ struct ChildObserver {
   std::function<void()> started;
   std::function<void(Error)> launch_failed;
   std::function<void(std::string)> console_line;
+  // The console's bytes as they come, prompts without a newline included: only while raw
+  // forwarding is on (Reactor::console_raw), for interactive consoles.
+  std::function<void(std::string)> console_bytes;
   std::function<void(std::string)> vmm_output_line;
   // The VMM reported how its guest is ending (QEMU's QMP events); before `exited`.
   std::function<void(lifecycle::GuestNotice)> guest_notice;
@@ -51,6 +56,20 @@ class Reactor {
   // A request over the child's control channel (QMP or crosvm's socket); `done` runs on the
   // reactor thread, with an error when the VMM cannot be asked or did not answer in time.
   void control(ChildId child, ControlRequest request, std::function<void(Expected<void>)> done);
+  // Writes the guest's memory into a new dump file (dump_files.hpp) and calls `done` with its
+  // path once written, or with why not: crosvm cannot, a dump that fails leaves no file. Dumps
+  // take a while (the guest's RAM is written out); kDumpTimeout bounds them.
+  struct DumpPlace {
+    std::filesystem::path dir;
+    std::string vm;
+    std::optional<uid_t> owner;
+    std::size_t keep = 3;
+  };
+  static constexpr std::chrono::seconds kDumpTimeout{600};
+  void dump_memory(ChildId child, DumpPlace place,
+                   std::function<void(Expected<std::filesystem::path>)> done);
+  // The same into a file the client opened (vm dump NAME FILE).
+  void dump_memory(ChildId child, UniqueFd file, std::function<void(Expected<void>)> done);
   // Calls `ready` (on the reactor thread) when the guest with `cid` connects to host vsock port
   // `port`, or with an error when the host cannot listen there. Returns a token for cancel.
   std::uint64_t await_vsock_ready(std::uint32_t port, std::uint32_t cid,
@@ -68,6 +87,13 @@ class Reactor {
   // to their VMs waited behind the queue). The observer says what it has consumed.
   static constexpr std::size_t kConsoleInFlight = 4096;
   void console_consumed(ChildId child, std::size_t lines);
+  // Interactive consoles (debug = full VMs). While raw forwarding is on, the console's bytes also
+  // go to the observer's console_bytes as they arrive.
+  void console_raw(ChildId child, bool on);
+  // Writes `bytes` to what the guest reads on its console, after what came before; at most
+  // kConsoleInputBacklog bytes wait (a paste larger than that loses its end, said in the log).
+  static constexpr std::size_t kConsoleInputBacklog = 1 << 20;
+  void console_input(ChildId child, std::string bytes);
   // Children started and not yet reaped (for tests and `vm list`).
   std::size_t live_children() const;
 

@@ -115,4 +115,26 @@ Expected<int> plan_console(VmmLaunch& launch) {
   return launch.request.fds.add(std::move(console->second));
 }
 
+Expected<int> plan_console_input(VmmLaunch& launch) {
+  auto input = make_pipe();
+  if (!input)
+    return std::unexpected(input.error());
+  launch.console_input = std::move(input->second);
+  return launch.request.fds.add(std::move(input->first));
+}
+
+Expected<int> plan_console_socket(VmmLaunch& launch) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
+    return std::unexpected(errno_error(ErrorKind::io, "socketpair (console)", errno));
+  UniqueFd ours(pair[0]);
+  UniqueFd theirs(pair[1]);
+  UniqueFd input(::fcntl(ours.get(), F_DUPFD_CLOEXEC, 3));
+  if (!input)
+    return std::unexpected(errno_error(ErrorKind::io, "dup (console)", errno));
+  launch.console = std::move(ours);
+  launch.console_input = std::move(input);
+  return launch.request.fds.add(std::move(theirs));
+}
+
 }  // namespace crosvisor::vmm

@@ -16,6 +16,7 @@ namespace crosvisor::vmm {
 struct VmmLaunch {
   process::LaunchRequest request;
   UniqueFd console;                       // read end of the guest's serial console
+  UniqueFd console_input;                 // debug = full: what the guest reads on it
   UniqueFd vmm_output;                    // read end of the VMM's own stdout and stderr
   ControlChannel control;                 // how to reach the VMM while it runs
   std::optional<ConsoleLog> console_log;  // where the console is kept (debug = full)
@@ -55,5 +56,11 @@ Expected<BootFiles> plan_boot_files(const VmSpec& spec, process::FdPlan& fds);
 // A pipe for the guest's serial console: its read end becomes launch.console; returns the number
 // the VMM writes to.
 Expected<int> plan_console(VmmLaunch& launch);
+// A pipe for what the guest reads on its console: its write end becomes launch.console_input;
+// returns the number the VMM reads from.
+Expected<int> plan_console_input(VmmLaunch& launch);
+// One connected stream socket for the guest's console both ways (QEMU's socket chardev): ours
+// becomes launch.console and, dup'ed, launch.console_input; returns the VMM's number.
+Expected<int> plan_console_socket(VmmLaunch& launch);
 
 }  // namespace crosvisor::vmm

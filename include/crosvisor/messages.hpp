@@ -32,6 +32,10 @@ using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using events_atom = caf::atom_constant<caf::atom("events")>;
 using taken_atom = caf::atom_constant<caf::atom("taken")>;
 using in_use_atom = caf::atom_constant<caf::atom("inuse")>;
+using console_attach_atom = caf::atom_constant<caf::atom("conattach")>;
+using console_input_atom = caf::atom_constant<caf::atom("coninput")>;
+using console_detach_atom = caf::atom_constant<caf::atom("condetach")>;
+using dump_atom = caf::atom_constant<caf::atom("dump")>;
 
 // A VM's own actor: what the service lists. It answers questions and takes stops, but holding
 // it does not keep the VM alive.
@@ -49,7 +53,21 @@ using VmActor = caf::typed_actor<
     // debug = full VMs, ConsoleLine messages; with events_atom, the VmEvents only (for actors
     // that watch states: a chatty guest's lines are most of a VM's messages).
     caf::reacts_to<subscribe_atom, caf::actor>,
-    caf::reacts_to<subscribe_atom, caf::actor, events_atom>>;
+    caf::reacts_to<subscribe_atom, caf::actor, events_atom>,
+    // The interactive console of a debug = full VM: (client, write, force) -> whether the client
+    // is its writer. Any number of clients read (ConsoleBytes); one writes. A second writer is
+    // refused (conflict) unless it forces, and then the first hears ConsoleWriterLost. Refused
+    // (state) for a debug = none VM, and for a dead one.
+    caf::replies_to<console_attach_atom, caf::actor, bool, bool>::with<bool>,
+    // (client, bytes): what the guest reads, when the client is the writer (else dropped).
+    caf::reacts_to<console_input_atom, caf::actor, std::string>,
+    caf::reacts_to<console_detach_atom, caf::actor>,
+    // A debug = full QEMU VM's memory as an ELF core, the guest paused meanwhile and going on
+    // after: -> the dump's path (in the dump directory, within its cap), or (DumpInto) into the
+    // client's own file -> its name. Refused (state) for a debug = none VM, a crosvm one (crosvm
+    // has no such command) and one not running.
+    caf::replies_to<dump_atom>::with<std::string>,
+    caf::replies_to<dump_atom, DumpInto>::with<std::string>>;
 
 // A client's handle on a VM (a client proxy; AVF's IVirtualMachine binder): everything a VM's
 // actor takes, and (events_atom): from now on pass the client the VmEvents only, no console lines.
@@ -67,8 +85,8 @@ using ServiceActor = caf::typed_actor<
     // -> every VM not yet forgotten, as its own actor (ask each for info_atom)
     caf::replies_to<list_atom>::with<std::vector<VmActor>>,
     // (owner_uid, names) -> those of `names` that live VMs of that owner hold
-    caf::replies_to<taken_atom, std::uint32_t, std::vector<std::string>>::with<
-        std::vector<std::string>>,
+    caf::replies_to<taken_atom, std::uint32_t,
+                    std::vector<std::string>>::with<std::vector<std::string>>,
     // -> how many vsock CIDs are granted
     caf::replies_to<in_use_atom>::with<std::uint64_t>>;
 
@@ -77,6 +95,9 @@ using ServiceActor = caf::typed_actor<
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmSpec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmEvent)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ConsoleLine)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ConsoleBytes)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ConsoleWriterLost)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::DumpInto)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmInfo)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::VmInfo>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::VmActor>)

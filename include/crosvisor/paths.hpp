@@ -24,6 +24,11 @@ Expected<std::filesystem::path> user_control_socket();
 // /run/crosvisor/control.sock, or $CROSVISOR_SYSTEM_SOCKET on hosts that run it elsewhere.
 std::filesystem::path system_control_socket();
 
+// Where the user's crosvisord keeps what outlives it (memory dumps): $CROSVISOR_STATE_DIR, else
+// /var/lib/crosvisor for root, $XDG_STATE_HOME/crosvisor or ~/.local/state/crosvisor for others
+// (the FHS and the XDG base directories).
+Expected<std::filesystem::path> user_state_dir();
+
 // The user's runtime directory, or a fresh private one (mkdtemp under the temporary directory)
 // when the user has none: for embedding applications that name none themselves.
 std::filesystem::path default_runtime_dir();

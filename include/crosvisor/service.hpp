@@ -26,6 +26,11 @@ struct ServiceOptions {
   // the file rotated to <name>.log.1 when it reaches log_max_bytes (default: <runtime_dir>/logs).
   std::filesystem::path log_dir;
   std::uint64_t log_max_bytes = 16ull << 20;
+  // Where debug = full VMs leave memory dumps (a guest's panic, `vm dump`): <dump_dir>/NAME-*.core,
+  // or <dump_dir>/<uid>/... for a VM with an owner; at most dumps_per_vm per VM name, the oldest
+  // removed first (default: <runtime_dir>/dumps; crosvisord keeps them in its state directory).
+  std::filesystem::path dump_dir;
+  std::size_t dumps_per_vm = 3;
   // The I/O thread that starts and watches VMM children; created when not given.
   std::shared_ptr<vmm::Reactor> reactor;
   // vsock CIDs: the range granted from; the scope of the host-wide reservations every crosvisor

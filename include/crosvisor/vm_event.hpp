@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,24 @@ struct ConsoleLine {
   std::string text;
 };
 
+// To a client attached to a VM's interactive console: its bytes as they come (prompts without a
+// newline included), ...
+struct ConsoleBytes {
+  std::string vm;
+  std::string bytes;
+};
+// ... and, to the client that wrote to it, that another client took its input over (force).
+struct ConsoleWriterLost {
+  std::string vm;
+};
+
+// A file a client opened itself for a memory dump (vm dump NAME FILE): the supervisor writes into
+// that fd, never a path of the client's. `shown` is the client's name for it, for messages.
+struct DumpInto {
+  std::shared_ptr<const int> fd;
+  std::string shown;
+};
+
 struct VmInfo {
   std::string name;
   VmState state = VmState::created;
@@ -40,13 +59,14 @@ struct VmInfo {
   std::optional<std::uint32_t> owner_uid;  // the VmSpec's owner
   std::uint32_t memory_mib = 0;
   std::uint32_t cpus = 0;
-  std::string kernel;                 // as the client named it
-  std::vector<std::string> disks;     // one description per disk, in guest order
-  std::string console_log;            // debug = full: where the console is kept
+  std::string kernel;                     // as the client named it
+  std::vector<std::string> disks;         // one description per disk, in guest order
+  std::string console_log;                // debug = full: where the console is kept
   std::optional<std::uint16_t> gdb_port;  // debug = full: its gdb stub, on 127.0.0.1
-  std::string fleet;                  // the fleet it belongs to, if any
-  std::optional<DeathReason> reason;  // once dead
-  std::string detail;                 // once dead: how it ended
+  std::string last_dump;                  // debug = full: its latest memory dump, if any
+  std::string fleet;                      // the fleet it belongs to, if any
+  std::optional<DeathReason> reason;      // once dead
+  std::string detail;                     // once dead: how it ended
 };
 
 }  // namespace crosvisor

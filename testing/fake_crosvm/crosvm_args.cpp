@@ -222,6 +222,8 @@ Expected<SerialOption> parse_serial(const std::string& text) {
         invalid("invalid value for --serial: unknown type `" + serial.type + "`"));
   if (fields->count("path"))
     serial.path = (*fields)["path"];
+  if (fields->count("input"))
+    serial.input = (*fields)["input"];
   if ((serial.type == "file" || serial.type == "unix" || serial.type == "unix-stream") &&
       !serial.path) {
     return std::unexpected(
@@ -388,11 +390,11 @@ Expected<RunArgs> parse_crosvm_args(const std::vector<std::string>& raw_args) {
       cmdline += " console=ttyS" + std::to_string(serial.num - 1);
   }
   if (cmdline.size() > 2047)
-    return std::unexpected(refused("the kernel command line is too long: " +
-                                   std::to_string(cmdline.size()) + " bytes"));
-  if (std::any_of(cmdline.begin(), cmdline.end(),
-                  [](char c) { return static_cast<unsigned char>(c) < 0x20 ||
-                                      static_cast<unsigned char>(c) > 0x7e; }))
+    return std::unexpected(refused(
+        "the kernel command line is too long: " + std::to_string(cmdline.size()) + " bytes"));
+  if (std::any_of(cmdline.begin(), cmdline.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e;
+      }))
     return std::unexpected(refused("the kernel command line must be printable ASCII"));
   return run;
 }
@@ -408,6 +410,8 @@ std::vector<int> named_fds(const RunArgs& args) {
   for (const auto& serial : args.serials) {
     if (serial.path)
       paths.push_back(*serial.path);
+    if (serial.input)
+      paths.push_back(*serial.input);
   }
   std::vector<int> fds;
   for (const auto& path : paths) {

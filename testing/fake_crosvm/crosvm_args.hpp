@@ -23,6 +23,7 @@ struct BlockOption {
 struct SerialOption {
   std::string type;  // stdout, syslog, sink, file, unix, unix-stream
   std::optional<std::string> path;
+  std::optional<std::string> input;  // what the guest reads on this port (file or fd path)
   std::string hardware = "serial";
   std::uint32_t num = 1;
   bool console = false;

@@ -91,8 +91,10 @@ void record_open(const Build& build, const std::string& path) {
 // crosvm's LockFileFailure: the lock is on the open file description.
 Expected<void> lock(int fd, bool writable, const std::string& what) {
   if (::flock(fd, (writable ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0)
-    return std::unexpected(failure(what + ": LockFileFailure: the disk image is locked by "
-                                          "another process (" + std::strerror(errno) + ")"));
+    return std::unexpected(failure(what +
+                                   ": LockFileFailure: the disk image is locked by "
+                                   "another process (" +
+                                   std::strerror(errno) + ")"));
   return {};
 }
 
@@ -298,6 +300,16 @@ Expected<CheckedInputs> check_inputs(const RunArgs& args, const std::set<int>& i
   if (!console)
     return std::unexpected(console.error());
   inputs.console = *console;
+  for (const auto& serial : args.serials) {
+    if (!serial.input)
+      continue;
+    // crosvm opens it for reading with open_file_or_duplicate (devices/src/serial_device.rs).
+    auto input = open_input(*serial.input, "serial input", false);
+    if (!input)
+      return std::unexpected(input.error());
+    if (serial.console || args.serials.size() == 1)
+      inputs.console_input = *input;
+  }
 
   for (const int fd : inherited) {
     if (std::find(named.begin(), named.end(), fd) == named.end())

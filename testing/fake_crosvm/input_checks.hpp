@@ -17,6 +17,7 @@ std::set<int> inherited_fds();
 
 struct CheckedInputs {
   int console = -1;                       // where the guest's console goes (-1: nowhere)
+  int console_input = -1;                 // what the guest reads on its console (-1: nothing)
   int control = -1;                       // the listening control socket
   std::vector<std::string> descriptions;  // one line per disk, for the console
   int first_writable_raw = -1;            // the first writable raw --block, if any

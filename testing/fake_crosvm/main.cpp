@@ -10,6 +10,8 @@
 //                              36 watchdog, 1 error (32..36 become 0 without --extended-status)
 //   fake_crosvm.after_ms=MS    wait this long before fake_crosvm.exit (default 0)
 //   fake_crosvm.powerbtn=ignore  the guest ignores the ACPI power button
+// With a console input (--serial ...,input=PATH), the guest echoes what it reads, as a terminal
+// does, and answers each line it reads with "fake-crosvm guest: read LINE".
 //   fake_crosvm.chatter=BYTES  once ready, the guest prints about BYTES bytes of console per
 //                              second, in 100-byte numbered lines (a chatty guest)
 //   fake_crosvm.then=reboot    once ready (after after_ms), the guest reboots: crosvm exits 32
@@ -56,7 +58,7 @@ struct Script {
   std::chrono::milliseconds after{0};
   bool ignore_powerbtn = false;
   bool powerbtn_unsupported = false;
-  std::uint64_t chatter = 0;  // console bytes per second once ready
+  std::uint64_t chatter = 0;        // console bytes per second once ready
   std::optional<std::string> then;  // reboot, panic
   bool pvpanic = true;
   bool triple_fault_reboot = false;  // the guest's command line has reboot=t
@@ -168,7 +170,8 @@ class FakeVm {
     put(24, 1 << 20, 8);      // size
     std::memcpy(header + 104, path.data(), std::min(path.size(), std::size_t{256}));
     if (::pwrite(inputs_.first_writable_raw, header, 104 + path.size(), 0) < 0)
-      say(std::string("fake-crosvm guest: writing the qcow2 header failed: ") + std::strerror(errno));
+      say(std::string("fake-crosvm guest: writing the qcow2 header failed: ") +
+          std::strerror(errno));
     else
       say("fake-crosvm guest: wrote a qcow2 header naming " + path);
   }
@@ -186,8 +189,32 @@ class FakeVm {
     }
   }
 
+  // What the guest read on its console: echoed, and each line answered.
+  void read_console_input() {
+    char buffer[4096];
+    const ssize_t n = ::read(inputs_.console_input, buffer, sizeof(buffer));
+    if (n <= 0) {
+      inputs_.console_input = -1;  // nobody writes any more: a serial line with nothing on it
+      return;
+    }
+    const std::string bytes(buffer, static_cast<std::size_t>(n));
+    if (inputs_.console >= 0 && ::write(inputs_.console, bytes.data(), bytes.size()) < 0) {
+      // The reader is gone; a serial port does not care.
+    }
+    for (char c : bytes) {
+      if (c != '\r' && c != '\n') {
+        typed_ += c;
+      } else if (!typed_.empty()) {
+        say("");
+        say("fake-crosvm guest: read " + typed_);
+        typed_.clear();
+      }
+    }
+  }
+
   [[noreturn]] void serve(std::optional<Clock::time_point> exit_at) {
-    std::vector<pollfd> fds{{inputs_.control, POLLIN, 0}};
+    // The control socket first; the console input, when there is one, second.
+    std::vector<pollfd> fds{{inputs_.control, POLLIN, 0}, {inputs_.console_input, POLLIN, 0}};
     auto next_chatter = Clock::now();
     for (;;) {
       int timeout = -1;
@@ -219,7 +246,11 @@ class FakeVm {
         if (client >= 0)
           fds.push_back({client, POLLIN, 0});
       }
-      for (std::size_t i = 1; i < fds.size();) {
+      if (fds[1].revents != 0) {
+        read_console_input();
+        fds[1].fd = inputs_.console_input;  // -1 once it ended: poll skips it
+      }
+      for (std::size_t i = 2; i < fds.size();) {
         if (fds[i].revents == 0) {
           ++i;
           continue;
@@ -270,6 +301,7 @@ class FakeVm {
   RunArgs args_;
   CheckedInputs inputs_;
   Script script_;
+  std::string typed_;  // a console input line not finished yet
   double chatter_due_ = 0;
   std::uint64_t chatter_lines_ = 0;
 };

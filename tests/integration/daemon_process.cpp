@@ -34,8 +34,8 @@ DaemonProcess::DaemonProcess(DaemonOptions options) {
     argv.push_back("/usr/bin/env");
     argv.insert(argv.end(), options.environment.begin(), options.environment.end());
   }
-  argv.insert(argv.end(),
-              {CROSVISORD_BINARY, "--socket", socket.string(), "--crosvm", options.crosvm});
+  argv.insert(argv.end(), {CROSVISORD_BINARY, "--socket", socket.string(), "--crosvm",
+                           options.crosvm, "--state-dir", (dir / "state").string()});
   if (options.own_runtime_dir)
     argv.insert(argv.end(), {"--runtime-dir", (dir / "run").string()});
   if (options.quiet)

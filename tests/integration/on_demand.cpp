@@ -17,14 +17,15 @@ OnDemandSocket::~OnDemandSocket() {
 
 std::vector<std::string> OnDemandSocket::env(const std::vector<std::string>& extra) const {
   std::vector<std::string> entries{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-                                   "CROSVISOR_SOCKET=" + socket.string()};
+                                   "CROSVISOR_SOCKET=" + socket.string(),
+                                   "CROSVISOR_STATE_DIR=" + (dir / "state").string()};
   entries.insert(entries.end(), extra.begin(), extra.end());
   return entries;
 }
 
 CommandResult OnDemandSocket::vm(const std::string& args) const {
-  return run_command("CROSVISOR_SOCKET=" + socket.string() + " " + VM_BINARY + " " + args +
-                     " 2>&1");
+  return run_command("CROSVISOR_SOCKET=" + socket.string() + " CROSVISOR_STATE_DIR=" +
+                     (dir / "state").string() + " " + VM_BINARY + " " + args + " 2>&1");
 }
 
 std::vector<pid_t> OnDemandSocket::daemons() const {

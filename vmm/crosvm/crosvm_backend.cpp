@@ -65,8 +65,15 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   auto console = plan_console(launch);
   if (!console)
     return std::unexpected(console.error());
-  args.insert(args.end(), {"--serial", "type=file,path=" + process::FdPlan::proc_path(*console) +
-                                           ",hardware=serial,num=1,console"});
+  std::string serial = "type=file,path=" + process::FdPlan::proc_path(*console);
+  if (spec.debug == DebugLevel::full) {
+    // A debuggable VM's console takes input: crosvm reads it from this pipe (AVF's consoleInFd).
+    auto input = plan_console_input(launch);
+    if (!input)
+      return std::unexpected(input.error());
+    serial += ",input=" + process::FdPlan::proc_path(*input);
+  }
+  args.insert(args.end(), {"--serial", serial + ",hardware=serial,num=1,console"});
 
   // crosvm accepts /proc/self/fd/N as --socket only when N is already a listening
   // SOCK_SEQPACKET socket; the path stays ours to remove (it is in the run directory).

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/debug_policy.hpp"
 #include "vmm/disk_attach.hpp"
 
 namespace crosvisor::vmm::qemu {
@@ -67,23 +68,11 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   request.binary = binary_for(spec, kDefaultBinary);
   auto& args = request.args;
   // -nodefaults: no devices we did not ask for; microvm keeps ACPI on (the power button needs it).
-  args = {"-M",
-          "microvm",
-          "-nodefaults",
-          "-no-user-config",
-          "-display",
-          "none",
-          "-no-reboot",
-          "-device",
-          "pvpanic",
-          "-action",
-          "panic=exit-failure",
-          "-name",
-          spec.name,
-          "-m",
-          std::to_string(spec.memory_mib),
-          "-smp",
-          std::to_string(spec.cpus)};
+  args = {"-M", "microvm", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+          "-device", "pvpanic", "-action",
+          // A debuggable guest that panics is kept, paused, for its memory dump.
+          dumps_on_panic(spec) ? "panic=pause" : "panic=exit-failure", "-name", spec.name, "-m",
+          std::to_string(spec.memory_mib), "-smp", std::to_string(spec.cpus)};
   for (auto& arg : accel_args(spec.accel))
     args.push_back(std::move(arg));
 
@@ -108,12 +97,22 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
     args.insert(args.end(), disk_args->begin(), disk_args->end());
   }
 
-  auto console = plan_console(launch);
-  if (!console)
-    return std::unexpected(console.error());
-  args.insert(args.end(),
-              {"-chardev", "file,id=console,path=" + process::FdPlan::proc_path(*console),
-               "-serial", "chardev:console"});
+  // A debuggable VM's console goes both ways, on a connected socket (QEMU 7.2's file chardev has
+  // no input); a production VM's only out, through a pipe.
+  if (spec.debug == DebugLevel::full) {
+    auto console = plan_console_socket(launch);
+    if (!console)
+      return std::unexpected(console.error());
+    args.insert(args.end(), {"-chardev", "socket,id=console,fd=" + std::to_string(*console),
+                             "-serial", "chardev:console"});
+  } else {
+    auto console = plan_console(launch);
+    if (!console)
+      return std::unexpected(console.error());
+    args.insert(args.end(),
+                {"-chardev", "file,id=console,path=" + process::FdPlan::proc_path(*console),
+                 "-serial", "chardev:console"});
+  }
 
   if (spec.gdb_port) {
     // Bound here, on loopback: QEMU only serves the stub on the socket it is handed.

@@ -49,8 +49,12 @@ Message parse(std::string_view line) {
   return message;
 }
 
-std::string command_line(std::string_view command, std::uint64_t id) {
-  return nlohmann::json{{"execute", command}, {"id", id}}.dump() + "\r\n";
+std::string command_line(std::string_view command, std::uint64_t id,
+                         std::string_view arguments_json) {
+  nlohmann::json line{{"execute", command}, {"id", id}};
+  if (!arguments_json.empty())
+    line["arguments"] = nlohmann::json::parse(arguments_json);
+  return line.dump() + "\r\n";
 }
 
 std::string_view command_for(ControlRequest request) {

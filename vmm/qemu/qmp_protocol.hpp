@@ -22,8 +22,10 @@ struct Message {
 // Never throws: a line that is not a QMP message comes back as Kind::invalid.
 Message parse(std::string_view line);
 
-// `{"execute": command, "id": id}` and its line end.
-std::string command_line(std::string_view command, std::uint64_t id);
+// `{"execute": command, "id": id}` and its line end; with `arguments_json` (a JSON object's
+// text), `"arguments"` too.
+std::string command_line(std::string_view command, std::uint64_t id,
+                         std::string_view arguments_json = {});
 
 // The QMP command for a request: system_powerdown or quit.
 std::string_view command_for(ControlRequest request);

@@ -122,13 +122,45 @@ void QmpSession::deliver(std::string_view line) {
 
 void QmpSession::execute(ControlRequest request, std::chrono::milliseconds timeout,
                          ControlDone done) {
+  send_command(qmp::command_for(request), {}, -1, timeout, std::move(done));
+}
+
+void QmpSession::dump_memory(UniqueFd file, std::chrono::milliseconds timeout, ControlDone done) {
+  const std::string name = "crosvisor-dump-" + std::to_string(impl_->next_id);
+  // QEMU takes the fd under a name, then writes to it and closes it; ours closes here.
+  send_command("getfd", R"({"fdname": ")" + name + R"("})", file.get(), timeout,
+               [self = shared_from_this(), name, timeout, done](Expected<void> taken) {
+                 if (!taken)
+                   return done(taken);
+                 self->send_command("dump-guest-memory",
+                                    R"({"paging": false, "protocol": "fd:)" + name + R"("})", -1,
+                                    timeout, done);
+               });
+}
+
+void QmpSession::send_command(std::string_view command, std::string_view arguments_json, int fd,
+                              std::chrono::milliseconds timeout, ControlDone done) {
   if (!impl_->open_error.empty())
     return done(make_error(ErrorKind::io, impl_->open_error));
   if (!impl_->socket.is_open())
     return done(make_error(ErrorKind::io, "QMP: QEMU has exited"));
   const std::uint64_t id = impl_->next_id++;
-  const std::string line = qmp::command_line(qmp::command_for(request), id);
-  if (::send(impl_->socket.native_handle(), line.data(), line.size(), MSG_NOSIGNAL) !=
+  std::string line = qmp::command_line(command, id, arguments_json);
+  iovec vector{line.data(), line.size()};
+  msghdr message{};
+  message.msg_iov = &vector;
+  message.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (fd >= 0) {
+    message.msg_control = control;
+    message.msg_controllen = sizeof(control);
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(header), &fd, sizeof(int));
+  }
+  if (::sendmsg(impl_->socket.native_handle(), &message, MSG_NOSIGNAL) !=
       static_cast<ssize_t>(line.size())) {
     return done(make_error(ErrorKind::io, std::string("QMP write: ") + std::strerror(errno)));
   }

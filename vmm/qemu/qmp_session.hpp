@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "core/unique_fd.hpp"
 #include "crosvisor/error.hpp"
 #include "process/line_splitter.hpp"
 #include "vmm/vmm_control.hpp"
@@ -35,6 +36,11 @@ class QmpSession : public std::enable_shared_from_this<QmpSession> {
   // Connects and starts reading. A failure is kept and reported to every later command.
   void open(const std::filesystem::path& socket);
   void execute(ControlRequest request, std::chrono::milliseconds timeout, ControlDone done);
+  // Writes the guest's memory into `file` as an ELF core (dump-guest-memory, paging off: every
+  // byte of guest RAM, which crash tools and gdb read). The file travels to QEMU over the socket
+  // (getfd): QEMU never opens a path of ours. `done` once QEMU has written it all; a running
+  // guest is paused meanwhile and goes on after.
+  void dump_memory(UniqueFd file, std::chrono::milliseconds timeout, ControlDone done);
   // The child was reaped: read what QEMU wrote before it died (its last events), fail the
   // commands still waiting, and close.
   void finish();
@@ -43,6 +49,9 @@ class QmpSession : public std::enable_shared_from_this<QmpSession> {
   struct Impl;
   void open_session(const std::filesystem::path& socket);
   void read();
+  // Sends one command line (with `fd` attached when >= 0) and waits for its answer.
+  void send_command(std::string_view command, std::string_view arguments_json, int fd,
+                    std::chrono::milliseconds timeout, ControlDone done);
   void deliver(std::string_view line);
   void fail_all(const std::string& why);
   std::unique_ptr<Impl> impl_;

@@ -266,7 +266,8 @@ TEST_CASE("the example VM files read, and the crosvm one reboots the way crosvm 
 
 TEST_CASE("ready_timeout_s times a ready condition, and is refused without one") {
   auto spec = parse_vm_spec(
-      "name = \"t\"\nkernel = \"k\"\nready = { console = \"up\" }\nready_timeout_s = 7.5\n", kSource);
+      "name = \"t\"\nkernel = \"k\"\nready = { console = \"up\" }\nready_timeout_s = 7.5\n",
+      kSource);
   REQUIRE(spec.has_value());
   CHECK(spec->ready_timeout == std::chrono::milliseconds(7500));
   auto untimed = parse_vm_spec("name = \"t\"\nkernel = \"k\"\nready_timeout_s = 30\n", kSource);
@@ -281,20 +282,21 @@ TEST_CASE("ready_timeout_s times a ready condition, and is refused without one")
 }
 
 TEST_CASE("gdb_port is read for a debuggable QEMU VM, and the debug level decides in one place") {
-  auto spec = parse_vm_spec("name = \"g\"\nkernel = \"k\"\ndebug = \"full\"\ngdb_port = 1234\n",
-                            kSource);
+  auto spec =
+      parse_vm_spec("name = \"g\"\nkernel = \"k\"\ndebug = \"full\"\ngdb_port = 1234\n", kSource);
   REQUIRE(spec.has_value());
   CHECK(spec->gdb_port == std::optional<std::uint16_t>(1234));
   CHECK_FALSE(debug_refusal(*spec, DebugFeature::gdb));
   CHECK_FALSE(vmm_refusal(*spec, DebugFeature::gdb));
-  auto low = parse_vm_spec("name = \"g\"\nkernel = \"k\"\ndebug = \"full\"\ngdb_port = 22\n",
-                           kSource);
-  CHECK_THAT(low.error().message, Catch::Contains("key 'gdb_port': must be between 1024 and 65535"));
+  auto low =
+      parse_vm_spec("name = \"g\"\nkernel = \"k\"\ndebug = \"full\"\ngdb_port = 22\n", kSource);
+  CHECK_THAT(low.error().message,
+             Catch::Contains("key 'gdb_port': must be between 1024 and 65535"));
 
   VmSpec none;
   none.name = "quiet";
-  for (auto feature : {DebugFeature::console_log, DebugFeature::console, DebugFeature::dump,
-                       DebugFeature::gdb}) {
+  for (auto feature :
+       {DebugFeature::console_log, DebugFeature::console, DebugFeature::dump, DebugFeature::gdb}) {
     auto refused = debug_refusal(none, feature);
     REQUIRE(refused.has_value());
     CHECK(refused->kind == ErrorKind::state);

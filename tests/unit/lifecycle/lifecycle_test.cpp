@@ -153,8 +153,9 @@ TEST_CASE("a VM not ready by its deadline is killed and dies HANGUP; one ready i
   CHECK_FALSE(hung.on_step_timeout(lifecycle::StopStep::kill));
   const auto death = hung.on_exited(process::ExitStatus::killed_by(SIGKILL));
   CHECK(death.reason == DeathReason::hangup);
-  CHECK(death.detail == "not ready within 1500 ms of its start (ready_timeout_s): killed, "
-                        "signal 9 (Killed)");
+  CHECK(death.detail ==
+        "not ready within 1500 ms of its start (ready_timeout_s): killed, "
+        "signal 9 (Killed)");
 
   lifecycle::VmLifecycle ready(spec);
   ready.on_launch_requested();
@@ -173,4 +174,20 @@ TEST_CASE("a VM not ready by its deadline is killed and dies HANGUP; one ready i
   VmSpec no_condition;
   no_condition.name = "n";
   CHECK_FALSE(ready_deadline(no_condition).has_value());
+}
+
+TEST_CASE("a panicked guest kept for its dump is ended by its VMM's quit and dies GUEST_PANIC") {
+  lifecycle::VmLifecycle life(spec_with_ready());
+  life.on_launch_requested();
+  life.on_started();
+  life.on_console_line("guest: ready");
+  life.on_guest_notice(lifecycle::GuestNotice::panicked);
+  CHECK(life.on_panic_dumped() == std::optional(lifecycle::StopStep::quit));
+  CHECK(life.state() == VmState::stopping);
+  // Even when the quit has to escalate to signals: the guest's panic is why it died.
+  CHECK(life.on_step_timeout(lifecycle::StopStep::quit) ==
+        std::optional(lifecycle::StopStep::terminate));
+  const auto death = life.on_exited(process::ExitStatus::killed_by(SIGTERM));
+  CHECK(death.reason == DeathReason::guest_panic);
+  CHECK_THAT(death.detail, Catch::EndsWith("ended after the guest panicked"));
 }

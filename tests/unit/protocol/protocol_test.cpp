@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "protocol/base64.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/replies.hpp"
 #include "protocol/requests.hpp"
@@ -103,7 +104,8 @@ TEST_CASE("requests are checked field by field") {
   CHECK(parse_request(R"({"id": 1, "op": "stop"})", ignored).error().kind == ErrorKind::protocol);
 }
 
-TEST_CASE("every request type comes back from the wire as it was encoded, and only fds' types take fds") {
+TEST_CASE(
+    "every request type comes back from the wire as it was encoded, and only fds' types take fds") {
   const json vm = {{"name", "a"}, {"kernel", {{"fd", 0}}}};
   const json fleet = {{"name", "f"}, {"vms", json::array()}};
   const std::vector<RequestBody> bodies = {
@@ -121,6 +123,12 @@ TEST_CASE("every request type comes back from the wire as it was encoded, and on
       FleetStatusRequest{},
       FleetDownRequest{"f", false, 300},
       FleetRestartRequest{"f", *parse_target("web-0")},
+      ConsoleRequest{*parse_target("web"), true, true},
+      ConsoleRequest{.vm = *parse_target("2049"), .write = false},
+      ConsoleInputRequest{"web", std::string("ls\r\x03\x00\xff", 6)},
+      ConsoleDetachRequest{"web"},
+      DumpRequest{*parse_target("web"), true},
+      DumpRequest{.vm = *parse_target("web")},
   };
   for (std::uint64_t i = 0; i < bodies.size(); ++i) {
     const auto encoded = encode_request(i, bodies[i]);
@@ -133,9 +141,18 @@ TEST_CASE("every request type comes back from the wire as it was encoded, and on
     CHECK(op_of(parsed->body) == encoded["op"].get<std::string>());
     CHECK(encode_request(i, parsed->body) == encoded);
     CHECK(takes_fds(parsed->body) == (std::holds_alternative<CreateRequest>(bodies[i]) ||
-                                      std::holds_alternative<FleetUpRequest>(bodies[i])));
+                                      std::holds_alternative<FleetUpRequest>(bodies[i]) ||
+                                      std::holds_alternative<DumpRequest>(bodies[i])));
   }
   CHECK(std::get<StopRequest>(bodies[3]).vm.cid == std::optional<std::uint32_t>(2049));
+  // Console input is bytes, whatever they are, carried as base64.
+  std::optional<std::uint64_t> id;
+  auto input = parse_request(encode_request(1, bodies[16]).dump(), id);
+  CHECK(std::get<ConsoleInputRequest>(input->body).bytes == std::string("ls\r\x03\x00\xff", 6));
+  CHECK(refusal(R"({"id": 1, "op": "console_input", "vm": "web", "data": "not base64!"})") ==
+        "'data' must be base64 text");
+  CHECK(refusal(R"({"id": 1, "op": "console_input", "vm": "2049", "data": ""})") ==
+        "'vm' must be a VM name");
   CHECK_FALSE(parse_target("").has_value());
   CHECK_FALSE(parse_target("4294967296").has_value());
   CHECK(parse_target("4294967295")->cid == std::optional<std::uint32_t>(4294967295u));
@@ -242,4 +259,17 @@ TEST_CASE("a VM description with the wrong fields or fds is refused, naming the 
   CHECK(spec_refusal(disk, one_fd()) ==
         "vm.disks[0]: a disk has either 'fd' or 'partitions', not both");
   CHECK(spec_refusal(json{{"name", "x"}}, {}) == "vm.kernel: missing");
+}
+
+TEST_CASE("base64 carries any bytes, and refuses what is not base64") {
+  for (const std::string& bytes :
+       {std::string(), std::string("f"), std::string("fo"), std::string("foo"), std::string("foob"),
+        std::string("\x00\xff\x1d\r\n", 5)}) {
+    CHECK(base64_decode(base64_encode(bytes)) == bytes);
+  }
+  CHECK(base64_encode("foobar") == "Zm9vYmFy");
+  CHECK(base64_encode("fo") == "Zm8=");
+  CHECK_FALSE(base64_decode("Zm8").has_value());       // length
+  CHECK_FALSE(base64_decode("Z=8=").has_value());      // padding inside
+  CHECK_FALSE(base64_decode("Zm9v!A==").has_value());  // alphabet
 }

@@ -1,11 +1,12 @@
 // The host side of vsock readiness callbacks: a port is listened on exactly while someone waits
 // on it. No guest can connect here (no vsock transport, and tests never touch a CID they did not
 // create), so the port's being taken is what is checked.
+#include "vsock/ready_listener.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
 #include "vsock/channel.hpp"
-#include "vsock/ready_listener.hpp"
 
 using namespace crosvisor;
 using namespace crosvisor::vsock;
