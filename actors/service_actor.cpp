@@ -96,8 +96,11 @@ void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
       spec.owner_uid ? st.options.log_dir / std::to_string(*spec.owner_uid) : st.options.log_dir;
   const auto dump_dir =
       spec.owner_uid ? st.options.dump_dir / std::to_string(*spec.owner_uid) : st.options.dump_dir;
-  VmPaths paths{run_dir, log_dir / (spec.name + ".log"), st.options.log_max_bytes, dump_dir,
-                st.options.dumps_per_vm};
+  const auto nvram_dir = spec.owner_uid
+                             ? st.options.nvram_dir / std::to_string(*spec.owner_uid)
+                             : st.options.nvram_dir;
+  VmPaths paths{run_dir,  log_dir / (spec.name + ".log"), st.options.log_max_bytes,
+                dump_dir, st.options.dumps_per_vm,          nvram_dir / (spec.name + ".vars.fd")};
   auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor, st.cid_registry,
                            caf::actor_cast<VmDeathWatcher>(self), std::move(paths));
   st.claim_of[vm.address()] = run_id;
@@ -195,6 +198,8 @@ ServiceActor spawn_service(caf::actor_system& system, ServiceOptions options) {
     options.log_dir = options.runtime_dir / "logs";
   if (options.dump_dir.empty())
     options.dump_dir = options.runtime_dir / "dumps";
+  if (options.nvram_dir.empty())
+    options.nvram_dir = options.runtime_dir / "nvram";
   if (options.cid_state_file.empty()) {
     if (auto shared = user_runtime_dir())
       options.cid_state_file = *shared / "last-cid";

@@ -49,6 +49,7 @@ struct VmActorState {
   bool kill_requested = false;
   bool dead = false;
   std::filesystem::path console_log;  // debug = full: the console's file
+  std::filesystem::path nvram;        // QEMU UEFI boots: its own variable store
   std::uint64_t console_log_max_bytes = 0;
   std::optional<lifecycle::ConsoleTail> tail;  // debug = full: its last lines, for `vm logs`
   vmm::Reactor::DumpPlace dumps;               // debug = full: where its memory dumps go
@@ -341,6 +342,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
   st.life = std::make_unique<lifecycle::VmLifecycle>(std::move(spec));
   st.reactor = std::move(reactor);
   st.run_dir = std::move(paths.run_dir);
+  st.nvram = std::move(paths.nvram);
   if (st.life->spec().debug == DebugLevel::full) {
     st.console_log = std::move(paths.console_log);
     st.console_log_max_bytes = paths.console_log_max_bytes;
@@ -392,7 +394,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
                   vm.child = vm.reactor->launch(
                       [spec = vm.life->spec(),
                        context = vmm::LaunchContext{vm.run_dir, cid, vm.console_log,
-                                                    vm.console_log_max_bytes}] {
+                                                    vm.console_log_max_bytes, vm.nvram}] {
                         return vmm::prepare_vmm_launch(spec, context);
                       },
                       observer_for(self));

@@ -23,6 +23,7 @@ struct VmPaths {
   std::uint64_t console_log_max_bytes = 16ull << 20;
   std::filesystem::path dump_dir;  // debug = full: where its memory dumps go
   std::size_t dumps_kept = 3;      // of this VM's name, at most
+  std::filesystem::path nvram;     // QEMU UEFI boots: its own variable store
 };
 
 // `cid_registry` grants the VM its vsock CID before the VMM starts. Client handles attach

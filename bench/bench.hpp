@@ -11,6 +11,7 @@ struct Options {
   bool quick = false;                 // fewer repetitions (CI smoke runs)
   int vms = 1000;                     // VMs in the scale scenario
   std::filesystem::path fake_crosvm;  // the crosvm stand-in (default: beside this binary)
+  std::filesystem::path guest_dir;    // the test guest (guest/build; default: beside this binary)
 };
 
 int composite_scenario(const Options& options);
@@ -20,5 +21,6 @@ int cascade_scenario(const Options& options);
 int fleet_scenario(const Options& options);
 int control_scenario(const Options& options);
 int lifecycles_scenario(const Options& options);
+int boot_scenario(const Options& options);
 
 }  // namespace crosvisor::bench

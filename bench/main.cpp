@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   const std::map<std::string, std::function<int(const Options&)>> scenarios{
       {"composite", composite_scenario},   {"cid", cid_scenario},     {"scale", scale_scenario},
       {"cascade", cascade_scenario},       {"fleet", fleet_scenario}, {"control", control_scenario},
-      {"lifecycles", lifecycles_scenario},
+      {"lifecycles", lifecycles_scenario}, {"boot", boot_scenario},
   };
   CLI::App app{"crosvisor-bench: measure crosvisor against same-run baselines"};
   std::vector<std::string> chosen;
@@ -30,10 +30,13 @@ int main(int argc, char** argv) {
   app.add_option("--work-dir", options.work_dir, "Scratch directory");
   app.add_option("--vms", options.vms, "VMs in the scale scenario")->check(CLI::Range(1, 5000));
   app.add_option("--fake-crosvm", options.fake_crosvm, "The crosvm stand-in (scale scenario)");
+  app.add_option("--guest-dir", options.guest_dir, "The test guest (boot scenario)");
   CLI11_PARSE(app, argc, argv);
   if (options.fake_crosvm.empty())
     options.fake_crosvm =
         std::filesystem::read_symlink("/proc/self/exe").parent_path() / "fake-crosvm";
+  if (options.guest_dir.empty())
+    options.guest_dir = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "guest";
   crosvisor::process::raise_fd_limit();
   if (chosen.empty()) {
     for (const auto& [name, run] : scenarios)

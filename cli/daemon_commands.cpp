@@ -240,7 +240,7 @@ int dump_vm(const DaemonOptions& options, const std::string& vm,
     undo();
     return report(client.error());
   }
-  std::cerr << "vm " << vm << ": dumping its memory (the guest pauses meanwhile)\n";
+  std::cerr << "vm " << vm << ": asking for a memory dump (the guest pauses meanwhile)\n";
   auto reply = client->call(protocol::DumpRequest{*target, file.has_value()}, {}, fds);
   if (!reply) {
     undo();

@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
                          "OUT.filler and OUT.vmdk for QEMU) from partition images, or inspect one");
   composite_cmd->add_option("OUT", composite_out, "The composite disk file to write");
   composite_cmd->add_option("--partition", composite_partitions,
-                            "LABEL:PATH[:writable][:GUID], in disk order");
+                            "LABEL:PATH[:writable][:esp][:GUID], in disk order (esp: an EFI system partition)");
   composite_cmd
       ->add_option("--inspect", composite_inspect,
                    "Print the components and GPT of a composite file")

@@ -104,9 +104,14 @@ void check_files(const VmSpec& spec, const toml::table& table, const toml::table
                  (inherited ? std::string("defaults.") : prefix) + std::string(key),
                  path.string() + ": no such file");
   };
-  check(spec.kernel, "kernel");
+  if (!spec.kernel.empty())
+    check(spec.kernel, "kernel");
   if (spec.initrd)
     check(*spec.initrd, "initrd");
+  if (spec.bootloader)
+    check(*spec.bootloader, "bootloader");
+  if (spec.nvram_template)
+    check(*spec.nvram_template, "nvram_template");
   for (const auto& disk : spec.disks) {
     if (const auto* raw = std::get_if<RawDisk>(&disk)) {
       check(raw->path, "disks");

@@ -41,6 +41,8 @@ std::optional<CompositePartition> read_partition(TableReader& partition) {
   auto label = partition.string("label", true);
   auto path = partition.path("path", true);
   result.writable = partition.boolean("writable").value_or(false);
+  if (auto type = partition.choice("type", partition_type_names()))
+    result.type = *partition_type_named(*type);
   partition.finish();
   if (!label || !path)
     return std::nullopt;
@@ -126,9 +128,11 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
   }
   if (auto vmm = vm.choice("vmm", vmm_kind_names()))
     spec.vmm = *vmm_kind_named(*vmm);
-  if (auto kernel = vm.path("kernel", true))
+  if (auto kernel = vm.path("kernel"))
     spec.kernel = *kernel;
   spec.initrd = vm.path("initrd");
+  spec.bootloader = vm.path("bootloader");
+  spec.nvram_template = vm.path("nvram_template");
   if (auto params = vm.string("params")) {
     if (auto problem = kernel_params_problem(*params))
       vm.problems().add(vm.raw().get("params")->source(), vm.dotted("params"), *problem);
@@ -166,6 +170,15 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
     // A bare name is looked up on PATH; anything with a slash is a path relative to the file.
     spec.vmm_binary = binary->find('/') == std::string::npos ? std::filesystem::path(*binary)
                                                              : vm.resolve(*binary);
+  }
+  if (auto problem = boot_problem(spec)) {
+    const toml::node* at = vm.raw().get(problem->key);
+    vm.problems().add(at ? at->source() : vm.raw().source(), vm.dotted(problem->key), problem->why);
+  } else if (spec.bootloader && !spec.nvram_template && spec.vmm == VmmKind::qemu) {
+    // QEMU keeps UEFI variables in a store of the VM's own, started from OVMF's template.
+    if (auto sibling = sibling_nvram_template(*spec.bootloader);
+        sibling && std::filesystem::exists(*sibling))
+      spec.nvram_template = *sibling;
   }
   if (spec.gdb_port) {
     const auto where = vm.raw().get("gdb_port")->source();

@@ -18,6 +18,8 @@ using Names = std::array<std::pair<Enum, std::string_view>, N>;
 constexpr Names<VmmKind, 2> kVmmKinds{{{VmmKind::qemu, "qemu"}, {VmmKind::crosvm, "crosvm"}}};
 constexpr Names<DebugLevel, 2> kDebugLevels{
     {{DebugLevel::full, "full"}, {DebugLevel::none, "none"}}};
+constexpr Names<PartitionType, 2> kPartitionTypes{
+    {{PartitionType::linux_data, "linux"}, {PartitionType::esp, "esp"}}};
 constexpr Names<VmState, 6> kVmStates{{{VmState::created, "created"},
                                        {VmState::starting, "starting"},
                                        {VmState::running, "running"},
@@ -75,6 +77,15 @@ std::string_view to_string(VmmKind kind) {
 }
 std::string_view to_string(DebugLevel level) {
   return name_in(kDebugLevels, level);
+}
+std::string_view to_string(PartitionType type) {
+  return name_in(kPartitionTypes, type);
+}
+std::optional<PartitionType> partition_type_named(std::string_view name) {
+  return value_in(kPartitionTypes, name);
+}
+std::vector<std::string_view> partition_type_names() {
+  return names_of(kPartitionTypes);
 }
 std::string_view to_string(VmState state) {
   return name_in(kVmStates, state);

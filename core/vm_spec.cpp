@@ -15,6 +15,36 @@ std::filesystem::path VmSpec::hand_over(int fd) {
   return "/proc/self/fd/" + std::to_string(fd);
 }
 
+std::optional<BootProblem> boot_problem(const VmSpec& spec) {
+  const bool kernel = !spec.kernel.empty();
+  const bool bootloader = spec.bootloader.has_value();
+  if (!kernel && !bootloader)
+    return BootProblem{"kernel", "a VM boots a kernel or a bootloader: give one of them"};
+  if (kernel && bootloader)
+    return BootProblem{"bootloader", "a VM boots a kernel or a bootloader, not both"};
+  if (bootloader && spec.initrd)
+    return BootProblem{"initrd", "only with a kernel: a bootloader loads its own"};
+  if (bootloader && !spec.params.empty())
+    return BootProblem{"params", "only with a kernel: a bootloader's kernel has its own command "
+                                 "line (in a unified kernel image, its .cmdline)"};
+  if (kernel && spec.nvram_template)
+    return BootProblem{"nvram_template", "only with a bootloader"};
+  if (spec.vmm == VmmKind::crosvm && spec.nvram_template)
+    return BootProblem{"nvram_template",
+                       "crosvm runs its bootloader with --bios and keeps no UEFI variables"};
+  return std::nullopt;
+}
+
+std::optional<std::filesystem::path> sibling_nvram_template(
+    const std::filesystem::path& bootloader) {
+  std::string name = bootloader.filename().string();
+  const auto code = name.find("CODE");
+  if (code == std::string::npos)
+    return std::nullopt;
+  name.replace(code, 4, "VARS");
+  return bootloader.parent_path() / name;
+}
+
 std::string VmSpec::shown(const std::filesystem::path& path) const {
   auto it = shown_paths.find(path.string());
   return it == shown_paths.end() ? path.string() : it->second;

@@ -131,7 +131,8 @@ int main(int argc, char** argv) {
                  "socket)");
   std::filesystem::path state_dir;
   app.add_option("--state-dir", state_dir,
-                 "What outlives the daemon: memory dumps in dumps/<uid>/ (default: "
+                 "What outlives the daemon: memory dumps in dumps/<uid>/, UEFI variable stores "
+                 "in nvram/<uid>/ (default: "
                  "$CROSVISOR_STATE_DIR, else /var/lib/crosvisor for root, "
                  "$XDG_STATE_HOME/crosvisor for users)");
   std::size_t dumps_per_vm = 3;
@@ -237,6 +238,7 @@ int main(int argc, char** argv) {
     options.log_dir = log_dir.empty() ? home / "logs" : log_dir;
     options.log_max_bytes = console_log_max_kib * 1024;
     options.dump_dir = state_dir / "dumps";
+    options.nvram_dir = state_dir / "nvram";
     options.dumps_per_vm = dumps_per_vm;
     options.cid_state_file = home / "last-cid";
     options.vmm_binaries = vmm_binaries;

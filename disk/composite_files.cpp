@@ -37,7 +37,7 @@ Expected<CompositeOutputs> create_composite_files(const std::filesystem::path& o
     if (!image)
       return std::unexpected(image.error());
     inputs.push_back(
-        {partition.label, image->size, partition.writable, partition.guid, kLinuxFilesystemType});
+        {partition.label, image->size, partition.writable, partition.guid, type_guid(partition.type)});
     absolute.push_back(std::filesystem::absolute(partition.path).lexically_normal());
   }
   auto layout = plan_composite(inputs, Guid::random());
@@ -158,7 +158,8 @@ Expected<std::string> inspect_composite(const std::filesystem::path& path) {
     const auto& p = gpt->partitions[i];
     out << "  " << i + 1 << ": \"" << utf16_to_utf8(p.name) << "\" LBA " << p.first_lba << "-"
         << p.last_lba << " (" << (p.last_lba - p.first_lba + 1) * kSectorSize << " bytes) GUID "
-        << p.unique.to_string() << '\n';
+        << p.unique.to_string()
+        << (p.type == kEfiSystemPartitionType ? ", EFI system partition" : "") << '\n';
   }
   // The backup header must agree: it sits in the last sector of the footer component.
   const auto& footer_part = file->components.back();
@@ -220,7 +221,7 @@ Expected<PartitionFile> parse_partition_argument(std::string_view argument) {
   const auto bad = [&](const std::string& why) {
     return make_error(ErrorKind::invalid_config, "--partition \"" + std::string(argument) +
                                                      "\": " + why +
-                                                     " (expected LABEL:PATH[:writable][:GUID])");
+                                                     " (expected LABEL:PATH[:writable][:esp][:GUID])");
   };
   if (fields.size() < 2 || fields[0].empty() || fields[1].empty())
     return bad("missing label or path");
@@ -228,10 +229,12 @@ Expected<PartitionFile> parse_partition_argument(std::string_view argument) {
   for (std::size_t i = 2; i < fields.size(); ++i) {
     if (fields[i] == "writable") {
       partition.writable = true;
+    } else if (auto type = partition_type_named(fields[i])) {
+      partition.type = *type;
     } else if (auto guid = Guid::parse(fields[i])) {
       partition.guid = *guid;
     } else {
-      return bad("\"" + fields[i] + "\" is neither \"writable\" nor a GUID");
+      return bad("\"" + fields[i] + "\" is not \"writable\", a partition type (esp, linux) nor a GUID");
     }
   }
   return partition;

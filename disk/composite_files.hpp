@@ -20,6 +20,7 @@ struct PartitionFile {
   std::filesystem::path path;
   bool writable = false;
   std::optional<Guid> guid;
+  PartitionType type = PartitionType::linux_data;
 };
 
 struct CompositeOutputs {

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "crosvisor/error.hpp"
+#include "crosvisor/vm_spec.hpp"
 
 namespace crosvisor::disk {
 
@@ -35,5 +36,11 @@ class Guid {
 // Partition type GUIDs (UEFI spec; Linux's is the freedesktop discoverable-partitions one).
 inline const Guid kLinuxFilesystemType = *Guid::parse("0FC63DAF-8483-4772-8E79-3D69D8477DE4");
 inline const Guid kEfiSystemPartitionType = *Guid::parse("C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+
+// The GPT type GUID of a partition type (UEFI spec, table 5.7; the Discoverable Partitions
+// Specification for Linux data).
+inline const Guid& type_guid(PartitionType type) {
+  return type == PartitionType::esp ? kEfiSystemPartitionType : kLinuxFilesystemType;
+}
 
 }  // namespace crosvisor::disk

@@ -38,7 +38,7 @@ Expected<void> read_disks(const json& disks, FdTaker& taker, VmSpec& spec) {
       for (std::size_t p = 0; p < partitions.size(); ++p) {
         const std::string at = where + ".partitions[" + std::to_string(p) + "]";
         FieldReader partition(partitions[p], at);
-        if (auto only = partition.only({"label", "fd", "path", "writable"}); !only)
+        if (auto only = partition.only({"label", "fd", "path", "writable", "type"}); !only)
           return only;
         CompositePartition part;
         auto label = partition.string("label");
@@ -50,6 +50,15 @@ Expected<void> read_disks(const json& disks, FdTaker& taker, VmSpec& spec) {
           if (!writable)
             return std::unexpected(writable.error());
           part.writable = *writable;
+        }
+        if (partition.has("type")) {
+          auto type = partition.string("type");
+          if (!type)
+            return std::unexpected(type.error());
+          const auto named = partition_type_named(*type);
+          if (!named)
+            return std::unexpected(bad(at + ".type", "must be \"linux\" or \"esp\""));
+          part.type = *named;
         }
         if (!partition.has("fd"))
           return std::unexpected(bad(at + ".fd", "missing"));
@@ -113,7 +122,7 @@ Expected<std::vector<VmSpec>> specs_from_message(const std::vector<const json*>&
 
 Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
   FieldReader reader(vm, "vm");
-  if (auto only = reader.only({"name", "vmm", "kernel", "initrd", "params", "memory_mib", "cpus",
+  if (auto only = reader.only({"name", "vmm", "kernel", "initrd", "params", "bootloader", "nvram_template", "memory_mib", "cpus",
                                "debug", "accel", "stop_timeout_ms", "ready", "ready_timeout_ms",
                                "cid", "gdb_port", "disks", "vmm_binary"});
       !only)
@@ -144,12 +153,24 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
       return std::unexpected(bad("vm.vmm_binary", "must be an absolute path"));
     spec.vmm_binary = *binary;
   }
-  if (!reader.has("kernel"))
-    return std::unexpected(bad("vm.kernel", "missing"));
-  auto kernel = taker.take(reader.at("kernel"), "vm.kernel", false, false, spec);
-  if (!kernel)
-    return std::unexpected(kernel.error());
-  spec.kernel = *kernel;
+  if (reader.has("kernel")) {
+    auto kernel = taker.take(reader.at("kernel"), "vm.kernel", false, false, spec);
+    if (!kernel)
+      return std::unexpected(kernel.error());
+    spec.kernel = *kernel;
+  }
+  if (reader.has("bootloader")) {
+    auto bootloader = taker.take(reader.at("bootloader"), "vm.bootloader", false, false, spec);
+    if (!bootloader)
+      return std::unexpected(bootloader.error());
+    spec.bootloader = *bootloader;
+  }
+  if (reader.has("nvram_template")) {
+    auto vars = taker.take(reader.at("nvram_template"), "vm.nvram_template", false, false, spec);
+    if (!vars)
+      return std::unexpected(vars.error());
+    spec.nvram_template = *vars;
+  }
   if (reader.has("initrd")) {
     auto initrd = taker.take(reader.at("initrd"), "vm.initrd", false, false, spec);
     if (!initrd)
@@ -238,6 +259,8 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
       return std::unexpected(bad("vm.ready_timeout_ms", "needs a ready condition"));
     spec.ready_timeout = std::chrono::milliseconds(*timeout);
   }
+  if (auto problem = boot_problem(spec))
+    return std::unexpected(bad(std::string("vm.") + problem->key, problem->why));
   if (spec.gdb_port) {
     // After the debug level and the VMM, wherever the fields came in the object.
     if (auto refused = debug_refusal(spec, DebugFeature::gdb))

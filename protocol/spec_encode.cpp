@@ -55,10 +55,24 @@ Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
           Error{ErrorKind::invalid_config, "vmm_binary " + binary.error().message});
     vm["vmm_binary"] = binary->string();
   }
-  auto kernel = files.add(spec.kernel, false, "kernel");
-  if (!kernel)
-    return std::unexpected(kernel.error());
-  vm["kernel"] = *kernel;
+  if (!spec.kernel.empty()) {
+    auto kernel = files.add(spec.kernel, false, "kernel");
+    if (!kernel)
+      return std::unexpected(kernel.error());
+    vm["kernel"] = *kernel;
+  }
+  if (spec.bootloader) {
+    auto bootloader = files.add(*spec.bootloader, false, "bootloader");
+    if (!bootloader)
+      return std::unexpected(bootloader.error());
+    vm["bootloader"] = *bootloader;
+  }
+  if (spec.nvram_template) {
+    auto vars = files.add(*spec.nvram_template, false, "nvram_template");
+    if (!vars)
+      return std::unexpected(vars.error());
+    vm["nvram_template"] = *vars;
+  }
   if (spec.initrd) {
     auto initrd = files.add(*spec.initrd, false, "initrd");
     if (!initrd)
@@ -94,7 +108,8 @@ Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
       partitions.push_back({{"label", partition.label},
                             {"fd", (*fd)["fd"]},
                             {"path", (*fd)["path"]},
-                            {"writable", partition.writable}});
+                            {"writable", partition.writable},
+                            {"type", std::string(to_string(partition.type))}});
     }
     disks.push_back({{"partitions", partitions}});
   }

@@ -25,20 +25,24 @@ Expected<int> plan_new_file(const std::filesystem::path& path, std::string_view 
   return fds.add(std::move(*fd));
 }
 
-std::vector<std::string> virtio_blk(std::size_t index, const std::string& drive_options) {
+std::vector<std::string> virtio_blk(std::size_t index, const std::string& drive_options,
+                                    QemuBus bus) {
   const std::string id = "disk" + std::to_string(index);
+  const char* device = bus == QemuBus::pci ? "virtio-blk-pci" : "virtio-blk-device";
   return {"-drive", "id=" + id + ",if=none," + drive_options, "-device",
-          "virtio-blk-device,drive=" + id};
+          std::string(device) + ",drive=" + id};
 }
 
 Expected<std::vector<std::string>> raw_disk_args(const RawDisk& disk, std::size_t index,
-                                                 process::FdPlan& fds) {
+                                                 QemuBus bus, process::FdPlan& fds) {
   auto image = disk::open_disk_image(disk.path, disk.writable, "disk " + std::to_string(index));
   if (!image)
     return std::unexpected(image.error());
   const int number = fds.add(std::move(image->fd));
-  return virtio_blk(index, "format=raw,file=" + process::FdPlan::proc_path(number) +
-                               (disk.writable ? "" : ",readonly=on"));
+  return virtio_blk(index,
+                    "format=raw,file=" + process::FdPlan::proc_path(number) +
+                        (disk.writable ? "" : ",readonly=on"),
+                    bus);
 }
 
 // The parts every composite disk has, whichever VMM reads it: the partitions' fds, and the GPT
@@ -111,7 +115,7 @@ Expected<CompositeParts> plan_composite_parts(const CompositeDisk& disk, const s
       return std::unexpected(opened.error());
     parts.lockable = parts.lockable && opened->lockable;
     parts.inputs.push_back({partition.label, opened->image.size, partition.writable, std::nullopt,
-                            disk::kLinuxFilesystemType});
+                            disk::type_guid(partition.type)});
     parts.partition_fds.push_back(fds.add(std::move(opened->image.fd)));
     parts.writable = parts.writable || partition.writable;
   }
@@ -147,7 +151,7 @@ Expected<CompositeParts> plan_composite_parts(const CompositeDisk& disk, const s
 
 Expected<std::vector<std::string>> composite_disk_args(const CompositeDisk& disk, std::size_t index,
                                                        const std::filesystem::path& run_dir,
-                                                       process::FdPlan& fds) {
+                                                       QemuBus bus, process::FdPlan& fds) {
   const std::string prefix = "disk" + std::to_string(index);
   auto parts = plan_composite_parts(disk, prefix, run_dir, fds);
   if (!parts)
@@ -183,8 +187,8 @@ Expected<std::vector<std::string>> composite_disk_args(const CompositeDisk& disk
   auto descriptor = plan_new_file(run_dir / (prefix + ".vmdk"), vmdk, false, fds);
   if (!descriptor)
     return std::unexpected(descriptor.error());
-  return virtio_blk(index,
-                    "format=vmdk,file=" + process::FdPlan::proc_path(*descriptor) + extent_options);
+  return virtio_blk(
+      index, "format=vmdk,file=" + process::FdPlan::proc_path(*descriptor) + extent_options, bus);
 }
 
 }  // namespace
@@ -223,10 +227,10 @@ Expected<std::vector<std::string>> crosvm_disk_args(const DiskSpec& disk, std::s
 
 Expected<std::vector<std::string>> qemu_disk_args(const DiskSpec& disk, std::size_t index,
                                                   const std::filesystem::path& run_dir,
-                                                  process::FdPlan& fds) {
+                                                  QemuBus bus, process::FdPlan& fds) {
   if (const auto* raw = std::get_if<RawDisk>(&disk))
-    return raw_disk_args(*raw, index, fds);
-  return composite_disk_args(std::get<CompositeDisk>(disk), index, run_dir, fds);
+    return raw_disk_args(*raw, index, bus, fds);
+  return composite_disk_args(std::get<CompositeDisk>(disk), index, run_dir, bus, fds);
 }
 
 }  // namespace crosvisor::vmm

@@ -17,9 +17,12 @@ namespace crosvisor::vmm {
 // through a VMDK descriptor; its read-only partitions sit under a throwaway qcow2 layer whose
 // backing file QEMU opens read-only (QEMU drops read-only extents from a VMDK, so a read-only part
 // must be protected this way: guest writes to it are discarded when the VM dies).
+// Where QEMU's virtio devices sit: microvm's MMIO transport, or PCI on the q35 machine that UEFI
+// firmware boots on.
+enum class QemuBus { mmio, pci };
 Expected<std::vector<std::string>> qemu_disk_args(const DiskSpec& disk, std::size_t index,
                                                   const std::filesystem::path& run_dir,
-                                                  process::FdPlan& fds);
+                                                  QemuBus bus, process::FdPlan& fds);
 
 // crosvm arguments attaching `disk`: `--block /proc/self/fd/N[,ro=true]`. A composite disk is a
 // crosvm composite file naming every component as /proc/self/fd/N.

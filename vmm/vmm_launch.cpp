@@ -93,7 +93,23 @@ Expected<void> plan_standard_streams(VmmLaunch& launch) {
 }
 
 Expected<BootFiles> plan_boot_files(const VmSpec& spec, process::FdPlan& fds) {
+  // An embedding application's spec reaches here unchecked by config/ and protocol/.
+  if (auto problem = boot_problem(spec))
+    return make_error(ErrorKind::invalid_config, std::string(problem->key) + ": " + problem->why);
   BootFiles files;
+  if (spec.bootloader) {
+    auto bootloader = open_for_vmm(*spec.bootloader, "bootloader");
+    if (!bootloader)
+      return std::unexpected(bootloader.error());
+    files.bootloader = fds.add(std::move(*bootloader));
+    if (spec.nvram_template) {
+      auto vars = open_for_vmm(*spec.nvram_template, "nvram_template");
+      if (!vars)
+        return std::unexpected(vars.error());
+      files.nvram_template = std::move(*vars);
+    }
+    return files;
+  }
   auto kernel = open_for_vmm(spec.kernel, "kernel");
   if (!kernel)
     return std::unexpected(kernel.error());

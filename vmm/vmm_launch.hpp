@@ -28,6 +28,8 @@ struct LaunchContext {
   std::uint32_t cid = 0;              // the VM's vsock CID
   std::filesystem::path console_log;  // empty: the console is not kept
   std::uint64_t console_log_max_bytes = 16ull << 20;
+  // QEMU UEFI boots: the VM's own variable store (qemu/nvram.hpp), made from its template once.
+  std::filesystem::path nvram;
 };
 
 // Opens a file the VMM will read through an inherited fd; the error names the role and path.
@@ -47,10 +49,13 @@ Expected<UniqueFd> listen_loopback(std::uint16_t port, std::string_view role);
 // stdin from /dev/null; stdout and stderr into one pipe whose read end is launch.vmm_output.
 Expected<void> plan_standard_streams(VmmLaunch& launch);
 
-// The guest's boot files as inherited fds: the kernel's number, and the initrd's if it has one.
+// The guest's boot files as inherited fds: the kernel's and the initrd's if it boots a kernel,
+// the bootloader's (and its variable store template's, not inherited) if it boots firmware.
 struct BootFiles {
-  int kernel = -1;
+  std::optional<int> kernel;
   std::optional<int> initrd;
+  std::optional<int> bootloader;
+  UniqueFd nvram_template;  // read by the supervisor; the VMM gets its own copy
 };
 Expected<BootFiles> plan_boot_files(const VmSpec& spec, process::FdPlan& fds);
 // A pipe for the guest's serial console: its read end becomes launch.console; returns the number

@@ -31,6 +31,10 @@ struct ServiceOptions {
   // removed first (default: <runtime_dir>/dumps; crosvisord keeps them in its state directory).
   std::filesystem::path dump_dir;
   std::size_t dumps_per_vm = 3;
+  // QEMU UEFI VMs' own variable stores: <nvram_dir>[/<uid>]/<name>.vars.fd, made from the VM's
+  // nvram_template on its first boot and kept for the next (default: <runtime_dir>/nvram;
+  // crosvisord keeps them in its state directory).
+  std::filesystem::path nvram_dir;
   // The I/O thread that starts and watches VMM children; created when not given.
   std::shared_ptr<vmm::Reactor> reactor;
   // vsock CIDs: the range granted from; the scope of the host-wide reservations every crosvisor

@@ -60,6 +60,7 @@ struct VmInfo {
   std::uint32_t memory_mib = 0;
   std::uint32_t cpus = 0;
   std::string kernel;                     // as the client named it
+  std::string bootloader;                 // as the client named it, for a firmware boot
   std::vector<std::string> disks;         // one description per disk, in guest order
   std::string console_log;                // debug = full: where the console is kept
   std::optional<std::uint16_t> gdb_port;  // debug = full: its gdb stub, on 127.0.0.1

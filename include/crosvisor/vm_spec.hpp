@@ -37,11 +37,16 @@ struct RawDisk {
   friend bool operator==(const RawDisk&, const RawDisk&) = default;
 };
 
-// One partition of a composite disk: the image file and its GPT label.
+// What a partition holds, as its GPT type says: Linux data (the default), or an EFI system
+// partition that UEFI firmware boots from.
+enum class PartitionType { linux_data, esp };
+
+// One partition of a composite disk: the image file, its GPT label and type.
 struct CompositePartition {
   std::string label;
   std::filesystem::path path;
   bool writable = false;
+  PartitionType type = PartitionType::linux_data;
   friend bool operator==(const CompositePartition&, const CompositePartition&) = default;
 };
 
@@ -91,9 +96,17 @@ inline constexpr std::uint16_t kMaxGdbPort = 65535;
 struct VmSpec {
   std::string name;
   VmmKind vmm = VmmKind::qemu;
+  // How the VM boots: a kernel (with an optional initrd and a command line), or firmware that
+  // finds its kernel on a disk (AVF's bootloader; crosvm --bios, QEMU UEFI): exactly one of
+  // `kernel` and `bootloader` (boot_problem() says what is wrong).
   std::filesystem::path kernel;
   std::optional<std::filesystem::path> initrd;
   std::string params;
+  std::optional<std::filesystem::path> bootloader;
+  // QEMU UEFI firmware: the variable store each VM starts its own copy from (OVMF_VARS); by
+  // default the bootloader's sibling with VARS for CODE in its name. Without one, QEMU runs the
+  // firmware as a plain -bios image and its variables do not persist.
+  std::optional<std::filesystem::path> nvram_template;
   std::uint32_t memory_mib = 256;
   std::uint32_t cpus = 1;
   DebugLevel debug = DebugLevel::none;
@@ -150,6 +163,18 @@ inline std::optional<std::chrono::milliseconds> ready_deadline(const VmSpec& spe
   return spec.ready_timeout.value_or(limits::kDefaultReadyTimeout);
 }
 
+// What is wrong with how `spec` boots, if anything: neither or both of kernel and bootloader;
+// initrd or params without a kernel; an nvram_template without a bootloader. The key to blame
+// first, and why.
+struct BootProblem {
+  const char* key;
+  std::string why;
+};
+std::optional<BootProblem> boot_problem(const VmSpec& spec);
+// The OVMF variable store that goes with a firmware code image, by Debian's and edk2's naming
+// (OVMF_CODE_4M.fd -> OVMF_VARS_4M.fd), when `bootloader`'s name says CODE.
+std::optional<std::filesystem::path> sibling_nvram_template(const std::filesystem::path& bootloader);
+
 // 1-64 letters, digits, '-', '_' or '.', not starting with '-' or '.', and not all digits (a
 // number names a CID where a VM is asked for by name or CID). A VM's name is also the
 // name of its console log file. Fleets are named by the same rule.
@@ -167,6 +192,9 @@ std::string_view to_string(DebugLevel level);
 // The reverse; nothing for a name that is not one.
 std::optional<VmmKind> vmm_kind_named(std::string_view name);
 std::optional<DebugLevel> debug_level_named(std::string_view name);
+std::string_view to_string(PartitionType type);
+std::optional<PartitionType> partition_type_named(std::string_view name);
+std::vector<std::string_view> partition_type_names();
 // Every name, in order: what a VM file or a command line may say.
 std::vector<std::string_view> vmm_kind_names();
 std::vector<std::string_view> debug_level_names();

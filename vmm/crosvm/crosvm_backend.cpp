@@ -45,6 +45,9 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   auto boot = plan_boot_files(spec, request.fds);
   if (!boot)
     return std::unexpected(boot.error());
+  // A bootloader is crosvm's --bios (AVF), the kernel its last positional argument.
+  if (boot->bootloader)
+    args.insert(args.end(), {"--bios", process::FdPlan::proc_path(*boot->bootloader)});
   if (boot->initrd)
     args.insert(args.end(), {"--initrd", process::FdPlan::proc_path(*boot->initrd)});
   // crosvm splits every argv token that begins with '-' and holds '=' before parsing it, values
@@ -85,7 +88,8 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
               {"--socket", process::FdPlan::proc_path(request.fds.add(std::move(*control)))});
 
   // The kernel is the positional argument, last.
-  args.push_back(process::FdPlan::proc_path(boot->kernel));
+  if (boot->kernel)
+    args.push_back(process::FdPlan::proc_path(*boot->kernel));
 
   if (auto streams = plan_standard_streams(launch); !streams)
     return std::unexpected(streams.error());

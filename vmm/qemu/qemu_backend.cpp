@@ -10,6 +10,7 @@
 
 #include "core/debug_policy.hpp"
 #include "vmm/disk_attach.hpp"
+#include "vmm/qemu/nvram.hpp"
 
 namespace crosvisor::vmm::qemu {
 
@@ -67,8 +68,12 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   process::LaunchRequest& request = launch.request;
   request.binary = binary_for(spec, kDefaultBinary);
   auto& args = request.args;
-  // -nodefaults: no devices we did not ask for; microvm keeps ACPI on (the power button needs it).
-  args = {"-M", "microvm", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+  // A kernel boots on microvm (virtio over MMIO, no firmware to wait for); UEFI firmware on q35,
+  // the PC machine OVMF supports, with virtio over PCI. Both keep ACPI (the power button needs it).
+  const bool firmware = spec.bootloader.has_value();
+  const QemuBus bus = firmware ? QemuBus::pci : QemuBus::mmio;
+  // -nodefaults: no devices we did not ask for.
+  args = {"-M", firmware ? "q35" : "microvm", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
           "-device", "pvpanic", "-action",
           // A debuggable guest that panics is kept, paused, for its memory dump.
           dumps_on_panic(spec) ? "panic=pause" : "panic=exit-failure", "-name", spec.name, "-m",
@@ -79,19 +84,37 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   auto boot = plan_boot_files(spec, request.fds);
   if (!boot)
     return std::unexpected(boot.error());
-  args.insert(args.end(), {"-kernel", process::FdPlan::proc_path(boot->kernel)});
-  if (boot->initrd)
-    args.insert(args.end(), {"-initrd", process::FdPlan::proc_path(*boot->initrd)});
-  static const std::optional<std::uint64_t> tsc_khz = host_tsc_khz();
-  if (const std::string params = kernel_params(spec, tsc_khz); !params.empty()) {
-    args.insert(args.end(), {"-append", params});
+  if (boot->kernel) {
+    args.insert(args.end(), {"-kernel", process::FdPlan::proc_path(*boot->kernel)});
+    if (boot->initrd)
+      args.insert(args.end(), {"-initrd", process::FdPlan::proc_path(*boot->initrd)});
+    static const std::optional<std::uint64_t> tsc_khz = host_tsc_khz();
+    if (const std::string params = kernel_params(spec, tsc_khz); !params.empty()) {
+      args.insert(args.end(), {"-append", params});
+    }
+  } else if (boot->nvram_template) {
+    // UEFI firmware as flash: its code read-only, its variables in the VM's own store.
+    auto store = open_nvram(context.nvram, boot->nvram_template.get(), spec.owner_uid);
+    if (!store)
+      return std::unexpected(store.error());
+    const int vars = request.fds.add(std::move(*store));
+    args.insert(args.end(),
+                {"-drive",
+                 "if=pflash,format=raw,unit=0,readonly=on,file=" +
+                     process::FdPlan::proc_path(*boot->bootloader),
+                 "-drive", "if=pflash,format=raw,unit=1,file=" + process::FdPlan::proc_path(vars)});
+  } else {
+    // A firmware image with nothing to remember (its variables, if any, live in RAM).
+    args.insert(args.end(), {"-bios", process::FdPlan::proc_path(*boot->bootloader)});
   }
 
   if (cid != 0 && access("/dev/vhost-vsock", R_OK | W_OK) == 0) {
-    args.insert(args.end(), {"-device", "vhost-vsock-device,guest-cid=" + std::to_string(cid)});
+    const char* device = firmware ? "vhost-vsock-pci" : "vhost-vsock-device";
+    args.insert(args.end(),
+                {"-device", std::string(device) + ",guest-cid=" + std::to_string(cid)});
   }
   for (std::size_t i = 0; i < spec.disks.size(); ++i) {
-    auto disk_args = qemu_disk_args(spec.disks[i], i, run_dir, request.fds);
+    auto disk_args = qemu_disk_args(spec.disks[i], i, run_dir, bus, request.fds);
     if (!disk_args)
       return std::unexpected(disk_args.error());
     args.insert(args.end(), disk_args->begin(), disk_args->end());

@@ -93,7 +93,7 @@ debug = "verbose"
              Catch::Contains("hello.toml:4:8: key 'cpus': expected an integer, found a string"));
   CHECK_THAT(message,
              Catch::Contains("hello.toml:5:9: key 'debug': must be one of \"full\" \"none\""));
-  CHECK_THAT(message, Catch::Contains("key 'kernel': is required but missing"));
+  CHECK_THAT(message, Catch::Contains("key 'kernel': a VM boots a kernel or a bootloader: give one of them"));
   CHECK(std::count(message.begin(), message.end(), '\n') == 5);
 }
 
@@ -306,4 +306,56 @@ TEST_CASE("gdb_port is read for a debuggable QEMU VM, and the debug level decide
   CHECK(vmm_refusal(none, DebugFeature::dump).has_value());
   CHECK(vmm_refusal(none, DebugFeature::gdb).has_value());
   CHECK_FALSE(vmm_refusal(none, DebugFeature::console).has_value());
+}
+
+TEST_CASE("a VM boots a kernel or a bootloader: every wrong mix is refused at its key") {
+  const auto problem = [](const std::string& text) {
+    auto spec = parse_vm_spec(text, kSource);
+    REQUIRE_FALSE(spec.has_value());
+    return spec.error().message;
+  };
+  CHECK(problem("name = \"b\"\nkernel = \"k\"\nbootloader = \"fw\"\n") ==
+        "/etc/vms/hello.toml:3:14: key 'bootloader': a VM boots a kernel or a bootloader, not "
+        "both");
+  CHECK(problem("name = \"b\"\nmemory_mib = 256\n") ==
+        "/etc/vms/hello.toml:1:1: key 'kernel': a VM boots a kernel or a bootloader: give one of "
+        "them");
+  CHECK(problem("name = \"b\"\nbootloader = \"fw\"\ninitrd = \"i\"\n") ==
+        "/etc/vms/hello.toml:3:10: key 'initrd': only with a kernel: a bootloader loads its own");
+  CHECK_THAT(problem("name = \"b\"\nbootloader = \"fw\"\nparams = \"quiet\"\n"),
+             Catch::StartsWith("/etc/vms/hello.toml:3:10: key 'params': only with a kernel"));
+  CHECK_THAT(problem("name = \"b\"\nkernel = \"k\"\nnvram_template = \"v\"\n"),
+             Catch::Contains("key 'nvram_template': only with a bootloader"));
+  CHECK_THAT(
+      problem("name = \"b\"\nvmm = \"crosvm\"\nbootloader = \"fw\"\nnvram_template = \"v\"\n"),
+      Catch::Contains("crosvm runs its bootloader with --bios and keeps no UEFI variables"));
+
+  auto firmware = parse_vm_spec("name = \"b\"\nbootloader = \"fw/OVMF_CODE_4M.fd\"\n", kSource);
+  REQUIRE(firmware.has_value());
+  CHECK(firmware->bootloader == std::filesystem::path("/etc/vms/fw/OVMF_CODE_4M.fd"));
+  CHECK(firmware->kernel.empty());
+  CHECK_FALSE(firmware->nvram_template.has_value());  // no such sibling here
+  CHECK(sibling_nvram_template("/usr/share/OVMF/OVMF_CODE_4M.fd") ==
+        std::filesystem::path("/usr/share/OVMF/OVMF_VARS_4M.fd"));
+  CHECK_FALSE(sibling_nvram_template("/boot/u-boot.bin").has_value());
+}
+
+TEST_CASE("a partition's GPT type is Linux data unless it says esp") {
+  auto spec = parse_vm_spec(R"(
+name = "p"
+kernel = "k"
+[[disks]]
+partitions = [ { label = "esp", path = "esp.img", type = "esp" }, { label = "d", path = "d.img" } ]
+)",
+                            kSource);
+  REQUIRE(spec.has_value());
+  const auto& parts = std::get<CompositeDisk>(spec->disks[0]).partitions;
+  CHECK(parts[0].type == PartitionType::esp);
+  CHECK(parts[1].type == PartitionType::linux_data);
+  CHECK_THAT(parse_vm_spec("name = \"p\"\nkernel = \"k\"\n[[disks]]\npartitions = [ { label = "
+                           "\"x\", path = \"x\", type = \"swap\" } ]\n",
+                           kSource)
+                 .error()
+                 .message,
+             Catch::Contains("must be one of \"linux\" \"esp\", found \"swap\""));
 }

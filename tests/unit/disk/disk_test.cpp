@@ -359,7 +359,7 @@ TEST_CASE("partition arguments read as LABEL:PATH[:writable][:GUID]") {
   CHECK(full->guid == kPartitionGuid);
   CHECK_FALSE(parse_partition_argument("nolabel").has_value());
   CHECK_THAT(parse_partition_argument("a:b:rw").error().message,
-             Catch::Contains("\"rw\" is neither"));
+             Catch::Contains("\"rw\" is not \"writable\", a partition type (esp, linux) nor a GUID"));
 }
 
 TEST_CASE("the empty qcow2 overlay passes qemu-img check and has the right size") {

@@ -195,6 +195,38 @@ TEST_CASE("a VM description travels as JSON with fds, and comes back as the same
   CHECK(std::get<CompositeDisk>(back->disks[1]).partitions[0].label == "boot");
 }
 
+TEST_CASE("a firmware-booted VM travels with its bootloader, variable store and partition types") {
+  test::TempDir dir;
+  VmSpec spec;
+  spec.name = "uefi";
+  spec.bootloader = dir.write("OVMF_CODE.fd", "code");
+  spec.nvram_template = dir.write("OVMF_VARS.fd", "vars");
+  spec.ready_timeout = std::chrono::milliseconds(30'000);
+  spec.ready = ConsoleReady{"up"};
+  spec.disks.push_back(CompositeDisk{{{"esp", dir.write("esp.img", "e"), false, PartitionType::esp},
+                                      {"data", dir.write("data.img", "d"), false}}});
+  auto message = spec_to_message(spec);
+  REQUIRE(message.has_value());
+  CHECK(message->fds.size() == 4);
+  auto back = spec_from_message(json::parse(message->vm.dump()), std::move(message->fds));
+  REQUIRE(back.has_value());
+  CHECK(back->kernel.empty());
+  CHECK(back->bootloader->string().rfind("/proc/self/fd/", 0) == 0);
+  CHECK(back->nvram_template->string().rfind("/proc/self/fd/", 0) == 0);
+  CHECK(back->ready_timeout == std::chrono::milliseconds(30'000));
+  const auto& parts = std::get<CompositeDisk>(back->disks[0]).partitions;
+  CHECK(parts[0].type == PartitionType::esp);
+  CHECK(parts[1].type == PartitionType::linux_data);
+  // Both at once is refused by the daemon too.
+  json both = json::parse(message->vm.dump());
+  both["kernel"] = {{"fd", 4}};
+  std::vector<UniqueFd> fds;
+  for (const char* name : {"a", "b", "c", "d", "e"})
+    fds.push_back(open_file(dir.write(name, "x")));
+  CHECK(spec_refusal(both, std::move(fds)) ==
+        "vm.bootloader: a VM boots a kernel or a bootloader, not both");
+}
+
 TEST_CASE("a VM description with the wrong fields or fds is refused, naming the place") {
   test::TempDir dir;
   const auto kernel = dir.write("vmlinuz", "kernel");
@@ -258,7 +290,8 @@ TEST_CASE("a VM description with the wrong fields or fds is refused, naming the 
   disk["disks"] = json::array({{{"fd", 0}, {"partitions", json::array()}}});
   CHECK(spec_refusal(disk, one_fd()) ==
         "vm.disks[0]: a disk has either 'fd' or 'partitions', not both");
-  CHECK(spec_refusal(json{{"name", "x"}}, {}) == "vm.kernel: missing");
+  CHECK(spec_refusal(json{{"name", "x"}}, {}) ==
+        "vm.kernel: a VM boots a kernel or a bootloader: give one of them");
 }
 
 TEST_CASE("base64 carries any bytes, and refuses what is not base64") {
