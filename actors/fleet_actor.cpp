@@ -7,6 +7,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <map>
 
+#include "actors/network_actor.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "lifecycle/fleet_policy.hpp"
@@ -45,6 +46,10 @@ struct FleetState {
   std::vector<caf::actor> subscribers;
   bool stopping = false;
   std::vector<caf::typed_response_promise<FleetStatus>> down_waiters;
+  // The fleet's networks, up before its first VM starts, held until the fleet goes.
+  std::vector<NetworkSpec> network_specs;
+  std::vector<NetworkActor> networks;
+  std::optional<std::uint32_t> owner;
 };
 
 using Fleet = FleetImpl::stateful_pointer<FleetState>;
@@ -118,8 +123,8 @@ void start_member(Fleet self, std::size_t i) {
 }
 
 void start_what_may(Fleet self) {
-  if (self->state.stopping)
-    return;
+  if (self->state.stopping || self->state.networks.size() < self->state.network_specs.size())
+    return;  // not yet: its networks first
   for (std::size_t i : self->state.plan->startable())
     start_member(self, i);
 }
@@ -204,6 +209,31 @@ void on_event(Fleet self, const VmEvent& event) {
   answer_restart_waiters(member);
 }
 
+// The fleet's networks, one after the other; then its VMs may start. A network that cannot come
+// up fails every VM (none would reach the others): nothing starts.
+void bring_networks_up(Fleet self) {
+  auto& st = self->state;
+  const std::size_t i = st.networks.size();
+  if (i == st.network_specs.size())
+    return start_what_may(self);
+  self->request(caf::actor_cast<NetworkRegistry>(st.service), std::chrono::seconds(90),
+                network_up_atom::value, st.network_specs[i], st.owner)
+      .then(
+          [=](NetworkActor network) {
+            self->state.networks.push_back(std::move(network));
+            bring_networks_up(self);
+          },
+          [=](caf::error& error) {
+            auto& s = self->state;
+            const std::string why = from_caf_error(error).message;
+            spdlog::error("fleet {}: {}: no VM starts", s.fleet_name, why);
+            for (auto& member : s.members) {
+              member.status.failed = true;
+              member.status.problem = why;
+            }
+          });
+}
+
 // Stops the fleet: every VM at once, as `stop` tells each one (gracefully, within a timeout, or
 // killed).
 caf::typed_response_promise<FleetStatus> go_down(Fleet self,
@@ -241,6 +271,10 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config
   st.plan = std::make_unique<lifecycle::StartPlan>(std::move(after), fleet.concurrency);
   spdlog::info("fleet {}: {} VM(s), {} at a time", st.fleet_name, st.members.size(),
                fleet.concurrency);
+  st.network_specs = std::move(fleet.networks);
+  if (!st.members.empty())
+    st.owner = st.members.front().vm.spec.owner_uid;
+  bring_networks_up(self);
   start_what_may(self);
   return {
       [=](const VmEvent& event) { on_event(self, event); },

@@ -11,12 +11,14 @@
 
 #include "actors/cid_registry.hpp"
 #include "actors/client_proxy.hpp"
+#include "actors/network_actor.hpp"
 #include "actors/vm_actor.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "crosvisor/service.hpp"
 #include "lifecycle/image_claims.hpp"
 #include "lifecycle/owner_limits.hpp"
+#include "net/subnets.hpp"
 #include "vmm/reactor.hpp"
 
 namespace crosvisor {
@@ -29,8 +31,15 @@ VmKey key_of(const VmSpec& spec) {
   return {spec.owner_uid, spec.name};
 }
 
-// The service, told of its VMs' deaths.
-using ServiceImpl = ServiceActor::extend_with<VmDeathWatcher>;
+// The service, told of its VMs' deaths, and the registry of networks.
+using ServiceImpl = ServiceActor::extend_with<VmDeathWatcher>::extend_with<NetworkRegistry>;
+
+// A network is named per owner, as VMs are.
+using NetworkKey = std::pair<std::optional<std::uint32_t>, std::string>;
+struct NetworkEntry {
+  caf::actor_addr actor;  // not a reference: a network lives while its fleet and VMs hold it
+  Ipv4Subnet subnet;
+};
 
 struct ServiceState {
   static inline const char* name = "crosvisor.service";
@@ -43,6 +52,7 @@ struct ServiceState {
   std::map<caf::actor_addr, std::uint64_t> claim_of;  // each live VM's claim on its images
   std::map<caf::actor_addr, std::size_t> fds_of;      // each live VM's estimate
   std::uint64_t next_run_id = 1;
+  std::map<NetworkKey, NetworkEntry> networks;
 
   // When the service ends, so do its VMs (each kills its child as it goes).
   ~ServiceState() {
@@ -58,6 +68,7 @@ using ServiceSelf = ServiceImpl::stateful_pointer<ServiceState>;
 // The VM no longer holds its name (it died, or its actor ended).
 void forget(ServiceSelf self, const caf::actor_addr& vm) {
   auto& st = self->state;
+  std::erase_if(st.networks, [&](const auto& entry) { return entry.second.actor == vm; });
   auto it = st.names.find(vm);
   if (it == st.names.end())
     return;
@@ -70,9 +81,32 @@ void forget(ServiceSelf self, const caf::actor_addr& vm) {
 }
 
 // Spawns the VM and its first handle, and delivers the handle before the VM says anything.
+// The live networks a VM's interfaces name, in order; or why one is missing.
+Expected<std::vector<NetworkActor>> networks_of(ServiceSelf self, const VmSpec& spec) {
+  std::vector<NetworkActor> found;
+  for (const auto& nic : spec.nics) {
+    auto entry = self->state.networks.find(NetworkKey{spec.owner_uid, nic.network});
+    auto network = entry == self->state.networks.end()
+                       ? NetworkActor()
+                       : caf::actor_cast<NetworkActor>(entry->second.actor);
+    if (!network) {
+      return make_error(ErrorKind::not_found,
+                        "VM " + spec.name + ": no network named " + nic.network +
+                            " of yours is up (a fleet's [[network]] brings one up)");
+    }
+    found.push_back(std::move(network));
+  }
+  return found;
+}
+
 void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
               caf::typed_response_promise<VmHandle> reply) {
   auto& st = self->state;
+  auto networks = networks_of(self, spec);
+  if (!networks) {
+    reply.deliver(to_caf_error(networks.error()));
+    return;
+  }
   const std::size_t fds = lifecycle::estimated_fds(spec);
   const bool counted = st.usage->limits().fd_capacity > 0 && spec.owner_uid && *spec.owner_uid != 0;
   if (auto refused =
@@ -96,13 +130,13 @@ void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
       spec.owner_uid ? st.options.log_dir / std::to_string(*spec.owner_uid) : st.options.log_dir;
   const auto dump_dir =
       spec.owner_uid ? st.options.dump_dir / std::to_string(*spec.owner_uid) : st.options.dump_dir;
-  const auto nvram_dir = spec.owner_uid
-                             ? st.options.nvram_dir / std::to_string(*spec.owner_uid)
-                             : st.options.nvram_dir;
+  const auto nvram_dir = spec.owner_uid ? st.options.nvram_dir / std::to_string(*spec.owner_uid)
+                                        : st.options.nvram_dir;
   VmPaths paths{run_dir,  log_dir / (spec.name + ".log"), st.options.log_max_bytes,
-                dump_dir, st.options.dumps_per_vm,          nvram_dir / (spec.name + ".vars.fd")};
-  auto vm = spawn_vm_actor(self->system(), std::move(spec), st.options.reactor, st.cid_registry,
-                           caf::actor_cast<VmDeathWatcher>(self), std::move(paths));
+                dump_dir, st.options.dumps_per_vm,        nvram_dir / (spec.name + ".vars.fd")};
+  auto vm =
+      spawn_vm_actor(self->system(), std::move(spec), st.options.reactor, st.cid_registry,
+                     caf::actor_cast<VmDeathWatcher>(self), std::move(paths), std::move(*networks));
   st.claim_of[vm.address()] = run_id;
   auto handle = spawn_client_proxy(self->system(), vm, std::move(client));
   // The service hears the VM's death (vm_dead_atom), to free its name at once: a dead VM's
@@ -117,6 +151,47 @@ void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
   // the VM launch. Its first event can only follow the reply in the mailbox.
   reply.deliver(VmHandle(handle));
   self->send(vm, launch_atom::value);
+}
+
+caf::result<NetworkActor> network_up(ServiceSelf self, NetworkSpec spec,
+                                     std::optional<std::uint32_t> owner) {
+  auto& st = self->state;
+  const NetworkKey key{owner, spec.name};
+  if (auto existing = st.networks.find(key); existing != st.networks.end()) {
+    if (caf::actor_cast<NetworkActor>(existing->second.actor))
+      return to_caf_error(ErrorKind::conflict, "a network named " + spec.name + " is already up");
+    st.networks.erase(existing);
+  }
+  // Apart from every other network of this daemon and every route of the host.
+  std::vector<Ipv4Subnet> taken = net::host_routes();
+  const std::size_t host_routes = taken.size();
+  for (const auto& [other, entry] : st.networks)
+    taken.push_back(entry.subnet);
+  if (!spec.subnet) {
+    spec.subnet = net::free_subnet(taken);
+    if (!spec.subnet)
+      return to_caf_error(ErrorKind::limit, "no free subnet left for network " + spec.name);
+  }
+  for (std::size_t i = 0; i < taken.size(); ++i) {
+    if (!spec.subnet->overlaps(taken[i]))
+      continue;
+    return to_caf_error(ErrorKind::conflict,
+                        "network " + spec.name + ": " + to_string(*spec.subnet) + " overlaps " +
+                            (i < host_routes ? "a route of this host (" + to_string(taken[i]) + ")"
+                                             : "another network's " + to_string(taken[i])));
+  }
+  const std::string dir_name = (owner ? std::to_string(*owner) : "app") + "-" + spec.name;
+  auto network = spawn_network(
+      self->system(),
+      NetworkPlace{spec.name, *spec.subnet, spec.dns, owner, st.options.network_dir / dir_name},
+      st.options.reactor);
+  self->monitor(network);
+  st.networks[key] = NetworkEntry{network.address(), *spec.subnet};
+  auto promise = self->make_response_promise<NetworkActor>();
+  self->request(network, std::chrono::seconds(60), net_ready_atom::value)
+      .then([=](const std::string&) mutable { promise.deliver(network); },
+            [=](caf::error& error) mutable { promise.deliver(std::move(error)); });
+  return promise;
 }
 
 ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions options) {
@@ -175,6 +250,8 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
         }
         return taken;
       },
+      [=](network_up_atom, NetworkSpec spec, std::optional<std::uint32_t> owner)
+          -> caf::result<NetworkActor> { return network_up(self, std::move(spec), owner); },
       [=](dup_atom, const VmHandle& handle, caf::actor other_client) {
         // Every handle is a client proxy, which makes its copies itself.
         return self->delegate(caf::actor_cast<ClientProxyActor>(handle), dup_atom::value,
@@ -200,6 +277,8 @@ ServiceActor spawn_service(caf::actor_system& system, ServiceOptions options) {
     options.dump_dir = options.runtime_dir / "dumps";
   if (options.nvram_dir.empty())
     options.nvram_dir = options.runtime_dir / "nvram";
+  if (options.network_dir.empty())
+    options.network_dir = options.runtime_dir / "networks";
   if (options.cid_state_file.empty()) {
     if (auto shared = user_runtime_dir())
       options.cid_state_file = *shared / "last-cid";

@@ -28,6 +28,8 @@ struct VmActorState {
   std::unique_ptr<lifecycle::VmLifecycle> life;
   std::shared_ptr<vmm::Reactor> reactor;
   VmDeathWatcher watcher;
+  std::vector<NetworkActor> networks;  // one per interface; held: a network lives while its VMs do
+  std::vector<NicLease> leases;        // what each gave for the current launch
   vmm::Reactor::ChildId child = 0;
   std::size_t console_unacked = 0;  // lines handled, not yet told to the reactor
   bool child_alive = false;
@@ -262,6 +264,9 @@ void die(VmSelf self, lifecycle::Death death) {
     std::filesystem::remove_all(dir, ignored);
   });
   st.run_dir.clear();
+  // A dead VM holds no network: its TAPs went with its VMM, and the network may go once its
+  // fleet does (the leases stay, for vm info).
+  st.networks.clear();
   st.dead = true;
   for (const auto& client : st.console_clients)
     withdraw_monitor(st.self_address, client);
@@ -308,6 +313,51 @@ void take_step(VmSelf self, lifecycle::StopStep step) {
   self->delayed_send(self, st.life->step_deadline(step), step_due_atom::value, step);
 }
 
+vmm::ChildObserver observer_for(VmSelf self);
+
+// The VMM starts with its CID and, for each network it joins, a fresh TAP.
+void launch_vmm(VmSelf self) {
+  auto& vm = self->state;
+  vmm::LaunchContext context{vm.run_dir, vm.cid, vm.console_log, vm.console_log_max_bytes,
+                             vm.nvram};
+  for (const auto& lease : vm.leases)
+    context.nics.push_back({lease.tap, lease.mac});
+  vm.child = vm.reactor->launch(
+      [spec = vm.life->spec(), context = std::move(context)] {
+        return vmm::prepare_vmm_launch(spec, context);
+      },
+      observer_for(self));
+  // The VMM has its copies now (or never will): the TAPs go with the VMM.
+  for (auto& lease : vm.leases)
+    lease.tap.reset();
+  vm.child_alive = true;
+  update_console_raw(self);  // clients that attached while it was starting
+}
+
+// Joins the VM's networks one after the other, then launches.
+void join_networks(VmSelf self) {
+  auto& vm = self->state;
+  if (vm.dead)
+    return;  // stopped while it joined
+  const std::size_t i = vm.leases.size();
+  if (i == vm.networks.size())
+    return launch_vmm(self);
+  const VmSpec& spec = vm.life->spec();
+  self->request(vm.networks[i], std::chrono::seconds(60), net_join_atom::value, spec.name,
+                spec.fleet, static_cast<std::uint32_t>(i), spec.nics[i])
+      .then(
+          [=](NicLease lease) {
+            spdlog::info("vm {}: on network {} as {} ({}, {})", self->state.life->spec().name,
+                         lease.network, to_string(lease.address), to_string(lease.mac),
+                         lease.tap_name);
+            self->state.leases.push_back(std::move(lease));
+            join_networks(self);
+          },
+          [=](caf::error& error) {
+            die(self, self->state.life->on_launch_failed(from_caf_error(error).message));
+          });
+}
+
 vmm::ChildObserver observer_for(VmSelf self) {
   auto me = caf::actor_cast<VmActorImpl>(self);
   vmm::ChildObserver observer;
@@ -335,9 +385,10 @@ vmm::ChildObserver observer_for(VmSelf self) {
 VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
                                        std::shared_ptr<vmm::Reactor> reactor,
                                        CidRegistryActor cid_registry, VmDeathWatcher watcher,
-                                       VmPaths paths) {
+                                       VmPaths paths, std::vector<NetworkActor> networks) {
   auto& st = self->state;
   st.watcher = std::move(watcher);
+  st.networks = std::move(networks);
   st.self_address = self->address();
   st.life = std::make_unique<lifecycle::VmLifecycle>(std::move(spec));
   st.reactor = std::move(reactor);
@@ -389,17 +440,9 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
                       caf::actor_cast<caf::actor>(self), s.life->spec().cid.value_or(0))
             .then(
                 [=](std::uint32_t cid) {
-                  auto& vm = self->state;
-                  vm.cid = cid;
-                  vm.child = vm.reactor->launch(
-                      [spec = vm.life->spec(),
-                       context = vmm::LaunchContext{vm.run_dir, cid, vm.console_log,
-                                                    vm.console_log_max_bytes, vm.nvram}] {
-                        return vmm::prepare_vmm_launch(spec, context);
-                      },
-                      observer_for(self));
-                  vm.child_alive = true;
-                  update_console_raw(self);  // clients that attached while it was starting
+                  self->state.cid = cid;
+                  self->state.leases.clear();
+                  join_networks(self);  // then the launch
                 },
                 [=](caf::error& error) {
                   die(self, self->state.life->on_launch_failed(from_caf_error(error).message));
@@ -628,6 +671,8 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         info.console_log = s.console_log.string();
         info.gdb_port = own.gdb_port;
         info.last_dump = s.last_dump;
+        for (const auto& lease : s.leases)
+          info.nics.push_back({lease.network, to_string(lease.address), to_string(lease.mac)});
         info.fleet = own.fleet;
         if (s.death) {
           info.reason = s.death->reason;
@@ -642,9 +687,10 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
 
 VmActorImpl spawn_vm_actor(caf::actor_system& system, VmSpec spec,
                            std::shared_ptr<vmm::Reactor> reactor, CidRegistryActor cid_registry,
-                           VmDeathWatcher watcher, VmPaths paths) {
+                           VmDeathWatcher watcher, VmPaths paths,
+                           std::vector<NetworkActor> networks) {
   return system.spawn(vm_behavior, std::move(spec), std::move(reactor), std::move(cid_registry),
-                      std::move(watcher), std::move(paths));
+                      std::move(watcher), std::move(paths), std::move(networks));
 }
 
 }  // namespace crosvisor

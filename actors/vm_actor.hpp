@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "actors/cid_registry.hpp"
+#include "actors/network_actor.hpp"
 #include "actors/vm_protocol.hpp"
 #include "crosvisor/vm_spec.hpp"
 
@@ -31,6 +32,7 @@ struct VmPaths {
 // is dead and no handle remains the actor quits. `watcher` hears of the death at once.
 VmActorImpl spawn_vm_actor(caf::actor_system& system, VmSpec spec,
                            std::shared_ptr<vmm::Reactor> reactor, CidRegistryActor cid_registry,
-                           VmDeathWatcher watcher, VmPaths paths);
+                           VmDeathWatcher watcher, VmPaths paths,
+                           std::vector<NetworkActor> networks = {});
 
 }  // namespace crosvisor

@@ -22,5 +22,6 @@ int fleet_scenario(const Options& options);
 int control_scenario(const Options& options);
 int lifecycles_scenario(const Options& options);
 int boot_scenario(const Options& options);
+int net_scenario(const Options& options);
 
 }  // namespace crosvisor::bench

@@ -65,6 +65,11 @@ void print_info(const VmInfo& info) {
   line("debug", std::string(to_string(info.debug)));
   line("console log", info.console_log.empty() ? "- (debug = none keeps none)" : info.console_log);
   line("fleet", info.fleet.empty() ? "-" : info.fleet);
+  for (std::size_t i = 0; i < info.nics.size(); ++i) {
+    const auto& nic = info.nics[i];
+    line(i == 0 ? "networks" : "",
+         "eth" + std::to_string(i) + ": " + nic.network + ", " + nic.address + ", mac " + nic.mac);
+  }
   if (!info.last_dump.empty())
     line("last dump", info.last_dump);
   if (info.gdb_port) {

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "config/fleet_networks.hpp"
 #include "config/toml_reader.hpp"
 #include "config/vm_config.hpp"
 
@@ -221,7 +222,35 @@ Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::pa
   }
   const toml::table* defaults = top.table("defaults");
   const auto groups = top.tables("vm");
+  const auto network_tables = top.tables("network");
   top.finish();
+  std::vector<const toml::table*> network_at;  // each network's table, in fleet.networks order
+  for (const auto& [i, table] : network_tables) {
+    const std::string prefix = "network[" + std::to_string(i) + "]";
+    TableReader reader(*table, prefix, problems, source.parent_path());
+    NetworkSpec network;
+    network.name = reader.string("name", true).value_or("");
+    if (auto subnet = reader.string("subnet")) {
+      network.subnet = parse_subnet(*subnet);
+      if (!network.subnet) {
+        problems.add(table->get("subnet")->source(), prefix + ".subnet",
+                     "'" + *subnet + "' is not an IPv4 subnet from /" +
+                         std::to_string(kMinSubnetPrefix) + " to /" +
+                         std::to_string(kMaxSubnetPrefix) + " (e.g. \"10.20.0.0/24\")");
+      }
+    }
+    network.dns = reader.boolean("dns").value_or(false);
+    reader.finish();
+    if (network.name.empty())
+      continue;
+    if (!is_valid_vm_name(network.name)) {
+      problems.add(table->get("name")->source(), prefix + ".name",
+                   "'" + network.name + "' is not a network name: " + kVmNameRule);
+      continue;
+    }
+    network_at.push_back(table);
+    fleet.networks.push_back(std::move(network));
+  }
   if (groups.empty())
     problems.add(root.source(), "vm", "a fleet needs at least one [[vm]]");
 
@@ -319,6 +348,22 @@ Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::pa
                      image.string() + " is writable in " + it->second + " and in " + vm.spec.name +
                          ": two VMs must not write one image");
       }
+    }
+  }
+
+  // Networks (config/fleet_networks.cpp), each problem put where its key is written.
+  std::map<std::size_t, const Placed*> placed_of;
+  for (const auto& place : placed)
+    placed_of[place.vm] = &place;
+  for (const auto& problem : network_problems(fleet)) {
+    if (problem.network) {
+      const toml::table& table = *network_at[*problem.network];
+      problems.add(where_of(table, problem.key),
+                   "network[" + std::to_string(*problem.network) + "]." + problem.key,
+                   problem.message);
+    } else if (const Placed* place = placed_of[*problem.vm]) {
+      problems.add(where_of(*place->table, problem.key), place->prefix + "." + problem.key,
+                   problem.message);
     }
   }
 

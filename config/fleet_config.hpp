@@ -1,6 +1,8 @@
 // Fleet files: many VMs in one TOML file, launched and kept alive together.
 //
 //   [fleet]                      name (default: the file's stem), concurrency, cid_first/last
+//   [[network]]                  name, subnet = "10.20.0.0/24" (default: one crosvisord picks),
+//                                dns = true (dnsmasq answers the VMs' names); docs/networks.md
 //   [defaults]                   any VM key, for every [[vm]] below
 //   [[vm]]                       a VM file's keys, plus:
 //   count = 3                    replicas; the name is then a template: "web-{index}" (0-based)
@@ -46,8 +48,9 @@ struct FleetVm {
 
 struct FleetSpec {
   std::string name;
-  std::size_t concurrency = 0;  // VMs starting at once
-  std::vector<FleetVm> vms;     // in file order, replicas expanded
+  std::size_t concurrency = 0;        // VMs starting at once
+  std::vector<NetworkSpec> networks;  // up before the first VM, down after the last
+  std::vector<FleetVm> vms;           // in file order, replicas expanded
 };
 
 // A sensible number of VMs to start at once on this machine: twice the cores, at least 2.

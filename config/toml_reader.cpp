@@ -187,6 +187,16 @@ const toml::table* TableReader::table(std::string_view key) {
   return nullptr;
 }
 
+const toml::array* TableReader::array(std::string_view key) {
+  const toml::node* node = find(key);
+  if (node == nullptr)
+    return nullptr;
+  if (const auto* items = node->as_array())
+    return items;
+  wrong_type(key, *node, "an array");
+  return nullptr;
+}
+
 std::vector<std::pair<std::size_t, const toml::table*>> TableReader::tables(std::string_view key) {
   std::vector<std::pair<std::size_t, const toml::table*>> result;
   const toml::node* node = find(key);

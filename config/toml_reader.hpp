@@ -62,6 +62,8 @@ class TableReader {
                                     const std::vector<std::string_view>& choices);
   // A sub-table, or nothing (a problem if the key holds something else).
   const toml::table* table(std::string_view key);
+  // An array, or nothing (a problem if the key holds something else).
+  const toml::array* array(std::string_view key);
   // The tables of an array of tables (inline or [[key]]) with their indices; any other element
   // is a problem naming its index.
   std::vector<std::pair<std::size_t, const toml::table*>> tables(std::string_view key);

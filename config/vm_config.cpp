@@ -36,6 +36,58 @@ void read_ready(TableReader& vm, VmSpec& spec) {
   ready.finish();
 }
 
+// networks = ["back", { name = "front", address = "10.1.0.5", mac = "02:..." }]: each a network
+// the VM joins (checked against the fleet's [[network]] tables, or by crosvisord for a VM file).
+void read_networks(TableReader& vm, VmSpec& spec) {
+  const toml::array* listed = vm.array("networks");
+  if (listed == nullptr)
+    return;
+  if (listed->size() > kMaxNics) {
+    vm.problems().add(listed->source(), vm.dotted("networks"),
+                      "at most " + std::to_string(kMaxNics) + " networks per VM");
+    return;
+  }
+  for (std::size_t i = 0; i < listed->size(); ++i) {
+    const toml::node& item = *listed->get(i);
+    const std::string where = vm.dotted("networks[" + std::to_string(i) + "]");
+    NicSpec nic;
+    if (auto name = item.value<std::string>()) {
+      nic.network = *name;
+    } else if (const auto* table = item.as_table()) {
+      TableReader reader(*table, where, vm.problems(), vm.base_dir());
+      nic.network = reader.string("name", true).value_or("");
+      if (auto address = reader.string("address")) {
+        nic.address = parse_ipv4(*address);
+        if (!nic.address)
+          vm.problems().add(table->get("address")->source(), where + ".address",
+                            "'" + *address + "' is not an IPv4 address");
+      }
+      if (auto mac = reader.string("mac")) {
+        nic.mac = parse_mac(*mac);
+        if (!nic.mac || !nic.mac->unicast())
+          vm.problems().add(table->get("mac")->source(), where + ".mac",
+                            "'" + *mac + "' is not a unicast MAC address (xx:xx:xx:xx:xx:xx)");
+      }
+      reader.finish();
+    } else {
+      vm.problems().add(item.source(), where,
+                        "a network's name, or { name = ..., address = ..., mac = ... }");
+      continue;
+    }
+    if (nic.network.empty())
+      continue;
+    if (!is_valid_vm_name(nic.network)) {
+      vm.problems().add(item.source(), where, "'" + nic.network + "' is not a network name");
+      continue;
+    }
+    for (const auto& other : spec.nics) {
+      if (other.network == nic.network)
+        vm.problems().add(item.source(), where, "joins " + nic.network + " twice");
+    }
+    spec.nics.push_back(std::move(nic));
+  }
+}
+
 std::optional<CompositePartition> read_partition(TableReader& partition) {
   CompositePartition result;
   auto label = partition.string("label", true);
@@ -152,6 +204,7 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
   if (auto port = vm.integer("gdb_port", limits::kMinGdbPort, limits::kMaxGdbPort))
     spec.gdb_port = static_cast<std::uint16_t>(*port);
   read_disks(vm, spec);
+  read_networks(vm, spec);
   if (auto accel = vm.string("accel"))
     spec.accel = *accel;
   if (auto timeout = vm.seconds("stop_timeout_s", 0, limits::kMaxStopTimeout.count() / 1000.0)) {

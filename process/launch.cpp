@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -51,6 +52,7 @@ struct ExactChildSetup : bp::extend::handler {
   int report_fd;              // write end of the exec-report pipe
   pid_t parent;
   rlim_t max_open_files;
+  int network_namespace;  // joined first, when >= 0
   // Set in the parent when Boost.Process gives up on a child it did create, so we can reap it.
   mutable pid_t failed_child = -1;
 
@@ -70,6 +72,8 @@ struct ExactChildSetup : bp::extend::handler {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGPIPE, SIG_DFL);
+    if (network_namespace >= 0 && setns(network_namespace, CLONE_NEWNET) != 0)
+      fail("setns");
 
     const int moved_report = fcntl(report_fd, F_DUPFD_CLOEXEC, scratch_base + entries->size());
     if (moved_report < 0)
@@ -184,6 +188,7 @@ Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
   setup.report_fd = report_write.get();
   setup.parent = getpid();
   setup.max_open_files = max_open_files;
+  setup.network_namespace = request.network_namespace;
 
   std::error_code error;
   bp::child child(bp::exe = binary->string(), bp::args = request.args, bp::env = environment, setup,

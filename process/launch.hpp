@@ -24,6 +24,9 @@ struct LaunchRequest {
   // "NAME=value" entries; nothing of the supervisor's own environment leaks through.
   std::vector<std::string> environment{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"};
   rlim_t max_open_files = 4096;
+  // A network namespace (an fd of the supervisor's) the child joins before exec: dnsmasq, which
+  // serves a network from inside it. -1: the supervisor's own.
+  int network_namespace = -1;
 };
 
 struct SpawnedChild {

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "config/fleet_networks.hpp"
 #include "protocol/spec_json.hpp"
 
 namespace crosvisor::protocol {
@@ -31,7 +32,17 @@ Expected<FleetMessage> fleet_to_message(const config::FleetSpec& fleet) {
                      {"window_ms", vm.restart.window.count()},
                      {"backoff_ms", vm.restart.backoff.count()}}}});
   }
-  json message = {{"name", fleet.name}, {"concurrency", fleet.concurrency}, {"vms", vms}};
+  json networks = json::array();
+  for (const auto& network : fleet.networks) {
+    json entry = {{"name", network.name}, {"dns", network.dns}};
+    if (network.subnet)
+      entry["subnet"] = to_string(*network.subnet);
+    networks.push_back(std::move(entry));
+  }
+  json message = {{"name", fleet.name},
+                  {"concurrency", fleet.concurrency},
+                  {"networks", networks},
+                  {"vms", vms}};
   return FleetMessage{std::move(message), std::move(files.fds)};
 }
 
@@ -39,7 +50,7 @@ Expected<config::FleetSpec> fleet_from_message(const json& fleet, std::vector<Un
   if (!fleet.is_object())
     return std::unexpected(bad("must be an object"));
   for (const auto& [key, value] : fleet.items()) {
-    if (key != "name" && key != "concurrency" && key != "vms")
+    if (key != "name" && key != "concurrency" && key != "vms" && key != "networks")
       return std::unexpected(bad("unknown field '" + key + "'"));
   }
   config::FleetSpec spec;
@@ -52,6 +63,35 @@ Expected<config::FleetSpec> fleet_from_message(const json& fleet, std::vector<Un
       fleet["concurrency"].get<std::uint64_t>() > 10'000)
     return std::unexpected(bad("'concurrency' must be 1 to 10000"));
   spec.concurrency = fleet["concurrency"].get<std::size_t>();
+  if (fleet.contains("networks")) {
+    const json& networks = fleet["networks"];
+    if (!networks.is_array() || networks.size() > 64)
+      return std::unexpected(bad("'networks' must be an array of at most 64 networks"));
+    for (std::size_t i = 0; i < networks.size(); ++i) {
+      const json& entry = networks[i];
+      const std::string at = "networks[" + std::to_string(i) + "]";
+      NetworkSpec network;
+      if (!entry.is_object() || !entry.contains("name") || !entry["name"].is_string() ||
+          !is_valid_vm_name(entry["name"].get<std::string>()))
+        return std::unexpected(bad(at + " needs a network name"));
+      for (const auto& [key, value] : entry.items()) {
+        if (key != "name" && key != "subnet" && key != "dns")
+          return std::unexpected(bad(at + ": unknown field '" + key + "'"));
+      }
+      network.name = entry["name"].get<std::string>();
+      if (entry.contains("subnet")) {
+        if (!entry["subnet"].is_string() ||
+            !(network.subnet = parse_subnet(entry["subnet"].get<std::string>())))
+          return std::unexpected(bad(at + ".subnet must be an IPv4 subnet"));
+      }
+      if (entry.contains("dns")) {
+        if (!entry["dns"].is_boolean())
+          return std::unexpected(bad(at + ".dns must be true or false"));
+        network.dns = entry["dns"].get<bool>();
+      }
+      spec.networks.push_back(std::move(network));
+    }
+  }
   if (!fleet.contains("vms") || !fleet["vms"].is_array() || fleet["vms"].empty() ||
       fleet["vms"].size() > 10'000)
     return std::unexpected(bad("'vms' must be an array of 1 to 10000 VMs"));
@@ -110,6 +150,9 @@ Expected<config::FleetSpec> fleet_from_message(const json& fleet, std::vector<Un
     }
     spec.vms.push_back(std::move(vm));
   }
+  // The rules a fleet file's networks follow, again: a client may not have checked them.
+  if (auto problems = config::network_problems(spec); !problems.empty())
+    return std::unexpected(bad(problems.front().message));
   return spec;
 }
 

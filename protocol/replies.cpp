@@ -30,6 +30,13 @@ json or_null(const std::optional<T>& value) {
   return value ? json(*value) : json(nullptr);
 }
 
+json nics_json(const std::vector<VmInfo::Nic>& nics) {
+  json out = json::array();
+  for (const auto& nic : nics)
+    out.push_back({{"network", nic.network}, {"address", nic.address}, {"mac", nic.mac}});
+  return out;
+}
+
 }  // namespace
 
 json info_json(const VmInfo& info) {
@@ -49,6 +56,7 @@ json info_json(const VmInfo& info) {
               {"console_log", info.console_log.empty() ? json(nullptr) : json(info.console_log)},
               {"gdb_port", or_null(info.gdb_port)},
               {"last_dump", info.last_dump.empty() ? json(nullptr) : json(info.last_dump)},
+              {"nics", nics_json(info.nics)},
               {"fleet", info.fleet.empty() ? json(nullptr) : json(info.fleet)},
               {"reason", info.reason ? json(to_string(*info.reason)) : json(nullptr)},
               {"detail", info.detail}};
@@ -138,6 +146,13 @@ Expected<VmInfo> parse_info(const json& info) {
       parsed.console_log = info["console_log"].get<std::string>();
     if (info.contains("fleet") && info["fleet"].is_string())
       parsed.fleet = info["fleet"].get<std::string>();
+    if (info.contains("nics")) {
+      for (const auto& nic : info["nics"]) {
+        parsed.nics.push_back({nic.at("network").get<std::string>(),
+                               nic.at("address").get<std::string>(),
+                               nic.at("mac").get<std::string>()});
+      }
+    }
     if (info.contains("reason") && info["reason"].is_string()) {
       parsed.reason = death_reason_named(info["reason"].get<std::string>());
       if (!parsed.reason)

@@ -122,9 +122,10 @@ Expected<std::vector<VmSpec>> specs_from_message(const std::vector<const json*>&
 
 Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
   FieldReader reader(vm, "vm");
-  if (auto only = reader.only({"name", "vmm", "kernel", "initrd", "params", "bootloader", "nvram_template", "memory_mib", "cpus",
-                               "debug", "accel", "stop_timeout_ms", "ready", "ready_timeout_ms",
-                               "cid", "gdb_port", "disks", "vmm_binary"});
+  if (auto only =
+          reader.only({"name", "vmm", "kernel", "initrd", "params", "bootloader", "nvram_template",
+                       "memory_mib", "cpus", "debug", "accel", "stop_timeout_ms", "ready",
+                       "ready_timeout_ms", "cid", "gdb_port", "networks", "disks", "vmm_binary"});
       !only)
     return std::unexpected(only.error());
   VmSpec spec;
@@ -258,6 +259,40 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
     if (!has_ready_condition(spec))
       return std::unexpected(bad("vm.ready_timeout_ms", "needs a ready condition"));
     spec.ready_timeout = std::chrono::milliseconds(*timeout);
+  }
+  if (reader.has("networks")) {
+    const json& listed = reader.at("networks");
+    if (!listed.is_array() || listed.size() > kMaxNics)
+      return std::unexpected(bad(
+          "vm.networks", "must be an array of at most " + std::to_string(kMaxNics) + " networks"));
+    for (std::size_t i = 0; i < listed.size(); ++i) {
+      const std::string at = "vm.networks[" + std::to_string(i) + "]";
+      FieldReader entry(listed[i], at);
+      if (auto only = entry.only({"name", "address", "mac"}); !only)
+        return std::unexpected(only.error());
+      NicSpec nic;
+      auto network = entry.string("name");
+      if (!network)
+        return std::unexpected(network.error());
+      if (!is_valid_vm_name(*network))
+        return std::unexpected(bad(at + ".name", "must be a network name"));
+      nic.network = *network;
+      if (entry.has("address")) {
+        auto text = entry.string("address");
+        if (!text || !(nic.address = parse_ipv4(*text)))
+          return std::unexpected(bad(at + ".address", "must be an IPv4 address"));
+      }
+      if (entry.has("mac")) {
+        auto text = entry.string("mac");
+        if (!text || !(nic.mac = parse_mac(*text)) || !nic.mac->unicast())
+          return std::unexpected(bad(at + ".mac", "must be a unicast MAC address"));
+      }
+      for (const auto& other : spec.nics) {
+        if (other.network == nic.network)
+          return std::unexpected(bad(at + ".name", "joins " + nic.network + " twice"));
+      }
+      spec.nics.push_back(std::move(nic));
+    }
   }
   if (auto problem = boot_problem(spec))
     return std::unexpected(bad(std::string("vm.") + problem->key, problem->why));

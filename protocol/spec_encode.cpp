@@ -89,6 +89,18 @@ Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
     vm["cid"] = *spec.cid;
   if (spec.gdb_port)
     vm["gdb_port"] = *spec.gdb_port;
+  if (!spec.nics.empty()) {
+    json nics = json::array();
+    for (const auto& nic : spec.nics) {
+      json entry = {{"name", nic.network}};
+      if (nic.address)
+        entry["address"] = to_string(*nic.address);
+      if (nic.mac)
+        entry["mac"] = to_string(*nic.mac);
+      nics.push_back(std::move(entry));
+    }
+    vm["networks"] = std::move(nics);
+  }
   json disks = json::array();
   for (std::size_t d = 0; d < spec.disks.size(); ++d) {
     const std::string role = "disk " + std::to_string(d);

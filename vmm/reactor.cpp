@@ -167,7 +167,8 @@ struct Reactor::Impl {
     child->pid = spawned->pid;
     child->observer = std::move(observer);
     child->exit_watch.assign(spawned->pidfd.release());
-    child->console.descriptor.assign(launch->console.release());
+    if (launch->console)  // a child that is not a VMM (dnsmasq) has none
+      child->console.descriptor.assign(launch->console.release());
     child->console.deliver = child->observer.console_line;
     child->console.raw = child->observer.console_bytes;
     child->console.flow_controlled = true;
@@ -192,7 +193,8 @@ struct Reactor::Impl {
       child->observer.started();
     }
 
-    read_channel(child, child->console);
+    if (child->console.descriptor.is_open())
+      read_channel(child, child->console);
     read_channel(child, child->output);
     child->exit_watch.async_wait(stream::wait_read, [this, child](boost::system::error_code ec) {
       // Reap behind whatever is already queued (console and QMP reads that completed in the
@@ -295,6 +297,8 @@ struct Reactor::Impl {
     switch (child.control.protocol) {
       case ControlProtocol::qmp:
         return child.qmp->execute(request, kAnswerTimeout, std::move(done));
+      case ControlProtocol::none:
+        return done(make_error(ErrorKind::state, "this child has no control channel"));
       case ControlProtocol::crosvm:
         return crosvm::execute(io, child.control.socket, request, kAnswerTimeout, std::move(done));
     }

@@ -12,7 +12,8 @@ namespace crosvisor::vmm {
 // How a VMM is controlled: QEMU's QMP (JSON lines over a stream socket, one long-lived session
 // that also carries events) or crosvm's control socket (one JSON datagram per request over
 // SOCK_SEQPACKET).
-enum class ControlProtocol { qmp, crosvm };
+// `none`: a child that is not a VMM (dnsmasq), stopped with signals only.
+enum class ControlProtocol { qmp, crosvm, none };
 
 struct ControlChannel {
   ControlProtocol protocol = ControlProtocol::qmp;

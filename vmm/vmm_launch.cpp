@@ -123,6 +123,18 @@ Expected<BootFiles> plan_boot_files(const VmSpec& spec, process::FdPlan& fds) {
   return files;
 }
 
+Expected<std::vector<int>> plan_taps(const LaunchContext& context, process::FdPlan& fds) {
+  std::vector<int> numbers;
+  for (const auto& nic : context.nics) {
+    // A copy: the network keeps its own until the launch is over, the VMM gets this one.
+    UniqueFd copy(::fcntl(nic.tap->get(), F_DUPFD_CLOEXEC, 3));
+    if (!copy)
+      return std::unexpected(errno_error(ErrorKind::io, "dup TAP", errno));
+    numbers.push_back(fds.add(std::move(copy)));
+  }
+  return numbers;
+}
+
 Expected<int> plan_console(VmmLaunch& launch) {
   auto console = make_pipe();
   if (!console)

@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
+#include <vector>
 
 #include "crosvisor/vm_spec.hpp"
 #include "process/launch.hpp"
@@ -30,6 +32,12 @@ struct LaunchContext {
   std::uint64_t console_log_max_bytes = 16ull << 20;
   // QEMU UEFI boots: the VM's own variable store (qemu/nvram.hpp), made from its template once.
   std::filesystem::path nvram;
+  // The VM's network interfaces, in order (eth0 first): each a TAP of its network, and its MAC.
+  struct Nic {
+    std::shared_ptr<const UniqueFd> tap;
+    MacAddress mac;
+  };
+  std::vector<Nic> nics;
 };
 
 // Opens a file the VMM will read through an inherited fd; the error names the role and path.
@@ -58,6 +66,8 @@ struct BootFiles {
   UniqueFd nvram_template;  // read by the supervisor; the VMM gets its own copy
 };
 Expected<BootFiles> plan_boot_files(const VmSpec& spec, process::FdPlan& fds);
+// The TAPs of `context.nics`, each copied into the plan: their numbers, in order.
+Expected<std::vector<int>> plan_taps(const LaunchContext& context, process::FdPlan& fds);
 // A pipe for the guest's serial console: its read end becomes launch.console; returns the number
 // the VMM writes to.
 Expected<int> plan_console(VmmLaunch& launch);

@@ -35,6 +35,9 @@ struct ServiceOptions {
   // nvram_template on its first boot and kept for the next (default: <runtime_dir>/nvram;
   // crosvisord keeps them in its state directory).
   std::filesystem::path nvram_dir;
+  // Networks' own files (dnsmasq's hosts and leases): <network_dir>/<owner or "app">-<name>
+  // (default: <runtime_dir>/networks).
+  std::filesystem::path network_dir;
   // The I/O thread that starts and watches VMM children; created when not given.
   std::shared_ptr<vmm::Reactor> reactor;
   // vsock CIDs: the range granted from; the scope of the host-wide reservations every crosvisor

@@ -65,9 +65,15 @@ struct VmInfo {
   std::string console_log;                // debug = full: where the console is kept
   std::optional<std::uint16_t> gdb_port;  // debug = full: its gdb stub, on 127.0.0.1
   std::string last_dump;                  // debug = full: its latest memory dump, if any
-  std::string fleet;                      // the fleet it belongs to, if any
-  std::optional<DeathReason> reason;      // once dead
-  std::string detail;                     // once dead: how it ended
+  struct Nic {
+    std::string network;
+    std::string address;  // what the network's DHCP hands its MAC, and only it
+    std::string mac;
+  };
+  std::vector<Nic> nics;              // from its last launch
+  std::string fleet;                  // the fleet it belongs to, if any
+  std::optional<DeathReason> reason;  // once dead
+  std::string detail;                 // once dead: how it ended
 };
 
 }  // namespace crosvisor

@@ -12,6 +12,8 @@
 #include <variant>
 #include <vector>
 
+#include "crosvisor/network_spec.hpp"
+
 namespace crosvisor {
 
 enum class VmmKind { qemu, crosvm };
@@ -117,6 +119,8 @@ struct VmSpec {
   std::optional<std::uint16_t> gdb_port;
   // Attached in order: the first is the guest's vda.
   std::vector<DiskSpec> disks;
+  // The networks it joins, in order: the first is the guest's eth0 (docs/networks.md).
+  std::vector<NicSpec> nics;
   // QEMU accelerator ("kvm", "tcg", or a fallback list such as "kvm:tcg").
   std::string accel = "kvm:tcg";
   // How long a graceful stop (ACPI power button) may take before the VMM is terminated.
@@ -173,7 +177,8 @@ struct BootProblem {
 std::optional<BootProblem> boot_problem(const VmSpec& spec);
 // The OVMF variable store that goes with a firmware code image, by Debian's and edk2's naming
 // (OVMF_CODE_4M.fd -> OVMF_VARS_4M.fd), when `bootloader`'s name says CODE.
-std::optional<std::filesystem::path> sibling_nvram_template(const std::filesystem::path& bootloader);
+std::optional<std::filesystem::path> sibling_nvram_template(
+    const std::filesystem::path& bootloader);
 
 // 1-64 letters, digits, '-', '_' or '.', not starting with '-' or '.', and not all digits (a
 // number names a CID where a VM is asked for by name or CID). A VM's name is also the

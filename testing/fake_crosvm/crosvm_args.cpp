@@ -1,6 +1,7 @@
 #include "testing/fake_crosvm/crosvm_args.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <set>
 
@@ -35,6 +36,7 @@ constexpr OptionSpec kRunOptions[] = {
     {"cid", 0, Arity::single},           {"params", 'p', Arity::repeated},
     {"block", 'b', Arity::repeated},     {"disk", 'd', Arity::repeated},
     {"rwdisk", 0, Arity::repeated},      {"serial", 0, Arity::repeated},
+    {"net", 0, Arity::repeated},
 };
 
 using Values = std::map<std::string, std::vector<std::string>, std::less<>>;
@@ -255,6 +257,55 @@ Expected<SerialOption> parse_serial(const std::string& text) {
   return serial;
 }
 
+bool is_mac(std::string_view text) {
+  if (text.size() != 17)
+    return false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const bool colon = i % 3 == 2;
+    if (colon != (text[i] == ':') ||
+        (!colon && !std::isxdigit(static_cast<unsigned char>(text[i]))))
+      return false;
+  }
+  return true;
+}
+
+// crosvm's NetParameters: exactly one of tap-name, tap-fd or host-ip (with netmask and mac), and
+// a quoted MAC (serde_keyvalue reads a string with colons only between quotes).
+Expected<NetOption> parse_net(const std::string& text) {
+  static const std::set<std::string> kKeys = {"tap-name", "tap-fd",       "host-ip",
+                                              "netmask",  "mac",          "vhost-net",
+                                              "vq-pairs", "packed-queue", "pci-address"};
+  auto fields = key_values("net", text, "", kKeys);
+  if (!fields)
+    return std::unexpected(fields.error());
+  NetOption net;
+  const int modes = static_cast<int>(fields->count("tap-name") + fields->count("tap-fd") +
+                                     fields->count("host-ip"));
+  if (modes != 1) {
+    return std::unexpected(
+        invalid("invalid value for --net: exactly one of tap-name, tap-fd or host-ip"));
+  }
+  if (fields->count("tap-fd")) {
+    const auto fd = parse_number((*fields)["tap-fd"]);
+    if (!fd || *fd > 1u << 20)
+      return std::unexpected(invalid("invalid value for --net: bad tap-fd"));
+    net.tap_fd = static_cast<int>(*fd);
+  }
+  if (fields->count("tap-name"))
+    net.tap_name = (*fields)["tap-name"];
+  if (fields->count("host-ip"))
+    net.host_ip = (*fields)["host-ip"];
+  if (fields->count("mac")) {
+    std::string mac = (*fields)["mac"];
+    if (mac.size() < 2 || mac.front() != '"' || mac.back() != '"' ||
+        !is_mac(std::string_view(mac).substr(1, mac.size() - 2))) {
+      return std::unexpected(invalid("invalid value for --net: bad mac `" + mac + "`"));
+    }
+    net.mac = mac.substr(1, mac.size() - 2);
+  }
+  return net;
+}
+
 }  // namespace
 
 std::optional<int> proc_fd_number(const std::string& path) {
@@ -377,6 +428,12 @@ Expected<RunArgs> parse_crosvm_args(const std::vector<std::string>& raw_args) {
     }
     run.serials.push_back(*serial);
   }
+  for (const auto& text : values["net"]) {
+    auto net = parse_net(text);
+    if (!net)
+      return std::unexpected(net.error());
+    run.nets.push_back(*net);
+  }
   // Config validation (crosvm: "Executable is not specified").
   if (!run.kernel && !run.bios)
     return std::unexpected(refused("Executable is not specified"));
@@ -417,6 +474,10 @@ std::vector<int> named_fds(const RunArgs& args) {
   for (const auto& path : paths) {
     if (auto number = proc_fd_number(path))
       fds.push_back(*number);
+  }
+  for (const auto& net : args.nets) {
+    if (net.tap_fd)
+      fds.push_back(*net.tap_fd);
   }
   std::sort(fds.begin(), fds.end());
   fds.erase(std::unique(fds.begin(), fds.end()), fds.end());

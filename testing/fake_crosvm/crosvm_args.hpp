@@ -29,6 +29,14 @@ struct SerialOption {
   bool console = false;
 };
 
+// --net: crosvm takes a TAP three ways; crosvisor hands it an fd, as AVF does.
+struct NetOption {
+  std::optional<int> tap_fd;
+  std::optional<std::string> tap_name;
+  std::optional<std::string> host_ip;
+  std::optional<std::string> mac;  // as crosvm prints it: six hex bytes, colons
+};
+
 struct RunArgs {
   // Global options.
   bool extended_status = false;
@@ -46,6 +54,7 @@ struct RunArgs {
   std::optional<std::string> socket;
   std::vector<BlockOption> blocks;
   std::vector<SerialOption> serials;
+  std::vector<NetOption> nets;
   bool disable_sandbox = false;
   bool protected_vm = false;
 };
@@ -64,7 +73,8 @@ std::vector<std::string> prepare_argh_args(const std::vector<std::string>& args)
 // invalid_config for argh's refusals (35), launch for semantic ones (1).
 Expected<RunArgs> parse_crosvm_args(const std::vector<std::string>& args);
 
-// Every path of the form /proc/self/fd/N in the arguments, as N (the fds crosvm will use).
+// Every path of the form /proc/self/fd/N in the arguments and every --net tap-fd, as N (the fds
+// crosvm will use).
 std::vector<int> named_fds(const RunArgs& args);
 // N when `path` is /proc/self/fd/N.
 std::optional<int> proc_fd_number(const std::string& path);

@@ -2,7 +2,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -245,6 +248,43 @@ std::set<int> inherited_fds() {
   return fds;
 }
 
+// A --net tap-fd: crosvm takes the fd as a TAP (Tap::from_raw_descriptor reads its flags with
+// TUNGETIFF and needs IFF_VNET_HDR for its offloads). One step further than crosvm: the TAP
+// must live in a network namespace that is neither this process's nor the host's (crosvisor
+// makes every TAP inside its network's namespace).
+Expected<std::string> check_net(const NetOption& net, std::size_t index,
+                                const std::set<int>& inherited) {
+  const std::string role = "net " + std::to_string(index);
+  if (!net.tap_fd)
+    return std::unexpected(failure(role + ": this stand-in takes a TAP only as an inherited fd"));
+  const int fd = *net.tap_fd;
+  if (inherited.count(fd) == 0)
+    return std::unexpected(failure(role + ": tap-fd " + std::to_string(fd) + " is not inherited"));
+  ifreq request{};
+  if (::ioctl(fd, TUNGETIFF, &request) != 0)
+    return std::unexpected(
+        failure(role + ": fd " + std::to_string(fd) + " is not a TAP: " + std::strerror(errno)));
+  const auto flags = static_cast<unsigned short>(request.ifr_flags);
+  if (!(flags & IFF_TAP) || !(flags & IFF_NO_PI) || !(flags & IFF_VNET_HDR))
+    return std::unexpected(failure(role + ": fd " + std::to_string(fd) +
+                                   " is not a TAP with IFF_NO_PI and IFF_VNET_HDR"));
+  const int space = ::ioctl(fd, TUNGETDEVNETNS);
+  if (space < 0)
+    return std::unexpected(failure(role + ": TUNGETDEVNETNS: " + std::strerror(errno)));
+  struct stat tap_ns {
+  }, own_ns{}, host_ns{};
+  const bool known = ::fstat(space, &tap_ns) == 0 && ::stat("/proc/self/ns/net", &own_ns) == 0;
+  ::close(space);
+  if (!known)
+    return std::unexpected(failure(role + ": cannot tell the TAP's network namespace"));
+  if (tap_ns.st_ino == own_ns.st_ino ||
+      (::stat("/proc/1/ns/net", &host_ns) == 0 && tap_ns.st_ino == host_ns.st_ino))
+    return std::unexpected(failure(role + ": the TAP " + request.ifr_name +
+                                   " is in the host's network namespace, not a network's own"));
+  return role + ": tap " + request.ifr_name + " (fd " + std::to_string(fd) + ") in net:[" +
+         std::to_string(tap_ns.st_ino) + "]" + (net.mac ? ", mac " + *net.mac : "");
+}
+
 Expected<CheckedInputs> check_inputs(const RunArgs& args, const std::set<int>& inherited,
                                      const Build& build) {
   CheckedInputs inputs;
@@ -309,6 +349,13 @@ Expected<CheckedInputs> check_inputs(const RunArgs& args, const std::set<int>& i
       return std::unexpected(input.error());
     if (serial.console || args.serials.size() == 1)
       inputs.console_input = *input;
+  }
+
+  for (std::size_t i = 0; i < args.nets.size(); ++i) {
+    auto net = check_net(args.nets[i], i, inherited);
+    if (!net)
+      return std::unexpected(net.error());
+    inputs.descriptions.push_back(*net);
   }
 
   for (const int fd : inherited) {

@@ -69,7 +69,7 @@ TEST_CASE("a guest that never prints its ready line is killed after ready_timeou
 }
 
 TEST_CASE(
-    "gdb connects to a guest's stub on loopback, reads its registers and detaches; the guest "
+    "gdb connects to a guest's stub on loopback, reads its registers and detaches, and the guest "
     "goes on") {
   test::require_guest();
   test::OnDemandSocket own;
@@ -120,7 +120,7 @@ TEST_CASE("a gdb stub needs debug = full and QEMU: refused at the VM file's key 
 }
 
 TEST_CASE(
-    "vm console types into a real guest's shell; one writer at a time, --force takes over; "
+    "vm console types into a real guest's shell, one writer at a time, --force takes over, and "
     "the terminal is restored after the escape and after the VM dies under it") {
   test::require_guest();
   test::OnDemandSocket own;
@@ -164,7 +164,8 @@ TEST_CASE(
   CHECK(run.wait_exit(30s) == 0);
 }
 
-TEST_CASE("vm run --console on a terminal takes input until Ctrl-], then Ctrl-C stops the VM") {
+TEST_CASE(
+    "vm run --console on a terminal takes input until the escape key, then Ctrl-C stops the VM") {
   test::require_guest();
   test::OnDemandSocket own;
   const auto file = own.dir.write("runshell.toml", test::guest_toml("runshell", "cv.shell=1"));
@@ -276,7 +277,7 @@ TEST_CASE(
 
 TEST_CASE(
     "vm dump takes a running guest's memory on demand, into the dump directory or the "
-    "user's own file, and the guest goes on; crosvm and debug = none refuse") {
+    "user's own file, and the guest goes on, while crosvm and debug = none refuse") {
   test::require_guest();
   test::DaemonProcess daemon;
   const auto file = daemon.dir.write("live.toml", test::guest_toml("live", ""));

@@ -37,7 +37,7 @@ std::set<int> fd_references(const std::string& text) {
 }  // namespace
 
 TEST_CASE(
-    "a guest sees a three-partition composite disk by label; writes land only where allowed") {
+    "a guest sees a three-partition composite disk by label, and writes land only where allowed") {
   test::require_guest();
   test::TempDir images;
   const auto boot =

@@ -60,8 +60,9 @@ ino_t variable_store_inode(pid_t pid) {
 
 }  // namespace
 
-TEST_CASE("a real guest boots from UEFI firmware alone, finds its ESP on a composite disk, sees "
-          "its data partition by label, and its firmware variables survive a restart") {
+TEST_CASE(
+    "a real guest boots from UEFI firmware alone, finds its ESP on a composite disk, sees "
+    "its data partition by label, and its firmware variables survive a restart") {
   test::require_guest();
   REQUIRE(std::filesystem::exists(kGuestDir / "esp.img"));
   test::DaemonProcess daemon;
@@ -78,7 +79,8 @@ TEST_CASE("a real guest boots from UEFI firmware alone, finds its ESP on a compo
     CHECK(std::find(args.begin(), args.end(), "q35") != args.end());
     REQUIRE(run.wait_for_line("vm uefi: ready", kBoot));
     CHECK_THAT(run.output(), Catch::Contains("label=esp"));
-    CHECK_THAT(run.output(), Catch::Contains("disk vda2 label=data size=2048 first=crosvisor-data"));
+    CHECK_THAT(run.output(),
+               Catch::Contains("disk vda2 label=data size=2048 first=crosvisor-data"));
     const ino_t inode = variable_store_inode(qemu);
     if (boot == 0) {
       first_store = inode;
@@ -119,9 +121,9 @@ TEST_CASE("the crosvm stand-in gets the bootloader as --bios, an inherited fd, a
 
 TEST_CASE("a VM file with both a kernel and a bootloader, or neither, is refused at load") {
   test::DaemonProcess daemon;
-  const auto both = daemon.dir.write(
-      "both.toml", "name = \"both\"\nkernel = \"" + (kGuestDir / "vmlinuz").string() +
-                       "\"\nbootloader = \"" + kOvmfCode + "\"\n");
+  const auto both = daemon.dir.write("both.toml", "name = \"both\"\nkernel = \"" +
+                                                      (kGuestDir / "vmlinuz").string() +
+                                                      "\"\nbootloader = \"" + kOvmfCode + "\"\n");
   const auto refused = daemon.vm("run " + both.string());
   CHECK(refused.exit_code == kExitConfig);
   CHECK(refused.output == "vm: " + both.string() +

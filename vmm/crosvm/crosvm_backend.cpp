@@ -58,6 +58,14 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   if (context.cid != 0)
     args.insert(args.end(), {"--vsock", "cid=" + std::to_string(context.cid)});
 
+  // AVF hands crosvm its network the same way: `--net tap-fd=N` (the MAC quoted: its colons).
+  auto taps = plan_taps(context, request.fds);
+  if (!taps)
+    return std::unexpected(taps.error());
+  for (std::size_t i = 0; i < taps->size(); ++i) {
+    args.insert(args.end(), {"--net", "tap-fd=" + std::to_string((*taps)[i]) + ",mac=\"" +
+                                          to_string(context.nics[i].mac) + "\""});
+  }
   for (std::size_t i = 0; i < spec.disks.size(); ++i) {
     auto disk_args = crosvm_disk_args(spec.disks[i], i, context.run_dir, request.fds);
     if (!disk_args)

@@ -73,8 +73,8 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   const bool firmware = spec.bootloader.has_value();
   const QemuBus bus = firmware ? QemuBus::pci : QemuBus::mmio;
   // -nodefaults: no devices we did not ask for.
-  args = {"-M", firmware ? "q35" : "microvm", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-          "-device", "pvpanic", "-action",
+  args = {"-M", firmware ? "q35" : "microvm", "-nodefaults", "-no-user-config", "-display", "none",
+          "-no-reboot", "-device", "pvpanic", "-action",
           // A debuggable guest that panics is kept, paused, for its memory dump.
           dumps_on_panic(spec) ? "panic=pause" : "panic=exit-failure", "-name", spec.name, "-m",
           std::to_string(spec.memory_mib), "-smp", std::to_string(spec.cpus)};
@@ -110,8 +110,17 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
 
   if (cid != 0 && access("/dev/vhost-vsock", R_OK | W_OK) == 0) {
     const char* device = firmware ? "vhost-vsock-pci" : "vhost-vsock-device";
+    args.insert(args.end(), {"-device", std::string(device) + ",guest-cid=" + std::to_string(cid)});
+  }
+  auto taps = plan_taps(context, request.fds);
+  if (!taps)
+    return std::unexpected(taps.error());
+  for (std::size_t i = 0; i < taps->size(); ++i) {
+    const std::string id = "net" + std::to_string(i);
     args.insert(args.end(),
-                {"-device", std::string(device) + ",guest-cid=" + std::to_string(cid)});
+                {"-netdev", "tap,id=" + id + ",fd=" + std::to_string((*taps)[i]), "-device",
+                 std::string(firmware ? "virtio-net-pci" : "virtio-net-device") + ",netdev=" + id +
+                     ",mac=" + to_string(context.nics[i].mac)});
   }
   for (std::size_t i = 0; i < spec.disks.size(); ++i) {
     auto disk_args = qemu_disk_args(spec.disks[i], i, run_dir, bus, request.fds);

@@ -93,7 +93,8 @@ debug = "verbose"
              Catch::Contains("hello.toml:4:8: key 'cpus': expected an integer, found a string"));
   CHECK_THAT(message,
              Catch::Contains("hello.toml:5:9: key 'debug': must be one of \"full\" \"none\""));
-  CHECK_THAT(message, Catch::Contains("key 'kernel': a VM boots a kernel or a bootloader: give one of them"));
+  CHECK_THAT(message, Catch::Contains(
+                          "key 'kernel': a VM boots a kernel or a bootloader: give one of them"));
   CHECK(std::count(message.begin(), message.end(), '\n') == 5);
 }
 

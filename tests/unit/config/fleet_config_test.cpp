@@ -20,6 +20,13 @@ std::vector<std::string> lines_of(const std::string& text) {
   }
   return lines;
 }
+// Whether one of `problems` is placed in `file` and says `text`.
+bool has_problem(const std::vector<std::string>& problems, const std::filesystem::path& file,
+                 const std::string& text) {
+  return std::any_of(problems.begin(), problems.end(), [&](const std::string& line) {
+    return line.find(text) != std::string::npos && line.rfind(file.string() + ":", 0) == 0;
+  });
+}
 }  // namespace
 
 TEST_CASE("a fleet file: defaults, replicas from a name template, start order, restart policy") {
@@ -98,11 +105,7 @@ after = ["nobody"]
   const auto problems = lines_of(fleet.error().message);
   INFO(fleet.error().message);
   CHECK(problems.size() == 5);
-  const auto has = [&](const std::string& text) {
-    return std::any_of(problems.begin(), problems.end(), [&](const std::string& line) {
-      return line.find(text) != std::string::npos && line.rfind(file.string() + ":", 0) == 0;
-    });
-  };
+  const auto has = [&](const std::string& text) { return has_problem(problems, file, text); };
   CHECK(has("key 'vm[0].cpu': unknown key; did you mean 'cpus'?"));
   CHECK(has("key 'vm[1].initrd': " + (dir / "missing.img").string() + ": no such file"));
   CHECK(has("is writable in a and in b"));
@@ -144,7 +147,9 @@ cid = 3000
   CHECK_THAT(text, Catch::Contains("CID 3000 is also fixed-0's"));
 }
 
-TEST_CASE("a mistake in [defaults] is reported once, at its own line; merged values keep theirs") {
+TEST_CASE(
+    "a mistake in the defaults table is reported once, at its own line, and merged values keep "
+    "theirs") {
   test::TempDir dir;
   dir.write("k", "kernel");
   const auto file = dir.write("t.toml", R"([fleet]
@@ -200,4 +205,83 @@ TEST_CASE(
   CHECK(fleet.error().message == file.string() +
                                      ":8:9: key 'vm[1].count': the fleet would have 20000 VMs "
                                      "with these, more than the 10000 a fleet may have");
+}
+
+TEST_CASE("a fleet's networks: every mistake at its file:line:key, and a valid one read whole") {
+  test::TempDir dir;
+  dir.write("vmlinuz", "kernel");
+  const auto good = dir.write("good.toml", R"([[network]]
+name = "back"
+subnet = "10.30.0.0/24"
+dns = true
+
+[[network]]
+name = "front"
+
+[defaults]
+kernel = "vmlinuz"
+networks = ["back"]
+
+[[vm]]
+name = "db"
+networks = [ { name = "back", address = "10.30.0.10", mac = "02:00:00:00:00:10" }, "front" ]
+
+[[vm]]
+name = "web"
+)");
+  auto fleet = load_fleet_file(good);
+  INFO((fleet ? "" : fleet.error().message));
+  REQUIRE(fleet);
+  REQUIRE(fleet->networks.size() == 2);
+  CHECK(fleet->networks[0].dns);
+  CHECK(to_string(*fleet->networks[0].subnet) == "10.30.0.0/24");
+  CHECK_FALSE(fleet->networks[1].subnet);  // crosvisord picks one
+  const auto& db = fleet->vms[0].spec;
+  REQUIRE(db.nics.size() == 2);
+  CHECK(to_string(*db.nics[0].address) == "10.30.0.10");
+  CHECK(db.nics[1].network == "front");
+  REQUIRE(fleet->vms[1].spec.nics.size() == 1);  // from [defaults]
+
+  const auto bad = dir.write("bad.toml", R"([[network]]
+name = "back"
+subnet = "10.30.0.0/24"
+
+[[network]]
+name = "other"
+subnet = "10.30.0.0/16"
+
+[[network]]
+name = "third"
+subnet = "10.31.0.7/24"
+
+[defaults]
+kernel = "vmlinuz"
+
+[[vm]]
+name = "a"
+networks = [ { name = "back", address = "10.40.0.2" } ]
+
+[[vm]]
+name = "b"
+networks = [ "nowhere" ]
+
+[[vm]]
+name = "c"
+networks = [ { name = "back", address = "10.30.0.5" } ]
+
+[[vm]]
+name = "d"
+networks = [ { name = "back", address = "10.30.0.5" } ]
+)");
+  auto broken = load_fleet_file(bad);
+  REQUIRE_FALSE(broken);
+  const auto problems = lines_of(broken.error().message);
+  INFO(broken.error().message);
+  CHECK(problems.size() == 5);
+  const auto has = [&](const std::string& text) { return has_problem(problems, bad, text); };
+  CHECK(has("key 'network[1].subnet': 10.30.0.0/16 overlaps back's 10.30.0.0/24"));
+  CHECK(has("key 'network[2].subnet'"));
+  CHECK(has("key 'vm[0].networks': 10.40.0.2 is not a VM's address in back"));
+  CHECK(has("key 'vm[1].networks': 'nowhere' names no [[network]] of this fleet"));
+  CHECK(has("key 'vm[3].networks': 10.30.0.5 is also c's in back"));
 }

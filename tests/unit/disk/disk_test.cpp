@@ -66,7 +66,7 @@ TEST_CASE("CRC-32 and GUIDs match their specifications") {
 }
 
 TEST_CASE(
-    "crosvm's test vector: components at 0, 0x5000, 0x5fa0, 0x6000 (RW), 0x7000; length 0xc000") {
+    "crosvm's test vector: components at 0, 0x5000, 0x5fa0, 0x6000 (RW), 0x7000, length 0xc000") {
   const auto layout = crosvm_vector();
   REQUIRE(layout.components.size() == 5);
   const std::vector<std::pair<ComponentKind, std::uint64_t>> expected{
@@ -177,13 +177,14 @@ TEST_CASE("a component's file_offset, which crosvm reads from, is decoded and sh
                               "file_offset: 4096 }\n"
                               "length: 8192\n");
   const auto body = dir / "foreign.pb";
-  const auto encoded = test::run_command(
-      "protoc --encode=crosvisor.cdisk_spec.CompositeDisk -I " + std::string(CROSVISOR_SOURCE_DIR) +
-      " " + CROSVISOR_SOURCE_DIR + "/disk/cdisk_spec.proto < " + text.string() + " > " +
-      body.string());
+  const auto encoded =
+      test::run_command("protoc --encode=crosvisor.cdisk_spec.CompositeDisk -I " +
+                        std::string(CROSVISOR_SOURCE_DIR) + " " + CROSVISOR_SOURCE_DIR +
+                        "/disk/cdisk_spec.proto < " + text.string() + " > " + body.string());
   REQUIRE(encoded.exit_code == 0);
   std::ifstream in(body, std::ios::binary);
-  const std::string protobuf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string protobuf((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
   auto file = decode_composite(std::string(kCompositeMagic) + protobuf);
   REQUIRE(file.has_value());
   REQUIRE(file->components.size() == 1);
@@ -252,7 +253,7 @@ TEST_CASE("the reader validates composite files as crosvm does") {
 }
 
 TEST_CASE(
-    "vm composite files: sgdisk verifies the GPT; qemu-img reads the VMDK as the same bytes") {
+    "vm composite files: sgdisk verifies the GPT and qemu-img reads the VMDK as the same bytes") {
   test::TempDir dir;
   const auto boot = make_image(dir, "boot.img", 4000, 'b');      // read-only, unaligned
   const auto data = make_image(dir, "data.img", 3 * 4096, 'd');  // writable
@@ -358,8 +359,9 @@ TEST_CASE("partition arguments read as LABEL:PATH[:writable][:GUID]") {
   CHECK(full->writable);
   CHECK(full->guid == kPartitionGuid);
   CHECK_FALSE(parse_partition_argument("nolabel").has_value());
-  CHECK_THAT(parse_partition_argument("a:b:rw").error().message,
-             Catch::Contains("\"rw\" is not \"writable\", a partition type (esp, linux) nor a GUID"));
+  CHECK_THAT(
+      parse_partition_argument("a:b:rw").error().message,
+      Catch::Contains("\"rw\" is not \"writable\", a partition type (esp, linux) nor a GUID"));
 }
 
 TEST_CASE("the empty qcow2 overlay passes qemu-img check and has the right size") {

@@ -137,7 +137,7 @@ TEST_CASE("a VM waiting for a vsock callback becomes ready on it, not on its con
   CHECK_FALSE(life.on_vsock_ready());
 }
 
-TEST_CASE("a VM not ready by its deadline is killed and dies HANGUP; one ready in time is not") {
+TEST_CASE("a VM not ready by its deadline is killed and dies HANGUP, and one ready in time is not") {
   VmSpec spec = spec_with_ready();
   CHECK(ready_deadline(spec) == limits::kDefaultReadyTimeout);
   spec.ready_timeout = std::chrono::milliseconds(1500);

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "protocol/base64.hpp"
+#include "protocol/fleet_json.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/replies.hpp"
 #include "protocol/requests.hpp"
@@ -305,4 +306,40 @@ TEST_CASE("base64 carries any bytes, and refuses what is not base64") {
   CHECK_FALSE(base64_decode("Zm8").has_value());       // length
   CHECK_FALSE(base64_decode("Z=8=").has_value());      // padding inside
   CHECK_FALSE(base64_decode("Zm9v!A==").has_value());  // alphabet
+}
+
+TEST_CASE(
+    "a fleet's networks and its VMs' interfaces travel as JSON, and the daemon checks "
+    "their rules again") {
+  test::TempDir dir;
+  config::FleetSpec fleet;
+  fleet.name = "nets";
+  fleet.concurrency = 2;
+  fleet.networks.push_back({"back", parse_subnet("10.30.0.0/24"), true});
+  fleet.networks.push_back({"front", std::nullopt, false});
+  config::FleetVm vm;
+  vm.spec.name = "db";
+  vm.spec.kernel = dir.write("vmlinuz", "kernel");
+  vm.spec.nics.push_back({"back", parse_ipv4("10.30.0.10"), parse_mac("02:00:00:00:00:10")});
+  vm.spec.nics.push_back({"front", std::nullopt, std::nullopt});
+  vm.group = "db";
+  fleet.vms.push_back(vm);
+  auto message = fleet_to_message(fleet);
+  REQUIRE(message);
+  const json wire = json::parse(message->fleet.dump());
+  auto back = fleet_from_message(wire, std::move(message->fds));
+  INFO((back ? "" : back.error().message));
+  REQUIRE(back);
+  CHECK(back->networks == fleet.networks);
+  CHECK(back->vms[0].spec.nics == vm.spec.nics);
+
+  // A client that skipped the checks: an address outside its network's subnet.
+  json outside = wire;
+  outside["vms"][0]["vm"]["networks"][0]["address"] = "10.31.0.10";
+  auto again = fleet_to_message(fleet);
+  REQUIRE(again);
+  auto refused = fleet_from_message(outside, std::move(again->fds));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().kind == ErrorKind::protocol);
+  CHECK_THAT(refused.error().message, Catch::Contains("10.31.0.10 is not a VM's address in back"));
 }

@@ -105,3 +105,24 @@ TEST_CASE("/proc/self/fd paths name fds, other paths do not") {
   CHECK_FALSE(proc_fd_number("/proc/self/fd/1x").has_value());
   CHECK_FALSE(proc_fd_number("/tmp/disk.img").has_value());
 }
+
+TEST_CASE(
+    "crosvm's --net as crosvm reads it: one TAP source, a quoted MAC, and tap-fd among the used "
+    "fds") {
+  auto parsed = parse_crosvm_args(
+      {"run", "--net", "tap-fd=7,mac=\"02:00:00:00:00:01\"", "--net", "tap-fd=9", "k"});
+  REQUIRE(parsed);
+  REQUIRE(parsed->nets.size() == 2);
+  CHECK(parsed->nets[0].tap_fd == 7);
+  CHECK(parsed->nets[0].mac == "02:00:00:00:00:01");
+  CHECK_FALSE(parsed->nets[1].mac);
+  CHECK(named_fds(*parsed) == std::vector<int>{7, 9});
+  CHECK(refusal({"run", "--net", "tap-fd=7,tap-name=x", "k"}) ==
+        "invalid value for --net: exactly one of tap-name, tap-fd or host-ip");
+  CHECK(refusal({"run", "--net", "mac=\"02:00:00:00:00:01\"", "k"}) ==
+        "invalid value for --net: exactly one of tap-name, tap-fd or host-ip");
+  CHECK(refusal({"run", "--net", "tap-fd=7,mac=02:00:00:00:00:01", "k"}) ==
+        "invalid value for --net: bad mac `02:00:00:00:00:01`");
+  CHECK(refusal({"run", "--net", "tap-fd=7,speed=10", "k"}) ==
+        "invalid value for --net: unknown field `speed`");
+}
