@@ -180,6 +180,8 @@ void on_event(Fleet self, const VmEvent& event) {
   if (member.manual) {
     member.manual = false;
     member.tracker.reset();
+    caf::anon_send(caf::actor_cast<FleetRestartSink>(st.service), restarted_atom::value,
+                   member.vm.spec.name, st.fleet_name, st.owner, std::uint32_t{0});
     return start_member(self, i);
   }
   const auto reason = event.reason.value_or(DeathReason::unknown);
@@ -285,6 +287,10 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config
           member.start_pending = false;
           return finish_down_if_done(self);
         }
+        // Those who watch every VM hear that this start is the fleet's doing.
+        caf::anon_send(caf::actor_cast<FleetRestartSink>(self->state.service),
+                       restarted_atom::value, member.vm.spec.name, self->state.fleet_name,
+                       self->state.owner, static_cast<std::uint32_t>(member.status.restarts));
         start_member(self, i);
       },
       [=](fleet_status_atom) { return status_of(self); },

@@ -21,6 +21,13 @@ namespace crosvisor {
 
 using fleet_status_atom = caf::atom_constant<caf::atom("fstatus")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
+using restarted_atom = caf::atom_constant<caf::atom("restarted")>;
+
+// Where a fleet says that it started one of its VMs again (the service, which tells those who
+// watch every VM): (vm, fleet, owner, restarts so far).
+using FleetRestartSink =
+    caf::typed_actor<caf::reacts_to<restarted_atom, std::string, std::string,
+                                    std::optional<std::uint32_t>, std::uint32_t>>;
 
 struct FleetMemberStatus {
   std::string name;

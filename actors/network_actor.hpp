@@ -70,5 +70,4 @@ NetworkActor spawn_network(caf::actor_system& system, NetworkPlace place,
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::NicLease)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::NicSpec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::NetworkSpec)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<std::uint32_t>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::NetworkActor>)

@@ -7,10 +7,13 @@
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
+#include <chrono>
+#include <deque>
 #include <map>
 
 #include "actors/cid_registry.hpp"
 #include "actors/client_proxy.hpp"
+#include "actors/fleet_actor.hpp"
 #include "actors/network_actor.hpp"
 #include "actors/vm_actor.hpp"
 #include "crosvisor/error_bridge.hpp"
@@ -31,8 +34,10 @@ VmKey key_of(const VmSpec& spec) {
   return {spec.owner_uid, spec.name};
 }
 
-// The service, told of its VMs' deaths, and the registry of networks.
-using ServiceImpl = ServiceActor::extend_with<VmDeathWatcher>::extend_with<NetworkRegistry>;
+// The service, told of its VMs' states and deaths and its fleets' restarts, and the registry of
+// networks.
+using ServiceImpl = ServiceActor::extend_with<VmDeathWatcher>::extend_with<
+    NetworkRegistry>::extend_with<FleetRestartSink>;
 
 // A network is named per owner, as VMs are.
 using NetworkKey = std::pair<std::optional<std::uint32_t>, std::string>;
@@ -53,6 +58,12 @@ struct ServiceState {
   std::map<caf::actor_addr, std::size_t> fds_of;      // each live VM's estimate
   std::uint64_t next_run_id = 1;
   std::map<NetworkKey, NetworkEntry> networks;
+  std::map<caf::actor_addr, std::string> fleet_of;  // live VMs of fleets
+  // The dead, as `info` last said (vm list --all), until forgotten; oldest first.
+  std::deque<VmInfo> dead;
+  // What happened lately, for those who watch every VM (vm events), and who they are.
+  std::deque<SupervisorEvent> events;
+  std::vector<caf::actor> watchers;
 
   // When the service ends, so do its VMs (each kills its child as it goes).
   ~ServiceState() {
@@ -78,6 +89,39 @@ void forget(ServiceSelf self, const caf::actor_addr& vm) {
   st.claim_of.erase(vm);
   st.vms.erase(it->second);
   st.names.erase(it);
+  st.fleet_of.erase(vm);
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Remembered, and told to every watcher.
+void record(ServiceSelf self, SupervisorEvent event) {
+  auto& st = self->state;
+  for (const auto& watcher : st.watchers)
+    caf::anon_send(watcher, event);
+  st.events.push_back(std::move(event));
+  if (st.events.size() > kRememberedEvents)
+    st.events.pop_front();
+}
+
+// A dead VM, remembered in place of an earlier death of its name.
+void remember(ServiceSelf self, VmInfo info) {
+  auto& dead = self->state.dead;
+  std::erase_if(dead, [&](const VmInfo& other) {
+    return other.owner_uid == info.owner_uid && other.name == info.name;
+  });
+  const auto owner = info.owner_uid;
+  dead.push_back(std::move(info));
+  const auto mine = std::count_if(dead.begin(), dead.end(),
+                                  [&](const VmInfo& other) { return other.owner_uid == owner; });
+  if (static_cast<std::size_t>(mine) > kRememberedDeadPerOwner) {
+    dead.erase(std::find_if(dead.begin(), dead.end(),
+                            [&](const VmInfo& other) { return other.owner_uid == owner; }));
+  }
 }
 
 // Spawns the VM and its first handle, and delivers the handle before the VM says anything.
@@ -134,6 +178,7 @@ void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
                                         : st.options.nvram_dir;
   VmPaths paths{run_dir,  log_dir / (spec.name + ".log"), st.options.log_max_bytes,
                 dump_dir, st.options.dumps_per_vm,        nvram_dir / (spec.name + ".vars.fd")};
+  const std::string spec_fleet = spec.fleet;
   auto vm =
       spawn_vm_actor(self->system(), std::move(spec), st.options.reactor, st.cid_registry,
                      caf::actor_cast<VmDeathWatcher>(self), std::move(paths), std::move(*networks));
@@ -143,6 +188,8 @@ void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
   // actor lives on while clients hold handles on it, but a new VM may take the name. The monitor
   // covers an actor that ends without a death (its system shutting down).
   self->monitor(vm);
+  if (!spec_fleet.empty())
+    st.fleet_of[vm.address()] = spec_fleet;
   st.vms.emplace(key, vm);
   st.names.emplace(vm.address(), key);
   st.usage->add(key.first, fds);
@@ -204,7 +251,11 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
       CidRegistryOptions{{cids.cid_first, cids.cid_last}, cids.cid_scope, cids.cid_state_file});
   if (!self->state.options.reactor)
     self->state.options.reactor = std::make_shared<vmm::Reactor>();
-  self->set_down_handler([=](const caf::down_msg& down) { forget(self, down.source); });
+  self->set_down_handler([=](const caf::down_msg& down) {
+    std::erase_if(self->state.watchers,
+                  [&](const caf::actor& watcher) { return watcher.address() == down.source; });
+    forget(self, down.source);
+  });
   return {
       [=](create_atom, VmSpec spec, caf::actor client) -> caf::result<VmHandle> {
         auto& st = self->state;
@@ -240,7 +291,43 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
                 });
         return reply;
       },
-      [=](vm_dead_atom, const caf::actor_addr& vm) { forget(self, vm); },
+      [=](vm_dead_atom, const caf::actor_addr& vm, VmInfo info) {
+        forget(self, vm);
+        remember(self, std::move(info));
+      },
+      [=](vm_state_atom, const caf::actor_addr& vm, const VmEvent& event) {
+        auto& st = self->state;
+        auto named = st.names.find(vm);
+        if (named == st.names.end())
+          return;  // gone already
+        auto fleet = st.fleet_of.find(named->first);
+        record(self, SupervisorEvent{now_ms(), named->second.first,
+                                     fleet == st.fleet_of.end() ? "" : fleet->second,
+                                     std::string(to_string(event.state)), event});
+      },
+      [=](restarted_atom, const std::string& vm, const std::string& fleet,
+          std::optional<std::uint32_t> owner, std::uint32_t restarts) {
+        VmEvent event;
+        event.vm = vm;
+        event.state = VmState::created;
+        event.detail =
+            "restarted by fleet " + fleet + " (restart " + std::to_string(restarts) + ")";
+        record(self, SupervisorEvent{now_ms(), owner, fleet, "restarted", std::move(event)});
+      },
+      [=](history_atom) {
+        return std::vector<VmInfo>(self->state.dead.begin(), self->state.dead.end());
+      },
+      [=](forget_atom, std::optional<std::uint32_t> owner, const std::string& name) {
+        return std::erase_if(self->state.dead, [&](const VmInfo& info) {
+                 return info.owner_uid == owner && info.name == name;
+               }) != 0;
+      },
+      [=](watch_atom, caf::actor watcher) {
+        auto& st = self->state;
+        self->monitor(watcher);
+        st.watchers.push_back(watcher);
+        return std::vector<SupervisorEvent>(st.events.begin(), st.events.end());
+      },
       [=](in_use_atom) { return self->delegate(self->state.cid_registry, in_use_atom::value); },
       [=](taken_atom, std::uint32_t owner, const std::vector<std::string>& names) {
         std::vector<std::string> taken;

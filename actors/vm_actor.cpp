@@ -47,6 +47,7 @@ struct VmActorState {
   std::set<caf::actor_addr> proxies;        // the client handles; never strong references
   std::optional<std::chrono::steady_clock::time_point> started_at;
   std::optional<std::int64_t> started_at_unix_ms;
+  std::optional<std::int64_t> ended_at_unix_ms;
   std::optional<lifecycle::Death> death;
   bool kill_requested = false;
   bool dead = false;
@@ -112,6 +113,8 @@ void publish(VmSelf self, const Message& message) {
     if (auto proxy = caf::actor_cast<ClientProxyActor>(address))
       self->send(proxy, message);
   }
+  if constexpr (std::is_same_v<Message, VmEvent>)
+    self->send(self->state.watcher, vm_state_atom::value, self->address(), message);
 }
 
 // The VM actor lives on after its VM died, answering requests, until no handle remains: only
@@ -240,6 +243,44 @@ caf::result<bool> attach_console(VmSelf self, caf::actor client, bool write, boo
   return write;
 }
 
+// What `info` answers, and what the service keeps of a dead VM.
+VmInfo info_of(VmSelf self) {
+  auto& s = self->state;
+  const VmSpec& own = s.life->spec();
+  VmInfo info;
+  info.name = own.name;
+  info.state = s.life->state();
+  info.vmm = own.vmm;
+  info.debug = own.debug;
+  if (s.child_alive && s.pid > 0)
+    info.pid = s.pid;
+  if (s.cid != 0 && !s.dead)
+    info.cid = s.cid;
+  if (s.started_at && !s.dead) {
+    info.uptime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - *s.started_at)
+                         .count();
+  }
+  info.started_at = s.started_at_unix_ms;
+  info.owner_uid = own.owner_uid;
+  info.memory_mib = own.memory_mib;
+  info.cpus = own.cpus;
+  info.kernel = own.shown(own.kernel);
+  info.disks = describe_disks(own);
+  info.console_log = s.console_log.string();
+  info.gdb_port = own.gdb_port;
+  info.last_dump = s.last_dump;
+  for (const auto& lease : s.leases)
+    info.nics.push_back({lease.network, to_string(lease.address), to_string(lease.mac)});
+  info.fleet = own.fleet;
+  if (s.death) {
+    info.reason = s.death->reason;
+    info.detail = s.death->detail;
+  }
+  info.ended_at = s.ended_at_unix_ms;
+  return info;
+}
+
 void die(VmSelf self, lifecycle::Death death) {
   auto& st = self->state;
   st.child_alive = false;
@@ -257,7 +298,9 @@ void die(VmSelf self, lifecycle::Death death) {
   VmEvent event = current_event(self, death.detail);
   event.reason = death.reason;
   publish(self, std::move(event));
-  self->send(st.watcher, vm_dead_atom::value, self->address());
+  st.ended_at_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
   // The private directory goes on the reactor thread: no file system work in a handler.
   st.reactor->post([dir = std::move(st.run_dir)] {
     std::error_code ignored;
@@ -272,6 +315,8 @@ void die(VmSelf self, lifecycle::Death death) {
     withdraw_monitor(st.self_address, client);
   st.console_clients.clear();
   st.console_writer = nullptr;
+  // After the rest: what the service keeps of it is what `info` says from now on.
+  self->send(st.watcher, vm_dead_atom::value, self->address(), info_of(self));
   quit_if_unreferenced(self);
 }
 
@@ -645,41 +690,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
           return to_caf_error(*refused);
         return s.tail->last(count);
       },
-      [=](info_atom) {
-        auto& s = self->state;
-        const VmSpec& own = s.life->spec();
-        VmInfo info;
-        info.name = own.name;
-        info.state = s.life->state();
-        info.vmm = own.vmm;
-        info.debug = own.debug;
-        if (s.child_alive && s.pid > 0)
-          info.pid = s.pid;
-        if (s.cid != 0 && !s.dead)
-          info.cid = s.cid;
-        if (s.started_at && !s.dead) {
-          info.uptime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::steady_clock::now() - *s.started_at)
-                               .count();
-        }
-        info.started_at = s.started_at_unix_ms;
-        info.owner_uid = own.owner_uid;
-        info.memory_mib = own.memory_mib;
-        info.cpus = own.cpus;
-        info.kernel = own.shown(own.kernel);
-        info.disks = describe_disks(own);
-        info.console_log = s.console_log.string();
-        info.gdb_port = own.gdb_port;
-        info.last_dump = s.last_dump;
-        for (const auto& lease : s.leases)
-          info.nics.push_back({lease.network, to_string(lease.address), to_string(lease.mac)});
-        info.fleet = own.fleet;
-        if (s.death) {
-          info.reason = s.death->reason;
-          info.detail = s.death->detail;
-        }
-        return info;
-      },
+      [=](info_atom) { return info_of(self); },
   };
 }
 

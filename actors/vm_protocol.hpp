@@ -33,11 +33,14 @@ using step_due_atom = caf::atom_constant<caf::atom("stepdue")>;
 using ready_due_atom = caf::atom_constant<caf::atom("readydue")>;
 using stop_sent_atom = caf::atom_constant<caf::atom("stopsent")>;
 using vm_dead_atom = caf::atom_constant<caf::atom("vmdead")>;
+using vm_state_atom = caf::atom_constant<caf::atom("vmstate")>;
 using dumped_atom = caf::atom_constant<caf::atom("dumped")>;
 
-// Told by each VM's actor when its VM dies (the actor lives on while handles remain): the
-// service, which frees the VM's name at once.
-using VmDeathWatcher = caf::typed_actor<caf::reacts_to<vm_dead_atom, caf::actor_addr>>;
+// Told by each VM's actor of its state changes, and when its VM dies (the actor lives on while
+// handles remain) with what `info` says of it from then on: the service, which frees the VM's
+// name at once, remembers the dead VM (vm list --all) and tells those who watch every VM.
+using VmDeathWatcher = caf::typed_actor<caf::reacts_to<vm_state_atom, caf::actor_addr, VmEvent>,
+                                        caf::reacts_to<vm_dead_atom, caf::actor_addr, VmInfo>>;
 
 // A client handle as its VM sees it: it takes the VM's events for its client, and makes more
 // handles on the same VM: (dup_atom, other_client) -> a new handle (the service's dup lands here).

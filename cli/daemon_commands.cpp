@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <ctime>
+#include <deque>
+#include <fstream>
 #include <iostream>
 
 #include "cli/daemon_client.hpp"
@@ -29,15 +31,6 @@ std::string user_name(std::optional<std::uint32_t> uid) {
   if (const passwd* entry = ::getpwuid(*uid))
     return entry->pw_name;
   return std::to_string(*uid);
-}
-
-std::string local_time(std::int64_t unix_ms) {
-  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm local{};
-  localtime_r(&seconds, &local);
-  char text[40];
-  std::strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S %Z", &local);
-  return text;
 }
 
 void print_info(const VmInfo& info) {
@@ -82,6 +75,31 @@ void print_info(const VmInfo& info) {
                     (info.owner_uid ? " (uid " + std::to_string(*info.owner_uid) + ")" : ""));
 }
 
+// A dead VM's console: its log file, which is its owner's to read; its last boot (the lines after
+// the last boot marker), or its last `lines` lines.
+int print_dead_log(const std::string& vm, const std::string& path, std::uint32_t lines) {
+  std::ifstream file(path);
+  if (!file) {
+    return report(Error{ErrorKind::not_found,
+                        "VM " + vm + " is dead; its console log " + path + " cannot be read"});
+  }
+  std::deque<std::string> kept;
+  std::string line;
+  while (std::getline(file, line)) {
+    // From the last boot marker (vmm/console_log.cpp) on: an earlier boot's lines are not this
+    // VM's.
+    if (line.rfind("--- crosvisor: " + vm + " booted at ", 0) == 0)
+      kept.clear();
+    kept.push_back(line);
+    if (lines != 0 && kept.size() > lines)
+      kept.pop_front();
+  }
+  for (const auto& kept_line : kept)
+    std::cout << kept_line << '\n';
+  std::cerr << "vm " << vm << ": dead; this is its console log, " << path << '\n';
+  return 0;
+}
+
 }  // namespace
 
 Expected<protocol::Target> target_named(const std::string& text) {
@@ -93,11 +111,11 @@ Expected<protocol::Target> target_named(const std::string& text) {
   return target;
 }
 
-int list_vms(const DaemonOptions& options, bool all_users) {
+int list_vms(const DaemonOptions& options, bool all_users, bool dead, bool quiet) {
   auto client = connect(options);
   if (!client)
     return report(client.error());
-  auto reply = client->call(protocol::ListRequest{all_users});
+  auto reply = client->call(protocol::ListRequest{all_users, dead});
   if (!reply)
     return report(reply.error());
   const json& vms = (*reply)["vms"];
@@ -105,15 +123,34 @@ int list_vms(const DaemonOptions& options, bool all_users) {
     std::cout << vms.dump(2) << '\n';
     return 0;
   }
-  Table table({"NAME", "STATE", "CID", "VMM", "PID", "UPTIME", "DEBUG", "OWNER"});
+  if (quiet) {
+    for (const auto& vm : vms)
+      std::cout << vm.value("name", "") << '\n';
+    return 0;
+  }
+  std::vector<std::string> columns = {"NAME", "STATE",  "CID",   "VMM",
+                                      "PID",  "UPTIME", "DEBUG", "OWNER"};
+  if (dead)
+    columns.push_back("ENDED");
+  Table table(columns);
   for (const auto& vm : vms) {
     auto info = protocol::parse_info(vm);
     if (!info)
       continue;
-    table.add({info->name, std::string(to_string(info->state)), or_dash(info->cid),
-               std::string(to_string(info->vmm)), or_dash(info->pid),
-               duration_text(info->uptime_ms), std::string(to_string(info->debug)),
-               user_name(info->owner_uid)});
+    std::string state(to_string(info->state));
+    if (info->reason)
+      state += " (" + std::string(to_string(*info->reason)) + ")";
+    std::vector<std::string> row = {info->name,
+                                    state,
+                                    or_dash(info->cid),
+                                    std::string(to_string(info->vmm)),
+                                    or_dash(info->pid),
+                                    duration_text(info->uptime_ms),
+                                    std::string(to_string(info->debug)),
+                                    user_name(info->owner_uid)};
+    if (dead)
+      row.push_back(info->ended_at ? local_time(*info->ended_at) : "-");
+    table.add(row);
   }
   table.print();
   return 0;
@@ -180,8 +217,16 @@ int show_logs(const DaemonOptions& options, const std::string& vm, std::uint32_t
   auto reply = client->call(protocol::LogsRequest{*target, lines, follow});
   if (!reply)
     return report(reply.error());
-  for (const auto& line : (*reply)["lines"])
-    std::cout << line.get<std::string>() << '\n';
+  if (reply->value("dead", false))
+    return print_dead_log(vm, reply->value("console_log", std::string()), lines);
+  if (options.json && !follow)
+    std::cout << (*reply)["lines"].dump(2) << '\n';
+  for (const auto& line : (*reply)["lines"]) {
+    if (options.json && follow)
+      std::cout << json{{"vm", vm}, {"line", line}}.dump() << '\n';
+    else if (!options.json)
+      std::cout << line.get<std::string>() << '\n';
+  }
   std::cout.flush();
   while (follow) {
     auto next = client->next();
@@ -190,7 +235,11 @@ int show_logs(const DaemonOptions& options, const std::string& vm, std::uint32_t
     const json& event = **next;
     const std::string kind = event.value("event", "");
     if (kind == "console") {
-      std::cout << event.value("line", "") << std::endl;
+      if (options.json)
+        std::cout << json{{"vm", event.value("vm", "")}, {"line", event.value("line", "")}}.dump()
+                  << std::endl;
+      else
+        std::cout << event.value("line", "") << std::endl;
     } else if (kind == "console_dropped") {
       std::cerr << "vm " << event.value("vm", "?") << ": " << event.value("lines", 0)
                 << " console lines were dropped while this terminal was not reading (the "
@@ -205,6 +254,18 @@ int show_logs(const DaemonOptions& options, const std::string& vm, std::uint32_t
 }
 
 int show_version(const DaemonOptions& options) {
+  if (options.json) {
+    json out = {{"vm", CROSVISOR_VERSION}, {"protocol", protocol::kVersion}};
+    if (auto client = connect(options)) {
+      if (auto reply = client->call(protocol::VersionRequest{}))
+        out["crosvisord"] = {{"version", reply->value("crosvisor", "")},
+                             {"protocol", reply->value("protocol", 0)},
+                             {"socket", client->socket_path().string()},
+                             {"uid", reply->value("uid", 0u)}};
+    }
+    std::cout << out.dump(2) << '\n';
+    return 0;
+  }
   std::cout << "vm " << CROSVISOR_VERSION << " (protocol " << protocol::kVersion << ")\n";
   auto client = connect(options);
   if (!client) {

@@ -18,7 +18,8 @@ struct DaemonOptions {
 // A VM as the command line names it: a name, or a CID (all digits).
 Expected<protocol::Target> target_named(const std::string& text);
 
-int list_vms(const DaemonOptions& options, bool all_users);
+// dead: the dead VMs crosvisord remembers too (virsh list --all, docker ps -a); quiet: names only.
+int list_vms(const DaemonOptions& options, bool all_users, bool dead = false, bool quiet = false);
 int show_info(const DaemonOptions& options, const std::string& vm);
 int stop_vm(const DaemonOptions& options, const std::string& vm, std::optional<double> timeout_s,
             bool force);

@@ -218,7 +218,11 @@ int fleet_up(const DaemonOptions& options, const FleetUpOptions& up) {
   }
   if (terminal)
     std::fprintf(stderr, "\n");
-  print_table(status);
+  // --json: one document on stdout, the fleet's status (with `down` for a fleet held here).
+  if (!options.json)
+    print_table(status);
+  else if (!attached)
+    std::cout << status.dump(2) << '\n';
   const bool complete = status.value("failed", 0) + status.value("blocked", 0) == 0;
   const int exit_code = complete ? kExitOk : kExitRefused;
   if (!complete && interrupted_by == 0)
@@ -263,7 +267,10 @@ int fleet_up(const DaemonOptions& options, const FleetUpOptions& up) {
   auto downed = client->call(protocol::FleetDownRequest{.fleet = name}, on_event);
   if (!downed)
     return report(downed.error(), "vm fleet");
-  print_table((*downed)["fleet"]);
+  if (options.json)
+    std::cout << json{{"up", status}, {"down", (*downed)["fleet"]}}.dump(2) << '\n';
+  else
+    print_table((*downed)["fleet"]);
   return interrupted_by != 0 ? kExitInterrupted + interrupted_by : exit_code;
 }
 

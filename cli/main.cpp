@@ -5,10 +5,12 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "cli/completion.hpp"
 #include "cli/composite_command.hpp"
 #include "cli/console_command.hpp"
 #include "cli/daemon_commands.hpp"
 #include "cli/fleet_commands.hpp"
+#include "cli/history_commands.hpp"
 #include "cli/run_command.hpp"
 #include "core/exit_codes.hpp"
 #include "core/vmm_binary_options.hpp"
@@ -35,26 +37,66 @@ int main(int argc, char** argv) {
       "Boot a VM from FILE through crosvisord (your own is started when none serves you) "
       "and stay attached until it dies; Ctrl-C stops it");
   run_cmd->add_option("FILE", run.file, "VM description (TOML)")->required();
-  run_cmd->add_option("--name", run.name, "Override the VM's name");
+  run_cmd->add_option("--name", run.name, "Override the VM's name")->type_name("NAME");
   const auto level_names = debug_level_names();
   const std::vector<std::string> debug_levels(level_names.begin(), level_names.end());
   run_cmd->add_option("--debug", debug, "full: keep the console; none: keep nothing")
       ->check(CLI::IsMember(debug_levels));
   run_cmd->add_flag("--console", run.console, "Print the guest console on stdout (debug = full)");
-  run_cmd->add_option("--accel", run.accel, "QEMU accelerator list, e.g. tcg or kvm:tcg");
+  run_cmd->add_flag("-d,--detach", run.detach,
+                    "Hand the VM to crosvisord, which keeps it until vm stop; return once ready");
+  run_cmd->add_option("--accel", run.accel, "QEMU accelerator list, e.g. tcg or kvm:tcg")
+      ->type_name("ACCEL");
   add_vmm_binary_options(*run_cmd, run.vmm_binaries);
 
-  cli::DaemonOptions daemon_options;
-  bool all_users = false;
-  bool all_moved = false;
-  auto* list_cmd = app.add_subcommand("list", "List your VMs");
-  list_cmd->add_flag("--all-users", all_users, "Every user's VMs (root or the daemon's own user)");
-  // virsh and docker take --all for "dead ones too": not what it meant here once, so it is not
-  // silently something else now.
-  list_cmd->add_flag("--all", all_moved, "(use --all-users for every user's VMs)")->group("");
-  list_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
+  auto* start_cmd = app.add_subcommand(
+      "start",
+      "Boot a VM from FILE, detached: crosvisord keeps it until vm stop (vm run --detach)");
+  start_cmd->add_option("FILE", run.file, "VM description (TOML)")->required();
+  start_cmd->add_option("--name", run.name, "Override the VM's name")->type_name("NAME");
+  start_cmd->add_option("--accel", run.accel, "QEMU accelerator list, e.g. tcg or kvm:tcg")
+      ->type_name("ACCEL");
 
   std::string target;
+  cli::DaemonOptions daemon_options;
+  bool all_users = false;
+  bool dead_too = false;
+  bool quiet = false;
+  auto* list_cmd = app.add_subcommand("list", "List your VMs");
+  list_cmd->alias("ls");
+  list_cmd->alias("ps");
+  list_cmd->add_flag("--all-users", all_users, "Every user's VMs (root or the daemon's own user)");
+  // As virsh list --all and docker ps -a: the dead ones too. (Before 0.1, --all meant every
+  // user's: that is --all-users.)
+  list_cmd->add_flag("-a,--all", dead_too, "Dead VMs too, until vm rm (the newest 100 per user)");
+  list_cmd->add_flag("-q,--quiet", quiet, "Names only, one per line");
+  list_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
+
+  auto* rm_cmd = app.add_subcommand("rm", "Forget a dead VM (vm list --all shows them)");
+  rm_cmd->add_option("VM", target, "Name")->required();
+  rm_cmd->add_flag("--json", daemon_options.json, "JSON instead of nothing");
+
+  std::optional<std::string> since;
+  std::vector<std::string> event_names;
+  auto* events_cmd =
+      app.add_subcommand("events", "Print your VMs' state changes as they happen, until Ctrl-C");
+  events_cmd->add_option("VM", event_names, "Only these VMs");
+  events_cmd
+      ->add_option("--since", since,
+                   "First the remembered ones since: 30s, 5m, 2h, 1d, Unix seconds or "
+                   "YYYY-MM-DDTHH:MM:SS")
+      ->type_name("TIME");
+  events_cmd->add_flag("--all-users", all_users,
+                       "Every user's VMs (root or the daemon's own user)");
+  events_cmd->add_flag("--json", daemon_options.json, "One JSON object per line");
+
+  std::string until = "dead";
+  auto* wait_cmd = app.add_subcommand(
+      "wait", "Return when a VM is ready, running or dead (exit code: its death reason's)");
+  wait_cmd->add_option("VM", target, "Name or CID")->required();
+  wait_cmd->add_option("--until", until, "ready, running or dead (default)")
+      ->check(CLI::IsMember({"ready", "running", "dead"}));
+
   auto* info_cmd = app.add_subcommand("info", "Show one VM");
   info_cmd->add_option("VM", target, "Name or CID")->required();
   info_cmd->add_flag("--json", daemon_options.json, "JSON instead of text");
@@ -74,6 +116,9 @@ int main(int argc, char** argv) {
   logs_cmd->add_option("VM", target, "Name or CID")->required();
   logs_cmd->add_option("-n,--lines", lines, "Only the last LINES lines (default: all kept)");
   logs_cmd->add_flag("-f,--follow", follow, "Then print new lines until the VM dies");
+  logs_cmd->add_flag("--json", daemon_options.json,
+                     "JSON: the lines as an array (with -f, an "
+                     "object per line)");
 
   bool console_force = false;
   auto* console_cmd = app.add_subcommand(
@@ -90,6 +135,7 @@ int main(int argc, char** argv) {
                        "Write it here (a new file); default: crosvisord's dump directory");
 
   auto* version_cmd = app.add_subcommand("version", "Versions of vm and of crosvisord");
+  version_cmd->add_flag("--json", daemon_options.json, "JSON instead of text");
 
   auto* fleet_cmd = app.add_subcommand("fleet", "Fleets of VMs described in one TOML file");
   fleet_cmd->require_subcommand(1);
@@ -106,6 +152,8 @@ int main(int argc, char** argv) {
                          "Hold the fleet here: Ctrl-C (or this command's death) takes it down");
   fleet_up_cmd->add_flag("--until-ready", up.until_ready,
                          "Bring the fleet up, show it ready, then take it down");
+  fleet_up_cmd->add_flag("--json", daemon_options.json,
+                         "The fleet's status as JSON on stdout (progress stays on stderr)");
   std::string fleet_name;
   bool fleet_all = false;
   auto* fleet_status_cmd = fleet_cmd->add_subcommand("status", "Show your fleets");
@@ -124,7 +172,8 @@ int main(int argc, char** argv) {
   std::string fleet_vm;
   auto* fleet_restart_cmd = fleet_cmd->add_subcommand("restart", "Restart one VM of a fleet");
   fleet_restart_cmd->add_option("VM", fleet_vm, "The VM")->required();
-  fleet_restart_cmd->add_option("--fleet", fleet_name, "The fleet (default: the one with VM)");
+  fleet_restart_cmd->add_option("--fleet", fleet_name, "The fleet (default: the one with VM)")
+      ->type_name("FLEET");
   fleet_restart_cmd->add_flag("--json", daemon_options.json, "JSON instead of text");
 
   std::filesystem::path composite_out;
@@ -135,13 +184,22 @@ int main(int argc, char** argv) {
                          "Write a composite disk OUT (crosvm format, plus OUT.header, OUT.footer, "
                          "OUT.filler and OUT.vmdk for QEMU) from partition images, or inspect one");
   composite_cmd->add_option("OUT", composite_out, "The composite disk file to write");
-  composite_cmd->add_option("--partition", composite_partitions,
-                            "LABEL:PATH[:writable][:esp][:GUID], in disk order (esp: an EFI system partition)");
+  composite_cmd->add_option(
+      "--partition", composite_partitions,
+      "LABEL:PATH[:writable][:esp][:GUID], in disk order (esp: an EFI system partition)");
   composite_cmd
       ->add_option("--inspect", composite_inspect,
                    "Print the components and GPT of a composite file")
       ->excludes("--partition")
       ->excludes("OUT");
+
+  // Hidden: `vm completion bash` prints the bash completion that the build installs.
+  std::string completion_shell;
+  auto* completion_cmd =
+      app.add_subcommand("completion", "Print a shell completion script")->group("");
+  completion_cmd->add_option("SHELL", completion_shell, "bash")
+      ->required()
+      ->check(CLI::IsMember({"bash"}));
 
   // A word where a command belongs that names none: say so, rather than "A subcommand is
   // required" (CLI11's words for it).
@@ -153,9 +211,9 @@ int main(int argc, char** argv) {
     }
     if (word.empty() || word[0] == '-')
       continue;
-    if (app.get_subcommands([&](CLI::App* sub) { return sub->get_name() == word; }).empty()) {
+    if (app.get_subcommands([&](CLI::App* sub) { return sub->check_name(word); }).empty()) {
       std::string commands;
-      for (auto* sub : app.get_subcommands([](CLI::App*) { return true; }))
+      for (auto* sub : app.get_subcommands([](CLI::App* s) { return !s->get_group().empty(); }))
         commands += (commands.empty() ? "" : ", ") + sub->get_name();
       std::cerr << "vm: unknown command '" << word << "' (commands: " << commands
                 << "; vm --help)\n";
@@ -169,6 +227,10 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;
   }
+  if (*completion_cmd) {
+    std::cout << cli::bash_completion(app);
+    return 0;
+  }
   process::raise_fd_limit();
   spdlog::set_default_logger(spdlog::stderr_color_mt("vm"));
   spdlog::set_level(spdlog::level::from_str(log_level));
@@ -181,13 +243,23 @@ int main(int argc, char** argv) {
     run.log_level = log_level;
     return cli::run_vm(run);
   }
-  if (*list_cmd) {
-    if (all_moved) {
-      std::cerr << "vm list: --all is now --all-users (every user's VMs; root or the daemon's "
-                   "own user)\n";
-      return kExitUsage;
-    }
-    return cli::list_vms(daemon_options, all_users);
+  if (*start_cmd) {
+    run.detach = true;
+    run.socket = socket;
+    run.log_level = log_level;
+    return cli::run_vm(run);
+  }
+  if (*list_cmd)
+    return cli::list_vms(daemon_options, all_users, dead_too, quiet);
+  if (*rm_cmd)
+    return cli::remove_vm(daemon_options, target);
+  if (*events_cmd)
+    return cli::watch_events(daemon_options, since, event_names, all_users);
+  if (*wait_cmd) {
+    return cli::wait_vm(daemon_options, target,
+                        until == "ready"     ? VmState::ready
+                        : until == "running" ? VmState::running
+                                             : VmState::dead);
   }
   if (*info_cmd)
     return cli::show_info(daemon_options, target);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 
 #include "core/exit_codes.hpp"
@@ -46,6 +47,24 @@ void Table::print() const {
     std::cout << line << '\n';
   }
   std::cout.flush();
+}
+
+std::string local_time(std::int64_t unix_ms, const char* format) {
+  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm local{};
+  localtime_r(&seconds, &local);
+  char text[64];
+  std::strftime(text, sizeof(text), format, &local);
+  return text;
+}
+
+std::string event_text(const VmEvent& event) {
+  std::string line = "vm " + event.vm + ": " + std::string(to_string(event.state));
+  if (event.reason)
+    line += " (" + std::string(to_string(*event.reason)) + ")";
+  if (!event.detail.empty())
+    line += ": " + event.detail;
+  return line;
 }
 
 }  // namespace crosvisor::cli

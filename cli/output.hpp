@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "crosvisor/error.hpp"
+#include "crosvisor/vm_event.hpp"
 
 namespace crosvisor::cli {
 
@@ -23,6 +24,10 @@ std::string or_dash(const std::optional<T>& value) {
 
 // "1m05s", "2h03m", "-" for none.
 std::string duration_text(std::int64_t ms);
+// Unix time in ms as local time, strftime's `format` (e.g. "%Y-%m-%d %H:%M:%S").
+std::string local_time(std::int64_t unix_ms, const char* format = "%Y-%m-%d %H:%M:%S %Z");
+// "vm web: dead (CRASH): detail", as `vm run` reports a state change.
+std::string event_text(const VmEvent& event);
 
 class Table {
  public:

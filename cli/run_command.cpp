@@ -9,6 +9,7 @@
 
 #include "cli/console_session.hpp"
 #include "cli/daemon_client.hpp"
+#include "cli/history_commands.hpp"
 #include "cli/output.hpp"
 #include "config/vm_config.hpp"
 #include "core/exit_codes.hpp"
@@ -21,15 +22,6 @@ namespace crosvisor::cli {
 namespace {
 
 using json = nlohmann::json;
-
-std::string event_text(const VmEvent& event) {
-  std::string line = "vm " + event.vm + ": " + std::string(to_string(event.state));
-  if (event.reason)
-    line += " (" + std::string(to_string(*event.reason)) + ")";
-  if (!event.detail.empty())
-    line += ": " + event.detail;
-  return line;
-}
 
 std::string seconds_text(std::chrono::milliseconds ms) {
   const auto tenths = ms.count() / 100;
@@ -129,12 +121,23 @@ int run_vm(const RunOptions& options) {
       return interrupted(client->last_signal());
     return report(filled.error());
   }
-  auto created = client->call(protocol::CreateRequest{message->vm}, on_event, message->fds);
+  auto created =
+      client->call(protocol::CreateRequest{message->vm, options.detach}, on_event, message->fds);
   message->fds.clear();
   if (!created) {
     if (created.error().kind == ErrorKind::interrupted)
       return interrupted(client->last_signal());
     return report(created.error());
+  }
+  if (options.detach) {
+    // crosvisord holds it now: this command only watches it come up (Ctrl-C stops watching).
+    const int code = wait_on(*client, spec->name, VmState::ready, true, signals.get());
+    if (code == 0 || code >= kExitInterrupted) {
+      std::cerr << "vm " << spec->name << ": detached: crosvisord keeps it until `vm stop "
+                << spec->name << "`\n";
+      return 0;
+    }
+    return code;
   }
   if (options.console && spec->debug == DebugLevel::full && ::isatty(STDIN_FILENO)) {
     auto attached =

@@ -17,6 +17,8 @@ struct RunOptions {
   std::optional<DebugLevel> debug;
   std::optional<std::string> accel;
   bool console = false;  // print the console on stdout (debug = full VMs)
+  // Hand the VM to crosvisord, which keeps it until `vm stop`; return once it is ready.
+  bool detach = false;
   VmmBinaries vmm_binaries;
   std::optional<std::filesystem::path> socket;
   std::string log_level = "warn";

@@ -73,6 +73,7 @@ caf::behavior session_behavior(Session* self, SessionContext context, PeerCreden
         dispatch(self, envelope.request, std::move(*envelope.fds));
       },
       [=](const VmEvent& event) { forward_state(self, event); },
+      [=](const SupervisorEvent& event) { forward_event(self, event); },
       [=](const ConsoleLine& line) {
         self->state.connection->send_console(protocol::console_event(line), line.vm);
       },

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,13 @@ struct SessionState {
     bool writer = false;
   };
   std::map<std::string, ConsoleAttachment> consoles;
+  // What `events` asked for: every VM the client may see (all_users: every user's, when it may),
+  // or only the named ones.
+  struct EventFilter {
+    std::vector<std::string> names;
+    bool all_users = false;
+  };
+  std::optional<EventFilter> events;
 
   void reply(nlohmann::json message) { connection->send(std::move(message)); }
   void fail(std::uint64_t id, const Error& error) {
@@ -69,9 +77,16 @@ struct GatheredVms {
   std::optional<Error> error;
 };
 void gather_vms(Session* self, std::function<void(GatheredVms)> done);
-// The one VM `target` names, if this client may act on it; otherwise request `id` is refused.
+// The one VM `target` names, if this client may act on it; otherwise request `id` is refused,
+// or, given `missing`, that is called instead (to look among the dead).
 void with_target(Session* self, std::uint64_t id, const protocol::Target& target,
-                 std::function<void(const FoundVm&)> act);
+                 std::function<void(const FoundVm&)> act, std::function<void()> missing = nullptr);
+// The dead VM `target` names among those the daemon remembers and this client may see, or
+// nothing (on the session's thread).
+void find_dead(Session* self, const protocol::Target& target,
+               std::function<void(std::optional<VmInfo>)> done);
+// A VM event the client asked for (events), if it may see it.
+void forward_event(Session* self, const SupervisorEvent& event);
 // Sends a VM's state change to the client (once per state), and answers stops waiting for it.
 void forward_state(Session* self, const VmEvent& event);
 // A watched VM's actor is gone: if its death never reached us, say it now.
@@ -97,6 +112,8 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetUpRequest& req
 void handle(Session* self, std::uint64_t id, const protocol::FleetStatusRequest& request);
 void handle(Session* self, std::uint64_t id, const protocol::FleetDownRequest& request);
 void handle(Session* self, std::uint64_t id, const protocol::FleetRestartRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::RemoveRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::EventsRequest& request);
 
 // A client may name a VMM binary only to a daemon running as the client's own user: a daemon
 // serving other users (root with --shared) runs only the binaries it was started with.

@@ -10,6 +10,7 @@
 
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
+#include "daemon/keeper.hpp"
 #include "daemon/session_state.hpp"
 #include "protocol/spec_json.hpp"
 #include "vmm/reactor.hpp"
@@ -73,7 +74,7 @@ void gather_vms(Session* self, std::function<void(GatheredVms)> done) {
 }
 
 void with_target(Session* self, std::uint64_t id, const protocol::Target& target,
-                 std::function<void(const FoundVm&)> act) {
+                 std::function<void(const FoundVm&)> act, std::function<void()> missing) {
   gather_vms(self, [=](GatheredVms gathered) {
     auto& st = self->state;
     if (gathered.error)
@@ -100,6 +101,8 @@ void with_target(Session* self, std::uint64_t id, const protocol::Target& target
     }
     if (matches.size() == 1)
       return act(*matches.front());
+    if (missing)
+      return missing();
     // Another user's VM is reported exactly like one that does not exist.
     st.fail(id, ErrorKind::not_found,
             "no VM " + std::string(target.cid ? "with CID " : "named ") + target.text +
@@ -194,17 +197,31 @@ void handle(Session* self, std::uint64_t id, const protocol::CreateRequest& requ
     return self->state.fail(id, *refused);
   spec->owner_uid = self->state.peer.uid;
   const std::string name = spec->name;
+  // Detached, a keeper of its own is its client and holds it (daemon/keeper.hpp).
+  const bool detach = request.detach;
+  const caf::actor client =
+      detach ? spawn_keeper(self->system()) : caf::actor_cast<caf::actor>(self);
   self->request(self->state.context.service, std::chrono::seconds(30), create_atom::value,
-                std::move(*spec), caf::actor_cast<caf::actor>(self))
+                std::move(*spec), client)
       .then(
           [=](VmHandle handle) {
-            self->state.handles[name] = std::move(handle);
+            if (detach)
+              caf::anon_send(client, keep_atom::value, std::move(handle));
+            else
+              self->state.handles[name] = std::move(handle);
             json reply = protocol::ok_reply(id);
             reply["vm"] = name;
             self->state.reply(std::move(reply));
           },
-          [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
+          [=](caf::error& error) {
+            if (detach)
+              caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
+            self->state.fail(id, from_caf_error(error));
+          });
 }
+
+void list_reply(Session* self, std::uint64_t id, std::vector<FoundVm> vms,
+                const std::vector<VmInfo>& dead, bool all_users);
 
 void handle(Session* self, std::uint64_t id, const protocol::ListRequest& request) {
   if (request.all_users && !self->state.may_see_all()) {
@@ -212,10 +229,24 @@ void handle(Session* self, std::uint64_t id, const protocol::ListRequest& reques
                             "listing every user's VMs needs root or the daemon's own user");
   }
   const bool all_users = request.all_users;
+  const bool dead = request.dead;
   gather_vms(self, [=](GatheredVms gathered) {
     if (gathered.error)
       return self->state.fail(id, gathered.error->kind, gathered.error->message);
-    auto& vms = gathered.vms;
+    if (!dead)
+      return list_reply(self, id, std::move(gathered.vms), {}, all_users);
+    self->request(self->state.context.service, std::chrono::seconds(10), history_atom::value)
+        .then(
+            [=](const std::vector<VmInfo>& remembered) mutable {
+              list_reply(self, id, std::move(gathered.vms), remembered, all_users);
+            },
+            [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
+  });
+}
+
+void list_reply(Session* self, std::uint64_t id, std::vector<FoundVm> vms,
+                const std::vector<VmInfo>& dead, bool all_users) {
+  {
     std::sort(vms.begin(), vms.end(), [](const FoundVm& a, const FoundVm& b) {
       return std::tie(a.info.name, a.info.owner_uid) < std::tie(b.info.name, b.info.owner_uid);
     });
@@ -225,18 +256,40 @@ void handle(Session* self, std::uint64_t id, const protocol::ListRequest& reques
       if (all_users || own)
         listed.push_back(protocol::info_json(vm.info));
     }
+    // The dead after the living, oldest death first.
+    for (const auto& info : dead) {
+      if (all_users || info.owner_uid == self->state.peer.uid)
+        listed.push_back(protocol::info_json(info));
+    }
     json reply = protocol::ok_reply(id);
     reply["vms"] = std::move(listed);
     self->state.reply(std::move(reply));
-  });
+  }
+}
+
+// Refused as with_target refuses when the daemon remembers no such dead VM either.
+void not_found(Session* self, std::uint64_t id, const protocol::Target& target) {
+  self->state.fail(id, ErrorKind::not_found,
+                   "no VM " + std::string(target.cid ? "with CID " : "named ") + target.text +
+                       (self->state.peer.uid == 0 ? "" : " of yours"));
 }
 
 void handle(Session* self, std::uint64_t id, const protocol::InfoRequest& request) {
-  with_target(self, id, request.vm, [=](const FoundVm& vm) {
+  const auto target = request.vm;
+  const auto answer = [=](const VmInfo& info) {
     json reply = protocol::ok_reply(id);
-    reply["vm"] = protocol::info_json(vm.info);
+    reply["vm"] = protocol::info_json(info);
     self->state.reply(std::move(reply));
-  });
+  };
+  with_target(
+      self, id, target, [=](const FoundVm& vm) { answer(vm.info); },
+      [=] {
+        find_dead(self, target, [=](std::optional<VmInfo> dead) {
+          if (!dead)
+            return not_found(self, id, target);
+          answer(*dead);
+        });
+      });
 }
 
 void handle(Session* self, std::uint64_t id, const protocol::StopRequest& request) {
@@ -267,21 +320,40 @@ void handle(Session* self, std::uint64_t id, const protocol::StopRequest& reques
 void handle(Session* self, std::uint64_t id, const protocol::LogsRequest& request) {
   const auto lines = request.lines;
   const bool follow_on = request.follow;
-  with_target(self, id, request.vm, [=](const FoundVm& vm) {
-    self->request<caf::message_priority::high>(vm.actor, std::chrono::seconds(10), logs_atom::value,
-                                               lines)
-        .then(
-            [=](const std::vector<std::string>& tail) {
-              json reply = protocol::ok_reply(id);
-              reply["lines"] = tail;
-              self->state.reply(std::move(reply));
-              if (follow_on) {
-                self->state.forwarded[vm.info.name] = vm.info.state;
-                follow(self, vm);
-              }
-            },
-            [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
-  });
+  const auto target = request.vm;
+  with_target(
+      self, id, request.vm,
+      [=](const FoundVm& vm) {
+        self->request<caf::message_priority::high>(vm.actor, std::chrono::seconds(10),
+                                                   logs_atom::value, lines)
+            .then(
+                [=](const std::vector<std::string>& tail) {
+                  json reply = protocol::ok_reply(id);
+                  reply["lines"] = tail;
+                  self->state.reply(std::move(reply));
+                  if (follow_on) {
+                    self->state.forwarded[vm.info.name] = vm.info.state;
+                    follow(self, vm);
+                  }
+                },
+                [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
+      },
+      [=] {
+        // A dead VM's console is in its log file, which is its owner's to read: say where.
+        find_dead(self, target, [=](std::optional<VmInfo> dead) {
+          if (!dead)
+            return not_found(self, id, target);
+          if (dead->console_log.empty()) {
+            return self->state.fail(
+                id, ErrorKind::state,
+                "VM " + dead->name + " is dead and kept no console (debug = none)");
+          }
+          json reply = protocol::ok_reply(id);
+          reply["dead"] = true;
+          reply["console_log"] = dead->console_log;
+          self->state.reply(std::move(reply));
+        });
+      });
 }
 
 void handle(Session* self, std::uint64_t id, const protocol::SubscribeRequest& request) {

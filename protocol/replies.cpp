@@ -48,6 +48,7 @@ json info_json(const VmInfo& info) {
               {"cid", or_null(info.cid)},
               {"uptime_ms", info.uptime_ms},
               {"started_at_ms", or_null(info.started_at)},
+              {"ended_at_ms", or_null(info.ended_at)},
               {"owner_uid", or_null(info.owner_uid)},
               {"memory_mib", info.memory_mib},
               {"cpus", info.cpus},
@@ -75,6 +76,35 @@ json state_event(const VmEvent& event) {
   if (event.cid)
     message["cid"] = *event.cid;
   return message;
+}
+
+json supervisor_event(const SupervisorEvent& event) {
+  json message = state_event(event.event);
+  message["event"] = "vm";
+  message["at_ms"] = event.at_ms;
+  message["kind"] = event.kind;
+  message["fleet"] = event.fleet.empty() ? json(nullptr) : json(event.fleet);
+  message["owner_uid"] = event.owner ? json(*event.owner) : json(nullptr);
+  return message;
+}
+
+Expected<SupervisorEvent> parse_supervisor_event(const json& message) {
+  auto state = parse_state_event(message);
+  if (!state)
+    return std::unexpected(state.error());
+  SupervisorEvent event;
+  event.event = std::move(*state);
+  try {
+    event.at_ms = message.at("at_ms").get<std::int64_t>();
+    event.kind = message.at("kind").get<std::string>();
+    if (message.contains("fleet") && message["fleet"].is_string())
+      event.fleet = message["fleet"].get<std::string>();
+    if (message.contains("owner_uid") && message["owner_uid"].is_number_unsigned())
+      event.owner = message["owner_uid"].get<std::uint32_t>();
+  } catch (const json::exception& e) {
+    return std::unexpected(malformed(std::string("malformed event: ") + e.what()));
+  }
+  return event;
 }
 
 json console_event(const ConsoleLine& line) {
@@ -133,6 +163,7 @@ Expected<VmInfo> parse_info(const json& info) {
     optional_of("cid", parsed.cid);
     parsed.uptime_ms = info.at("uptime_ms").get<std::int64_t>();
     optional_of("started_at_ms", parsed.started_at);
+    optional_of("ended_at_ms", parsed.ended_at);
     optional_of("owner_uid", parsed.owner_uid);
     optional_of("gdb_port", parsed.gdb_port);
     if (info.contains("last_dump") && info["last_dump"].is_string())

@@ -26,7 +26,12 @@ nlohmann::json console_data_event(const ConsoleBytes& bytes);
 // {"event": "console_writer_lost", "vm"}
 nlohmann::json console_writer_lost_event(const ConsoleWriterLost& lost);
 
-// Client side: the reverse of state_event and info_json.
+// {"event": "vm", "at_ms", "vm", "kind", "state", "detail", "fleet", "owner_uid", and "reason",
+// "pid", "cid" when known}: what `events` streams (docs/cli.md lists the kinds).
+nlohmann::json supervisor_event(const SupervisorEvent& event);
+
+// Client side: the reverse of state_event, supervisor_event and info_json.
+Expected<SupervisorEvent> parse_supervisor_event(const nlohmann::json& event);
 Expected<VmEvent> parse_state_event(const nlohmann::json& event);
 Expected<VmInfo> parse_info(const nlohmann::json& info);
 

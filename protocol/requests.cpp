@@ -44,6 +44,35 @@ class Fields {
     }
     return static_cast<std::uint32_t>(value.get<std::uint64_t>());
   }
+  std::optional<std::uint64_t> big_number(const char* key) {
+    if (!has(key))
+      return std::nullopt;
+    if (!message_[key].is_number_unsigned()) {
+      fail("'" + std::string(key) + "' must be a non-negative integer");
+      return std::nullopt;
+    }
+    return message_[key].get<std::uint64_t>();
+  }
+  // VM names, at most `max` of them.
+  std::vector<std::string> vm_names(const char* key, std::size_t max) {
+    if (!has(key))
+      return {};
+    const json& value = message_[key];
+    if (!value.is_array() || value.size() > max) {
+      fail("'" + std::string(key) + "' must be an array of at most " + std::to_string(max) +
+           " VM names");
+      return {};
+    }
+    std::vector<std::string> names;
+    for (const auto& name : value) {
+      if (!name.is_string() || !is_valid_vm_name(name.get<std::string>())) {
+        fail("'" + std::string(key) + "' must hold VM names");
+        return {};
+      }
+      names.push_back(name.get<std::string>());
+    }
+    return names;
+  }
   Target target(const char* key) {
     if (!has(key)) {
       needs(key);
@@ -177,16 +206,35 @@ std::size_t nesting_depth(std::string_view payload) {
 // Each request type: its decoder and its encoder, side by side.
 
 CreateRequest decode(Fields& fields, std::type_identity<CreateRequest>) {
-  return {fields.object("vm", "the VM description (an object)")};
+  return {fields.object("vm", "the VM description (an object)"), fields.flag("detach")};
 }
 void encode(json& out, const CreateRequest& request) {
   out["vm"] = request.vm;
+  out["detach"] = request.detach;
 }
 
 ListRequest decode(Fields& fields, std::type_identity<ListRequest>) {
-  return {fields.flag("all_users")};
+  return {fields.flag("all_users"), fields.flag("dead")};
 }
 void encode(json& out, const ListRequest& request) {
+  out["all_users"] = request.all_users;
+  out["dead"] = request.dead;
+}
+
+RemoveRequest decode(Fields& fields, std::type_identity<RemoveRequest>) {
+  return {fields.target("vm")};
+}
+void encode(json& out, const RemoveRequest& request) {
+  out["vm"] = request.vm.text;
+}
+
+EventsRequest decode(Fields& fields, std::type_identity<EventsRequest>) {
+  return {fields.big_number("since_ms"), fields.vm_names("names", 1024), fields.flag("all_users")};
+}
+void encode(json& out, const EventsRequest& request) {
+  if (request.since_ms)
+    out["since_ms"] = *request.since_ms;
+  out["names"] = request.names;
   out["all_users"] = request.all_users;
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "crosvisor/error.hpp"
 #include "crosvisor/vm_event.hpp"
@@ -34,13 +35,31 @@ struct Target {
 Expected<Target> parse_target(std::string_view text);
 
 // Boots a VM. `vm` is its description (protocol/spec_json.hpp), whose files come as fds.
+// detach: the daemon holds it (until `stop`) instead of this session.
 struct CreateRequest {
   static constexpr std::string_view op = "create";
   nlohmann::json vm;
+  bool detach = false;
 };
-// The caller's VMs; with all_users every user's (root, or the daemon's own user).
+// The caller's VMs; with all_users every user's (root, or the daemon's own user); with dead,
+// the dead ones the daemon remembers too (until `remove`).
 struct ListRequest {
   static constexpr std::string_view op = "list";
+  bool all_users = false;
+  bool dead = false;
+};
+// Forgets a dead VM the daemon remembers (vm rm); refused for a live one.
+struct RemoveRequest {
+  static constexpr std::string_view op = "remove";
+  Target vm;
+};
+// Every VM event the caller may see, as {"event": "vm", ...} (protocol/replies.hpp): first those
+// the daemon remembers from since_ms (Unix time, ms) on, then each as it comes, until the
+// session ends. names: only these VMs (all when empty).
+struct EventsRequest {
+  static constexpr std::string_view op = "events";
+  std::optional<std::uint64_t> since_ms;
+  std::vector<std::string> names;
   bool all_users = false;
 };
 struct InfoRequest {
@@ -134,7 +153,7 @@ using RequestBody =
     std::variant<CreateRequest, ListRequest, InfoRequest, StopRequest, LogsRequest,
                  SubscribeRequest, ConsoleRequest, ConsoleInputRequest, ConsoleDetachRequest,
                  DumpRequest, PingRequest, VersionRequest, FleetUpRequest, FleetStatusRequest,
-                 FleetDownRequest, FleetRestartRequest>;
+                 FleetDownRequest, FleetRestartRequest, RemoveRequest, EventsRequest>;
 
 struct Request {
   std::uint64_t id = 0;

@@ -36,6 +36,9 @@ using console_attach_atom = caf::atom_constant<caf::atom("conattach")>;
 using console_input_atom = caf::atom_constant<caf::atom("coninput")>;
 using console_detach_atom = caf::atom_constant<caf::atom("condetach")>;
 using dump_atom = caf::atom_constant<caf::atom("dump")>;
+using history_atom = caf::atom_constant<caf::atom("history")>;
+using forget_atom = caf::atom_constant<caf::atom("forget")>;
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
 
 // A VM's own actor: what the service lists. It answers questions and takes stops, but holding
 // it does not keep the VM alive.
@@ -88,7 +91,18 @@ using ServiceActor = caf::typed_actor<
     caf::replies_to<taken_atom, std::uint32_t,
                     std::vector<std::string>>::with<std::vector<std::string>>,
     // -> how many vsock CIDs are granted
-    caf::replies_to<in_use_atom>::with<std::uint64_t>>;
+    caf::replies_to<in_use_atom>::with<std::uint64_t>,
+    // -> the dead VMs it remembers, as `info` last said of each (the newest death of each name of
+    // each owner; at most kRememberedDeadPerOwner per owner, the oldest forgotten first)
+    caf::replies_to<history_atom>::with<std::vector<VmInfo>>,
+    // (owner, name) -> forgets that dead VM (true), or remembered none (false)
+    caf::replies_to<forget_atom, std::optional<std::uint32_t>, std::string>::with<bool>,
+    // (watcher) -> the last kRememberedEvents SupervisorEvents, oldest first; from then on every
+    // new one goes to the watcher, until it ends
+    caf::replies_to<watch_atom, caf::actor>::with<std::vector<SupervisorEvent>>>;
+
+inline constexpr std::size_t kRememberedDeadPerOwner = 100;
+inline constexpr std::size_t kRememberedEvents = 1000;
 
 }  // namespace crosvisor
 
@@ -101,3 +115,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::DumpInto)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmInfo)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::VmInfo>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::VmActor>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<std::uint32_t>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::SupervisorEvent)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::SupervisorEvent>)

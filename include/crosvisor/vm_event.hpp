@@ -56,6 +56,7 @@ struct VmInfo {
   std::optional<std::uint32_t> cid;        // from its grant until the VM is dead
   std::int64_t uptime_ms = 0;              // since the VMM started; 0 before and after
   std::optional<std::int64_t> started_at;  // when the VMM started (Unix time, ms)
+  std::optional<std::int64_t> ended_at;    // when it died (Unix time, ms)
   std::optional<std::uint32_t> owner_uid;  // the VmSpec's owner
   std::uint32_t memory_mib = 0;
   std::uint32_t cpus = 0;
@@ -74,6 +75,17 @@ struct VmInfo {
   std::string fleet;                  // the fleet it belongs to, if any
   std::optional<DeathReason> reason;  // once dead
   std::string detail;                 // once dead: how it ended
+};
+
+// What the service tells those who watch every VM (ServiceActor's watch_atom): each VM's state
+// changes, and a fleet's restart of one, with when and whose.
+struct SupervisorEvent {
+  std::int64_t at_ms = 0;  // Unix time
+  std::optional<std::uint32_t> owner;
+  std::string fleet;  // the VM's fleet, if any
+  // "created" ... "dead" (the VM's states), or "restarted" (by its fleet: detail says how often)
+  std::string kind;
+  VmEvent event;
 };
 
 }  // namespace crosvisor

@@ -237,9 +237,11 @@ TEST_CASE("exit codes and versions: one table for vm and crosvisord, unknown com
   const auto vm_version = test::run_command(std::string(VM_BINARY) + " --version 2>&1");
   CHECK(vm_version.exit_code == 0);
   CHECK(vm_version.output == "vm 0.1.0\n");
-  const auto ps = test::run_command(std::string(VM_BINARY) + " ps 2>&1");
-  CHECK(ps.exit_code == 2);
-  CHECK_THAT(ps.output, Catch::StartsWith("vm: unknown command 'ps' (commands: run, list,"));
+  const auto unknown = test::run_command(std::string(VM_BINARY) + " destroy 2>&1");
+  CHECK(unknown.exit_code == 2);
+  CHECK_THAT(unknown.output,
+             Catch::StartsWith("vm: unknown command 'destroy' (commands: run, start, list,"));
+  CHECK_THAT(unknown.output, !Catch::Contains("completion"));  // hidden
   const auto typo = test::run_command(std::string(VM_BINARY) + " list --al 2>&1");
   CHECK(typo.exit_code == 2);
 }
