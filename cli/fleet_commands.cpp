@@ -274,7 +274,8 @@ int fleet_up(const DaemonOptions& options, const FleetUpOptions& up) {
   return interrupted_by != 0 ? kExitInterrupted + interrupted_by : exit_code;
 }
 
-int fleet_status(const DaemonOptions& options, const std::string& name, bool all_users) {
+int fleet_status(const DaemonOptions& options, const std::string& name, bool all_users,
+                 bool quiet) {
   auto client = connect(options);
   if (!client)
     return report(client.error());
@@ -283,6 +284,11 @@ int fleet_status(const DaemonOptions& options, const std::string& name, bool all
     return report(reply.error());
   if (options.json) {
     std::cout << (*reply)["fleets"].dump(2) << '\n';
+    return 0;
+  }
+  if (quiet) {
+    for (const auto& fleet : (*reply)["fleets"])
+      std::cout << fleet.value("name", "") << '\n';
     return 0;
   }
   if ((*reply)["fleets"].empty())

@@ -18,7 +18,9 @@ struct FleetUpOptions {
 
 int fleet_check(const std::filesystem::path& file);
 int fleet_up(const DaemonOptions& options, const FleetUpOptions& up);
-int fleet_status(const DaemonOptions& options, const std::string& name, bool all_users);
+// quiet: the fleets' names only, one per line.
+int fleet_status(const DaemonOptions& options, const std::string& name, bool all_users,
+                 bool quiet = false);
 int fleet_down(const DaemonOptions& options, const std::string& name,
                std::optional<double> timeout_s, bool force);
 int fleet_restart(const DaemonOptions& options, const std::string& name, const std::string& vm);

@@ -160,6 +160,7 @@ int main(int argc, char** argv) {
   fleet_status_cmd->add_option("NAME", fleet_name, "Only this fleet");
   fleet_status_cmd->add_flag("--all-users", fleet_all, "Every user's fleets");
   fleet_status_cmd->add_flag("--json", daemon_options.json, "JSON instead of tables");
+  fleet_status_cmd->add_flag("-q,--quiet", quiet, "Names only, one per line");
   std::optional<double> fleet_timeout;
   auto* fleet_down_cmd =
       fleet_cmd->add_subcommand("down", "Stop every VM of a fleet, in parallel, and forget it");
@@ -280,7 +281,7 @@ int main(int argc, char** argv) {
     return cli::fleet_up(daemon_options, up);
   }
   if (*fleet_status_cmd)
-    return cli::fleet_status(daemon_options, fleet_name, fleet_all);
+    return cli::fleet_status(daemon_options, fleet_name, fleet_all, quiet);
   if (*fleet_down_cmd)
     return cli::fleet_down(daemon_options, fleet_name, fleet_timeout, fleet_force);
   if (*fleet_restart_cmd)

@@ -154,6 +154,7 @@ TEST_CASE("vm fleet through the daemon: up, status, restart, down, and a bad fil
   REQUIRE(status.size() == 1);
   CHECK(status[0]["ready"] == 4);
   CHECK_THAT(vm("list").output, Catch::Contains("web-2"));
+  CHECK(vm("fleet status -q").output == "shop\n");
   const auto old_pid = status[0]["vms"][1]["pid"].get<int>();
   const auto old_cid = status[0]["vms"][1]["cid"].get<std::uint32_t>();
   // The fleet is found by its VM; the command returns once web-0 is up again, as `vm stop`
