@@ -245,7 +245,8 @@ constexpr std::string_view kHeader =
 # bash-completion loads it the first time vm is completed; without bash-completion, source it.
 #
 # What completes: subcommands; options (after "-"); the values of an option or operand checked
-# against a fixed set; VM names where an operand is named VM (from `vm list -q`, asking the daemon
+# against a fixed set; VM names where an operand is named VM (from `vm list -q --all`: the dead
+# ones too, which info, logs, wait and rm take; asking the daemon
 # the command line names with --socket, else $CROSVISOR_SOCKET's, else yours); file names for
 # FILE and OUT operands and for options whose value CLI11 knows only as text (most of vm's take a
 # path); nothing for numbers.
@@ -261,7 +262,7 @@ _vm_complete() {
         vm)
             local vm=${COMP_WORDS[0]} names
             [[ $vm == */* && -x $vm ]] || vm=vm
-            names=$("$vm" ${_vm_socket:+--socket "$_vm_socket"} list -q 2>/dev/null)
+            names=$("$vm" ${_vm_socket:+--socket "$_vm_socket"} list -q --all 2>/dev/null)
             mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -W "$names" -- "$cur")
             ;;
         file)
