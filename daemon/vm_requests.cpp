@@ -220,8 +220,32 @@ void handle(Session* self, std::uint64_t id, const protocol::CreateRequest& requ
           });
 }
 
+namespace {
+
+// The list reply: the living (sorted by name) and then, with `dead`, the remembered dead, of
+// this client or (all_users) of everyone.
 void list_reply(Session* self, std::uint64_t id, std::vector<FoundVm> vms,
-                const std::vector<VmInfo>& dead, bool all_users);
+                const std::vector<VmInfo>& dead, bool all_users) {
+  std::sort(vms.begin(), vms.end(), [](const FoundVm& a, const FoundVm& b) {
+    return std::tie(a.info.name, a.info.owner_uid) < std::tie(b.info.name, b.info.owner_uid);
+  });
+  json listed = json::array();
+  for (const auto& vm : vms) {
+    const bool own = vm.info.owner_uid == self->state.peer.uid;
+    if (all_users || own)
+      listed.push_back(protocol::info_json(vm.info));
+  }
+  // The dead after the living, oldest death first.
+  for (const auto& info : dead) {
+    if (all_users || info.owner_uid == self->state.peer.uid)
+      listed.push_back(protocol::info_json(info));
+  }
+  json reply = protocol::ok_reply(id);
+  reply["vms"] = std::move(listed);
+  self->state.reply(std::move(reply));
+}
+
+}  // namespace
 
 void handle(Session* self, std::uint64_t id, const protocol::ListRequest& request) {
   if (request.all_users && !self->state.may_see_all()) {
@@ -242,29 +266,6 @@ void handle(Session* self, std::uint64_t id, const protocol::ListRequest& reques
             },
             [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
   });
-}
-
-void list_reply(Session* self, std::uint64_t id, std::vector<FoundVm> vms,
-                const std::vector<VmInfo>& dead, bool all_users) {
-  {
-    std::sort(vms.begin(), vms.end(), [](const FoundVm& a, const FoundVm& b) {
-      return std::tie(a.info.name, a.info.owner_uid) < std::tie(b.info.name, b.info.owner_uid);
-    });
-    json listed = json::array();
-    for (const auto& vm : vms) {
-      const bool own = vm.info.owner_uid == self->state.peer.uid;
-      if (all_users || own)
-        listed.push_back(protocol::info_json(vm.info));
-    }
-    // The dead after the living, oldest death first.
-    for (const auto& info : dead) {
-      if (all_users || info.owner_uid == self->state.peer.uid)
-        listed.push_back(protocol::info_json(info));
-    }
-    json reply = protocol::ok_reply(id);
-    reply["vms"] = std::move(listed);
-    self->state.reply(std::move(reply));
-  }
 }
 
 // Refused as with_target refuses when the daemon remembers no such dead VM either.
