@@ -6,6 +6,7 @@
 #pragma once
 
 #include <caf/fwd.hpp>
+#include <string>
 
 #include "crosvisor/messages.hpp"
 
@@ -15,6 +16,6 @@ using keep_atom = caf::atom_constant<caf::atom("keep")>;
 
 // Create the VM with the keeper as its client, then send it (keep_atom, VmHandle); if the VM
 // could not be created, send it an exit.
-caf::actor spawn_keeper(caf::actor_system& system);
+caf::actor spawn_keeper(caf::actor_system& system, std::string vm);
 
 }  // namespace crosvisor::daemon

@@ -200,7 +200,7 @@ void handle(Session* self, std::uint64_t id, const protocol::CreateRequest& requ
   // Detached, a keeper of its own is its client and holds it (daemon/keeper.hpp).
   const bool detach = request.detach;
   const caf::actor client =
-      detach ? spawn_keeper(self->system()) : caf::actor_cast<caf::actor>(self);
+      detach ? spawn_keeper(self->system(), name) : caf::actor_cast<caf::actor>(self);
   self->request(self->state.context.service, std::chrono::seconds(30), create_atom::value,
                 std::move(*spec), client)
       .then(
