@@ -122,6 +122,13 @@ void start_member(Fleet self, std::size_t i) {
           });
 }
 
+// Those who watch every VM (vm events) hear that the next start of `member` is the fleet's doing:
+// `restarts` so far (0 for a restart by hand).
+void announce_restart(Fleet self, const Member& member, std::uint32_t restarts) {
+  caf::anon_send(caf::actor_cast<FleetRestartSink>(self->state.service), restarted_atom::value,
+                 member.vm.spec.name, self->state.fleet_name, self->state.owner, restarts);
+}
+
 void start_what_may(Fleet self) {
   if (self->state.stopping || self->state.networks.size() < self->state.network_specs.size())
     return;  // not yet: its networks first
@@ -180,8 +187,7 @@ void on_event(Fleet self, const VmEvent& event) {
   if (member.manual) {
     member.manual = false;
     member.tracker.reset();
-    caf::anon_send(caf::actor_cast<FleetRestartSink>(st.service), restarted_atom::value,
-                   member.vm.spec.name, st.fleet_name, st.owner, std::uint32_t{0});
+    announce_restart(self, member, 0);
     return start_member(self, i);
   }
   const auto reason = event.reason.value_or(DeathReason::unknown);
@@ -287,10 +293,7 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config
           member.start_pending = false;
           return finish_down_if_done(self);
         }
-        // Those who watch every VM hear that this start is the fleet's doing.
-        caf::anon_send(caf::actor_cast<FleetRestartSink>(self->state.service),
-                       restarted_atom::value, member.vm.spec.name, self->state.fleet_name,
-                       self->state.owner, static_cast<std::uint32_t>(member.status.restarts));
+        announce_restart(self, member, member.status.restarts);
         start_member(self, i);
       },
       [=](fleet_status_atom) { return status_of(self); },

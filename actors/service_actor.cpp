@@ -79,7 +79,6 @@ using ServiceSelf = ServiceImpl::stateful_pointer<ServiceState>;
 // The VM no longer holds its name (it died, or its actor ended).
 void forget(ServiceSelf self, const caf::actor_addr& vm) {
   auto& st = self->state;
-  std::erase_if(st.networks, [&](const auto& entry) { return entry.second.actor == vm; });
   auto it = st.names.find(vm);
   if (it == st.names.end())
     return;
@@ -251,9 +250,13 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
       CidRegistryOptions{{cids.cid_first, cids.cid_last}, cids.cid_scope, cids.cid_state_file});
   if (!self->state.options.reactor)
     self->state.options.reactor = std::make_shared<vmm::Reactor>();
+  // Whatever it monitors ended: a VM's actor, a network or a watcher.
   self->set_down_handler([=](const caf::down_msg& down) {
-    std::erase_if(self->state.watchers,
+    auto& st = self->state;
+    std::erase_if(st.watchers,
                   [&](const caf::actor& watcher) { return watcher.address() == down.source; });
+    std::erase_if(st.networks,
+                  [&](const auto& entry) { return entry.second.actor == down.source; });
     forget(self, down.source);
   });
   return {

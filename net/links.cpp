@@ -42,10 +42,10 @@ sockaddr_in ipv4(std::uint32_t host_order) {
 }  // namespace
 
 Expected<void> add_bridge(const std::string& name) {
-  if (name.empty() || name.size() >= IFNAMSIZ)
-    return make_error(ErrorKind::invalid_config, "bridge name '" + name + "' is too long");
-  std::string buffer = name;
-  return control(SIOCBRADDBR, buffer.data(), "add bridge " + name);
+  auto request = request_for(name);
+  if (!request)
+    return std::unexpected(request.error());
+  return control(SIOCBRADDBR, request->ifr_name, "add bridge " + name);
 }
 
 Expected<void> set_address(const std::string& device, Ipv4Address address, std::uint8_t prefix) {
