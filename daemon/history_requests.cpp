@@ -61,11 +61,8 @@ void handle(Session* self, std::uint64_t id, const protocol::RemoveRequest& requ
       },
       [=] {
         find_dead(self, target, [=](std::optional<VmInfo> dead) {
-          if (!dead) {
-            return self->state.fail(
-                id, ErrorKind::not_found,
-                "no VM named " + target.text + (self->state.peer.uid == 0 ? "" : " of yours"));
-          }
+          if (!dead)
+            return not_found(self, id, target);
           self->request(self->state.context.service, std::chrono::seconds(10), forget_atom::value,
                         dead->owner_uid, dead->name)
               .then(

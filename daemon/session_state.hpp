@@ -81,6 +81,8 @@ void gather_vms(Session* self, std::function<void(GatheredVms)> done);
 // or, given `missing`, that is called instead (to look among the dead).
 void with_target(Session* self, std::uint64_t id, const protocol::Target& target,
                  std::function<void(const FoundVm&)> act, std::function<void()> missing = nullptr);
+// Refuses request `id`: no VM `target` names that this client may see (living or remembered).
+void not_found(Session* self, std::uint64_t id, const protocol::Target& target);
 // The dead VM `target` names among those the daemon remembers and this client may see, or
 // nothing (on the session's thread).
 void find_dead(Session* self, const protocol::Target& target,

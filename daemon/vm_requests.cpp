@@ -103,11 +103,15 @@ void with_target(Session* self, std::uint64_t id, const protocol::Target& target
       return act(*matches.front());
     if (missing)
       return missing();
-    // Another user's VM is reported exactly like one that does not exist.
-    st.fail(id, ErrorKind::not_found,
-            "no VM " + std::string(target.cid ? "with CID " : "named ") + target.text +
-                (st.peer.uid == 0 ? "" : " of yours"));
+    not_found(self, id, target);
   });
+}
+
+void not_found(Session* self, std::uint64_t id, const protocol::Target& target) {
+  // Another user's VM is reported exactly like one that does not exist.
+  self->state.fail(id, ErrorKind::not_found,
+                   "no VM " + std::string(target.cid ? "with CID " : "named ") + target.text +
+                       (self->state.peer.uid == 0 ? "" : " of yours"));
 }
 
 void forward_state(Session* self, const VmEvent& event) {
@@ -266,13 +270,6 @@ void handle(Session* self, std::uint64_t id, const protocol::ListRequest& reques
             },
             [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
   });
-}
-
-// Refused as with_target refuses when the daemon remembers no such dead VM either.
-void not_found(Session* self, std::uint64_t id, const protocol::Target& target) {
-  self->state.fail(id, ErrorKind::not_found,
-                   "no VM " + std::string(target.cid ? "with CID " : "named ") + target.text +
-                       (self->state.peer.uid == 0 ? "" : " of yours"));
 }
 
 void handle(Session* self, std::uint64_t id, const protocol::InfoRequest& request) {
