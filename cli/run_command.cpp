@@ -132,10 +132,14 @@ int run_vm(const RunOptions& options) {
   if (options.detach) {
     // crosvisord holds it now: this command only watches it come up (Ctrl-C stops watching).
     const int code = wait_on(*client, spec->name, VmState::ready, true, signals.get());
-    if (code == 0 || code >= kExitInterrupted) {
+    if (code >= kExitInterrupted) {
+      std::cerr << "vm " << spec->name << ": not ready yet, and detached: crosvisord keeps it "
+                << "(vm wait " << spec->name << " --until ready; vm stop " << spec->name << ")\n";
+      return 0;
+    }
+    if (code == 0) {
       std::cerr << "vm " << spec->name << ": detached: crosvisord keeps it until `vm stop "
                 << spec->name << "`\n";
-      return 0;
     }
     return code;
   }
