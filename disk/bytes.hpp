@@ -7,6 +7,8 @@
 #include <span>
 #include <vector>
 
+#include "core/crc32.hpp"
+
 namespace crosvisor::disk {
 
 using Bytes = std::vector<std::uint8_t>;
@@ -39,6 +41,6 @@ constexpr std::uint64_t align_up(std::uint64_t value, std::uint64_t alignment) {
 }
 
 // CRC-32/ISO-HDLC (the zlib and GPT checksum).
-std::uint32_t crc32(std::span<const std::uint8_t> data);
+using crosvisor::crc32;
 
 }  // namespace crosvisor::disk

@@ -1,8 +1,8 @@
 #include <array>
 
-#include "disk/bytes.hpp"
+#include "core/crc32.hpp"
 
-namespace crosvisor::disk {
+namespace crosvisor {
 namespace {
 
 constexpr std::array<std::uint32_t, 256> make_table() {
@@ -27,4 +27,4 @@ std::uint32_t crc32(std::span<const std::uint8_t> data) {
   return c ^ 0xFFFFFFFFu;
 }
 
-}  // namespace crosvisor::disk
+}  // namespace crosvisor
