@@ -282,6 +282,16 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config
   st.network_specs = std::move(fleet.networks);
   if (!st.members.empty())
     st.owner = st.members.front().vm.spec.owner_uid;
+  // A restored fleet whose owner can no longer open a VM's file: that VM fails, the rest run.
+  for (std::size_t i = 0; i < st.members.size(); ++i) {
+    auto& member = st.members[i];
+    if (member.vm.unavailable.empty())
+      continue;
+    member.status.failed = true;
+    member.status.problem = member.vm.unavailable;
+    spdlog::error("fleet {}: {} {}", st.fleet_name, member.vm.spec.name, member.status.problem);
+    give_up(self, i);
+  }
   bring_networks_up(self);
   start_what_may(self);
   return {
@@ -323,6 +333,10 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config
         if (member.status.blocked)
           return to_caf_error(ErrorKind::state,
                               name + " " + member.status.problem + ": restart that one first");
+        if (!member.vm.unavailable.empty())
+          return to_caf_error(ErrorKind::state,
+                              name + " " + member.vm.unavailable +
+                                  ": bring the fleet up again from its file once it can be read");
         auto promise = self->make_response_promise<FleetMemberStatus>();
         member.restart_waiters.push_back(promise);
         if (member.status.failed) {

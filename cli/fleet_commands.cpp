@@ -150,7 +150,8 @@ int fleet_up(const DaemonOptions& options, const FleetUpOptions& up) {
       return kExitInterrupted + client->last_signal();
     return report(filled.error(), "vm fleet");
   }
-  auto reply = client->call(protocol::FleetUpRequest{message->fleet, attached}, {}, message->fds);
+  auto reply = client->call(protocol::FleetUpRequest{message->fleet, attached, up.persist}, {},
+                            message->fds);
   message->fds.clear();
   if (!reply) {
     if (reply.error().kind == ErrorKind::interrupted) {
@@ -346,6 +347,18 @@ int fleet_restart(const DaemonOptions& options, const std::string& name, const s
               << text_or_dash(member.value("cid", json())) << ")\n";
   }
   return member.value("failed", false) ? kExitRefused : kExitOk;
+}
+
+int fleet_forget(const DaemonOptions& options, const std::string& name) {
+  auto client = connect(options);
+  if (!client)
+    return report(client.error());
+  auto reply = client->call(protocol::FleetForgetRequest{name});
+  if (!reply)
+    return report(reply.error());
+  std::cerr << "fleet " << name
+            << " is no longer persistent: it will not come up when crosvisord starts\n";
+  return kExitOk;
 }
 
 }  // namespace crosvisor::cli

@@ -13,6 +13,7 @@ struct FleetUpOptions {
   std::filesystem::path file;
   bool foreground = false;   // the fleet lives as long as this command
   bool until_ready = false;  // bring it up, show it ready, take it down
+  bool persist = false;      // it comes up again whenever crosvisord starts
   std::string log_level = "warn";
 };
 
@@ -24,5 +25,6 @@ int fleet_status(const DaemonOptions& options, const std::string& name, bool all
 int fleet_down(const DaemonOptions& options, const std::string& name,
                std::optional<double> timeout_s, bool force);
 int fleet_restart(const DaemonOptions& options, const std::string& name, const std::string& vm);
+int fleet_forget(const DaemonOptions& options, const std::string& name);
 
 }  // namespace crosvisor::cli

@@ -152,6 +152,12 @@ int main(int argc, char** argv) {
                          "Hold the fleet here: Ctrl-C (or this command's death) takes it down");
   fleet_up_cmd->add_flag("--until-ready", up.until_ready,
                          "Bring the fleet up, show it ready, then take it down");
+  fleet_up_cmd
+      ->add_flag("--persist", up.persist,
+                 "Bring the fleet up again whenever crosvisord starts (host boot), its files "
+                 "reopened with your rights; vm fleet forget undoes it")
+      ->excludes("--foreground")
+      ->excludes("--until-ready");
   fleet_up_cmd->add_flag("--json", daemon_options.json,
                          "The fleet's status as JSON on stdout (progress stays on stderr)");
   std::string fleet_name;
@@ -170,6 +176,11 @@ int main(int argc, char** argv) {
   bool fleet_force = false;
   fleet_down_cmd->add_flag("--force", fleet_force, "SIGKILL every VMM of the fleet at once");
   fleet_down_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
+  auto* fleet_forget_cmd = fleet_cmd->add_subcommand(
+      "forget",
+      "Make a persistent fleet ordinary again: it no longer comes up when crosvisord "
+      "starts (running, it runs on until brought down)");
+  fleet_forget_cmd->add_option("NAME", fleet_name, "The fleet")->required();
   std::string fleet_vm;
   auto* fleet_restart_cmd = fleet_cmd->add_subcommand("restart", "Restart one VM of a fleet");
   fleet_restart_cmd->add_option("VM", fleet_vm, "The VM")->required();
@@ -286,6 +297,8 @@ int main(int argc, char** argv) {
     return cli::fleet_down(daemon_options, fleet_name, fleet_timeout, fleet_force);
   if (*fleet_restart_cmd)
     return cli::fleet_restart(daemon_options, fleet_name, fleet_vm);
+  if (*fleet_forget_cmd)
+    return cli::fleet_forget(daemon_options, fleet_name);
   if (*composite_cmd) {
     if (!composite_inspect.empty())
       return cli::inspect_composite(composite_inspect);

@@ -7,7 +7,7 @@ include(CMakePackageConfigHelpers)
 set(CROSVISOR_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/crosvisor")
 
 install(TARGETS crosvisor crosvisor_vmm crosvisor_lifecycle crosvisor_process crosvisor_config
-                crosvisor_disk crosvisor_vsock crosvisor_net crosvisor_core crosvisor_cdisk_proto
+                crosvisor_disk crosvisor_vsock crosvisor_net crosvisor_store crosvisor_core crosvisor_cdisk_proto
                 crosvisor_warnings
   EXPORT crosvisorTargets
   ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}")

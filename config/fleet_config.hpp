@@ -44,6 +44,9 @@ struct FleetVm {
   RestartSpec restart;
   std::vector<std::string> after;  // expanded VM names
   std::string group;               // the [[vm]] entry's name as written (a template for replicas)
+  // Why the VM cannot start, when a fleet restored from the state store could not reopen one of
+  // its files (protocol/stored_fleet.hpp): the fleet shows it failed, with this.
+  std::string unavailable;
 };
 
 struct FleetSpec {

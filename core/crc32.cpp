@@ -1,6 +1,6 @@
-#include <array>
-
 #include "core/crc32.hpp"
+
+#include <array>
 
 namespace crosvisor {
 namespace {

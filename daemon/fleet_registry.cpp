@@ -21,7 +21,10 @@ struct RegistryState {
   // would let that pointer initialise the first member, a typed handle.
   RegistryState() = default;
   ServiceActor service;
+  StateKeeperActor keeper;
   std::map<FleetKey, FleetEntry> fleets;
+  // The records of the fleets up (and of persistent ones that are down), by owner and name.
+  std::map<FleetKey, store::FleetRecord> records;
   std::map<FleetKey, std::vector<std::string>> starting;  // fleet ups being checked: members
 };
 
@@ -44,19 +47,43 @@ std::string describe_taken(const RegistryState& st, std::uint32_t owner,
   return text;
 }
 
-FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor service) {
+// Spawns the fleet (its record, if it has one, written).
+FleetActor start_fleet(Registry self, const FleetKey& key, config::FleetSpec fleet,
+                       std::vector<std::string> names, bool persistent) {
+  auto& s = self->state;
+  auto actor = spawn_fleet(self->system(), s.service, std::move(fleet));
+  self->monitor(actor);
+  s.fleets[key] = FleetEntry{key.second, key.first, actor, std::move(names), persistent};
+  return actor;
+}
+
+FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor service,
+                                                    StateKeeperActor keeper) {
   self->state.service = std::move(service);
+  self->state.keeper = std::move(keeper);
   self->set_down_handler([=](const caf::down_msg& down) {
-    auto& fleets = self->state.fleets;
-    for (auto it = fleets.begin(); it != fleets.end(); ++it) {
-      if (it->second.fleet.address() == down.source) {
-        fleets.erase(it);
-        return;
+    auto& st = self->state;
+    for (auto it = st.fleets.begin(); it != st.fleets.end(); ++it) {
+      if (it->second.fleet.address() != down.source)
+        continue;
+      // Brought down (it quits normally then): a persistent fleet stays defined, to come up at
+      // the next start; any other is forgotten. A fleet that ends with its actor system (the
+      // daemon exits) keeps its record: it is taken over by the next daemon.
+      const FleetKey key = it->first;
+      const bool brought_down = down.reason == caf::exit_reason::normal;
+      st.fleets.erase(it);
+      auto record = st.records.find(key);
+      if (brought_down && record != st.records.end() && !record->second.persistent) {
+        st.records.erase(record);
+        if (st.keeper)
+          caf::anon_send(st.keeper, drop_fleet_atom::value, key.first, key.second);
       }
+      return;
     }
   });
   return {
-      [=](fleet_up_atom, config::FleetSpec fleet, std::uint32_t uid) -> caf::result<FleetActor> {
+      [=](fleet_up_atom, config::FleetSpec fleet, std::uint32_t uid,
+          std::optional<store::FleetRecord> record) -> caf::result<FleetActor> {
         auto& st = self->state;
         const FleetKey key{uid, fleet.name};
         if (st.fleets.count(key) != 0 || st.starting.count(key) != 0) {
@@ -92,15 +119,53 @@ FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor 
                                                      " already running; nothing was started"));
                     return;
                   }
-                  auto actor = spawn_fleet(self->system(), s.service, std::move(fleet));
-                  self->monitor(actor);
-                  s.fleets[key] = FleetEntry{key.second, uid, actor, names};
-                  promise.deliver(actor);
+                  if (!record || !s.keeper) {
+                    promise.deliver(start_fleet(self, key, std::move(fleet), names, false));
+                    return;
+                  }
+                  // Kept before its first VM starts: a daemon that dies a moment later still
+                  // knows the fleet. The name stays taken while the write is under way.
+                  s.starting[key] = names;
+                  self->request(s.keeper, std::chrono::seconds(30), store_fleet_atom::value,
+                                *record)
+                      .then(
+                          [=](bool) mutable {
+                            self->state.starting.erase(key);
+                            self->state.records[key] = *record;
+                            promise.deliver(start_fleet(self, key, std::move(fleet), names,
+                                                        record->persistent));
+                          },
+                          [=](caf::error& error) mutable {
+                            self->state.starting.erase(key);
+                            promise.deliver(std::move(error));
+                          });
                 },
                 [=](caf::error& error) mutable {
                   self->state.starting.erase(key);
                   promise.deliver(std::move(error));
                 });
+        return promise;
+      },
+      [=](fleet_forget_atom, std::uint32_t owner, const std::string& name) -> caf::result<bool> {
+        auto& st = self->state;
+        const FleetKey key{owner, name};
+        auto record = st.records.find(key);
+        if (record == st.records.end() || !record->second.persistent)
+          return to_caf_error(ErrorKind::not_found,
+                              "no persistent fleet named " + name + " of yours");
+        auto running = st.fleets.find(key);
+        if (running == st.fleets.end()) {
+          st.records.erase(record);
+          caf::anon_send(st.keeper, drop_fleet_atom::value, owner, name);
+          return true;
+        }
+        // Up: it runs on as a fleet of this daemon's life, and is forgotten when brought down.
+        running->second.persistent = false;
+        record->second.persistent = false;
+        auto promise = self->make_response_promise<bool>();
+        self->request(st.keeper, std::chrono::seconds(30), store_fleet_atom::value, record->second)
+            .then([=](bool) mutable { promise.deliver(true); },
+                  [=](caf::error& error) mutable { promise.deliver(std::move(error)); });
         return promise;
       },
       [=](list_atom) {
@@ -114,8 +179,9 @@ FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor 
 
 }  // namespace
 
-FleetRegistryActor spawn_fleet_registry(caf::actor_system& system, ServiceActor service) {
-  return system.spawn(registry_behavior, std::move(service));
+FleetRegistryActor spawn_fleet_registry(caf::actor_system& system, ServiceActor service,
+                                        StateKeeperActor keeper) {
+  return system.spawn(registry_behavior, std::move(service), std::move(keeper));
 }
 
 }  // namespace crosvisor::daemon

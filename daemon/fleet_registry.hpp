@@ -1,5 +1,7 @@
 // The daemon's fleets, by owner and name, each with the uid that brought it up. A fleet brought
-// up without --foreground belongs to the daemon: it outlives the session that created it.
+// up without --foreground belongs to the daemon: it outlives the session that created it, and,
+// with a state store, the daemon too: its record (store/records.hpp) is written before its
+// first VM starts and removed when it is brought down, unless it is persistent.
 #pragma once
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -12,29 +14,41 @@
 #include <vector>
 
 #include "actors/fleet_actor.hpp"
+#include "actors/state_keeper.hpp"
 #include "config/fleet_config.hpp"
 
 namespace crosvisor::daemon {
 
 using fleet_up_atom = caf::atom_constant<caf::atom("fleetup")>;
 
+using fleet_forget_atom = caf::atom_constant<caf::atom("fforget")>;
+
 struct FleetEntry {
   std::string name;
   std::uint32_t owner_uid = 0;
   FleetActor fleet;
   std::vector<std::string> members;
+  bool persistent = false;
 };
 
 using FleetRegistryActor = caf::typed_actor<
-    // (fleet, owner uid) -> the fleet's actor; refused (conflict) when that user has a fleet of
-    // that name up, or a VM with a member's name: nothing is started then
-    caf::replies_to<fleet_up_atom, config::FleetSpec, std::uint32_t>::with<FleetActor>,
+    // (fleet, owner uid, its record for the state store, if it is to be kept) -> the fleet's
+    // actor; refused (conflict) when that user has a fleet of that name up, or a VM with a
+    // member's name, and (io) when the record cannot be written: nothing is started then
+    caf::replies_to<fleet_up_atom, config::FleetSpec, std::uint32_t,
+                    std::optional<store::FleetRecord>>::with<FleetActor>,
+    // (owner, fleet) -> whether the fleet was persistent: it no longer comes up when the daemon
+    // starts (running, it runs on); not_found when it was not
+    caf::replies_to<fleet_forget_atom, std::uint32_t, std::string>::with<bool>,
     caf::replies_to<list_atom>::with<std::vector<FleetEntry>>>;
 
-FleetRegistryActor spawn_fleet_registry(caf::actor_system& system, ServiceActor service);
+// Without a keeper (no state store), fleets are kept in memory only.
+FleetRegistryActor spawn_fleet_registry(caf::actor_system& system, ServiceActor service,
+                                        StateKeeperActor keeper = {});
 
 }  // namespace crosvisor::daemon
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::config::FleetSpec)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<crosvisor::store::FleetRecord>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::daemon::FleetEntry)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::daemon::FleetEntry>)

@@ -8,6 +8,7 @@
 #include "crosvisor/messages.hpp"
 #include "daemon/fleet_registry.hpp"
 #include "daemon/session_state.hpp"
+#include "process/proc_identity.hpp"
 #include "protocol/fleet_json.hpp"
 
 namespace crosvisor::daemon {
@@ -32,12 +33,13 @@ json member_json(const FleetMemberStatus& vm) {
           {"last_death", vm.last_death ? json(to_string(*vm.last_death)) : json(nullptr)}};
 }
 
-json status_json(const FleetStatus& status) {
+json status_json(const FleetStatus& status, bool persistent = false) {
   json vms = json::array();
   for (const auto& vm : status.vms)
     vms.push_back(member_json(vm));
   return {{"name", status.name},     {"total", status.vms.size()}, {"ready", status.ready},
-          {"failed", status.failed}, {"blocked", status.blocked},  {"vms", std::move(vms)}};
+          {"failed", status.failed}, {"blocked", status.blocked},  {"persistent", persistent},
+          {"vms", std::move(vms)}};
 }
 
 // The fleets this client may see (its own; every one for root, or with `all_users` for root and
@@ -78,8 +80,30 @@ void with_fleet(Session* self, std::uint64_t id, const std::string& name,
 
 }  // namespace
 
+// What the state store keeps of a daemon-owned fleet: the message as it came, its owner.
+store::FleetRecord record_of(const Session* self, const protocol::FleetUpRequest& request,
+                             const std::string& name) {
+  store::FleetRecord record;
+  record.name = name;
+  record.owner_uid = self->state.peer.uid;
+  record.owner_gid = self->state.peer.gid;
+  record.persistent = request.persist;
+  record.boot_id = process::boot_id();
+  record.created_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  record.fleet = request.fleet;
+  return record;
+}
+
 void handle(Session* self, std::uint64_t id, const protocol::FleetUpRequest& request,
             std::vector<UniqueFd> fds) {
+  if (request.persist && request.foreground)
+    return self->state.fail(id, ErrorKind::invalid_config,
+                            "a fleet held in the foreground cannot be persistent");
+  if (request.persist && !self->state.context.keeps_state)
+    return self->state.fail(id, ErrorKind::state,
+                            "this crosvisord has no state store: nothing can persist");
   auto fleet = protocol::fleet_from_message(request.fleet, std::move(fds));
   if (!fleet)
     return self->state.fail(id, fleet.error());
@@ -90,8 +114,13 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetUpRequest& req
   }
   const std::string name = fleet->name;
   const bool foreground = request.foreground;
+  const bool persist = request.persist;
+  std::optional<store::FleetRecord> record;
+  if (!foreground && self->state.context.keeps_state)
+    record = record_of(self, request, name);
   self->request(self->state.context.fleets, std::chrono::seconds(30), fleet_up_atom::value,
-                std::move(*fleet), static_cast<std::uint32_t>(self->state.peer.uid))
+                std::move(*fleet), static_cast<std::uint32_t>(self->state.peer.uid),
+                std::move(record))
       .then(
           [=](FleetActor fleet_actor) {
             if (foreground) {
@@ -101,6 +130,7 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetUpRequest& req
             }
             json reply = protocol::ok_reply(id);
             reply["fleet"] = name;
+            reply["persistent"] = persist;
             self->state.reply(std::move(reply));
           },
           [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
@@ -124,10 +154,11 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetStatusRequest&
       return finish();
     for (const auto& entry : fleets) {
       const auto owner = entry.owner_uid;
+      const bool persistent = entry.persistent;
       self->request(entry.fleet, std::chrono::seconds(10), fleet_status_atom::value)
           .then(
               [=](const FleetStatus& status) {
-                json fleet = status_json(status);
+                json fleet = status_json(status, persistent);
                 fleet["owner_uid"] = owner;
                 gathered->push_back(std::move(fleet));
                 if (--*waiting == 0)
@@ -178,6 +209,19 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetRestartRequest
             },
             [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
   });
+}
+
+void handle(Session* self, std::uint64_t id, const protocol::FleetForgetRequest& request) {
+  const std::string name = request.fleet;
+  self->request(self->state.context.fleets, std::chrono::seconds(30), fleet_forget_atom::value,
+                static_cast<std::uint32_t>(self->state.peer.uid), name)
+      .then(
+          [=](bool) {
+            json reply = protocol::ok_reply(id);
+            reply["fleet"] = name;
+            self->state.reply(std::move(reply));
+          },
+          [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
 }
 
 }  // namespace crosvisor::daemon

@@ -16,6 +16,7 @@
 #include <caf/scoped_actor.hpp>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "actors/fleet_actor.hpp"
 #include "config/vm_config.hpp"
@@ -27,6 +28,7 @@
 #include "crosvisor/service.hpp"
 #include "daemon/control_socket.hpp"
 #include "daemon/fleet_registry.hpp"
+#include "daemon/restore.hpp"
 #include "daemon/server.hpp"
 #include "daemon/session.hpp"
 #include "process/signals.hpp"
@@ -82,6 +84,22 @@ void down_fleets(caf::scoped_actor& self, const daemon::FleetRegistryActor& flee
   }
 }
 
+// Waits until the registry has heard every fleet go down, and the state keeper has written what
+// that changed: the records must be right before the daemon exits.
+void settle_state(caf::scoped_actor& self, const daemon::FleetRegistryActor& fleets,
+                  const StateKeeperActor& keeper) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (bool empty = false; !empty && std::chrono::steady_clock::now() < deadline;) {
+    self->request(fleets, std::chrono::seconds(5), list_atom::value)
+        .receive([&](const std::vector<daemon::FleetEntry>& listed) { empty = listed.empty(); },
+                 [&](caf::error&) { empty = true; });
+    if (!empty)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  self->request(keeper, std::chrono::seconds(30), flush_atom::value)
+      .receive([](bool) {}, [](caf::error&) {});
+}
+
 // Whether the daemon supervises anything: a session, a fleet or a VM.
 bool busy(caf::scoped_actor& self, const daemon::Server& server, const ServiceActor& service,
           const daemon::FleetRegistryActor& fleets) {
@@ -131,8 +149,8 @@ int main(int argc, char** argv) {
                  "socket)");
   std::filesystem::path state_dir;
   app.add_option("--state-dir", state_dir,
-                 "What outlives the daemon: memory dumps in dumps/<uid>/, UEFI variable stores "
-                 "in nvram/<uid>/ (default: "
+                 "What outlives the daemon: its fleets (fleets/, vms/), memory dumps in "
+                 "dumps/<uid>/, UEFI variable stores in nvram/<uid>/ (default: "
                  "$CROSVISOR_STATE_DIR, else /var/lib/crosvisor for root, "
                  "$XDG_STATE_HOME/crosvisor for users)");
   std::size_t dumps_per_vm = 3;
@@ -264,8 +282,11 @@ int main(int argc, char** argv) {
                    });
     }
 
-    auto fleets = daemon::spawn_fleet_registry(system, service);
-    daemon::SessionContext context{&system, service, fleets, ::geteuid(), vmm_binaries};
+    auto state = std::make_shared<const store::StateStore>(state_dir);
+    auto keeper = spawn_state_keeper(system, state);
+    auto fleets = daemon::spawn_fleet_registry(system, service, keeper);
+    const auto restored = daemon::restore_fleets(self, *state, fleets, keeper);
+    daemon::SessionContext context{&system, service, fleets, ::geteuid(), vmm_binaries, true};
     auto server = std::make_unique<daemon::Server>(
         std::move(*control),
         [context](const daemon::PeerCredentials& peer,
@@ -275,8 +296,10 @@ int main(int argc, char** argv) {
         server_limits);
     reactor->watch_signals(stop_signals,
                            [&](int signo) { caf::anon_send(self, stop_atom::value, signo); });
-    spdlog::info("serving {}; supervising {} VM(s) of its own; SIGTERM stops them all",
-                 server->path().string(), held.size());
+    spdlog::info(
+        "serving {}; supervising {} VM(s) of its own and {} fleet(s) from {}; SIGTERM "
+        "stops them all",
+        server->path().string(), held.size(), restored.restored, state_dir.string());
     if (ready) {
       [[maybe_unused]] auto n = ::write(ready.get(), "R", 1);
       ready.reset();
@@ -301,6 +324,7 @@ int main(int argc, char** argv) {
                                               " and stops every VM"}});
             held.clear();  // the VMs from the command line stop with the rest
             down_fleets(self, fleets);
+            settle_state(self, fleets, keeper);
             stop_everything(self, service);
             running = false;
           },

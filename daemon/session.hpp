@@ -20,6 +20,7 @@ struct SessionContext {
   FleetRegistryActor fleets;
   uid_t daemon_uid = 0;
   VmmBinaries vmm_binaries;  // what --qemu/--crosvm gave the daemon (told in `version`)
+  bool keeps_state = false;  // the fleet registry has a state store: fleets outlive the daemon
 };
 
 // A session actor for one connection, and the sink its connection delivers to.

@@ -114,6 +114,7 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetUpRequest& req
 void handle(Session* self, std::uint64_t id, const protocol::FleetStatusRequest& request);
 void handle(Session* self, std::uint64_t id, const protocol::FleetDownRequest& request);
 void handle(Session* self, std::uint64_t id, const protocol::FleetRestartRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::FleetForgetRequest& request);
 void handle(Session* self, std::uint64_t id, const protocol::RemoveRequest& request);
 void handle(Session* self, std::uint64_t id, const protocol::EventsRequest& request);
 

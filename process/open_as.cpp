@@ -71,8 +71,8 @@ std::vector<gid_t> groups_of(uid_t uid, gid_t gid) {
 Expected<UniqueFd> receive_one(int channel, const std::filesystem::path& path, uid_t uid) {
   pollfd ready{channel, POLLIN, 0};
   if (::poll(&ready, 1, 10'000) <= 0)
-    return make_error(ErrorKind::io, "opening " + path.string() + " as uid " +
-                                         std::to_string(uid) + ": the helper did not answer");
+    return make_error(ErrorKind::io, "opening " + path.string() + " as uid " + std::to_string(uid) +
+                                         ": the helper did not answer");
   int error = 0;
   iovec data{&error, sizeof(error)};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
@@ -83,12 +83,11 @@ Expected<UniqueFd> receive_one(int channel, const std::filesystem::path& path, u
   message.msg_controllen = sizeof(control);
   const ssize_t n = ::recvmsg(channel, &message, MSG_CMSG_CLOEXEC);
   if (n != sizeof(error))
-    return make_error(ErrorKind::io, "opening " + path.string() + " as uid " +
-                                         std::to_string(uid) + ": the helper failed");
+    return make_error(ErrorKind::io, "opening " + path.string() + " as uid " + std::to_string(uid) +
+                                         ": the helper failed");
   if (error != 0)
-    return std::unexpected(errno_error(ErrorKind::permission,
-                                       path.string() + " (as uid " + std::to_string(uid) + ")",
-                                       error));
+    return std::unexpected(errno_error(
+        ErrorKind::permission, path.string() + " (as uid " + std::to_string(uid) + ")", error));
   const cmsghdr* header = CMSG_FIRSTHDR(&message);
   if (header == nullptr || header->cmsg_type != SCM_RIGHTS)
     return make_error(ErrorKind::io, "opening " + path.string() + ": no fd came back");

@@ -90,10 +90,10 @@ Expected<UniqueFd> open_same_process(const ProcessIdentity& expected) {
   if (!now)
     return make_error(ErrorKind::not_found, who + " no longer runs");
   if (now->start_time != expected.start_time)
-    return make_error(ErrorKind::not_found,
-                      who + " is another process now (it started at tick " +
-                          std::to_string(now->start_time) + ", the recorded one at " +
-                          std::to_string(expected.start_time) + ")");
+    return make_error(ErrorKind::not_found, who + " is another process now (it started at tick " +
+                                                std::to_string(now->start_time) +
+                                                ", the recorded one at " +
+                                                std::to_string(expected.start_time) + ")");
   if (now->args != expected.args)
     return make_error(ErrorKind::not_found, who + " is another process now (other arguments)");
   // Still the same one after the checks: a process that ended in between has a readable pidfd.

@@ -320,11 +320,20 @@ VersionRequest decode(Fields&, std::type_identity<VersionRequest>) {
 void encode(json&, const VersionRequest&) {}
 
 FleetUpRequest decode(Fields& fields, std::type_identity<FleetUpRequest>) {
-  return {fields.object("fleet", "the fleet description (an object)"), fields.flag("foreground")};
+  return {fields.object("fleet", "the fleet description (an object)"), fields.flag("foreground"),
+          fields.flag("persist")};
 }
 void encode(json& out, const FleetUpRequest& request) {
   out["fleet"] = request.fleet;
   out["foreground"] = request.foreground;
+  out["persist"] = request.persist;
+}
+
+FleetForgetRequest decode(Fields& fields, std::type_identity<FleetForgetRequest>) {
+  return {fields.fleet_name("fleet", true)};
+}
+void encode(json& out, const FleetForgetRequest& request) {
+  out["fleet"] = request.fleet;
 }
 
 FleetStatusRequest decode(Fields& fields, std::type_identity<FleetStatusRequest>) {

@@ -124,11 +124,13 @@ struct VersionRequest {
   static constexpr std::string_view op = "version";
 };
 // Starts a fleet (protocol/fleet_json.hpp), whose files come as fds. foreground: it lives as
-// long as this session, which hears its members' state changes.
+// long as this session, which hears its members' state changes. persist: it comes up again
+// whenever crosvisord starts (host boot), its files reopened with the owner's rights.
 struct FleetUpRequest {
   static constexpr std::string_view op = "fleet_up";
   nlohmann::json fleet;
   bool foreground = false;
+  bool persist = false;
 };
 // One fleet's status, or (no name) every fleet the caller may see.
 struct FleetStatusRequest {
@@ -142,6 +144,11 @@ struct FleetDownRequest {
   bool force = false;
   std::optional<std::uint32_t> timeout_ms;
 };
+// A persistent fleet no longer comes up when crosvisord starts (a running one keeps running).
+struct FleetForgetRequest {
+  static constexpr std::string_view op = "fleet_forget";
+  std::string fleet;
+};
 // Stops one member of a fleet and starts it afresh.
 struct FleetRestartRequest {
   static constexpr std::string_view op = "fleet_restart";
@@ -153,7 +160,8 @@ using RequestBody =
     std::variant<CreateRequest, ListRequest, InfoRequest, StopRequest, LogsRequest,
                  SubscribeRequest, ConsoleRequest, ConsoleInputRequest, ConsoleDetachRequest,
                  DumpRequest, PingRequest, VersionRequest, FleetUpRequest, FleetStatusRequest,
-                 FleetDownRequest, FleetRestartRequest, RemoveRequest, EventsRequest>;
+                 FleetDownRequest, FleetRestartRequest, RemoveRequest, EventsRequest,
+                 FleetForgetRequest>;
 
 struct Request {
   std::uint64_t id = 0;

@@ -31,7 +31,9 @@ Expected<json> FdCollector::open_new(const std::filesystem::path& path, bool wri
   if (!image)  // missing (not_found), or unusable as it is (invalid_image)
     return std::unexpected(image.error());
   fds.push_back(std::move(image->fd));
-  return json{{"fd", fds.size() - 1}, {"path", path.string()}};
+  // Absolute: a daemon that reopens the file after a restart (a persistent fleet) has no
+  // working directory of the client's to resolve it from.
+  return json{{"fd", fds.size() - 1}, {"path", std::filesystem::absolute(path).string()}};
 }
 
 Expected<SpecMessage> spec_to_message(const VmSpec& spec) {

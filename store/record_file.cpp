@@ -24,7 +24,8 @@ Expected<void> write_all(int fd, std::string_view data, const std::filesystem::p
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
-      return std::unexpected(errno_error(ErrorKind::io, "write " + file.string(), n < 0 ? errno : EIO));
+      return std::unexpected(
+          errno_error(ErrorKind::io, "write " + file.string(), n < 0 ? errno : EIO));
     data.remove_prefix(static_cast<std::size_t>(n));
   }
   return {};
@@ -57,7 +58,8 @@ Expected<void> write_record(const std::filesystem::path& file, const nlohmann::j
   const auto temporary =
       dir / (std::string(kTemporaryPrefix) + file.filename().string() + "." +
              std::to_string(::getpid()) + "." + std::to_string(next.fetch_add(1)));
-  UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  UniqueFd fd(
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd)
     return std::unexpected(errno_error(ErrorKind::io, "create " + temporary.string(), errno));
   auto written = write_all(fd.get(), header(text.size(), crc32(text)) + text, file);
@@ -98,7 +100,8 @@ Expected<nlohmann::json> read_record(const std::filesystem::path& file) {
   std::size_t length = 0;
   std::uint32_t checksum = 0;
   const std::string head = content.substr(0, newline);
-  if (std::sscanf(head.c_str(), "%31s %d %zu %8" SCNx32, magic, &version, &length, &checksum) != 4 ||
+  if (std::sscanf(head.c_str(), "%31s %d %zu %8" SCNx32, magic, &version, &length, &checksum) !=
+          4 ||
       magic != kRecordMagic || head != header(length, checksum).substr(0, newline))
     return std::unexpected(corrupt(file, "no record header"));
   if (version != kRecordVersion)

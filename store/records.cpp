@@ -44,9 +44,9 @@ class Fields {
 }  // namespace
 
 json to_json(const FleetRecord& r) {
-  return {{"name", r.name},         {"owner_uid", r.owner_uid},
+  return {{"name", r.name},           {"owner_uid", r.owner_uid},
           {"owner_gid", r.owner_gid}, {"persistent", r.persistent},
-          {"boot_id", r.boot_id},   {"created_at_ms", r.created_at_ms},
+          {"boot_id", r.boot_id},     {"created_at_ms", r.created_at_ms},
           {"fleet", r.fleet}};
 }
 

@@ -34,8 +34,10 @@ DaemonProcess::DaemonProcess(DaemonOptions options) {
     argv.push_back("/usr/bin/env");
     argv.insert(argv.end(), options.environment.begin(), options.environment.end());
   }
-  argv.insert(argv.end(), {CROSVISORD_BINARY, "--socket", socket.string(), "--crosvm",
-                           options.crosvm, "--state-dir", (dir / "state").string()});
+  argv.insert(
+      argv.end(),
+      {CROSVISORD_BINARY, "--socket", socket.string(), "--crosvm", options.crosvm, "--state-dir",
+       (options.state_dir.empty() ? dir / "state" : options.state_dir).string()});
   if (options.own_runtime_dir)
     argv.insert(argv.end(), {"--runtime-dir", (dir / "run").string()});
   if (options.quiet)

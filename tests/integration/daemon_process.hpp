@@ -20,6 +20,7 @@ struct DaemonOptions {
   std::vector<std::string> environment = {};  // VAR=VALUE added to the daemon's (through env(1))
   bool own_runtime_dir = true;                // --runtime-dir in the test's directory
   bool quiet = false;                         // --log-level warn: for tests that log a lot
+  std::filesystem::path state_dir = {};       // --state-dir (default: state/ in its directory)
 };
 
 class DaemonProcess {

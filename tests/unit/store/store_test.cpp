@@ -203,13 +203,15 @@ TEST_CASE("a full disk fails the write with a clear error and leaves the old rec
   if (child == 0) {
     const auto small = dir / "small";
     std::filesystem::create_directory(small);
-    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
         ::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=64k") != 0)
       _exit(10);
     const auto file = small / "fleet.rec";
     if (!store::write_record(file, json{{"version", 1}}))
       _exit(11);
-    auto full = store::write_record(file, json{{"version", 2}, {"padding", std::string(256 * 1024, 'x')}});
+    auto full =
+        store::write_record(file, json{{"version", 2}, {"padding", std::string(256 * 1024, 'x')}});
     if (full || full.error().kind != ErrorKind::io ||
         full.error().message.find("No space left") == std::string::npos)
       _exit(12);
@@ -261,8 +263,8 @@ TEST_CASE("files are opened with the owner's rights, never the caller's") {
   std::filesystem::permissions(dir.path(), std::filesystem::perms::all);
   const auto readable = dir.write("readable", "hello");
   const auto secret = dir.write("secret", "root only");
-  std::filesystem::permissions(readable, std::filesystem::perms::owner_read |
-                                             std::filesystem::perms::others_read);
+  std::filesystem::permissions(
+      readable, std::filesystem::perms::owner_read | std::filesystem::perms::others_read);
   std::filesystem::permissions(secret, std::filesystem::perms::owner_read);
   if (::geteuid() != 0) {
     auto refused = process::open_as({65534, 65534}, {{readable, false}});
@@ -271,7 +273,8 @@ TEST_CASE("files are opened with the owner's rights, never the caller's") {
     return;
   }
   auto opened = process::open_as(
-      {65534, 65534}, {{readable, false}, {secret, false}, {readable, true}, {dir / "none", false}});
+      {65534, 65534},
+      {{readable, false}, {secret, false}, {readable, true}, {dir / "none", false}});
   REQUIRE(opened);
   REQUIRE(opened->size() == 4);
   REQUIRE((*opened)[0]);
@@ -281,7 +284,8 @@ TEST_CASE("files are opened with the owner's rights, never the caller's") {
   CHECK(::fcntl((*opened)[0]->get(), F_GETFD) & FD_CLOEXEC);
   REQUIRE_FALSE((*opened)[1]);  // root could, nobody cannot
   CHECK((*opened)[1].error().kind == ErrorKind::permission);
-  CHECK_THAT((*opened)[1].error().message, Catch::Contains("secret") && Catch::Contains("uid 65534") &&
+  CHECK_THAT((*opened)[1].error().message, Catch::Contains("secret") &&
+                                               Catch::Contains("uid 65534") &&
                                                Catch::Contains("Permission denied"));
   CHECK_FALSE((*opened)[2]);  // readable, not writable, by others
   CHECK_THAT((*opened)[3].error().message, Catch::Contains("No such file"));
