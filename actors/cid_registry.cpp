@@ -1,5 +1,6 @@
 #include "actors/cid_registry.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 
 #include <caf/actor_system.hpp>
@@ -121,6 +122,36 @@ CidRegistryActor::behavior_type registry(Registry self, CidRegistryOptions optio
         return cid;
       },
       [=](release_atom, std::uint32_t cid) { self->state.release(cid); },
+      [=](share_atom, std::uint32_t cid) -> caf::result<SharedFd> {
+        auto held = self->state.held.find(cid);
+        if (held == self->state.held.end() || !held->second.lock)
+          return to_caf_error(ErrorKind::state, "vsock CID " + std::to_string(cid) +
+                                                    " has no reservation here to share");
+        UniqueFd copy(::fcntl(held->second.lock.get(), F_DUPFD_CLOEXEC, 3));
+        if (!copy)
+          return to_caf_error(errno_error(ErrorKind::io, "dup a CID reservation", errno));
+        return std::make_shared<const UniqueFd>(std::move(copy));
+      },
+      [=](take_over_atom, caf::actor owner, std::uint32_t cid) -> caf::result<std::uint32_t> {
+        auto& s = self->state;
+        UniqueFd lock;
+        // Bound already (EADDRINUSE): by the VMM's own copy, as expected. Free: it holds none
+        // (any more), so this supervisor reserves it again.
+        const vsock::CidPool::Reserve reserve = [&](std::uint32_t wanted) {
+          auto taken = s.locks->try_lock(wanted);
+          if (taken && *taken)
+            lock = std::move(**taken);
+          return true;
+        };
+        if (auto granted = s.pool->grant_fixed(cid, reserve); !granted)
+          return to_caf_error(granted.error());
+        s.held.emplace(cid, CidRegistryState::Held{std::move(lock), owner.address()});
+        auto& cids = s.owned[owner.address()];
+        if (cids.empty())
+          self->monitor(owner);
+        cids.insert(cid);
+        return cid;
+      },
       [=](in_use_atom) { return static_cast<std::uint64_t>(self->state.pool->in_use_count()); },
   };
 }

@@ -7,6 +7,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <map>
 
+#include "actors/durable_vms.hpp"
 #include "actors/network_actor.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
@@ -26,9 +27,12 @@ struct Member {
   VmHandle handle;  // while the VM is not dead
   lifecycle::RestartTracker tracker;
   FleetMemberStatus status;
-  bool up = false;             // counted as up at least once
-  bool manual = false;         // a restart by hand is under way
-  bool start_pending = false;  // a create is in flight, or a (re)start is scheduled
+  bool up = false;                          // counted as up at least once
+  bool manual = false;                      // a restart by hand is under way
+  bool start_pending = false;               // a create is in flight, or a (re)start is scheduled
+  std::uint32_t restarts_before = 0;        // by the daemon that ran the fleet before this one
+  std::optional<store::VmRecord> takeover;  // its VMM, left running by that daemon
+  bool up_before = false;  // it was up under that daemon: a death now is handled by its policy
   // `vm fleet restart`, answered when done
   std::vector<caf::typed_response_promise<FleetMemberStatus>> restart_waiters;
 };
@@ -50,6 +54,7 @@ struct FleetState {
   std::vector<NetworkSpec> network_specs;
   std::vector<NetworkActor> networks;
   std::optional<std::uint32_t> owner;
+  bool durable = false;  // its VMs outlive the daemon (FleetLife)
 };
 
 using Fleet = FleetImpl::stateful_pointer<FleetState>;
@@ -99,27 +104,32 @@ void start_member(Fleet self, std::size_t i) {
   auto& member = self->state.members[i];
   member.status.state = VmState::created;
   member.start_pending = true;
-  self->request(self->state.service, std::chrono::seconds(30), create_atom::value, member.vm.spec,
-                caf::actor_cast<caf::actor>(self))
-      .then(
-          [=](VmHandle handle) {
-            auto& m = self->state.members[i];
-            m.start_pending = false;
-            self->send(handle, events_atom::value);  // states are what a fleet watches
-            // A fleet going down meanwhile does not wait for a VM it never told to stop.
-            if (self->state.stopping)
-              self->send(handle, stop_atom::value);
-            m.handle = std::move(handle);
-          },
-          [=](caf::error& error) {
-            auto& m = self->state.members[i];
-            m.start_pending = false;
-            m.status.failed = true;
-            m.status.problem = "could not be created: " + from_caf_error(error).message;
-            spdlog::error("fleet {}: {} {}", self->state.fleet_name, m.vm.spec.name,
-                          m.status.problem);
-            give_up(self, i);
-          });
+  auto created =
+      self->state.durable
+          ? self->request(
+                caf::actor_cast<DurableVms>(self->state.service), std::chrono::seconds(30),
+                create_durable_atom::value, member.vm.spec, caf::actor_cast<caf::actor>(self),
+                DurableStart{member.status.restarts, std::exchange(member.takeover, std::nullopt)})
+          : self->request(self->state.service, std::chrono::seconds(30), create_atom::value,
+                          member.vm.spec, caf::actor_cast<caf::actor>(self));
+  created.then(
+      [=](VmHandle handle) {
+        auto& m = self->state.members[i];
+        m.start_pending = false;
+        self->send(handle, events_atom::value);  // states are what a fleet watches
+        // A fleet going down meanwhile does not wait for a VM it never told to stop.
+        if (self->state.stopping)
+          self->send(handle, stop_atom::value);
+        m.handle = std::move(handle);
+      },
+      [=](caf::error& error) {
+        auto& m = self->state.members[i];
+        m.start_pending = false;
+        m.status.failed = true;
+        m.status.problem = "could not be created: " + from_caf_error(error).message;
+        spdlog::error("fleet {}: {} {}", self->state.fleet_name, m.vm.spec.name, m.status.problem);
+        give_up(self, i);
+      });
 }
 
 // Those who watch every VM (vm events) hear that the next start of `member` is the fleet's doing:
@@ -184,6 +194,12 @@ void on_event(Fleet self, const VmEvent& event) {
   member.status.cid.reset();
   if (st.stopping)
     return finish_down_if_done(self);
+  if (!member.vm.unavailable.empty()) {
+    member.status.failed = true;
+    member.status.problem = member.vm.unavailable;
+    give_up(self, i);
+    return answer_restart_waiters(member);
+  }
   if (member.manual) {
     member.manual = false;
     member.tracker.reset();
@@ -192,7 +208,7 @@ void on_event(Fleet self, const VmEvent& event) {
   }
   const auto reason = event.reason.value_or(DeathReason::unknown);
   const auto delay = member.tracker.on_death(reason, lifecycle::RestartTracker::Clock::now());
-  member.status.restarts = member.tracker.restarts();
+  member.status.restarts = member.restarts_before + member.tracker.restarts();
   if (delay) {
     spdlog::info("fleet {}: {} died ({}), restarting in {} ms", st.fleet_name, event.vm,
                  to_string(reason), delay->count());
@@ -207,12 +223,12 @@ void on_event(Fleet self, const VmEvent& event) {
                             std::to_string(member.vm.restart.window.count() / 1000) +
                             " s; left down";
     spdlog::error("fleet {}: {} {}", st.fleet_name, event.vm, member.status.problem);
-  } else if (!member.up) {
+  } else if (!member.up && !member.up_before) {
     member.status.failed = true;
     member.status.problem = "died (" + std::string(to_string(reason)) + ") before it was up" +
                             (event.detail.empty() ? "" : ": " + event.detail);
   }
-  if (!member.up || member.status.failed)
+  if ((!member.up && !member.up_before) || member.status.failed)
     give_up(self, i);
   answer_restart_waiters(member);
 }
@@ -257,9 +273,11 @@ caf::typed_response_promise<FleetStatus> go_down(Fleet self,
   return promise;
 }
 
-FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config::FleetSpec fleet) {
+FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config::FleetSpec fleet,
+                                        FleetLife life) {
   auto& st = self->state;
   st.service = std::move(service);
+  st.durable = life.durable;
   st.fleet_name = fleet.name;
   std::vector<std::vector<std::size_t>> after;
   for (std::size_t i = 0; i < fleet.vms.size(); ++i)
@@ -274,6 +292,12 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config
     Member member{std::move(vm), {}, lifecycle::RestartTracker(restart), {}, false, false,
                   false,         {}};
     member.status.name = member.vm.spec.name;
+    if (auto left = life.takeover.find(member.vm.spec.name); left != life.takeover.end()) {
+      member.restarts_before = left->second.restarts;
+      member.up_before = left->second.ready || !has_ready_condition(member.vm.spec);
+      member.status.restarts = left->second.restarts;
+      member.takeover = std::move(left->second);
+    }
     st.members.push_back(std::move(member));
   }
   st.plan = std::make_unique<lifecycle::StartPlan>(std::move(after), fleet.concurrency);
@@ -285,8 +309,8 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config
   // A restored fleet whose owner can no longer open a VM's file: that VM fails, the rest run.
   for (std::size_t i = 0; i < st.members.size(); ++i) {
     auto& member = st.members[i];
-    if (member.vm.unavailable.empty())
-      continue;
+    if (member.vm.unavailable.empty() || member.takeover)
+      continue;  // a running VMM has its files: it is taken over, only never started again
     member.status.failed = true;
     member.status.problem = member.vm.unavailable;
     spdlog::error("fleet {}: {} {}", st.fleet_name, member.vm.spec.name, member.status.problem);
@@ -366,8 +390,9 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config
 
 }  // namespace
 
-FleetActor spawn_fleet(caf::actor_system& system, ServiceActor service, config::FleetSpec fleet) {
-  return system.spawn(fleet_behavior, std::move(service), std::move(fleet));
+FleetActor spawn_fleet(caf::actor_system& system, ServiceActor service, config::FleetSpec fleet,
+                       FleetLife life) {
+  return system.spawn(fleet_behavior, std::move(service), std::move(fleet), std::move(life));
 }
 
 }  // namespace crosvisor

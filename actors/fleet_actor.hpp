@@ -10,12 +10,14 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "config/fleet_config.hpp"
 #include "crosvisor/messages.hpp"
 #include "crosvisor/vm_event.hpp"
+#include "store/records.hpp"
 
 namespace crosvisor {
 
@@ -63,7 +65,15 @@ using FleetActor =
                      // or has failed; an error (not_found) for a name the fleet does not have.
                      caf::replies_to<restart_atom, std::string>::with<FleetMemberStatus>>;
 
-FleetActor spawn_fleet(caf::actor_system& system, ServiceActor service, config::FleetSpec fleet);
+// How a fleet's VMs live: durable ones outlive the daemon (live restore, docs/state.md), and
+// those a daemon before this one left running are taken over, by name, instead of started.
+struct FleetLife {
+  bool durable = false;
+  std::map<std::string, store::VmRecord> takeover;
+};
+
+FleetActor spawn_fleet(caf::actor_system& system, ServiceActor service, config::FleetSpec fleet,
+                       FleetLife life = {});
 
 }  // namespace crosvisor
 

@@ -10,11 +10,14 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <set>
 
 #include "actors/cid_registry.hpp"
 #include "actors/client_proxy.hpp"
+#include "actors/durable_vms.hpp"
 #include "actors/fleet_actor.hpp"
 #include "actors/network_actor.hpp"
+#include "actors/state_keeper.hpp"
 #include "actors/vm_actor.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
@@ -22,6 +25,8 @@
 #include "lifecycle/image_claims.hpp"
 #include "lifecycle/owner_limits.hpp"
 #include "net/subnets.hpp"
+#include "process/proc_identity.hpp"
+#include "store/state_store.hpp"
 #include "vmm/reactor.hpp"
 
 namespace crosvisor {
@@ -37,7 +42,7 @@ VmKey key_of(const VmSpec& spec) {
 // The service, told of its VMs' states and deaths and its fleets' restarts, and the registry of
 // networks.
 using ServiceImpl = ServiceActor::extend_with<VmDeathWatcher>::extend_with<
-    NetworkRegistry>::extend_with<FleetRestartSink>;
+    NetworkRegistry>::extend_with<FleetRestartSink>::extend_with<DurableVms>;
 
 // A network is named per owner, as VMs are.
 using NetworkKey = std::pair<std::optional<std::uint32_t>, std::string>;
@@ -64,11 +69,19 @@ struct ServiceState {
   // What happened lately, for those who watch every VM (vm events), and who they are.
   std::deque<SupervisorEvent> events;
   std::vector<caf::actor> watchers;
+  // Live restore (options.state_dir): the store of durable VMs' directories, their records'
+  // writer, this boot of the host, and which live VMs are durable.
+  std::optional<store::StateStore> state;
+  StateKeeperActor keeper;
+  std::string boot_id;
+  std::set<caf::actor_addr> durable;
 
   // When the service ends, so do its VMs (each kills its child as it goes).
   ~ServiceState() {
     if (cid_registry)
       caf::anon_send_exit(cid_registry, caf::exit_reason::user_shutdown);
+    if (keeper)
+      caf::anon_send(keeper, finish_atom::value);
     for (auto& entry : vms)
       caf::anon_send_exit(entry.second, caf::exit_reason::user_shutdown);
   }
@@ -89,6 +102,7 @@ void forget(ServiceSelf self, const caf::actor_addr& vm) {
   st.vms.erase(it->second);
   st.names.erase(it);
   st.fleet_of.erase(vm);
+  st.durable.erase(vm);
 }
 
 std::int64_t now_ms() {
@@ -143,7 +157,7 @@ Expected<std::vector<NetworkActor>> networks_of(ServiceSelf self, const VmSpec& 
 }
 
 void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
-              caf::typed_response_promise<VmHandle> reply) {
+              caf::typed_response_promise<VmHandle> reply, std::optional<DurableStart> durable) {
   auto& st = self->state;
   auto networks = networks_of(self, spec);
   if (!networks) {
@@ -163,8 +177,11 @@ void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
     reply.deliver(to_caf_error(*taken));
     return;
   }
+  // A durable VM's directory outlives this process: in the state store, named by its record.
   const auto run_dir =
-      st.options.runtime_dir / ("vm-" + std::to_string(getpid()) + "-" + std::to_string(run_id));
+      durable ? (durable->takeover ? durable->takeover->run_dir : st.state->fresh_run_dir())
+              : st.options.runtime_dir /
+                    ("vm-" + std::to_string(getpid()) + "-" + std::to_string(run_id));
   if (spec.vmm_binary.empty()) {
     spec.vmm_binary =
         spec.vmm == VmmKind::crosvm ? st.options.vmm_binaries.crosvm : st.options.vmm_binaries.qemu;
@@ -177,6 +194,9 @@ void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
                                         : st.options.nvram_dir;
   VmPaths paths{run_dir,  log_dir / (spec.name + ".log"), st.options.log_max_bytes,
                 dump_dir, st.options.dumps_per_vm,        nvram_dir / (spec.name + ".vars.fd")};
+  if (durable)
+    paths.durable =
+        VmPaths::Durable{st.keeper, st.boot_id, durable->restarts, std::move(durable->takeover)};
   const std::string spec_fleet = spec.fleet;
   auto vm =
       spawn_vm_actor(self->system(), std::move(spec), st.options.reactor, st.cid_registry,
@@ -189,6 +209,8 @@ void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
   self->monitor(vm);
   if (!spec_fleet.empty())
     st.fleet_of[vm.address()] = spec_fleet;
+  if (durable)
+    st.durable.insert(vm.address());
   st.vms.emplace(key, vm);
   st.names.emplace(vm.address(), key);
   st.usage->add(key.first, fds);
@@ -197,6 +219,43 @@ void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
   // the VM launch. Its first event can only follow the reply in the mailbox.
   reply.deliver(VmHandle(handle));
   self->send(vm, launch_atom::value);
+}
+
+// A VM by that name of that owner may not run already: one whose death is still on its way here
+// is asked.
+caf::result<VmHandle> create(ServiceSelf self, VmSpec spec, caf::actor client,
+                             std::optional<DurableStart> durable) {
+  auto& st = self->state;
+  if (!is_valid_vm_name(spec.name)) {
+    return to_caf_error(ErrorKind::invalid_config,
+                        "'" + spec.name + "' is not a VM name: " + kVmNameRule);
+  }
+  auto reply = self->make_response_promise<VmHandle>();
+  auto existing = st.vms.find(key_of(spec));
+  if (existing == st.vms.end()) {
+    start_vm(self, std::move(spec), std::move(client), reply, std::move(durable));
+    return reply;
+  }
+  // The name's holder may have died a moment ago, its death still on the way here (a fleet
+  // restarting a VM hears of the death through its handle first): ask it.
+  const std::string name = spec.name;
+  const VmActorImpl holder = existing->second;
+  self->request<caf::message_priority::high>(holder, std::chrono::seconds(10), info_atom::value)
+      .then(
+          [=](const VmInfo& info) mutable {
+            if (info.state != VmState::dead) {
+              reply.deliver(to_caf_error(ErrorKind::conflict,
+                                         "a VM named '" + name + "' is already running"));
+              return;
+            }
+            forget(self, holder.address());
+            start_vm(self, std::move(spec), std::move(client), reply, std::move(durable));
+          },
+          [=](caf::error&) mutable {  // gone altogether
+            forget(self, holder.address());
+            start_vm(self, std::move(spec), std::move(client), reply, std::move(durable));
+          });
+  return reply;
 }
 
 caf::result<NetworkActor> network_up(ServiceSelf self, NetworkSpec spec,
@@ -250,6 +309,13 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
       CidRegistryOptions{{cids.cid_first, cids.cid_last}, cids.cid_scope, cids.cid_state_file});
   if (!self->state.options.reactor)
     self->state.options.reactor = std::make_shared<vmm::Reactor>();
+  if (!self->state.options.state_dir.empty()) {
+    auto& st = self->state;
+    st.state.emplace(st.options.state_dir);
+    st.keeper = spawn_state_keeper(self->system(),
+                                   std::make_shared<const store::StateStore>(st.options.state_dir));
+    st.boot_id = process::boot_id();
+  }
   // Whatever it monitors ended: a VM's actor, a network or a watcher.
   self->set_down_handler([=](const caf::down_msg& down) {
     auto& st = self->state;
@@ -261,38 +327,44 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
   });
   return {
       [=](create_atom, VmSpec spec, caf::actor client) -> caf::result<VmHandle> {
+        return create(self, std::move(spec), std::move(client), std::nullopt);
+      },
+      [=](create_durable_atom, VmSpec spec, caf::actor client,
+          DurableStart durable) -> caf::result<VmHandle> {
+        if (!self->state.state)
+          return to_caf_error(ErrorKind::state,
+                              "this supervisor has no state directory: no VM "
+                              "can outlive it");
+        return create(self, std::move(spec), std::move(client), std::move(durable));
+      },
+      [=](let_go_all_atom) -> caf::result<std::uint32_t> {
         auto& st = self->state;
-        if (!is_valid_vm_name(spec.name)) {
-          return to_caf_error(ErrorKind::invalid_config,
-                              "'" + spec.name + "' is not a VM name: " + kVmNameRule);
+        auto promise = self->make_response_promise<std::uint32_t>();
+        auto waiting = std::make_shared<std::size_t>(st.durable.size());
+        auto let_go = std::make_shared<std::uint32_t>(0);
+        if (*waiting == 0)
+          promise.deliver(std::uint32_t{0});
+        for (const auto& address : st.durable) {
+          auto vm = caf::actor_cast<VmActorImpl>(address);
+          if (!vm) {
+            if (--*waiting == 0)
+              promise.deliver(*let_go);
+            continue;
+          }
+          self->request<caf::message_priority::high>(vm, std::chrono::seconds(10),
+                                                     let_go_atom::value)
+              .then(
+                  [=](bool gone) mutable {
+                    *let_go += gone;
+                    if (--*waiting == 0)
+                      promise.deliver(*let_go);
+                  },
+                  [=](caf::error&) mutable {
+                    if (--*waiting == 0)
+                      promise.deliver(*let_go);
+                  });
         }
-        auto reply = self->make_response_promise<VmHandle>();
-        auto existing = st.vms.find(key_of(spec));
-        if (existing == st.vms.end()) {
-          start_vm(self, std::move(spec), std::move(client), reply);
-          return reply;
-        }
-        // The name's holder may have died a moment ago, its death still on the way here (a
-        // fleet restarting a VM hears of the death through its handle first): ask it.
-        const std::string name = spec.name;
-        const VmActorImpl holder = existing->second;
-        self->request<caf::message_priority::high>(holder, std::chrono::seconds(10),
-                                                   info_atom::value)
-            .then(
-                [=](const VmInfo& info) mutable {
-                  if (info.state != VmState::dead) {
-                    reply.deliver(to_caf_error(ErrorKind::conflict,
-                                               "a VM named '" + name + "' is already running"));
-                    return;
-                  }
-                  forget(self, holder.address());
-                  start_vm(self, std::move(spec), std::move(client), reply);
-                },
-                [=](caf::error&) mutable {  // gone altogether
-                  forget(self, holder.address());
-                  start_vm(self, std::move(spec), std::move(client), reply);
-                });
-        return reply;
+        return promise;
       },
       [=](vm_dead_atom, const caf::actor_addr& vm, VmInfo info) {
         forget(self, vm);

@@ -11,7 +11,7 @@
 namespace crosvisor {
 namespace {
 
-StateKeeperActor::behavior_type keeper(StateKeeperActor::pointer,
+StateKeeperActor::behavior_type keeper(StateKeeperActor::pointer self,
                                        std::shared_ptr<const store::StateStore> state) {
   return {
       [=](store_fleet_atom, const store::FleetRecord& record) -> caf::result<bool> {
@@ -41,6 +41,7 @@ StateKeeperActor::behavior_type keeper(StateKeeperActor::pointer,
           spdlog::error("state: VM {}: {}", vm, removed.error().message);
       },
       [=](flush_atom) { return true; },
+      [=](finish_atom) { self->quit(); },
   };
 }
 

@@ -22,6 +22,7 @@ using drop_fleet_atom = caf::atom_constant<caf::atom("dropfleet")>;
 using store_vm_atom = caf::atom_constant<caf::atom("stvm")>;
 using drop_vm_atom = caf::atom_constant<caf::atom("dropvm")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using finish_atom = caf::atom_constant<caf::atom("finish")>;
 
 using StateKeeperActor = caf::typed_actor<
     // Written (true), or an io error saying why not (a full disk): the old record stays.
@@ -33,7 +34,10 @@ using StateKeeperActor = caf::typed_actor<
     caf::reacts_to<store_vm_atom, store::VmRecord>,
     caf::reacts_to<drop_vm_atom, std::uint32_t, std::string>,
     // Answered once every write that reached the keeper before it is done.
-    caf::replies_to<flush_atom>::with<bool>>;
+    caf::replies_to<flush_atom>::with<bool>,
+    // Ends the keeper once every write that reached it before is done. A detached actor holds
+    // itself alive on its thread: its owner must end it so (or the actor system never ends).
+    caf::reacts_to<finish_atom>>;
 
 StateKeeperActor spawn_state_keeper(caf::actor_system& system,
                                     std::shared_ptr<const store::StateStore> store);

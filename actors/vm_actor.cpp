@@ -63,9 +63,17 @@ struct VmActorState {
 
   caf::actor_addr self_address;  // to withdraw its monitors on the subscribers as it ends
 
+  // Live restore: the VMM outlives the supervisor (vm_actor.hpp, VmPaths::Durable).
+  std::optional<VmPaths::Durable> durable;
+  std::shared_ptr<const UniqueFd> cid_reservation;   // the VMM's copy of it
+  std::optional<process::ProcessIdentity> identity;  // of the VMM, once known
+  bool released = false;                             // let go: it runs on, unwatched
+
   ~VmActorState() {
     // An actor that ends while its child lives (its system is shutting down) takes the child with
-    // it.
+    // it, unless the child is meant to outlive the supervisor.
+    if (durable)
+      return;
     if (child_alive && reactor)
       reactor->signal(child, SIGKILL, true);
     for (const auto& subscriber : subscribers)
@@ -281,8 +289,39 @@ VmInfo info_of(VmSelf self) {
   return info;
 }
 
+// A durable VM's record: what its supervisor's successor needs to take its VMM over.
+void keep_record(VmSelf self) {
+  auto& st = self->state;
+  if (!st.durable || !st.identity || st.released)
+    return;
+  const VmSpec& spec = st.life->spec();
+  store::VmRecord record;
+  record.name = spec.name;
+  record.fleet = spec.fleet;
+  record.owner_uid = spec.owner_uid.value_or(0);
+  record.boot_id = st.durable->boot_id;
+  record.pid = st.identity->pid;
+  record.start_time = st.identity->start_time;
+  record.args = st.identity->args;
+  record.cid = st.cid;
+  record.vmm = std::string(to_string(spec.vmm));
+  record.run_dir = st.run_dir;
+  record.started_at_ms = st.started_at_unix_ms.value_or(0);
+  record.ready = st.life->state() == VmState::ready;
+  record.restarts = st.durable->restarts;
+  self->send(st.durable->keeper, store_vm_atom::value, std::move(record));
+}
+
+void drop_record(VmSelf self) {
+  auto& st = self->state;
+  if (st.durable && !st.released)
+    self->send(st.durable->keeper, drop_vm_atom::value, st.life->spec().owner_uid.value_or(0),
+               st.life->spec().name);
+}
+
 void die(VmSelf self, lifecycle::Death death) {
   auto& st = self->state;
+  drop_record(self);
   st.child_alive = false;
   if (st.ready_token != 0)
     st.reactor->cancel_vsock_ready(st.ready_token);
@@ -367,6 +406,8 @@ void launch_vmm(VmSelf self) {
                              vm.nvram};
   for (const auto& lease : vm.leases)
     context.nics.push_back({lease.tap, lease.mac});
+  context.durable = vm.durable.has_value();
+  context.cid_reservation = vm.cid_reservation;
   vm.child = vm.reactor->launch(
       [spec = vm.life->spec(), context = std::move(context)] {
         return vmm::prepare_vmm_launch(spec, context);
@@ -377,6 +418,29 @@ void launch_vmm(VmSelf self) {
     lease.tap.reset();
   vm.child_alive = true;
   update_console_raw(self);  // clients that attached while it was starting
+}
+
+// Takes over the VMM an earlier supervisor left running (its record), instead of a launch.
+void take_over(VmSelf self) {
+  auto& vm = self->state;
+  const store::VmRecord& record = *vm.durable->takeover;
+  const VmSpec& spec = vm.life->spec();
+  vmm::Takeover takeover;
+  takeover.identity = {record.pid, record.start_time, record.args};
+  takeover.control =
+      spec.vmm == VmmKind::qemu
+          ? vmm::ControlChannel{vmm::ControlProtocol::qmp, record.run_dir / "qmp.sock"}
+          : vmm::ControlChannel{vmm::ControlProtocol::crosvm, record.run_dir / "crosvm.sock"};
+  takeover.run_dir = record.run_dir;
+  takeover.console_input = spec.debug == DebugLevel::full;
+  takeover.console_log = vm.console_log;
+  takeover.console_log_max_bytes = vm.console_log_max_bytes;
+  takeover.owner = spec.owner_uid;
+  takeover.vm = spec.name;
+  vm.identity = takeover.identity;
+  vm.child = vm.reactor->adopt(std::move(takeover), observer_for(self));
+  vm.child_alive = true;
+  update_console_raw(self);
 }
 
 // Joins the VM's networks one after the other, then launches.
@@ -424,6 +488,10 @@ vmm::ChildObserver observer_for(VmSelf self) {
   observer.exited = [me](process::ExitStatus status) {
     caf::anon_send(me, exited_atom::value, status);
   };
+  observer.identified = [me](process::ProcessIdentity identity) {
+    caf::anon_send(me, identified_atom::value, std::move(identity));
+  };
+  observer.lost = [me](Error why) { caf::anon_send(me, lost_atom::value, std::move(why)); };
   return observer;
 }
 
@@ -439,6 +507,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
   st.reactor = std::move(reactor);
   st.run_dir = std::move(paths.run_dir);
   st.nvram = std::move(paths.nvram);
+  st.durable = std::move(paths.durable);
   if (st.life->spec().debug == DebugLevel::full) {
     st.console_log = std::move(paths.console_log);
     st.console_log_max_bytes = paths.console_log_max_bytes;
@@ -480,6 +549,21 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
           return;
         s.life->on_launch_requested();
         publish(self, current_event(self));
+        const auto failed = [=](caf::error& error) {
+          die(self, self->state.life->on_launch_failed(from_caf_error(error).message));
+        };
+        if (s.durable && s.durable->takeover) {
+          // Its CID is the VMM's already: held here for it, then the VMM taken over.
+          self->request(cid_registry, std::chrono::seconds(10), take_over_atom::value,
+                        caf::actor_cast<caf::actor>(self), s.durable->takeover->cid)
+              .then(
+                  [=](std::uint32_t cid) {
+                    self->state.cid = cid;
+                    take_over(self);
+                  },
+                  failed);
+          return;
+        }
         // The CID first: the registry holds it until this actor is down.
         self->request(cid_registry, std::chrono::seconds(10), grant_atom::value,
                       caf::actor_cast<caf::actor>(self), s.life->spec().cid.value_or(0))
@@ -487,11 +571,18 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
                 [=](std::uint32_t cid) {
                   self->state.cid = cid;
                   self->state.leases.clear();
-                  join_networks(self);  // then the launch
+                  if (!self->state.durable)
+                    return join_networks(self);  // then the launch
+                  // A durable VMM holds a copy of its CID's reservation.
+                  self->request(cid_registry, std::chrono::seconds(10), share_atom::value, cid)
+                      .then(
+                          [=](SharedFd reservation) {
+                            self->state.cid_reservation = std::move(reservation);
+                            join_networks(self);
+                          },
+                          failed);
                 },
-                [=](caf::error& error) {
-                  die(self, self->state.life->on_launch_failed(from_caf_error(error).message));
-                });
+                failed);
       },
       [=](spawned_atom, pid_t pid) {
         auto& s = self->state;
@@ -507,30 +598,65 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         s.started_at_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count();
-        s.life->on_started();
-        spdlog::info("vm {}: running, pid {}", s.life->spec().name, pid);
-        VmEvent running =
-            current_event(self, "pid " + std::to_string(pid) + ", cid " + std::to_string(s.cid));
+        std::string how = "pid " + std::to_string(pid) + ", cid " + std::to_string(s.cid);
+        if (s.durable && s.durable->takeover) {
+          // Taken over: its uptime goes on from its first start, its readiness as it was.
+          const auto& record = *s.durable->takeover;
+          const auto age = std::max<std::int64_t>(0, *s.started_at_unix_ms - record.started_at_ms);
+          s.started_at = *s.started_at - std::chrono::milliseconds(age);
+          s.started_at_unix_ms = record.started_at_ms;
+          s.life->on_taken_over(record.ready);
+          how += ", taken over";
+        } else {
+          s.life->on_started();
+        }
+        spdlog::info("vm {}: {}, {}", s.life->spec().name, to_string(s.life->state()), how);
+        VmEvent running = current_event(self, how);
         running.pid = pid;
         running.cid = s.cid;
         publish(self, running);
-        // A VM that is not ready in time is hung (AVF's boot hang-up detection).
-        if (auto deadline = ready_deadline(s.life->spec()))
-          self->delayed_send(self, *deadline, ready_due_atom::value);
-        // Readiness through the guest's vsock callback: wait for it on the reactor.
-        if (const auto* vsock_ready = std::get_if<VsockReady>(&s.life->spec().ready)) {
-          auto me = caf::actor_cast<VmActorImpl>(self);
-          s.ready_token =
-              s.reactor->await_vsock_ready(vsock_ready->port, s.cid, [me](Expected<void> result) {
-                caf::anon_send(me, vsready_atom::value,
-                               result ? std::string() : result.error().message);
-              });
+        keep_record(self);
+        if (s.life->state() == VmState::running) {
+          // A VM that is not ready in time is hung (AVF's boot hang-up detection).
+          if (auto deadline = ready_deadline(s.life->spec()))
+            self->delayed_send(self, *deadline, ready_due_atom::value);
+          // Readiness through the guest's vsock callback: wait for it on the reactor.
+          if (const auto* vsock_ready = std::get_if<VsockReady>(&s.life->spec().ready)) {
+            auto me = caf::actor_cast<VmActorImpl>(self);
+            s.ready_token =
+                s.reactor->await_vsock_ready(vsock_ready->port, s.cid, [me](Expected<void> result) {
+                  caf::anon_send(me, vsready_atom::value,
+                                 result ? std::string() : result.error().message);
+                });
+          }
         }
         // A stop that arrived while the VM was starting is carried out now.
         if (s.life->stop_was_requested()) {
           if (auto step = s.life->on_stop_requested())
             take_step(self, *step);
         }
+      },
+      [=](identified_atom, process::ProcessIdentity identity) {
+        self->state.identity = std::move(identity);
+        keep_record(self);
+      },
+      [=](lost_atom, const Error& why) {
+        auto& s = self->state;
+        s.child_alive = false;
+        spdlog::warn("vm {}: not taken over: {}", s.life->spec().name, why.message);
+        die(self, s.life->on_lost("its VMM ended while no crosvisord watched it (" + why.message +
+                                  "); how is not known"));
+      },
+      [=](let_go_atom) {
+        auto& s = self->state;
+        if (!s.durable || !s.child_alive || s.dead)
+          return false;
+        spdlog::info("vm {}: left running for the next crosvisord", s.life->spec().name);
+        s.released = true;
+        s.reactor->release(s.child);
+        s.child_alive = false;
+        self->quit();
+        return true;
       },
       [=](lfailed_atom, const Error& error) {
         die(self, self->state.life->on_launch_failed(error.message));
@@ -545,6 +671,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         if (s.life->on_console_line(line)) {
           spdlog::info("vm {}: ready", s.life->spec().name);
           publish(self, current_event(self));
+          keep_record(self);
         }
         // Told in batches (well under the reactor's in-flight limit, so it never waits on a
         // batch that cannot fill).
@@ -580,6 +707,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         } else if (s.life->on_vsock_ready()) {
           spdlog::info("vm {}: ready (vsock callback)", s.life->spec().name);
           publish(self, current_event(self));
+          keep_record(self);
         }
       },
       [=](vmmout_atom, const std::string& line) {

@@ -9,6 +9,7 @@
 
 #include "actors/cid_registry.hpp"
 #include "actors/network_actor.hpp"
+#include "actors/state_keeper.hpp"
 #include "actors/vm_protocol.hpp"
 #include "crosvisor/vm_spec.hpp"
 
@@ -25,6 +26,16 @@ struct VmPaths {
   std::filesystem::path dump_dir;  // debug = full: where its memory dumps go
   std::size_t dumps_kept = 3;      // of this VM's name, at most
   std::filesystem::path nvram;     // QEMU UEFI boots: its own variable store
+  // Live restore (a daemon-owned VM): its VMM outlives the supervisor, run_dir is in the state
+  // store, and `keeper` keeps its record (store/records.hpp) while it runs, for a successor.
+  struct Durable {
+    StateKeeperActor keeper;
+    std::string boot_id;
+    std::uint32_t restarts = 0;  // so far, for the record
+    // A VMM an earlier supervisor left running, to take over instead of launching one.
+    std::optional<store::VmRecord> takeover;
+  };
+  std::optional<Durable> durable;
 };
 
 // `cid_registry` grants the VM its vsock CID before the VMM starts. Client handles attach

@@ -15,6 +15,7 @@
 #include "crosvisor/messages.hpp"
 #include "lifecycle/vm_lifecycle.hpp"
 #include "process/exit_status.hpp"
+#include "process/proc_identity.hpp"
 
 namespace crosvisor {
 
@@ -35,6 +36,9 @@ using stop_sent_atom = caf::atom_constant<caf::atom("stopsent")>;
 using vm_dead_atom = caf::atom_constant<caf::atom("vmdead")>;
 using vm_state_atom = caf::atom_constant<caf::atom("vmstate")>;
 using dumped_atom = caf::atom_constant<caf::atom("dumped")>;
+using identified_atom = caf::atom_constant<caf::atom("identified")>;
+using lost_atom = caf::atom_constant<caf::atom("lost")>;
+using let_go_atom = caf::atom_constant<caf::atom("letgo")>;
 
 // Told by each VM's actor of its state changes, and when its VM dies (the actor lives on while
 // handles remain) with what `info` says of it from then on: the service, which frees the VM's
@@ -62,6 +66,11 @@ using VmActorImpl = VmActor::extend<
     caf::reacts_to<console_bytes_atom, std::string>, caf::reacts_to<vmmout_atom, std::string>,
     caf::reacts_to<vsready_atom, std::string>, caf::reacts_to<notice_atom, lifecycle::GuestNotice>,
     caf::reacts_to<exited_atom, process::ExitStatus>,
+    // A durable VMM's identity (for its record); a VMM to take over is gone (why).
+    caf::reacts_to<identified_atom, process::ProcessIdentity>, caf::reacts_to<lost_atom, Error>,
+    // The supervisor exits and leaves its durable VMs running: the VM actor lets its VMM go
+    // (true) and quits; a VM that is not durable answers false and stays.
+    caf::replies_to<let_go_atom>::with<bool>,
     // Its own timers: a step of the stop sequence is due; the VM should be ready by now.
     caf::reacts_to<step_due_atom, lifecycle::StopStep>, caf::reacts_to<ready_due_atom>,
     // The answer to a control request: refused by the VMM (or not), and the error ("" if done).
@@ -74,5 +83,6 @@ using VmActorImpl = VmActor::extend<
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::Error)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::process::ExitStatus)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::process::ProcessIdentity)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::lifecycle::StopStep)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::lifecycle::GuestNotice)

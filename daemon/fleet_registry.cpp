@@ -22,6 +22,7 @@ struct RegistryState {
   RegistryState() = default;
   ServiceActor service;
   StateKeeperActor keeper;
+  bool live_restore = false;
   std::map<FleetKey, FleetEntry> fleets;
   // The records of the fleets up (and of persistent ones that are down), by owner and name.
   std::map<FleetKey, store::FleetRecord> records;
@@ -49,18 +50,24 @@ std::string describe_taken(const RegistryState& st, std::uint32_t owner,
 
 // Spawns the fleet (its record, if it has one, written).
 FleetActor start_fleet(Registry self, const FleetKey& key, config::FleetSpec fleet,
-                       std::vector<std::string> names, bool persistent) {
+                       std::vector<std::string> names, bool persistent, TakenOver taken_over) {
   auto& s = self->state;
-  auto actor = spawn_fleet(self->system(), s.service, std::move(fleet));
+  // A kept fleet's VMs outlive the daemon, unless it has networks: those are remade by the next
+  // daemon, and a VM's TAP would stay on the old one (docs/state.md).
+  FleetLife life;
+  life.durable = s.live_restore && s.keeper && s.records.count(key) != 0 && fleet.networks.empty();
+  life.takeover = std::move(taken_over);
+  auto actor = spawn_fleet(self->system(), s.service, std::move(fleet), std::move(life));
   self->monitor(actor);
   s.fleets[key] = FleetEntry{key.second, key.first, actor, std::move(names), persistent};
   return actor;
 }
 
 FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor service,
-                                                    StateKeeperActor keeper) {
+                                                    StateKeeperActor keeper, bool live_restore) {
   self->state.service = std::move(service);
   self->state.keeper = std::move(keeper);
+  self->state.live_restore = live_restore;
   self->set_down_handler([=](const caf::down_msg& down) {
     auto& st = self->state;
     for (auto it = st.fleets.begin(); it != st.fleets.end(); ++it) {
@@ -83,7 +90,8 @@ FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor 
   });
   return {
       [=](fleet_up_atom, config::FleetSpec fleet, std::uint32_t uid,
-          std::optional<store::FleetRecord> record) -> caf::result<FleetActor> {
+          std::optional<store::FleetRecord> record,
+          TakenOver taken_over) -> caf::result<FleetActor> {
         auto& st = self->state;
         const FleetKey key{uid, fleet.name};
         if (st.fleets.count(key) != 0 || st.starting.count(key) != 0) {
@@ -120,7 +128,8 @@ FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor 
                     return;
                   }
                   if (!record || !s.keeper) {
-                    promise.deliver(start_fleet(self, key, std::move(fleet), names, false));
+                    promise.deliver(start_fleet(self, key, std::move(fleet), names, false,
+                                                std::move(taken_over)));
                     return;
                   }
                   // Kept before its first VM starts: a daemon that dies a moment later still
@@ -133,7 +142,7 @@ FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor 
                             self->state.starting.erase(key);
                             self->state.records[key] = *record;
                             promise.deliver(start_fleet(self, key, std::move(fleet), names,
-                                                        record->persistent));
+                                                        record->persistent, std::move(taken_over)));
                           },
                           [=](caf::error& error) mutable {
                             self->state.starting.erase(key);
@@ -180,8 +189,8 @@ FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor 
 }  // namespace
 
 FleetRegistryActor spawn_fleet_registry(caf::actor_system& system, ServiceActor service,
-                                        StateKeeperActor keeper) {
-  return system.spawn(registry_behavior, std::move(service), std::move(keeper));
+                                        StateKeeperActor keeper, bool live_restore) {
+  return system.spawn(registry_behavior, std::move(service), std::move(keeper), live_restore);
 }
 
 }  // namespace crosvisor::daemon

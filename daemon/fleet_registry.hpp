@@ -10,6 +10,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@ namespace crosvisor::daemon {
 using fleet_up_atom = caf::atom_constant<caf::atom("fleetup")>;
 
 using fleet_forget_atom = caf::atom_constant<caf::atom("fforget")>;
+using TakenOver = std::map<std::string, store::VmRecord>;  // by VM name
 
 struct FleetEntry {
   std::string name;
@@ -32,23 +34,26 @@ struct FleetEntry {
 };
 
 using FleetRegistryActor = caf::typed_actor<
-    // (fleet, owner uid, its record for the state store, if it is to be kept) -> the fleet's
-    // actor; refused (conflict) when that user has a fleet of that name up, or a VM with a
-    // member's name, and (io) when the record cannot be written: nothing is started then
+    // (fleet, owner uid, its record for the state store if it is to be kept, the VMMs of its
+    // VMs that the daemon before left running) -> the fleet's actor; refused (conflict) when
+    // that user has a fleet of that name up, or a VM with a member's name, and (io) when the
+    // record cannot be written: nothing is started then
     caf::replies_to<fleet_up_atom, config::FleetSpec, std::uint32_t,
-                    std::optional<store::FleetRecord>>::with<FleetActor>,
+                    std::optional<store::FleetRecord>, TakenOver>::with<FleetActor>,
     // (owner, fleet) -> whether the fleet was persistent: it no longer comes up when the daemon
     // starts (running, it runs on); not_found when it was not
     caf::replies_to<fleet_forget_atom, std::uint32_t, std::string>::with<bool>,
     caf::replies_to<list_atom>::with<std::vector<FleetEntry>>>;
 
-// Without a keeper (no state store), fleets are kept in memory only.
+// Without a keeper (no state store), fleets are kept in memory only. With live_restore, the VMs
+// of kept fleets are durable: they outlive the daemon (docs/state.md).
 FleetRegistryActor spawn_fleet_registry(caf::actor_system& system, ServiceActor service,
-                                        StateKeeperActor keeper = {});
+                                        StateKeeperActor keeper = {}, bool live_restore = false);
 
 }  // namespace crosvisor::daemon
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::config::FleetSpec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<crosvisor::store::FleetRecord>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::daemon::TakenOver)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::daemon::FleetEntry)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::daemon::FleetEntry>)

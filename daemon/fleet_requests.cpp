@@ -120,7 +120,7 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetUpRequest& req
     record = record_of(self, request, name);
   self->request(self->state.context.fleets, std::chrono::seconds(30), fleet_up_atom::value,
                 std::move(*fleet), static_cast<std::uint32_t>(self->state.peer.uid),
-                std::move(record))
+                std::move(record), TakenOver())
       .then(
           [=](FleetActor fleet_actor) {
             if (foreground) {

@@ -1,9 +1,12 @@
 // crosvisord: the supervisor daemon. It serves the control socket (docs/protocol.md): each
 // connection is a session whose VMs die with it. VM files named on the command line are started
-// too and held by the daemon itself. SIGTERM stops every VM gracefully, in parallel, telling the
-// clients what happens to their VMs, then exits; killed with SIGKILL, the daemon takes every VMM
-// with it (PR_SET_PDEATHSIG). With --exit-when-idle (how `vm` starts a user's daemon on demand)
-// it exits once it has had nothing to supervise for that long.
+// too and held by the daemon itself. Fleets brought up for the daemon are kept in its state
+// directory and come back with the next daemon (docs/state.md). SIGTERM stops every VM
+// gracefully, in parallel, telling the clients what happens to their VMs, then exits; killed
+// with SIGKILL, the daemon takes every VMM with it (PR_SET_PDEATHSIG). With --live-restore, the
+// VMs of its fleets are not its children in that sense: they run on through SIGTERM and SIGKILL
+// alike, and the next crosvisord takes them over. With --exit-when-idle (how `vm` starts a user's
+// daemon on demand) it exits once it has had nothing to supervise for that long.
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -18,6 +21,7 @@
 #include <set>
 #include <thread>
 
+#include "actors/durable_vms.hpp"
 #include "actors/fleet_actor.hpp"
 #include "config/vm_config.hpp"
 #include "core/exit_codes.hpp"
@@ -81,6 +85,27 @@ void down_fleets(caf::scoped_actor& self, const daemon::FleetRegistryActor& flee
   for (const auto& entry : entries) {
     self->request(entry.fleet, caf::infinite, stop_atom::value)
         .receive([](const FleetStatus&) {}, [](caf::error&) {});
+  }
+}
+
+// Ends every fleet's actor without bringing the fleet down (live restore: its VMs were let go
+// and run on; its record stays for the next daemon). A fleet and the handles it holds keep each
+// other alive, so each is ended explicitly.
+void end_fleets(caf::scoped_actor& self, const daemon::FleetRegistryActor& fleets) {
+  std::vector<daemon::FleetEntry> entries;
+  self->request(fleets, std::chrono::seconds(10), list_atom::value)
+      .receive([&](const std::vector<daemon::FleetEntry>& listed) { entries = listed; },
+               [](caf::error&) {});
+  std::set<caf::actor_addr> alive;
+  for (const auto& entry : entries) {
+    alive.insert(entry.fleet.address());
+    self->monitor(entry.fleet);
+    self->send_exit(entry.fleet, caf::exit_reason::user_shutdown);
+  }
+  entries.clear();
+  while (!alive.empty()) {
+    self->receive([&](const caf::down_msg& down) { alive.erase(down.source); },
+                  [](const VmEvent&) {}, [](const ConsoleLine&) {}, [](stop_atom, int) {});
   }
 }
 
@@ -153,6 +178,11 @@ int main(int argc, char** argv) {
                  "dumps/<uid>/, UEFI variable stores in nvram/<uid>/ (default: "
                  "$CROSVISOR_STATE_DIR, else /var/lib/crosvisor for root, "
                  "$XDG_STATE_HOME/crosvisor for users)");
+  bool live_restore = false;
+  app.add_flag("--live-restore", live_restore,
+               "The VMs of its fleets outlive it (SIGTERM or a crash) and the next crosvisord "
+               "with this state directory takes them over; for upgrades without rebooting "
+               "guests (the systemd unit's default; docs/state.md)");
   std::size_t dumps_per_vm = 3;
   app.add_option("--dumps-per-vm", dumps_per_vm,
                  "Memory dumps kept per VM name, the oldest removed first; 0: none (default 3)")
@@ -260,6 +290,7 @@ int main(int argc, char** argv) {
     options.dumps_per_vm = dumps_per_vm;
     options.cid_state_file = home / "last-cid";
     options.vmm_binaries = vmm_binaries;
+    options.state_dir = state_dir;
     options.max_vms_per_owner = max_vms_per_user;
     options.max_fds_per_owner = max_fds_per_user;
     // The last tenth of the fd table (at least 256) is root's and the daemon's own: a user at
@@ -284,7 +315,7 @@ int main(int argc, char** argv) {
 
     auto state = std::make_shared<const store::StateStore>(state_dir);
     auto keeper = spawn_state_keeper(system, state);
-    auto fleets = daemon::spawn_fleet_registry(system, service, keeper);
+    auto fleets = daemon::spawn_fleet_registry(system, service, keeper, live_restore);
     const auto restored = daemon::restore_fleets(self, *state, fleets, keeper);
     daemon::SessionContext context{&system, service, fleets, ::geteuid(), vmm_binaries, true};
     auto server = std::make_unique<daemon::Server>(
@@ -314,17 +345,32 @@ int main(int argc, char** argv) {
           [](const VmEvent&) {},  // of the VMs it holds: spdlog has told their story
           [](const ConsoleLine&) {},
           [&](stop_atom, int signo) {
-            spdlog::info("signal {}: stopping every VM", signo);
+            spdlog::info("signal {}: stopping every VM{}", signo,
+                         live_restore ? " but those of its fleets, which run on" : "");
             // No new clients; the connected ones hear what happens to their VMs, then the
             // daemon hangs up on them.
             server->stop_accepting();
             server->broadcast({{"event", "daemon"},
                                {"state", "stopping"},
                                {"detail", "crosvisord received signal " + std::to_string(signo) +
-                                              " and stops every VM"}});
+                                              (live_restore ? " and stops every VM but its fleets'"
+                                                            : " and stops every VM")}});
             held.clear();  // the VMs from the command line stop with the rest
-            down_fleets(self, fleets);
-            settle_state(self, fleets, keeper);
+            if (live_restore) {
+              // An upgrade or a restart: the fleets' VMs are let go, for the next daemon.
+              self->request(caf::actor_cast<DurableVms>(service), std::chrono::seconds(30),
+                            let_go_all_atom::value)
+                  .receive(
+                      [](std::uint32_t n) {
+                        spdlog::info("{} VM(s) of its fleets left running for the next crosvisord",
+                                     n);
+                      },
+                      [](caf::error&) {});
+              end_fleets(self, fleets);
+            } else {
+              down_fleets(self, fleets);
+              settle_state(self, fleets, keeper);
+            }
             stop_everything(self, service);
             running = false;
           },
@@ -344,6 +390,8 @@ int main(int argc, char** argv) {
     server.reset();
     held.clear();
     self->send_exit(service, caf::exit_reason::user_shutdown);
+    self->send_exit(fleets, caf::exit_reason::user_shutdown);
+    self->send(keeper, finish_atom::value);
   }
   std::error_code ignored;
   std::filesystem::remove_all(runtime->path, ignored);

@@ -1,11 +1,14 @@
 #include "daemon/restore.hpp"
 
+#include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <caf/scoped_actor.hpp>
 
 #include "crosvisor/error_bridge.hpp"
 #include "process/open_as.hpp"
+#include "process/pidfd.hpp"
 #include "process/proc_identity.hpp"
 #include "protocol/stored_fleet.hpp"
 
@@ -28,6 +31,34 @@ Expected<config::FleetSpec> reopen(const store::FleetRecord& record) {
   return fleet;
 }
 
+// The VMMs of a fleet's VMs left running by the daemon before, by fleet: records of this boot
+// whose fleet is kept. Any other record is dropped; a VMM of a fleet that is no longer kept, if it
+// still runs (and is the one recorded), is killed: nothing would ever stop it.
+std::map<std::pair<std::uint32_t, std::string>, TakenOver> sort_vm_records(
+    const store::LoadedState& loaded, const std::string& boot, const StateKeeperActor& keeper,
+    std::vector<store::VmRecord>& kept) {
+  std::map<std::pair<std::uint32_t, std::string>, TakenOver> by_fleet;
+  for (const auto& vm : loaded.vms) {
+    const bool has_fleet = std::any_of(loaded.fleets.begin(), loaded.fleets.end(), [&](auto& f) {
+      return f.owner_uid == vm.owner_uid && f.name == vm.fleet;
+    });
+    if (vm.boot_id == boot && has_fleet) {
+      by_fleet[{vm.owner_uid, vm.fleet}][vm.name] = vm;
+      kept.push_back(vm);
+      continue;
+    }
+    if (vm.boot_id == boot) {
+      if (auto pidfd = process::open_same_process({vm.pid, vm.start_time, vm.args})) {
+        spdlog::warn("state: VM {} runs, but its fleet {} is gone: killing it (pid {})", vm.name,
+                     vm.fleet, vm.pid);
+        pidfd_send_signal(pidfd->get(), SIGKILL, nullptr, 0);
+      }
+    }
+    caf::anon_send(keeper, drop_vm_atom::value, vm.owner_uid, vm.name);
+  }
+  return by_fleet;
+}
+
 }  // namespace
 
 RestoreSummary restore_fleets(caf::scoped_actor& self, const store::StateStore& state,
@@ -37,6 +68,12 @@ RestoreSummary restore_fleets(caf::scoped_actor& self, const store::StateStore& 
   for (const auto& problem : loaded.problems)
     spdlog::error("state: {}", problem.what);
   const std::string boot = process::boot_id();
+  std::vector<store::VmRecord> kept;
+  auto taken_over = sort_vm_records(loaded, boot, keeper, kept);
+  // Directories of VMs that ended while no daemon ran (or whose records are gone).
+  if (const auto removed = state.remove_unused_run_dirs(kept); removed > 0)
+    spdlog::info("state: removed {} run director{} of VMs no longer running", removed,
+                 removed == 1 ? "y" : "ies");
   for (auto record : loaded.fleets) {
     const std::string who = "fleet " + record.name + " of uid " + std::to_string(record.owner_uid);
     if (record.boot_id != boot && !record.persistent) {
@@ -55,12 +92,17 @@ RestoreSummary restore_fleets(caf::scoped_actor& self, const store::StateStore& 
       continue;
     }
     record.boot_id = boot;
+    auto& left_running = taken_over[{record.owner_uid, record.name}];
+    const std::size_t running = left_running.size();
     self->request(fleets, std::chrono::seconds(60), fleet_up_atom::value, std::move(*fleet),
-                  record.owner_uid, std::optional<store::FleetRecord>(record))
+                  record.owner_uid, std::optional<store::FleetRecord>(record),
+                  std::move(left_running))
         .receive(
             [&](const FleetActor&) {
-              spdlog::info("state: {} is coming up again{}", who,
-                           record.persistent ? " (persistent)" : "");
+              spdlog::info(
+                  "state: {} is coming up again{}{}", who, record.persistent ? " (persistent)" : "",
+                  running > 0 ? ", taking over " + std::to_string(running) + " VM(s) still running"
+                              : "");
               ++summary.restored;
             },
             [&](caf::error& error) {

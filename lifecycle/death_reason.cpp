@@ -78,6 +78,22 @@ Death death_of(const ExitFacts& facts) {
   }
   if (facts.status.signaled)
     return {DeathReason::killed, how};
+  if (!facts.status.observed) {
+    // A VMM taken over from an earlier supervisor: what it said before it ended is all there is.
+    switch (facts.notice.value_or(GuestNotice::powered_off)) {
+      case GuestNotice::powered_off:
+        if (facts.notice)
+          return {DeathReason::shutdown, "the guest powered off; " + how};
+        break;
+      case GuestNotice::reset:
+        return {DeathReason::reboot, "the guest reset; " + how};
+      case GuestNotice::panicked:
+        return {DeathReason::guest_panic, how};
+    }
+    if (facts.stop_requested)
+      return {DeathReason::shutdown, "stopped as asked; " + how};
+    return {DeathReason::unknown, how};
+  }
   switch (facts.vmm) {
     case VmmKind::crosvm:
       return crosvm_death(facts);

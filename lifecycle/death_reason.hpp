@@ -37,6 +37,9 @@ struct ExitFacts {
   bool guest_ran = false;
   // The guest ignored a stop request and the supervisor ended the VMM itself.
   bool stop_escalated = false;
+  // A stop was asked for (and not escalated): the end of a VMM whose exit status cannot be
+  // learnt is taken as that stop.
+  bool stop_requested = false;
   // The guest was not ready this long after its VMM started, and the supervisor killed it.
   std::optional<std::chrono::milliseconds> hung_after;
   // The guest panicked and was kept paused for its memory dump; then the supervisor ended it.

@@ -104,6 +104,18 @@ std::chrono::milliseconds VmLifecycle::step_deadline(StopStep step) const {
   return std::chrono::milliseconds::zero();
 }
 
+void VmLifecycle::on_taken_over(bool was_ready) {
+  state_ = VmState::running;
+  console_seen_ = true;
+  if (was_ready && has_ready_condition(spec_))
+    state_ = VmState::ready;
+}
+
+Death VmLifecycle::on_lost(const std::string& why) {
+  state_ = VmState::dead;
+  return Death{DeathReason::unknown, why};
+}
+
 Death VmLifecycle::on_launch_failed(const std::string& why) {
   state_ = VmState::dead;
   return Death{DeathReason::start_failed, why};
@@ -116,6 +128,7 @@ Death VmLifecycle::on_exited(const process::ExitStatus& status) {
   facts.status = status;
   facts.guest_ran = console_seen_;
   facts.stop_escalated = last_step_ && *last_step_ != StopStep::graceful;
+  facts.stop_requested = stop_requested_;
   if (hung_)
     facts.hung_after = ready_deadline(spec_);
   facts.ended_after_panic = ended_after_panic_;

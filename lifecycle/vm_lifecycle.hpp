@@ -63,6 +63,12 @@ class VmLifecycle {
   Death on_launch_failed(const std::string& why);
   Death on_exited(const process::ExitStatus& status);
 
+  // Taking over a VMM that an earlier supervisor started (live restore): it runs, and was ready
+  // then (its ready line will not be printed again)...
+  void on_taken_over(bool was_ready);
+  // ...or it is gone: it ended while no supervisor watched, and how cannot be known.
+  Death on_lost(const std::string& why);
+
  private:
   VmSpec spec_;
   VmState state_ = VmState::created;

@@ -53,6 +53,7 @@ struct ExactChildSetup : bp::extend::handler {
   pid_t parent;
   rlim_t max_open_files;
   int network_namespace;  // joined first, when >= 0
+  bool die_with_parent;
   // Set in the parent when Boost.Process gives up on a child it did create, so we can reap it.
   mutable pid_t failed_child = -1;
 
@@ -98,11 +99,14 @@ struct ExactChildSetup : bp::extend::handler {
     // Its own process group, so that a stop can signal the VMM and anything it forked.
     if (setpgid(0, 0) != 0)
       fail("setpgid");
-    // The VMM never outlives the supervisor; close the race with a parent that already died.
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
-      fail("prctl");
-    if (getppid() != parent)
-      _exit(127);
+    // The VMM never outlives the supervisor (unless it is meant to); close the race with a
+    // parent that already died.
+    if (die_with_parent) {
+      if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        fail("prctl");
+      if (getppid() != parent)
+        _exit(127);
+    }
     const rlimit limit{max_open_files, max_open_files};
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
       fail("setrlimit");
@@ -189,6 +193,7 @@ Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
   setup.parent = getpid();
   setup.max_open_files = max_open_files;
   setup.network_namespace = request.network_namespace;
+  setup.die_with_parent = request.die_with_supervisor;
 
   std::error_code error;
   bp::child child(bp::exe = binary->string(), bp::args = request.args, bp::env = environment, setup,

@@ -27,6 +27,9 @@ struct LaunchRequest {
   // A network namespace (an fd of the supervisor's) the child joins before exec: dnsmasq, which
   // serves a network from inside it. -1: the supervisor's own.
   int network_namespace = -1;
+  // The child dies with the supervisor (PR_SET_PDEATHSIG): every VMM but those that outlive it
+  // on purpose (live restore), whose supervisor's successor takes them over.
+  bool die_with_supervisor = true;
 };
 
 struct SpawnedChild {

@@ -22,6 +22,16 @@ Expected<std::string> read_proc(pid_t pid, const char* what) {
   return content.str();
 }
 
+// Ended, not reaped yet by its parent: its command line is gone already.
+bool is_zombie(pid_t pid) {
+  auto stat = read_proc(pid, "stat");
+  if (!stat)
+    return true;
+  const auto close = stat->rfind(')');
+  return close == std::string::npos || close + 2 >= stat->size() || (*stat)[close + 2] == 'Z' ||
+         (*stat)[close + 2] == 'X';
+}
+
 }  // namespace
 
 std::string boot_id() {
@@ -87,7 +97,7 @@ Expected<UniqueFd> open_same_process(const ProcessIdentity& expected) {
   if (!pidfd)
     return make_error(ErrorKind::not_found, who + " no longer runs");
   auto now = identify(expected.pid);
-  if (!now)
+  if (!now || is_zombie(expected.pid))
     return make_error(ErrorKind::not_found, who + " no longer runs");
   if (now->start_time != expected.start_time)
     return make_error(ErrorKind::not_found, who + " is another process now (it started at tick " +

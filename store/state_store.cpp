@@ -89,6 +89,10 @@ fs::path StateStore::vm_file(std::uint32_t owner, const std::string& vm) const {
   return dir_ / "vms" / std::to_string(owner) / (vm + kExtension);
 }
 
+fs::path StateStore::fresh_run_dir() const {
+  return dir_ / "run" / random_token();
+}
+
 Expected<fs::path> StateStore::make_run_dir() const {
   const fs::path parent = dir_ / "run";
   std::error_code ec;

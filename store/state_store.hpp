@@ -40,6 +40,8 @@ class StateStore {
   std::filesystem::path vm_file(std::uint32_t owner, const std::string& vm) const;
   // A new directory for a VM's run (mode 0700), named by a token nobody else uses.
   Expected<std::filesystem::path> make_run_dir() const;
+  // The name of such a directory, not made yet (the VM's launch makes it).
+  std::filesystem::path fresh_run_dir() const;
 
   Expected<void> save(const FleetRecord& record) const;
   Expected<void> save(const VmRecord& record) const;

@@ -21,15 +21,24 @@ UniqueFd open_log_file(const std::filesystem::path& path, int extra_flags,
   return fd;
 }
 
-}  // namespace
-
-std::string boot_marker(std::string_view vm_name) {
+std::string utc_now() {
   char when[32];
   const std::time_t now = std::time(nullptr);
   std::tm utc{};
   gmtime_r(&now, &utc);
   std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return "--- crosvisor: " + std::string(vm_name) + " booted at " + when + " ---\n";
+  return when;
+}
+
+}  // namespace
+
+std::string boot_marker(std::string_view vm_name) {
+  return "--- crosvisor: " + std::string(vm_name) + " booted at " + utc_now() + " ---\n";
+}
+
+std::string takeover_marker(std::string_view vm_name) {
+  return "--- crosvisor: " + std::string(vm_name) + " taken over by a new crosvisord at " +
+         utc_now() + " ---\n";
 }
 
 ConsoleLog::ConsoleLog(std::filesystem::path path, UniqueFd fd, std::uint64_t size,

@@ -44,5 +44,8 @@ class ConsoleLog {
 
 // "--- crosvisor: NAME booted at 2026-12-01T19:40:43Z ---"
 std::string boot_marker(std::string_view vm_name);
+// "--- crosvisor: NAME taken over by a new crosvisord at ... ---": what the guest printed while
+// no supervisor read follows it.
+std::string takeover_marker(std::string_view vm_name);
 
 }  // namespace crosvisor::vmm

@@ -85,7 +85,9 @@ struct Child {
   Reactor::ChildId id = 0;
   pid_t pid = -1;
   bool reaped = false;
-  stream exit_watch;  // the pidfd
+  bool durable = false;  // outlives the supervisor: let go at shutdown, never killed
+  bool adopted = false;  // not our child: its exit status cannot be learnt
+  stream exit_watch;     // the pidfd
   LineChannel console;
   LineChannel output;
   ConsoleInput console_input;
@@ -161,25 +163,74 @@ struct Reactor::Impl {
     // Our copies of the child's fds (the pipes' write ends above all) must close now, or the
     // console pipe would never report end-of-file.
     launch->request.fds = process::FdPlan();
+    const bool durable = !launch->request.die_with_supervisor;
+    std::optional<process::ProcessIdentity> identity;
+    if (durable && observer.identified) {
+      // The arguments it was given, not /proc's: right after exec the kernel may not have set
+      // the new command line yet. Its start time is its fork's, which exec does not change.
+      if (auto started = process::process_start_time(spawned->pid))
+        identity = process::ProcessIdentity{spawned->pid, *started, launch->request.args};
+    }
+    auto child =
+        watch(id, spawned->pid, std::move(spawned->pidfd), std::move(*launch), std::move(observer));
+    child->durable = durable;
+    if (identity)
+      child->observer.identified(std::move(*identity));
+    begin(child);
+  }
 
+  void take_over(ChildId id, Takeover takeover, ChildObserver observer) {
+    auto pidfd = process::open_same_process(takeover.identity);
+    if (!pidfd)
+      return observer.lost(pidfd.error());
+    auto console = open_durable_console(takeover.run_dir, false);
+    if (!console)
+      return observer.lost(console.error());
+    VmmLaunch launch;
+    launch.console = std::move(console->out);
+    if (takeover.console_input)
+      launch.console_input = std::move(console->in);
+    launch.control = takeover.control;
+    if (!takeover.console_log.empty()) {
+      auto log = ConsoleLog::open(takeover.console_log, takeover.console_log_max_bytes,
+                                  takeover.owner, takeover_marker(takeover.vm));
+      if (log)
+        launch.console_log.emplace(std::move(*log));
+    }
+    auto child =
+        watch(id, takeover.identity.pid, std::move(*pidfd), std::move(launch), std::move(observer));
+    child->durable = true;
+    child->adopted = true;
+    begin(child);
+  }
+
+  // A child in the table, its channels assigned; nothing read yet.
+  std::shared_ptr<Child> watch(ChildId id, pid_t pid, UniqueFd pidfd, VmmLaunch launch,
+                               ChildObserver observer) {
     auto child = std::make_shared<Child>(io);
     child->id = id;
-    child->pid = spawned->pid;
+    child->pid = pid;
     child->observer = std::move(observer);
-    child->exit_watch.assign(spawned->pidfd.release());
-    if (launch->console)  // a child that is not a VMM (dnsmasq) has none
-      child->console.descriptor.assign(launch->console.release());
+    child->exit_watch.assign(pidfd.release());
+    if (launch.console)  // a child that is not a VMM (dnsmasq) has none
+      child->console.descriptor.assign(launch.console.release());
     child->console.deliver = child->observer.console_line;
     child->console.raw = child->observer.console_bytes;
     child->console.flow_controlled = true;
-    if (launch->console_input)
-      child->console_input.descriptor.assign(launch->console_input.release());
-    child->output.descriptor.assign(launch->vmm_output.release());
+    if (launch.console_input)
+      child->console_input.descriptor.assign(launch.console_input.release());
+    if (launch.vmm_output)  // a VMM taken over has none: its output went to its first supervisor
+      child->output.descriptor.assign(launch.vmm_output.release());
     child->output.deliver = child->observer.vmm_output_line;
-    child->console.copy = std::move(launch->console_log);
-    child->control = launch->control;
+    child->console.copy = std::move(launch.console_log);
+    child->control = launch.control;
     children.emplace(id, child);
     live.fetch_add(1);
+    return child;
+  }
+
+  // Tells the observer the child exists, opens its control channel and starts reading.
+  void begin(const std::shared_ptr<Child>& child) {
     child->observer.spawned(child->pid);
     if (child->control.protocol == ControlProtocol::qmp) {
       // Weak: the session lives in the child, and must not keep it alive.
@@ -195,7 +246,8 @@ struct Reactor::Impl {
 
     if (child->console.descriptor.is_open())
       read_channel(child, child->console);
-    read_channel(child, child->output);
+    if (child->output.descriptor.is_open())
+      read_channel(child, child->output);
     child->exit_watch.async_wait(stream::wait_read, [this, child](boost::system::error_code ec) {
       // Reap behind whatever is already queued (console and QMP reads that completed in the
       // same round), so that every word the VMM said arrives before its exit status.
@@ -207,11 +259,15 @@ struct Reactor::Impl {
   // By value: the caller's pointer may be the table's own entry, which the reap erases.
   void reap(std::shared_ptr<Child> child) {
     siginfo_t info{};
-    while (waitid(P_PIDFD, child->exit_watch.native_handle(), &info, WEXITED) != 0 &&
+    int waited;
+    while ((waited = waitid(P_PIDFD, child->exit_watch.native_handle(), &info, WEXITED)) != 0 &&
            errno == EINTR) {
     }
     if (child->reaped)
       return;
+    // A child taken over is someone else's to reap (ECHILD): it ended, how is not ours to know.
+    const process::ExitStatus status =
+        waited == 0 ? to_exit_status(info) : process::ExitStatus::unobserved();
     child->reaped = true;
     child->console.drain();
     child->output.drain();
@@ -229,7 +285,28 @@ struct Reactor::Impl {
     live.fetch_sub(1);
     auto exited = std::move(child->observer.exited);
     child->observer = {};
-    exited(to_exit_status(info));
+    exited(status);
+  }
+
+  // A durable child is let go: our ends close, it runs on.
+  void let_go(ChildId id) {
+    auto it = children.find(id);
+    if (it == children.end() || it->second->reaped)
+      return;
+    auto child = it->second;
+    child->reaped = true;  // as far as this supervisor is concerned
+    boost::system::error_code ignored;
+    child->console.descriptor.close(ignored);
+    child->output.descriptor.close(ignored);
+    child->console_input.descriptor.close(ignored);
+    if (child->qmp) {
+      child->qmp->finish();
+      child->qmp.reset();
+    }
+    child->exit_watch.close(ignored);
+    child->observer = {};
+    children.erase(it);
+    live.fetch_sub(1);
   }
 
   void set_console_raw(ChildId id, bool on) {
@@ -281,7 +358,8 @@ struct Reactor::Impl {
     if (it == children.end() || it->second->reaped)
       return;
     // The child is not reaped yet, so neither its pid nor its process group can have been reused.
-    if (whole_group) {
+    // A child taken over is reaped by someone else, at any moment: only its pidfd is sure.
+    if (whole_group && !it->second->adopted) {
       ::kill(-it->second->pid, signo);
     } else {
       pidfd_send_signal(it->second->exit_watch.native_handle(), signo, nullptr, 0);
@@ -353,10 +431,15 @@ struct Reactor::Impl {
 
   // On the reactor thread at shutdown: nothing may outlive the supervisor.
   void kill_all() {
+    std::vector<ChildId> durable;
     for (auto& [id, child] : children) {
-      if (!child->reaped)
+      if (child->durable)
+        durable.push_back(id);
+      else if (!child->reaped)
         ::kill(-child->pid, SIGKILL);
     }
+    for (ChildId id : durable)
+      let_go(id);
     while (!children.empty())
       reap(children.begin()->second);
     signal_watch.reset();
@@ -383,6 +466,19 @@ Reactor::ChildId Reactor::launch(std::function<Expected<VmmLaunch>()> prepare,
     impl->start(id, prepare, std::move(observer));
   });
   return id;
+}
+
+Reactor::ChildId Reactor::adopt(Takeover takeover, ChildObserver observer) {
+  const ChildId id = impl_->next_id.fetch_add(1);
+  asio::post(impl_->io, [impl = impl_.get(), id, takeover = std::move(takeover),
+                         observer = std::move(observer)]() mutable {
+    impl->take_over(id, std::move(takeover), std::move(observer));
+  });
+  return id;
+}
+
+void Reactor::release(ChildId child) {
+  asio::post(impl_->io, [impl = impl_.get(), child] { impl->let_go(child); });
 }
 
 void Reactor::signal(ChildId child, int signo, bool whole_group) {

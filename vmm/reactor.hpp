@@ -16,6 +16,7 @@
 #include "core/unique_fd.hpp"
 #include "crosvisor/error.hpp"
 #include "process/exit_status.hpp"
+#include "process/proc_identity.hpp"
 #include "vmm/vmm_control.hpp"
 #include "vmm/vmm_launch.hpp"
 
@@ -37,6 +38,24 @@ struct ChildObserver {
   std::function<void(lifecycle::GuestNotice)> guest_notice;
   // Called once, after the child was reaped and every byte it wrote was delivered.
   std::function<void(process::ExitStatus)> exited;
+  // A durable VMM (one that outlives the supervisor) was started: what tells it apart from any
+  // other process later (its record, for the supervisor's successor). After `spawned`.
+  std::function<void(process::ProcessIdentity)> identified;
+  // A VMM to take over is gone, or the process with its pid is another one now: instead of
+  // `spawned`, and nothing follows.
+  std::function<void(Error)> lost;
+};
+
+// A VMM that an earlier supervisor started and left running (live restore), to be taken over.
+struct Takeover {
+  process::ProcessIdentity identity;  // checked before anything is touched: never a pid alone
+  ControlChannel control;
+  std::filesystem::path run_dir;      // its console FIFOs (vmm_launch.hpp, open_durable_console)
+  bool console_input = false;         // debug = full: the supervisor writes what the guest reads
+  std::filesystem::path console_log;  // empty: the console is not kept
+  std::uint64_t console_log_max_bytes = 16ull << 20;
+  std::optional<uid_t> owner;
+  std::string vm;
 };
 
 class Reactor {
@@ -44,13 +63,21 @@ class Reactor {
   using ChildId = std::uint64_t;
 
   Reactor();
-  // SIGKILLs and reaps every child still alive, then joins the thread.
+  // SIGKILLs and reaps every child still alive but durable ones (those outlive the supervisor:
+  // they are let go), then joins the thread.
   ~Reactor();
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
   // Runs `prepare` and starts the child it describes, on the reactor thread.
   ChildId launch(std::function<Expected<VmmLaunch>()> prepare, ChildObserver observer);
+  // Takes over a running VMM that is not this process's child: watched, read, controlled and
+  // stopped as a launched one; its exit status cannot be learnt (ExitStatus::unobserved), only
+  // what it said before it ended. `observer.lost` when it is not there any more.
+  ChildId adopt(Takeover takeover, ChildObserver observer);
+  // Lets a durable child go: the supervisor's ends of its channels are closed and it runs on,
+  // unwatched, for a successor to take over. Nothing more is heard of it.
+  void release(ChildId child);
   // Signals a live child (whole_group: its process group). Ignored once the child is reaped.
   void signal(ChildId child, int signo, bool whole_group);
   // A request over the child's control channel (QMP or crosvm's socket); `done` runs on the

@@ -1,5 +1,7 @@
 #include "vmm/vmm_backend.hpp"
 
+#include <fcntl.h>
+
 #include "core/debug_policy.hpp"
 #include "vmm/crosvm/crosvm_backend.hpp"
 #include "vmm/qemu/qemu_backend.hpp"
@@ -37,7 +39,22 @@ Expected<VmmLaunch> prepare_vmm_launch(const VmSpec& spec, const LaunchContext& 
       launch = crosvm::prepare(spec, context);
       break;
   }
-  if (!launch || context.console_log.empty())
+  if (!launch)
+    return launch;
+  if (context.durable) {
+    launch->request.die_with_supervisor = false;
+    if (context.cid_reservation && *context.cid_reservation) {
+      // The VMM holds its CID's reservation itself: it is named in its environment, so that a
+      // strict VMM (the crosvm stand-in) knows the fd is meant, and unused by every VMM.
+      UniqueFd copy(::fcntl(context.cid_reservation->get(), F_DUPFD_CLOEXEC, 3));
+      if (!copy)
+        return std::unexpected(errno_error(ErrorKind::io, "dup the CID reservation", errno));
+      const int number = launch->request.fds.add(std::move(copy));
+      launch->request.environment.push_back(std::string(kCidReservationVariable) + "=" +
+                                            std::to_string(number));
+    }
+  }
+  if (context.console_log.empty())
     return launch;
   // Each boot is appended after a marker: a restarted VM keeps the lines of the boot before.
   auto log = ConsoleLog::open(context.console_log, context.console_log_max_bytes, spec.owner_uid,

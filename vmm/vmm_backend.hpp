@@ -9,4 +9,7 @@ namespace crosvisor::vmm {
 
 Expected<VmmLaunch> prepare_vmm_launch(const VmSpec& spec, const LaunchContext& context);
 
+// A durable VMM's environment names the fd of its CID reservation here (vsock/cid_locks.hpp).
+inline constexpr const char* kCidReservationVariable = "CROSVISOR_CID_RESERVATION_FD";
+
 }  // namespace crosvisor::vmm

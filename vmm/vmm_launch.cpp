@@ -36,6 +36,34 @@ Expected<std::pair<UniqueFd, UniqueFd>> make_pipe() {
   return std::pair<UniqueFd, UniqueFd>{UniqueFd(ends[0]), UniqueFd(ends[1])};
 }
 
+Expected<DurableConsole> open_durable_console(const std::filesystem::path& run_dir, bool create) {
+  DurableConsole console;
+  for (const char* name : {kConsoleOutFifo, kConsoleInFifo}) {
+    const auto fifo = run_dir / name;
+    if (create && ::mkfifo(fifo.c_str(), 0600) != 0 && errno != EEXIST)
+      return std::unexpected(errno_error(ErrorKind::io, "mkfifo " + fifo.string(), errno));
+    // Read-write: opening never waits for the other end, and reading console.out never ends
+    // while the VMM lives (the reactor reads what is left when it reaps).
+    UniqueFd fd(::open(fifo.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd)
+      return std::unexpected(errno_error(ErrorKind::io, "open " + fifo.string(), errno));
+    struct stat info {};
+    if (::fstat(fd.get(), &info) != 0 || !S_ISFIFO(info.st_mode))
+      return make_error(ErrorKind::io, fifo.string() + " is not a FIFO");
+    (name == kConsoleOutFifo ? console.out : console.in) = std::move(fd);
+  }
+  // As large as the host allows: what a guest may print while no supervisor reads.
+  ::fcntl(console.out.get(), F_SETPIPE_SZ, kDurableConsoleBuffer);
+  return console;
+}
+
+Expected<UniqueFd> open_fifo_for_vmm(const std::filesystem::path& fifo) {
+  UniqueFd fd(::open(fifo.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd)
+    return std::unexpected(errno_error(ErrorKind::io, "open " + fifo.string(), errno));
+  return fd;
+}
+
 Expected<UniqueFd> listen_unix(const std::filesystem::path& path, int type) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
@@ -135,7 +163,17 @@ Expected<std::vector<int>> plan_taps(const LaunchContext& context, process::FdPl
   return numbers;
 }
 
-Expected<int> plan_console(VmmLaunch& launch) {
+Expected<int> plan_console(VmmLaunch& launch, const LaunchContext& context) {
+  if (context.durable) {
+    auto ours = open_durable_console(context.run_dir, true);
+    if (!ours)
+      return std::unexpected(ours.error());
+    auto theirs = open_fifo_for_vmm(context.run_dir / kConsoleOutFifo);
+    if (!theirs)
+      return std::unexpected(theirs.error());
+    launch.console = std::move(ours->out);
+    return launch.request.fds.add(std::move(*theirs));
+  }
   auto console = make_pipe();
   if (!console)
     return std::unexpected(console.error());
@@ -143,7 +181,17 @@ Expected<int> plan_console(VmmLaunch& launch) {
   return launch.request.fds.add(std::move(console->second));
 }
 
-Expected<int> plan_console_input(VmmLaunch& launch) {
+Expected<int> plan_console_input(VmmLaunch& launch, const LaunchContext& context) {
+  if (context.durable) {
+    auto ours = open_durable_console(context.run_dir, true);
+    if (!ours)
+      return std::unexpected(ours.error());
+    auto theirs = open_fifo_for_vmm(context.run_dir / kConsoleInFifo);
+    if (!theirs)
+      return std::unexpected(theirs.error());
+    launch.console_input = std::move(ours->in);
+    return launch.request.fds.add(std::move(*theirs));
+  }
   auto input = make_pipe();
   if (!input)
     return std::unexpected(input.error());

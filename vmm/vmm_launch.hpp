@@ -38,7 +38,30 @@ struct LaunchContext {
     MacAddress mac;
   };
   std::vector<Nic> nics;
+  // Live restore: the VMM outlives the supervisor, and a successor takes it over. No
+  // parent-death signal; its console goes through FIFOs in run_dir (durable_console); it holds a
+  // copy of its CID reservation, so that the CID stays its own while no supervisor runs.
+  bool durable = false;
+  std::shared_ptr<const UniqueFd> cid_reservation;
 };
+
+// A durable VM's console: the FIFOs console.out (what the guest prints) and console.in (what it
+// reads) in its run directory, which a successor supervisor opens again. The VMM holds each open
+// read-write, so that it never sees a broken pipe or the end of its input while no supervisor
+// runs: the guest's output waits in console.out (kDurableConsoleBuffer bytes, then the guest's
+// serial port waits, as it does for a supervisor that reads slowly).
+inline constexpr const char* kConsoleOutFifo = "console.out";
+inline constexpr const char* kConsoleInFifo = "console.in";
+inline constexpr int kDurableConsoleBuffer = 1 << 20;
+// The supervisor's ends, non-blocking: reading console.out, writing console.in (made first when
+// `create`).
+struct DurableConsole {
+  UniqueFd out;
+  UniqueFd in;
+};
+Expected<DurableConsole> open_durable_console(const std::filesystem::path& run_dir, bool create);
+// The VMM's end of one of them (blocking, read-write).
+Expected<UniqueFd> open_fifo_for_vmm(const std::filesystem::path& fifo);
 
 // Opens a file the VMM will read through an inherited fd; the error names the role and path.
 Expected<UniqueFd> open_for_vmm(const std::filesystem::path& path, std::string_view role);
@@ -68,12 +91,12 @@ struct BootFiles {
 Expected<BootFiles> plan_boot_files(const VmSpec& spec, process::FdPlan& fds);
 // The TAPs of `context.nics`, each copied into the plan: their numbers, in order.
 Expected<std::vector<int>> plan_taps(const LaunchContext& context, process::FdPlan& fds);
-// A pipe for the guest's serial console: its read end becomes launch.console; returns the number
-// the VMM writes to.
-Expected<int> plan_console(VmmLaunch& launch);
-// A pipe for what the guest reads on its console: its write end becomes launch.console_input;
-// returns the number the VMM reads from.
-Expected<int> plan_console_input(VmmLaunch& launch);
+// A pipe for the guest's serial console (a durable VM's console.out): its read end becomes
+// launch.console; returns the number the VMM writes to.
+Expected<int> plan_console(VmmLaunch& launch, const LaunchContext& context);
+// A pipe for what the guest reads on its console (a durable VM's console.in): its write end
+// becomes launch.console_input; returns the number the VMM reads from.
+Expected<int> plan_console_input(VmmLaunch& launch, const LaunchContext& context);
 // One connected stream socket for the guest's console both ways (QEMU's socket chardev): ours
 // becomes launch.console and, dup'ed, launch.console_input; returns the VMM's number.
 Expected<int> plan_console_socket(VmmLaunch& launch);

@@ -55,6 +55,10 @@ struct ServiceOptions {
   std::size_t max_fds_per_owner = 0;
   std::size_t fd_capacity = 0;  // the process's RLIMIT_NOFILE, when the last fds are kept ...
   std::size_t fd_reserve = 0;   // ... this many of them, for root
+  // Live restore: where durable VMs (a daemon's fleets) keep their run directories and records,
+  // so that their VMMs outlive the supervisor and a successor takes them over (docs/state.md).
+  // Empty: no VM can be durable.
+  std::filesystem::path state_dir;
 };
 
 // Options with the defaults, for a runtime directory and (optionally) a reactor.

@@ -11,6 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <cstdlib>
 #include <cstring>
 
 #include "disk/composite.hpp"
@@ -285,6 +287,37 @@ Expected<std::string> check_net(const NetOption& net, std::size_t index,
          std::to_string(tap_ns.st_ino) + "]" + (net.mac ? ", mac " + *net.mac : "");
 }
 
+// A supervisor that lets its VMM outlive it hands the VMM its CID's reservation and names the
+// fd in CROSVISOR_CID_RESERVATION_FD (crosvm ignores both). It must be the listening socket
+// bound to the reservation of exactly this VM's CID ("@<scope>/cid/<N>", vsock/cid_locks.hpp).
+Expected<std::optional<int>> check_cid_reservation(const RunArgs& args,
+                                                   const std::set<int>& inherited) {
+  const char* named = std::getenv("CROSVISOR_CID_RESERVATION_FD");
+  if (named == nullptr)
+    return std::optional<int>();
+  const int fd = std::atoi(named);
+  if (inherited.count(fd) == 0)
+    return std::unexpected(
+        failure("CROSVISOR_CID_RESERVATION_FD=" + std::string(named) + " is not an inherited fd"));
+  if (!args.cid)
+    return std::unexpected(failure("a CID reservation was inherited, but no --vsock cid given"));
+  sockaddr_un address{};
+  socklen_t length = sizeof(address);
+  int listening = 0;
+  socklen_t size = sizeof(listening);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0 ||
+      address.sun_family != AF_UNIX || address.sun_path[0] != '\0' ||
+      ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || !listening)
+    return std::unexpected(failure("CROSVISOR_CID_RESERVATION_FD " + std::to_string(fd) +
+                                   " is not a listening abstract Unix socket"));
+  const std::string name(address.sun_path + 1, length - offsetof(sockaddr_un, sun_path) - 1);
+  const std::string expected = "/cid/" + std::to_string(*args.cid);
+  if (!name.ends_with(expected))
+    return std::unexpected(failure("the inherited CID reservation is @" + name + ", not cid " +
+                                   std::to_string(*args.cid) + "'s"));
+  return std::optional<int>(fd);
+}
+
 Expected<CheckedInputs> check_inputs(const RunArgs& args, const std::set<int>& inherited,
                                      const Build& build) {
   CheckedInputs inputs;
@@ -358,6 +391,11 @@ Expected<CheckedInputs> check_inputs(const RunArgs& args, const std::set<int>& i
     inputs.descriptions.push_back(*net);
   }
 
+  auto reservation = check_cid_reservation(args, inherited);
+  if (!reservation)
+    return std::unexpected(reservation.error());
+  if (*reservation)
+    named.push_back(**reservation);
   for (const int fd : inherited) {
     if (std::find(named.begin(), named.end(), fd) == named.end())
       return std::unexpected(

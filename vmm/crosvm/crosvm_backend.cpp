@@ -73,13 +73,13 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
     args.insert(args.end(), disk_args->begin(), disk_args->end());
   }
 
-  auto console = plan_console(launch);
+  auto console = plan_console(launch, context);
   if (!console)
     return std::unexpected(console.error());
   std::string serial = "type=file,path=" + process::FdPlan::proc_path(*console);
   if (spec.debug == DebugLevel::full) {
     // A debuggable VM's console takes input: crosvm reads it from this pipe (AVF's consoleInFd).
-    auto input = plan_console_input(launch);
+    auto input = plan_console_input(launch, context);
     if (!input)
       return std::unexpected(input.error());
     serial += ",input=" + process::FdPlan::proc_path(*input);

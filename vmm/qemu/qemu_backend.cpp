@@ -130,15 +130,25 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   }
 
   // A debuggable VM's console goes both ways, on a connected socket (QEMU 7.2's file chardev has
-  // no input); a production VM's only out, through a pipe.
-  if (spec.debug == DebugLevel::full) {
+  // no input); a production VM's only out, through a pipe. A durable VM's goes through the FIFOs
+  // of its run directory, which QEMU's pipe chardev opens itself, read-write (path.in, path.out).
+  if (context.durable) {
+    auto console = open_durable_console(run_dir, true);
+    if (!console)
+      return std::unexpected(console.error());
+    launch.console = std::move(console->out);
+    if (spec.debug == DebugLevel::full)
+      launch.console_input = std::move(console->in);
+    args.insert(args.end(), {"-chardev", "pipe,id=console,path=" + (run_dir / "console").string(),
+                             "-serial", "chardev:console"});
+  } else if (spec.debug == DebugLevel::full) {
     auto console = plan_console_socket(launch);
     if (!console)
       return std::unexpected(console.error());
     args.insert(args.end(), {"-chardev", "socket,id=console,fd=" + std::to_string(*console),
                              "-serial", "chardev:console"});
   } else {
-    auto console = plan_console(launch);
+    auto console = plan_console(launch, context);
     if (!console)
       return std::unexpected(console.error());
     args.insert(args.end(),

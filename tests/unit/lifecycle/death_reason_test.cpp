@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "lifecycle/console_tail.hpp"
+#include "lifecycle/vm_lifecycle.hpp"
 #include "vmm/crosvm/crosvm_control.hpp"
 #include "vmm/qemu/qmp_protocol.hpp"
 
@@ -135,4 +136,44 @@ TEST_CASE("the console tail keeps the last lines within its line and byte budget
   tail.add("0123456789abcdef");  // longer than the budget: its end only
   CHECK(tail.last() == std::vector<std::string>{"6789abcdef"});
   CHECK(tail.bytes() == 10);
+}
+
+TEST_CASE("a VMM taken over ends with what it said: its exit status is not ours to learn") {
+  lifecycle::ExitFacts facts;
+  facts.status = process::ExitStatus::unobserved();
+  CHECK(facts.status.to_string() == "exit status unknown (not this supervisor's child)");
+  CHECK(lifecycle::death_of(facts).reason == DeathReason::unknown);
+  facts.notice = lifecycle::GuestNotice::powered_off;
+  CHECK(lifecycle::death_of(facts).reason == DeathReason::shutdown);
+  facts.notice = lifecycle::GuestNotice::reset;
+  CHECK(lifecycle::death_of(facts).reason == DeathReason::reboot);
+  facts.notice = lifecycle::GuestNotice::panicked;
+  CHECK(lifecycle::death_of(facts).reason == DeathReason::guest_panic);
+  facts.notice.reset();
+  facts.vmm = VmmKind::crosvm;
+  facts.stop_requested = true;  // crosvm says nothing before it ends: the stop asked for
+  CHECK(lifecycle::death_of(facts).reason == DeathReason::shutdown);
+  facts.stop_escalated = true;
+  CHECK(lifecycle::death_of(facts).reason == DeathReason::killed);
+}
+
+TEST_CASE("a VM taken over keeps its readiness; one that is gone dies UNKNOWN") {
+  VmSpec spec;
+  spec.name = "web";
+  spec.ready = ConsoleReady{"ready"};
+  lifecycle::VmLifecycle was_ready(spec);
+  was_ready.on_launch_requested();
+  was_ready.on_taken_over(true);
+  CHECK(was_ready.state() == VmState::ready);
+  lifecycle::VmLifecycle booting(spec);
+  booting.on_launch_requested();
+  booting.on_taken_over(false);
+  CHECK(booting.state() == VmState::running);
+  CHECK(booting.on_console_line("... ready"));  // still may be, by its console
+  lifecycle::VmLifecycle gone(spec);
+  gone.on_launch_requested();
+  const auto death = gone.on_lost("pid 7 no longer runs");
+  CHECK(gone.state() == VmState::dead);
+  CHECK(death.reason == DeathReason::unknown);
+  CHECK(death.detail == "pid 7 no longer runs");
 }

@@ -37,7 +37,7 @@ TEST_CASE(
         launch.control.protocol = vmm::ControlProtocol::crosvm;  // started at once, no handshake
         if (auto streams = vmm::plan_standard_streams(launch); !streams)
           return std::unexpected(streams.error());
-        auto console = vmm::plan_console(launch);
+        auto console = vmm::plan_console(launch, vmm::LaunchContext{});
         if (!console)
           return std::unexpected(console.error());
         launch.request.binary = "/bin/sh";
