@@ -34,6 +34,8 @@ void print_table(const json& fleet) {
     summary += ", " + std::to_string(fleet.value("failed", 0)) + " failed";
   if (fleet.value("blocked", 0) > 0)
     summary += ", " + std::to_string(fleet.value("blocked", 0)) + " blocked";
+  if (fleet.value("persistent", false))
+    summary += " (persistent: up whenever crosvisord starts)";
   std::cout << summary << '\n';
   Table table({"NAME", "STATE", "CID", "PID", "RESTARTS", "LAST DEATH"}, "  ");
   std::vector<std::string> problems;
@@ -318,6 +320,28 @@ int fleet_down(const DaemonOptions& options, const std::string& name,
   else
     print_table((*reply)["fleet"]);
   return 0;
+}
+
+int fleet_down_all(const DaemonOptions& options, bool all_users, std::optional<double> timeout_s,
+                   bool force) {
+  auto client = connect(options);
+  if (!client)
+    return report(client.error());
+  protocol::FleetDownRequest request{.force = force, .all = true, .all_users = all_users};
+  if (timeout_s)
+    request.timeout_ms = static_cast<std::uint32_t>(*timeout_s * 1000);
+  auto reply = client->call(request);
+  if (!reply)
+    return report(reply.error());
+  if (options.json) {
+    std::cout << (*reply)["fleets"].dump(2) << '\n';
+    return kExitOk;
+  }
+  if ((*reply)["fleets"].empty())
+    std::cerr << "no fleet was up\n";
+  for (const auto& fleet : (*reply)["fleets"])
+    print_table(fleet);
+  return kExitOk;
 }
 
 int fleet_restart(const DaemonOptions& options, const std::string& name, const std::string& vm) {

@@ -25,6 +25,9 @@ int fleet_status(const DaemonOptions& options, const std::string& name, bool all
 int fleet_down(const DaemonOptions& options, const std::string& name,
                std::optional<double> timeout_s, bool force);
 int fleet_restart(const DaemonOptions& options, const std::string& name, const std::string& vm);
+// Every fleet the user may see (every user's, with all_users) down at once.
+int fleet_down_all(const DaemonOptions& options, bool all_users, std::optional<double> timeout_s,
+                   bool force);
 int fleet_forget(const DaemonOptions& options, const std::string& name);
 
 }  // namespace crosvisor::cli

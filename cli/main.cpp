@@ -175,6 +175,13 @@ int main(int argc, char** argv) {
                              "Seconds each guest gets to power off before it is made to stop");
   bool fleet_force = false;
   fleet_down_cmd->add_flag("--force", fleet_force, "SIGKILL every VMM of the fleet at once");
+  bool fleet_down_all = false;
+  fleet_down_cmd
+      ->add_flag("--all", fleet_down_all,
+                 "Every fleet of yours at once, in parallel (a host's shutdown: persistent fleets "
+                 "stay defined)")
+      ->excludes("NAME");
+  fleet_down_cmd->add_flag("--all-users", fleet_all, "With --all: every user's fleets (root)");
   fleet_down_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
   auto* fleet_forget_cmd = fleet_cmd->add_subcommand(
       "forget",
@@ -294,7 +301,9 @@ int main(int argc, char** argv) {
   if (*fleet_status_cmd)
     return cli::fleet_status(daemon_options, fleet_name, fleet_all, quiet);
   if (*fleet_down_cmd)
-    return cli::fleet_down(daemon_options, fleet_name, fleet_timeout, fleet_force);
+    return fleet_down_all
+               ? cli::fleet_down_all(daemon_options, fleet_all, fleet_timeout, fleet_force)
+               : cli::fleet_down(daemon_options, fleet_name, fleet_timeout, fleet_force);
   if (*fleet_restart_cmd)
     return cli::fleet_restart(daemon_options, fleet_name, fleet_vm);
   if (*fleet_forget_cmd)

@@ -13,6 +13,17 @@ install(TARGETS crosvisor crosvisor_vmm crosvisor_lifecycle crosvisor_process cr
   ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}")
 install(DIRECTORY include/crosvisor DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(TARGETS vm crosvisord RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
+
+# systemd units (docs/state.md), naming the programs where this install puts them: made at install
+# time, so that `cmake --install --prefix P` gets P's paths. lib/systemd/system under the prefix
+# is on systemd's unit path for /usr and /usr/local.
+foreach(unit crosvisord.service crosvisor-guests.service)
+  install(CODE "
+    set(CROSVISOR_BINDIR \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\")
+    configure_file(\"${PROJECT_SOURCE_DIR}/systemd/${unit}.in\"
+                   \"${PROJECT_BINARY_DIR}/systemd/${unit}\" @ONLY)")
+  install(FILES "${PROJECT_BINARY_DIR}/systemd/${unit}" DESTINATION lib/systemd/system)
+endforeach()
 install(EXPORT crosvisorTargets NAMESPACE crosvisor:: DESTINATION "${CROSVISOR_CMAKE_DIR}")
 
 configure_package_config_file(cmake/crosvisorConfig.cmake.in

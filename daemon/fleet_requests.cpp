@@ -172,27 +172,61 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetStatusRequest&
   });
 }
 
+// Brings one fleet down as the request says (gracefully, within its timeout, or killed).
+void bring_down(Session* self, const FleetEntry& fleet, const protocol::FleetDownRequest& request,
+                std::function<void(const FleetStatus&)> done,
+                std::function<void(caf::error&)> failed) {
+  if (request.force)
+    self->request(fleet.fleet, caf::infinite, stop_atom::value, kill_atom::value)
+        .then(done, failed);
+  else if (request.timeout_ms)
+    self->request(fleet.fleet, caf::infinite, stop_atom::value, *request.timeout_ms)
+        .then(done, failed);
+  else
+    self->request(fleet.fleet, caf::infinite, stop_atom::value).then(done, failed);
+}
+
 void handle(Session* self, std::uint64_t id, const protocol::FleetDownRequest& request) {
-  const auto timeout = request.timeout_ms;
-  const bool force = request.force;
+  if (request.all) {
+    // Every fleet at once: a host going down gives each guest the same time to power off.
+    with_fleets(self, id, "", request.all_users, [=](std::vector<FleetEntry> fleets) {
+      auto gathered = std::make_shared<std::vector<json>>();
+      auto waiting = std::make_shared<std::size_t>(fleets.size());
+      const auto finish = [=] {
+        json reply = protocol::ok_reply(id);
+        std::sort(gathered->begin(), gathered->end(),
+                  [](const json& a, const json& b) { return a["name"] < b["name"]; });
+        reply["fleets"] = *gathered;
+        self->state.reply(std::move(reply));
+      };
+      if (fleets.empty())
+        return finish();
+      for (const auto& fleet : fleets) {
+        const bool persistent = fleet.persistent;
+        bring_down(
+            self, fleet, request,
+            [=](const FleetStatus& status) {
+              gathered->push_back(status_json(status, persistent));
+              if (--*waiting == 0)
+                finish();
+            },
+            [=](caf::error&) {
+              if (--*waiting == 0)
+                finish();
+            });
+      }
+    });
+    return;
+  }
   with_fleet(self, id, request.fleet, [=](const FleetEntry& fleet) {
-    const auto handle_status = [=](const FleetStatus& status) {
-      json reply = protocol::ok_reply(id);
-      reply["fleet"] = status_json(status);
-      self->state.reply(std::move(reply));
-    };
-    const auto handle_error = [=](caf::error& error) {
-      self->state.fail(id, from_caf_error(error));
-    };
-    if (force) {
-      self->request(fleet.fleet, caf::infinite, stop_atom::value, kill_atom::value)
-          .then(handle_status, handle_error);
-    } else if (timeout) {
-      self->request(fleet.fleet, caf::infinite, stop_atom::value, *timeout)
-          .then(handle_status, handle_error);
-    } else {
-      self->request(fleet.fleet, caf::infinite, stop_atom::value).then(handle_status, handle_error);
-    }
+    bring_down(
+        self, fleet, request,
+        [=](const FleetStatus& status) {
+          json reply = protocol::ok_reply(id);
+          reply["fleet"] = status_json(status, fleet.persistent);
+          self->state.reply(std::move(reply));
+        },
+        [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
   });
 }
 

@@ -11,6 +11,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -335,6 +336,9 @@ int main(int argc, char** argv) {
       [[maybe_unused]] auto n = ::write(ready.get(), "R", 1);
       ready.reset();
     }
+    // Under systemd (Type=notify): serving now. Nothing happens without $NOTIFY_SOCKET.
+    sd_notifyf(0, "READY=1\nSTATUS=serving %s; %zu fleet(s) restored", server->path().c_str(),
+               restored.restored);
 
     const auto idle_grace =
         std::chrono::milliseconds(static_cast<std::int64_t>(idle_exit_s.value_or(0) * 1000));
@@ -345,6 +349,7 @@ int main(int argc, char** argv) {
           [](const VmEvent&) {},  // of the VMs it holds: spdlog has told their story
           [](const ConsoleLine&) {},
           [&](stop_atom, int signo) {
+            sd_notify(0, "STOPPING=1");
             spdlog::info("signal {}: stopping every VM{}", signo,
                          live_restore ? " but those of its fleets, which run on" : "");
             // No new clients; the connected ones hear what happens to their VMs, then the

@@ -158,14 +158,16 @@ class Fields {
     return std::nullopt;
   }
 
+  // A problem with how fields go together (the first problem found is the one told).
+  void fail(std::string message) {
+    if (!problem_)
+      problem_ = refused(std::move(message));
+  }
+
  private:
   bool has(const char* key) {
     known_.insert(key);
     return message_.contains(key);
-  }
-  void fail(std::string message) {
-    if (!problem_)
-      problem_ = refused(std::move(message));
   }
   void needs(const char* key) { fail("'" + op_ + "' needs '" + key + "'"); }
 
@@ -346,14 +348,22 @@ void encode(json& out, const FleetStatusRequest& request) {
 }
 
 FleetDownRequest decode(Fields& fields, std::type_identity<FleetDownRequest>) {
-  return {fields.fleet_name("fleet", true), fields.flag("force"),
-          fields.number("timeout_ms", kMaxTimeoutMs)};
+  const bool all = fields.flag("all");
+  FleetDownRequest request{fields.fleet_name("fleet", !all), fields.flag("force"),
+                           fields.number("timeout_ms", kMaxTimeoutMs), all,
+                           fields.flag("all_users")};
+  if (all && !request.fleet.empty())
+    fields.fail("'all' and 'fleet' exclude each other");
+  return request;
 }
 void encode(json& out, const FleetDownRequest& request) {
-  out["fleet"] = request.fleet;
+  if (!request.all)
+    out["fleet"] = request.fleet;
   out["force"] = request.force;
   if (request.timeout_ms)
     out["timeout_ms"] = *request.timeout_ms;
+  out["all"] = request.all;
+  out["all_users"] = request.all_users;
 }
 
 FleetRestartRequest decode(Fields& fields, std::type_identity<FleetRestartRequest>) {

@@ -138,11 +138,15 @@ struct FleetStatusRequest {
   std::string fleet;
   bool all_users = false;
 };
+// One fleet down, or (all, no name) every fleet the caller may see at once, in parallel (every
+// user's, with all_users, for root): how a host shutdown stops its guests.
 struct FleetDownRequest {
   static constexpr std::string_view op = "fleet_down";
   std::string fleet;
   bool force = false;
   std::optional<std::uint32_t> timeout_ms;
+  bool all = false;
+  bool all_users = false;
 };
 // A persistent fleet no longer comes up when crosvisord starts (a running one keeps running).
 struct FleetForgetRequest {

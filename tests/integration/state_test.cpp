@@ -1,15 +1,20 @@
 // What outlives crosvisord (docs/state.md): daemon-owned fleets kept in its state directory, a
 // persistent fleet coming up again when the daemon starts, its files reopened with the owner's
 // rights, and damaged records reported and skipped. Real daemons; VMs on the crosvm stand-in.
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/exit_codes.hpp"
+#include "core/unique_fd.hpp"
 #include "integration/daemon_process.hpp"
 #include "integration/guest.hpp"
 #include "integration/other_user.hpp"
@@ -188,4 +193,55 @@ TEST_CASE("a damaged state record is reported and moved aside; the daemon serves
   CHECK_FALSE(std::filesystem::exists(state / "fleets/0/broken.rec"));
   CHECK_FALSE(std::filesystem::exists(state / "fleets/0/.tmp-half.rec.7.0"));
   CHECK(std::filesystem::is_directory(state / "quarantine"));
+}
+
+TEST_CASE("under systemd crosvisord says when it serves and when it stops (sd_notify)") {
+  test::TempDir dir;
+  const auto notify = dir / "notify.sock";
+  UniqueFd socket(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, notify.c_str(), sizeof(address.sun_path) - 1);
+  REQUIRE(::bind(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0);
+  const auto next = [&] {
+    pollfd ready{socket.get(), POLLIN, 0};
+    if (::poll(&ready, 1, 10'000) <= 0)
+      return std::string();
+    char buffer[512] = {};
+    const auto n = ::recv(socket.get(), buffer, sizeof(buffer) - 1, 0);
+    return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
+  };
+  test::DaemonProcess daemon(
+      test::DaemonOptions{.environment = {"NOTIFY_SOCKET=" + notify.string()}});
+  const auto serving = next();
+  CHECK_THAT(serving, Catch::Contains("READY=1") && Catch::Contains("STATUS=serving "));
+  daemon.process->signal(SIGTERM);
+  CHECK_THAT(next(), Catch::Contains("STOPPING=1"));
+  CHECK(daemon.process->wait_exit(30s) == 0);
+}
+
+TEST_CASE("a host shutdown brings every fleet down at once; persistent ones stay defined") {
+  test::TempDir state;
+  test::DaemonProcess daemon(test::DaemonOptions{.state_dir = state.path()});
+  const auto keep = daemon.dir.write("keep.toml", stand_in_fleet("keep", 2));
+  const auto plain = daemon.dir.write("plain.toml", stand_in_fleet("plain", 2));
+  REQUIRE(daemon.vm("fleet up --persist " + keep.string()).exit_code == 0);
+  REQUIRE(daemon.vm("fleet up " + plain.string()).exit_code == 0);
+  REQUIRE(test::eventually([&] { return all_ready(daemon, "keep") && all_ready(daemon, "plain"); },
+                           20s));
+  // What crosvisor-guests.service runs when the host goes down.
+  const auto down = daemon.vm("fleet down --all --all-users --timeout 10 --json");
+  INFO(down.output);
+  REQUIRE(down.exit_code == 0);
+  const json fleets = json::parse(down.output);
+  REQUIRE(fleets.size() == 2);
+  for (const auto& fleet : fleets) {
+    CHECK(fleet["ready"] == 0);
+    for (const auto& vm : fleet["vms"])
+      CHECK(vm["last_death"] == "SHUTDOWN");
+  }
+  CHECK(test::processes_with_cmdline("--name keep-").empty());
+  CHECK(test::processes_with_cmdline("--name plain-").empty());
+  CHECK(test::eventually([&] { return records_in(state / "fleets") == 1; }, 5s));  // keep's
+  CHECK(daemon.vm("fleet down --all keep").exit_code == kExitUsage);
 }

@@ -1,0 +1,267 @@
+// Live restore (docs/state.md): with --live-restore, the VMs of crosvisord's fleets outlive it,
+// through a crash (SIGKILL) or a restart (SIGTERM), and the next crosvisord takes them over: the
+// same VMM processes, their consoles logged without a gap, their uptime continued, their
+// policies applied to any that died meanwhile; a pid is never taken over on its own word. Real
+// daemons; VMs on the crosvm stand-in, and real guests under QEMU (TCG).
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "integration/daemon_process.hpp"
+#include "integration/guest.hpp"
+#include "process/proc_identity.hpp"
+#include "store/record_file.hpp"
+#include "store/records.hpp"
+#include "support/processes.hpp"
+#include "support/pty_process.hpp"
+#include "support/subprocess.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace crosvisor;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+// VMMs a killed daemon leaves behind are reparented to the closest subreaper: this test process,
+// which reaps them once they end (a real host's init does the same).
+struct Subreaper {
+  Subreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, 1); }
+  ~Subreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, 0); }
+};
+
+// Reaps `pid` if it is an ended child of this process (an orphaned VMM).
+void reap(pid_t pid) {
+  for (int i = 0; i < 100 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(50ms);
+}
+
+json fleet_json(const test::DaemonProcess& daemon, const std::string& name) {
+  const auto result = daemon.vm("fleet status " + name + " --json");
+  if (result.exit_code != 0)
+    return json();
+  return json::parse(result.output).at(0);
+}
+
+bool all_ready(const test::DaemonProcess& daemon, const std::string& name) {
+  const auto status = fleet_json(daemon, name);
+  return !status.is_null() && status["ready"] == status["total"];
+}
+
+std::map<std::string, pid_t> pids_of(const test::DaemonProcess& daemon, const std::string& name) {
+  std::map<std::string, pid_t> pids;
+  const json status = fleet_json(daemon, name);  // not a temporary: the loop walks inside it
+  for (const auto& vm : status["vms"]) {
+    if (!vm["pid"].is_null())
+      pids[vm["name"]] = vm["pid"].get<pid_t>();
+  }
+  return pids;
+}
+
+// The numbers of the lines "<word> N" in a console log, in order.
+std::vector<long> numbered(const std::filesystem::path& log, const std::string& word) {
+  std::ifstream in(log);
+  std::vector<long> numbers;
+  const std::regex line(word + " ([0-9]+)");
+  std::string text;
+  while (std::getline(in, text)) {
+    std::smatch match;
+    if (std::regex_search(text, match, line))
+      numbers.push_back(std::stol(match[1]));
+  }
+  return numbers;
+}
+
+bool without_gap(const std::vector<long>& numbers) {
+  for (std::size_t i = 1; i < numbers.size(); ++i) {
+    if (numbers[i] != numbers[i - 1] + 1)
+      return false;
+  }
+  return !numbers.empty();
+}
+
+}  // namespace
+
+TEST_CASE("fleets outlive a killed or restarted crosvisord and are taken over by the next one") {
+  Subreaper subreaper;
+  test::TempDir state;
+  const test::DaemonOptions options{.args = {"--live-restore"}, .state_dir = state.path()};
+  std::string keys = test::fake_crosvm_toml("x", "fake_crosvm.chatter=4000", false);
+  keys = keys.substr(keys.find('\n') + 1);
+  const std::string fleet = "[fleet]\nname = \"shop\"\n[defaults]\n" + keys +
+                            "restart = \"on-failure\"\nbackoff_s = 0\n"
+                            "[[vm]]\nname = \"web-{index}\"\ncount = 2\n";
+  std::map<std::string, pid_t> pids;
+  auto daemon = std::make_unique<test::DaemonProcess>(options);
+  const auto file = state.write("shop.toml", fleet);
+  REQUIRE(daemon->vm("fleet up " + file.string()).exit_code == 0);
+  REQUIRE(test::eventually([&] { return all_ready(*daemon, "shop"); }, 20s));
+  pids = pids_of(*daemon, "shop");
+  REQUIRE(pids.size() == 2);
+  const auto log = daemon->dir / "logs/0/web-0.log";
+
+  SECTION("kill -9: the VMMs run on, the next daemon takes them over") {
+    daemon->process->signal(SIGKILL);
+    daemon->process->wait_exit(10s);
+    std::this_thread::sleep_for(500ms);  // the guests chatter while no daemon reads
+    for (const auto& [name, pid] : pids)
+      CHECK(test::process_alive(pid));
+    // The next one, elsewhere but on the same state directory.
+    daemon = std::make_unique<test::DaemonProcess>(options);
+    // Said before "serving", which the daemon's start waited for: read already.
+    CHECK_THAT(daemon->process->output(), Catch::Contains("taking over 2 VM(s) still running"));
+    REQUIRE(test::eventually([&] { return all_ready(*daemon, "shop"); }, 5s));
+    CHECK(pids_of(*daemon, "shop") == pids);
+    const auto info = json::parse(daemon->vm("info web-0 --json").output);
+    CHECK(info["uptime_ms"].get<std::int64_t>() >= 500);
+    // Everything the guest printed meanwhile waited in its console FIFO: the log has no gap.
+    const auto new_log = daemon->dir / "logs/0/web-0.log";
+    REQUIRE(test::eventually([&] { return numbered(new_log, "chatter").size() > 5; }, 10s));
+    const auto lines = numbered(new_log, "chatter");
+    INFO("first chatter line after the takeover: " << lines.front());
+    CHECK(lines.front() > 1);  // it printed before: the lines that waited come first
+    CHECK(without_gap(lines));
+    // vm logs -f follows a VM that was taken over.
+    test::Subprocess follow({VM_BINARY, "logs", "-f", "web-1"}, daemon->env());
+    CHECK(follow.wait_for_line("fake-crosvm guest: chatter", 10s));
+  }
+
+  SECTION("SIGTERM: an upgrade leaves the fleet running; a VM killed meanwhile is restarted") {
+    daemon->process->signal(SIGTERM);
+    REQUIRE(daemon->process->wait_exit(30s) == 0);
+    CHECK_THAT(daemon->process->output(), Catch::Contains("2 VM(s) of its fleets left running"));
+    for (const auto& [name, pid] : pids)
+      CHECK(test::process_alive(pid));
+    ::kill(pids["web-1"], SIGKILL);  // dies while no daemon runs
+    reap(pids["web-1"]);
+    daemon = std::make_unique<test::DaemonProcess>(options);
+    REQUIRE(test::eventually(
+        [&] {
+          const auto status = fleet_json(*daemon, "shop");
+          return status["ready"] == 2 && status["vms"][1]["restarts"] == 1;
+        },
+        20s));
+    const auto now = pids_of(*daemon, "shop");
+    CHECK(now.at("web-0") == pids["web-0"]);  // taken over
+    CHECK(now.at("web-1") != pids["web-1"]);  // started again by its policy
+    CHECK(fleet_json(*daemon, "shop")["vms"][1]["last_death"] == "UNKNOWN");
+    CHECK(daemon->process->wait_for_line(
+        "vm web-1: not taken over: pid " + std::to_string(pids["web-1"]) + " no longer runs", 5s));
+    pids = now;
+  }
+
+  SECTION("a record naming a pid that another process has now is never taken over") {
+    daemon->process->signal(SIGKILL);
+    daemon->process->wait_exit(10s);
+    // An unrelated process, and web-0's record rewritten to name its pid: as if web-0's VMM had
+    // ended and the pid gone to someone else.
+    test::Subprocess stranger({"/bin/sleep", "60"}, {});
+    const auto record_file = state / "vms/0/web-0.rec";
+    auto record = store::vm_record_from(*store::read_record(record_file));
+    REQUIRE(record);
+    record->pid = stranger.pid();
+    REQUIRE(store::write_record(record_file, store::to_json(*record)));
+    daemon = std::make_unique<test::DaemonProcess>(options);
+    REQUIRE(test::eventually([&] { return all_ready(*daemon, "shop"); }, 20s));
+    CHECK(daemon->process->wait_for_line("vm web-0: not taken over: pid " +
+                                             std::to_string(stranger.pid()) +
+                                             " is another process now",
+                                         5s));
+    CHECK(test::process_alive(stranger.pid()));  // never signalled
+    CHECK(pids_of(*daemon, "shop").at("web-0") != stranger.pid());
+    CHECK(pids_of(*daemon, "shop").at("web-1") == pids["web-1"]);
+    // The real web-0 VMM runs on, unowned: this test ends it.
+    ::kill(pids["web-0"], SIGKILL);
+    reap(pids["web-0"]);
+    pids = pids_of(*daemon, "shop");
+  }
+
+  // However it got here, the fleet goes down cleanly: every VMM ends, nothing stays behind.
+  const auto down = daemon->vm("fleet down shop");
+  INFO(down.output);
+  CHECK(down.exit_code == 0);
+  for (const auto& [name, pid] : pids) {
+    reap(pid);
+    CHECK_FALSE(test::process_alive(pid));
+  }
+  // Records and directories go behind the deaths (the state keeper writes in the background).
+  CHECK(test::eventually([&] { return std::filesystem::is_empty(state / "run"); }, 5s));
+  CHECK(test::eventually([&] { return std::filesystem::is_empty(state / "vms/0"); }, 5s));
+  CHECK(
+      test::eventually([&] { return !std::filesystem::exists(state / "fleets/0/shop.rec"); }, 5s));
+  daemon->process->signal(SIGTERM);
+  CHECK(daemon->process->wait_exit(30s) == 0);
+}
+
+TEST_CASE(
+    "three real guests survive kill -9 of crosvisord and a restart; consoles and uptime "
+    "carry on; fleet down stops them") {
+  test::require_guest();
+  Subreaper subreaper;
+  test::TempDir state;
+  const test::DaemonOptions options{.args = {"--live-restore"}, .state_dir = state.path()};
+  std::string keys = test::guest_toml("x", "cv.tick=0.5 cv.shell=1");
+  keys = keys.substr(keys.find('\n') + 1);
+  const auto file = state.write("trio.toml", "[fleet]\nname = \"trio\"\n[defaults]\n" + keys +
+                                                 "[[vm]]\nname = \"g-{index}\"\ncount = 3\n");
+  auto daemon = std::make_unique<test::DaemonProcess>(options);
+  const auto up = daemon->vm("fleet up " + file.string());
+  INFO(up.output);
+  REQUIRE(up.exit_code == 0);
+  REQUIRE(test::eventually([&] { return all_ready(*daemon, "trio"); }, 120s));
+  const auto pids = pids_of(*daemon, "trio");
+  REQUIRE(pids.size() == 3);
+
+  for (const int signo : {SIGKILL, SIGTERM}) {
+    INFO("crosvisord ended by signal " << signo);
+    daemon->process->signal(signo);
+    daemon->process->wait_exit(30s);
+    std::this_thread::sleep_for(2s);  // ticks while no daemon runs
+    for (const auto& [name, pid] : pids)
+      CHECK(test::process_alive(pid));
+    daemon = std::make_unique<test::DaemonProcess>(options);
+    // Taken over, not booted again: ready at once (a boot takes seconds under TCG).
+    REQUIRE(test::eventually([&] { return all_ready(*daemon, "trio"); }, 5s));
+    CHECK(pids_of(*daemon, "trio") == pids);
+    const auto info = json::parse(daemon->vm("info g-0 --json").output);
+    CHECK(info["uptime_ms"].get<std::int64_t>() > 2000);
+    // The guest ticked on; every tick is in its log, the ones printed while no daemon ran too.
+    const auto log = daemon->dir / "logs/0/g-0.log";
+    REQUIRE(test::eventually([&] { return numbered(log, "tick").size() > 2; }, 10s));
+    CHECK(without_gap(numbered(log, "tick")));
+  }
+
+  // vm logs -f and vm console work on VMs taken over.
+  test::Subprocess follow({VM_BINARY, "logs", "-f", "g-1"}, daemon->env());
+  CHECK(follow.wait_for_line("crosvisor-guest: tick", 10s));
+  test::PtyProcess console({VM_BINARY, "console", "g-2"}, daemon->env());
+  REQUIRE(console.wait_for("Escape character is ^] (Ctrl + ])", 30s));
+  console.type("\r");
+  CHECK(console.wait_for("cv# ", 30s));
+  console.type("echo taken-$((6*7))\r");
+  CHECK(console.wait_for("taken-42", 30s));
+  console.type(std::string(1, 0x1d));
+  CHECK(console.wait_exit(30s) == 0);
+
+  const auto down = daemon->vm("fleet down trio --json");
+  INFO(down.output);
+  REQUIRE(down.exit_code == 0);
+  const json downed = json::parse(down.output);
+  for (const auto& vm : downed["vms"])
+    CHECK(vm["last_death"] == "SHUTDOWN");  // powered off through QMP, as asked
+  for (const auto& [name, pid] : pids) {
+    reap(pid);
+    CHECK_FALSE(test::process_alive(pid));
+  }
+  CHECK(test::eventually([&] { return std::filesystem::is_empty(state / "run"); }, 5s));
+  daemon->process->signal(SIGTERM);
+  CHECK(daemon->process->wait_exit(30s) == 0);
+}
