@@ -23,5 +23,6 @@ int control_scenario(const Options& options);
 int lifecycles_scenario(const Options& options);
 int boot_scenario(const Options& options);
 int net_scenario(const Options& options);
+int store_scenario(const Options& options);
 
 }  // namespace crosvisor::bench

@@ -202,8 +202,8 @@ TEST_CASE("fleets outlive a killed or restarted crosvisord and are taken over by
 }
 
 TEST_CASE(
-    "three real guests survive kill -9 of crosvisord and a restart; consoles and uptime "
-    "carry on; fleet down stops them") {
+    "three real guests survive kill -9 of crosvisord and a restart, consoles and uptime "
+    "carry on, and fleet down stops them") {
   test::require_guest();
   Subreaper subreaper;
   test::TempDir state;

@@ -64,7 +64,7 @@ std::size_t records_in(const std::filesystem::path& dir) {
 
 }  // namespace
 
-TEST_CASE("a persistent fleet comes up again when crosvisord starts; a plain one is forgotten") {
+TEST_CASE("a persistent fleet comes up again when crosvisord starts, a plain one is forgotten") {
   test::TempDir state;
   const auto options = test::DaemonOptions{.state_dir = state.path()};
   std::filesystem::path persistent_file;
@@ -181,7 +181,7 @@ TEST_CASE("files are reopened with the fleet owner's rights: one nobody cannot r
   CHECK(nobody.vm("fleet forget pair", env).exit_code == 0);
 }
 
-TEST_CASE("a damaged state record is reported and moved aside; the daemon serves") {
+TEST_CASE("a damaged state record is reported and moved aside, and the daemon serves") {
   test::TempDir state;
   std::filesystem::create_directories(state / "fleets/0");
   std::ofstream(state / "fleets/0/broken.rec") << "crosvisor-record 1 40 0badc0de\n{\"name\":";
@@ -220,7 +220,7 @@ TEST_CASE("under systemd crosvisord says when it serves and when it stops (sd_no
   CHECK(daemon.process->wait_exit(30s) == 0);
 }
 
-TEST_CASE("a host shutdown brings every fleet down at once; persistent ones stay defined") {
+TEST_CASE("a host shutdown brings every fleet down at once, persistent ones stay defined") {
   test::TempDir state;
   test::DaemonProcess daemon(test::DaemonOptions{.state_dir = state.path()});
   const auto keep = daemon.dir.write("keep.toml", stand_in_fleet("keep", 2));

@@ -157,7 +157,7 @@ TEST_CASE("a VMM taken over ends with what it said: its exit status is not ours 
   CHECK(lifecycle::death_of(facts).reason == DeathReason::killed);
 }
 
-TEST_CASE("a VM taken over keeps its readiness; one that is gone dies UNKNOWN") {
+TEST_CASE("a VM taken over keeps its readiness, and one that is gone dies UNKNOWN") {
   VmSpec spec;
   spec.name = "web";
   spec.ready = ConsoleReady{"ready"};

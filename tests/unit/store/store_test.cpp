@@ -141,7 +141,7 @@ TEST_CASE("the store loads what it saved and moves a damaged record aside, repor
   CHECK(loaded.vms.empty());
 }
 
-TEST_CASE("a run directory no record names is removed; a named one stays") {
+TEST_CASE("a run directory no record names is removed, a named one stays") {
   test::TempDir dir;
   store::StateStore state(dir.path());
   auto kept = state.make_run_dir();
