@@ -104,12 +104,13 @@ void start_member(Fleet self, std::size_t i) {
   auto& member = self->state.members[i];
   member.status.state = VmState::created;
   member.start_pending = true;
+  auto takeover = std::exchange(member.takeover, std::nullopt);  // once: its VMM, if any
   auto created =
       self->state.durable
-          ? self->request(
-                caf::actor_cast<DurableVms>(self->state.service), std::chrono::seconds(30),
-                create_durable_atom::value, member.vm.spec, caf::actor_cast<caf::actor>(self),
-                DurableStart{member.status.restarts, std::exchange(member.takeover, std::nullopt)})
+          ? self->request(caf::actor_cast<DurableVms>(self->state.service),
+                          std::chrono::seconds(30), create_durable_atom::value, member.vm.spec,
+                          caf::actor_cast<caf::actor>(self),
+                          DurableStart{member.status.restarts, std::move(takeover)})
           : self->request(self->state.service, std::chrono::seconds(30), create_atom::value,
                           member.vm.spec, caf::actor_cast<caf::actor>(self));
   created.then(
@@ -142,6 +143,14 @@ void announce_restart(Fleet self, const Member& member, std::uint32_t restarts) 
 void start_what_may(Fleet self) {
   if (self->state.stopping || self->state.networks.size() < self->state.network_specs.size())
     return;  // not yet: its networks first
+  // VMMs that run already are taken over at once, whatever they wait for: a VM left waiting
+  // here would run on unsupervised.
+  for (std::size_t i = 0; i < self->state.members.size(); ++i) {
+    if (self->state.members[i].takeover) {
+      self->state.plan->start_now(i);
+      start_member(self, i);
+    }
+  }
   for (std::size_t i : self->state.plan->startable())
     start_member(self, i);
 }

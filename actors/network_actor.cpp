@@ -102,7 +102,7 @@ void start_dnsmasq(Self self) {
         launch.request.args = net::dnsmasq_args(place.subnet, place.dns, place.dir);
         launch.request.network_namespace = host->space().fd();
         launch.control = {vmm::ControlProtocol::none, {}};
-        if (auto streams = vmm::plan_standard_streams(launch); !streams)
+        if (auto streams = vmm::plan_standard_streams(launch, vmm::LaunchContext{}); !streams)
           return std::unexpected(streams.error());
         return launch;
       },

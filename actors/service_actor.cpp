@@ -351,8 +351,8 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
               promise.deliver(*let_go);
             continue;
           }
-          self->request<caf::message_priority::high>(vm, std::chrono::seconds(10),
-                                                     let_go_atom::value)
+          // Normal priority: what the VM was told before (a ready line) is recorded first.
+          self->request(vm, std::chrono::seconds(10), let_go_atom::value)
               .then(
                   [=](bool gone) mutable {
                     *let_go += gone;

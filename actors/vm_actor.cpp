@@ -68,6 +68,9 @@ struct VmActorState {
   std::shared_ptr<const UniqueFd> cid_reservation;   // the VMM's copy of it
   std::optional<process::ProcessIdentity> identity;  // of the VMM, once known
   bool released = false;                             // let go: it runs on, unwatched
+  // A let-go asked for while the VMM's identity is not known yet: answered once its record is
+  // written (a VMM let go without a record could never be taken over).
+  std::optional<caf::typed_response_promise<bool>> let_go_waiter;
 
   ~VmActorState() {
     // An actor that ends while its child lives (its system is shutting down) takes the child with
@@ -306,7 +309,11 @@ void keep_record(VmSelf self) {
   record.cid = st.cid;
   record.vmm = std::string(to_string(spec.vmm));
   record.run_dir = st.run_dir;
-  record.started_at_ms = st.started_at_unix_ms.value_or(0);
+  // Before `started` (the VMM was only just exec'd): now is its start, near enough.
+  record.started_at_ms =
+      st.started_at_unix_ms.value_or(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count());
   record.ready = st.life->state() == VmState::ready;
   record.restarts = st.durable->restarts;
   self->send(st.durable->keeper, store_vm_atom::value, std::move(record));
@@ -319,9 +326,23 @@ void drop_record(VmSelf self) {
                st.life->spec().name);
 }
 
+// Lets the VMM go (it runs on, for the next supervisor) and ends this actor.
+void let_go(VmSelf self) {
+  auto& s = self->state;
+  spdlog::info("vm {}: left running for the next crosvisord", s.life->spec().name);
+  s.released = true;
+  s.reactor->release(s.child);
+  s.child_alive = false;
+  self->quit();
+}
+
 void die(VmSelf self, lifecycle::Death death) {
   auto& st = self->state;
   drop_record(self);
+  if (st.let_go_waiter) {  // nothing runs on any more
+    st.let_go_waiter->deliver(false);
+    st.let_go_waiter.reset();
+  }
   st.child_alive = false;
   if (st.ready_token != 0)
     st.reactor->cancel_vsock_ready(st.ready_token);
@@ -561,7 +582,15 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
                     self->state.cid = cid;
                     take_over(self);
                   },
-                  failed);
+                  [=](caf::error& error) {
+                    // A VMM that runs is taken over whatever the registry says: it holds its
+                    // CID's reservation itself, so no one else can be granted that CID.
+                    auto& vm = self->state;
+                    vm.cid = vm.durable->takeover->cid;
+                    spdlog::warn("vm {}: CID {} not registered here ({}); taking it over anyway",
+                                 vm.life->spec().name, vm.cid, from_caf_error(error).message);
+                    take_over(self);
+                  });
           return;
         }
         // The CID first: the registry holds it until this actor is down.
@@ -637,8 +666,15 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         }
       },
       [=](identified_atom, process::ProcessIdentity identity) {
-        self->state.identity = std::move(identity);
+        auto& s = self->state;
+        s.identity = std::move(identity);
         keep_record(self);
+        if (s.let_go_waiter) {
+          auto waiter = std::move(*s.let_go_waiter);
+          s.let_go_waiter.reset();
+          let_go(self);
+          waiter.deliver(true);
+        }
       },
       [=](lost_atom, const Error& why) {
         auto& s = self->state;
@@ -647,15 +683,16 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         die(self, s.life->on_lost("its VMM ended while no crosvisord watched it (" + why.message +
                                   "); how is not known"));
       },
-      [=](let_go_atom) {
+      [=](let_go_atom) -> caf::result<bool> {
         auto& s = self->state;
         if (!s.durable || !s.child_alive || s.dead)
           return false;
-        spdlog::info("vm {}: left running for the next crosvisord", s.life->spec().name);
-        s.released = true;
-        s.reactor->release(s.child);
-        s.child_alive = false;
-        self->quit();
+        if (!s.identity) {
+          // Still being started: let go once its record can be written.
+          s.let_go_waiter = self->make_response_promise<bool>();
+          return *s.let_go_waiter;
+        }
+        let_go(self);
         return true;
       },
       [=](lfailed_atom, const Error& error) {

@@ -35,8 +35,8 @@ Expected<config::FleetSpec> reopen(const store::FleetRecord& record) {
 // whose fleet is kept. Any other record is dropped; a VMM of a fleet that is no longer kept, if it
 // still runs (and is the one recorded), is killed: nothing would ever stop it.
 std::map<std::pair<std::uint32_t, std::string>, TakenOver> sort_vm_records(
-    const store::LoadedState& loaded, const std::string& boot, const StateKeeperActor& keeper,
-    std::vector<store::VmRecord>& kept) {
+    const store::StateStore& state, const store::LoadedState& loaded, const std::string& boot,
+    const StateKeeperActor& keeper, std::vector<store::VmRecord>& kept) {
   std::map<std::pair<std::uint32_t, std::string>, TakenOver> by_fleet;
   for (const auto& vm : loaded.vms) {
     const bool has_fleet = std::any_of(loaded.fleets.begin(), loaded.fleets.end(), [&](auto& f) {
@@ -44,6 +44,23 @@ std::map<std::pair<std::uint32_t, std::string>, TakenOver> sort_vm_records(
     });
     if (vm.boot_id == boot && has_fleet) {
       by_fleet[{vm.owner_uid, vm.fleet}][vm.name] = vm;
+      kept.push_back(vm);
+      continue;
+    }
+    // A fleet whose record exists but could not be read (an I/O error), or was found damaged
+    // and moved aside: its VMs are not its daemon's to kill. Left running, and said so.
+    const auto fleet_file = state.fleet_file(vm.owner_uid, vm.fleet);
+    std::error_code ec;
+    const bool unreadable =
+        std::filesystem::exists(fleet_file, ec) ||
+        std::any_of(loaded.problems.begin(), loaded.problems.end(), [&](const auto& problem) {
+          return problem.what.find(fleet_file.string()) != std::string::npos;
+        });
+    if (vm.boot_id == boot && unreadable) {
+      spdlog::error(
+          "state: VM {} (pid {}) is left running unsupervised: the record of its fleet "
+          "{} cannot be read (see above)",
+          vm.name, vm.pid, vm.fleet);
       kept.push_back(vm);
       continue;
     }
@@ -69,7 +86,7 @@ RestoreSummary restore_fleets(caf::scoped_actor& self, const store::StateStore& 
     spdlog::error("state: {}", problem.what);
   const std::string boot = process::boot_id();
   std::vector<store::VmRecord> kept;
-  auto taken_over = sort_vm_records(loaded, boot, keeper, kept);
+  auto taken_over = sort_vm_records(state, loaded, boot, keeper, kept);
   // Directories of VMs that ended while no daemon ran (or whose records are gone).
   if (const auto removed = state.remove_unused_run_dirs(kept); removed > 0)
     spdlog::info("state: removed {} run director{} of VMs no longer running", removed,

@@ -59,6 +59,13 @@ std::vector<std::size_t> StartPlan::startable() {
   return now;
 }
 
+void StartPlan::start_now(std::size_t i) {
+  if (stage_[i] != Stage::waiting)
+    return;
+  stage_[i] = Stage::starting;
+  ++starting_;
+}
+
 void StartPlan::on_up(std::size_t i) {
   if (stage_[i] == Stage::starting)
     --starting_;

@@ -47,6 +47,9 @@ class StartPlan {
   std::vector<std::size_t> startable();
   // VM i is up (ready, or running when it has no ready condition): its dependents may go.
   void on_up(std::size_t i);
+  // VM i starts now, whatever it waits for and however many start: its VMM runs already (taken
+  // over from an earlier supervisor). It is never returned by startable().
+  void start_now(std::size_t i);
   // VM i will not come up (failed for good): it no longer holds a start slot, and every VM that
   // waits for it, directly or through others, is blocked. Returns those newly blocked.
   std::vector<std::size_t> on_given_up(std::size_t i);

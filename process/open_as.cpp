@@ -5,10 +5,13 @@
 #include <poll.h>
 #include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstring>
 
 namespace crosvisor::process {
@@ -43,8 +46,18 @@ std::vector<gid_t> groups_of(uid_t uid, gid_t gid) {
                syscall(SYS_setresuid, user.uid, user.uid, user.uid) != 0))
     _exit(2);
   for (std::size_t i = 0; i < paths.size(); ++i) {
-    const int fd = ::open(paths[i], flags[i]);
+    // Non-blocking, so that a FIFO put where an image was cannot hold the helper; only a regular
+    // file or a block device is an image.
+    int fd = ::open(paths[i], flags[i] | O_NONBLOCK);
     int error = fd < 0 ? errno : 0;
+    struct stat info {};
+    if (fd >= 0 && (::fstat(fd, &info) != 0 || !(S_ISREG(info.st_mode) || S_ISBLK(info.st_mode)))) {
+      error = S_ISDIR(info.st_mode) ? EISDIR : EINVAL;
+      ::close(fd);
+      fd = -1;
+    }
+    if (fd >= 0)
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     iovec data{&error, sizeof(error)};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     msghdr message{};
@@ -67,10 +80,14 @@ std::vector<gid_t> groups_of(uid_t uid, gid_t gid) {
   _exit(0);
 }
 
-// One answer from the child: an fd, or the errno of its open.
-Expected<UniqueFd> receive_one(int channel, const std::filesystem::path& path, uid_t uid) {
+// One answer from the child: an fd, or the errno of its open; waiting at most until `deadline`
+// (a file on a hung network mount must not hold a daemon's start).
+Expected<UniqueFd> receive_one(int channel, const std::filesystem::path& path, uid_t uid,
+                               std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
   pollfd ready{channel, POLLIN, 0};
-  if (::poll(&ready, 1, 10'000) <= 0)
+  if (left.count() <= 0 || ::poll(&ready, 1, static_cast<int>(left.count())) <= 0)
     return make_error(ErrorKind::io, "opening " + path.string() + " as uid " + std::to_string(uid) +
                                          ": the helper did not answer");
   int error = 0;
@@ -85,6 +102,9 @@ Expected<UniqueFd> receive_one(int channel, const std::filesystem::path& path, u
   if (n != sizeof(error))
     return make_error(ErrorKind::io, "opening " + path.string() + " as uid " + std::to_string(uid) +
                                          ": the helper failed");
+  if (error == EINVAL)
+    return make_error(ErrorKind::permission, path.string() + " (as uid " + std::to_string(uid) +
+                                                 "): not a regular file or block device");
   if (error != 0)
     return std::unexpected(errno_error(
         ErrorKind::permission, path.string() + " (as uid " + std::to_string(uid) + ")", error));
@@ -124,9 +144,15 @@ Expected<std::vector<Expected<UniqueFd>>> open_as(Credentials user,
     open_in_child(theirs.get(), user, groups, paths, flags, root);
   theirs.reset();
   std::vector<Expected<UniqueFd>> opened;
-  for (const auto& file : files)
-    opened.push_back(receive_one(ours.get(), file.path, user.uid));
+  const auto deadline = std::chrono::steady_clock::now() + kOpenAsDeadline;
+  bool answered = true;
+  for (const auto& file : files) {
+    opened.push_back(receive_one(ours.get(), file.path, user.uid, deadline));
+    answered = answered && (opened.back() || opened.back().error().kind == ErrorKind::permission);
+  }
   ours.reset();
+  if (!answered)
+    ::kill(child, SIGKILL);  // stuck in an open: it is not waited for
   int status = 0;
   while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }

@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <vector>
 
@@ -25,9 +26,12 @@ struct Credentials {
   gid_t gid = 0;
 };
 
-// One result per file, in order (a file the user cannot open: its error, naming the path and
-// the user). The outer error: the helper could not run at all. A caller that is not root can
-// only open as itself, and is refused anything else.
+// One result per file, in order (a file the user cannot open, or that is not a regular file or
+// a block device: its error, naming the path and the user). All of them within
+// kOpenAsDeadline: a file that hangs its open (a hung network mount) fails, and the helper is
+// killed. The outer error: the helper could not run at all. A caller that is not root can only
+// open as itself, and is refused anything else.
+inline constexpr std::chrono::seconds kOpenAsDeadline{10};
 Expected<std::vector<Expected<UniqueFd>>> open_as(Credentials user,
                                                   const std::vector<FileToOpen>& files);
 

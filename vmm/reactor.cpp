@@ -184,12 +184,19 @@ struct Reactor::Impl {
     if (!pidfd)
       return observer.lost(pidfd.error());
     auto console = open_durable_console(takeover.run_dir, false);
-    if (!console)
-      return observer.lost(console.error());
+    if (!console) {
+      // It runs, but cannot be reached (its directory is gone): ended, rather than left running
+      // unsupervised while its fleet starts it again.
+      pidfd_send_signal(pidfd->get(), SIGKILL, nullptr, 0);
+      return observer.lost(Error{ErrorKind::io, console.error().message + ": its VMM (pid " +
+                                                    std::to_string(takeover.identity.pid) +
+                                                    ") was killed"});
+    }
     VmmLaunch launch;
     launch.console = std::move(console->out);
     if (takeover.console_input)
       launch.console_input = std::move(console->in);
+    launch.vmm_output = std::move(console->vmm_output);
     launch.control = takeover.control;
     if (!takeover.console_log.empty()) {
       auto log = ConsoleLog::open(takeover.console_log, takeover.console_log_max_bytes,
@@ -219,7 +226,7 @@ struct Reactor::Impl {
     child->console.flow_controlled = true;
     if (launch.console_input)
       child->console_input.descriptor.assign(launch.console_input.release());
-    if (launch.vmm_output)  // a VMM taken over has none: its output went to its first supervisor
+    if (launch.vmm_output)  // a child that is not a VMM may have none
       child->output.descriptor.assign(launch.vmm_output.release());
     child->output.deliver = child->observer.vmm_output_line;
     child->console.copy = std::move(launch.console_log);

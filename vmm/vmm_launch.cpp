@@ -36,21 +36,34 @@ Expected<std::pair<UniqueFd, UniqueFd>> make_pipe() {
   return std::pair<UniqueFd, UniqueFd>{UniqueFd(ends[0]), UniqueFd(ends[1])};
 }
 
+namespace {
+
+// The supervisor's end of one of a durable VM's FIFOs: read-write, so that opening never waits
+// for the other end and reading never ends while the VMM lives (the reactor reads what is left
+// when it reaps).
+Expected<UniqueFd> open_fifo(const std::filesystem::path& fifo, bool create) {
+  if (create && ::mkfifo(fifo.c_str(), 0600) != 0 && errno != EEXIST)
+    return std::unexpected(errno_error(ErrorKind::io, "mkfifo " + fifo.string(), errno));
+  UniqueFd fd(::open(fifo.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd)
+    return std::unexpected(errno_error(ErrorKind::io, "open " + fifo.string(), errno));
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0 || !S_ISFIFO(info.st_mode))
+    return make_error(ErrorKind::io, fifo.string() + " is not a FIFO");
+  return fd;
+}
+
+}  // namespace
+
 Expected<DurableConsole> open_durable_console(const std::filesystem::path& run_dir, bool create) {
   DurableConsole console;
-  for (const char* name : {kConsoleOutFifo, kConsoleInFifo}) {
-    const auto fifo = run_dir / name;
-    if (create && ::mkfifo(fifo.c_str(), 0600) != 0 && errno != EEXIST)
-      return std::unexpected(errno_error(ErrorKind::io, "mkfifo " + fifo.string(), errno));
-    // Read-write: opening never waits for the other end, and reading console.out never ends
-    // while the VMM lives (the reactor reads what is left when it reaps).
-    UniqueFd fd(::open(fifo.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
+  for (auto [name, end] : {std::pair{kConsoleOutFifo, &console.out},
+                           {kConsoleInFifo, &console.in},
+                           {kVmmOutputFifo, &console.vmm_output}}) {
+    auto fd = open_fifo(run_dir / name, create);
     if (!fd)
-      return std::unexpected(errno_error(ErrorKind::io, "open " + fifo.string(), errno));
-    struct stat info {};
-    if (::fstat(fd.get(), &info) != 0 || !S_ISFIFO(info.st_mode))
-      return make_error(ErrorKind::io, fifo.string() + " is not a FIFO");
-    (name == kConsoleOutFifo ? console.out : console.in) = std::move(fd);
+      return std::unexpected(fd.error());
+    *end = std::move(*fd);
   }
   // As large as the host allows: what a guest may print while no supervisor reads.
   ::fcntl(console.out.get(), F_SETPIPE_SZ, kDurableConsoleBuffer);
@@ -103,11 +116,26 @@ Expected<UniqueFd> listen_loopback(std::uint16_t port, std::string_view role) {
   return fd;
 }
 
-Expected<void> plan_standard_streams(VmmLaunch& launch) {
+Expected<void> plan_standard_streams(VmmLaunch& launch, const LaunchContext& context) {
   UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!null)
     return std::unexpected(errno_error(ErrorKind::io, "open /dev/null", errno));
   launch.request.fds.set(0, std::move(null));
+  if (context.durable) {
+    auto ours = open_fifo(context.run_dir / kVmmOutputFifo, true);
+    if (!ours)
+      return std::unexpected(ours.error());
+    auto theirs = open_fifo_for_vmm(context.run_dir / kVmmOutputFifo);
+    if (!theirs)
+      return std::unexpected(theirs.error());
+    UniqueFd copy(fcntl(theirs->get(), F_DUPFD_CLOEXEC, 3));
+    if (!copy)
+      return std::unexpected(errno_error(ErrorKind::io, "dup", errno));
+    launch.vmm_output = std::move(*ours);
+    launch.request.fds.set(1, std::move(*theirs));
+    launch.request.fds.set(2, std::move(copy));
+    return {};
+  }
   auto output = make_pipe();
   if (!output)
     return std::unexpected(output.error());

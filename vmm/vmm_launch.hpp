@@ -52,12 +52,15 @@ struct LaunchContext {
 // serial port waits, as it does for a supervisor that reads slowly).
 inline constexpr const char* kConsoleOutFifo = "console.out";
 inline constexpr const char* kConsoleInFifo = "console.in";
+// The VMM's own stdout and stderr, the same way (its last words explain a death).
+inline constexpr const char* kVmmOutputFifo = "vmm.out";
 inline constexpr int kDurableConsoleBuffer = 1 << 20;
 // The supervisor's ends, non-blocking: reading console.out, writing console.in (made first when
 // `create`).
 struct DurableConsole {
   UniqueFd out;
   UniqueFd in;
+  UniqueFd vmm_output;
 };
 Expected<DurableConsole> open_durable_console(const std::filesystem::path& run_dir, bool create);
 // The VMM's end of one of them (blocking, read-write).
@@ -77,8 +80,9 @@ inline std::filesystem::path binary_for(const VmSpec& spec, const char* default_
 // A listening TCP socket on 127.0.0.1:`port`, for a stub the VMM serves (gdb): only this host's
 // own users can reach it.
 Expected<UniqueFd> listen_loopback(std::uint16_t port, std::string_view role);
-// stdin from /dev/null; stdout and stderr into one pipe whose read end is launch.vmm_output.
-Expected<void> plan_standard_streams(VmmLaunch& launch);
+// stdin from /dev/null; stdout and stderr into one pipe whose read end is launch.vmm_output (a
+// durable VM's: the FIFO vmm.out of its run directory).
+Expected<void> plan_standard_streams(VmmLaunch& launch, const LaunchContext& context);
 
 // The guest's boot files as inherited fds: the kernel's and the initrd's if it boots a kernel,
 // the bootloader's (and its variable store template's, not inherited) if it boots firmware.

@@ -265,3 +265,47 @@ TEST_CASE(
   daemon->process->signal(SIGTERM);
   CHECK(daemon->process->wait_exit(30s) == 0);
 }
+
+TEST_CASE(
+    "every VMM left running is taken over, even one whose dependency died, and even by a "
+    "daemon without --live-restore") {
+  Subreaper subreaper;
+  test::TempDir state;
+  std::string keys = test::fake_crosvm_toml("x", "", false);
+  keys = keys.substr(keys.find('\n') + 1);
+  // web starts after db; neither is restarted by policy (restart = "never", the default).
+  const auto file = state.write("pair.toml", "[fleet]\nname = \"pair\"\n[defaults]\n" + keys +
+                                                 "[[vm]]\nname = \"db\"\n"
+                                                 "[[vm]]\nname = \"web\"\nafter = [\"db\"]\n");
+  std::map<std::string, pid_t> pids;
+  {
+    test::DaemonProcess daemon({.args = {"--live-restore"}, .state_dir = state.path()});
+    REQUIRE(daemon.vm("fleet up " + file.string()).exit_code == 0);
+    REQUIRE(test::eventually([&] { return all_ready(daemon, "pair"); }, 20s));
+    pids = pids_of(daemon, "pair");
+    daemon.process->signal(SIGKILL);
+    daemon.process->wait_exit(10s);
+  }
+  ::kill(pids["db"], SIGKILL);  // db dies while no daemon runs; web runs on
+  reap(pids["db"]);
+  // A daemon started without --live-restore on the same state directory (a user's on-demand
+  // daemon, a unit without the flag) still takes web over: never a second web.
+  test::DaemonProcess daemon({.state_dir = state.path()});
+  REQUIRE(test::eventually(
+      [&] {
+        const auto status = fleet_json(daemon, "pair");
+        return status["vms"][1]["state"] == "ready" && status["vms"][0]["state"] == "dead";
+      },
+      10s));
+  CHECK(pids_of(daemon, "pair").at("web") == pids["web"]);
+  CHECK(test::processes_with_cmdline("--name web ").size() == 1);
+  const auto status = fleet_json(daemon, "pair");
+  // db was up, and died while no daemon ran: dead, not restarted (its policy says never).
+  CHECK(status["vms"][0]["last_death"] == "UNKNOWN");
+  CHECK(status["vms"][0]["restarts"] == 0);
+  // Its SIGTERM brings the fleet down (it does not restore live): web stops too.
+  daemon.process->signal(SIGTERM);
+  CHECK(daemon.process->wait_exit(30s) == 0);
+  reap(pids["web"]);
+  CHECK_FALSE(test::process_alive(pids["web"]));
+}

@@ -99,7 +99,7 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
   if (boot->kernel)
     args.push_back(process::FdPlan::proc_path(*boot->kernel));
 
-  if (auto streams = plan_standard_streams(launch); !streams)
+  if (auto streams = plan_standard_streams(launch, context); !streams)
     return std::unexpected(streams.error());
   return launch;
 }

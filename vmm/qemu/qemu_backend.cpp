@@ -176,7 +176,7 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
               {"-chardev", "socket,id=qmp,fd=" + std::to_string(qmp_fd) + ",server=on,wait=off",
                "-mon", "chardev=qmp,mode=control"});
 
-  if (auto streams = plan_standard_streams(launch); !streams)
+  if (auto streams = plan_standard_streams(launch, context); !streams)
     return std::unexpected(streams.error());
   return launch;
 }

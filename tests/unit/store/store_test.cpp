@@ -2,9 +2,11 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
@@ -160,27 +162,43 @@ TEST_CASE("a run directory no record names is removed, a named one stays") {
 
 // The store's promise under the worst timing: a writer killed with SIGKILL at a random moment,
 // many times over, always leaves a record that reads back as one of the versions written whole.
+// The moments are spread over one write's duration, measured first (sanitized builds write
+// several times slower), after zero, one or two writes the child has reported done.
 TEST_CASE("a record survives kill -9 at any point of its write, 200 times over") {
   test::TempDir dir;
   store::StateStore state(dir.path());
   const auto file = state.fleet_file(0, "fleet");
   // A large record, so that the kill lands inside a write as often as between writes.
   const std::string padding(256 * 1024, 'x');
+  const auto started = std::chrono::steady_clock::now();
   REQUIRE(store::write_record(file, json{{"version", 0}, {"padding", padding}}));
+  const auto write_us = std::max<long>(50, std::chrono::duration_cast<std::chrono::microseconds>(
+                                               std::chrono::steady_clock::now() - started)
+                                               .count());
   std::mt19937 random(42);
   int old_seen = 0;
   int new_seen = 0;
   for (int trial = 1; trial <= 200; ++trial) {
+    int done[2];
+    REQUIRE(::pipe(done) == 0);
     const pid_t writer = ::fork();
     REQUIRE(writer >= 0);
     if (writer == 0) {
-      for (int version = trial * 1000;; ++version)
-        (void)store::write_record(file, json{{"version", version}, {"padding", padding}});
+      ::close(done[0]);
+      for (int version = trial * 1000;; ++version) {
+        if (store::write_record(file, json{{"version", version}, {"padding", padding}}))
+          (void)!::write(done[1], "w", 1);
+      }
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(random() % 3000));
+    ::close(done[1]);
+    const int writes = static_cast<int>(random() % 3);
+    char byte;
+    for (int i = 0; i < writes && ::read(done[0], &byte, 1) == 1; ++i) {
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(random() % (2 * write_us)));
     ::kill(writer, SIGKILL);
-    int status = 0;
-    ::waitpid(writer, &status, 0);
+    ::waitpid(writer, nullptr, 0);
+    ::close(done[0]);
     auto back = store::read_record(file);
     INFO("trial " << trial);
     REQUIRE(back);
@@ -189,7 +207,7 @@ TEST_CASE("a record survives kill -9 at any point of its write, 200 times over")
   }
   // Both outcomes happened: the kills did land at different points.
   CHECK(new_seen > 0);
-  CHECK(old_seen + new_seen == 200);
+  CHECK(old_seen > 0);
   CHECK(temporaries_in(file.parent_path()) > 0);  // left by kills between create and rename
   CHECK(state.load().problems.size() == 1);       // the record itself: not a fleet record
   CHECK(temporaries_in(file.parent_path()) == 0);
@@ -272,11 +290,14 @@ TEST_CASE("files are opened with the owner's rights, never the caller's") {
     CHECK(refused.error().kind == ErrorKind::permission);
     return;
   }
+  const auto fifo = dir / "fifo";  // where an image was: must not hold the helper
+  REQUIRE(::mkfifo(fifo.c_str(), 0666) == 0);
   auto opened = process::open_as(
       {65534, 65534},
-      {{readable, false}, {secret, false}, {readable, true}, {dir / "none", false}});
+      {{readable, false}, {secret, false}, {readable, true}, {dir / "none", false}, {fifo, false}});
   REQUIRE(opened);
-  REQUIRE(opened->size() == 4);
+  REQUIRE(opened->size() == 5);
+  CHECK_THAT((*opened)[4].error().message, Catch::Contains("not a regular file or block device"));
   REQUIRE((*opened)[0]);
   char text[8] = {};
   CHECK(::read((*opened)[0]->get(), text, sizeof(text)) == 5);

@@ -35,7 +35,7 @@ TEST_CASE(
       [&]() -> Expected<vmm::VmmLaunch> {
         vmm::VmmLaunch launch;
         launch.control.protocol = vmm::ControlProtocol::crosvm;  // started at once, no handshake
-        if (auto streams = vmm::plan_standard_streams(launch); !streams)
+        if (auto streams = vmm::plan_standard_streams(launch, vmm::LaunchContext{}); !streams)
           return std::unexpected(streams.error());
         auto console = vmm::plan_console(launch, vmm::LaunchContext{});
         if (!console)
