@@ -7,6 +7,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "core/crc32.hpp"
 #include "core/unique_fd.hpp"
@@ -51,10 +52,19 @@ Expected<void> write_record(const std::filesystem::path& file, const nlohmann::j
   static std::atomic<std::uint64_t> next{0};
   const std::string text = body.dump();
   const std::filesystem::path dir = file.parent_path();
+  // Directories made for it (fleets/<uid>/) must reach the disk too: their parents flushed.
+  std::vector<std::filesystem::path> made;
+  for (auto missing = dir; !missing.empty() && !std::filesystem::exists(missing);
+       missing = missing.parent_path())
+    made.push_back(missing);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec)
     return make_error(ErrorKind::io, "create " + dir.string() + ": " + ec.message());
+  for (const auto& fresh : made) {
+    if (auto synced = sync_directory(fresh.parent_path()); !synced)
+      return synced;
+  }
   const auto temporary =
       dir / (std::string(kTemporaryPrefix) + file.filename().string() + "." +
              std::to_string(::getpid()) + "." + std::to_string(next.fetch_add(1)));
