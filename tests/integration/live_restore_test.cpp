@@ -44,6 +44,24 @@ void reap(pid_t pid) {
     std::this_thread::sleep_for(50ms);
 }
 
+// VMMs that outlive their daemon by design also outlive a test that fails half-way: this ends
+// the ones it was told of (each checked to be the same process first), however the test ends.
+struct LeftRunning {
+  std::vector<process::ProcessIdentity> vmms;
+  void add(pid_t pid) {
+    if (auto identity = process::identify(pid))
+      vmms.push_back(std::move(*identity));
+  }
+  ~LeftRunning() {
+    for (const auto& vmm : vmms) {
+      if (auto pidfd = process::open_same_process(vmm)) {
+        ::kill(vmm.pid, SIGKILL);
+        reap(vmm.pid);
+      }
+    }
+  }
+};
+
 json fleet_json(const test::DaemonProcess& daemon, const std::string& name) {
   const auto result = daemon.vm("fleet status " + name + " --json");
   if (result.exit_code != 0)
@@ -112,7 +130,9 @@ TEST_CASE("fleets outlive a killed or restarted crosvisord and are taken over by
   REQUIRE(test::eventually([&] { return all_ready(*daemon, "shop"); }, 20s));
   pids = pids_of(*daemon, "shop");
   REQUIRE(pids.size() == 2);
-  const auto log = daemon->dir / "logs/0/web-0.log";
+  LeftRunning left;
+  for (const auto& [name, pid] : pids)
+    left.add(pid);
 
   SECTION("kill -9: the VMMs run on, the next daemon takes them over") {
     daemon->process->signal(SIGKILL);
@@ -182,6 +202,7 @@ TEST_CASE("fleets outlive a killed or restarted crosvisord and are taken over by
     CHECK(test::process_alive(stranger.pid()));  // never signalled
     CHECK(pids_of(*daemon, "shop").at("web-0") != stranger.pid());
     CHECK(pids_of(*daemon, "shop").at("web-1") == pids["web-1"]);
+    left.add(pids_of(*daemon, "shop").at("web-0"));
     // The real web-0 VMM runs on, unowned: this test ends it.
     ::kill(pids["web-0"], SIGKILL);
     reap(pids["web-0"]);
@@ -223,6 +244,9 @@ TEST_CASE(
   REQUIRE(test::eventually([&] { return all_ready(*daemon, "trio"); }, 120s));
   const auto pids = pids_of(*daemon, "trio");
   REQUIRE(pids.size() == 3);
+  LeftRunning left;
+  for (const auto& [name, pid] : pids)
+    left.add(pid);
 
   for (const int signo : {SIGKILL, SIGTERM}) {
     INFO("crosvisord ended by signal " << signo);
@@ -282,11 +306,14 @@ TEST_CASE(
                                                  "[[vm]]\nname = \"db\"\n"
                                                  "[[vm]]\nname = \"web\"\nafter = [\"db\"]\n");
   std::map<std::string, pid_t> pids;
+  LeftRunning left;
   {
     test::DaemonProcess daemon({.args = {"--live-restore"}, .state_dir = state.path()});
     REQUIRE(daemon.vm("fleet up " + file.string()).exit_code == 0);
     REQUIRE(test::eventually([&] { return all_ready(daemon, "pair"); }, 20s));
     pids = pids_of(daemon, "pair");
+    for (const auto& [name, pid] : pids)
+      left.add(pid);
     daemon.process->signal(SIGKILL);
     daemon.process->wait_exit(10s);
   }
