@@ -9,6 +9,7 @@
 #include <caf/typed_actor.hpp>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "crosvisor/messages.hpp"
 #include "store/records.hpp"
@@ -19,7 +20,8 @@ using create_durable_atom = caf::atom_constant<caf::atom("mkdurable")>;
 using let_go_all_atom = caf::atom_constant<caf::atom("letgoall")>;
 
 struct DurableStart {
-  std::uint32_t restarts = 0;  // the VM's restarts so far, kept in its record
+  std::uint32_t restarts = 0;                    // the VM's restarts so far, kept in its record
+  std::vector<std::int64_t> recent_restarts_ms;  // those within its restart window (unix ms)
   // The VMM the supervisor before left running: taken over instead of launched.
   std::optional<store::VmRecord> takeover;
 };

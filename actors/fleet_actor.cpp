@@ -30,7 +30,6 @@ struct Member {
   bool up = false;                          // counted as up at least once
   bool manual = false;                      // a restart by hand is under way
   bool start_pending = false;               // a create is in flight, or a (re)start is scheduled
-  std::uint32_t restarts_before = 0;        // by the daemon that ran the fleet before this one
   std::optional<store::VmRecord> takeover;  // its VMM, left running by that daemon
   bool up_before = false;  // it was up under that daemon: a death now is handled by its policy
   // `vm fleet restart`, answered when done
@@ -58,6 +57,34 @@ struct FleetState {
 };
 
 using Fleet = FleetImpl::stateful_pointer<FleetState>;
+
+// Restart times across a supervisor's restart: the steady clock does not survive the process.
+using TrackerClock = lifecycle::RestartTracker::Clock;
+
+std::vector<std::int64_t> to_unix_ms(const std::deque<TrackerClock::time_point>& times) {
+  const auto steady_now = TrackerClock::now();
+  const auto unix_now = std::chrono::system_clock::now();
+  std::vector<std::int64_t> unix;
+  for (const auto& t : times) {
+    const auto at =
+        unix_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(steady_now - t);
+    unix.push_back(
+        std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count());
+  }
+  return unix;
+}
+
+std::deque<TrackerClock::time_point> from_unix_ms(const std::vector<std::int64_t>& times) {
+  const auto steady_now = TrackerClock::now();
+  const auto unix_now = std::chrono::system_clock::now();
+  std::deque<TrackerClock::time_point> steady;
+  for (const auto ms : times) {
+    const auto at = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+    steady.push_back(steady_now -
+                     std::chrono::duration_cast<TrackerClock::duration>(unix_now - at));
+  }
+  return steady;
+}
 
 bool is_up(const Member& member) {
   return member.status.state == VmState::ready ||
@@ -110,7 +137,8 @@ void start_member(Fleet self, std::size_t i) {
           ? self->request(caf::actor_cast<DurableVms>(self->state.service),
                           std::chrono::seconds(30), create_durable_atom::value, member.vm.spec,
                           caf::actor_cast<caf::actor>(self),
-                          DurableStart{member.status.restarts, std::move(takeover)})
+                          DurableStart{member.status.restarts, to_unix_ms(member.tracker.recent()),
+                                       std::move(takeover)})
           : self->request(self->state.service, std::chrono::seconds(30), create_atom::value,
                           member.vm.spec, caf::actor_cast<caf::actor>(self));
   created.then(
@@ -217,7 +245,7 @@ void on_event(Fleet self, const VmEvent& event) {
   }
   const auto reason = event.reason.value_or(DeathReason::unknown);
   const auto delay = member.tracker.on_death(reason, lifecycle::RestartTracker::Clock::now());
-  member.status.restarts = member.restarts_before + member.tracker.restarts();
+  member.status.restarts = member.tracker.restarts();
   if (delay) {
     spdlog::info("fleet {}: {} died ({}), restarting in {} ms", st.fleet_name, event.vm,
                  to_string(reason), delay->count());
@@ -302,7 +330,9 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config
                   false,         {}};
     member.status.name = member.vm.spec.name;
     if (auto left = life.takeover.find(member.vm.spec.name); left != life.takeover.end()) {
-      member.restarts_before = left->second.restarts;
+      // Its policy goes on where the daemon before left it: the restarts within the window
+      // still count against its intensity.
+      member.tracker.resume(left->second.restarts, from_unix_ms(left->second.recent_restarts_ms));
       member.up_before = left->second.ready || !has_ready_condition(member.vm.spec);
       member.status.restarts = left->second.restarts;
       member.takeover = std::move(left->second);

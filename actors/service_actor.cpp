@@ -196,7 +196,8 @@ void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
                 dump_dir, st.options.dumps_per_vm,        nvram_dir / (spec.name + ".vars.fd")};
   if (durable)
     paths.durable =
-        VmPaths::Durable{st.keeper, st.boot_id, durable->restarts, std::move(durable->takeover)};
+        VmPaths::Durable{st.keeper, st.boot_id, durable->restarts,
+                         std::move(durable->recent_restarts_ms), std::move(durable->takeover)};
   const std::string spec_fleet = spec.fleet;
   auto vm =
       spawn_vm_actor(self->system(), std::move(spec), st.options.reactor, st.cid_registry,

@@ -316,6 +316,7 @@ void keep_record(VmSelf self) {
                                          .count());
   record.ready = st.life->state() == VmState::ready;
   record.restarts = st.durable->restarts;
+  record.recent_restarts_ms = st.durable->recent_restarts_ms;
   self->send(st.durable->keeper, store_vm_atom::value, std::move(record));
 }
 

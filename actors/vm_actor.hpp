@@ -32,6 +32,7 @@ struct VmPaths {
     StateKeeperActor keeper;
     std::string boot_id;
     std::uint32_t restarts = 0;  // so far, for the record
+    std::vector<std::int64_t> recent_restarts_ms;
     // A VMM an earlier supervisor left running, to take over instead of launching one.
     std::optional<store::VmRecord> takeover;
   };

@@ -33,6 +33,11 @@ std::optional<std::chrono::milliseconds> RestartTracker::on_death(DeathReason re
   return std::min(delay, kMaxBackoff);
 }
 
+void RestartTracker::resume(std::uint32_t restarts, std::deque<Clock::time_point> recent) {
+  restarts_ = restarts;
+  recent_ = std::move(recent);
+}
+
 void RestartTracker::reset() {
   recent_.clear();
   failed_ = false;

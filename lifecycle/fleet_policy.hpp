@@ -30,6 +30,11 @@ class RestartTracker {
   std::uint32_t restarts() const { return restarts_; }
   // A restart asked for by hand starts the count afresh.
   void reset();
+  // The restarts within the window so far, oldest first: what a supervisor's successor needs to
+  // go on counting (resume).
+  const std::deque<Clock::time_point>& recent() const { return recent_; }
+  // Goes on from an earlier supervisor's count: `restarts` in all, `recent` within the window.
+  void resume(std::uint32_t restarts, std::deque<Clock::time_point> recent);
 
  private:
   config::RestartSpec spec_;

@@ -63,7 +63,8 @@ json to_json(const VmRecord& r) {
           {"run_dir", r.run_dir.string()},
           {"started_at_ms", r.started_at_ms},
           {"ready", r.ready},
-          {"restarts", r.restarts}};
+          {"restarts", r.restarts},
+          {"recent_restarts_ms", r.recent_restarts_ms}};
 }
 
 Expected<FleetRecord> fleet_record_from(const json& j) {
@@ -98,6 +99,7 @@ Expected<VmRecord> vm_record_from(const json& j) {
     r.started_at_ms = f.get<std::int64_t>("started_at_ms");
     r.ready = f.get<bool>("ready");
     r.restarts = f.get<std::uint32_t>("restarts");
+    r.recent_restarts_ms = f.get<std::vector<std::int64_t>>("recent_restarts_ms");
   }
   return f.done(std::move(r), "VM record");
 }

@@ -51,6 +51,8 @@ struct VmRecord {
   std::int64_t started_at_ms = 0;
   bool ready = false;
   std::uint32_t restarts = 0;
+  // Its fleet's restarts of it within the restart window (unix ms), for the policy's intensity.
+  std::vector<std::int64_t> recent_restarts_ms;
 };
 
 nlohmann::json to_json(const FleetRecord& record);

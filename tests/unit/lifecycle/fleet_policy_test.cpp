@@ -83,3 +83,22 @@ TEST_CASE("a VM that fails for good blocks what waits for it, and a restart by h
   plan.on_up(0);
   CHECK(plan.startable() == std::vector<std::size_t>{1});
 }
+
+TEST_CASE("a supervisor's successor goes on counting restarts within the window") {
+  config::RestartSpec spec;
+  spec.policy = config::RestartPolicy::on_failure;
+  spec.max_restarts = 2;
+  spec.window = 10s;
+  spec.backoff = 100ms;
+  const auto now = lifecycle::RestartTracker::Clock::now();
+  lifecycle::RestartTracker resumed(spec);
+  resumed.resume(5, {now - 3s, now - 1s});  // two restarts in the window already, five in all
+  CHECK(resumed.restarts() == 5);
+  CHECK_FALSE(resumed.on_death(DeathReason::crash, now).has_value());  // the intensity is spent
+  CHECK(resumed.failed());
+  lifecycle::RestartTracker older(spec);
+  older.resume(5, {now - 30s, now - 1s});  // one has left the window
+  CHECK(older.on_death(DeathReason::crash, now) == 200ms);
+  CHECK(older.restarts() == 6);
+  CHECK(older.recent().size() == 2);
+}

@@ -55,6 +55,7 @@ store::VmRecord sample_vm() {
   vm.started_at_ms = 1700000000000;
   vm.ready = true;
   vm.restarts = 2;
+  vm.recent_restarts_ms = {1700000001000, 1700000002000};
   return vm;
 }
 
@@ -96,6 +97,7 @@ TEST_CASE("records keep every field, and a record missing one says which") {
   CHECK(back->start_time == 99);
   CHECK(back->run_dir == vm.run_dir);
   CHECK(back->ready);
+  CHECK(back->recent_restarts_ms == vm.recent_restarts_ms);
   json partial = store::to_json(vm);
   partial.erase("start_time");
   CHECK_THAT(store::vm_record_from(partial).error().message, Catch::Contains("'start_time'"));
