@@ -5,12 +5,22 @@
 using namespace crosvisor;
 using namespace std::chrono_literals;
 
-TEST_CASE("restart intensity: at most max_restarts within the window, with doubling backoff") {
+namespace {
+
+// restart = "on-failure" with this intensity, a 10 s window and a 100 ms backoff.
+config::RestartSpec on_failure(std::uint32_t max_restarts) {
   config::RestartSpec spec;
   spec.policy = config::RestartPolicy::on_failure;
-  spec.max_restarts = 3;
+  spec.max_restarts = max_restarts;
   spec.window = 10s;
   spec.backoff = 100ms;
+  return spec;
+}
+
+}  // namespace
+
+TEST_CASE("restart intensity: at most max_restarts within the window, with doubling backoff") {
+  const auto spec = on_failure(3);
   lifecycle::RestartTracker tracker(spec);
   const auto t0 = lifecycle::RestartTracker::Clock::now();
   CHECK(tracker.on_death(DeathReason::crash, t0) == 100ms);
@@ -85,11 +95,7 @@ TEST_CASE("a VM that fails for good blocks what waits for it, and a restart by h
 }
 
 TEST_CASE("a supervisor's successor goes on counting restarts within the window") {
-  config::RestartSpec spec;
-  spec.policy = config::RestartPolicy::on_failure;
-  spec.max_restarts = 2;
-  spec.window = 10s;
-  spec.backoff = 100ms;
+  const auto spec = on_failure(2);
   const auto now = lifecycle::RestartTracker::Clock::now();
   lifecycle::RestartTracker resumed(spec);
   resumed.resume(5, {now - 3s, now - 1s});  // two restarts in the window already, five in all
