@@ -30,7 +30,7 @@ struct Member {
   bool up = false;                          // counted as up at least once
   bool manual = false;                      // a restart by hand is under way
   bool start_pending = false;               // a create is in flight, or a (re)start is scheduled
-  std::optional<store::VmRecord> takeover;  // its VMM, left running by that daemon
+  std::optional<store::VmRecord> takeover;  // its VMM, left running by the daemon before
   bool up_before = false;  // it was up under that daemon: a death now is handled by its policy
   // `vm fleet restart`, answered when done
   std::vector<caf::typed_response_promise<FleetMemberStatus>> restart_waiters;
@@ -326,8 +326,7 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config
     after.push_back(std::move(deps));
     vm.spec.fleet = fleet.name;
     const config::RestartSpec restart = vm.restart;
-    Member member{std::move(vm), {}, lifecycle::RestartTracker(restart), {}, false, false,
-                  false,         {}};
+    Member member{.vm = std::move(vm), .tracker = lifecycle::RestartTracker(restart)};
     member.status.name = member.vm.spec.name;
     if (auto left = life.takeover.find(member.vm.spec.name); left != life.takeover.end()) {
       // Its policy goes on where the daemon before left it: the restarts within the window

@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "bench/bench.hpp"
+#include "process/fd_passing.hpp"
 #include "process/launch.hpp"
-#include "protocol/fd_passing.hpp"
 #include "protocol/framing.hpp"
 
 namespace crosvisor::bench {
@@ -82,7 +82,7 @@ class Client {
       throw std::runtime_error("connect " + path.string());
   }
   void send(const json& message, const std::vector<int>& fds = {}) {
-    if (!protocol::send_with_fds(fd_.get(), protocol::encode_frame(message.dump()), fds))
+    if (!process::send_with_fds(fd_.get(), protocol::encode_frame(message.dump()), fds))
       throw std::runtime_error("send");
   }
   json receive() {

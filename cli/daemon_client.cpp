@@ -18,8 +18,8 @@
 
 #include "crosvisor/paths.hpp"
 #include "crosvisor/vmm_binaries.hpp"
+#include "process/fd_passing.hpp"
 #include "process/launch.hpp"
-#include "protocol/fd_passing.hpp"
 
 namespace crosvisor::cli {
 namespace {
@@ -115,8 +115,8 @@ Expected<std::uint64_t> DaemonClient::send(const protocol::RequestBody& request,
     const std::vector<int> attached(
         numbers.begin() + static_cast<std::ptrdiff_t>(fds_sent),
         numbers.begin() + static_cast<std::ptrdiff_t>(fds_sent + batch));
-    auto n = protocol::send_with_fds(socket_.get(), std::string_view(frame).substr(sent, piece),
-                                     attached);
+    auto n = process::send_with_fds(socket_.get(), std::string_view(frame).substr(sent, piece),
+                                    attached);
     if (!n) {
       // The daemon may have said why it hung up (too many sessions, say): that is the error.
       if (auto said = next(200); said && said->has_value() && !(**said).value("ok", true))

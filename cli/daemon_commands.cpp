@@ -187,8 +187,7 @@ int stop_vm(const DaemonOptions& options, const std::string& vm, std::optional<d
   if (!client)
     return report(client.error());
   protocol::StopRequest request{.vm = *target, .force = force};
-  if (timeout_s)
-    request.timeout_ms = static_cast<std::uint32_t>(*timeout_s * 1000);
+  request.timeout_ms = milliseconds_of(timeout_s);
   // The reply comes when the VM is dead.
   auto reply = client->call(request);
   if (!reply)

@@ -15,6 +15,12 @@ struct DaemonOptions {
   bool json = false;
 };
 
+// A --timeout in seconds as the protocol's milliseconds.
+inline std::optional<std::uint32_t> milliseconds_of(std::optional<double> seconds) {
+  if (!seconds)
+    return std::nullopt;
+  return static_cast<std::uint32_t>(*seconds * 1000);
+}
 // A VM as the command line names it: a name, or a CID (all digits).
 Expected<protocol::Target> target_named(const std::string& text);
 

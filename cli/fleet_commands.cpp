@@ -310,8 +310,7 @@ int fleet_down(const DaemonOptions& options, const std::string& name,
   if (!fleet)
     return report(fleet.error());
   protocol::FleetDownRequest request{.fleet = *fleet, .force = force};
-  if (timeout_s)
-    request.timeout_ms = static_cast<std::uint32_t>(*timeout_s * 1000);
+  request.timeout_ms = milliseconds_of(timeout_s);
   auto reply = client->call(request);
   if (!reply)
     return report(reply.error());
@@ -328,8 +327,7 @@ int fleet_down_all(const DaemonOptions& options, bool all_users, std::optional<d
   if (!client)
     return report(client.error());
   protocol::FleetDownRequest request{.force = force, .all = true, .all_users = all_users};
-  if (timeout_s)
-    request.timeout_ms = static_cast<std::uint32_t>(*timeout_s * 1000);
+  request.timeout_ms = milliseconds_of(timeout_s);
   auto reply = client->call(request);
   if (!reply)
     return report(reply.error());

@@ -78,6 +78,55 @@ void with_fleet(Session* self, std::uint64_t id, const std::string& name,
   });
 }
 
+// Brings one fleet down as the request says (gracefully, within its timeout, or killed).
+void bring_down(Session* self, const FleetEntry& fleet, const protocol::FleetDownRequest& request,
+                std::function<void(const FleetStatus&)> done,
+                std::function<void(caf::error&)> failed) {
+  if (request.force)
+    self->request(fleet.fleet, caf::infinite, stop_atom::value, kill_atom::value)
+        .then(done, failed);
+  else if (request.timeout_ms)
+    self->request(fleet.fleet, caf::infinite, stop_atom::value, *request.timeout_ms)
+        .then(done, failed);
+  else
+    self->request(fleet.fleet, caf::infinite, stop_atom::value).then(done, failed);
+}
+
+// Asks each fleet (`ask` calls `done` with its status, or `failed`) and replies with every status
+// that came, sorted by name: {"fleets": [...]}, each with its owner and whether it persists.
+using AskFleet = std::function<void(const FleetEntry&, std::function<void(const FleetStatus&)>,
+                                    std::function<void(caf::error&)>)>;
+void gather(Session* self, std::uint64_t id, std::vector<FleetEntry> fleets, AskFleet ask) {
+  auto gathered = std::make_shared<std::vector<json>>();
+  auto waiting = std::make_shared<std::size_t>(fleets.size());
+  const auto finish = [=] {
+    json reply = protocol::ok_reply(id);
+    std::sort(gathered->begin(), gathered->end(),
+              [](const json& a, const json& b) { return a["name"] < b["name"]; });
+    reply["fleets"] = *gathered;
+    self->state.reply(std::move(reply));
+  };
+  if (fleets.empty())
+    return finish();
+  for (const auto& entry : fleets) {
+    const auto owner = entry.owner_uid;
+    const bool persistent = entry.persistent;
+    ask(
+        entry,
+        [=](const FleetStatus& status) {
+          json fleet = status_json(status, persistent);
+          fleet["owner_uid"] = owner;
+          gathered->push_back(std::move(fleet));
+          if (--*waiting == 0)
+            finish();
+        },
+        [=](caf::error&) {
+          if (--*waiting == 0)
+            finish();
+        });
+  }
+}
+
 }  // namespace
 
 // What the state store keeps of a daemon-owned fleet: the message as it came, its owner.
@@ -141,80 +190,24 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetStatusRequest&
   with_fleets(self, id, name, request.all_users, [=](std::vector<FleetEntry> fleets) {
     if (!name.empty() && fleets.empty())
       return self->state.fail(id, ErrorKind::not_found, "no fleet named " + name + " of yours");
-    auto gathered = std::make_shared<std::vector<json>>();
-    auto waiting = std::make_shared<std::size_t>(fleets.size());
-    const auto finish = [=] {
-      json reply = protocol::ok_reply(id);
-      std::sort(gathered->begin(), gathered->end(),
-                [](const json& a, const json& b) { return a["name"] < b["name"]; });
-      reply["fleets"] = *gathered;
-      self->state.reply(std::move(reply));
-    };
-    if (fleets.empty())
-      return finish();
-    for (const auto& entry : fleets) {
-      const auto owner = entry.owner_uid;
-      const bool persistent = entry.persistent;
-      self->request(entry.fleet, std::chrono::seconds(10), fleet_status_atom::value)
-          .then(
-              [=](const FleetStatus& status) {
-                json fleet = status_json(status, persistent);
-                fleet["owner_uid"] = owner;
-                gathered->push_back(std::move(fleet));
-                if (--*waiting == 0)
-                  finish();
-              },
-              [=](caf::error&) {
-                if (--*waiting == 0)
-                  finish();
-              });
-    }
+    gather(self, id, std::move(fleets),
+           [=](const FleetEntry& entry, std::function<void(const FleetStatus&)> done,
+               std::function<void(caf::error&)> failed) {
+             self->request(entry.fleet, std::chrono::seconds(10), fleet_status_atom::value)
+                 .then(done, failed);
+           });
   });
-}
-
-// Brings one fleet down as the request says (gracefully, within its timeout, or killed).
-void bring_down(Session* self, const FleetEntry& fleet, const protocol::FleetDownRequest& request,
-                std::function<void(const FleetStatus&)> done,
-                std::function<void(caf::error&)> failed) {
-  if (request.force)
-    self->request(fleet.fleet, caf::infinite, stop_atom::value, kill_atom::value)
-        .then(done, failed);
-  else if (request.timeout_ms)
-    self->request(fleet.fleet, caf::infinite, stop_atom::value, *request.timeout_ms)
-        .then(done, failed);
-  else
-    self->request(fleet.fleet, caf::infinite, stop_atom::value).then(done, failed);
 }
 
 void handle(Session* self, std::uint64_t id, const protocol::FleetDownRequest& request) {
   if (request.all) {
     // Every fleet at once: a host going down gives each guest the same time to power off.
     with_fleets(self, id, "", request.all_users, [=](std::vector<FleetEntry> fleets) {
-      auto gathered = std::make_shared<std::vector<json>>();
-      auto waiting = std::make_shared<std::size_t>(fleets.size());
-      const auto finish = [=] {
-        json reply = protocol::ok_reply(id);
-        std::sort(gathered->begin(), gathered->end(),
-                  [](const json& a, const json& b) { return a["name"] < b["name"]; });
-        reply["fleets"] = *gathered;
-        self->state.reply(std::move(reply));
-      };
-      if (fleets.empty())
-        return finish();
-      for (const auto& fleet : fleets) {
-        const bool persistent = fleet.persistent;
-        bring_down(
-            self, fleet, request,
-            [=](const FleetStatus& status) {
-              gathered->push_back(status_json(status, persistent));
-              if (--*waiting == 0)
-                finish();
-            },
-            [=](caf::error&) {
-              if (--*waiting == 0)
-                finish();
-            });
-      }
+      gather(self, id, std::move(fleets),
+             [=](const FleetEntry& fleet, std::function<void(const FleetStatus&)> done,
+                 std::function<void(caf::error&)> failed) {
+               bring_down(self, fleet, request, std::move(done), std::move(failed));
+             });
     });
     return;
   }

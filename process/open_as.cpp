@@ -13,6 +13,9 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <span>
+
+#include "process/fd_passing.hpp"
 
 namespace crosvisor::process {
 namespace {
@@ -58,21 +61,10 @@ std::vector<gid_t> groups_of(uid_t uid, gid_t gid) {
     }
     if (fd >= 0)
       ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    iovec data{&error, sizeof(error)};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    if (fd >= 0) {
-      message.msg_control = control;
-      message.msg_controllen = sizeof(control);
-      cmsghdr* header = CMSG_FIRSTHDR(&message);
-      header->cmsg_level = SOL_SOCKET;
-      header->cmsg_type = SCM_RIGHTS;
-      header->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(header), &fd, sizeof(int));
-    }
-    if (::sendmsg(channel, &message, MSG_NOSIGNAL) < 0)
+    const std::string_view answer(reinterpret_cast<const char*>(&error), sizeof(error));
+    const int attached[] = {fd};
+    if (!send_with_fds(channel, answer,
+                       fd >= 0 ? std::span<const int>(attached) : std::span<const int>()))
       _exit(3);
     if (fd >= 0)
       ::close(fd);

@@ -12,13 +12,14 @@
 #include <string_view>
 
 #include "crosvisor/error.hpp"
+#include "process/fd_passing.hpp"
 
 namespace crosvisor::protocol {
 
 inline constexpr std::size_t kMaxFrame = 1 << 20;  // 1 MiB of JSON
 // fds attached to one sendmsg: the kernel's SCM_MAX_FD. A request with more spreads them over
 // several sendmsg calls (its frame's bytes in as many pieces); the daemon gathers them.
-inline constexpr std::size_t kMaxFdsPerMessage = 253;
+inline constexpr std::size_t kMaxFdsPerMessage = process::kMaxFdsPerMessage;
 // fds one request may carry in all: a fleet of many images, a composite of 128 partitions.
 inline constexpr std::size_t kMaxFdsPerRequest = 4096;
 

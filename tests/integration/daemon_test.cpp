@@ -15,7 +15,7 @@
 #include "core/exit_codes.hpp"
 #include "integration/daemon_process.hpp"
 #include "integration/guest.hpp"
-#include "protocol/fd_passing.hpp"
+#include "process/fd_passing.hpp"
 #include "protocol/framing.hpp"
 #include "support/processes.hpp"
 #include "support/subprocess.hpp"
@@ -41,7 +41,7 @@ class RawClient {
             0);
   }
   void send_bytes(const std::string& bytes, const std::vector<int>& fds = {}) {
-    auto sent = protocol::send_with_fds(fd_.get(), bytes, fds);
+    auto sent = process::send_with_fds(fd_.get(), bytes, fds);
     REQUIRE(sent.has_value());
     REQUIRE(*sent == bytes.size());
   }

@@ -18,7 +18,7 @@
 #include "integration/daemon_process.hpp"
 #include "integration/guest.hpp"
 #include "integration/other_user.hpp"
-#include "protocol/fd_passing.hpp"
+#include "process/fd_passing.hpp"
 #include "protocol/framing.hpp"
 #include "support/processes.hpp"
 #include "support/subprocess.hpp"
@@ -42,7 +42,7 @@ struct Raw {
   }
   void send(const json& message, const std::vector<int>& fds = {}) {
     const auto frame = protocol::encode_frame(message.dump());
-    REQUIRE(protocol::send_with_fds(fd.get(), frame, fds).has_value());
+    REQUIRE(process::send_with_fds(fd.get(), frame, fds).has_value());
   }
   std::optional<json> receive(int timeout_ms = 10'000) {
     for (;;) {

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/unique_fd.hpp"
+#include "process/fd_passing.hpp"
 #include "vmm/qemu/qmp_protocol.hpp"
 
 namespace crosvisor::vmm {
@@ -146,23 +147,13 @@ void QmpSession::send_command(std::string_view command, std::string_view argumen
     return done(make_error(ErrorKind::io, "QMP: QEMU has exited"));
   const std::uint64_t id = impl_->next_id++;
   std::string line = qmp::command_line(command, id, arguments_json);
-  iovec vector{line.data(), line.size()};
-  msghdr message{};
-  message.msg_iov = &vector;
-  message.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  if (fd >= 0) {
-    message.msg_control = control;
-    message.msg_controllen = sizeof(control);
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(header), &fd, sizeof(int));
-  }
-  if (::sendmsg(impl_->socket.native_handle(), &message, MSG_NOSIGNAL) !=
-      static_cast<ssize_t>(line.size())) {
-    return done(make_error(ErrorKind::io, std::string("QMP write: ") + std::strerror(errno)));
+  const int attached[] = {fd};
+  auto sent =
+      process::send_with_fds(impl_->socket.native_handle(), line,
+                             fd >= 0 ? std::span<const int>(attached) : std::span<const int>());
+  if (!sent || *sent != line.size()) {
+    return done(make_error(
+        ErrorKind::io, "QMP write: " + (sent ? std::string("short write") : sent.error().message)));
   }
   auto timer = std::make_unique<asio::steady_timer>(impl_->io, timeout);
   timer->async_wait([self = shared_from_this(), id](boost::system::error_code ec) {

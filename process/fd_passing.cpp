@@ -1,22 +1,23 @@
-#include "protocol/fd_passing.hpp"
+#include "process/fd_passing.hpp"
 
 #include <sys/socket.h>
 
 #include <cstring>
 
-namespace crosvisor::protocol {
+namespace crosvisor::process {
 
-Expected<std::size_t> send_with_fds(int socket, std::string_view bytes,
-                                    const std::vector<int>& fds) {
+Expected<std::size_t> send_with_fds(int socket, std::string_view bytes, std::span<const int> fds) {
+  if (fds.size() > kMaxFdsPerMessage)
+    return make_error(ErrorKind::io, "sendmsg: more than " + std::to_string(kMaxFdsPerMessage) +
+                                         " fds in one message");
   iovec vector{const_cast<char*>(bytes.data()), bytes.size()};
   msghdr message{};
   message.msg_iov = &vector;
   message.msg_iovlen = 1;
-  std::vector<char> control;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
   if (!fds.empty()) {
-    control.resize(CMSG_SPACE(sizeof(int) * fds.size()));
-    message.msg_control = control.data();
-    message.msg_controllen = control.size();
+    message.msg_control = control;
+    message.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
     cmsghdr* header = CMSG_FIRSTHDR(&message);
     header->cmsg_level = SOL_SOCKET;
     header->cmsg_type = SCM_RIGHTS;
@@ -32,4 +33,4 @@ Expected<std::size_t> send_with_fds(int socket, std::string_view bytes,
   }
 }
 
-}  // namespace crosvisor::protocol
+}  // namespace crosvisor::process
