@@ -9,6 +9,7 @@
 #include "core/exit_codes.hpp"
 #include "integration/daemon_process.hpp"
 #include "integration/guest.hpp"
+#include "process/proc_identity.hpp"
 #include "support/processes.hpp"
 #include "support/subprocess.hpp"
 
@@ -30,11 +31,17 @@ std::string uefi_toml(const std::string& name) {
          (kGuestDir / "data.img").string() + "\" } ]\n";
 }
 
+// Its arguments after argv[0]. Right after exec the kernel may not have set the new command
+// line yet (the VM is reported running as soon as the VMM is exec'd): waited for.
 std::vector<std::string> command_line(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
   std::vector<std::string> args;
-  for (std::string arg; std::getline(in, arg, '\0');)
-    args.push_back(arg);
+  test::eventually(
+      [&] {
+        if (auto now = process::process_args(pid))
+          args = std::move(*now);
+        return !args.empty();
+      },
+      std::chrono::seconds(2));
   return args;
 }
 
