@@ -158,13 +158,25 @@ FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor 
                 });
         return promise;
       },
-      [=](fleet_forget_atom, std::uint32_t owner, const std::string& name) -> caf::result<bool> {
+      [=](fleet_forget_atom, std::uint32_t caller, const std::string& name,
+          bool any_owner) -> caf::result<bool> {
         auto& st = self->state;
-        const FleetKey key{owner, name};
-        auto record = st.records.find(key);
+        const auto persistent = [&](const auto& entry) {
+          return entry.first.second == name && entry.second.persistent;
+        };
+        auto record = st.records.find(FleetKey{caller, name});
+        if (any_owner && (record == st.records.end() || !record->second.persistent)) {
+          if (std::count_if(st.records.begin(), st.records.end(), persistent) > 1)
+            return to_caf_error(
+                ErrorKind::conflict,
+                "several users have a persistent fleet named " + name + ": forget it as its owner");
+          record = std::find_if(st.records.begin(), st.records.end(), persistent);
+        }
         if (record == st.records.end() || !record->second.persistent)
           return to_caf_error(ErrorKind::not_found,
                               "no persistent fleet named " + name + " of yours");
+        const FleetKey key = record->first;
+        const std::uint32_t owner = key.first;
         auto running = st.fleets.find(key);
         if (running == st.fleets.end()) {
           st.records.erase(record);

@@ -40,9 +40,10 @@ using FleetRegistryActor = caf::typed_actor<
     // record cannot be written: nothing is started then
     caf::replies_to<fleet_up_atom, config::FleetSpec, std::uint32_t,
                     std::optional<store::FleetRecord>, TakenOver>::with<FleetActor>,
-    // (owner, fleet) -> whether the fleet was persistent: it no longer comes up when the daemon
-    // starts (running, it runs on); not_found when it was not
-    caf::replies_to<fleet_forget_atom, std::uint32_t, std::string>::with<bool>,
+    // (owner, fleet, any owner) -> whether the fleet was persistent: it no longer comes up when
+    // the daemon starts (running, it runs on); not_found when it was not. With any owner (root),
+    // another user's fleet of that name too, when only one user has one.
+    caf::replies_to<fleet_forget_atom, std::uint32_t, std::string, bool>::with<bool>,
     caf::replies_to<list_atom>::with<std::vector<FleetEntry>>>;
 
 // Without a keeper (no state store), fleets are kept in memory only. With live_restore, the VMs

@@ -241,7 +241,7 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetRestartRequest
 void handle(Session* self, std::uint64_t id, const protocol::FleetForgetRequest& request) {
   const std::string name = request.fleet;
   self->request(self->state.context.fleets, std::chrono::seconds(30), fleet_forget_atom::value,
-                static_cast<std::uint32_t>(self->state.peer.uid), name)
+                static_cast<std::uint32_t>(self->state.peer.uid), name, self->state.peer.uid == 0)
       .then(
           [=](bool) {
             json reply = protocol::ok_reply(id);

@@ -14,7 +14,9 @@ void VmLifecycle::on_started() {
 bool VmLifecycle::on_console_line(std::string_view line) {
   console_seen_ = true;
   const auto* ready = std::get_if<ConsoleReady>(&spec_.ready);
-  if (state_ != VmState::running || ready == nullptr)
+  // Starting counts too: the console may speak before the VMM's control channel has answered
+  // (a VMM taken over has what its guest printed meanwhile waiting in its console).
+  if ((state_ != VmState::starting && state_ != VmState::running) || ready == nullptr)
     return false;
   if (line.find(ready->pattern) == std::string_view::npos)
     return false;
@@ -105,9 +107,10 @@ std::chrono::milliseconds VmLifecycle::step_deadline(StopStep step) const {
 }
 
 void VmLifecycle::on_taken_over(bool was_ready) {
-  state_ = VmState::running;
   console_seen_ = true;
-  if (was_ready && has_ready_condition(spec_))
+  if (state_ == VmState::starting)
+    state_ = VmState::running;
+  if (was_ready && state_ == VmState::running && has_ready_condition(spec_))
     state_ = VmState::ready;
 }
 

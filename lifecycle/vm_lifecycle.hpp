@@ -31,7 +31,8 @@ class VmLifecycle {
 
   void on_launch_requested();
   void on_started();
-  // True when this line makes the VM ready (the first line that matches the ready pattern).
+  // True when this line makes the VM ready (the first line that matches the ready pattern, once
+  // the launch was asked for).
   bool on_console_line(std::string_view line);
   // The guest connected to the vsock ready port: true when this makes the VM ready.
   bool on_vsock_ready();

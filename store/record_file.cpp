@@ -62,6 +62,8 @@ Expected<void> write_record(const std::filesystem::path& file, const nlohmann::j
   if (ec)
     return make_error(ErrorKind::io, "create " + dir.string() + ": " + ec.message());
   for (const auto& fresh : made) {
+    // Only the daemon looks inside: which users have which fleets is nobody else's business.
+    std::filesystem::permissions(fresh, std::filesystem::perms::owner_all, ec);
     if (auto synced = sync_directory(fresh.parent_path()); !synced)
       return synced;
   }

@@ -177,3 +177,16 @@ TEST_CASE("a VM taken over keeps its readiness, and one that is gone dies UNKNOW
   CHECK(death.reason == DeathReason::unknown);
   CHECK(death.detail == "pid 7 no longer runs");
 }
+
+TEST_CASE("a ready line that comes before the VMM's control channel answers still counts") {
+  VmSpec spec;
+  spec.name = "web";
+  spec.ready = ConsoleReady{"ready"};
+  lifecycle::VmLifecycle taken(spec);  // what its guest printed while no supervisor ran comes first
+  taken.on_launch_requested();
+  CHECK(taken.on_console_line("... ready"));
+  taken.on_taken_over(false);  // then QMP answers: it stays ready
+  CHECK(taken.state() == VmState::ready);
+  lifecycle::VmLifecycle fresh(spec);
+  CHECK_FALSE(fresh.on_console_line("... ready"));  // no launch asked for: not ready
+}
