@@ -54,6 +54,7 @@ struct FleetState {
   std::vector<NetworkActor> networks;
   std::optional<std::uint32_t> owner;
   bool durable = false;  // its VMs outlive the daemon (FleetLife)
+  std::map<std::string, store::NetworkRecord> network_takeover;
 };
 
 using Fleet = FleetImpl::stateful_pointer<FleetState>;
@@ -277,8 +278,21 @@ void bring_networks_up(Fleet self) {
   const std::size_t i = st.networks.size();
   if (i == st.network_specs.size())
     return start_what_may(self);
+  std::optional<DurableNetwork> durable;
+  if (st.durable) {
+    durable.emplace();
+    durable->fleet = st.fleet_name;
+    if (auto left = st.network_takeover.find(st.network_specs[i].name);
+        left != st.network_takeover.end())
+      durable->takeover = left->second;
+    for (const auto& member : st.members) {
+      if (member.takeover)
+        durable->vmms.push_back(
+            {member.takeover->pid, member.takeover->start_time, member.takeover->args});
+    }
+  }
   self->request(caf::actor_cast<NetworkRegistry>(st.service), std::chrono::seconds(90),
-                network_up_atom::value, st.network_specs[i], st.owner)
+                network_up_atom::value, st.network_specs[i], st.owner, std::move(durable))
       .then(
           [=](NetworkActor network) {
             self->state.networks.push_back(std::move(network));
@@ -315,6 +329,7 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config
   auto& st = self->state;
   st.service = std::move(service);
   st.durable = life.durable;
+  st.network_takeover = std::move(life.network_takeover);
   st.fleet_name = fleet.name;
   std::vector<std::vector<std::size_t>> after;
   for (std::size_t i = 0; i < fleet.vms.size(); ++i)

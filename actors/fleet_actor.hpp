@@ -70,6 +70,9 @@ using FleetActor =
 struct FleetLife {
   bool durable = false;
   std::map<std::string, store::VmRecord> takeover;
+  // Its networks the daemon before left running, by name: found again, not made (their VMs'
+  // TAPs are in them).
+  std::map<std::string, store::NetworkRecord> network_takeover;
 };
 
 FleetActor spawn_fleet(caf::actor_system& system, ServiceActor service, config::FleetSpec fleet,

@@ -75,6 +75,7 @@ struct ServiceState {
   StateKeeperActor keeper;
   std::string boot_id;
   std::set<caf::actor_addr> durable;
+  std::set<caf::actor_addr> durable_networks;
 
   // When the service ends, so do its VMs (each kills its child as it goes).
   ~ServiceState() {
@@ -260,9 +261,16 @@ caf::result<VmHandle> create(ServiceSelf self, VmSpec spec, caf::actor client,
 }
 
 caf::result<NetworkActor> network_up(ServiceSelf self, NetworkSpec spec,
-                                     std::optional<std::uint32_t> owner) {
+                                     std::optional<std::uint32_t> owner,
+                                     std::optional<DurableNetwork> durable) {
   auto& st = self->state;
   const NetworkKey key{owner, spec.name};
+  if (durable && (!st.state || !owner))
+    durable.reset();  // nowhere to keep it: it lives with the daemon
+  // Taken over: the subnet it has, which its VMs' addresses are in (chosen by the daemon before
+  // when the fleet names none).
+  if (durable && durable->takeover && !spec.subnet)
+    spec.subnet = parse_subnet(durable->takeover->subnet);
   if (auto existing = st.networks.find(key); existing != st.networks.end()) {
     if (caf::actor_cast<NetworkActor>(existing->second.actor))
       return to_caf_error(ErrorKind::conflict, "a network named " + spec.name + " is already up");
@@ -287,11 +295,20 @@ caf::result<NetworkActor> network_up(ServiceSelf self, NetworkSpec spec,
                                              : "another network's " + to_string(taken[i])));
   }
   const std::string dir_name = (owner ? std::to_string(*owner) : "app") + "-" + spec.name;
-  auto network = spawn_network(
-      self->system(),
-      NetworkPlace{spec.name, *spec.subnet, spec.dns, owner, st.options.network_dir / dir_name},
-      st.options.reactor);
+  NetworkPlace place{
+      spec.name,         *spec.subnet, spec.dns, owner, st.options.network_dir / dir_name,
+      std::move(durable)};
+  if (place.durable) {
+    // Its directory in the state store, beside its VMs': it outlives the daemon process.
+    place.dir = place.durable->takeover ? place.durable->takeover->dir : st.state->fresh_run_dir();
+    place.durable->keeper = st.keeper;
+    place.durable->boot_id = st.boot_id;
+  }
+  const bool is_durable = place.durable.has_value();
+  auto network = spawn_network(self->system(), std::move(place), st.options.reactor);
   self->monitor(network);
+  if (is_durable)
+    st.durable_networks.insert(network.address());
   st.networks[key] = NetworkEntry{network.address(), *spec.subnet};
   auto promise = self->make_response_promise<NetworkActor>();
   self->request(network, std::chrono::seconds(60), net_ready_atom::value)
@@ -324,6 +341,7 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
                   [&](const caf::actor& watcher) { return watcher.address() == down.source; });
     std::erase_if(st.networks,
                   [&](const auto& entry) { return entry.second.actor == down.source; });
+    st.durable_networks.erase(down.source);
     forget(self, down.source);
   });
   return {
@@ -341,29 +359,37 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
       [=](let_go_all_atom) -> caf::result<std::uint32_t> {
         auto& st = self->state;
         auto promise = self->make_response_promise<std::uint32_t>();
-        auto waiting = std::make_shared<std::size_t>(st.durable.size());
+        auto waiting =
+            std::make_shared<std::size_t>(st.durable.size() + st.durable_networks.size());
         auto let_go = std::make_shared<std::uint32_t>(0);
         if (*waiting == 0)
           promise.deliver(std::uint32_t{0});
+        auto finished = [promise, waiting, let_go](bool vm_gone) mutable {
+          *let_go += vm_gone;
+          if (--*waiting == 0)
+            promise.deliver(*let_go);
+        };
+        // Their networks too: dnsmasq runs on, and holds each namespace for the next daemon.
+        for (const auto& address : st.durable_networks) {
+          auto network = caf::actor_cast<NetworkActor>(address);
+          if (!network) {
+            finished(false);
+            continue;
+          }
+          self->request(network, std::chrono::seconds(10), net_let_go_atom::value)
+              .then([=](bool) mutable { finished(false); },
+                    [=](caf::error&) mutable { finished(false); });
+        }
         for (const auto& address : st.durable) {
           auto vm = caf::actor_cast<VmActorImpl>(address);
           if (!vm) {
-            if (--*waiting == 0)
-              promise.deliver(*let_go);
+            finished(false);
             continue;
           }
           // Normal priority: what the VM was told before (a ready line) is recorded first.
           self->request(vm, std::chrono::seconds(10), let_go_atom::value)
-              .then(
-                  [=](bool gone) mutable {
-                    *let_go += gone;
-                    if (--*waiting == 0)
-                      promise.deliver(*let_go);
-                  },
-                  [=](caf::error&) mutable {
-                    if (--*waiting == 0)
-                      promise.deliver(*let_go);
-                  });
+              .then([=](bool gone) mutable { finished(gone); },
+                    [=](caf::error&) mutable { finished(false); });
         }
         return promise;
       },
@@ -413,8 +439,10 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
         }
         return taken;
       },
-      [=](network_up_atom, NetworkSpec spec, std::optional<std::uint32_t> owner)
-          -> caf::result<NetworkActor> { return network_up(self, std::move(spec), owner); },
+      [=](network_up_atom, NetworkSpec spec, std::optional<std::uint32_t> owner,
+          std::optional<DurableNetwork> durable) -> caf::result<NetworkActor> {
+        return network_up(self, std::move(spec), owner, std::move(durable));
+      },
       [=](dup_atom, const VmHandle& handle, caf::actor other_client) {
         // Every handle is a client proxy, which makes its copies itself.
         return self->delegate(caf::actor_cast<ClientProxyActor>(handle), dup_atom::value,

@@ -40,6 +40,15 @@ StateKeeperActor::behavior_type keeper(StateKeeperActor::pointer self,
         if (auto removed = state->remove_vm(owner, vm); !removed)
           spdlog::error("state: VM {}: {}", vm, removed.error().message);
       },
+      [=](store_network_atom, const store::NetworkRecord& record) {
+        if (auto saved = state->save(record); !saved)
+          spdlog::error("state: network {}: {} (it will be made anew after a restart)", record.name,
+                        saved.error().message);
+      },
+      [=](drop_network_atom, std::uint32_t owner, const std::string& network) {
+        if (auto removed = state->remove_network(owner, network); !removed)
+          spdlog::error("state: network {}: {}", network, removed.error().message);
+      },
       [=](flush_atom) { return true; },
       [=](finish_atom) { self->quit(); },
   };

@@ -21,6 +21,8 @@ using store_fleet_atom = caf::atom_constant<caf::atom("stfleet")>;
 using drop_fleet_atom = caf::atom_constant<caf::atom("dropfleet")>;
 using store_vm_atom = caf::atom_constant<caf::atom("stvm")>;
 using drop_vm_atom = caf::atom_constant<caf::atom("dropvm")>;
+using store_network_atom = caf::atom_constant<caf::atom("stnet")>;
+using drop_network_atom = caf::atom_constant<caf::atom("dropnet")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using finish_atom = caf::atom_constant<caf::atom("finish")>;
 
@@ -33,6 +35,10 @@ using StateKeeperActor = caf::typed_actor<
     // restart).
     caf::reacts_to<store_vm_atom, store::VmRecord>,
     caf::reacts_to<drop_vm_atom, std::uint32_t, std::string>,
+    // A fleet's network whose namespace outlives the daemon; failures are logged (its VMs are
+    // then made again by the next daemon, on a new network).
+    caf::reacts_to<store_network_atom, store::NetworkRecord>,
+    caf::reacts_to<drop_network_atom, std::uint32_t, std::string>,
     // Answered once every write that reached the keeper before it is done.
     caf::replies_to<flush_atom>::with<bool>,
     // Ends the keeper once every write that reached it before is done. A detached actor holds
@@ -46,3 +52,4 @@ StateKeeperActor spawn_state_keeper(caf::actor_system& system,
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::store::FleetRecord)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::store::VmRecord)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::store::NetworkRecord)

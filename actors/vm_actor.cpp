@@ -301,7 +301,7 @@ void keep_record(VmSelf self) {
   store::VmRecord record;
   record.name = spec.name;
   record.fleet = spec.fleet;
-  record.owner_uid = spec.owner_uid.value_or(0);
+  record.owner_uid = spec.owner_uid.value_or(store::kDaemonOwned);
   record.boot_id = st.durable->boot_id;
   record.pid = st.identity->pid;
   record.start_time = st.identity->start_time;
@@ -317,14 +317,17 @@ void keep_record(VmSelf self) {
   record.ready = st.life->state() == VmState::ready;
   record.restarts = st.durable->restarts;
   record.recent_restarts_ms = st.durable->recent_restarts_ms;
+  for (const auto& lease : st.leases)
+    record.nics.push_back(
+        {lease.network, to_string(lease.address), to_string(lease.mac), lease.tap_name});
   self->send(st.durable->keeper, store_vm_atom::value, std::move(record));
 }
 
 void drop_record(VmSelf self) {
   auto& st = self->state;
   if (st.durable && !st.released)
-    self->send(st.durable->keeper, drop_vm_atom::value, st.life->spec().owner_uid.value_or(0),
-               st.life->spec().name);
+    self->send(st.durable->keeper, drop_vm_atom::value,
+               st.life->spec().owner_uid.value_or(store::kDaemonOwned), st.life->spec().name);
 }
 
 // Lets the VMM go (it runs on, for the next supervisor) and ends this actor.
@@ -460,6 +463,13 @@ void take_over(VmSelf self) {
   takeover.owner = spec.owner_uid;
   takeover.vm = spec.name;
   vm.identity = takeover.identity;
+  // Its interfaces as they are: the VMM holds their TAPs, on networks found again.
+  for (const auto& nic : record.nics) {
+    auto address = parse_ipv4(nic.address);
+    auto mac = parse_mac(nic.mac);
+    if (address && mac)
+      vm.leases.push_back(NicLease{nic.network, *address, *mac, nullptr, nic.tap});
+  }
   vm.child = vm.reactor->adopt(std::move(takeover), observer_for(self));
   vm.child_alive = true;
   update_console_raw(self);

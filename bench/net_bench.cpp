@@ -176,7 +176,7 @@ double network_up_once(caf::actor_system& system, const ServiceActor& service, i
   const auto start = Clock::now();
   double seconds = 0;
   self->request(caf::actor_cast<NetworkRegistry>(service), caf::infinite, network_up_atom::value,
-                spec, std::optional<std::uint32_t>())
+                spec, std::optional<std::uint32_t>(), std::optional<DurableNetwork>())
       .receive(
           [&](const NetworkActor&) {
             seconds = std::chrono::duration<double>(Clock::now() - start).count();

@@ -52,14 +52,13 @@ std::string describe_taken(const RegistryState& st, std::uint32_t owner,
 FleetActor start_fleet(Registry self, const FleetKey& key, config::FleetSpec fleet,
                        std::vector<std::string> names, bool persistent, TakenOver taken_over) {
   auto& s = self->state;
-  // A kept fleet's VMs outlive the daemon, unless it has networks: those are remade by the next
-  // daemon, and a VM's TAP would stay on the old one (docs/state.md). VMMs a live-restoring
-  // daemon left running are taken over even by a daemon that does not restore live itself (they
-  // would run on unsupervised, or twice): its fleet is durable then too.
+  // A kept fleet's VMs outlive the daemon, with its networks (docs/state.md). VMMs a
+  // live-restoring daemon left running are taken over even by a daemon that does not restore
+  // live itself (they would run on unsupervised, or twice): its fleet is durable then too.
   FleetLife life;
-  life.durable = s.keeper && s.records.count(key) != 0 && fleet.networks.empty() &&
-                 (s.live_restore || !taken_over.empty());
-  life.takeover = std::move(taken_over);
+  life.durable = s.keeper && s.records.count(key) != 0 && (s.live_restore || !taken_over.empty());
+  life.takeover = std::move(taken_over.vms);
+  life.network_takeover = std::move(taken_over.networks);
   auto actor = spawn_fleet(self->system(), s.service, std::move(fleet), std::move(life));
   self->monitor(actor);
   s.fleets[key] = FleetEntry{key.second, key.first, actor, std::move(names), persistent};

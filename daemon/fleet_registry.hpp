@@ -23,7 +23,13 @@ namespace crosvisor::daemon {
 using fleet_up_atom = caf::atom_constant<caf::atom("fleetup")>;
 
 using fleet_forget_atom = caf::atom_constant<caf::atom("fforget")>;
-using TakenOver = std::map<std::string, store::VmRecord>;  // by VM name
+// What the daemon before left running of a fleet (live restore): its VMs' VMMs and its networks,
+// by name.
+struct TakenOver {
+  std::map<std::string, store::VmRecord> vms;
+  std::map<std::string, store::NetworkRecord> networks;
+  bool empty() const { return vms.empty() && networks.empty(); }
+};
 
 struct FleetEntry {
   std::string name;

@@ -4,8 +4,9 @@
 // directory and come back with the next daemon (docs/state.md). SIGTERM stops every VM
 // gracefully, in parallel, telling the clients what happens to their VMs, then exits; killed
 // with SIGKILL, the daemon takes every VMM with it (PR_SET_PDEATHSIG). With --live-restore, the
-// VMs of its fleets are not its children in that sense: they run on through SIGTERM and SIGKILL
-// alike, and the next crosvisord takes them over. With --exit-when-idle (how `vm` starts a user's
+// VMs of its fleets (and their networks' dnsmasq) and of its command line are not its children
+// in that sense: they run on through SIGTERM and SIGKILL alike, and the next crosvisord takes
+// them over. With --exit-when-idle (how `vm` starts a user's
 // daemon on demand) it exits once it has had nothing to supervise for that long.
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -181,9 +182,10 @@ int main(int argc, char** argv) {
                  "$XDG_STATE_HOME/crosvisor for users)");
   bool live_restore = false;
   app.add_flag("--live-restore", live_restore,
-               "The VMs of its fleets outlive it (SIGTERM or a crash) and the next crosvisord "
-               "with this state directory takes them over; for upgrades without rebooting "
-               "guests (the systemd unit's default; docs/state.md)");
+               "The VMs of its fleets, with their networks, and of its command line outlive it "
+               "(SIGTERM or a crash) and the next crosvisord with this state directory takes "
+               "them over; for upgrades without rebooting guests (the systemd unit's default; "
+               "docs/state.md)");
   std::size_t dumps_per_vm = 3;
   app.add_option("--dumps-per-vm", dumps_per_vm,
                  "Memory dumps kept per VM name, the oldest removed first; 0: none (default 3)")
@@ -304,20 +306,38 @@ int main(int argc, char** argv) {
     auto service = spawn_service(system, options);
     caf::scoped_actor self{system};
 
-    std::vector<VmHandle> held;  // handles of the VMs from the command line
-    for (auto& spec : specs) {
-      self->request(service, caf::infinite, create_atom::value, spec,
-                    caf::actor_cast<caf::actor>(self))
-          .receive([&](VmHandle vm) { held.push_back(vm); },
-                   [&](caf::error& error) {
-                     spdlog::error("{}: {}", spec.name, from_caf_error(error).message);
-                   });
-    }
-
     auto state = std::make_shared<const store::StateStore>(state_dir);
     auto keeper = spawn_state_keeper(system, state);
     auto fleets = daemon::spawn_fleet_registry(system, service, keeper, live_restore);
-    const auto restored = daemon::restore_fleets(self, *state, fleets, keeper);
+    std::vector<std::string> own_names;
+    for (const auto& spec : specs)
+      own_names.push_back(spec.name);
+    auto restored = daemon::restore_fleets(self, *state, fleets, keeper, own_names);
+
+    // The VMs from the command line, held by the daemon itself. With live restore they outlive
+    // it as its fleets' do, and the next daemon with the same command line takes them over (one
+    // the daemon before left running is taken over whatever this one's flags).
+    std::vector<VmHandle> held;
+    for (auto& spec : specs) {
+      auto left = restored.own_vms.find(spec.name);
+      const auto reply = [&](VmHandle vm) { held.push_back(vm); };
+      const auto failed = [&](caf::error& error) {
+        spdlog::error("{}: {}", spec.name, from_caf_error(error).message);
+      };
+      if (live_restore || left != restored.own_vms.end()) {
+        DurableStart durable;
+        if (left != restored.own_vms.end())
+          durable.takeover = std::move(left->second);
+        self->request(caf::actor_cast<DurableVms>(service), caf::infinite,
+                      create_durable_atom::value, spec, caf::actor_cast<caf::actor>(self),
+                      std::move(durable))
+            .receive(reply, failed);
+      } else {
+        self->request(service, caf::infinite, create_atom::value, spec,
+                      caf::actor_cast<caf::actor>(self))
+            .receive(reply, failed);
+      }
+    }
     daemon::SessionContext context{&system, service, fleets, ::geteuid(), vmm_binaries, true};
     auto server = std::make_unique<daemon::Server>(
         std::move(*control),
@@ -360,9 +380,9 @@ int main(int argc, char** argv) {
                                {"detail", "crosvisord received signal " + std::to_string(signo) +
                                               (live_restore ? " and stops every VM but its fleets'"
                                                             : " and stops every VM")}});
-            held.clear();  // the VMs from the command line stop with the rest
             if (live_restore) {
-              // An upgrade or a restart: the fleets' VMs are let go, for the next daemon.
+              // An upgrade or a restart: the fleets' VMs and the command line's are let go, for
+              // the next daemon (before their handles go: a VM nobody holds stops).
               self->request(caf::actor_cast<DurableVms>(service), std::chrono::seconds(30),
                             let_go_all_atom::value)
                   .receive(
@@ -371,8 +391,10 @@ int main(int argc, char** argv) {
                                      n);
                       },
                       [](caf::error&) {});
+              held.clear();
               end_fleets(self, fleets);
             } else {
+              held.clear();  // the VMs from the command line stop with the rest
               down_fleets(self, fleets);
               settle_state(self, fleets, keeper);
             }

@@ -36,14 +36,35 @@ Expected<config::FleetSpec> reopen(const store::FleetRecord& record) {
 // still runs (and is the one recorded), is killed: nothing would ever stop it.
 std::map<std::pair<std::uint32_t, std::string>, TakenOver> sort_vm_records(
     const store::StateStore& state, const store::LoadedState& loaded, const std::string& boot,
-    const StateKeeperActor& keeper, std::vector<store::VmRecord>& kept) {
+    const StateKeeperActor& keeper, std::vector<store::VmRecord>& kept,
+    const std::vector<std::string>& own_vms, std::map<std::string, store::VmRecord>& own) {
   std::map<std::pair<std::uint32_t, std::string>, TakenOver> by_fleet;
   for (const auto& vm : loaded.vms) {
+    if (vm.owner_uid == store::kDaemonOwned) {
+      // Of the command line: this daemon's takes it over if it names it too.
+      if (vm.boot_id == boot &&
+          std::find(own_vms.begin(), own_vms.end(), vm.name) != own_vms.end()) {
+        own[vm.name] = vm;
+        kept.push_back(vm);
+        continue;
+      }
+      if (vm.boot_id == boot) {
+        if (auto pidfd = process::open_same_process({vm.pid, vm.start_time, vm.args})) {
+          spdlog::warn(
+              "state: VM {} of the command line before runs, but this one does not "
+              "name it: killing it (pid {})",
+              vm.name, vm.pid);
+          pidfd_send_signal(pidfd->get(), SIGKILL, nullptr, 0);
+        }
+      }
+      caf::anon_send(keeper, drop_vm_atom::value, vm.owner_uid, vm.name);
+      continue;
+    }
     const bool has_fleet = std::any_of(loaded.fleets.begin(), loaded.fleets.end(), [&](auto& f) {
       return f.owner_uid == vm.owner_uid && f.name == vm.fleet;
     });
     if (vm.boot_id == boot && has_fleet) {
-      by_fleet[{vm.owner_uid, vm.fleet}][vm.name] = vm;
+      by_fleet[{vm.owner_uid, vm.fleet}].vms[vm.name] = vm;
       kept.push_back(vm);
       continue;
     }
@@ -76,19 +97,54 @@ std::map<std::pair<std::uint32_t, std::string>, TakenOver> sort_vm_records(
   return by_fleet;
 }
 
+// The same for networks: those of kept fleets are found again by their fleets; the dnsmasq of
+// any other, if it still runs, is killed (its namespace goes with it and its last VM).
+void sort_network_records(const store::StateStore& state, const store::LoadedState& loaded,
+                          const std::string& boot, const StateKeeperActor& keeper,
+                          std::map<std::pair<std::uint32_t, std::string>, TakenOver>& by_fleet,
+                          std::vector<store::NetworkRecord>& kept) {
+  for (const auto& network : loaded.networks) {
+    const bool has_fleet = std::any_of(loaded.fleets.begin(), loaded.fleets.end(), [&](auto& f) {
+      return f.owner_uid == network.owner_uid && f.name == network.fleet;
+    });
+    std::error_code ec;
+    const bool fleet_unreadable =
+        std::filesystem::exists(state.fleet_file(network.owner_uid, network.fleet), ec);
+    if (network.boot_id == boot && (has_fleet || fleet_unreadable)) {
+      if (has_fleet)
+        by_fleet[{network.owner_uid, network.fleet}].networks[network.name] = network;
+      kept.push_back(network);
+      continue;
+    }
+    if (network.boot_id == boot && network.dnsmasq_pid > 0) {
+      if (auto pidfd = process::open_same_process(
+              {network.dnsmasq_pid, network.dnsmasq_start_time, network.dnsmasq_args})) {
+        spdlog::warn(
+            "state: network {} runs, but its fleet {} is gone: killing its dnsmasq (pid {})",
+            network.name, network.fleet, network.dnsmasq_pid);
+        pidfd_send_signal(pidfd->get(), SIGKILL, nullptr, 0);
+      }
+    }
+    caf::anon_send(keeper, drop_network_atom::value, network.owner_uid, network.name);
+  }
+}
+
 }  // namespace
 
 RestoreSummary restore_fleets(caf::scoped_actor& self, const store::StateStore& state,
-                              const FleetRegistryActor& fleets, const StateKeeperActor& keeper) {
+                              const FleetRegistryActor& fleets, const StateKeeperActor& keeper,
+                              const std::vector<std::string>& own_vms) {
   RestoreSummary summary;
   auto loaded = state.load();
   for (const auto& problem : loaded.problems)
     spdlog::error("state: {}", problem.what);
   const std::string boot = process::boot_id();
   std::vector<store::VmRecord> kept;
-  auto taken_over = sort_vm_records(state, loaded, boot, keeper, kept);
-  // Directories of VMs that ended while no daemon ran (or whose records are gone).
-  if (const auto removed = state.remove_unused_run_dirs(kept); removed > 0)
+  auto taken_over = sort_vm_records(state, loaded, boot, keeper, kept, own_vms, summary.own_vms);
+  std::vector<store::NetworkRecord> kept_networks;
+  sort_network_records(state, loaded, boot, keeper, taken_over, kept_networks);
+  // Directories of VMs and networks that ended while no daemon ran (or whose records are gone).
+  if (const auto removed = state.remove_unused_run_dirs(kept, kept_networks); removed > 0)
     spdlog::info("state: removed {} run director{} of VMs no longer running", removed,
                  removed == 1 ? "y" : "ies");
   for (auto record : loaded.fleets) {
@@ -110,7 +166,7 @@ RestoreSummary restore_fleets(caf::scoped_actor& self, const store::StateStore& 
     }
     record.boot_id = boot;
     auto& left_running = taken_over[{record.owner_uid, record.name}];
-    const std::size_t running = left_running.size();
+    const std::size_t running = left_running.vms.size();
     self->request(fleets, std::chrono::seconds(60), fleet_up_atom::value, std::move(*fleet),
                   record.owner_uid, std::optional<store::FleetRecord>(record),
                   std::move(left_running))

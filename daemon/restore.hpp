@@ -2,10 +2,15 @@
 // owned. A persistent fleet comes up again (host boot: virsh autostart); a fleet that was up when
 // the daemon before it ended without bringing it down (killed, crashed) comes up again in the
 // same boot of the host; any other record is forgotten. Files are reopened with the fleet's
-// owner's rights, never the daemon's.
+// owner's rights, never the daemon's. VMs named on the command line of the daemon before that
+// still run are handed back to be taken over when this daemon's command line names them too,
+// and ended when it does not.
 #pragma once
 
 #include <caf/fwd.hpp>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "actors/state_keeper.hpp"
 #include "daemon/fleet_registry.hpp"
@@ -17,9 +22,13 @@ struct RestoreSummary {
   std::size_t restored = 0;   // fleets up again
   std::size_t forgotten = 0;  // records of fleets that ended with the host's last boot
   std::size_t failed = 0;     // fleets that could not be brought back (said in the log)
+  // The VMMs of VMs of the command line still running, by name: to be taken over.
+  std::map<std::string, store::VmRecord> own_vms;
 };
 
+// `own_vms`: the names of the VMs on this daemon's command line.
 RestoreSummary restore_fleets(caf::scoped_actor& self, const store::StateStore& state,
-                              const FleetRegistryActor& fleets, const StateKeeperActor& keeper);
+                              const FleetRegistryActor& fleets, const StateKeeperActor& keeper,
+                              const std::vector<std::string>& own_vms);
 
 }  // namespace crosvisor::daemon

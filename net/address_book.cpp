@@ -51,4 +51,10 @@ Expected<Member> AddressBook::join(const std::string& vm, std::size_t index,
   return member;
 }
 
+void AddressBook::restore(Member member) {
+  std::erase_if(members_,
+                [&](const Member& m) { return m.vm == member.vm && m.index == member.index; });
+  members_.push_back(std::move(member));
+}
+
 }  // namespace crosvisor::net

@@ -30,6 +30,9 @@ class AddressBook {
   Expected<Member> join(const std::string& vm, std::size_t index,
                         std::optional<Ipv4Address> fixed_address,
                         std::optional<MacAddress> fixed_mac, MacAddress derived);
+  // Knows `member` again, as a network taken over from the daemon before had it (its dnsmasq
+  // files, read_members): what it was given stays its own.
+  void restore(Member member);
   const std::vector<Member>& members() const { return members_; }
   const Ipv4Subnet& subnet() const { return subnet_; }
 

@@ -1,5 +1,7 @@
 #include "net/dnsmasq.hpp"
 
+#include <fstream>
+
 namespace crosvisor::net {
 namespace {
 
@@ -48,6 +50,38 @@ std::string dns_host(const Member& member) {
 
 std::string member_file(const Member& member) {
   return member.vm + "." + std::to_string(member.index);
+}
+
+std::vector<Member> read_members(const std::filesystem::path& dir) {
+  std::vector<Member> members;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir / kDhcpHostsDir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    // "<vm>.<index>" holding "MAC,IP,NAME".
+    const std::string file = it->path().filename().string();
+    const auto dot = file.rfind('.');
+    std::ifstream in(it->path());
+    std::string line;
+    if (dot == std::string::npos || !std::getline(in, line))
+      continue;
+    const auto first = line.find(',');
+    const auto second = first == std::string::npos ? first : line.find(',', first + 1);
+    if (second == std::string::npos)
+      continue;
+    auto mac = parse_mac(line.substr(0, first));
+    auto address = parse_ipv4(line.substr(first + 1, second - first - 1));
+    const std::string vm = line.substr(second + 1);
+    std::size_t index = 0;
+    try {
+      index = std::stoul(file.substr(dot + 1));
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (!mac || !address || vm != file.substr(0, dot))
+      continue;
+    members.push_back(Member{vm, index, *address, *mac});
+  }
+  return members;
 }
 
 }  // namespace crosvisor::net

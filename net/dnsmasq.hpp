@@ -24,6 +24,9 @@ std::vector<std::string> dnsmasq_args(const Ipv4Subnet& subnet, bool dns,
 std::string dhcp_host(const Member& member);
 std::string dns_host(const Member& member);
 std::string member_file(const Member& member);
+// The members whose DHCP entries are in `dir` (a network taken over from the daemon before),
+// parsed back from what dhcp_host wrote; files that are not such entries are skipped.
+std::vector<Member> read_members(const std::filesystem::path& dir);
 inline constexpr const char* kDhcpHostsDir = "dhcp-hosts.d";
 inline constexpr const char* kDnsHostsDir = "hosts.d";
 inline constexpr const char* kLeaseFile = "leases";

@@ -94,4 +94,28 @@ Expected<void> attach_to_bridge(const std::string& bridge, const std::string& de
   return control(SIOCBRADDIF, &*request, "attach " + device + " to " + bridge);
 }
 
+Expected<Ipv4Address> address_of(const std::string& device) {
+  auto request = request_for(device);
+  if (!request)
+    return std::unexpected(request.error());
+  if (::if_nametoindex(device.c_str()) == 0)
+    return make_error(ErrorKind::not_found, "no device " + device);
+  if (auto got = control(SIOCGIFADDR, &*request, "address of " + device); !got)
+    return std::unexpected(got.error());
+  sockaddr_in in{};
+  std::memcpy(&in, &request->ifr_addr, sizeof(in));
+  return Ipv4Address{ntohl(in.sin_addr.s_addr)};
+}
+
+std::vector<std::string> device_names() {
+  std::vector<std::string> names;
+  struct if_nameindex* all = ::if_nameindex();
+  if (all == nullptr)
+    return names;
+  for (const struct if_nameindex* it = all; it->if_index != 0; ++it)
+    names.emplace_back(it->if_name);
+  ::if_freenameindex(all);
+  return names;
+}
+
 }  // namespace crosvisor::net

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/unique_fd.hpp"
 #include "crosvisor/error.hpp"
@@ -17,5 +18,9 @@ Expected<void> bring_up(const std::string& device);
 // exists while the returned fd (or a copy, in a VMM) is open.
 Expected<UniqueFd> create_tap(const std::string& name);
 Expected<void> attach_to_bridge(const std::string& bridge, const std::string& device);
+// A device's IPv4 address; not_found when there is no such device.
+Expected<Ipv4Address> address_of(const std::string& device);
+// The names of every device.
+std::vector<std::string> device_names();
 
 }  // namespace crosvisor::net

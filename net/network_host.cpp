@@ -4,6 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
+
 #include "net/dnsmasq.hpp"
 #include "net/links.hpp"
 
@@ -48,6 +51,31 @@ Expected<NetworkHost> NetworkHost::create(const Ipv4Subnet& subnet, std::filesys
       return make_error(ErrorKind::io, "create " + (dir / sub).string() + ": " + ec.message());
   }
   return NetworkHost(std::move(*space), std::move(dir));
+}
+
+Expected<NetworkHost> NetworkHost::attach(NetworkNamespace space, const Ipv4Subnet& subnet,
+                                          std::filesystem::path dir) {
+  unsigned next_tap = 0;
+  auto found = space.inside([&]() -> Expected<void> {
+    auto address = address_of(kBridge);
+    if (!address)
+      return std::unexpected(address.error());
+    if (*address != subnet.gateway())
+      return make_error(ErrorKind::not_found, std::string("its ") + kBridge + " has " +
+                                                  to_string(*address) + ", not " +
+                                                  to_string(subnet.gateway()));
+    for (const auto& name : device_names()) {
+      unsigned number = 0;
+      if (std::sscanf(name.c_str(), "tap%u", &number) == 1)
+        next_tap = std::max(next_tap, number + 1);
+    }
+    return {};
+  });
+  if (!found)
+    return std::unexpected(found.error());
+  NetworkHost host(std::move(space), std::move(dir));
+  host.next_tap_ = next_tap;
+  return host;
 }
 
 Expected<NetworkHost::Tap> NetworkHost::add_tap() {

@@ -16,6 +16,11 @@ namespace crosvisor::net {
 class NetworkHost {
  public:
   static Expected<NetworkHost> create(const Ipv4Subnet& subnet, std::filesystem::path dir);
+  // The network of `subnet` a daemon before made in `space` (live restore): refused unless the
+  // namespace holds its bridge with the subnet's gateway address. New TAPs are named after the
+  // ones there.
+  static Expected<NetworkHost> attach(NetworkNamespace space, const Ipv4Subnet& subnet,
+                                      std::filesystem::path dir);
 
   // A TAP for one interface of a VM, on the bridge and up; it goes when its fd (the VMM's copy
   // too) is closed. Its name, for messages.

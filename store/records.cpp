@@ -22,6 +22,13 @@ class Fields {
       return T{};
     }
   }
+  // A field later versions added: records written before it lack it, and are still read.
+  template <class T>
+  T get_or(const char* key, T absent) {
+    if (!problem_.empty() || !object_.is_object() || !object_.contains(key))
+      return absent;
+    return get<T>(key);
+  }
   json raw(const char* key) {
     if (problem_.empty() && !object_.contains(key))
       problem_ = std::string("'") + key + "' is missing";
@@ -40,6 +47,35 @@ class Fields {
   const json& object_;
   std::string problem_;
 };
+
+json nics_json(const std::vector<VmNic>& nics) {
+  json list = json::array();
+  for (const auto& nic : nics)
+    list.push_back(
+        {{"network", nic.network}, {"address", nic.address}, {"mac", nic.mac}, {"tap", nic.tap}});
+  return list;
+}
+
+Expected<std::vector<VmNic>> nics_from(const json& list) {
+  std::vector<VmNic> nics;
+  if (!list.is_array())
+    return make_error(ErrorKind::invalid_config, "'nics' has the wrong type");
+  for (const auto& item : list) {
+    Fields f(item);
+    VmNic nic;
+    if (item.is_object()) {
+      nic.network = f.get<std::string>("network");
+      nic.address = f.get<std::string>("address");
+      nic.mac = f.get<std::string>("mac");
+      nic.tap = f.get<std::string>("tap");
+    }
+    auto checked = f.done(std::move(nic), "an entry of 'nics'");
+    if (!checked)
+      return std::unexpected(checked.error());
+    nics.push_back(std::move(*checked));
+  }
+  return nics;
+}
 
 }  // namespace
 
@@ -64,7 +100,21 @@ json to_json(const VmRecord& r) {
           {"started_at_ms", r.started_at_ms},
           {"ready", r.ready},
           {"restarts", r.restarts},
-          {"recent_restarts_ms", r.recent_restarts_ms}};
+          {"recent_restarts_ms", r.recent_restarts_ms},
+          {"nics", nics_json(r.nics)}};
+}
+
+json to_json(const NetworkRecord& r) {
+  return {{"name", r.name},
+          {"fleet", r.fleet},
+          {"owner_uid", r.owner_uid},
+          {"boot_id", r.boot_id},
+          {"subnet", r.subnet},
+          {"dns", r.dns},
+          {"dir", r.dir.string()},
+          {"dnsmasq_pid", r.dnsmasq_pid},
+          {"dnsmasq_start_time", r.dnsmasq_start_time},
+          {"dnsmasq_args", r.dnsmasq_args}};
 }
 
 Expected<FleetRecord> fleet_record_from(const json& j) {
@@ -100,8 +150,30 @@ Expected<VmRecord> vm_record_from(const json& j) {
     r.ready = f.get<bool>("ready");
     r.restarts = f.get<std::uint32_t>("restarts");
     r.recent_restarts_ms = f.get<std::vector<std::int64_t>>("recent_restarts_ms");
+    auto nics = nics_from(f.get_or<json>("nics", json::array()));
+    if (!nics)
+      return make_error(ErrorKind::invalid_config, "VM record: " + nics.error().message);
+    r.nics = std::move(*nics);
   }
   return f.done(std::move(r), "VM record");
+}
+
+Expected<NetworkRecord> network_record_from(const json& j) {
+  Fields f(j);
+  NetworkRecord r;
+  if (j.is_object()) {
+    r.name = f.get<std::string>("name");
+    r.fleet = f.get<std::string>("fleet");
+    r.owner_uid = f.get<std::uint32_t>("owner_uid");
+    r.boot_id = f.get<std::string>("boot_id");
+    r.subnet = f.get<std::string>("subnet");
+    r.dns = f.get<bool>("dns");
+    r.dir = f.get<std::string>("dir");
+    r.dnsmasq_pid = f.get<pid_t>("dnsmasq_pid");
+    r.dnsmasq_start_time = f.get<std::uint64_t>("dnsmasq_start_time");
+    r.dnsmasq_args = f.get<std::vector<std::string>>("dnsmasq_args");
+  }
+  return f.done(std::move(r), "network record");
 }
 
 }  // namespace crosvisor::store

@@ -32,7 +32,20 @@ struct FleetRecord {
   nlohmann::json fleet;
 };
 
-// A running VM of a daemon-owned fleet.
+// An interface of such a VM: its network, address and MAC, and its TAP's name there.
+struct VmNic {
+  std::string network;
+  std::string address;
+  std::string mac;
+  std::string tap;
+};
+
+// The owner of a VM named on crosvisord's command line: the daemon's own, nobody's (uid -1 is
+// no user's: setresuid reads it as "unchanged"). Its record is in vms/daemon/.
+inline constexpr std::uint32_t kDaemonOwned = static_cast<std::uint32_t>(-1);
+
+// A running VM of a daemon-owned fleet, or named on crosvisord's command line (owner
+// kDaemonOwned, no fleet).
 struct VmRecord {
   std::string name;
   std::string fleet;
@@ -53,12 +66,31 @@ struct VmRecord {
   std::uint32_t restarts = 0;
   // Its fleet's restarts of it within the restart window (unix ms), for the policy's intensity.
   std::vector<std::int64_t> recent_restarts_ms;
+  std::vector<VmNic> nics;  // (absent from records of before networks were durable: none)
+};
+
+// A network of such a fleet (docs/networks.md), whose namespace outlives the daemon with its
+// dnsmasq and its VMs' TAPs. Who has which address is in its directory's dnsmasq files.
+struct NetworkRecord {
+  std::string name;
+  std::string fleet;
+  std::uint32_t owner_uid = 0;
+  std::string boot_id;
+  std::string subnet;  // "10.0.7.0/24"
+  bool dns = false;
+  std::filesystem::path dir;  // dnsmasq's files and its output FIFO (under the store's run/)
+  // Its dnsmasq, identified as a VMM is; pid -1 while none is known to run.
+  pid_t dnsmasq_pid = -1;
+  std::uint64_t dnsmasq_start_time = 0;
+  std::vector<std::string> dnsmasq_args;
 };
 
 nlohmann::json to_json(const FleetRecord& record);
 nlohmann::json to_json(const VmRecord& record);
+nlohmann::json to_json(const NetworkRecord& record);
 // Strict: every field present with its type; the error says which is not.
 Expected<FleetRecord> fleet_record_from(const nlohmann::json& json);
 Expected<VmRecord> vm_record_from(const nlohmann::json& json);
+Expected<NetworkRecord> network_record_from(const nlohmann::json& json);
 
 }  // namespace crosvisor::store

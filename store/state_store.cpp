@@ -86,7 +86,12 @@ fs::path StateStore::fleet_file(std::uint32_t owner, const std::string& fleet) c
 }
 
 fs::path StateStore::vm_file(std::uint32_t owner, const std::string& vm) const {
-  return dir_ / "vms" / std::to_string(owner) / (vm + kExtension);
+  const std::string who = owner == kDaemonOwned ? "daemon" : std::to_string(owner);
+  return dir_ / "vms" / who / (vm + kExtension);
+}
+
+fs::path StateStore::network_file(std::uint32_t owner, const std::string& network) const {
+  return dir_ / "networks" / std::to_string(owner) / (network + kExtension);
 }
 
 fs::path StateStore::fresh_run_dir() const {
@@ -117,6 +122,10 @@ Expected<void> StateStore::save(const VmRecord& record) const {
   return write_record(vm_file(record.owner_uid, record.name), to_json(record));
 }
 
+Expected<void> StateStore::save(const NetworkRecord& record) const {
+  return write_record(network_file(record.owner_uid, record.name), to_json(record));
+}
+
 Expected<void> StateStore::remove_fleet(std::uint32_t owner, const std::string& fleet) const {
   return remove_record(fleet_file(owner, fleet));
 }
@@ -125,17 +134,25 @@ Expected<void> StateStore::remove_vm(std::uint32_t owner, const std::string& vm)
   return remove_record(vm_file(owner, vm));
 }
 
+Expected<void> StateStore::remove_network(std::uint32_t owner, const std::string& network) const {
+  return remove_record(network_file(owner, network));
+}
+
 LoadedState StateStore::load() const {
   LoadedState state;
   load_kind(dir_, dir_ / "fleets", fleet_record_from, state.fleets, state.problems);
   load_kind(dir_, dir_ / "vms", vm_record_from, state.vms, state.problems);
+  load_kind(dir_, dir_ / "networks", network_record_from, state.networks, state.problems);
   return state;
 }
 
-std::size_t StateStore::remove_unused_run_dirs(const std::vector<VmRecord>& kept) const {
+std::size_t StateStore::remove_unused_run_dirs(
+    const std::vector<VmRecord>& kept, const std::vector<NetworkRecord>& kept_networks) const {
   std::set<fs::path> named;
   for (const auto& vm : kept)
     named.insert(vm.run_dir.lexically_normal());
+  for (const auto& network : kept_networks)
+    named.insert(network.dir.lexically_normal());
   std::size_t removed = 0;
   std::error_code ec;
   for (fs::directory_iterator it(dir_ / "run", ec), end; !ec && it != end; it.increment(ec)) {

@@ -179,11 +179,22 @@ struct Reactor::Impl {
     begin(child);
   }
 
+  static Expected<DurableConsole> open_takeover_console(const Takeover& takeover) {
+    if (takeover.console)
+      return open_durable_console(takeover.run_dir, false);
+    auto output = open_durable_output(takeover.run_dir, false);
+    if (!output)
+      return std::unexpected(output.error());
+    DurableConsole only_output;
+    only_output.vmm_output = std::move(*output);
+    return only_output;
+  }
+
   void take_over(ChildId id, Takeover takeover, ChildObserver observer) {
     auto pidfd = process::open_same_process(takeover.identity);
     if (!pidfd)
       return observer.lost(pidfd.error());
-    auto console = open_durable_console(takeover.run_dir, false);
+    auto console = open_takeover_console(takeover);
     if (!console) {
       // It runs, but cannot be reached (its directory is gone): ended, rather than left running
       // unsupervised while its fleet starts it again.

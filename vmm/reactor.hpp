@@ -50,7 +50,8 @@ struct ChildObserver {
 struct Takeover {
   process::ProcessIdentity identity;  // checked before anything is touched: never a pid alone
   ControlChannel control;
-  std::filesystem::path run_dir;      // its console FIFOs (vmm_launch.hpp, open_durable_console)
+  std::filesystem::path run_dir;  // its console FIFOs (vmm_launch.hpp, open_durable_console)
+  bool console = true;  // a child that is not a VMM (dnsmasq) has only its output FIFO, vmm.out
   bool console_input = false;         // debug = full: the supervisor writes what the guest reads
   std::filesystem::path console_log;  // empty: the console is not kept
   std::uint64_t console_log_max_bytes = 16ull << 20;

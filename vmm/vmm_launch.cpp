@@ -70,6 +70,10 @@ Expected<DurableConsole> open_durable_console(const std::filesystem::path& run_d
   return console;
 }
 
+Expected<UniqueFd> open_durable_output(const std::filesystem::path& run_dir, bool create) {
+  return open_fifo(run_dir / kVmmOutputFifo, create);
+}
+
 Expected<UniqueFd> open_fifo_for_vmm(const std::filesystem::path& fifo) {
   UniqueFd fd(::open(fifo.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
   if (!fd)

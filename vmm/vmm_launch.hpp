@@ -63,6 +63,9 @@ struct DurableConsole {
   UniqueFd vmm_output;
 };
 Expected<DurableConsole> open_durable_console(const std::filesystem::path& run_dir, bool create);
+// The supervisor's end of vmm.out alone, made first when `create` (a durable child that is not
+// a VMM: a network's dnsmasq).
+Expected<UniqueFd> open_durable_output(const std::filesystem::path& run_dir, bool create);
 // The VMM's end of one of them (blocking, read-write).
 Expected<UniqueFd> open_fifo_for_vmm(const std::filesystem::path& fifo);
 

@@ -5,6 +5,7 @@
 // daemons; VMs on the crosvm stand-in, and real guests under QEMU (TCG).
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,6 +85,20 @@ std::map<std::string, pid_t> pids_of(const test::DaemonProcess& daemon, const st
   return pids;
 }
 
+// Brings the fleet in `file` up and waits until its `count` VMs are ready: their VMMs' pids.
+std::map<std::string, pid_t> up_and_ready(const test::DaemonProcess& daemon,
+                                          const std::filesystem::path& file,
+                                          const std::string& fleet, std::size_t count,
+                                          std::chrono::seconds within) {
+  const auto up = daemon.vm("fleet up " + file.string());
+  INFO(up.output);
+  REQUIRE(up.exit_code == 0);
+  REQUIRE(test::eventually([&] { return all_ready(daemon, fleet); }, within));
+  auto pids = pids_of(daemon, fleet);
+  REQUIRE(pids.size() == count);
+  return pids;
+}
+
 // The numbers of the lines "<word> N" in a console log, in order.
 std::vector<long> numbered(const std::filesystem::path& log, const std::string& word) {
   std::ifstream in(log);
@@ -102,6 +117,38 @@ std::vector<long> numbered(const std::filesystem::path& log, const std::string& 
 bool said(test::DaemonProcess& daemon, const std::string& text) {
   return daemon.process->output().find(text) != std::string::npos ||
          daemon.process->wait_for_line(text, 5s);
+}
+
+// The inode of the network namespace of `pid` (0 if it is gone).
+ino_t net_namespace_of(pid_t pid) {
+  struct stat info {};
+  const auto path = "/proc/" + std::to_string(pid) + "/ns/net";
+  return ::stat(path.c_str(), &info) == 0 ? info.st_ino : 0;
+}
+
+// The live processes in network namespace `space`, by name.
+std::vector<pid_t> in_namespace(ino_t space, const std::string& comm) {
+  std::vector<pid_t> found;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const auto name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    const pid_t pid = std::stoi(name);
+    std::ifstream in("/proc/" + name + "/comm");
+    std::string command;
+    if (std::getline(in, command) && command == comm && net_namespace_of(pid) == space &&
+        test::process_alive(pid))
+      found.push_back(pid);
+  }
+  return found;
+}
+
+std::string nic_address(const test::DaemonProcess& daemon, const std::string& vm) {
+  const auto out = daemon.vm("info --json " + vm);
+  if (out.exit_code != 0)
+    return "";
+  const json info = json::parse(out.output);
+  return info["nics"].empty() ? "" : info["nics"][0]["address"].get<std::string>();
 }
 
 bool without_gap(const std::vector<long>& numbers) {
@@ -238,12 +285,7 @@ TEST_CASE(
   const auto file = state.write("trio.toml", "[fleet]\nname = \"trio\"\n[defaults]\n" + keys +
                                                  "[[vm]]\nname = \"g-{index}\"\ncount = 3\n");
   auto daemon = std::make_unique<test::DaemonProcess>(options);
-  const auto up = daemon->vm("fleet up " + file.string());
-  INFO(up.output);
-  REQUIRE(up.exit_code == 0);
-  REQUIRE(test::eventually([&] { return all_ready(*daemon, "trio"); }, 120s));
-  const auto pids = pids_of(*daemon, "trio");
-  REQUIRE(pids.size() == 3);
+  const auto pids = up_and_ready(*daemon, file, "trio", 3, 120s);
   LeftRunning left;
   for (const auto& [name, pid] : pids)
     left.add(pid);
@@ -339,4 +381,276 @@ TEST_CASE(
   CHECK(daemon.process->wait_exit(30s) == 0);
   reap(pids["web"]);
   CHECK_FALSE(test::process_alive(pids["web"]));
+}
+
+TEST_CASE(
+    "a fleet's network outlives crosvisord with its VMs: the next daemon finds its namespace "
+    "again through its dnsmasq or, that gone, a VM's TAP, and fleet down leaves nothing") {
+  if (::geteuid() != 0) {
+    WARN("skipped: networks need root");
+    return;
+  }
+  Subreaper subreaper;
+  test::TempDir state;
+  const test::DaemonOptions options{.args = {"--live-restore"}, .state_dir = state.path()};
+  std::string keys = test::fake_crosvm_toml("x", "", false);
+  keys = keys.substr(keys.find('\n') + 1);
+  const auto file = state.write("lan.toml",
+                                "[fleet]\nname = \"lan\"\n"
+                                "[[network]]\nname = \"lan\"\ndns = true\n"
+                                "[defaults]\n" +
+                                    keys +
+                                    "networks = [\"lan\"]\n"
+                                    "[[vm]]\nname = \"n-{index}\"\ncount = 2\n");
+  auto daemon = std::make_unique<test::DaemonProcess>(options);
+  auto pids = up_and_ready(*daemon, file, "lan", 2, 20s);
+  LeftRunning left;
+  for (const auto& [name, pid] : pids)
+    left.add(pid);
+  std::vector<pid_t> dnsmasq;
+  for (const pid_t child : test::children_of(daemon->process->pid())) {
+    std::ifstream comm("/proc/" + std::to_string(child) + "/comm");
+    std::string name;
+    if (std::getline(comm, name) && name == "dnsmasq")
+      dnsmasq.push_back(child);
+  }
+  REQUIRE(dnsmasq.size() == 1);
+  left.add(dnsmasq[0]);
+  const ino_t space = net_namespace_of(dnsmasq[0]);
+  REQUIRE(space != 0);
+  std::map<std::string, std::string> addresses;
+  for (const auto& [name, pid] : pids)
+    addresses[name] = nic_address(*daemon, name);
+  CHECK(addresses["n-0"] != addresses["n-1"]);
+  const auto record = state / "networks" / std::to_string(::getuid()) / "lan.rec";
+  CHECK(std::filesystem::exists(record));
+
+  // kill -9: dnsmasq runs on in its namespace, and the next daemon takes it over with it.
+  daemon->process->signal(SIGKILL);
+  daemon->process->wait_exit(10s);
+  std::this_thread::sleep_for(300ms);
+  CHECK(test::process_alive(dnsmasq[0]));
+  daemon = std::make_unique<test::DaemonProcess>(options);
+  CHECK(said(*daemon,
+             "network lan: taken over with its dnsmasq (pid " + std::to_string(dnsmasq[0]) + ")"));
+  REQUIRE(test::eventually([&] { return all_ready(*daemon, "lan"); }, 10s));
+  CHECK(pids_of(*daemon, "lan") == pids);
+  CHECK(in_namespace(space, "dnsmasq") == dnsmasq);
+  for (const auto& [name, address] : addresses)
+    CHECK(nic_address(*daemon, name) == address);  // vm info says what it has, as before
+
+  // A VM started again joins the same network, with the same address, on a new TAP named after
+  // the ones there.
+  REQUIRE(daemon->vm("fleet restart n-1").exit_code == 0);
+  const pid_t restarted = pids_of(*daemon, "lan").at("n-1");
+  CHECK(restarted != pids["n-1"]);
+  left.add(restarted);
+  pids["n-1"] = restarted;
+  CHECK(nic_address(*daemon, "n-1") == addresses["n-1"]);
+  const auto log = daemon->vm("logs n-1").output;
+  INFO(log);
+  CHECK_THAT(log, Catch::Contains("fake-crosvm: net 0: tap tap2 ") &&
+                      Catch::Contains(") in net:[" + std::to_string(space) + "]"));
+
+  SECTION("its dnsmasq gone too, it is found through a VM's TAP; fleet down leaves nothing") {
+    daemon->process->signal(SIGKILL);
+    daemon->process->wait_exit(10s);
+    ::kill(dnsmasq[0], SIGKILL);
+    reap(dnsmasq[0]);
+    daemon = std::make_unique<test::DaemonProcess>(options);
+    CHECK(said(*daemon, "network lan: its dnsmasq is gone; taken over through a TAP of pid"));
+    REQUIRE(test::eventually([&] { return all_ready(*daemon, "lan"); }, 10s));
+    CHECK(pids_of(*daemon, "lan") == pids);
+    std::vector<pid_t> served;
+    CHECK(test::eventually(
+        [&] {
+          served = in_namespace(space, "dnsmasq");
+          return served.size() == 1;
+        },
+        10s));
+    for (const pid_t pid : served)
+      left.add(pid);
+
+    // SIGTERM of a live-restoring daemon (an upgrade): the same again.
+    daemon->process->signal(SIGTERM);
+    CHECK(daemon->process->wait_exit(30s) == 0);
+    daemon = std::make_unique<test::DaemonProcess>(options);
+    REQUIRE(test::eventually([&] { return all_ready(*daemon, "lan"); }, 10s));
+    CHECK(pids_of(*daemon, "lan") == pids);
+    CHECK(in_namespace(space, "dnsmasq") == served);
+
+    REQUIRE(daemon->vm("fleet down lan").exit_code == 0);
+    for (const auto& [name, pid] : pids)
+      reap(pid);
+    for (const pid_t pid : served)
+      reap(pid);
+    CHECK(test::eventually([&] { return in_namespace(space, "dnsmasq").empty(); }, 10s));
+    for (const auto& [name, pid] : pids)
+      CHECK_FALSE(test::process_alive(pid));
+    CHECK_FALSE(std::filesystem::exists(record));
+    CHECK(test::eventually([&] { return std::filesystem::is_empty(state / "run"); }, 5s));
+  }
+
+  SECTION("its fleet forgotten while no daemon ran, its dnsmasq and VMs are ended") {
+    daemon->process->signal(SIGKILL);
+    daemon->process->wait_exit(10s);
+    std::filesystem::remove(state / "fleets" / std::to_string(::getuid()) / "lan.rec");
+    daemon = std::make_unique<test::DaemonProcess>(options);
+    CHECK(said(*daemon, "network lan runs, but its fleet lan is gone: killing its dnsmasq"));
+    reap(dnsmasq[0]);
+    for (const auto& [name, pid] : pids)
+      reap(pid);
+    CHECK(test::eventually([&] { return in_namespace(space, "dnsmasq").empty(); }, 10s));
+    for (const auto& [name, pid] : pids)
+      CHECK_FALSE(test::process_alive(pid));
+    CHECK(test::eventually([&] { return !std::filesystem::exists(record); }, 5s));
+    CHECK(std::filesystem::is_empty(state / "run"));
+  }
+}
+
+TEST_CASE(
+    "real guests keep their network through kill -9 of crosvisord: one started again gets its "
+    "address from the dnsmasq taken over and reaches the other, never restarted, by name") {
+  test::require_guest();
+  if (::geteuid() != 0) {
+    WARN("skipped: networks need root");
+    return;
+  }
+  Subreaper subreaper;
+  test::TempDir state;
+  const test::DaemonOptions options{.args = {"--live-restore"}, .state_dir = state.path()};
+  std::string keys = test::guest_toml("x", "");
+  keys = keys.substr(keys.find('\n') + 1);
+  keys = std::regex_replace(keys, std::regex("params = .*\n"), "");
+  const auto params = [](const std::string& args) {
+    return "params = \"console=ttyS0 reboot=t panic=-1 " + args + "\"\n";
+  };
+  const auto file =
+      state.write("pair.toml",
+                  "[fleet]\nname = \"pair\"\n"
+                  "[[network]]\nname = \"back\"\nsubnet = \"198.19.210.0/24\"\ndns = true\n"
+                  "[defaults]\n" +
+                      keys + "[[vm]]\nname = \"db\"\n" + params("cv.serve=80") +
+                      "networks = [ { name = \"back\", address = \"198.19.210.10\" } ]\n"
+                      "[[vm]]\nname = \"web\"\nafter = [\"db\"]\n" +
+                      params("cv.fetch=db:80") + "networks = [\"back\"]\n");
+  auto daemon = std::make_unique<test::DaemonProcess>(options);
+  const auto pids = up_and_ready(*daemon, file, "pair", 2, 120s);
+  LeftRunning left;
+  for (const auto& [name, pid] : pids)
+    left.add(pid);
+  for (const pid_t child : test::children_of(daemon->process->pid()))
+    left.add(child);  // dnsmasq
+  const std::string web_address = nic_address(*daemon, "web");
+  REQUIRE_FALSE(web_address.empty());
+  const auto web_log = daemon->dir / "logs/0/web.log";
+  const auto count_in = [](const std::filesystem::path& path, const std::string& needle) {
+    std::ifstream in(path);
+    const std::string text{std::istreambuf_iterator<char>(in), {}};
+    std::size_t count = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+      ++count;
+    return count;
+  };
+  REQUIRE(test::eventually([&] { return count_in(web_log, "fetched db:80: hello from db") == 1; },
+                           30s));
+
+  daemon->process->signal(SIGKILL);
+  daemon->process->wait_exit(10s);
+  daemon = std::make_unique<test::DaemonProcess>(options);
+  REQUIRE(test::eventually([&] { return all_ready(*daemon, "pair"); }, 10s));
+  CHECK(pids_of(*daemon, "pair") == pids);
+
+  // web boots again: DHCP and DNS from the dnsmasq taken over, TCP to db on the same bridge.
+  const auto restart = daemon->vm("fleet restart web");
+  INFO(restart.output);
+  REQUIRE(restart.exit_code == 0);
+  const pid_t web = pids_of(*daemon, "pair").at("web");
+  CHECK(web != pids.at("web"));
+  left.add(web);
+  CHECK(pids_of(*daemon, "pair").at("db") == pids.at("db"));
+  CHECK(nic_address(*daemon, "web") == web_address);
+  // The new daemon's log of web (its runtime directory is its own): this boot's lines.
+  const auto new_log = daemon->dir / "logs/0/web.log";
+  CHECK(test::eventually(
+      [&] { return count_in(new_log, "crosvisor-guest: net eth0 " + web_address + "/24") == 1; },
+      30s));
+  CHECK(test::eventually([&] { return count_in(new_log, "fetched db:80: hello from db") == 1; },
+                         30s));
+
+  REQUIRE(daemon->vm("fleet down pair").exit_code == 0);
+  for (const auto& vmm : left.vmms)
+    reap(vmm.pid);
+  for (const auto& vmm : left.vmms)
+    CHECK_FALSE(test::process_alive(vmm.pid));
+  CHECK(test::eventually([&] { return std::filesystem::is_empty(state / "run"); }, 5s));
+}
+
+TEST_CASE(
+    "VMs named on crosvisord's command line outlive it with --live-restore, are taken over by "
+    "a daemon with the same command line, and ended by one that does not name them") {
+  Subreaper subreaper;
+  test::TempDir state;
+  const auto solo = state.write("solo.toml", test::fake_crosvm_toml("solo", "", false));
+  const auto duo = state.write("duo.toml", test::fake_crosvm_toml("duo", "", false));
+  const test::DaemonOptions both{.args = {"--live-restore", solo.string(), duo.string()},
+                                 .state_dir = state.path()};
+  const auto pid_of = [](const test::DaemonProcess& daemon, const std::string& vm) -> pid_t {
+    const auto out = daemon.vm("info --json " + vm);
+    if (out.exit_code != 0)
+      return -1;
+    const json info = json::parse(out.output);
+    return info["pid"].is_null() ? -1 : info["pid"].get<pid_t>();
+  };
+  const auto ready = [](const test::DaemonProcess& daemon, const std::string& vm) {
+    const auto out = daemon.vm("info --json " + vm);
+    return out.exit_code == 0 && json::parse(out.output)["state"] == "ready";
+  };
+  auto daemon = std::make_unique<test::DaemonProcess>(both);
+  REQUIRE(test::eventually([&] { return ready(*daemon, "solo") && ready(*daemon, "duo"); }, 20s));
+  const pid_t solo_pid = pid_of(*daemon, "solo");
+  const pid_t duo_pid = pid_of(*daemon, "duo");
+  LeftRunning left;
+  left.add(solo_pid);
+  left.add(duo_pid);
+
+  for (const int signo : {SIGKILL, SIGTERM}) {
+    INFO("crosvisord ended by signal " << signo);
+    daemon->process->signal(signo);
+    daemon->process->wait_exit(30s);
+    CHECK(test::process_alive(solo_pid));
+    CHECK(test::process_alive(duo_pid));
+    daemon = std::make_unique<test::DaemonProcess>(both);
+    CHECK(test::eventually([&] { return ready(*daemon, "solo") && ready(*daemon, "duo"); }, 10s));
+    CHECK(pid_of(*daemon, "solo") == solo_pid);
+    CHECK(pid_of(*daemon, "duo") == duo_pid);
+  }
+
+  // A daemon whose command line names only solo: duo is nobody's any more, and is ended.
+  daemon->process->signal(SIGKILL);
+  daemon->process->wait_exit(10s);
+  daemon = std::make_unique<test::DaemonProcess>(
+      test::DaemonOptions{.args = {"--live-restore", solo.string()}, .state_dir = state.path()});
+  CHECK(said(*daemon,
+             "state: VM duo of the command line before runs, but this one does not "
+             "name it: killing it (pid " +
+                 std::to_string(duo_pid) + ")"));
+  reap(duo_pid);
+  CHECK_FALSE(test::process_alive(duo_pid));
+  CHECK(test::eventually([&] { return ready(*daemon, "solo"); }, 10s));
+  CHECK(pid_of(*daemon, "solo") == solo_pid);
+
+  // Without --live-restore, its SIGTERM stops what it took over.
+  daemon->process->signal(SIGKILL);
+  daemon->process->wait_exit(10s);
+  daemon = std::make_unique<test::DaemonProcess>(
+      test::DaemonOptions{.args = {solo.string()}, .state_dir = state.path()});
+  CHECK(test::eventually([&] { return ready(*daemon, "solo"); }, 10s));
+  CHECK(pid_of(*daemon, "solo") == solo_pid);
+  daemon->process->signal(SIGTERM);
+  CHECK(daemon->process->wait_exit(30s) == 0);
+  reap(solo_pid);
+  CHECK_FALSE(test::process_alive(solo_pid));
+  CHECK(std::filesystem::is_empty(state / "vms" / "daemon"));
+  CHECK(std::filesystem::is_empty(state / "run"));
 }

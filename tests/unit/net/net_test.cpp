@@ -5,17 +5,22 @@
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <fstream>
 
 #include "crosvisor/network_spec.hpp"
 #include "net/address_book.hpp"
 #include "net/dnsmasq.hpp"
 #include "net/links.hpp"
 #include "net/namespace.hpp"
+#include "net/network_host.hpp"
 #include "net/subnets.hpp"
+#include "process/pidfd.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace crosvisor;
 
@@ -128,6 +133,41 @@ TEST_CASE("dnsmasq serves fixed addresses only, never a router, and DNS only whe
   CHECK(net::member_file(member) == "web-0.1");
 }
 
+TEST_CASE("a network taken over knows its members again from its dnsmasq files") {
+  test::TempDir dir;
+  std::filesystem::create_directory(dir.path() / net::kDhcpHostsDir);
+  const auto write = [&](const std::string& file, const std::string& text) {
+    std::ofstream(dir.path() / net::kDhcpHostsDir / file) << text;
+  };
+  const net::Member web{"web-0", 1, ip("10.9.0.7"), *parse_mac("02:00:00:00:00:07")};
+  write(net::member_file(web), net::dhcp_host(web));
+  write("db.0", "02:00:00:00:00:08,10.9.0.8,db\n");
+  write("junk", "not an entry\n");
+  write("other.0", "02:00:00:00:00:09,10.9.0.9,not-other\n");  // names another VM
+  write("bad.x", "02:00:00:00:00:0a,10.9.0.10,bad\n");
+  auto members = net::read_members(dir.path());
+  std::sort(members.begin(), members.end(),
+            [](const auto& a, const auto& b) { return a.vm < b.vm; });
+  REQUIRE(members.size() == 2);
+  CHECK(members[0].vm == "db");
+  CHECK(members[0].address == ip("10.9.0.8"));
+  CHECK(members[1].vm == "web-0");
+  CHECK(members[1].index == 1);
+  CHECK(members[1].mac == web.mac);
+
+  // Restored, the book gives each its address again and never gives it to another.
+  net::AddressBook book(subnet("10.9.0.0/24"));
+  for (auto& member : members)
+    book.restore(member);
+  auto again = book.join("web-0", 1, std::nullopt, std::nullopt, *parse_mac("02:00:00:00:00:99"));
+  REQUIRE(again);
+  CHECK(again->address == ip("10.9.0.7"));
+  CHECK(again->mac == web.mac);
+  auto taken = book.join("new", 0, ip("10.9.0.8"), std::nullopt, *parse_mac("02:00:00:00:00:98"));
+  REQUIRE_FALSE(taken);
+  CHECK(taken.error().kind == ErrorKind::conflict);
+}
+
 TEST_CASE("a network without a subnet gets the first /24 of 198.18.0.0/15 that nothing uses") {
   CHECK(net::free_subnet({}) == subnet("198.18.0.0/24"));
   CHECK(net::free_subnet({subnet("198.18.0.0/24"), subnet("198.18.1.0/24")}) ==
@@ -188,4 +228,63 @@ TEST_CASE(
     return {};
   });
   CHECK_FALSE(twice);
+}
+
+TEST_CASE(
+    "a network left by the daemon before is found again through a process in it or a TAP a "
+    "process holds, and only with its own subnet") {
+  if (::geteuid() != 0) {
+    WARN("skipped: needs root (CAP_NET_ADMIN)");
+    return;
+  }
+  test::TempDir dir;
+  const auto lan = subnet("10.78.0.0/24");
+  auto host = net::NetworkHost::create(lan, dir.path() / "lan");
+  REQUIRE(host);
+  auto tap = host->add_tap();  // tap0
+  REQUIRE(tap);
+  struct stat original {};
+  ::fstat(host->space().fd(), &original);
+  const auto inode_of = [](const net::NetworkNamespace& space) {
+    struct stat info {};
+    ::fstat(space.fd(), &info);
+    return info.st_ino;
+  };
+
+  // Through a TAP this process holds, found as a successor finds a VMM's.
+  UniqueFd self(static_cast<int>(::pidfd_open(::getpid(), 0)));
+  REQUIRE(self);
+  auto taps = net::taps_held_by(::getpid(), self.get());
+  REQUIRE_FALSE(taps.empty());
+  std::optional<net::NetworkHost> again;
+  for (auto& held : taps) {
+    auto space = net::NetworkNamespace::of_tap(held.get());
+    REQUIRE(space);
+    if (inode_of(*space) != original.st_ino)
+      continue;  // a TAP of another test
+    CHECK_FALSE(net::NetworkHost::attach(*net::NetworkNamespace::of_tap(held.get()),
+                                         subnet("10.79.0.0/24"), dir.path() / "lan"));
+    auto attached = net::NetworkHost::attach(std::move(*space), lan, dir.path() / "lan");
+    REQUIRE(attached);
+    again.emplace(std::move(*attached));
+  }
+  REQUIRE(again);
+  // Its next TAP is named after the one there.
+  auto next = again->add_tap();
+  REQUIRE(next);
+  CHECK(next->name == "tap1");
+
+  // A process's namespace, refused once the process ended (its pid may be another's by then).
+  auto own = net::NetworkNamespace::of_process(::getpid(), self.get());
+  REQUIRE(own);
+  const pid_t child = ::fork();
+  if (child == 0)
+    ::_exit(0);
+  UniqueFd child_fd(static_cast<int>(::pidfd_open(child, 0)));
+  REQUIRE(child_fd);
+  int status = 0;
+  ::waitid(P_PIDFD, child_fd.get(), nullptr, WEXITED | WNOWAIT);
+  auto gone = net::NetworkNamespace::of_process(child, child_fd.get());
+  CHECK_FALSE(gone);
+  ::waitpid(child, &status, 0);
 }

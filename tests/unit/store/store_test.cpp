@@ -98,12 +98,63 @@ TEST_CASE("records keep every field, and a record missing one says which") {
   CHECK(back->run_dir == vm.run_dir);
   CHECK(back->ready);
   CHECK(back->recent_restarts_ms == vm.recent_restarts_ms);
+  // Its interfaces; a record from before they were kept has none, and is still read.
+  auto with_nic = vm;
+  with_nic.nics.push_back({"lan", "10.0.7.2", "02:00:00:00:00:01", "tap0"});
+  auto nic_back = store::vm_record_from(store::to_json(with_nic));
+  REQUIRE(nic_back);
+  REQUIRE(nic_back->nics.size() == 1);
+  CHECK(nic_back->nics[0].address == "10.0.7.2");
+  CHECK(nic_back->nics[0].tap == "tap0");
+  json older = store::to_json(vm);
+  older.erase("nics");
+  REQUIRE(store::vm_record_from(older));
+  CHECK(store::vm_record_from(older)->nics.empty());
+  older["nics"] = json::array({json{{"network", "lan"}}});
+  CHECK_THAT(store::vm_record_from(older).error().message, Catch::Contains("'address'"));
+
   json partial = store::to_json(vm);
   partial.erase("start_time");
   CHECK_THAT(store::vm_record_from(partial).error().message, Catch::Contains("'start_time'"));
   partial = store::to_json(vm);
   partial["pid"] = "x";
   CHECK_THAT(store::vm_record_from(partial).error().message, Catch::Contains("wrong type"));
+}
+
+TEST_CASE("a network record keeps its dnsmasq's identity and its directory") {
+  store::NetworkRecord network;
+  network.name = "lan";
+  network.fleet = "shop";
+  network.owner_uid = 1000;
+  network.boot_id = "b";
+  network.subnet = "10.0.7.0/24";
+  network.dns = true;
+  network.dir = "/var/lib/crosvisor/run/00ff";
+  network.dnsmasq_pid = 4321;
+  network.dnsmasq_start_time = 77;
+  network.dnsmasq_args = {"/usr/sbin/dnsmasq", "--keep-in-foreground"};
+  auto back = store::network_record_from(store::to_json(network));
+  REQUIRE(back);
+  CHECK(back->subnet == network.subnet);
+  CHECK(back->dns);
+  CHECK(back->dir == network.dir);
+  CHECK(back->dnsmasq_pid == 4321);
+  CHECK(back->dnsmasq_start_time == 77);
+  CHECK(back->dnsmasq_args == network.dnsmasq_args);
+  json partial = store::to_json(network);
+  partial.erase("dnsmasq_args");
+  CHECK_THAT(store::network_record_from(partial).error().message,
+             Catch::Contains("network record") && Catch::Contains("'dnsmasq_args'"));
+
+  test::TempDir dir;
+  store::StateStore state(dir.path());
+  REQUIRE(state.save(network));
+  CHECK(state.network_file(1000, "lan") == dir.path() / "networks" / "1000" / "lan.rec");
+  auto loaded = state.load();
+  REQUIRE(loaded.networks.size() == 1);
+  CHECK(loaded.networks[0].name == "lan");
+  REQUIRE(state.remove_network(1000, "lan"));
+  CHECK(state.load().networks.empty());
 }
 
 TEST_CASE("the store loads what it saved and moves a damaged record aside, reporting it once") {
@@ -137,6 +188,15 @@ TEST_CASE("the store loads what it saved and moves a damaged record aside, repor
   CHECK(temporaries_in(state.fleet_file(1000, "x").parent_path()) == 0);
   CHECK(state.load().problems.empty());  // reported once
 
+  // A VM of crosvisord's command line is the daemon's own: nobody's uid.
+  auto own = sample_vm();
+  own.owner_uid = store::kDaemonOwned;
+  own.fleet.clear();
+  REQUIRE(state.save(own));
+  CHECK(std::filesystem::exists(dir.path() / "vms" / "daemon" / (own.name + ".rec")));
+  CHECK(state.load().vms.size() == 2);
+  REQUIRE(state.remove_vm(store::kDaemonOwned, own.name));
+
   REQUIRE(state.remove_fleet(1000, "shop"));
   REQUIRE(state.remove_vm(1000, "web-0"));
   REQUIRE(state.remove_vm(1000, "never-was"));
@@ -160,6 +220,14 @@ TEST_CASE("a run directory no record names is removed, a named one stays") {
   CHECK(state.remove_unused_run_dirs({vm}) == 1);
   CHECK(std::filesystem::exists(*kept));
   CHECK_FALSE(std::filesystem::exists(*stale));
+  // A network's directory is kept by its record alone.
+  auto network_dir = state.make_run_dir();
+  REQUIRE(network_dir);
+  store::NetworkRecord network;
+  network.dir = *network_dir;
+  CHECK(state.remove_unused_run_dirs({vm}, {network}) == 0);
+  CHECK(state.remove_unused_run_dirs({vm}) == 1);
+  CHECK_FALSE(std::filesystem::exists(*network_dir));
 }
 
 // The store's promise under the worst timing: a writer killed with SIGKILL at a random moment,
