@@ -4,7 +4,7 @@
 
 #include <iostream>
 
-#include "protocol/base64.hpp"
+#include "core/base64.hpp"
 
 namespace crosvisor::cli {
 
@@ -29,7 +29,7 @@ bool ConsoleSession::on_event(const nlohmann::json& event) {
     return false;
   if (kind == "console_data") {
     bytes_seen_ = true;
-    auto bytes = protocol::base64_decode(event.value("data", ""));
+    auto bytes = base64_decode(event.value("data", ""));
     if (!bytes)
       return true;
     std::size_t written = 0;

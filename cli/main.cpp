@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "cli/cluster_commands.hpp"
 #include "cli/completion.hpp"
 #include "cli/composite_command.hpp"
 #include "cli/console_command.hpp"
@@ -136,6 +137,10 @@ int main(int argc, char** argv) {
 
   auto* version_cmd = app.add_subcommand("version", "Versions of vm and of crosvisord");
   version_cmd->add_flag("--json", daemon_options.json, "JSON instead of text");
+
+  auto* hosts_cmd =
+      app.add_subcommand("hosts", "The hosts of crosvisord's cluster, up or lost (--cluster)");
+  hosts_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
 
   auto* fleet_cmd = app.add_subcommand("fleet", "Fleets of VMs described in one TOML file");
   fleet_cmd->require_subcommand(1);
@@ -292,6 +297,8 @@ int main(int argc, char** argv) {
     return cli::dump_vm(daemon_options, target, dump_file);
   if (*version_cmd)
     return cli::show_version(daemon_options);
+  if (*hosts_cmd)
+    return cli::show_hosts(daemon_options);
   if (*fleet_check_cmd)
     return cli::fleet_check(fleet_file);
   if (*fleet_up_cmd) {

@@ -19,6 +19,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
+#include <iostream>
 #include <map>
 #include <set>
 #include <thread>
@@ -32,6 +33,7 @@
 #include "crosvisor/messages.hpp"
 #include "crosvisor/paths.hpp"
 #include "crosvisor/service.hpp"
+#include "daemon/cluster_membership.hpp"
 #include "daemon/control_socket.hpp"
 #include "daemon/fleet_registry.hpp"
 #include "daemon/restore.hpp"
@@ -219,11 +221,19 @@ int main(int argc, char** argv) {
                  "(default 4096)")
       ->check(CLI::Range(std::size_t{16}, std::size_t{1} << 24));
   add_vmm_binary_options(app, vmm_binaries);
+  daemon::ClusterFlags cluster_flags;
+  add_cluster_options(app, cluster_flags);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
+  }
+  if (!cluster_flags.host_name.empty()) {
+    if (auto name = cluster::check_host_name(cluster_flags.host_name); !name) {
+      std::cerr << "--host-name: " << name.error().message << '\n';
+      return kExitUsage;
+    }
   }
   server_limits.frame_deadline =
       std::chrono::milliseconds(static_cast<std::int64_t>(request_deadline_s * 1000));
@@ -277,6 +287,14 @@ int main(int argc, char** argv) {
   auto runtime = process::make_private_runtime_dir(runtime_dir.empty() ? home : runtime_dir);
   if (!runtime)
     return fail(runtime.error());
+  // Part of a cluster: joined before serving (a host that cannot join does not start).
+  std::unique_ptr<daemon::ClusterMembership> membership;
+  if (!cluster_flags.endpoints.empty()) {
+    auto joined = daemon::ClusterMembership::join(cluster_flags, vmm_binaries);
+    if (!joined)
+      return fail(Error{joined.error().kind, "cluster: " + joined.error().message});
+    membership = std::move(*joined);
+  }
   {
     caf::actor_system_config config;
     add_error_category(config);
@@ -339,6 +357,8 @@ int main(int argc, char** argv) {
       }
     }
     daemon::SessionContext context{&system, service, fleets, ::geteuid(), vmm_binaries, true};
+    if (membership)
+      context.cluster = membership->spawn_reader(system);
     auto server = std::make_unique<daemon::Server>(
         std::move(*control),
         [context](const daemon::PeerCredentials& peer,
@@ -419,7 +439,10 @@ int main(int argc, char** argv) {
     self->send_exit(service, caf::exit_reason::user_shutdown);
     self->send_exit(fleets, caf::exit_reason::user_shutdown);
     self->send(keeper, finish_atom::value);
+    if (context.cluster)  // detached: ended explicitly, or the actor system never ends
+      self->send_exit(context.cluster, caf::exit_reason::user_shutdown);
   }
+  membership.reset();  // leaves the cluster: its live record goes at once
   std::error_code ignored;
   std::filesystem::remove_all(runtime->path, ignored);
   spdlog::info("exiting");

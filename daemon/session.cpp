@@ -7,6 +7,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 
+#include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "daemon/session_state.hpp"
 
@@ -45,6 +46,31 @@ void handle(Session* self, std::uint64_t id, const protocol::VersionRequest&) {
   const auto& binaries = self->state.context.vmm_binaries;
   reply["vmm_binaries"] = {{"qemu", binaries.qemu.string()}, {"crosvm", binaries.crosvm.string()}};
   self->state.reply(std::move(reply));
+}
+
+void handle(Session* self, std::uint64_t id, const protocol::HostsRequest&) {
+  const auto& cluster = self->state.context.cluster;
+  if (!cluster) {
+    self->state.fail(id, Error{ErrorKind::state,
+                               "this crosvisord is not part of a cluster (start it with "
+                               "--cluster ENDPOINTS --host-name NAME)"});
+    return;
+  }
+  self->request(cluster, std::chrono::seconds(30), hosts_atom::value)
+      .then(
+          [=](const std::vector<cluster::HostStatus>& hosts) {
+            json reply = protocol::ok_reply(id);
+            reply["hosts"] = json::array();
+            for (const auto& host : hosts) {
+              json entry = cluster::to_json(host.record);
+              entry["state"] = host.up ? "up" : "lost";
+              if (host.up && host.ttl_s >= 0)
+                entry["lease_ttl_s"] = host.ttl_s;
+              reply["hosts"].push_back(std::move(entry));
+            }
+            self->state.reply(std::move(reply));
+          },
+          [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
 }
 
 // To the handler of the request's type; the fds go to those that take them (the server has

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "crosvisor/service.hpp"
+#include "daemon/cluster_reader.hpp"
 #include "daemon/fleet_registry.hpp"
 #include "daemon/server.hpp"
 
@@ -19,8 +20,9 @@ struct SessionContext {
   ServiceActor service;
   FleetRegistryActor fleets;
   uid_t daemon_uid = 0;
-  VmmBinaries vmm_binaries;  // what --qemu/--crosvm gave the daemon (told in `version`)
-  bool keeps_state = false;  // the fleet registry has a state store: fleets outlive the daemon
+  VmmBinaries vmm_binaries;    // what --qemu/--crosvm gave the daemon (told in `version`)
+  bool keeps_state = false;    // the fleet registry has a state store: fleets outlive the daemon
+  ClusterReaderActor cluster;  // none unless the daemon is part of a cluster (--cluster)
 };
 
 // A session actor for one connection, and the sink its connection delivers to.

@@ -1,6 +1,6 @@
 #include "protocol/replies.hpp"
 
-#include "protocol/base64.hpp"
+#include "core/base64.hpp"
 
 namespace crosvisor::protocol {
 namespace {

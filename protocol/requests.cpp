@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <set>
 
-#include "protocol/base64.hpp"
+#include "core/base64.hpp"
 
 namespace crosvisor::protocol {
 namespace {
@@ -315,6 +315,11 @@ PingRequest decode(Fields&, std::type_identity<PingRequest>) {
   return {};
 }
 void encode(json&, const PingRequest&) {}
+
+HostsRequest decode(Fields&, std::type_identity<HostsRequest>) {
+  return {};
+}
+void encode(json&, const HostsRequest&) {}
 
 VersionRequest decode(Fields&, std::type_identity<VersionRequest>) {
   return {};

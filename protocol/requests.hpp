@@ -123,6 +123,10 @@ struct PingRequest {
 struct VersionRequest {
   static constexpr std::string_view op = "version";
 };
+// The hosts of the cluster this crosvisord is part of (docs/cluster.md), and whether each is up.
+struct HostsRequest {
+  static constexpr std::string_view op = "hosts";
+};
 // Starts a fleet (protocol/fleet_json.hpp), whose files come as fds. foreground: it lives as
 // long as this session, which hears its members' state changes. persist: it comes up again
 // whenever crosvisord starts (host boot), its files reopened with the owner's rights.
@@ -165,7 +169,7 @@ using RequestBody =
                  SubscribeRequest, ConsoleRequest, ConsoleInputRequest, ConsoleDetachRequest,
                  DumpRequest, PingRequest, VersionRequest, FleetUpRequest, FleetStatusRequest,
                  FleetDownRequest, FleetRestartRequest, RemoveRequest, EventsRequest,
-                 FleetForgetRequest>;
+                 FleetForgetRequest, HostsRequest>;
 
 struct Request {
   std::uint64_t id = 0;

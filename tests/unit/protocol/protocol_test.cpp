@@ -4,7 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "protocol/base64.hpp"
+#include "core/base64.hpp"
 #include "protocol/fleet_json.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/replies.hpp"

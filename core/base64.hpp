@@ -6,10 +6,10 @@
 #include <string>
 #include <string_view>
 
-namespace crosvisor::protocol {
+namespace crosvisor {
 
 std::string base64_encode(std::string_view bytes);
 // Nothing for text that is not base64 (a wrong character, length or padding).
 std::optional<std::string> base64_decode(std::string_view text);
 
-}  // namespace crosvisor::protocol
+}  // namespace crosvisor

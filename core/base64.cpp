@@ -1,9 +1,9 @@
-#include "protocol/base64.hpp"
+#include "core/base64.hpp"
 
 #include <array>
 #include <cstdint>
 
-namespace crosvisor::protocol {
+namespace crosvisor {
 namespace {
 
 constexpr std::string_view kAlphabet =
@@ -72,4 +72,4 @@ std::optional<std::string> base64_decode(std::string_view text) {
   return out;
 }
 
-}  // namespace crosvisor::protocol
+}  // namespace crosvisor

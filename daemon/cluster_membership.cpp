@@ -1,0 +1,123 @@
+#include "daemon/cluster_membership.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <thread>
+
+namespace crosvisor::daemon {
+namespace {
+
+std::vector<std::string> split_endpoints(const std::string& text) {
+  std::vector<std::string> endpoints;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = std::min(text.find(',', start), text.size());
+    if (comma > start)
+      endpoints.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return endpoints;
+}
+
+std::string machine_name() {
+  char name[256] = {};
+  ::gethostname(name, sizeof(name) - 1);
+  std::string text(name);
+  text = text.substr(0, text.find('.'));
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+// Whether `binary` can be run: a path, or a name on PATH.
+bool runnable(const std::filesystem::path& binary) {
+  if (binary.has_parent_path())
+    return ::access(binary.c_str(), X_OK) == 0;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    const auto colon = std::min(dirs.find(':', start), dirs.size());
+    const auto candidate = std::filesystem::path(dirs.substr(start, colon - start)) / binary;
+    if (colon > start && ::access(candidate.c_str(), X_OK) == 0)
+      return true;
+    start = colon + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+void add_cluster_options(CLI::App& app, ClusterFlags& flags) {
+  app.add_option("--cluster", flags.endpoints,
+                 "Join the cluster whose etcd members are at these endpoints (comma-separated "
+                 "URLs, https:// with --cluster-cert; docs/cluster.md)");
+  app.add_option("--host-name", flags.host_name,
+                 "This host's name in the cluster (default: the machine's host name)");
+  app.add_option("--cluster-ttl", flags.ttl_s,
+                 "Seconds of the host's lease: a host not heard from for this long is lost "
+                 "(default 10; below 10 an etcd leader change may fence every host)")
+      ->check(CLI::Range(2u, 3600u));
+  app.add_option("--cluster-margin", flags.margin_s,
+                 "Seconds before its lease could expire that a cut-off host stops its cluster "
+                 "VMs (default 3)")
+      ->check(CLI::Range(1u, 3599u));
+  app.add_option("--cluster-ca", flags.tls.ca, "The cluster's CA certificate (PEM)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--cluster-cert", flags.tls.cert, "This host's client certificate (PEM)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--cluster-key", flags.tls.key, "This host's client key (PEM)")
+      ->check(CLI::ExistingFile);
+}
+
+Expected<std::unique_ptr<ClusterMembership>> ClusterMembership::join(const ClusterFlags& flags,
+                                                                     const VmmBinaries& binaries) {
+  cluster::EtcdOptions etcd{split_endpoints(flags.endpoints), flags.tls,
+                            std::chrono::milliseconds(2000)};
+  cluster::HostAgent::Options options;
+  options.etcd = etcd;
+  options.ttl = std::chrono::seconds(flags.ttl_s);
+  options.margin = std::chrono::seconds(flags.margin_s);
+  auto& record = options.record;
+  record.name = flags.host_name.empty() ? machine_name() : flags.host_name;
+  record.cpus = std::max(1u, std::thread::hardware_concurrency());
+  record.memory_mib = static_cast<std::uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
+                      static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) / (1024 * 1024);
+  if (runnable(binaries.qemu.empty() ? "qemu-system-x86_64" : binaries.qemu))
+    record.vmms.push_back("qemu");
+  if (runnable(binaries.crosvm.empty() ? "crosvm" : binaries.crosvm))
+    record.vmms.push_back("crosvm");
+  record.version = CROSVISOR_VERSION;
+  // No VM of this host is placed by the cluster yet: a fence has nothing to stop but is said.
+  options.fence = [name = record.name] {
+    spdlog::error("cluster: host {} fenced itself: it no longer counts as part of the cluster",
+                  name);
+  };
+  options.joined = [name = record.name](std::int64_t lease) {
+    spdlog::info("cluster: host {} is part of the cluster again (lease {:x})", name, lease);
+  };
+  auto reader_client = cluster::EtcdClient::open(etcd);
+  if (!reader_client)
+    return std::unexpected(reader_client.error());
+  auto agent = cluster::HostAgent::join(std::move(options));
+  if (!agent)
+    return std::unexpected(agent.error());
+  std::unique_ptr<ClusterMembership> membership(new ClusterMembership());
+  membership->name_ = flags.host_name.empty() ? machine_name() : flags.host_name;
+  membership->agent_ = std::move(*agent);
+  membership->reader_client_.emplace(std::move(*reader_client));
+  return membership;
+}
+
+ClusterReaderActor ClusterMembership::spawn_reader(caf::actor_system& system) {
+  auto client = std::move(*reader_client_);
+  reader_client_.reset();
+  return spawn_cluster_reader(system, std::move(client));
+}
+
+ClusterMembership::~ClusterMembership() = default;
+
+}  // namespace crosvisor::daemon

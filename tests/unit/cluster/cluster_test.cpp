@@ -1,0 +1,219 @@
+// A host's part of a cluster: the fence clock, host records and names (pure), and the etcd
+// client and host agent against a real etcd (Debian's etcd-server) on loopback, with mutual TLS
+// too.
+#include <signal.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cluster/etcd_client.hpp"
+#include "cluster/fence_clock.hpp"
+#include "cluster/host_agent.hpp"
+#include "cluster/host_record.hpp"
+#include "support/etcd_process.hpp"
+#include "support/processes.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace crosvisor;
+using namespace std::chrono_literals;
+using cluster::Compare;
+using cluster::Operation;
+using Clock = cluster::FenceClock::Clock;
+
+namespace {
+
+cluster::EtcdClient client_of(const std::string& endpoint, cluster::EtcdTls tls = {}) {
+  auto client = cluster::EtcdClient::open({{endpoint}, std::move(tls), 2000ms});
+  REQUIRE(client);
+  return std::move(*client);
+}
+
+cluster::HostRecord host(const std::string& name) {
+  cluster::HostRecord record;
+  record.name = name;
+  record.cpus = 2;
+  record.memory_mib = 4096;
+  record.vmms = {"qemu"};
+  record.version = "test";
+  return record;
+}
+
+}  // namespace
+
+TEST_CASE("the fence falls due a TTL less the margin after the last renewal sent that succeeded") {
+  CHECK_FALSE(cluster::FenceClock::make(10s, 10s));
+  CHECK_FALSE(cluster::FenceClock::make(10s, 0s));
+  auto clock = cluster::FenceClock::make(10s, 3s);
+  REQUIRE(clock);
+  CHECK_FALSE(clock->deadline());
+  CHECK_FALSE(clock->expired(Clock::now()));
+  const auto t0 = Clock::now();
+  clock->renewed(t0);
+  CHECK(*clock->deadline() == t0 + 7s);
+  clock->renewed(t0 + 2s);
+  CHECK(*clock->deadline() == t0 + 9s);
+  clock->renewed(t0 + 1s);  // an older renewal answered late: changes nothing
+  CHECK(*clock->deadline() == t0 + 9s);
+  CHECK_FALSE(clock->expired(t0 + 8s));
+  CHECK(clock->expired(t0 + 9s));
+  CHECK(clock->renew_every() == 2s);
+}
+
+TEST_CASE("host records round-trip, names are DNS labels, and hosts are up or lost") {
+  auto record = host("h-1");
+  record.lease = 0x7fffffffffffff01;
+  auto back = cluster::host_record_from(cluster::to_json(record));
+  REQUIRE(back);
+  CHECK(back->lease == record.lease);  // 64 bits survive JSON
+  CHECK(back->vmms == record.vmms);
+  CHECK_FALSE(cluster::host_record_from(nlohmann::json{{"name", "x"}}));
+  CHECK(cluster::check_host_name("host-7"));
+  for (const std::string& bad :
+       std::vector<std::string>{"", "-a", "a-", "Host", "a_b", std::string(64, 'a')})
+    CHECK_FALSE(cluster::check_host_name(bad));
+
+  const auto text = [](const cluster::HostRecord& r) { return cluster::to_json(r).dump(); };
+  const auto statuses =
+      cluster::host_statuses({text(host("a")), text(host("b")), "not json"}, {text(host("b"))});
+  REQUIRE(statuses.size() == 2);
+  CHECK(statuses[0].record.name == "a");
+  CHECK_FALSE(statuses[0].up);
+  CHECK(statuses[1].up);
+  CHECK(cluster::prefix_end("/crosvisor/hosts/") == "/crosvisor/hosts0");
+}
+
+TEST_CASE("the etcd client leases, reads, writes and guards transactions on a real etcd") {
+  test::EtcdProcess etcd;
+  auto client = client_of(etcd.endpoint());
+  auto lease = client.grant(5s);
+  REQUIRE(lease);
+  REQUIRE(client.put("/t/a", "1", *lease));
+  REQUIRE(client.put("/t/b", std::string("\0\xff", 2)));  // any bytes
+  REQUIRE(client.put("/u", "elsewhere"));
+  auto all = client.get_prefix("/t/");
+  REQUIRE(all);
+  REQUIRE(all->kvs.size() == 2);
+  CHECK(all->kvs[0].lease == *lease);
+  CHECK(all->kvs[1].value == std::string("\0\xff", 2));
+  CHECK(all->revision >= all->kvs[1].mod_revision);
+  auto ttl = client.time_to_live(*lease);
+  REQUIRE(ttl);
+  CHECK(*ttl > 0);
+  CHECK(client.keep_alive(*lease).value_or(0) == 5);
+
+  // Create-if-absent: once.
+  const cluster::Txn create{{{"/t/c", Compare::Target::create_revision, {}, 0}},
+                            {{Operation::Kind::put, "/t/c", "first", 0}},
+                            {}};
+  CHECK(client.commit(create).value_or(false));
+  CHECK_FALSE(client.commit(create).value_or(true));
+  // A guard on a value: the failure branch runs when it does not hold.
+  const cluster::Txn guarded{{{"/t/c", Compare::Target::value, "other", 0}},
+                             {{Operation::Kind::put, "/t/c", "won", 0}},
+                             {{Operation::Kind::remove, "/t/b", {}, 0}}};
+  CHECK_FALSE(client.commit(guarded).value_or(true));
+  CHECK(client.get("/t/c")->kvs.at(0).value == "first");
+  CHECK(client.get("/t/b")->kvs.empty());
+
+  // A revoked lease takes its keys; renewing it says it is gone.
+  REQUIRE(client.revoke(*lease));
+  CHECK(client.get("/t/a")->kvs.empty());
+  CHECK(client.keep_alive(*lease).error().kind == ErrorKind::not_found);
+  CHECK(client.time_to_live(*lease).error().kind == ErrorKind::not_found);
+
+  // Another endpoint first that does not answer: the next one does.
+  auto failover = cluster::EtcdClient::open({{"http://127.0.0.1:1", etcd.endpoint()}, {}, 500ms});
+  REQUIRE(failover);
+  CHECK(failover->get("/u")->kvs.at(0).value == "elsewhere");
+  CHECK(failover->endpoint() == etcd.endpoint());
+
+  // A read that fails is an error (unknown), never an empty answer.
+  etcd.kill();
+  auto unknown = client.get_prefix("/t/");
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().kind == ErrorKind::io);
+  CHECK_THAT(unknown.error().message, Catch::Contains(etcd.endpoint()));
+
+  CHECK(cluster::EtcdClient::open({{"127.0.0.1:2379"}, {}, 1s}).error().kind ==
+        ErrorKind::invalid_config);
+  CHECK_THAT(cluster::EtcdClient::open({{"https://x"}, {"/nonexistent/ca.crt", {}, {}}, 1s})
+                 .error()
+                 .message,
+             Catch::Contains("/nonexistent/ca.crt is missing"));
+}
+
+TEST_CASE("over mutual TLS only a client certificate of the cluster's CA is served") {
+  test::TempDir dir;
+  const auto certs = test::make_test_certificates(dir.path());
+  test::EtcdProcess etcd(certs);
+  auto member = client_of(etcd.endpoint(), {certs.ca, certs.client_cert, certs.client_key});
+  auto put = member.put("/k", "v");
+  INFO((put ? std::string() : put.error().message));
+  REQUIRE(put);
+  CHECK(member.get("/k")->kvs.at(0).value == "v");
+  auto anonymous = client_of(etcd.endpoint(), {certs.ca, {}, {}});
+  CHECK(anonymous.get("/k").error().kind == ErrorKind::io);
+  auto stranger = client_of(etcd.endpoint(), {certs.ca, certs.stranger_cert, certs.stranger_key});
+  CHECK(stranger.get("/k").error().kind == ErrorKind::io);
+  auto unverified = client_of(etcd.endpoint(), {{}, certs.client_cert, certs.client_key});
+  CHECK(unverified.get("/k").error().kind == ErrorKind::io);  // the server is not trusted
+}
+
+TEST_CASE(
+    "a host joins with a lease, one name is one live host, leaving removes its live record, "
+    "and a host cut off from etcd fences itself before its lease can expire, then joins again") {
+  test::EtcdProcess etcd;
+  auto reader = client_of(etcd.endpoint());
+  std::atomic<int> fenced{0};
+  std::atomic<std::int64_t> rejoined{0};
+  Clock::time_point fenced_at{};
+  cluster::HostAgent::Options options;
+  options.etcd = {{etcd.endpoint()}, {}, 500ms};
+  options.record = host("h1");
+  options.ttl = 3s;
+  options.margin = 1s;
+  options.fence = [&] {
+    fenced_at = Clock::now();
+    ++fenced;
+  };
+  options.joined = [&](std::int64_t lease) { rejoined = lease; };
+  auto agent = cluster::HostAgent::join(options);
+  REQUIRE(agent);
+  const std::int64_t first_lease = (*agent)->lease();
+  auto alive = reader.get("/crosvisor/hosts/h1");
+  REQUIRE(alive->kvs.size() == 1);
+  CHECK(alive->kvs[0].lease == first_lease);
+  CHECK(reader.get("/crosvisor/known/h1")->kvs.size() == 1);
+
+  // A second host of that name waits for the first one's lease, then is refused.
+  const auto started = Clock::now();
+  auto twin = cluster::HostAgent::join(options);
+  REQUIRE_FALSE(twin);
+  CHECK(twin.error().kind == ErrorKind::conflict);
+  CHECK(Clock::now() - started >= 3s);
+  // Renewed all along: the first is still there, with its lease, never fenced.
+  CHECK(reader.get("/crosvisor/hosts/h1")->kvs.at(0).lease == first_lease);
+  CHECK(fenced == 0);
+
+  // Cut off: etcd frozen, every renewal times out. The fence falls due 2 s after the last
+  // renewal sent; the lease could not have expired before 3 s after it was received.
+  ::kill(etcd.pid(), SIGSTOP);
+  const auto frozen = Clock::now();
+  REQUIRE(test::eventually([&] { return fenced == 1; }, 5s));
+  const auto after = std::chrono::duration_cast<std::chrono::milliseconds>(fenced_at - frozen);
+  // Safe: the last renewal etcd received was at most one renewal period (600 ms) before the
+  // freeze, so its lease lives at least 2.4 s past it.
+  CHECK(after < 2400ms);
+  WARN("fenced " << after.count() << " ms after etcd froze (TTL 3 s, margin 1 s)");
+  ::kill(etcd.pid(), SIGCONT);
+  REQUIRE(test::eventually([&] { return rejoined != 0; }, 10s));
+  CHECK(rejoined != first_lease);
+  CHECK(reader.get("/crosvisor/hosts/h1")->kvs.at(0).lease == rejoined);
+  CHECK(fenced == 1);  // once per lease
+
+  agent->reset();  // leaves
+  CHECK(reader.get("/crosvisor/hosts/h1")->kvs.empty());
+  CHECK(reader.get("/crosvisor/known/h1")->kvs.size() == 1);
+}
