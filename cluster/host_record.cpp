@@ -1,7 +1,8 @@
 #include "cluster/host_record.hpp"
 
-#include <algorithm>
 #include <map>
+
+#include "core/host_name.hpp"
 
 namespace crosvisor::cluster {
 
@@ -34,11 +35,7 @@ Expected<HostRecord> host_record_from(const json& j) {
 }
 
 Expected<void> check_host_name(const std::string& name) {
-  const bool allowed = !name.empty() && name.size() <= 63 && name.front() != '-' &&
-                       name.back() != '-' && std::all_of(name.begin(), name.end(), [](char c) {
-                         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-                       });
-  if (!allowed)
+  if (!is_valid_host_name(name))
     return make_error(ErrorKind::invalid_config,
                       "host name '" + name +
                           "' must be 1 to 63 of a-z, 0-9 and '-', not starting or ending with '-'");

@@ -12,6 +12,7 @@
 #include "config/fleet_networks.hpp"
 #include "config/toml_reader.hpp"
 #include "config/vm_config.hpp"
+#include "core/host_name.hpp"
 
 namespace crosvisor::config {
 namespace {
@@ -27,6 +28,8 @@ struct GroupKeys {
   bool replicated = false;
   std::vector<std::pair<std::string, toml::source_region>> after;
   RestartSpec restart;
+  PlacementSpec placement;
+  bool loss_policy_written = false;  // on_host_loss given, not the default
 };
 
 GroupKeys read_group_keys(TableReader& vm) {
@@ -58,6 +61,26 @@ GroupKeys read_group_keys(TableReader& vm) {
     keys.restart.window = std::chrono::milliseconds(static_cast<std::int64_t>(*window * 1000));
   if (auto backoff = vm.seconds("backoff_s", 0, 3'600))
     keys.restart.backoff = std::chrono::milliseconds(static_cast<std::int64_t>(*backoff * 1000));
+  if (const toml::node* hosts = vm.raw().get("hosts")) {
+    const toml::array* names = hosts->as_array();
+    if (names == nullptr || names->empty())
+      vm.problems().add(hosts->source(), vm.dotted("hosts"), "must be an array of host names");
+    for (std::size_t i = 0; names != nullptr && i < names->size(); ++i) {
+      const toml::node& name = *names->get(i);
+      auto text = name.value<std::string>();
+      if (!text || !is_valid_host_name(*text))
+        vm.problems().add(name.source(), vm.dotted("hosts[" + std::to_string(i) + "]"),
+                          "must be a host name (1 to 63 of a-z, 0-9 and '-')");
+      else
+        keys.placement.hosts.push_back(*text);
+    }
+  }
+  if (auto spread = vm.boolean("spread"))
+    keys.placement.spread = *spread;
+  if (auto loss = vm.choice("on_host_loss", {"reschedule", "wait"})) {
+    keys.placement.on_host_loss = *on_host_loss_named(*loss);
+    keys.loss_policy_written = true;
+  }
   return keys;
 }
 
@@ -180,6 +203,32 @@ std::optional<RestartPolicy> restart_policy_named(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view to_string(OnHostLoss policy) {
+  return policy == OnHostLoss::wait ? "wait" : "reschedule";
+}
+
+std::optional<OnHostLoss> on_host_loss_named(std::string_view name) {
+  if (name == "wait")
+    return OnHostLoss::wait;
+  if (name == "reschedule")
+    return OnHostLoss::reschedule;
+  return std::nullopt;
+}
+
+bool writes_local_data(const VmSpec& spec) {
+  for (const auto& disk : spec.disks) {
+    if (const auto* raw = std::get_if<RawDisk>(&disk); raw && raw->writable)
+      return true;
+    if (const auto* composite = std::get_if<CompositeDisk>(&disk)) {
+      for (const auto& partition : composite->partitions) {
+        if (partition.writable)
+          return true;
+      }
+    }
+  }
+  return false;
+}
+
 std::vector<std::string_view> restart_policy_names() {
   std::vector<std::string_view> all;
   for (const auto& [entry, name] : kRestartPolicies)
@@ -287,7 +336,8 @@ Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::pa
     // The VM keys, read and checked once per group (replica 0 stands for them all), without the
     // group's own keys (read above).
     toml::table first = merged;
-    for (const char* key : {"count", "after", "restart", "max_restarts", "window_s", "backoff_s"})
+    for (const char* key : {"count", "after", "restart", "max_restarts", "window_s", "backoff_s",
+                            "hosts", "spread", "on_host_loss"})
       first.erase(key);
     if (templated)
       first.insert_or_assign("name", expand(name, 0));
@@ -297,6 +347,14 @@ Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::pa
     if (!spec)
       continue;
     check_files(*spec, *table, defaults, prefix + ".", problems);
+    // Its data is on its host: never run again elsewhere from an empty copy.
+    if (writes_local_data(*spec)) {
+      if (keys.placement.on_host_loss == OnHostLoss::reschedule && keys.loss_policy_written)
+        problems.add(where_of(*table, "on_host_loss"), prefix + ".on_host_loss",
+                     "a VM with a writable disk cannot be rescheduled on another host when its "
+                     "host is lost (its data stays there): use \"wait\"");
+      keys.placement.on_host_loss = OnHostLoss::wait;
+    }
     if (fleet.vms.size() + static_cast<std::size_t>(keys.count) > kMaxFleetVms) {
       problems.add(where_of(*table, keys.replicated ? "count" : "name"),
                    prefix + (keys.replicated ? ".count" : ".name"),
@@ -311,6 +369,7 @@ Expected<FleetSpec> parse_fleet(std::string_view text, const std::filesystem::pa
       vm.spec = *spec;
       vm.spec.name = templated ? expand(name, index) : name;
       vm.restart = keys.restart;
+      vm.placement = keys.placement;
       vm.group = name;
       for (const auto& [target, where] : keys.after)
         vm.after.push_back(target);  // resolved below

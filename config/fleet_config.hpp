@@ -11,6 +11,12 @@
 //   max_restarts = 3             at most this many restarts within window_s (default 3 in 60 s)
 //   window_s = 60
 //   backoff_s = 1                the first restart's delay; it doubles up to 30 s
+//   hosts = ["h1", "h2"]         a cluster fleet (vm fleet up --cluster, docs/cluster.md): only
+//                                on these hosts (default: any)
+//   spread = true                the replicas of this [[vm]] on different hosts
+//   on_host_loss = "reschedule"  reschedule (default) | wait: when its host is lost, placed again
+//                                elsewhere, or left lost until the host returns. A VM with a
+//                                writable disk always waits: its data is on the lost host
 //
 // The whole file is validated before anything starts, and every problem is reported at once
 // with file, line, column and key: unknown keys (with a suggestion), wrong types, missing files,
@@ -39,9 +45,20 @@ struct RestartSpec {
   std::chrono::milliseconds backoff{1'000};
 };
 
+enum class OnHostLoss { reschedule, wait };
+
+// Where a cluster fleet's VM may run (docs/cluster.md); a single host ignores it.
+struct PlacementSpec {
+  std::vector<std::string> hosts;  // empty: any host
+  bool spread = false;             // the group's replicas on different hosts
+  OnHostLoss on_host_loss = OnHostLoss::reschedule;
+  friend bool operator==(const PlacementSpec&, const PlacementSpec&) = default;
+};
+
 struct FleetVm {
   VmSpec spec;
   RestartSpec restart;
+  PlacementSpec placement;
   std::vector<std::string> after;  // expanded VM names
   std::string group;               // the [[vm]] entry's name as written (a template for replicas)
   // Why the VM cannot start, when a fleet restored from the state store could not reopen one of
@@ -66,5 +83,10 @@ std::string_view to_string(RestartPolicy policy);
 // The reverse (nothing for a name that is not one), and every name.
 std::optional<RestartPolicy> restart_policy_named(std::string_view name);
 std::vector<std::string_view> restart_policy_names();
+std::string_view to_string(OnHostLoss policy);
+std::optional<OnHostLoss> on_host_loss_named(std::string_view name);
+// Whether a VM writes to an image of its own (a raw disk or partition it may write): then it
+// cannot be run again on another host, its data being on the lost one.
+bool writes_local_data(const VmSpec& spec);
 
 }  // namespace crosvisor::config

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "config/fleet_networks.hpp"
+#include "core/host_name.hpp"
 #include "protocol/spec_json.hpp"
 
 namespace crosvisor::protocol {
@@ -23,14 +24,19 @@ Expected<FleetMessage> fleet_to_message(const config::FleetSpec& fleet) {
     auto description = spec_json(vm.spec, files);
     if (!description)
       return std::unexpected(description.error());
-    vms.push_back({{"vm", *description},
-                   {"group", vm.group},
-                   {"after", vm.after},
-                   {"restart",
-                    {{"policy", std::string(config::to_string(vm.restart.policy))},
-                     {"max_restarts", vm.restart.max_restarts},
-                     {"window_ms", vm.restart.window.count()},
-                     {"backoff_ms", vm.restart.backoff.count()}}}});
+    vms.push_back(
+        {{"vm", *description},
+         {"group", vm.group},
+         {"after", vm.after},
+         {"restart",
+          {{"policy", std::string(config::to_string(vm.restart.policy))},
+           {"max_restarts", vm.restart.max_restarts},
+           {"window_ms", vm.restart.window.count()},
+           {"backoff_ms", vm.restart.backoff.count()}}},
+         {"placement",
+          {{"hosts", vm.placement.hosts},
+           {"spread", vm.placement.spread},
+           {"on_host_loss", std::string(config::to_string(vm.placement.on_host_loss))}}}});
   }
   json networks = json::array();
   for (const auto& network : fleet.networks) {
@@ -102,7 +108,7 @@ Expected<config::FleetSpec> fleet_from_message(const json& fleet, std::vector<Un
     if (!entry.is_object() || !entry.contains("vm"))
       return std::unexpected(bad(at + " needs 'vm'"));
     for (const auto& [key, value] : entry.items()) {
-      if (key != "vm" && key != "after" && key != "restart" && key != "group")
+      if (key != "vm" && key != "after" && key != "restart" && key != "group" && key != "placement")
         return std::unexpected(bad(at + ": unknown field '" + key + "'"));
     }
     descriptions.push_back(&entry["vm"]);
@@ -147,6 +153,27 @@ Expected<config::FleetSpec> fleet_from_message(const json& fleet, std::vector<Un
         return std::unexpected(bad(at + ".restart needs policy, max_restarts, window_ms and "
                                         "backoff_ms"));
       }
+    }
+    if (entry.contains("placement")) {
+      const json& placement = entry["placement"];
+      try {
+        for (const auto& host : placement.at("hosts")) {
+          if (!is_valid_host_name(host.get<std::string>()))
+            return std::unexpected(
+                bad(at + ".placement.hosts: " + host.dump() + " is not a host name"));
+          vm.placement.hosts.push_back(host.get<std::string>());
+        }
+        vm.placement.spread = placement.at("spread").get<bool>();
+        auto loss = config::on_host_loss_named(placement.at("on_host_loss").get<std::string>());
+        if (!loss)
+          return std::unexpected(bad(at + ".placement.on_host_loss is not a policy"));
+        vm.placement.on_host_loss = *loss;
+      } catch (const json::exception&) {
+        return std::unexpected(bad(at + ".placement needs hosts, spread and on_host_loss"));
+      }
+      // The rule the validator applies, again: a client may not have checked it.
+      if (config::writes_local_data(vm.spec))
+        vm.placement.on_host_loss = config::OnHostLoss::wait;
     }
     spec.vms.push_back(std::move(vm));
   }

@@ -285,3 +285,68 @@ networks = [ { name = "back", address = "10.30.0.5" } ]
   CHECK(has("key 'vm[1].networks': 'nowhere' names no [[network]] of this fleet"));
   CHECK(has("key 'vm[3].networks': 10.30.0.5 is also c's in back"));
 }
+
+TEST_CASE("a cluster fleet's VMs say where they may run and what their host's loss does") {
+  test::TempDir dir;
+  dir.write("vmlinuz", "kernel");
+  dir.write("db.img", "db");
+  const auto file = dir.write("spread.toml", R"(
+[defaults]
+kernel = "vmlinuz"
+on_host_loss = "reschedule"
+
+[[vm]]
+name = "web-{index}"
+count = 3
+spread = true
+hosts = ["h1", "h2", "h-3"]
+
+[[vm]]
+name = "cache"
+on_host_loss = "wait"
+
+[[vm]]
+name = "db"
+disks = [ { path = "db.img", writable = true } ]
+on_host_loss = "wait"
+)");
+  auto fleet = load_fleet_file(file);
+  REQUIRE(fleet);
+  const auto& web = fleet->vms[0].placement;
+  CHECK(web.spread);
+  CHECK(web.hosts == std::vector<std::string>{"h1", "h2", "h-3"});
+  CHECK(web.on_host_loss == OnHostLoss::reschedule);
+  CHECK(fleet->vms[3].placement.on_host_loss == OnHostLoss::wait);
+  CHECK(fleet->vms[4].placement.on_host_loss == OnHostLoss::wait);
+  CHECK_FALSE(fleet->vms[3].placement.spread);
+
+  // A writable disk's data is on its host: it waits, and asking otherwise is refused.
+  const auto writer = dir.write("writer.toml", R"(
+[[vm]]
+name = "db"
+kernel = "vmlinuz"
+disks = [ { path = "db.img", writable = true } ]
+)");
+  auto waits = load_fleet_file(writer);
+  REQUIRE(waits);
+  CHECK(waits->vms[0].placement.on_host_loss == OnHostLoss::wait);
+  const auto bad = dir.write("bad.toml", R"(
+[[vm]]
+name = "db"
+kernel = "vmlinuz"
+disks = [ { path = "db.img", writable = true } ]
+on_host_loss = "reschedule"
+hosts = ["H1", 7]
+spread = "yes"
+)");
+  auto refused = load_fleet_file(bad);
+  REQUIRE_FALSE(refused);
+  const auto problems = lines_of(refused.error().message);
+  INFO(refused.error().message);
+  CHECK(has_problem(problems, bad,
+                    "key 'vm[0].on_host_loss': a VM with a writable disk cannot be "
+                    "rescheduled on another host"));
+  CHECK(has_problem(problems, bad, "key 'vm[0].hosts[0]': must be a host name"));
+  CHECK(has_problem(problems, bad, "key 'vm[0].hosts[1]': must be a host name"));
+  CHECK(has_problem(problems, bad, "key 'vm[0].spread': expected true or false"));
+}

@@ -323,6 +323,7 @@ TEST_CASE(
   vm.spec.nics.push_back({"back", parse_ipv4("10.30.0.10"), parse_mac("02:00:00:00:00:10")});
   vm.spec.nics.push_back({"front", std::nullopt, std::nullopt});
   vm.group = "db";
+  vm.placement = {{"h1", "h2"}, true, config::OnHostLoss::wait};
   fleet.vms.push_back(vm);
   auto message = fleet_to_message(fleet);
   REQUIRE(message);
@@ -332,6 +333,14 @@ TEST_CASE(
   REQUIRE(back);
   CHECK(back->networks == fleet.networks);
   CHECK(back->vms[0].spec.nics == vm.spec.nics);
+  CHECK(back->vms[0].placement == vm.placement);  // where a cluster may run it
+
+  json bad_host = wire;
+  bad_host["vms"][0]["placement"]["hosts"][0] = "Not A Host";
+  auto fds = fleet_to_message(fleet);
+  REQUIRE(fds);
+  CHECK_THAT(fleet_from_message(bad_host, std::move(fds->fds)).error().message,
+             Catch::Contains("is not a host name"));
 
   // A client that skipped the checks: an address outside its network's subnet.
   json outside = wire;
