@@ -6,12 +6,14 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "cluster/etcd_client.hpp"
 #include "cluster/fence_clock.hpp"
 #include "cluster/host_agent.hpp"
 #include "cluster/host_record.hpp"
+#include "cluster/placement.hpp"
 #include "support/etcd_process.hpp"
 #include "support/processes.hpp"
 #include "support/temp_dir.hpp"
@@ -216,4 +218,71 @@ TEST_CASE(
   agent->reset();  // leaves
   CHECK(reader.get("/crosvisor/hosts/h1")->kvs.empty());
   CHECK(reader.get("/crosvisor/known/h1")->kvs.size() == 1);
+}
+
+TEST_CASE("placement: least loaded allowed host, spread replicas, lost hosts by policy") {
+  using cluster::Want;
+  const std::vector<cluster::LiveHost> hosts = {
+      {"h2", {"crosvm"}, 2}, {"h1", {"qemu", "crosvm"}, 2}, {"h3", {"crosvm"}, 4}};
+  std::vector<Want> wants;
+  for (int i = 0; i < 3; ++i)
+    wants.push_back(
+        {{"shop", "web-" + std::to_string(i)}, "web-{index}", {}, true, false, "crosvm"});
+  wants.push_back({{"shop", "db"}, "db", {}, false, true, "qemu"});  // only h1 has QEMU
+  wants.push_back({{"shop", "pinned"}, "pinned", {"h2"}, false, false, "crosvm"});
+
+  auto plan = cluster::plan_placements(wants, hosts, {});
+  REQUIRE(plan.place.size() == 5);
+  std::map<std::string, std::string> where;
+  for (const auto& decision : plan.place) {
+    CHECK_FALSE(decision.from);
+    where[decision.vm.second] = decision.to;
+  }
+  // The replicas on three different hosts; db where QEMU is; pinned where it is told.
+  CHECK(std::set<std::string>{where["web-0"], where["web-1"], where["web-2"]}.size() == 3);
+  CHECK(where["db"] == "h1");
+  CHECK(where["pinned"] == "h2");
+  CHECK(plan.stuck.empty());
+  // The same view, the same plan.
+  CHECK(cluster::plan_placements(wants, hosts, {}).place.size() == 5);
+  CHECK(cluster::plan_placements(wants, hosts, {}).place[0].to == plan.place[0].to);
+
+  // Kept where they are while their hosts live; a VM of a fleet no longer wanted is dropped.
+  std::map<cluster::VmKey, std::string> current;
+  for (const auto& decision : plan.place)
+    current[decision.vm] = decision.to;
+  current[{"gone", "x"}] = "h1";
+  auto steady = cluster::plan_placements(wants, hosts, current);
+  CHECK(steady.place.empty());
+  CHECK(steady.drop == std::vector<cluster::VmKey>{{"gone", "x"}});
+
+  // h1 is lost: its crosvm VM moves to the least loaded other host; db (wait) stays lost.
+  current.erase({"gone", "x"});
+  const std::vector<cluster::LiveHost> without_h1 = {hosts[0], hosts[2]};
+  auto lost = cluster::plan_placements(wants, without_h1, current);
+  for (const auto& decision : lost.place) {
+    CHECK(decision.from == "h1");
+    CHECK(decision.to != "h1");
+    CHECK_THAT(decision.why, Catch::Contains("its host h1 is lost"));
+  }
+  const bool web_on_h1 = std::any_of(current.begin(), current.end(), [](const auto& entry) {
+    return entry.first.second.rfind("web-", 0) == 0 && entry.second == "h1";
+  });
+  CHECK(lost.place.size() == (web_on_h1 ? 1u : 0u));
+  REQUIRE(lost.stuck.size() == 1);
+  CHECK(lost.stuck[0].vm.second == "db");
+  CHECK_THAT(lost.stuck[0].why, Catch::Contains("waits for its host h1"));
+
+  // Nowhere to go: said, not forced.
+  auto none = cluster::plan_placements({wants[3]}, without_h1, {});
+  REQUIRE(none.stuck.size() == 1);
+  CHECK_THAT(none.stuck[0].why, Catch::Contains("no live host may run it"));
+  CHECK(cluster::plan_placements({wants[0]}, {}, {}).stuck.at(0).why == "no host is up");
+  // Spread with too few hosts: placed anyway, and said.
+  std::vector<Want> many(4, wants[0]);
+  for (int i = 0; i < 4; ++i)
+    many[i].vm.second = "r" + std::to_string(i);
+  auto crowded = cluster::plan_placements(many, hosts, {});
+  CHECK(crowded.place.size() == 4);
+  CHECK_THAT(crowded.place[3].why, Catch::Contains("too few hosts"));
 }
