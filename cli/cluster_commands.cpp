@@ -38,4 +38,48 @@ int show_hosts(const DaemonOptions& options) {
   return 0;
 }
 
+int cluster_fleet_status(const DaemonOptions& options, const std::string& name) {
+  auto client = find_daemon(DaemonSearch{options.socket});
+  if (!client)
+    return report(client.error());
+  auto reply = client->call(
+      protocol::FleetStatusRequest{.fleet = name, .all_users = false, .cluster = true});
+  if (!reply)
+    return report(reply.error());
+  const nlohmann::json fleets = reply->value("fleets", nlohmann::json::array());
+  if (options.json) {
+    std::cout << fleets.dump(2) << '\n';
+    return 0;
+  }
+  for (const auto& fleet : fleets) {
+    std::cout << "fleet " << fleet.value("name", "?") << " (cluster): " << fleet.value("ready", 0u)
+              << " of " << fleet.value("total", 0u) << " ready\n";
+    Table table({"NAME", "HOST", "STATE", "PID", "DETAIL"}, "  ");
+    for (const auto& vm : fleet["vms"]) {
+      const auto text = [&](const char* key) {
+        return vm[key].is_null()     ? std::string("-")
+               : vm[key].is_string() ? vm[key].get<std::string>()
+                                     : vm[key].dump();
+      };
+      table.add({text("name"), text("host"), text("state"), text("pid"), text("detail")});
+    }
+    table.print();
+  }
+  return 0;
+}
+
+int cluster_fleet_down(const DaemonOptions& options, const std::string& name) {
+  auto client = find_daemon(DaemonSearch{options.socket});
+  if (!client)
+    return report(client.error());
+  auto reply = client->call(protocol::FleetDownRequest{.fleet = name, .cluster = true});
+  if (!reply)
+    return report(reply.error());
+  if (options.json)
+    std::cout << reply->dump(2) << '\n';
+  else
+    std::cerr << "vm fleet: fleet " << name << " left the cluster: its hosts stop its VMs\n";
+  return 0;
+}
+
 }  // namespace crosvisor::cli

@@ -1,4 +1,5 @@
-// `vm hosts`: the hosts of the cluster the daemon is part of (docs/cluster.md), up or lost.
+// `vm hosts`, and `vm fleet status|down --cluster`: the cluster the daemon is part of
+// (docs/cluster.md).
 #pragma once
 
 #include "cli/daemon_commands.hpp"
@@ -6,5 +7,9 @@
 namespace crosvisor::cli {
 
 int show_hosts(const DaemonOptions& options);
+// A cluster fleet's VMs: where each is placed and what that host says of it.
+int cluster_fleet_status(const DaemonOptions& options, const std::string& name);
+// A cluster fleet removed from etcd: the hosts stop its VMs.
+int cluster_fleet_down(const DaemonOptions& options, const std::string& name);
 
 }  // namespace crosvisor::cli

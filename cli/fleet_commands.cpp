@@ -152,9 +152,19 @@ int fleet_up(const DaemonOptions& options, const FleetUpOptions& up) {
       return kExitInterrupted + client->last_signal();
     return report(filled.error(), "vm fleet");
   }
-  auto reply = client->call(protocol::FleetUpRequest{message->fleet, attached, up.persist}, {},
-                            message->fds);
+  auto reply = client->call(
+      protocol::FleetUpRequest{message->fleet, attached, up.persist, up.cluster}, {}, message->fds);
   message->fds.clear();
+  if (reply && up.cluster) {
+    // Kept in etcd; the coordinator places its VMs, and each host starts its own.
+    if (options.json)
+      std::cout << reply->dump(2) << '\n';
+    else
+      std::cerr << "vm fleet: fleet " << name << " (" << reply->value("vms", 0u)
+                << " VMs) is the cluster's: vm fleet status --cluster " << name
+                << " shows where they run\n";
+    return 0;
+  }
   if (!reply) {
     if (reply.error().kind == ErrorKind::interrupted) {
       if (!attached)

@@ -14,6 +14,7 @@ struct FleetUpOptions {
   bool foreground = false;   // the fleet lives as long as this command
   bool until_ready = false;  // bring it up, show it ready, take it down
   bool persist = false;      // it comes up again whenever crosvisord starts
+  bool cluster = false;      // placed on the daemon's cluster (docs/cluster.md)
   std::string log_level = "warn";
 };
 

@@ -163,6 +163,13 @@ int main(int argc, char** argv) {
                  "reopened with your rights; vm fleet forget undoes it")
       ->excludes("--foreground")
       ->excludes("--until-ready");
+  fleet_up_cmd
+      ->add_flag("--cluster", up.cluster,
+                 "Place the fleet on the hosts of crosvisord's cluster (docs/cluster.md): its "
+                 "files must have the same paths on every host")
+      ->excludes("--foreground")
+      ->excludes("--until-ready")
+      ->excludes("--persist");
   fleet_up_cmd->add_flag("--json", daemon_options.json,
                          "The fleet's status as JSON on stdout (progress stays on stderr)");
   std::string fleet_name;
@@ -172,6 +179,11 @@ int main(int argc, char** argv) {
   fleet_status_cmd->add_flag("--all-users", fleet_all, "Every user's fleets");
   fleet_status_cmd->add_flag("--json", daemon_options.json, "JSON instead of tables");
   fleet_status_cmd->add_flag("-q,--quiet", quiet, "Names only, one per line");
+  bool fleet_cluster = false;
+  fleet_status_cmd
+      ->add_flag("--cluster", fleet_cluster,
+                 "A fleet of crosvisord's cluster: where each VM is placed and how it runs")
+      ->needs(fleet_status_cmd->get_option("NAME"));
   std::optional<double> fleet_timeout;
   auto* fleet_down_cmd =
       fleet_cmd->add_subcommand("down", "Stop every VM of a fleet, in parallel, and forget it");
@@ -187,6 +199,12 @@ int main(int argc, char** argv) {
                  "stay defined)")
       ->excludes("NAME");
   fleet_down_cmd->add_flag("--all-users", fleet_all, "With --all: every user's fleets (root)");
+  fleet_down_cmd
+      ->add_flag("--cluster", fleet_cluster,
+                 "A fleet of crosvisord's cluster: it leaves the cluster and its hosts stop its "
+                 "VMs")
+      ->needs(fleet_down_cmd->get_option("NAME"))
+      ->excludes("--all");
   fleet_down_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
   auto* fleet_forget_cmd = fleet_cmd->add_subcommand(
       "forget",
@@ -306,7 +324,10 @@ int main(int argc, char** argv) {
     return cli::fleet_up(daemon_options, up);
   }
   if (*fleet_status_cmd)
-    return cli::fleet_status(daemon_options, fleet_name, fleet_all, quiet);
+    return fleet_cluster ? cli::cluster_fleet_status(daemon_options, fleet_name)
+                         : cli::fleet_status(daemon_options, fleet_name, fleet_all, quiet);
+  if (*fleet_down_cmd && fleet_cluster)
+    return cli::cluster_fleet_down(daemon_options, fleet_name);
   if (*fleet_down_cmd)
     return fleet_down_all
                ? cli::fleet_down_all(daemon_options, fleet_all, fleet_timeout, fleet_force)

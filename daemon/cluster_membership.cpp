@@ -91,17 +91,23 @@ Expected<std::unique_ptr<ClusterMembership>> ClusterMembership::join(const Clust
   if (runnable(binaries.crosvm.empty() ? "crosvm" : binaries.crosvm))
     record.vmms.push_back("crosvm");
   record.version = CROSVISOR_VERSION;
-  // No VM of this host is placed by the cluster yet: a fence has nothing to stop but is said.
-  options.fence = [name = record.name] {
-    spdlog::error("cluster: host {} fenced itself: it no longer counts as part of the cluster",
-                  name);
+  // The fence stops this host's cluster VMs from the agent's timer thread itself; half the
+  // margin for a graceful stop, then SIGKILL, all before the lease can expire.
+  auto fence = std::make_shared<ClusterFence>(std::chrono::milliseconds(flags.margin_s * 500));
+  options.fence = [name = record.name, fence] {
+    spdlog::error("cluster: host {} fenced itself: its cluster VMs stop", name);
+    fence->fence();
   };
-  options.joined = [name = record.name](std::int64_t lease) {
+  options.joined = [name = record.name, fence](std::int64_t lease) {
     spdlog::info("cluster: host {} is part of the cluster again (lease {:x})", name, lease);
+    fence->rejoined();
   };
   auto reader_client = cluster::EtcdClient::open(etcd);
   if (!reader_client)
     return std::unexpected(reader_client.error());
+  auto host_client = cluster::EtcdClient::open(etcd);
+  if (!host_client)
+    return std::unexpected(host_client.error());
   auto agent = cluster::HostAgent::join(std::move(options));
   if (!agent)
     return std::unexpected(agent.error());
@@ -109,7 +115,20 @@ Expected<std::unique_ptr<ClusterMembership>> ClusterMembership::join(const Clust
   membership->name_ = flags.host_name.empty() ? machine_name() : flags.host_name;
   membership->agent_ = std::move(*agent);
   membership->reader_client_.emplace(std::move(*reader_client));
+  membership->host_client_.emplace(std::move(*host_client));
+  membership->fence_ = std::move(fence);
   return membership;
+}
+
+caf::actor ClusterMembership::spawn_host(caf::actor_system& system, const ServiceActor& service) {
+  auto client = std::move(*host_client_);
+  host_client_.reset();
+  ClusterHostConfig config;
+  config.host = name_;
+  config.lease = [agent = agent_.get()] { return agent->lease(); };
+  config.service = service;
+  config.fence = fence_;
+  return spawn_cluster_host(system, std::move(config), std::move(client));
 }
 
 ClusterReaderActor ClusterMembership::spawn_reader(caf::actor_system& system) {

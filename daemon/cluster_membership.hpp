@@ -11,6 +11,7 @@
 
 #include "cluster/host_agent.hpp"
 #include "crosvisor/vmm_binaries.hpp"
+#include "daemon/cluster_host.hpp"
 #include "daemon/cluster_reader.hpp"
 
 namespace crosvisor::daemon {
@@ -33,13 +34,18 @@ class ClusterMembership {
 
   // The reader `vm hosts` asks, with a client of its own; once. Its owner ends it (detached).
   ClusterReaderActor spawn_reader(caf::actor_system& system);
+  // The actor that runs what the cluster places here (and coordinates, when elected); once.
+  // Its owner ends it (detached).
+  caf::actor spawn_host(caf::actor_system& system, const ServiceActor& service);
   const std::string& host_name() const { return name_; }
 
  private:
   ClusterMembership() = default;
   std::string name_;
   std::unique_ptr<cluster::HostAgent> agent_;
+  std::shared_ptr<ClusterFence> fence_;
   std::optional<cluster::EtcdClient> reader_client_;
+  std::optional<cluster::EtcdClient> host_client_;
 };
 
 }  // namespace crosvisor::daemon

@@ -34,6 +34,86 @@ Expected<std::vector<cluster::HostStatus>> read_hosts(cluster::EtcdClient& clien
   return statuses;
 }
 
+Expected<bool> bring_up(cluster::EtcdClient& client, const cluster::ClusterFleet& fleet) {
+  const std::string key = cluster::kFleetsPrefix + fleet.name;
+  auto created = client.commit({{{key, cluster::Compare::Target::create_revision, {}, 0}},
+                                {{cluster::Operation::Kind::put, key, to_json(fleet).dump(), 0}},
+                                {}});
+  if (!created)
+    return std::unexpected(created.error());
+  if (!*created)
+    return make_error(ErrorKind::conflict,
+                      "the cluster has a fleet named '" + fleet.name + "' already");
+  return true;
+}
+
+Expected<cluster::ClusterFleet> fleet_named(cluster::EtcdClient& client, const std::string& name,
+                                            std::int64_t* revision = nullptr) {
+  auto found = client.get(cluster::kFleetsPrefix + name);
+  if (!found)
+    return std::unexpected(found.error());
+  if (found->kvs.empty())
+    return make_error(ErrorKind::not_found, "the cluster has no fleet named '" + name + "'");
+  if (revision)
+    *revision = found->kvs[0].mod_revision;
+  auto parsed = nlohmann::json::parse(found->kvs[0].value, nullptr, false);
+  if (parsed.is_discarded())
+    return make_error(ErrorKind::io, "the cluster's record of fleet " + name + " is not JSON");
+  return cluster::cluster_fleet_from(parsed);
+}
+
+Expected<std::vector<ClusterVmView>> status_of(cluster::EtcdClient& client,
+                                               const std::string& name) {
+  auto fleet = fleet_named(client, name);
+  if (!fleet)
+    return std::unexpected(fleet.error());
+  auto placements = client.get_prefix(cluster::kPlacementsPrefix + name + "/");
+  if (!placements)
+    return std::unexpected(placements.error());
+  auto statuses = client.get_prefix(cluster::kStatusPrefix + name + "/");
+  if (!statuses)
+    return std::unexpected(statuses.error());
+  std::vector<ClusterVmView> views;
+  for (const auto& want : fleet->wants) {
+    ClusterVmView view{want.vm.second, {}, std::nullopt};
+    for (const auto& kv : placements->kvs) {
+      if (cluster::vm_of_key(kv.key, cluster::kPlacementsPrefix) == want.vm)
+        view.host = kv.value;
+    }
+    for (const auto& kv : statuses->kvs) {
+      if (cluster::vm_of_key(kv.key, cluster::kStatusPrefix) != want.vm)
+        continue;
+      auto parsed = nlohmann::json::parse(kv.value, nullptr, false);
+      if (!parsed.is_discarded()) {
+        if (auto status = cluster::vm_status_from(parsed))
+          view.status = std::move(*status);
+      }
+    }
+    views.push_back(std::move(view));
+  }
+  return views;
+}
+
+Expected<bool> bring_down(cluster::EtcdClient& client, const std::string& name,
+                          std::uint32_t caller) {
+  std::int64_t revision = 0;
+  auto fleet = fleet_named(client, name, &revision);
+  if (!fleet)
+    return std::unexpected(fleet.error());
+  if (caller != 0 && caller != fleet->owner_uid)
+    return make_error(ErrorKind::permission,
+                      "fleet " + name + " is uid " + std::to_string(fleet->owner_uid) + "'s");
+  const std::string key = cluster::kFleetsPrefix + name;
+  auto removed = client.commit({{{key, cluster::Compare::Target::mod_revision, {}, revision}},
+                                {{cluster::Operation::Kind::remove, key, {}, 0}},
+                                {}});
+  if (!removed)
+    return std::unexpected(removed.error());
+  if (!*removed)
+    return make_error(ErrorKind::conflict, "fleet " + name + " changed meanwhile: try again");
+  return true;
+}
+
 }  // namespace
 
 ClusterReaderActor spawn_cluster_reader(caf::actor_system& system, cluster::EtcdClient client) {
@@ -46,6 +126,26 @@ ClusterReaderActor spawn_cluster_reader(caf::actor_system& system, cluster::Etcd
               if (!hosts)
                 return to_caf_error(hosts.error());
               return std::move(*hosts);
+            },
+            [shared](cluster_up_atom, const cluster::ClusterFleet& fleet) -> caf::result<bool> {
+              auto up = bring_up(*shared, fleet);
+              if (!up)
+                return to_caf_error(up.error());
+              return true;
+            },
+            [shared](cluster_status_atom,
+                     const std::string& name) -> caf::result<std::vector<ClusterVmView>> {
+              auto views = status_of(*shared, name);
+              if (!views)
+                return to_caf_error(views.error());
+              return std::move(*views);
+            },
+            [shared](cluster_down_atom, const std::string& name,
+                     std::uint32_t caller) -> caf::result<bool> {
+              auto down = bring_down(*shared, name, caller);
+              if (!down)
+                return to_caf_error(down.error());
+              return true;
             },
         };
       });

@@ -147,6 +147,8 @@ store::FleetRecord record_of(const Session* self, const protocol::FleetUpRequest
 
 void handle(Session* self, std::uint64_t id, const protocol::FleetUpRequest& request,
             std::vector<UniqueFd> fds) {
+  if (request.cluster)
+    return handle_cluster(self, id, request, std::move(fds));
   if (request.persist && request.foreground)
     return self->state.fail(id, ErrorKind::invalid_config,
                             "a fleet held in the foreground cannot be persistent");
@@ -186,6 +188,8 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetUpRequest& req
 }
 
 void handle(Session* self, std::uint64_t id, const protocol::FleetStatusRequest& request) {
+  if (request.cluster)
+    return handle_cluster(self, id, request);
   const std::string name = request.fleet;
   with_fleets(self, id, name, request.all_users, [=](std::vector<FleetEntry> fleets) {
     if (!name.empty() && fleets.empty())
@@ -200,6 +204,8 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetStatusRequest&
 }
 
 void handle(Session* self, std::uint64_t id, const protocol::FleetDownRequest& request) {
+  if (request.cluster)
+    return handle_cluster(self, id, request);
   if (request.all) {
     // Every fleet at once: a host going down gives each guest the same time to power off.
     with_fleets(self, id, "", request.all_users, [=](std::vector<FleetEntry> fleets) {

@@ -357,8 +357,12 @@ int main(int argc, char** argv) {
       }
     }
     daemon::SessionContext context{&system, service, fleets, ::geteuid(), vmm_binaries, true};
-    if (membership)
+    caf::actor cluster_host;
+    if (membership) {
       context.cluster = membership->spawn_reader(system);
+      context.host_name = membership->host_name();
+      cluster_host = membership->spawn_host(system, service);
+    }
     auto server = std::make_unique<daemon::Server>(
         std::move(*control),
         [context](const daemon::PeerCredentials& peer,
@@ -418,6 +422,11 @@ int main(int argc, char** argv) {
               down_fleets(self, fleets);
               settle_state(self, fleets, keeper);
             }
+            if (cluster_host) {
+              // Before the VMs stop: it would start the cluster's VMs here again.
+              self->send_exit(cluster_host, caf::exit_reason::user_shutdown);
+              cluster_host = caf::actor();
+            }
             stop_everything(self, service);
             running = false;
           },
@@ -441,6 +450,8 @@ int main(int argc, char** argv) {
     self->send(keeper, finish_atom::value);
     if (context.cluster)  // detached: ended explicitly, or the actor system never ends
       self->send_exit(context.cluster, caf::exit_reason::user_shutdown);
+    if (cluster_host)
+      self->send_exit(cluster_host, caf::exit_reason::user_shutdown);
   }
   membership.reset();  // leaves the cluster: its live record goes at once
   std::error_code ignored;

@@ -17,18 +17,7 @@ namespace {
 
 // The fleet a record describes, its files reopened as its owner.
 Expected<config::FleetSpec> reopen(const store::FleetRecord& record) {
-  auto files = protocol::files_named(record.fleet);
-  if (!files)
-    return std::unexpected(files.error());
-  auto opened = process::open_as({record.owner_uid, record.owner_gid}, *files);
-  if (!opened)
-    return std::unexpected(opened.error());
-  auto fleet = protocol::fleet_from_reopened(record.fleet, std::move(*opened));
-  if (!fleet)
-    return std::unexpected(fleet.error());
-  for (auto& vm : fleet->vms)
-    vm.spec.owner_uid = record.owner_uid;
-  return fleet;
+  return reopen_fleet(record.fleet, record.owner_uid, record.owner_gid);
 }
 
 // The VMMs of a fleet's VMs left running by the daemon before, by fleet: records of this boot
@@ -130,6 +119,22 @@ void sort_network_records(const store::StateStore& state, const store::LoadedSta
 }
 
 }  // namespace
+
+Expected<config::FleetSpec> reopen_fleet(const nlohmann::json& message, std::uint32_t uid,
+                                         std::uint32_t gid) {
+  auto files = protocol::files_named(message);
+  if (!files)
+    return std::unexpected(files.error());
+  auto opened = process::open_as({uid, gid}, *files);
+  if (!opened)
+    return std::unexpected(opened.error());
+  auto fleet = protocol::fleet_from_reopened(message, std::move(*opened));
+  if (!fleet)
+    return std::unexpected(fleet.error());
+  for (auto& vm : fleet->vms)
+    vm.spec.owner_uid = uid;
+  return fleet;
+}
 
 RestoreSummary restore_fleets(caf::scoped_actor& self, const store::StateStore& state,
                               const FleetRegistryActor& fleets, const StateKeeperActor& keeper,

@@ -26,6 +26,12 @@ struct RestoreSummary {
   std::map<std::string, store::VmRecord> own_vms;
 };
 
+// A fleet as it came on the control socket (its files by path), its files reopened with its
+// owner's rights (process/open_as.hpp): how a restarting daemon, and a cluster's host, get a
+// fleet's files without an fd from its owner.
+Expected<config::FleetSpec> reopen_fleet(const nlohmann::json& message, std::uint32_t uid,
+                                         std::uint32_t gid);
+
 // `own_vms`: the names of the VMs on this daemon's command line.
 RestoreSummary restore_fleets(caf::scoped_actor& self, const store::StateStore& state,
                               const FleetRegistryActor& fleets, const StateKeeperActor& keeper,

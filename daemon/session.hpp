@@ -23,6 +23,7 @@ struct SessionContext {
   VmmBinaries vmm_binaries;    // what --qemu/--crosvm gave the daemon (told in `version`)
   bool keeps_state = false;    // the fleet registry has a state store: fleets outlive the daemon
   ClusterReaderActor cluster;  // none unless the daemon is part of a cluster (--cluster)
+  std::string host_name;       // its name in the cluster
 };
 
 // A session actor for one connection, and the sink its connection delivers to.

@@ -118,6 +118,12 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetForgetRequest&
 void handle(Session* self, std::uint64_t id, const protocol::RemoveRequest& request);
 void handle(Session* self, std::uint64_t id, const protocol::EventsRequest& request);
 
+// The same for a cluster fleet (request.cluster): through etcd (daemon/cluster_fleet_requests.cpp).
+void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetUpRequest& request,
+                    std::vector<UniqueFd> fds);
+void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetStatusRequest& request);
+void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetDownRequest& request);
+
 // A client may name a VMM binary only to a daemon running as the client's own user: a daemon
 // serving other users (root with --shared) runs only the binaries it was started with.
 std::optional<Error> check_vmm_binary(const Session* self, const VmSpec& spec);

@@ -327,13 +327,18 @@ VersionRequest decode(Fields&, std::type_identity<VersionRequest>) {
 void encode(json&, const VersionRequest&) {}
 
 FleetUpRequest decode(Fields& fields, std::type_identity<FleetUpRequest>) {
-  return {fields.object("fleet", "the fleet description (an object)"), fields.flag("foreground"),
-          fields.flag("persist")};
+  FleetUpRequest request{fields.object("fleet", "the fleet description (an object)"),
+                         fields.flag("foreground"), fields.flag("persist"), fields.flag("cluster")};
+  if (request.cluster && (request.foreground || request.persist))
+    fields.fail("a cluster fleet is neither held in the foreground nor persistent: etcd keeps it");
+  return request;
 }
 void encode(json& out, const FleetUpRequest& request) {
   out["fleet"] = request.fleet;
   out["foreground"] = request.foreground;
   out["persist"] = request.persist;
+  if (request.cluster)
+    out["cluster"] = true;
 }
 
 FleetForgetRequest decode(Fields& fields, std::type_identity<FleetForgetRequest>) {
@@ -344,19 +349,25 @@ void encode(json& out, const FleetForgetRequest& request) {
 }
 
 FleetStatusRequest decode(Fields& fields, std::type_identity<FleetStatusRequest>) {
-  return {fields.fleet_name("fleet", false), fields.flag("all_users")};
+  const bool cluster = fields.flag("cluster");
+  return {fields.fleet_name("fleet", cluster), fields.flag("all_users"), cluster};
 }
 void encode(json& out, const FleetStatusRequest& request) {
   if (!request.fleet.empty())
     out["fleet"] = request.fleet;
   out["all_users"] = request.all_users;
+  if (request.cluster)
+    out["cluster"] = true;
 }
 
 FleetDownRequest decode(Fields& fields, std::type_identity<FleetDownRequest>) {
   const bool all = fields.flag("all");
-  FleetDownRequest request{fields.fleet_name("fleet", !all), fields.flag("force"),
-                           fields.number("timeout_ms", kMaxTimeoutMs), all,
-                           fields.flag("all_users")};
+  FleetDownRequest request{fields.fleet_name("fleet", !all),
+                           fields.flag("force"),
+                           fields.number("timeout_ms", kMaxTimeoutMs),
+                           all,
+                           fields.flag("all_users"),
+                           fields.flag("cluster")};
   if (all && !request.fleet.empty())
     fields.fail("'all' and 'fleet' exclude each other");
   return request;
@@ -369,6 +380,8 @@ void encode(json& out, const FleetDownRequest& request) {
     out["timeout_ms"] = *request.timeout_ms;
   out["all"] = request.all;
   out["all_users"] = request.all_users;
+  if (request.cluster)
+    out["cluster"] = true;
 }
 
 FleetRestartRequest decode(Fields& fields, std::type_identity<FleetRestartRequest>) {

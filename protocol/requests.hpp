@@ -129,18 +129,22 @@ struct HostsRequest {
 };
 // Starts a fleet (protocol/fleet_json.hpp), whose files come as fds. foreground: it lives as
 // long as this session, which hears its members' state changes. persist: it comes up again
-// whenever crosvisord starts (host boot), its files reopened with the owner's rights.
+// whenever crosvisord starts (host boot), its files reopened with the owner's rights. cluster:
+// placed on the hosts of the daemon's cluster instead (docs/cluster.md).
 struct FleetUpRequest {
   static constexpr std::string_view op = "fleet_up";
   nlohmann::json fleet;
   bool foreground = false;
   bool persist = false;
+  bool cluster = false;
 };
-// One fleet's status, or (no name) every fleet the caller may see.
+// One fleet's status, or (no name) every fleet the caller may see; cluster: a cluster fleet's,
+// from etcd (one name).
 struct FleetStatusRequest {
   static constexpr std::string_view op = "fleet_status";
   std::string fleet;
   bool all_users = false;
+  bool cluster = false;
 };
 // One fleet down, or (all, no name) every fleet the caller may see at once, in parallel (every
 // user's, with all_users, for root): how a host shutdown stops its guests.
@@ -151,6 +155,7 @@ struct FleetDownRequest {
   std::optional<std::uint32_t> timeout_ms;
   bool all = false;
   bool all_users = false;
+  bool cluster = false;  // a cluster fleet: removed from etcd, its hosts stop its VMs
 };
 // A persistent fleet no longer comes up when crosvisord starts (a running one keeps running).
 struct FleetForgetRequest {

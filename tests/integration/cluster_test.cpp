@@ -4,10 +4,15 @@
 // refusals a new user meets.
 #include <signal.h>
 
+#include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "integration/daemon_process.hpp"
+#include "integration/guest.hpp"
 #include "support/etcd_process.hpp"
 #include "support/processes.hpp"
 #include "support/subprocess.hpp"
@@ -120,4 +125,148 @@ TEST_CASE("what a new user meets: no cluster, an etcd out of reach, a bad host n
                              "http://127.0.0.1:1", "--host-name", "Host_1"});
   CHECK(bad_name.wait_exit(30s) == 2);
   CHECK_THAT(bad_name.output(), Catch::Contains("--host-name: host name 'Host_1' must be"));
+}
+
+namespace {
+
+// How many VMMs run each VM of `names` (the stand-in's command line names its VM), sampled
+// every 100 ms on a thread of its own, for the whole test: the most ever seen at once.
+class TwiceWatcher {
+ public:
+  explicit TwiceWatcher(std::vector<std::string> names)
+      : names_(std::move(names)), thread_([this] { run(); }) {}
+  ~TwiceWatcher() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::size_t most() const { return most_; }
+  std::size_t samples() const { return samples_; }
+
+ private:
+  void run() {
+    while (!stop_) {
+      for (const auto& name : names_) {
+        const auto count = test::processes_with_cmdline("--name " + name + " ").size();
+        most_ = std::max<std::size_t>(most_, count);
+      }
+      ++samples_;
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  std::vector<std::string> names_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::size_t> most_{0};
+  std::atomic<std::size_t> samples_{0};
+  std::thread thread_;
+};
+
+// Where each VM of a cluster fleet is placed and whether it is ready there, asked of `daemon`.
+std::map<std::string, std::string> ready_on(const test::DaemonProcess& daemon,
+                                            const std::string& fleet) {
+  const auto out = daemon.vm("fleet status --cluster " + fleet + " --json");
+  std::map<std::string, std::string> where;
+  if (out.exit_code != 0)
+    return where;
+  const json fleets = json::parse(out.output);
+  for (const auto& vm : fleets.at(0)["vms"]) {
+    if (vm["state"] == "ready" && vm["host"].is_string())
+      where[vm["name"]] = vm["host"];
+  }
+  return where;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a cluster fleet is placed across hosts, a host killed with SIGKILL has its VMs placed "
+    "again elsewhere, a frozen etcd fences every host, and no VM ever runs twice") {
+  test::EtcdProcess etcd;
+  std::map<std::string, std::unique_ptr<test::DaemonProcess>> hosts;
+  for (const std::string name : {"h1", "h2", "h3"})
+    hosts[name] = std::make_unique<test::DaemonProcess>(host_options(etcd.endpoint(), name));
+  std::string keys = test::fake_crosvm_toml("x", "", false);
+  keys = keys.substr(keys.find('\n') + 1);
+  const auto file = hosts["h1"]->dir.write(
+      "shop.toml", "[fleet]\nname = \"shop\"\n[defaults]\n" + keys +
+                       "[[vm]]\nname = \"c-{index}\"\ncount = 6\nspread = true\n"
+                       "[[vm]]\nname = \"pinned\"\nhosts = [\"h3\"]\n");
+  std::vector<std::string> names = {"pinned"};
+  for (int i = 0; i < 6; ++i)
+    names.push_back("c-" + std::to_string(i));
+  TwiceWatcher watcher(names);
+
+  const auto up = hosts["h1"]->vm("fleet up --cluster " + file.string());
+  INFO(up.output);
+  REQUIRE(up.exit_code == 0);
+  CHECK_THAT(up.output, Catch::Contains("fleet shop (7 VMs) is the cluster's"));
+  std::map<std::string, std::string> where;
+  REQUIRE(test::eventually(
+      [&] {
+        where = ready_on(*hosts["h2"], "shop");  // asked of any host
+        return where.size() == 7;
+      },
+      20s));
+  CHECK(where["pinned"] == "h3");
+  std::map<std::string, int> per_host;
+  for (const auto& [vm, host] : where)
+    ++per_host[host];
+  CHECK(per_host.size() == 3);  // spread over every host
+  // A second fleet of the same name is refused, saying so.
+  const auto twice = hosts["h3"]->vm("fleet up --cluster " + file.string());
+  CHECK(twice.exit_code != 0);
+  CHECK_THAT(twice.output, Catch::Contains("the cluster has a fleet named 'shop' already"));
+
+  // h2 dies: its VMMs with it (parent-death signal); once its lease expires its VMs are placed
+  // again on the others.
+  const auto killed = std::chrono::steady_clock::now();
+  hosts["h2"]->process->signal(SIGKILL);
+  hosts["h2"]->process->wait_exit(10s);
+  REQUIRE(test::eventually(
+      [&] {
+        where = ready_on(*hosts["h1"], "shop");
+        return where.size() == 7 && std::none_of(where.begin(), where.end(), [](const auto& entry) {
+                 return entry.second == "h2";
+               });
+      },
+      20s));
+  WARN("h2's VMs ready elsewhere " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - killed)
+                                          .count()
+                                   << " ms after kill -9 (lease TTL 3 s)");
+
+  // etcd frozen: no host can renew; each fences itself before its lease could expire, and no
+  // VM runs. Thawed, each joins again and runs what is still placed on it.
+  const auto placed = where;
+  ::kill(etcd.pid(), SIGSTOP);
+  const auto frozen = std::chrono::steady_clock::now();
+  CHECK(test::eventually(
+      [&] {
+        for (const auto& name : names) {
+          if (!test::processes_with_cmdline("--name " + name + " ").empty())
+            return false;
+        }
+        return true;
+      },
+      10s));
+  WARN("every VM stopped " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::steady_clock::now() - frozen)
+                                  .count()
+                           << " ms after etcd froze (TTL 3 s, margin 1 s)");
+  ::kill(etcd.pid(), SIGCONT);
+  CHECK(test::eventually([&] { return ready_on(*hosts["h3"], "shop") == placed; }, 30s));
+
+  // Down: every host stops its part.
+  const auto down = hosts["h3"]->vm("fleet down --cluster shop");
+  CHECK(down.exit_code == 0);
+  CHECK(test::eventually(
+      [&] {
+        for (const auto& name : names) {
+          if (!test::processes_with_cmdline("--name " + name + " ").empty())
+            return false;
+        }
+        return true;
+      },
+      20s));
+  CHECK(watcher.samples() > 50);
+  CHECK(watcher.most() <= 1);  // never two VMMs of one VM
 }

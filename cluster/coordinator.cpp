@@ -1,0 +1,141 @@
+#include "cluster/coordinator.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+#include "cluster/host_record.hpp"
+
+namespace crosvisor::cluster {
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Expected<void> record_event(EtcdClient& etcd, const ClusterEvent& event, const std::string& host,
+                            std::uint64_t sequence) {
+  char stamp[32];
+  std::snprintf(stamp, sizeof(stamp), "%015lld", static_cast<long long>(event.at_ms));
+  return etcd.put(std::string(kEventsPrefix) + stamp + "-" + host + "-" + std::to_string(sequence),
+                  to_json(event).dump());
+}
+
+void Coordinator::event(EtcdClient& etcd, ClusterEvent event) {
+  event.at_ms = now_ms();
+  spdlog::info("cluster: {} {}/{} {}: {}", event.kind, event.fleet, event.vm, event.host,
+               event.detail);
+  if (auto put = record_event(etcd, event, host_, ++events_); !put)
+    spdlog::warn("cluster: event not recorded: {}", put.error().message);
+}
+
+Expected<bool> Coordinator::campaign(EtcdClient& etcd, std::int64_t lease) {
+  auto won = etcd.commit(Txn{{{kCoordinatorKey, Compare::Target::create_revision, {}, 0}},
+                             {{Operation::Kind::put, kCoordinatorKey, host_, lease}},
+                             {}});
+  if (!won)
+    return std::unexpected(won.error());
+  auto holder = etcd.get(kCoordinatorKey);
+  if (!holder)
+    return std::unexpected(holder.error());
+  const bool mine =
+      !holder->kvs.empty() && holder->kvs[0].value == host_ && holder->kvs[0].lease == lease;
+  if (*won)
+    spdlog::info("cluster: {} is the coordinator", host_);
+  return mine;
+}
+
+Expected<CoordinatorRound> Coordinator::round(EtcdClient& etcd, std::int64_t lease) {
+  CoordinatorRound result;
+  auto mine = campaign(etcd, lease);
+  if (!mine)
+    return std::unexpected(mine.error());
+  result.coordinator = *mine;
+  if (!*mine)
+    return result;
+
+  auto fleets = etcd.get_prefix(kFleetsPrefix);
+  if (!fleets)
+    return std::unexpected(fleets.error());
+  auto hosts = etcd.get_prefix(kHostsPrefix);
+  if (!hosts)
+    return std::unexpected(hosts.error());
+  auto placements = etcd.get_prefix(kPlacementsPrefix);
+  if (!placements)
+    return std::unexpected(placements.error());
+
+  std::vector<Want> wants;
+  for (const auto& kv : fleets->kvs) {
+    auto parsed = nlohmann::json::parse(kv.value, nullptr, false);
+    auto fleet = parsed.is_discarded()
+                     ? Expected<ClusterFleet>(make_error(ErrorKind::invalid_config, "not JSON"))
+                     : cluster_fleet_from(parsed);
+    if (!fleet) {
+      if (said_.insert("bad " + kv.key).second)
+        spdlog::error("cluster: {}: {}: left alone", kv.key, fleet.error().message);
+      continue;
+    }
+    wants.insert(wants.end(), fleet->wants.begin(), fleet->wants.end());
+  }
+  std::vector<LiveHost> live;
+  for (const auto& kv : hosts->kvs) {
+    auto parsed = nlohmann::json::parse(kv.value, nullptr, false);
+    if (parsed.is_discarded())
+      continue;
+    if (auto record = host_record_from(parsed))
+      live.push_back({record->name, record->vmms, record->cpus});
+  }
+  std::map<VmKey, std::string> current;
+  std::map<VmKey, std::int64_t> revision;
+  for (const auto& kv : placements->kvs) {
+    if (auto vm = vm_of_key(kv.key, kPlacementsPrefix)) {
+      current[*vm] = kv.value;
+      revision[*vm] = kv.mod_revision;
+    }
+  }
+
+  const Plan plan = plan_placements(wants, live, current);
+  const Compare still_me{kCoordinatorKey, Compare::Target::value, host_, 0};
+  for (const auto& decision : plan.place) {
+    const std::string key = placement_key(decision.vm);
+    const auto seen = revision.find(decision.vm);
+    const Compare unchanged = seen == revision.end()
+                                  ? Compare{key, Compare::Target::create_revision, {}, 0}
+                                  : Compare{key, Compare::Target::mod_revision, {}, seen->second};
+    auto written =
+        etcd.commit(Txn{{still_me, unchanged}, {{Operation::Kind::put, key, decision.to, 0}}, {}});
+    if (!written)
+      return std::unexpected(written.error());
+    if (!*written) {
+      ++result.refused;
+      continue;
+    }
+    ++result.placed;
+    event(etcd, {0, decision.from ? "moved" : "placed", decision.vm.first, decision.vm.second,
+                 decision.to, decision.why});
+  }
+  for (const auto& vm : plan.drop) {
+    const std::string key = placement_key(vm);
+    auto removed =
+        etcd.commit(Txn{{still_me, {key, Compare::Target::mod_revision, {}, revision[vm]}},
+                        {{Operation::Kind::remove, key, {}, 0}},
+                        {}});
+    if (!removed)
+      return std::unexpected(removed.error());
+    result.dropped += *removed ? 1 : 0;
+  }
+  for (const auto& stuck : plan.stuck) {
+    if (said_.insert(stuck.vm.first + "/" + stuck.vm.second + ": " + stuck.why).second)
+      event(etcd, {0, stuck.why.starts_with("waits") ? "waiting" : "unplaceable", stuck.vm.first,
+                   stuck.vm.second, "", stuck.why});
+  }
+  return result;
+}
+
+}  // namespace crosvisor::cluster

@@ -1,0 +1,258 @@
+#include "daemon/cluster_host.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "actors/fleet_actor.hpp"
+#include "cluster/cluster_fleet.hpp"
+#include "cluster/coordinator.hpp"
+#include "daemon/restore.hpp"
+
+namespace crosvisor::daemon {
+namespace {
+
+using tick_atom = caf::atom_constant<caf::atom("cltick")>;
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void ClusterFence::fence() {
+  std::lock_guard lock(mutex_);
+  fenced_ = true;
+  for (const auto& [vm, fleet] : fleets_) {
+    spdlog::error("cluster: fenced: stopping {} of fleet {} (SIGKILL after {} ms)", vm.second,
+                  vm.first, grace_.count());
+    caf::anon_send<caf::message_priority::high>(fleet, stop_atom::value,
+                                                static_cast<std::uint32_t>(grace_.count()));
+  }
+  fleets_.clear();
+}
+
+void ClusterFence::rejoined() {
+  std::lock_guard lock(mutex_);
+  fenced_ = false;
+}
+
+bool ClusterFence::fenced() const {
+  std::lock_guard lock(mutex_);
+  return fenced_;
+}
+
+bool ClusterFence::add(const std::pair<std::string, std::string>& vm, const FleetActor& fleet) {
+  std::lock_guard lock(mutex_);
+  if (fenced_) {
+    caf::anon_send<caf::message_priority::high>(fleet, stop_atom::value, kill_atom::value);
+    return false;
+  }
+  fleets_[vm] = fleet;
+  return true;
+}
+
+void ClusterFence::remove(const std::pair<std::string, std::string>& vm) {
+  std::lock_guard lock(mutex_);
+  fleets_.erase(vm);
+}
+
+namespace {
+
+struct Running {
+  FleetActor fleet;  // a fleet of one: this VM
+  cluster::VmStatus status;
+};
+
+struct ClusterHostState {
+  static inline const char* name = "crosvisor.cluster_host";
+  ClusterHostState() = default;
+  ClusterHostConfig config;
+  std::unique_ptr<cluster::EtcdClient> etcd;
+  std::unique_ptr<cluster::Coordinator> coordinator;
+  std::map<cluster::VmKey, Running> running;
+  bool was_fenced = false;
+  std::set<std::string> said;  // problems reported once
+
+  // Ended (the daemon stops): the cluster's VMs here stop with it, and the host leaves.
+  ~ClusterHostState() {
+    for (const auto& [vm, here] : running) {
+      config.fence->remove(vm);
+      caf::anon_send(here.fleet, stop_atom::value, std::uint32_t{10'000});
+    }
+  }
+};
+
+using Self = caf::stateful_actor<ClusterHostState>*;
+
+void write_status(Self self, const cluster::VmKey& vm) {
+  auto& st = self->state;
+  auto found = st.running.find(vm);
+  const std::int64_t lease = st.config.lease();
+  if (found == st.running.end() || lease == 0)
+    return;
+  if (auto put = st.etcd->put(cluster::status_key(vm), to_json(found->second.status).dump(), lease);
+      !put)
+    spdlog::warn("cluster: status of {}: {}", vm.second, put.error().message);
+}
+
+// Starts `vm` of `record` here: its fleet reopened as its owner, the VM alone in a fleet of its
+// own (the rest of its fleet runs where it is placed).
+void start(Self self, const cluster::VmKey& vm, const cluster::ClusterFleet& record) {
+  auto& st = self->state;
+  auto fleet = reopen_fleet(record.fleet, record.owner_uid, record.owner_gid);
+  if (!fleet) {
+    if (st.said.insert(vm.first + "/" + vm.second + fleet.error().message).second)
+      spdlog::error("cluster: {} of fleet {} cannot start here: {}", vm.second, vm.first,
+                    fleet.error().message);
+    return;
+  }
+  config::FleetSpec one;
+  one.name = fleet->name;
+  one.concurrency = 1;
+  for (auto& member : fleet->vms) {
+    if (member.spec.name != vm.second)
+      continue;
+    if (!member.unavailable.empty()) {
+      if (st.said.insert(vm.first + "/" + vm.second + member.unavailable).second)
+        spdlog::error("cluster: {} of fleet {} cannot start here: {}", vm.second, vm.first,
+                      member.unavailable);
+      return;
+    }
+    member.after.clear();  // its dependencies run where they are placed
+    one.vms.push_back(std::move(member));
+  }
+  if (one.vms.empty())
+    return;
+  spdlog::info("cluster: starting {} of fleet {} here", vm.second, vm.first);
+  auto actor = spawn_fleet(self->system(), st.config.service, std::move(one));
+  if (!st.config.fence->add(vm, actor))
+    return;  // fenced meanwhile: stopped at once
+  self->monitor(actor);
+  self->send(actor, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
+  st.running[vm] = Running{actor, {st.config.host, "starting", std::nullopt, now_ms(), ""}};
+  write_status(self, vm);
+}
+
+void stop(Self self, const cluster::VmKey& vm, std::uint32_t grace_ms) {
+  auto& st = self->state;
+  auto found = st.running.find(vm);
+  if (found == st.running.end())
+    return;
+  spdlog::info("cluster: stopping {} of fleet {} here: no longer placed here", vm.second, vm.first);
+  caf::anon_send<caf::message_priority::high>(found->second.fleet, stop_atom::value, grace_ms);
+  st.config.fence->remove(vm);
+  st.running.erase(found);
+  (void)st.etcd->remove(cluster::status_key(vm));
+}
+
+// What is placed here runs here, and nothing else.
+void reconcile(Self self) {
+  auto& st = self->state;
+  auto placements = st.etcd->get_prefix(cluster::kPlacementsPrefix);
+  if (!placements)
+    return;  // unknown: change nothing
+  std::map<cluster::VmKey, bool> mine;
+  for (const auto& kv : placements->kvs) {
+    if (auto vm = cluster::vm_of_key(kv.key, cluster::kPlacementsPrefix);
+        vm && kv.value == st.config.host)
+      mine[*vm] = true;
+  }
+  std::vector<cluster::VmKey> gone;
+  for (const auto& [vm, running] : st.running) {
+    if (mine.count(vm) == 0)
+      gone.push_back(vm);
+  }
+  for (const auto& vm : gone)
+    stop(self, vm, 10'000);
+  std::map<std::string, std::optional<cluster::ClusterFleet>> fleets;
+  for (const auto& [vm, yes] : mine) {
+    if (st.running.count(vm) != 0)
+      continue;
+    auto& record = fleets[vm.first];
+    if (!record) {
+      auto found = st.etcd->get(cluster::kFleetsPrefix + vm.first);
+      if (!found || found->kvs.empty())
+        continue;
+      auto parsed = nlohmann::json::parse(found->kvs[0].value, nullptr, false);
+      auto fleet =
+          parsed.is_discarded()
+              ? Expected<cluster::ClusterFleet>(make_error(ErrorKind::invalid_config, "not JSON"))
+              : cluster::cluster_fleet_from(parsed);
+      if (!fleet)
+        continue;
+      record = std::move(*fleet);
+    }
+    start(self, vm, *record);
+  }
+}
+
+}  // namespace
+
+caf::actor spawn_cluster_host(caf::actor_system& system, ClusterHostConfig config,
+                              cluster::EtcdClient client) {
+  auto etcd = std::make_shared<cluster::EtcdClient>(std::move(client));
+  return system.spawn<caf::detached>(
+      [config = std::move(config), etcd](Self self) mutable -> caf::behavior {
+        auto& st = self->state;
+        st.config = std::move(config);
+        st.etcd = std::make_unique<cluster::EtcdClient>(std::move(*etcd));
+        st.coordinator = std::make_unique<cluster::Coordinator>(st.config.host);
+        self->set_down_handler([=](const caf::down_msg& down) {
+          auto& s = self->state;
+          for (auto it = s.running.begin(); it != s.running.end(); ++it) {
+            if (it->second.fleet.address() == down.source) {
+              s.config.fence->remove(it->first);
+              s.running.erase(it);
+              return;
+            }
+          }
+        });
+        self->send(self, tick_atom::value);
+        return {
+            [=](tick_atom) {
+              auto& s = self->state;
+              const std::int64_t lease = s.config.lease();
+              if (s.config.fence->fenced()) {
+                // Its VMs were stopped by the fence itself; what runs again is decided afresh.
+                s.running.clear();
+                s.was_fenced = true;
+              } else if (lease != 0) {
+                if (s.was_fenced) {
+                  s.was_fenced = false;
+                  s.said.clear();
+                }
+                if (auto round = s.coordinator->round(*s.etcd, lease); !round)
+                  spdlog::debug("cluster: coordinator round: {}", round.error().message);
+                reconcile(self);
+              }
+              self->delayed_send(self, s.config.period, tick_atom::value);
+            },
+            [=](const VmEvent& event) {
+              auto& s = self->state;
+              for (auto& [vm, running] : s.running) {
+                if (vm.second != event.vm)
+                  continue;
+                running.status.state = std::string(to_string(event.state));
+                running.status.since_ms = now_ms();
+                running.status.detail = event.detail;
+                if (event.pid)
+                  running.status.pid = *event.pid;
+                if (event.state == VmState::dead)
+                  running.status.pid.reset();
+                write_status(self, vm);
+              }
+            },
+            [=](const ConsoleLine&) {},
+        };
+      });
+}
+
+}  // namespace crosvisor::daemon
