@@ -1,10 +1,19 @@
 #include "cli/cluster_commands.hpp"
 
+#include <poll.h>
+#include <sys/signalfd.h>
+
+#include <algorithm>
+#include <chrono>
 #include <iostream>
+#include <set>
 
 #include "cli/daemon_client.hpp"
 #include "cli/history_commands.hpp"
 #include "cli/output.hpp"
+#include "core/exit_codes.hpp"
+#include "core/unique_fd.hpp"
+#include "process/signals.hpp"
 
 namespace crosvisor::cli {
 
@@ -80,6 +89,66 @@ int cluster_fleet_down(const DaemonOptions& options, const std::string& name) {
   else
     std::cerr << "vm fleet: fleet " << name << " left the cluster: its hosts stop its VMs\n";
   return 0;
+}
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string event_line(const nlohmann::json& event) {
+  std::string line = local_time(event.value("at_ms", std::int64_t{0}), "%Y-%m-%d %H:%M:%S") + "  " +
+                     event.value("kind", "?");
+  const std::string fleet = event.value("fleet", "");
+  const std::string vm = event.value("vm", "");
+  const std::string host = event.value("host", "");
+  if (!vm.empty())
+    line += "  " + fleet + "/" + vm;
+  if (!host.empty())
+    line += "  host " + host;
+  const std::string detail = event.value("detail", "");
+  if (!detail.empty())
+    line += ": " + detail;
+  return line;
+}
+
+}  // namespace
+
+int cluster_events(const DaemonOptions& options, const std::optional<std::string>& since,
+                   bool follow) {
+  std::int64_t from = now_ms() - 3'600'000;
+  if (since) {
+    auto parsed = since_option(*since);
+    if (!parsed)
+      return kExitUsage;
+    from = *parsed;
+  }
+  const sigset_t stop_signals = process::block_stop_signals();
+  UniqueFd signals(signalfd(-1, &stop_signals, SFD_CLOEXEC));
+  auto client = find_daemon(DaemonSearch{options.socket});
+  if (!client)
+    return report(client.error());
+  std::set<std::string> seen;  // events of the same millisecond come again: printed once
+  for (;;) {
+    auto reply = client->call(protocol::ClusterEventsRequest{static_cast<std::uint64_t>(from)});
+    if (!reply)
+      return report(reply.error());
+    for (const auto& event : reply->value("events", nlohmann::json::array())) {
+      if (!seen.insert(event.dump()).second)
+        continue;
+      from = std::max(from, event.value("at_ms", from));
+      std::cout << (options.json ? event.dump() : event_line(event)) << std::endl;
+    }
+    if (!follow)
+      return 0;
+    // The next look in a second, unless Ctrl-C comes first.
+    pollfd interrupt{signals.get(), POLLIN, 0};
+    if (::poll(&interrupt, 1, 1000) > 0)
+      return 0;
+  }
 }
 
 }  // namespace crosvisor::cli

@@ -2,6 +2,9 @@
 // (docs/cluster.md).
 #pragma once
 
+#include <optional>
+#include <string>
+
 #include "cli/daemon_commands.hpp"
 
 namespace crosvisor::cli {
@@ -11,5 +14,9 @@ int show_hosts(const DaemonOptions& options);
 int cluster_fleet_status(const DaemonOptions& options, const std::string& name);
 // A cluster fleet removed from etcd: the hosts stop its VMs.
 int cluster_fleet_down(const DaemonOptions& options, const std::string& name);
+// The cluster's events since `since` (default: the last hour); with follow, new ones as they
+// come, until Ctrl-C.
+int cluster_events(const DaemonOptions& options, const std::optional<std::string>& since,
+                   bool follow);
 
 }  // namespace crosvisor::cli

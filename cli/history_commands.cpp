@@ -82,16 +82,21 @@ std::optional<std::int64_t> parse_since(const std::string& text, std::int64_t no
   return std::nullopt;
 }
 
+std::optional<std::int64_t> since_option(const std::string& text) {
+  auto from = parse_since(text, now_ms());
+  if (!from)
+    std::cerr << "vm events: --since '" << text
+              << "' is not a time (30s, 5m, 2h, 1d, Unix seconds or YYYY-MM-DDTHH:MM:SS)\n";
+  return from;
+}
+
 int watch_events(const DaemonOptions& options, const std::optional<std::string>& since,
                  const std::vector<std::string>& names, bool all_users) {
   protocol::EventsRequest request{std::nullopt, names, all_users};
   if (since) {
-    auto from = parse_since(*since, now_ms());
-    if (!from) {
-      std::cerr << "vm events: --since '" << *since
-                << "' is not a time (30s, 5m, 2h, 1d, Unix seconds or YYYY-MM-DDTHH:MM:SS)\n";
+    auto from = since_option(*since);
+    if (!from)
       return kExitUsage;
-    }
     request.since_ms = static_cast<std::uint64_t>(*from);
   }
   const sigset_t stop_signals = process::block_stop_signals();

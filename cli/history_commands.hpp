@@ -14,6 +14,8 @@ namespace crosvisor::cli {
 
 // Streams every event of the user's VMs (or of `names`) until interrupted; with `since` (30s, 5m,
 // 2h, Unix seconds, or YYYY-MM-DDTHH:MM:SS local time) the remembered ones from then first.
+// `--since TEXT` as Unix ms, or nothing after saying on stderr why it is not a time.
+std::optional<std::int64_t> since_option(const std::string& text);
 int watch_events(const DaemonOptions& options, const std::optional<std::string>& since,
                  const std::vector<std::string>& names, bool all_users);
 

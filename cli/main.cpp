@@ -90,6 +90,16 @@ int main(int argc, char** argv) {
   events_cmd->add_flag("--all-users", all_users,
                        "Every user's VMs (root or the daemon's own user)");
   events_cmd->add_flag("--json", daemon_options.json, "One JSON object per line");
+  bool events_cluster = false;
+  bool events_follow = false;
+  events_cmd
+      ->add_flag("--cluster", events_cluster,
+                 "The events of crosvisord's cluster: placements, host losses, VM deaths and "
+                 "fences on every host (the last hour, or --since), then exits")
+      ->excludes("VM")
+      ->excludes("--all-users");
+  events_cmd->add_flag("-f,--follow", events_follow, "With --cluster: go on until Ctrl-C")
+      ->needs("--cluster");
 
   std::string until = "dead";
   auto* wait_cmd = app.add_subcommand(
@@ -295,6 +305,8 @@ int main(int argc, char** argv) {
     return cli::list_vms(daemon_options, all_users, dead_too, quiet);
   if (*rm_cmd)
     return cli::remove_vm(daemon_options, target);
+  if (*events_cmd && events_cluster)
+    return cli::cluster_events(daemon_options, since, events_follow);
   if (*events_cmd)
     return cli::watch_events(daemon_options, since, event_names, all_users);
   if (*wait_cmd) {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -19,12 +20,36 @@ std::int64_t now_ms() {
 
 }  // namespace
 
+std::string stamp_of(std::int64_t ms) {
+  char stamp[32];
+  std::snprintf(stamp, sizeof(stamp), "%015lld", static_cast<long long>(ms));
+  return stamp;
+}
+
 Expected<void> record_event(EtcdClient& etcd, const ClusterEvent& event, const std::string& host,
                             std::uint64_t sequence) {
-  char stamp[32];
-  std::snprintf(stamp, sizeof(stamp), "%015lld", static_cast<long long>(event.at_ms));
-  return etcd.put(std::string(kEventsPrefix) + stamp + "-" + host + "-" + std::to_string(sequence),
+  return etcd.put(std::string(kEventsPrefix) + stamp_of(event.at_ms) + "-" + host + "-" +
+                      std::to_string(sequence),
                   to_json(event).dump());
+}
+
+Expected<std::vector<ClusterEvent>> read_events(EtcdClient& etcd, std::int64_t since_ms,
+                                                std::size_t limit) {
+  auto range =
+      etcd.get_range(std::string(kEventsPrefix) + stamp_of(since_ms), prefix_end(kEventsPrefix));
+  if (!range)
+    return std::unexpected(range.error());
+  std::vector<ClusterEvent> events;
+  for (const auto& kv : range->kvs) {
+    auto parsed = nlohmann::json::parse(kv.value, nullptr, false);
+    if (parsed.is_discarded())
+      continue;
+    if (auto event = cluster_event_from(parsed))
+      events.push_back(std::move(*event));
+  }
+  if (events.size() > limit)
+    events.erase(events.begin(), events.end() - static_cast<std::ptrdiff_t>(limit));
+  return events;
 }
 
 void Coordinator::event(EtcdClient& etcd, ClusterEvent event) {
@@ -69,6 +94,9 @@ Expected<CoordinatorRound> Coordinator::round(EtcdClient& etcd, std::int64_t lea
   auto placements = etcd.get_prefix(kPlacementsPrefix);
   if (!placements)
     return std::unexpected(placements.error());
+  auto known = etcd.get_prefix(kKnownPrefix);
+  if (!known)
+    return std::unexpected(known.error());
 
   std::vector<Want> wants;
   for (const auto& kv : fleets->kvs) {
@@ -90,6 +118,17 @@ Expected<CoordinatorRound> Coordinator::round(EtcdClient& etcd, std::int64_t lea
       continue;
     if (auto record = host_record_from(parsed))
       live.push_back({record->name, record->vmms, record->cpus});
+  }
+  // Hosts that were part of the cluster and no longer are: said once each.
+  for (const auto& kv : known->kvs) {
+    const std::string name = kv.key.substr(std::string(kKnownPrefix).size());
+    const bool alive = std::any_of(live.begin(), live.end(),
+                                   [&](const LiveHost& host) { return host.name == name; });
+    if (alive) {
+      lost_.erase(name);
+    } else if (lost_.insert(name).second) {
+      event(etcd, {0, "host-lost", "", "", name, "its lease expired or was revoked"});
+    }
   }
   std::map<VmKey, std::string> current;
   std::map<VmKey, std::int64_t> revision;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "cluster/cluster_fleet.hpp"
 #include "cluster/etcd_client.hpp"
@@ -37,7 +38,12 @@ class Coordinator {
   std::string host_;
   std::uint64_t events_ = 0;
   std::set<std::string> said_;  // events of a standing condition, once each
+  std::set<std::string> lost_;  // hosts known lost, said once (a new coordinator says it again)
 };
+
+// The events from `since_ms` on, oldest first (at most `limit`).
+Expected<std::vector<ClusterEvent>> read_events(EtcdClient& etcd, std::int64_t since_ms,
+                                                std::size_t limit = 1000);
 
 // Appends an event (its key sorts by time).
 Expected<void> record_event(EtcdClient& etcd, const ClusterEvent& event, const std::string& host,

@@ -246,8 +246,12 @@ Expected<Range> EtcdClient::get(const std::string& key) {
 }
 
 Expected<Range> EtcdClient::get_prefix(const std::string& prefix) {
-  auto reply = impl_->call("/v3/kv/range", {{"key", base64_encode(prefix)},
-                                            {"range_end", base64_encode(prefix_end(prefix))}});
+  return get_range(prefix, prefix_end(prefix));
+}
+
+Expected<Range> EtcdClient::get_range(const std::string& key, const std::string& range_end) {
+  auto reply = impl_->call("/v3/kv/range",
+                           {{"key", base64_encode(key)}, {"range_end", base64_encode(range_end)}});
   if (!reply)
     return std::unexpected(reply.error());
   return range_of(*reply);

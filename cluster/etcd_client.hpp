@@ -86,6 +86,8 @@ class EtcdClient {
   Expected<void> put(const std::string& key, const std::string& value, std::int64_t lease = 0);
   Expected<Range> get(const std::string& key);
   Expected<Range> get_prefix(const std::string& prefix);
+  // Keys from `key` up to (not including) `range_end`.
+  Expected<Range> get_range(const std::string& key, const std::string& range_end);
   Expected<void> remove(const std::string& key);
   // Whether the comparisons held (the success operations were done), else the failure ones.
   Expected<bool> commit(const Txn& txn);

@@ -12,7 +12,14 @@ namespace {
 
 using json = nlohmann::json;
 
-// Refused unless this daemon is part of a cluster.
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
 bool in_cluster(Session* self, std::uint64_t id) {
   if (self->state.context.cluster)
     return true;
@@ -21,14 +28,6 @@ bool in_cluster(Session* self, std::uint64_t id) {
                              "ENDPOINTS --host-name NAME)"});
   return false;
 }
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetUpRequest& request,
                     std::vector<UniqueFd> fds) {
@@ -86,6 +85,7 @@ void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetStatus
           [=](const std::vector<ClusterVmView>& views) {
             json vms = json::array();
             std::size_t ready = 0;
+            std::size_t up = 0;  // ready, or running (a VM without a ready condition)
             for (const auto& view : views) {
               json vm = {{"name", view.name},
                          {"host", view.host.empty() ? json(nullptr) : json(view.host)},
@@ -95,8 +95,11 @@ void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetStatus
               if (view.status && view.status->pid)
                 vm["pid"] = *view.status->pid;
               // Ready where it is placed: a status from another host is a move in progress.
-              if (view.status && view.status->state == "ready" && view.status->host == view.host)
+              const bool here = view.status && view.status->host == view.host;
+              if (here && view.status->state == "ready")
                 ++ready;
+              if (here && (view.status->state == "ready" || view.status->state == "running"))
+                ++up;
               vms.push_back(std::move(vm));
             }
             json reply = protocol::ok_reply(id);
@@ -104,6 +107,7 @@ void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetStatus
                                             {"cluster", true},
                                             {"total", views.size()},
                                             {"ready", ready},
+                                            {"up", up},
                                             {"vms", vms}}});
             self->state.reply(std::move(reply));
           },

@@ -17,19 +17,21 @@
 namespace crosvisor::daemon {
 namespace {
 
-using tick_atom = caf::atom_constant<caf::atom("cltick")>;
-
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
+using tick_atom = caf::atom_constant<caf::atom("cltick")>;
+
 }  // namespace
 
 void ClusterFence::fence() {
   std::lock_guard lock(mutex_);
   fenced_ = true;
+  ++fences_;
+  last_fence_ms_ = now_ms();
   for (const auto& [vm, fleet] : fleets_) {
     spdlog::error("cluster: fenced: stopping {} of fleet {} (SIGKILL after {} ms)", vm.second,
                   vm.first, grace_.count());
@@ -47,6 +49,11 @@ void ClusterFence::rejoined() {
 bool ClusterFence::fenced() const {
   std::lock_guard lock(mutex_);
   return fenced_;
+}
+
+std::pair<std::uint64_t, std::int64_t> ClusterFence::history() const {
+  std::lock_guard lock(mutex_);
+  return {fences_, last_fence_ms_};
 }
 
 bool ClusterFence::add(const std::pair<std::string, std::string>& vm, const FleetActor& fleet) {
@@ -78,7 +85,8 @@ struct ClusterHostState {
   std::unique_ptr<cluster::EtcdClient> etcd;
   std::unique_ptr<cluster::Coordinator> coordinator;
   std::map<cluster::VmKey, Running> running;
-  bool was_fenced = false;
+  std::uint64_t fences_seen = 0;
+  std::uint64_t events = 0;
   std::set<std::string> said;  // problems reported once
 
   // Ended (the daemon stops): the cluster's VMs here stop with it, and the host leaves.
@@ -91,6 +99,15 @@ struct ClusterHostState {
 };
 
 using Self = caf::stateful_actor<ClusterHostState>*;
+
+void say(Self self, cluster::ClusterEvent event) {
+  auto& st = self->state;
+  if (event.at_ms == 0)
+    event.at_ms = now_ms();
+  event.host = st.config.host;
+  if (auto put = cluster::record_event(*st.etcd, event, st.config.host, ++st.events); !put)
+    spdlog::warn("cluster: event not recorded: {}", put.error().message);
+}
 
 void write_status(Self self, const cluster::VmKey& vm) {
   auto& st = self->state;
@@ -199,60 +216,68 @@ void reconcile(Self self) {
 caf::actor spawn_cluster_host(caf::actor_system& system, ClusterHostConfig config,
                               cluster::EtcdClient client) {
   auto etcd = std::make_shared<cluster::EtcdClient>(std::move(client));
-  return system.spawn<caf::detached>(
-      [config = std::move(config), etcd](Self self) mutable -> caf::behavior {
-        auto& st = self->state;
-        st.config = std::move(config);
-        st.etcd = std::make_unique<cluster::EtcdClient>(std::move(*etcd));
-        st.coordinator = std::make_unique<cluster::Coordinator>(st.config.host);
-        self->set_down_handler([=](const caf::down_msg& down) {
+  return system.spawn<caf::detached>([config = std::move(config),
+                                      etcd](Self self) mutable -> caf::behavior {
+    auto& st = self->state;
+    st.config = std::move(config);
+    st.etcd = std::make_unique<cluster::EtcdClient>(std::move(*etcd));
+    st.coordinator = std::make_unique<cluster::Coordinator>(st.config.host);
+    self->set_down_handler([=](const caf::down_msg& down) {
+      auto& s = self->state;
+      for (auto it = s.running.begin(); it != s.running.end(); ++it) {
+        if (it->second.fleet.address() == down.source) {
+          s.config.fence->remove(it->first);
+          s.running.erase(it);
+          return;
+        }
+      }
+    });
+    self->send(self, tick_atom::value);
+    return {
+        [=](tick_atom) {
           auto& s = self->state;
-          for (auto it = s.running.begin(); it != s.running.end(); ++it) {
-            if (it->second.fleet.address() == down.source) {
-              s.config.fence->remove(it->first);
-              s.running.erase(it);
-              return;
+          const std::int64_t lease = s.config.lease();
+          if (s.config.fence->fenced()) {
+            s.running.clear();  // stopped by the fence itself
+          } else if (lease != 0) {
+            if (const auto [fences, at_ms] = s.config.fence->history(); fences > s.fences_seen) {
+              // Fenced since the last look (and joined again): its VMs were stopped; said now that
+              // this host can write again, and what runs here is decided afresh.
+              s.fences_seen = fences;
+              s.running.clear();
+              s.said.clear();
+              say(self, {at_ms, "fenced", "", "", "",
+                         "no renewal of its lease in time: its cluster VMs were stopped; joined "
+                         "again"});
             }
+            if (auto round = s.coordinator->round(*s.etcd, lease); !round)
+              spdlog::debug("cluster: coordinator round: {}", round.error().message);
+            reconcile(self);
           }
-        });
-        self->send(self, tick_atom::value);
-        return {
-            [=](tick_atom) {
-              auto& s = self->state;
-              const std::int64_t lease = s.config.lease();
-              if (s.config.fence->fenced()) {
-                // Its VMs were stopped by the fence itself; what runs again is decided afresh.
-                s.running.clear();
-                s.was_fenced = true;
-              } else if (lease != 0) {
-                if (s.was_fenced) {
-                  s.was_fenced = false;
-                  s.said.clear();
-                }
-                if (auto round = s.coordinator->round(*s.etcd, lease); !round)
-                  spdlog::debug("cluster: coordinator round: {}", round.error().message);
-                reconcile(self);
-              }
-              self->delayed_send(self, s.config.period, tick_atom::value);
-            },
-            [=](const VmEvent& event) {
-              auto& s = self->state;
-              for (auto& [vm, running] : s.running) {
-                if (vm.second != event.vm)
-                  continue;
-                running.status.state = std::string(to_string(event.state));
-                running.status.since_ms = now_ms();
-                running.status.detail = event.detail;
-                if (event.pid)
-                  running.status.pid = *event.pid;
-                if (event.state == VmState::dead)
-                  running.status.pid.reset();
-                write_status(self, vm);
-              }
-            },
-            [=](const ConsoleLine&) {},
-        };
-      });
+          self->delayed_send(self, s.config.period, tick_atom::value);
+        },
+        [=](const VmEvent& event) {
+          auto& s = self->state;
+          for (auto& [vm, running] : s.running) {
+            if (vm.second != event.vm)
+              continue;
+            running.status.state = std::string(to_string(event.state));
+            running.status.since_ms = now_ms();
+            running.status.detail = event.detail;
+            if (event.pid)
+              running.status.pid = *event.pid;
+            if (event.state == VmState::dead) {
+              running.status.pid.reset();
+              say(self, {0, "died", vm.first, vm.second, "",
+                         std::string(to_string(event.reason.value_or(DeathReason::unknown))) +
+                             (event.detail.empty() ? "" : ": " + event.detail)});
+            }
+            write_status(self, vm);
+          }
+        },
+        [=](const ConsoleLine&) {},
+    };
+  });
 }
 
 }  // namespace crosvisor::daemon

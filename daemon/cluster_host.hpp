@@ -36,6 +36,8 @@ class ClusterFence {
   void fence();
   void rejoined();
   bool fenced() const;
+  // How many fences so far, and when the last one was (unix ms).
+  std::pair<std::uint64_t, std::int64_t> history() const;
   // Registers a VM started here; false (and it is stopped) when a fence came first.
   bool add(const std::pair<std::string, std::string>& vm, const FleetActor& fleet);
   void remove(const std::pair<std::string, std::string>& vm);
@@ -43,6 +45,8 @@ class ClusterFence {
  private:
   mutable std::mutex mutex_;
   bool fenced_ = false;
+  std::uint64_t fences_ = 0;
+  std::int64_t last_fence_ms_ = 0;
   std::chrono::milliseconds grace_;
   std::map<std::pair<std::string, std::string>, FleetActor> fleets_;
 };

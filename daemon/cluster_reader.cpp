@@ -4,6 +4,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <memory>
 
+#include "cluster/coordinator.hpp"
 #include "crosvisor/error_bridge.hpp"
 
 namespace crosvisor::daemon {
@@ -139,6 +140,13 @@ ClusterReaderActor spawn_cluster_reader(caf::actor_system& system, cluster::Etcd
               if (!views)
                 return to_caf_error(views.error());
               return std::move(*views);
+            },
+            [shared](cluster_events_atom,
+                     std::int64_t since) -> caf::result<std::vector<cluster::ClusterEvent>> {
+              auto events = cluster::read_events(*shared, since);
+              if (!events)
+                return to_caf_error(events.error());
+              return std::move(*events);
             },
             [shared](cluster_down_atom, const std::string& name,
                      std::uint32_t caller) -> caf::result<bool> {

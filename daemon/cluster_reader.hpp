@@ -23,6 +23,7 @@ using hosts_atom = caf::atom_constant<caf::atom("hosts")>;
 using cluster_up_atom = caf::atom_constant<caf::atom("clup")>;
 using cluster_status_atom = caf::atom_constant<caf::atom("clstatus")>;
 using cluster_down_atom = caf::atom_constant<caf::atom("cldown")>;
+using cluster_events_atom = caf::atom_constant<caf::atom("clevents")>;
 
 // A cluster fleet's VM as the cluster sees it: where it is placed, and what that host says.
 struct ClusterVmView {
@@ -41,7 +42,9 @@ using ClusterReaderActor = caf::typed_actor<
     // (fleet) -> its VMs; not_found when the cluster has no such fleet.
     caf::replies_to<cluster_status_atom, std::string>::with<std::vector<ClusterVmView>>,
     // (fleet, caller's uid) -> removed: its hosts stop its VMs; only its owner or root.
-    caf::replies_to<cluster_down_atom, std::string, std::uint32_t>::with<bool>>;
+    caf::replies_to<cluster_down_atom, std::string, std::uint32_t>::with<bool>,
+    // (since, unix ms) -> the cluster's events from then on, oldest first.
+    caf::replies_to<cluster_events_atom, std::int64_t>::with<std::vector<cluster::ClusterEvent>>>;
 
 ClusterReaderActor spawn_cluster_reader(caf::actor_system& system, cluster::EtcdClient client);
 
@@ -49,4 +52,5 @@ ClusterReaderActor spawn_cluster_reader(caf::actor_system& system, cluster::Etcd
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::cluster::HostStatus>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::cluster::ClusterFleet)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::cluster::ClusterEvent>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::daemon::ClusterVmView>)

@@ -49,13 +49,9 @@ void handle(Session* self, std::uint64_t id, const protocol::VersionRequest&) {
 }
 
 void handle(Session* self, std::uint64_t id, const protocol::HostsRequest&) {
-  const auto& cluster = self->state.context.cluster;
-  if (!cluster) {
-    self->state.fail(id, Error{ErrorKind::state,
-                               "this crosvisord is not part of a cluster (start it with "
-                               "--cluster ENDPOINTS --host-name NAME)"});
+  if (!in_cluster(self, id))
     return;
-  }
+  const auto& cluster = self->state.context.cluster;
   self->request(cluster, std::chrono::seconds(30), hosts_atom::value)
       .then(
           [=](const std::vector<cluster::HostStatus>& hosts) {
@@ -68,6 +64,23 @@ void handle(Session* self, std::uint64_t id, const protocol::HostsRequest&) {
                 entry["lease_ttl_s"] = host.ttl_s;
               reply["hosts"].push_back(std::move(entry));
             }
+            self->state.reply(std::move(reply));
+          },
+          [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
+}
+
+void handle(Session* self, std::uint64_t id, const protocol::ClusterEventsRequest& request) {
+  if (!in_cluster(self, id))
+    return;
+  const auto& cluster = self->state.context.cluster;
+  self->request(cluster, std::chrono::seconds(30), cluster_events_atom::value,
+                static_cast<std::int64_t>(request.since_ms))
+      .then(
+          [=](const std::vector<cluster::ClusterEvent>& events) {
+            json reply = protocol::ok_reply(id);
+            reply["events"] = json::array();
+            for (const auto& event : events)
+              reply["events"].push_back(cluster::to_json(event));
             self->state.reply(std::move(reply));
           },
           [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });

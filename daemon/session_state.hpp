@@ -118,6 +118,8 @@ void handle(Session* self, std::uint64_t id, const protocol::FleetForgetRequest&
 void handle(Session* self, std::uint64_t id, const protocol::RemoveRequest& request);
 void handle(Session* self, std::uint64_t id, const protocol::EventsRequest& request);
 
+// Whether this daemon is part of a cluster; if not, the request is refused (state), saying how.
+bool in_cluster(Session* self, std::uint64_t id);
 // The same for a cluster fleet (request.cluster): through etcd (daemon/cluster_fleet_requests.cpp).
 void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetUpRequest& request,
                     std::vector<UniqueFd> fds);

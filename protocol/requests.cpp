@@ -316,6 +316,13 @@ PingRequest decode(Fields&, std::type_identity<PingRequest>) {
 }
 void encode(json&, const PingRequest&) {}
 
+ClusterEventsRequest decode(Fields& fields, std::type_identity<ClusterEventsRequest>) {
+  return {fields.big_number("since_ms").value_or(0)};
+}
+void encode(json& out, const ClusterEventsRequest& request) {
+  out["since_ms"] = request.since_ms;
+}
+
 HostsRequest decode(Fields&, std::type_identity<HostsRequest>) {
   return {};
 }

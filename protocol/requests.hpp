@@ -127,6 +127,11 @@ struct VersionRequest {
 struct HostsRequest {
   static constexpr std::string_view op = "hosts";
 };
+// The cluster's events (placements, host losses, VM deaths, fences) from since_ms on.
+struct ClusterEventsRequest {
+  static constexpr std::string_view op = "cluster_events";
+  std::uint64_t since_ms = 0;
+};
 // Starts a fleet (protocol/fleet_json.hpp), whose files come as fds. foreground: it lives as
 // long as this session, which hears its members' state changes. persist: it comes up again
 // whenever crosvisord starts (host boot), its files reopened with the owner's rights. cluster:
@@ -174,7 +179,7 @@ using RequestBody =
                  SubscribeRequest, ConsoleRequest, ConsoleInputRequest, ConsoleDetachRequest,
                  DumpRequest, PingRequest, VersionRequest, FleetUpRequest, FleetStatusRequest,
                  FleetDownRequest, FleetRestartRequest, RemoveRequest, EventsRequest,
-                 FleetForgetRequest, HostsRequest>;
+                 FleetForgetRequest, HostsRequest, ClusterEventsRequest>;
 
 struct Request {
   std::uint64_t id = 0;

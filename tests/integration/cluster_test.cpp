@@ -234,6 +234,34 @@ TEST_CASE(
                                           .count()
                                    << " ms after kill -9 (lease TTL 3 s)");
 
+  // What happened, from any host: h2 lost, its VMs moved.
+  const auto kinds_of = [&](const test::DaemonProcess& daemon) {
+    std::multimap<std::string, json> kinds;
+    const auto out = daemon.vm("events --cluster --json");
+    std::size_t start = 0;
+    while (start < out.output.size()) {
+      const auto end = out.output.find('\n', start);
+      const auto line = out.output.substr(start, end - start);
+      if (!line.empty()) {
+        const json event = json::parse(line);
+        kinds.emplace(event["kind"].get<std::string>(), event);
+      }
+      if (end == std::string::npos)
+        break;
+      start = end + 1;
+    }
+    return kinds;
+  };
+  auto kinds = kinds_of(*hosts["h3"]);
+  CHECK(kinds.count("placed") == 7);
+  REQUIRE(kinds.count("host-lost") == 1);
+  CHECK(kinds.find("host-lost")->second["host"] == "h2");
+  CHECK(kinds.count("moved") == static_cast<std::size_t>(per_host["h2"]));
+  for (auto [at, end] = kinds.equal_range("moved"); at != end; ++at)
+    CHECK_THAT(at->second["detail"].get<std::string>(), Catch::Contains("its host h2 is lost"));
+  const auto table = hosts["h1"]->vm("events --cluster");
+  CHECK_THAT(table.output, Catch::Contains("host-lost  host h2: its lease expired"));
+
   // etcd frozen: no host can renew; each fences itself before its lease could expire, and no
   // VM runs. Thawed, each joins again and runs what is still placed on it.
   const auto placed = where;
@@ -254,6 +282,9 @@ TEST_CASE(
                            << " ms after etcd froze (TTL 3 s, margin 1 s)");
   ::kill(etcd.pid(), SIGCONT);
   CHECK(test::eventually([&] { return ready_on(*hosts["h3"], "shop") == placed; }, 30s));
+  // Each host says it fenced itself once it can write again; the VMs stopped died as KILLED or
+  // SHUTDOWN by the fence.
+  CHECK(test::eventually([&] { return kinds_of(*hosts["h1"]).count("fenced") == 2; }, 10s));
 
   // Down: every host stops its part.
   const auto down = hosts["h3"]->vm("fleet down --cluster shop");

@@ -1,6 +1,8 @@
 #include "support/processes.hpp"
 
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -8,7 +10,41 @@
 #include <sstream>
 #include <thread>
 
+#include "core/unique_fd.hpp"
+
 namespace crosvisor::test {
+namespace {
+
+// A /proc file whole, or empty: a process may end while it is read (reading then fails with
+// ESRCH, which an ifstream would throw from).
+std::string proc_file(const std::filesystem::path& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  std::string text;
+  if (!fd)
+    return text;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
+    if (n <= 0)
+      return n < 0 ? std::string() : text;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+}
+
+// The pids in /proc now; one that goes while it is listed is simply missed.
+std::vector<std::string> proc_pids() {
+  std::vector<std::string> pids;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    auto name = it->path().filename().string();
+    if (name.find_first_not_of("0123456789") == std::string::npos)
+      pids.push_back(std::move(name));
+  }
+  return pids;
+}
+
+}  // namespace
 
 std::set<int> open_fds(pid_t pid) {
   std::set<int> fds;
@@ -31,10 +67,7 @@ std::string describe_fds(pid_t pid) {
 }
 
 bool process_alive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat)
-    return false;
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const std::string text = proc_file("/proc/" + std::to_string(pid) + "/stat");
   const auto close = text.rfind(')');
   return close != std::string::npos && close + 2 < text.size() && text[close + 2] != 'Z' &&
          text[close + 2] != 'X';
@@ -42,12 +75,8 @@ bool process_alive(pid_t pid) {
 
 std::vector<pid_t> processes_with_cmdline(const std::string& needle) {
   std::vector<pid_t> pids;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const auto name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos)
-      continue;
-    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const auto& name : proc_pids()) {
+    std::string cmdline = proc_file("/proc/" + name + "/cmdline");
     for (auto& c : cmdline) {
       if (c == '\0')
         c = ' ';
@@ -62,11 +91,8 @@ std::vector<pid_t> processes_with_cmdline(const std::string& needle) {
 std::vector<pid_t> children_of(pid_t parent) {
   std::vector<pid_t> pids;
   const std::string wanted = "PPid:\t" + std::to_string(parent);
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const auto name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos)
-      continue;
-    std::ifstream in(entry.path() / "status");
+  for (const auto& name : proc_pids()) {
+    std::istringstream in(proc_file("/proc/" + name + "/status"));
     std::string line;
     while (std::getline(in, line)) {
       if (line == wanted) {
