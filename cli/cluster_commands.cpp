@@ -61,8 +61,9 @@ int cluster_fleet_status(const DaemonOptions& options, const std::string& name) 
     return 0;
   }
   for (const auto& fleet : fleets) {
-    std::cout << "fleet " << fleet.value("name", "?") << " (cluster): " << fleet.value("ready", 0u)
-              << " of " << fleet.value("total", 0u) << " ready\n";
+    std::cout << "fleet " << fleet.value("name", "?") << " (cluster): " << fleet.value("up", 0u)
+              << " of " << fleet.value("total", 0u) << " up, " << fleet.value("ready", 0u)
+              << " ready\n";
     Table table({"NAME", "HOST", "STATE", "PID", "DETAIL"}, "  ");
     for (const auto& vm : fleet["vms"]) {
       const auto text = [&](const char* key) {
