@@ -115,8 +115,16 @@ void write_status(Self self, const cluster::VmKey& vm) {
   const std::int64_t lease = st.config.lease();
   if (found == st.running.end() || lease == 0)
     return;
-  if (auto put = st.etcd->put(cluster::status_key(vm), to_json(found->second.status).dump(), lease);
-      !put)
+  // Only while it is placed here: a host that was cut off and hears late of its VMs' ends
+  // must not write over what the host they moved to says.
+  using cluster::Compare;
+  using cluster::Operation;
+  auto put =
+      st.etcd->commit({{{cluster::placement_key(vm), Compare::Target::value, st.config.host, 0}},
+                       {{Operation::Kind::put, cluster::status_key(vm),
+                         to_json(found->second.status).dump(), lease}},
+                       {}});
+  if (!put)
     spdlog::warn("cluster: status of {}: {}", vm.second, put.error().message);
 }
 
@@ -167,7 +175,11 @@ void stop(Self self, const cluster::VmKey& vm, std::uint32_t grace_ms) {
   caf::anon_send<caf::message_priority::high>(found->second.fleet, stop_atom::value, grace_ms);
   st.config.fence->remove(vm);
   st.running.erase(found);
-  (void)st.etcd->remove(cluster::status_key(vm));
+  // Its status goes with its fleet; a VM that moved has its new host's status, left alone.
+  (void)st.etcd->commit(
+      {{{cluster::placement_key(vm), cluster::Compare::Target::create_revision, {}, 0}},
+       {{cluster::Operation::Kind::remove, cluster::status_key(vm), {}, 0}},
+       {}});
 }
 
 // What is placed here runs here, and nothing else.
