@@ -98,6 +98,8 @@ Expected<void> HostAgent::join_once() {
   lease_ = *lease;
   fenced_ = false;
   clock_.renewed(sent);
+  if (options_.deadline_moved)
+    options_.deadline_moved(*clock_.deadline());
   spdlog::info("cluster: joined as {} (lease {:x}, TTL {} s) through {}", record.name, *lease,
                options_.ttl.count(), client_.endpoint());
   return {};
@@ -132,6 +134,8 @@ void HostAgent::renew_loop() {
     lock.lock();
     if (renewed) {
       clock_.renewed(sent);
+      if (options_.deadline_moved)
+        options_.deadline_moved(*clock_.deadline());
       changed_.notify_all();
     } else if (renewed.error().kind == ErrorKind::not_found && lease == lease_) {
       // Its lease is gone (expired while unheard, or revoked): its VMs may be placed elsewhere

@@ -29,6 +29,9 @@ class HostAgent {
     std::chrono::seconds margin{3};
     std::function<void()> fence;                     // on the timer thread, once per lease
     std::function<void(std::int64_t lease)> joined;  // after a fence, with the new lease
+    // The fence's deadline moved (each renewal, each join): for a keeper in another process
+    // (fence_keeper.hpp). Called with the agent's lock held: it must only store.
+    std::function<void(FenceClock::Clock::time_point)> deadline_moved;
   };
 
   // Joins at once: a lease, then its records. A name held by another live host is waited for

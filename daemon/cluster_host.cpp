@@ -71,6 +71,18 @@ void ClusterFence::remove(const std::pair<std::string, std::string>& vm) {
   fleets_.erase(vm);
 }
 
+void ClusterFence::watch_vmm(pid_t pid) {
+  if (!keeper_)
+    return;
+  if (auto watched = keeper_->watch(pid); !watched)
+    spdlog::warn("cluster: the fence keeper cannot watch pid {}: {}", pid, watched.error().message);
+}
+
+void ClusterFence::unwatch_vmm(pid_t pid) {
+  if (keeper_)
+    keeper_->unwatch(pid);
+}
+
 namespace {
 
 struct Running {
@@ -276,9 +288,15 @@ caf::actor spawn_cluster_host(caf::actor_system& system, ClusterHostConfig confi
             running.status.state = std::string(to_string(event.state));
             running.status.since_ms = now_ms();
             running.status.detail = event.detail;
-            if (event.pid)
+            if (event.pid && running.status.pid != *event.pid) {
+              if (running.status.pid)
+                s.config.fence->unwatch_vmm(static_cast<pid_t>(*running.status.pid));
               running.status.pid = *event.pid;
+              s.config.fence->watch_vmm(*event.pid);
+            }
             if (event.state == VmState::dead) {
+              if (running.status.pid)
+                s.config.fence->unwatch_vmm(static_cast<pid_t>(*running.status.pid));
               running.status.pid.reset();
               say(self, {0, "died", vm.first, vm.second, "",
                          std::string(to_string(event.reason.value_or(DeathReason::unknown))) +

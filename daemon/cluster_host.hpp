@@ -21,6 +21,7 @@
 
 #include "actors/fleet_actor.hpp"
 #include "cluster/etcd_client.hpp"
+#include "cluster/fence_keeper.hpp"
 #include "crosvisor/service.hpp"
 
 namespace crosvisor::daemon {
@@ -31,7 +32,8 @@ namespace crosvisor::daemon {
 // hosts). While fenced nothing new is started, until the host has joined again.
 class ClusterFence {
  public:
-  explicit ClusterFence(std::chrono::milliseconds grace) : grace_(grace) {}
+  ClusterFence(std::chrono::milliseconds grace, std::shared_ptr<cluster::FenceKeeper> keeper)
+      : grace_(grace), keeper_(std::move(keeper)) {}
   // Every VM here stopped at once: gracefully within the grace, then SIGKILL.
   void fence();
   void rejoined();
@@ -41,6 +43,10 @@ class ClusterFence {
   // Registers a VM started here; false (and it is stopped) when a fence came first.
   bool add(const std::pair<std::string, std::string>& vm, const FleetActor& fleet);
   void remove(const std::pair<std::string, std::string>& vm);
+  // A cluster VMM the keeper process kills if the daemon cannot (frozen): from its start to its
+  // end.
+  void watch_vmm(pid_t pid);
+  void unwatch_vmm(pid_t pid);
 
  private:
   mutable std::mutex mutex_;
@@ -48,6 +54,7 @@ class ClusterFence {
   std::uint64_t fences_ = 0;
   std::int64_t last_fence_ms_ = 0;
   std::chrono::milliseconds grace_;
+  std::shared_ptr<cluster::FenceKeeper> keeper_;
   std::map<std::pair<std::string, std::string>, FleetActor> fleets_;
 };
 

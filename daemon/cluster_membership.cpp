@@ -93,7 +93,18 @@ Expected<std::unique_ptr<ClusterMembership>> ClusterMembership::join(const Clust
   record.version = CROSVISOR_VERSION;
   // The fence stops this host's cluster VMs from the agent's timer thread itself; half the
   // margin for a graceful stop, then SIGKILL, all before the lease can expire.
-  auto fence = std::make_shared<ClusterFence>(std::chrono::milliseconds(flags.margin_s * 500));
+  // Its second line, a process of its own: SIGKILLs the cluster's VMMs here two thirds into the
+  // margin if this daemon, frozen, could not (still before the lease can expire).
+  auto keeper = cluster::FenceKeeper::start();
+  if (!keeper)
+    return std::unexpected(keeper.error());
+  auto shared_keeper = std::make_shared<cluster::FenceKeeper>(std::move(*keeper));
+  const auto keeper_delay = std::chrono::milliseconds(flags.margin_s * 2000 / 3);
+  options.deadline_moved = [shared_keeper, keeper_delay](auto deadline) {
+    shared_keeper->set_deadline(deadline + keeper_delay);
+  };
+  auto fence = std::make_shared<ClusterFence>(std::chrono::milliseconds(flags.margin_s * 500),
+                                              shared_keeper);
   options.fence = [name = record.name, fence] {
     spdlog::error("cluster: host {} fenced itself: its cluster VMs stop", name);
     fence->fence();

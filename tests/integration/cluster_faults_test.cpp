@@ -229,7 +229,8 @@ std::int64_t ms_since(std::chrono::steady_clock::time_point start) {
 TEST_CASE(
     "a cluster of four namespace hosts on three etcd members keeps every VM running once: a "
     "partitioned host fences itself before its VMs move, a killed coordinator is replaced, an "
-    "etcd leader's death moves nothing") {
+    "etcd leader's death moves nothing, a frozen crosvisord's VMMs are killed by its fence "
+    "keeper") {
   if (::geteuid() != 0) {
     WARN("skipped: network namespaces need root");
     return;
@@ -326,6 +327,47 @@ TEST_CASE(
       CHECK_FALSE(lab.host(i).wait_for_line("fenced itself", 200ms));
   }
 
+  // 5. A host's crosvisord frozen (SIGSTOP): its own fence timer is frozen with it, but its
+  // fence keeper, a process of its own, kills its VMMs before its lease can expire, and only
+  // then are they placed elsewhere.
+  int frozen = 0;
+  std::vector<std::string> on_frozen;
+  for (int i = 1; i <= Lab::kHosts && frozen == 0; ++i) {
+    if (i == victim || i == asker)
+      continue;
+    for (const auto& [vm, host] : before) {
+      if (host == Lab::name(i))
+        on_frozen.push_back(vm);
+    }
+    if (!on_frozen.empty())
+      frozen = i;
+  }
+  REQUIRE(frozen != 0);
+  const auto stopped = std::chrono::steady_clock::now();
+  lab.host(frozen).signal(SIGSTOP);
+  REQUIRE(test::eventually(
+      [&] {
+        return std::all_of(on_frozen.begin(), on_frozen.end(), [](const std::string& vm) {
+          return test::processes_with_cmdline("--name " + vm + " ").empty();
+        });
+      },
+      15s));
+  const auto kept_ms = ms_since(stopped);
+  REQUIRE(test::eventually(
+      [&] {
+        where = ready_on(lab, asker);
+        return where.size() == 8 &&
+               std::none_of(where.begin(), where.end(),
+                            [&](const auto& entry) { return entry.second == Lab::name(frozen); });
+      },
+      40s));
+  const auto frozen_moved_ms = ms_since(stopped);
+  lab.host(frozen).signal(SIGCONT);
+  CHECK(lab.host(frozen).wait_for_line("part of the cluster again", 30s));
+
+  WARN("frozen crosvisord: its VMMs killed by its fence keeper after "
+       << kept_ms << " ms, ready elsewhere after " << frozen_moved_ms << " ms");
+  CHECK(kept_ms < 10'000);  // before its lease could expire
   WARN("partitioned host fenced after " << fenced_ms << " ms, its VMs ready elsewhere after "
                                         << moved_ms << " ms; coordinator killed: its VMs ready "
                                         << "elsewhere after " << failover_ms

@@ -2,6 +2,8 @@
 // client and host agent against a real etcd (Debian's etcd-server) on loopback, with mutual TLS
 // too.
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -11,6 +13,7 @@
 
 #include "cluster/etcd_client.hpp"
 #include "cluster/fence_clock.hpp"
+#include "cluster/fence_keeper.hpp"
 #include "cluster/host_agent.hpp"
 #include "cluster/host_record.hpp"
 #include "cluster/placement.hpp"
@@ -285,4 +288,40 @@ TEST_CASE("placement: least loaded allowed host, spread replicas, lost hosts by 
   auto crowded = cluster::plan_placements(many, hosts, {});
   CHECK(crowded.place.size() == 4);
   CHECK_THAT(crowded.place[3].why, Catch::Contains("too few hosts"));
+}
+
+TEST_CASE(
+    "the fence keeper, a process of its own, kills the VMMs it watches once the deadline "
+    "passes, and only those") {
+  auto started = cluster::FenceKeeper::start();
+  REQUIRE(started);
+  std::optional<cluster::FenceKeeper> keeper;
+  keeper.emplace(std::move(*started));
+  CHECK(test::process_alive(keeper->pid()));
+  const auto spawn_sleeper = [] {
+    const pid_t child = ::fork();
+    if (child == 0) {
+      ::execl("/bin/sleep", "sleep", "60", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    return child;
+  };
+  const pid_t watched = spawn_sleeper();
+  const pid_t other = spawn_sleeper();
+  REQUIRE(test::eventually([&] { return !test::processes_with_cmdline("sleep 60").empty(); }, 5s));
+  std::this_thread::sleep_for(100ms);  // exec'd: its start time is final
+  REQUIRE(keeper->watch(watched));
+  keeper->set_deadline(Clock::now() + 1h);  // renewed well ahead: nothing happens
+  std::this_thread::sleep_for(300ms);
+  CHECK(test::process_alive(watched));
+  keeper->set_deadline(Clock::now() + 200ms);  // no renewal came
+  REQUIRE(test::eventually([&] { return !test::process_alive(watched); }, 5s));
+  CHECK(keeper->kills() == 1);
+  CHECK(test::process_alive(other));  // never one it was not told of
+  ::waitpid(watched, nullptr, 0);
+  ::kill(other, SIGKILL);
+  ::waitpid(other, nullptr, 0);
+  const pid_t keeper_pid = keeper->pid();
+  keeper.reset();  // gone with its owner
+  CHECK_FALSE(test::process_alive(keeper_pid));
 }
