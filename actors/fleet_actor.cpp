@@ -330,6 +330,8 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config
   st.service = std::move(service);
   st.durable = life.durable;
   st.network_takeover = std::move(life.network_takeover);
+  if (life.subscriber)
+    st.subscribers.push_back(std::move(life.subscriber));
   st.fleet_name = fleet.name;
   std::vector<std::vector<std::size_t>> after;
   for (std::size_t i = 0; i < fleet.vms.size(); ++i)

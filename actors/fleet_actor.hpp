@@ -73,6 +73,9 @@ struct FleetLife {
   // Its networks the daemon before left running, by name: found again, not made (their VMs'
   // TAPs are in them).
   std::map<std::string, store::NetworkRecord> network_takeover;
+  // Hears every member's VmEvents from the first one on (subscribe_atom may come too late for
+  // a VM that starts at once).
+  caf::actor subscriber;
 };
 
 FleetActor spawn_fleet(caf::actor_system& system, ServiceActor service, config::FleetSpec fleet,

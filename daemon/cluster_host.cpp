@@ -169,11 +169,12 @@ void start(Self self, const cluster::VmKey& vm, const cluster::ClusterFleet& rec
   if (one.vms.empty())
     return;
   spdlog::info("cluster: starting {} of fleet {} here", vm.second, vm.first);
-  auto actor = spawn_fleet(self->system(), st.config.service, std::move(one));
+  FleetLife life;
+  life.subscriber = caf::actor_cast<caf::actor>(self);  // from its first event: the VMM's pid
+  auto actor = spawn_fleet(self->system(), st.config.service, std::move(one), std::move(life));
   if (!st.config.fence->add(vm, actor))
     return;  // fenced meanwhile: stopped at once
   self->monitor(actor);
-  self->send(actor, subscribe_atom::value, caf::actor_cast<caf::actor>(self));
   st.running[vm] = Running{actor, {st.config.host, "starting", std::nullopt, now_ms(), ""}};
   write_status(self, vm);
 }
