@@ -24,5 +24,6 @@ int lifecycles_scenario(const Options& options);
 int boot_scenario(const Options& options);
 int net_scenario(const Options& options);
 int store_scenario(const Options& options);
+int cluster_scenario(const Options& options);
 
 }  // namespace crosvisor::bench

@@ -13,10 +13,17 @@
 int main(int argc, char** argv) {
   using namespace crosvisor::bench;
   const std::map<std::string, std::function<int(const Options&)>> scenarios{
-      {"composite", composite_scenario},   {"cid", cid_scenario},     {"scale", scale_scenario},
-      {"cascade", cascade_scenario},       {"fleet", fleet_scenario}, {"control", control_scenario},
-      {"lifecycles", lifecycles_scenario}, {"boot", boot_scenario},   {"net", net_scenario},
+      {"composite", composite_scenario},
+      {"cid", cid_scenario},
+      {"scale", scale_scenario},
+      {"cascade", cascade_scenario},
+      {"fleet", fleet_scenario},
+      {"control", control_scenario},
+      {"lifecycles", lifecycles_scenario},
+      {"boot", boot_scenario},
+      {"net", net_scenario},
       {"store", store_scenario},
+      {"cluster", cluster_scenario},
   };
   CLI::App app{"crosvisor-bench: measure crosvisor against same-run baselines"};
   std::vector<std::string> chosen;
