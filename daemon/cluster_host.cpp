@@ -240,75 +240,80 @@ void reconcile(Self self) {
 
 caf::actor spawn_cluster_host(caf::actor_system& system, ClusterHostConfig config,
                               cluster::EtcdClient client) {
-  auto etcd = std::make_shared<cluster::EtcdClient>(std::move(client));
-  return system.spawn<caf::detached>([config = std::move(config),
-                                      etcd](Self self) mutable -> caf::behavior {
-    auto& st = self->state;
-    st.config = std::move(config);
-    st.etcd = std::make_unique<cluster::EtcdClient>(std::move(*etcd));
-    st.coordinator = std::make_unique<cluster::Coordinator>(st.config.host);
-    self->set_down_handler([=](const caf::down_msg& down) {
-      auto& s = self->state;
-      for (auto it = s.running.begin(); it != s.running.end(); ++it) {
-        if (it->second.fleet.address() == down.source) {
-          s.config.fence->remove(it->first);
-          s.running.erase(it);
-          return;
-        }
-      }
-    });
-    self->send(self, tick_atom::value);
-    return {
-        [=](tick_atom) {
+  auto owned = std::make_shared<cluster::EtcdClient>(std::move(client));
+  // Its parts come as arguments, not captures (see cluster_reader.cpp).
+  return system.spawn<caf::detached>(
+      [](Self self, ClusterHostConfig given,
+         std::shared_ptr<cluster::EtcdClient> etcd) -> caf::behavior {
+        auto& st = self->state;
+        st.config = std::move(given);
+        st.etcd = std::make_unique<cluster::EtcdClient>(std::move(*etcd));
+        st.coordinator = std::make_unique<cluster::Coordinator>(st.config.host);
+        self->set_down_handler([=](const caf::down_msg& down) {
           auto& s = self->state;
-          const std::int64_t lease = s.config.lease();
-          if (s.config.fence->fenced()) {
-            s.running.clear();  // stopped by the fence itself
-          } else if (lease != 0) {
-            if (const auto [fences, at_ms] = s.config.fence->history(); fences > s.fences_seen) {
-              // Fenced since the last look (and joined again): its VMs were stopped; said now that
-              // this host can write again, and what runs here is decided afresh.
-              s.fences_seen = fences;
-              s.running.clear();
-              s.said.clear();
-              say(self, {at_ms, "fenced", "", "", "",
-                         "no renewal of its lease in time: its cluster VMs were stopped; joined "
-                         "again"});
+          for (auto it = s.running.begin(); it != s.running.end(); ++it) {
+            if (it->second.fleet.address() == down.source) {
+              s.config.fence->remove(it->first);
+              s.running.erase(it);
+              return;
             }
-            if (auto round = s.coordinator->round(*s.etcd, lease); !round)
-              spdlog::debug("cluster: coordinator round: {}", round.error().message);
-            reconcile(self);
           }
-          self->delayed_send(self, s.config.period, tick_atom::value);
-        },
-        [=](const VmEvent& event) {
-          auto& s = self->state;
-          for (auto& [vm, running] : s.running) {
-            if (vm.second != event.vm)
-              continue;
-            running.status.state = std::string(to_string(event.state));
-            running.status.since_ms = now_ms();
-            running.status.detail = event.detail;
-            if (event.pid && running.status.pid != *event.pid) {
-              if (running.status.pid)
-                s.config.fence->unwatch_vmm(static_cast<pid_t>(*running.status.pid));
-              running.status.pid = *event.pid;
-              s.config.fence->watch_vmm(*event.pid);
-            }
-            if (event.state == VmState::dead) {
-              if (running.status.pid)
-                s.config.fence->unwatch_vmm(static_cast<pid_t>(*running.status.pid));
-              running.status.pid.reset();
-              say(self, {0, "died", vm.first, vm.second, "",
-                         std::string(to_string(event.reason.value_or(DeathReason::unknown))) +
-                             (event.detail.empty() ? "" : ": " + event.detail)});
-            }
-            write_status(self, vm);
-          }
-        },
-        [=](const ConsoleLine&) {},
-    };
-  });
+        });
+        self->send(self, tick_atom::value);
+        return {
+            [=](tick_atom) {
+              auto& s = self->state;
+              const std::int64_t lease = s.config.lease();
+              if (s.config.fence->fenced()) {
+                s.running.clear();  // stopped by the fence itself
+              } else if (lease != 0) {
+                if (const auto [fences, at_ms] = s.config.fence->history();
+                    fences > s.fences_seen) {
+                  // Fenced since the last look (and joined again): its VMs were stopped; said now
+                  // that this host can write again, and what runs here is decided afresh.
+                  s.fences_seen = fences;
+                  s.running.clear();
+                  s.said.clear();
+                  say(self,
+                      {at_ms, "fenced", "", "", "",
+                       "no renewal of its lease in time: its cluster VMs were stopped; joined "
+                       "again"});
+                }
+                if (auto round = s.coordinator->round(*s.etcd, lease); !round)
+                  spdlog::debug("cluster: coordinator round: {}", round.error().message);
+                reconcile(self);
+              }
+              self->delayed_send(self, s.config.period, tick_atom::value);
+            },
+            [=](const VmEvent& event) {
+              auto& s = self->state;
+              for (auto& [vm, running] : s.running) {
+                if (vm.second != event.vm)
+                  continue;
+                running.status.state = std::string(to_string(event.state));
+                running.status.since_ms = now_ms();
+                running.status.detail = event.detail;
+                if (event.pid && running.status.pid != *event.pid) {
+                  if (running.status.pid)
+                    s.config.fence->unwatch_vmm(static_cast<pid_t>(*running.status.pid));
+                  running.status.pid = *event.pid;
+                  s.config.fence->watch_vmm(*event.pid);
+                }
+                if (event.state == VmState::dead) {
+                  if (running.status.pid)
+                    s.config.fence->unwatch_vmm(static_cast<pid_t>(*running.status.pid));
+                  running.status.pid.reset();
+                  say(self, {0, "died", vm.first, vm.second, "",
+                             std::string(to_string(event.reason.value_or(DeathReason::unknown))) +
+                                 (event.detail.empty() ? "" : ": " + event.detail)});
+                }
+                write_status(self, vm);
+              }
+            },
+            [=](const ConsoleLine&) {},
+        };
+      },
+      std::move(config), std::move(owned));
 }
 
 }  // namespace crosvisor::daemon

@@ -118,9 +118,12 @@ Expected<bool> bring_down(cluster::EtcdClient& client, const std::string& name,
 }  // namespace
 
 ClusterReaderActor spawn_cluster_reader(caf::actor_system& system, cluster::EtcdClient client) {
-  auto shared = std::make_shared<cluster::EtcdClient>(std::move(client));
+  auto owned = std::make_shared<cluster::EtcdClient>(std::move(client));
+  // The client comes as an argument, not a capture: CAF 0.17 binds an argument-less function
+  // actor's (empty) argument tuple through a null pointer, which UBSan reports.
   return system.spawn<caf::detached>(
-      [shared](ClusterReaderActor::pointer) -> ClusterReaderActor::behavior_type {
+      [](ClusterReaderActor::pointer,
+         std::shared_ptr<cluster::EtcdClient> shared) -> ClusterReaderActor::behavior_type {
         return {
             [shared](hosts_atom) -> caf::result<std::vector<cluster::HostStatus>> {
               auto hosts = read_hosts(*shared);
@@ -156,7 +159,8 @@ ClusterReaderActor spawn_cluster_reader(caf::actor_system& system, cluster::Etcd
               return true;
             },
         };
-      });
+      },
+      std::move(owned));
 }
 
 }  // namespace crosvisor::daemon
