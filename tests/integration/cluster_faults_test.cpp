@@ -227,10 +227,8 @@ std::int64_t ms_since(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 TEST_CASE(
-    "a cluster of four namespace hosts on three etcd members keeps every VM running once: a "
-    "partitioned host fences itself before its VMs move, a killed coordinator is replaced, an "
-    "etcd leader's death moves nothing, a frozen crosvisord's VMMs are killed by its fence "
-    "keeper") {
+    "a cluster under fire: four namespace hosts on three etcd members through a partition, a "
+    "killed coordinator, a killed etcd leader and a frozen crosvisord, and no VM runs twice") {
   if (::geteuid() != 0) {
     WARN("skipped: network namespaces need root");
     return;

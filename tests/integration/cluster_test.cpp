@@ -47,8 +47,8 @@ test::DaemonOptions host_options(const std::string& endpoint, const std::string&
 }  // namespace
 
 TEST_CASE(
-    "hosts join a cluster and vm hosts lists them from either host: one killed with SIGKILL "
-    "is lost when its lease expires, one that stops leaves at once") {
+    "hosts join and are listed from either host: one killed with SIGKILL is lost when its "
+    "lease expires, one that stops leaves at once") {
   test::EtcdProcess etcd;
   auto h1 = std::make_unique<test::DaemonProcess>(host_options(etcd.endpoint(), "h1"));
   auto h2 = std::make_unique<test::DaemonProcess>(host_options(etcd.endpoint(), "h2"));
