@@ -39,7 +39,8 @@ class Lab {
   static constexpr int kHosts = 4;
   static constexpr int kMembers = 3;
 
-  Lab() : tag_("cvf" + std::to_string(::getpid() % 100000)) {
+  Lab() : tag_("cvf" + std::to_string(::getpid())) {
+    remove_stale();
     sh("ip netns add " + bridge_ns());
     sh("ip netns exec " + bridge_ns() + " ip link set lo up");
     sh("ip netns exec " + bridge_ns() + " ip link add br0 type bridge");
@@ -83,6 +84,26 @@ class Lab {
     for (int i = 1; i <= kHosts; ++i)
       (void)test::run_command("ip netns del " + host_ns(i));
     (void)test::run_command("ip netns del " + bridge_ns());
+  }
+
+  // Namespaces of a run that could not clean up (aborted: no destructor ran), known by the pid
+  // in their names being no process's any more.
+  static void remove_stale() {
+    const auto listed = test::run_command("ip netns list");
+    std::size_t start = 0;
+    while (start < listed.output.size()) {
+      const auto end = listed.output.find('\n', start);
+      const std::string line = listed.output.substr(start, end - start);
+      start = end == std::string::npos ? listed.output.size() : end + 1;
+      const std::string name = line.substr(0, line.find(' '));
+      if (!name.starts_with("cvf") || name.find('-') == std::string::npos)
+        continue;
+      const std::string pid = name.substr(3, name.find('-') - 3);
+      if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos)
+        continue;
+      if (!std::filesystem::exists("/proc/" + pid))
+        (void)test::run_command("ip netns del " + name);
+    }
   }
 
   void start_host(int i) {
