@@ -7,6 +7,8 @@
 #include <cctype>
 #include <thread>
 
+#include "process/launch.hpp"
+
 namespace crosvisor::daemon {
 namespace {
 
@@ -30,23 +32,6 @@ std::string machine_name() {
   std::transform(text.begin(), text.end(), text.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return text;
-}
-
-// Whether `binary` can be run: a path, or a name on PATH.
-bool runnable(const std::filesystem::path& binary) {
-  if (binary.has_parent_path())
-    return ::access(binary.c_str(), X_OK) == 0;
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/bin:/bin";
-  std::size_t start = 0;
-  while (start <= dirs.size()) {
-    const auto colon = std::min(dirs.find(':', start), dirs.size());
-    const auto candidate = std::filesystem::path(dirs.substr(start, colon - start)) / binary;
-    if (colon > start && ::access(candidate.c_str(), X_OK) == 0)
-      return true;
-    start = colon + 1;
-  }
-  return false;
 }
 
 }  // namespace
@@ -86,9 +71,10 @@ Expected<std::unique_ptr<ClusterMembership>> ClusterMembership::join(const Clust
   record.cpus = std::max(1u, std::thread::hardware_concurrency());
   record.memory_mib = static_cast<std::uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
                       static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) / (1024 * 1024);
-  if (runnable(binaries.qemu.empty() ? "qemu-system-x86_64" : binaries.qemu))
+  // What it can run: the VMMs it finds (a path, or a name on PATH).
+  if (process::resolve_binary(binaries.qemu.empty() ? "qemu-system-x86_64" : binaries.qemu))
     record.vmms.push_back("qemu");
-  if (runnable(binaries.crosvm.empty() ? "crosvm" : binaries.crosvm))
+  if (process::resolve_binary(binaries.crosvm.empty() ? "crosvm" : binaries.crosvm))
     record.vmms.push_back("crosvm");
   record.version = CROSVISOR_VERSION;
   // The fence stops this host's cluster VMs from the agent's timer thread itself; half the
