@@ -12,7 +12,8 @@ json to_json(const ClusterFleet& f) {
                      {"hosts", want.hosts},
                      {"spread", want.spread},
                      {"wait_on_loss", want.wait_on_loss},
-                     {"vmm", want.vmm}});
+                     {"vmm", want.vmm},
+                     {"after", want.after}});
   return {{"name", f.name},
           {"owner_uid", f.owner_uid},
           {"owner_gid", f.owner_gid},
@@ -38,6 +39,7 @@ Expected<ClusterFleet> cluster_fleet_from(const json& j) {
       want.spread = entry.at("spread").get<bool>();
       want.wait_on_loss = entry.at("wait_on_loss").get<bool>();
       want.vmm = entry.at("vmm").get<std::string>();
+      want.after = entry.value("after", std::vector<std::string>());
       f.wants.push_back(std::move(want));
     }
     f.fleet = j.at("fleet");
@@ -48,7 +50,11 @@ Expected<ClusterFleet> cluster_fleet_from(const json& j) {
 }
 
 json to_json(const VmStatus& s) {
-  json out = {{"host", s.host}, {"state", s.state}, {"since_ms", s.since_ms}, {"detail", s.detail}};
+  json out = {{"host", s.host},
+              {"state", s.state},
+              {"up", s.up},
+              {"since_ms", s.since_ms},
+              {"detail", s.detail}};
   if (s.pid)
     out["pid"] = *s.pid;
   return out;
@@ -61,6 +67,7 @@ Expected<VmStatus> vm_status_from(const json& j) {
     s.state = j.at("state").get<std::string>();
     s.since_ms = j.at("since_ms").get<std::int64_t>();
     s.detail = j.at("detail").get<std::string>();
+    s.up = j.value("up", false);
     if (j.contains("pid"))
       s.pid = j.at("pid").get<std::int64_t>();
     return s;

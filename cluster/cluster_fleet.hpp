@@ -42,6 +42,7 @@ Expected<ClusterFleet> cluster_fleet_from(const nlohmann::json& json);
 struct VmStatus {
   std::string host;
   std::string state;  // crosvisor's VM states: starting, running, ready, stopping, dead
+  bool up = false;    // ready, or running without a ready condition: what `after` waits for
   std::optional<std::int64_t> pid;
   std::int64_t since_ms = 0;
   std::string detail;

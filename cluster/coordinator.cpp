@@ -97,6 +97,9 @@ Expected<CoordinatorRound> Coordinator::round(EtcdClient& etcd, std::int64_t lea
   auto known = etcd.get_prefix(kKnownPrefix);
   if (!known)
     return std::unexpected(known.error());
+  auto statuses = etcd.get_prefix(kStatusPrefix);
+  if (!statuses)
+    return std::unexpected(statuses.error());
 
   std::vector<Want> wants;
   for (const auto& kv : fleets->kvs) {
@@ -139,7 +142,19 @@ Expected<CoordinatorRound> Coordinator::round(EtcdClient& etcd, std::int64_t lea
     }
   }
 
-  const Plan plan = plan_placements(wants, live, current);
+  // Up where it is placed: what `after` waits for.
+  std::set<VmKey> up;
+  for (const auto& kv : statuses->kvs) {
+    auto vm = vm_of_key(kv.key, kStatusPrefix);
+    auto parsed = nlohmann::json::parse(kv.value, nullptr, false);
+    if (!vm || parsed.is_discarded())
+      continue;
+    auto status = vm_status_from(parsed);
+    auto placed = current.find(*vm);
+    if (status && status->up && placed != current.end() && placed->second == status->host)
+      up.insert(*vm);
+  }
+  const Plan plan = plan_placements(wants, live, current, up);
   const Compare still_me{kCoordinatorKey, Compare::Target::value, host_, 0};
   for (const auto& decision : plan.place) {
     const std::string key = placement_key(decision.vm);

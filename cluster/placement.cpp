@@ -18,7 +18,7 @@ bool allowed(const Want& want, const std::string& host) {
 }  // namespace
 
 Plan plan_placements(const std::vector<Want>& wants, const std::vector<LiveHost>& unsorted,
-                     const std::map<VmKey, std::string>& current) {
+                     const std::map<VmKey, std::string>& current, const std::set<VmKey>& up) {
   Plan plan;
   std::vector<LiveHost> live = unsorted;  // ties go to the first name
   std::sort(live.begin(), live.end(),
@@ -58,6 +58,14 @@ Plan plan_placements(const std::vector<Want>& wants, const std::vector<LiveHost>
 
   // Then each VM without a live place, in the fleets' order.
   for (const Want* want : homeless) {
+    const auto waiting_for =
+        std::find_if(want->after.begin(), want->after.end(), [&](const std::string& dep) {
+          return up.count({want->vm.first, dep}) == 0;
+        });
+    if (waiting_for != want->after.end()) {
+      plan.stuck.push_back({want->vm, "waits for " + *waiting_for + " to be up (after)"});
+      continue;
+    }
     auto& used = group_hosts[{want->vm.first, want->group}];
     const LiveHost* best = nullptr;
     bool best_apart = false;

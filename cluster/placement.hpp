@@ -3,13 +3,15 @@
 // is placed again elsewhere, or, with on_host_loss = "wait" (forced for a VM with a writable
 // disk), left where it was until its host returns. A new or moved VM goes to the least loaded
 // live host (VMs per CPU, then name) that offers its VMM and is among its allowed hosts; with
-// spread, one its group's other replicas do not use if there is one. Deterministic: the same
-// view gives the same plan, whoever computes it.
+// spread, one its group's other replicas do not use if there is one. A VM with `after` is
+// placed only once those VMs are up, wherever they run. Deterministic: the same view gives the
+// same plan, whoever computes it.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +28,9 @@ struct Want {
   bool spread = false;
   bool wait_on_loss = false;
   std::string vmm;  // "qemu" or "crosvm": the host must offer it
+  // VMs of its fleet it starts after (`after`): it is placed only once each of them is up,
+  // wherever they run.
+  std::vector<std::string> after;
 };
 
 struct LiveHost {
@@ -53,7 +58,9 @@ struct Plan {
   std::vector<VmKey> drop;  // placements of VMs no fleet wants any more
 };
 
+// `up`: the VMs that are up now (ready, or running without a ready condition), as their hosts
+// say.
 Plan plan_placements(const std::vector<Want>& wants, const std::vector<LiveHost>& live,
-                     const std::map<VmKey, std::string>& current);
+                     const std::map<VmKey, std::string>& current, const std::set<VmKey>& up = {});
 
 }  // namespace crosvisor::cluster

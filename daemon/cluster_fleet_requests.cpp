@@ -57,7 +57,8 @@ void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetUpRequ
                             vm.placement.hosts,
                             vm.placement.spread,
                             vm.placement.on_host_loss == config::OnHostLoss::wait,
-                            std::string(to_string(vm.spec.vmm))});
+                            std::string(to_string(vm.spec.vmm)),
+                            vm.after});
   }
   record.fleet = request.fleet;
   const std::string name = fleet->name;

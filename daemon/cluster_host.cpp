@@ -88,6 +88,7 @@ namespace {
 struct Running {
   FleetActor fleet;  // a fleet of one: this VM
   cluster::VmStatus status;
+  bool has_ready = false;  // it has a ready condition: up when ready, not merely running
 };
 
 struct ClusterHostState {
@@ -163,11 +164,12 @@ void start(Self self, const cluster::VmKey& vm, const cluster::ClusterFleet& rec
                       member.unavailable);
       return;
     }
-    member.after.clear();  // its dependencies run where they are placed
+    member.after.clear();  // placed once they are up (the coordinator), wherever they run
     one.vms.push_back(std::move(member));
   }
   if (one.vms.empty())
     return;
+  const bool has_ready = has_ready_condition(one.vms.front().spec);
   spdlog::info("cluster: starting {} of fleet {} here", vm.second, vm.first);
   FleetLife life;
   life.subscriber = caf::actor_cast<caf::actor>(self);  // from its first event: the VMM's pid
@@ -175,7 +177,11 @@ void start(Self self, const cluster::VmKey& vm, const cluster::ClusterFleet& rec
   if (!st.config.fence->add(vm, actor))
     return;  // fenced meanwhile: stopped at once
   self->monitor(actor);
-  st.running[vm] = Running{actor, {st.config.host, "starting", std::nullopt, now_ms(), ""}};
+  cluster::VmStatus status;
+  status.host = st.config.host;
+  status.state = "starting";
+  status.since_ms = now_ms();
+  st.running[vm] = Running{actor, std::move(status), has_ready};
   write_status(self, vm);
 }
 
@@ -291,6 +297,8 @@ caf::actor spawn_cluster_host(caf::actor_system& system, ClusterHostConfig confi
                 if (vm.second != event.vm)
                   continue;
                 running.status.state = std::string(to_string(event.state));
+                running.status.up = event.state == VmState::ready ||
+                                    (event.state == VmState::running && !running.has_ready);
                 running.status.since_ms = now_ms();
                 running.status.detail = event.detail;
                 if (event.pid && running.status.pid != *event.pid) {

@@ -189,7 +189,7 @@ TEST_CASE(
   const auto file = hosts["h1"]->dir.write(
       "shop.toml", "[fleet]\nname = \"shop\"\n[defaults]\n" + keys +
                        "[[vm]]\nname = \"c-{index}\"\ncount = 6\nspread = true\n"
-                       "[[vm]]\nname = \"pinned\"\nhosts = [\"h3\"]\n");
+                       "[[vm]]\nname = \"pinned\"\nhosts = [\"h3\"]\nafter = [\"c-0\"]\n");
   std::vector<std::string> names = {"pinned"};
   for (int i = 0; i < 6; ++i)
     names.push_back("c-" + std::to_string(i));
@@ -254,6 +254,10 @@ TEST_CASE(
   };
   auto kinds = kinds_of(*hosts["h3"]);
   CHECK(kinds.count("placed") == 7);
+  // pinned starts after c-0: placed only once c-0 was up, wherever it ran.
+  REQUIRE(kinds.count("waiting") >= 1);
+  CHECK_THAT(kinds.find("waiting")->second["detail"].get<std::string>(),
+             Catch::Contains("waits for c-0 to be up"));
   REQUIRE(kinds.count("host-lost") == 1);
   CHECK(kinds.find("host-lost")->second["host"] == "h2");
   CHECK(kinds.count("moved") == static_cast<std::size_t>(per_host["h2"]));

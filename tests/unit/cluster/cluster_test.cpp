@@ -325,3 +325,19 @@ TEST_CASE(
   keeper.reset();  // gone with its owner
   CHECK_FALSE(test::process_alive(keeper_pid));
 }
+
+TEST_CASE("placement: a VM with after waits until those VMs are up, wherever they run") {
+  const std::vector<cluster::LiveHost> hosts = {{"h1", {"crosvm"}, 2}, {"h2", {"crosvm"}, 2}};
+  cluster::Want db{{"shop", "db"}, "db", {}, false, false, "crosvm", {}};
+  cluster::Want web{{"shop", "web"}, "web", {}, false, false, "crosvm", {"db"}};
+  auto first = cluster::plan_placements({db, web}, hosts, {});
+  REQUIRE(first.place.size() == 1);
+  CHECK(first.place[0].vm.second == "db");
+  REQUIRE(first.stuck.size() == 1);
+  CHECK(first.stuck[0].why == "waits for db to be up (after)");
+  const std::map<cluster::VmKey, std::string> placed = {{{"shop", "db"}, first.place[0].to}};
+  CHECK(cluster::plan_placements({db, web}, hosts, placed).place.empty());  // placed, not up
+  auto then = cluster::plan_placements({db, web}, hosts, placed, {{"shop", "db"}});
+  REQUIRE(then.place.size() == 1);
+  CHECK(then.place[0].vm.second == "web");
+}
