@@ -19,6 +19,7 @@
 #include "actors/network_actor.hpp"
 #include "actors/state_keeper.hpp"
 #include "actors/vm_actor.hpp"
+#include "core/unix_time.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "crosvisor/service.hpp"
@@ -104,12 +105,6 @@ void forget(ServiceSelf self, const caf::actor_addr& vm) {
   st.names.erase(it);
   st.fleet_of.erase(vm);
   st.durable.erase(vm);
-}
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 // Remembered, and told to every watcher.
@@ -403,7 +398,7 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
         if (named == st.names.end())
           return;  // gone already
         auto fleet = st.fleet_of.find(named->first);
-        record(self, SupervisorEvent{now_ms(), named->second.first,
+        record(self, SupervisorEvent{unix_now_ms(), named->second.first,
                                      fleet == st.fleet_of.end() ? "" : fleet->second,
                                      std::string(to_string(event.state)), event});
       },
@@ -414,7 +409,7 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
         event.state = VmState::created;
         event.detail =
             "restarted by fleet " + fleet + " (restart " + std::to_string(restarts) + ")";
-        record(self, SupervisorEvent{now_ms(), owner, fleet, "restarted", std::move(event)});
+        record(self, SupervisorEvent{unix_now_ms(), owner, fleet, "restarted", std::move(event)});
       },
       [=](history_atom) {
         return std::vector<VmInfo>(self->state.dead.begin(), self->state.dead.end());

@@ -13,6 +13,7 @@
 #include "actors/client_proxy.hpp"
 #include "actors/monitors.hpp"
 #include "core/debug_policy.hpp"
+#include "core/unix_time.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "lifecycle/console_tail.hpp"
@@ -310,10 +311,7 @@ void keep_record(VmSelf self) {
   record.vmm = std::string(to_string(spec.vmm));
   record.run_dir = st.run_dir;
   // Before `started` (the VMM was only just exec'd): now is its start, near enough.
-  record.started_at_ms =
-      st.started_at_unix_ms.value_or(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         std::chrono::system_clock::now().time_since_epoch())
-                                         .count());
+  record.started_at_ms = st.started_at_unix_ms.value_or(unix_now_ms());
   record.ready = st.life->state() == VmState::ready;
   record.restarts = st.durable->restarts;
   record.recent_restarts_ms = st.durable->recent_restarts_ms;
@@ -362,9 +360,7 @@ void die(VmSelf self, lifecycle::Death death) {
   VmEvent event = current_event(self, death.detail);
   event.reason = death.reason;
   publish(self, std::move(event));
-  st.ended_at_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+  st.ended_at_unix_ms = unix_now_ms();
   // The private directory goes on the reactor thread: no file system work in a handler.
   st.reactor->post([dir = std::move(st.run_dir)] {
     std::error_code ignored;
@@ -635,9 +631,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         auto& s = self->state;
         const pid_t pid = s.pid;
         s.started_at = std::chrono::steady_clock::now();
-        s.started_at_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count();
+        s.started_at_unix_ms = unix_now_ms();
         std::string how = "pid " + std::to_string(pid) + ", cid " + std::to_string(s.cid);
         if (s.durable && s.durable->takeover) {
           // Taken over: its uptime goes on from its first start, its readiness as it was.

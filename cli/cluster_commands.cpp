@@ -13,6 +13,7 @@
 #include "cli/output.hpp"
 #include "core/exit_codes.hpp"
 #include "core/unique_fd.hpp"
+#include "core/unix_time.hpp"
 #include "process/signals.hpp"
 
 namespace crosvisor::cli {
@@ -94,12 +95,6 @@ int cluster_fleet_down(const DaemonOptions& options, const std::string& name) {
 
 namespace {
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string event_line(const nlohmann::json& event) {
   std::string line = local_time(event.value("at_ms", std::int64_t{0}), "%Y-%m-%d %H:%M:%S") + "  " +
                      event.value("kind", "?");
@@ -120,7 +115,7 @@ std::string event_line(const nlohmann::json& event) {
 
 int cluster_events(const DaemonOptions& options, const std::optional<std::string>& since,
                    bool follow) {
-  std::int64_t from = now_ms() - 3'600'000;
+  std::int64_t from = unix_now_ms() - 3'600'000;
   if (since) {
     auto parsed = since_option(*since);
     if (!parsed)

@@ -12,6 +12,7 @@
 #include "cli/output.hpp"
 #include "core/exit_codes.hpp"
 #include "core/unique_fd.hpp"
+#include "core/unix_time.hpp"
 #include "process/signals.hpp"
 #include "protocol/replies.hpp"
 
@@ -19,12 +20,6 @@ namespace crosvisor::cli {
 namespace {
 
 using json = nlohmann::json;
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string event_line(const SupervisorEvent& event) {
   std::string line =
@@ -83,7 +78,7 @@ std::optional<std::int64_t> parse_since(const std::string& text, std::int64_t no
 }
 
 std::optional<std::int64_t> since_option(const std::string& text) {
-  auto from = parse_since(text, now_ms());
+  auto from = parse_since(text, unix_now_ms());
   if (!from)
     std::cerr << "vm events: --since '" << text
               << "' is not a time (30s, 5m, 2h, 1d, Unix seconds or YYYY-MM-DDTHH:MM:SS)\n";

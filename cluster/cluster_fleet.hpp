@@ -61,6 +61,16 @@ struct ClusterEvent {
 nlohmann::json to_json(const ClusterEvent& event);
 Expected<ClusterEvent> cluster_event_from(const nlohmann::json& json);
 
+// A record as etcd holds it (JSON text), parsed by `from` (cluster_fleet_from,
+// vm_status_from, ...); an error for text that is not JSON.
+template <class Parse>
+auto from_text(const std::string& text, Parse from) -> decltype(from(nlohmann::json())) {
+  auto parsed = nlohmann::json::parse(text, nullptr, false);
+  if (parsed.is_discarded())
+    return make_error(ErrorKind::invalid_config, "not JSON");
+  return from(parsed);
+}
+
 std::string placement_key(const VmKey& vm);
 std::string status_key(const VmKey& vm);
 // The fleet and VM a placement or status key names; nothing for another key.

@@ -8,17 +8,10 @@
 #include <map>
 
 #include "cluster/host_record.hpp"
+#include "core/unix_time.hpp"
 
 namespace crosvisor::cluster {
-namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::string stamp_of(std::int64_t ms) {
   char stamp[32];
@@ -53,7 +46,7 @@ Expected<std::vector<ClusterEvent>> read_events(EtcdClient& etcd, std::int64_t s
 }
 
 void Coordinator::event(EtcdClient& etcd, ClusterEvent event) {
-  event.at_ms = now_ms();
+  event.at_ms = unix_now_ms();
   spdlog::info("cluster: {} {}/{} {}: {}", event.kind, event.fleet, event.vm, event.host,
                event.detail);
   if (auto put = record_event(etcd, event, host_, ++events_); !put)
@@ -103,10 +96,7 @@ Expected<CoordinatorRound> Coordinator::round(EtcdClient& etcd, std::int64_t lea
 
   std::vector<Want> wants;
   for (const auto& kv : fleets->kvs) {
-    auto parsed = nlohmann::json::parse(kv.value, nullptr, false);
-    auto fleet = parsed.is_discarded()
-                     ? Expected<ClusterFleet>(make_error(ErrorKind::invalid_config, "not JSON"))
-                     : cluster_fleet_from(parsed);
+    auto fleet = from_text(kv.value, cluster_fleet_from);
     if (!fleet) {
       if (said_.insert("bad " + kv.key).second)
         spdlog::error("cluster: {}: {}: left alone", kv.key, fleet.error().message);
@@ -146,12 +136,11 @@ Expected<CoordinatorRound> Coordinator::round(EtcdClient& etcd, std::int64_t lea
   std::set<VmKey> up;
   for (const auto& kv : statuses->kvs) {
     auto vm = vm_of_key(kv.key, kStatusPrefix);
-    auto parsed = nlohmann::json::parse(kv.value, nullptr, false);
-    if (!vm || parsed.is_discarded())
+    auto status = from_text(kv.value, vm_status_from);
+    if (!vm || !status)
       continue;
-    auto status = vm_status_from(parsed);
     auto placed = current.find(*vm);
-    if (status && status->up && placed != current.end() && placed->second == status->host)
+    if (status->up && placed != current.end() && placed->second == status->host)
       up.insert(*vm);
   }
   const Plan plan = plan_placements(wants, live, current, up);

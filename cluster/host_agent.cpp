@@ -2,16 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/unix_time.hpp"
+
 namespace crosvisor::cluster {
 namespace {
 
 using Clock = FenceClock::Clock;
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -79,7 +75,7 @@ Expected<void> HostAgent::join_once() {
     return std::unexpected(lease.error());
   HostRecord record = options_.record;
   record.lease = *lease;
-  record.joined_at_ms = now_ms();
+  record.joined_at_ms = unix_now_ms();
   const std::string value = to_json(record).dump();
   const std::string alive = kHostsPrefix + record.name;
   // Only if no live host has the name: never two hosts answering to one name.

@@ -12,16 +12,11 @@
 #include "actors/fleet_actor.hpp"
 #include "cluster/cluster_fleet.hpp"
 #include "cluster/coordinator.hpp"
+#include "core/unix_time.hpp"
 #include "daemon/restore.hpp"
 
 namespace crosvisor::daemon {
 namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 using tick_atom = caf::atom_constant<caf::atom("cltick")>;
 
@@ -31,7 +26,7 @@ void ClusterFence::fence() {
   std::lock_guard lock(mutex_);
   fenced_ = true;
   ++fences_;
-  last_fence_ms_ = now_ms();
+  last_fence_ms_ = unix_now_ms();
   for (const auto& [vm, fleet] : fleets_) {
     spdlog::error("cluster: fenced: stopping {} of fleet {} (SIGKILL after {} ms)", vm.second,
                   vm.first, grace_.count());
@@ -116,7 +111,7 @@ using Self = caf::stateful_actor<ClusterHostState>*;
 void say(Self self, cluster::ClusterEvent event) {
   auto& st = self->state;
   if (event.at_ms == 0)
-    event.at_ms = now_ms();
+    event.at_ms = unix_now_ms();
   event.host = st.config.host;
   if (auto put = cluster::record_event(*st.etcd, event, st.config.host, ++st.events); !put)
     spdlog::warn("cluster: event not recorded: {}", put.error().message);
@@ -141,48 +136,49 @@ void write_status(Self self, const cluster::VmKey& vm) {
     spdlog::warn("cluster: status of {}: {}", vm.second, put.error().message);
 }
 
-// Starts `vm` of `record` here: its fleet reopened as its owner, the VM alone in a fleet of its
-// own (the rest of its fleet runs where it is placed).
-void start(Self self, const cluster::VmKey& vm, const cluster::ClusterFleet& record) {
+// Starts `names` of `record` here: its files reopened once as its owner, each VM alone in a
+// fleet of its own (the rest of its fleet runs where it is placed).
+void start(Self self, const cluster::ClusterFleet& record, const std::set<std::string>& names) {
   auto& st = self->state;
+  const auto cannot = [&](const std::string& vm, const std::string& why) {
+    if (st.said.insert(record.name + "/" + vm + why).second)
+      spdlog::error("cluster: {} of fleet {} cannot start here: {}", vm, record.name, why);
+  };
   auto fleet = reopen_fleet(record.fleet, record.owner_uid, record.owner_gid);
   if (!fleet) {
-    if (st.said.insert(vm.first + "/" + vm.second + fleet.error().message).second)
-      spdlog::error("cluster: {} of fleet {} cannot start here: {}", vm.second, vm.first,
-                    fleet.error().message);
+    for (const auto& name : names)
+      cannot(name, fleet.error().message);
     return;
   }
-  config::FleetSpec one;
-  one.name = fleet->name;
-  one.concurrency = 1;
   for (auto& member : fleet->vms) {
-    if (member.spec.name != vm.second)
+    const std::string name = member.spec.name;
+    if (names.count(name) == 0)
       continue;
     if (!member.unavailable.empty()) {
-      if (st.said.insert(vm.first + "/" + vm.second + member.unavailable).second)
-        spdlog::error("cluster: {} of fleet {} cannot start here: {}", vm.second, vm.first,
-                      member.unavailable);
-      return;
+      cannot(name, member.unavailable);
+      continue;
     }
+    const cluster::VmKey vm{record.name, name};
+    const bool has_ready = has_ready_condition(member.spec);
     member.after.clear();  // placed once they are up (the coordinator), wherever they run
+    config::FleetSpec one;
+    one.name = fleet->name;
+    one.concurrency = 1;
     one.vms.push_back(std::move(member));
+    spdlog::info("cluster: starting {} of fleet {} here", name, record.name);
+    FleetLife life;
+    life.subscriber = caf::actor_cast<caf::actor>(self);  // from its first event: the VMM's pid
+    auto actor = spawn_fleet(self->system(), st.config.service, std::move(one), std::move(life));
+    if (!st.config.fence->add(vm, actor))
+      return;  // fenced meanwhile: stopped at once, and nothing more starts
+    self->monitor(actor);
+    cluster::VmStatus status;
+    status.host = st.config.host;
+    status.state = "starting";
+    status.since_ms = unix_now_ms();
+    st.running[vm] = Running{actor, std::move(status), has_ready};
+    write_status(self, vm);
   }
-  if (one.vms.empty())
-    return;
-  const bool has_ready = has_ready_condition(one.vms.front().spec);
-  spdlog::info("cluster: starting {} of fleet {} here", vm.second, vm.first);
-  FleetLife life;
-  life.subscriber = caf::actor_cast<caf::actor>(self);  // from its first event: the VMM's pid
-  auto actor = spawn_fleet(self->system(), st.config.service, std::move(one), std::move(life));
-  if (!st.config.fence->add(vm, actor))
-    return;  // fenced meanwhile: stopped at once
-  self->monitor(actor);
-  cluster::VmStatus status;
-  status.host = st.config.host;
-  status.state = "starting";
-  status.since_ms = now_ms();
-  st.running[vm] = Running{actor, std::move(status), has_ready};
-  write_status(self, vm);
 }
 
 void stop(Self self, const cluster::VmKey& vm, std::uint32_t grace_ms) {
@@ -207,11 +203,11 @@ void reconcile(Self self) {
   auto placements = st.etcd->get_prefix(cluster::kPlacementsPrefix);
   if (!placements)
     return;  // unknown: change nothing
-  std::map<cluster::VmKey, bool> mine;
+  std::set<cluster::VmKey> mine;
   for (const auto& kv : placements->kvs) {
     if (auto vm = cluster::vm_of_key(kv.key, cluster::kPlacementsPrefix);
         vm && kv.value == st.config.host)
-      mine[*vm] = true;
+      mine.insert(*vm);
   }
   std::vector<cluster::VmKey> gone;
   for (const auto& [vm, running] : st.running) {
@@ -220,25 +216,18 @@ void reconcile(Self self) {
   }
   for (const auto& vm : gone)
     stop(self, vm, 10'000);
-  std::map<std::string, std::optional<cluster::ClusterFleet>> fleets;
-  for (const auto& [vm, yes] : mine) {
-    if (st.running.count(vm) != 0)
+  // The VMs to start, by fleet: each fleet read and its files reopened once per round.
+  std::map<std::string, std::set<std::string>> missing;
+  for (const auto& vm : mine) {
+    if (st.running.count(vm) == 0)
+      missing[vm.first].insert(vm.second);
+  }
+  for (const auto& [name, vms] : missing) {
+    auto found = st.etcd->get(cluster::kFleetsPrefix + name);
+    if (!found || found->kvs.empty())
       continue;
-    auto& record = fleets[vm.first];
-    if (!record) {
-      auto found = st.etcd->get(cluster::kFleetsPrefix + vm.first);
-      if (!found || found->kvs.empty())
-        continue;
-      auto parsed = nlohmann::json::parse(found->kvs[0].value, nullptr, false);
-      auto fleet =
-          parsed.is_discarded()
-              ? Expected<cluster::ClusterFleet>(make_error(ErrorKind::invalid_config, "not JSON"))
-              : cluster::cluster_fleet_from(parsed);
-      if (!fleet)
-        continue;
-      record = std::move(*fleet);
-    }
-    start(self, vm, *record);
+    if (auto record = cluster::from_text(found->kvs[0].value, cluster::cluster_fleet_from))
+      start(self, *record, vms);
   }
 }
 
@@ -299,7 +288,7 @@ caf::actor spawn_cluster_host(caf::actor_system& system, ClusterHostConfig confi
                 running.status.state = std::string(to_string(event.state));
                 running.status.up = event.state == VmState::ready ||
                                     (event.state == VmState::running && !running.has_ready);
-                running.status.since_ms = now_ms();
+                running.status.since_ms = unix_now_ms();
                 running.status.detail = event.detail;
                 if (event.pid && running.status.pid != *event.pid) {
                   if (running.status.pid)

@@ -57,10 +57,7 @@ Expected<cluster::ClusterFleet> fleet_named(cluster::EtcdClient& client, const s
     return make_error(ErrorKind::not_found, "the cluster has no fleet named '" + name + "'");
   if (revision)
     *revision = found->kvs[0].mod_revision;
-  auto parsed = nlohmann::json::parse(found->kvs[0].value, nullptr, false);
-  if (parsed.is_discarded())
-    return make_error(ErrorKind::io, "the cluster's record of fleet " + name + " is not JSON");
-  return cluster::cluster_fleet_from(parsed);
+  return cluster::from_text(found->kvs[0].value, cluster::cluster_fleet_from);
 }
 
 Expected<std::vector<ClusterVmView>> status_of(cluster::EtcdClient& client,
@@ -84,11 +81,8 @@ Expected<std::vector<ClusterVmView>> status_of(cluster::EtcdClient& client,
     for (const auto& kv : statuses->kvs) {
       if (cluster::vm_of_key(kv.key, cluster::kStatusPrefix) != want.vm)
         continue;
-      auto parsed = nlohmann::json::parse(kv.value, nullptr, false);
-      if (!parsed.is_discarded()) {
-        if (auto status = cluster::vm_status_from(parsed))
-          view.status = std::move(*status);
-      }
+      if (auto status = cluster::from_text(kv.value, cluster::vm_status_from))
+        view.status = std::move(*status);
     }
     views.push_back(std::move(view));
   }

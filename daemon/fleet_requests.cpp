@@ -4,6 +4,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "actors/fleet_actor.hpp"
+#include "core/unix_time.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "daemon/fleet_registry.hpp"
@@ -138,9 +139,7 @@ store::FleetRecord record_of(const Session* self, const protocol::FleetUpRequest
   record.owner_gid = self->state.peer.gid;
   record.persistent = request.persist;
   record.boot_id = process::boot_id();
-  record.created_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+  record.created_at_ms = unix_now_ms();
   record.fleet = request.fleet;
   return record;
 }

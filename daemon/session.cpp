@@ -48,44 +48,6 @@ void handle(Session* self, std::uint64_t id, const protocol::VersionRequest&) {
   self->state.reply(std::move(reply));
 }
 
-void handle(Session* self, std::uint64_t id, const protocol::HostsRequest&) {
-  if (!in_cluster(self, id))
-    return;
-  const auto& cluster = self->state.context.cluster;
-  self->request(cluster, std::chrono::seconds(30), hosts_atom::value)
-      .then(
-          [=](const std::vector<cluster::HostStatus>& hosts) {
-            json reply = protocol::ok_reply(id);
-            reply["hosts"] = json::array();
-            for (const auto& host : hosts) {
-              json entry = cluster::to_json(host.record);
-              entry["state"] = host.up ? "up" : "lost";
-              if (host.up && host.ttl_s >= 0)
-                entry["lease_ttl_s"] = host.ttl_s;
-              reply["hosts"].push_back(std::move(entry));
-            }
-            self->state.reply(std::move(reply));
-          },
-          [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
-}
-
-void handle(Session* self, std::uint64_t id, const protocol::ClusterEventsRequest& request) {
-  if (!in_cluster(self, id))
-    return;
-  const auto& cluster = self->state.context.cluster;
-  self->request(cluster, std::chrono::seconds(30), cluster_events_atom::value,
-                static_cast<std::int64_t>(request.since_ms))
-      .then(
-          [=](const std::vector<cluster::ClusterEvent>& events) {
-            json reply = protocol::ok_reply(id);
-            reply["events"] = json::array();
-            for (const auto& event : events)
-              reply["events"].push_back(cluster::to_json(event));
-            self->state.reply(std::move(reply));
-          },
-          [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
-}
-
 // To the handler of the request's type; the fds go to those that take them (the server has
 // refused fds with any other request).
 void dispatch(Session* self, const protocol::Request& request, std::vector<UniqueFd> fds) {

@@ -120,7 +120,10 @@ void handle(Session* self, std::uint64_t id, const protocol::EventsRequest& requ
 
 // Whether this daemon is part of a cluster; if not, the request is refused (state), saying how.
 bool in_cluster(Session* self, std::uint64_t id);
-// The same for a cluster fleet (request.cluster): through etcd (daemon/cluster_fleet_requests.cpp).
+// The same for a cluster fleet (request.cluster): through etcd (daemon/cluster_requests.cpp),
+// with the cluster's hosts and events.
+void handle(Session* self, std::uint64_t id, const protocol::HostsRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::ClusterEventsRequest& request);
 void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetUpRequest& request,
                     std::vector<UniqueFd> fds);
 void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetStatusRequest& request);

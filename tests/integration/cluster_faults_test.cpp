@@ -20,6 +20,7 @@
 #include "support/processes.hpp"
 #include "support/subprocess.hpp"
 #include "support/temp_dir.hpp"
+#include "support/twice_watcher.hpp"
 
 using namespace crosvisor;
 using namespace std::chrono_literals;
@@ -195,34 +196,6 @@ class Lab {
   std::map<int, std::unique_ptr<test::Subprocess>> hosts_;
 };
 
-// Samples how many VMMs run each VM, every 100 ms: the most ever seen at once.
-class TwiceWatcher {
- public:
-  explicit TwiceWatcher(std::vector<std::string> names)
-      : names_(std::move(names)), thread_([this] { run(); }) {}
-  ~TwiceWatcher() {
-    stop_ = true;
-    thread_.join();
-  }
-  std::size_t most() const { return most_; }
-  std::size_t samples() const { return samples_; }
-
- private:
-  void run() {
-    while (!stop_) {
-      for (const auto& name : names_)
-        most_ = std::max(most_.load(), test::processes_with_cmdline("--name " + name + " ").size());
-      ++samples_;
-      std::this_thread::sleep_for(100ms);
-    }
-  }
-  std::vector<std::string> names_;
-  std::atomic<bool> stop_{false};
-  std::atomic<std::size_t> most_{0};
-  std::atomic<std::size_t> samples_{0};
-  std::thread thread_;
-};
-
 // Each ready VM's host, asked of host i.
 std::map<std::string, std::string> ready_on(const Lab& lab, int i) {
   const auto out = lab.vm(i, "fleet status --cluster shop --json");
@@ -275,7 +248,7 @@ TEST_CASE(
   std::vector<std::string> names;
   for (int i = 0; i < 8; ++i)
     names.push_back("c-" + std::to_string(i));
-  TwiceWatcher watcher(names);
+  test::TwiceWatcher watcher(names);
   const auto up = lab.vm(1, "fleet up --cluster " + file.string());
   INFO(up.output);
   REQUIRE(up.exit_code == 0);

@@ -17,6 +17,7 @@
 #include "support/processes.hpp"
 #include "support/subprocess.hpp"
 #include "support/temp_dir.hpp"
+#include "support/twice_watcher.hpp"
 
 using namespace crosvisor;
 using namespace std::chrono_literals;
@@ -129,37 +130,6 @@ TEST_CASE("what a new user meets: no cluster, an etcd out of reach, a bad host n
 
 namespace {
 
-// How many VMMs run each VM of `names` (the stand-in's command line names its VM), sampled
-// every 100 ms on a thread of its own, for the whole test: the most ever seen at once.
-class TwiceWatcher {
- public:
-  explicit TwiceWatcher(std::vector<std::string> names)
-      : names_(std::move(names)), thread_([this] { run(); }) {}
-  ~TwiceWatcher() {
-    stop_ = true;
-    thread_.join();
-  }
-  std::size_t most() const { return most_; }
-  std::size_t samples() const { return samples_; }
-
- private:
-  void run() {
-    while (!stop_) {
-      for (const auto& name : names_) {
-        const auto count = test::processes_with_cmdline("--name " + name + " ").size();
-        most_ = std::max<std::size_t>(most_, count);
-      }
-      ++samples_;
-      std::this_thread::sleep_for(100ms);
-    }
-  }
-  std::vector<std::string> names_;
-  std::atomic<bool> stop_{false};
-  std::atomic<std::size_t> most_{0};
-  std::atomic<std::size_t> samples_{0};
-  std::thread thread_;
-};
-
 // Where each VM of a cluster fleet is placed and whether it is ready there, asked of `daemon`.
 std::map<std::string, std::string> ready_on(const test::DaemonProcess& daemon,
                                             const std::string& fleet) {
@@ -193,7 +163,7 @@ TEST_CASE(
   std::vector<std::string> names = {"pinned"};
   for (int i = 0; i < 6; ++i)
     names.push_back("c-" + std::to_string(i));
-  TwiceWatcher watcher(names);
+  test::TwiceWatcher watcher(names);
 
   const auto up = hosts["h1"]->vm("fleet up --cluster " + file.string());
   INFO(up.output);

@@ -1,8 +1,10 @@
-// A session's requests for cluster fleets (docs/cluster.md): kept in etcd, placed by the
-// coordinator, run by the hosts they are placed on; asked about and brought down from any host.
+// A session's requests to the cluster (docs/cluster.md): its hosts and events, and its fleets,
+// kept in etcd, placed by the coordinator, run by the hosts they are placed on, asked about and
+// brought down from any host.
 #include <caf/event_based_actor.hpp>
 #include <chrono>
 
+#include "core/unix_time.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "daemon/session_state.hpp"
 #include "protocol/fleet_json.hpp"
@@ -11,12 +13,6 @@ namespace crosvisor::daemon {
 namespace {
 
 using json = nlohmann::json;
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -48,7 +44,7 @@ void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetUpRequ
   record.owner_uid = self->state.peer.uid;
   record.owner_gid = self->state.peer.gid;
   record.submitted_on = self->state.context.host_name;
-  record.submitted_at_ms = now_ms();
+  record.submitted_at_ms = unix_now_ms();
   for (const auto& vm : fleet->vms) {
     if (auto refused = check_vmm_binary(self, vm.spec))
       return self->state.fail(id, *refused);
@@ -129,6 +125,44 @@ void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetDownRe
             json reply = protocol::ok_reply(id);
             reply["fleet"] = name;
             reply["cluster"] = true;
+            self->state.reply(std::move(reply));
+          },
+          [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
+}
+
+void handle(Session* self, std::uint64_t id, const protocol::HostsRequest&) {
+  if (!in_cluster(self, id))
+    return;
+  const auto& cluster = self->state.context.cluster;
+  self->request(cluster, std::chrono::seconds(30), hosts_atom::value)
+      .then(
+          [=](const std::vector<cluster::HostStatus>& hosts) {
+            json reply = protocol::ok_reply(id);
+            reply["hosts"] = json::array();
+            for (const auto& host : hosts) {
+              json entry = cluster::to_json(host.record);
+              entry["state"] = host.up ? "up" : "lost";
+              if (host.up && host.ttl_s >= 0)
+                entry["lease_ttl_s"] = host.ttl_s;
+              reply["hosts"].push_back(std::move(entry));
+            }
+            self->state.reply(std::move(reply));
+          },
+          [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
+}
+
+void handle(Session* self, std::uint64_t id, const protocol::ClusterEventsRequest& request) {
+  if (!in_cluster(self, id))
+    return;
+  const auto& cluster = self->state.context.cluster;
+  self->request(cluster, std::chrono::seconds(30), cluster_events_atom::value,
+                static_cast<std::int64_t>(request.since_ms))
+      .then(
+          [=](const std::vector<cluster::ClusterEvent>& events) {
+            json reply = protocol::ok_reply(id);
+            reply["events"] = json::array();
+            for (const auto& event : events)
+              reply["events"].push_back(cluster::to_json(event));
             self->state.reply(std::move(reply));
           },
           [=](caf::error& error) { self->state.fail(id, from_caf_error(error)); });
