@@ -321,6 +321,23 @@ void keep_record(VmSelf self) {
   self->send(st.durable->keeper, store_vm_atom::value, std::move(record));
 }
 
+// Readiness is told only once the VM's record says so: a successor that takes the VMM over
+// after a crash trusts the record, and would otherwise wait for a ready line the guest printed
+// once, to this daemon (and, with a ready timeout, kill a healthy VM as hung). Until the keeper
+// has written it this actor answers nothing, so no client sees "ready" ahead of the disk.
+void tell_ready(VmSelf self, std::string_view how) {
+  auto& s = self->state;
+  spdlog::info("vm {}: {}", s.life->spec().name, how);
+  if (!s.durable || !s.identity || s.released) {
+    publish(self, current_event(self));
+    return;
+  }
+  keep_record(self);
+  self->request(s.durable->keeper, std::chrono::seconds(10), flush_atom::value)
+      .await([=](bool) { publish(self, current_event(self)); },
+             [=](caf::error&) { publish(self, current_event(self)); });
+}
+
 void drop_record(VmSelf self) {
   auto& st = self->state;
   if (st.durable && !st.released)
@@ -652,8 +669,14 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         keep_record(self);
         if (s.life->state() == VmState::running) {
           // A VM that is not ready in time is hung (AVF's boot hang-up detection).
+          // One taken over has what is left of it since its first start.
           if (auto deadline = ready_deadline(s.life->spec()))
-            self->delayed_send(self, *deadline, ready_due_atom::value);
+            self->delayed_send(
+                self,
+                std::max(std::chrono::milliseconds::zero(),
+                         *deadline - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - *s.started_at)),
+                ready_due_atom::value);
           // Readiness through the guest's vsock callback: wait for it on the reactor.
           if (const auto* vsock_ready = std::get_if<VsockReady>(&s.life->spec().ready)) {
             auto me = caf::actor_cast<VmActorImpl>(self);
@@ -710,11 +733,8 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
           s.tail->add(line);
           publish(self, ConsoleLine{s.life->spec().name, line});
         }
-        if (s.life->on_console_line(line)) {
-          spdlog::info("vm {}: ready", s.life->spec().name);
-          publish(self, current_event(self));
-          keep_record(self);
-        }
+        if (s.life->on_console_line(line))
+          tell_ready(self, "ready");
         // Told in batches (well under the reactor's in-flight limit, so it never waits on a
         // batch that cannot fill).
         constexpr std::size_t kConsoleAckBatch = 256;
@@ -747,9 +767,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
           spdlog::warn("vm {}: cannot wait for the guest's vsock callback: {}", s.life->spec().name,
                        error);
         } else if (s.life->on_vsock_ready()) {
-          spdlog::info("vm {}: ready (vsock callback)", s.life->spec().name);
-          publish(self, current_event(self));
-          keep_record(self);
+          tell_ready(self, "ready (vsock callback)");
         }
       },
       [=](vmmout_atom, const std::string& line) {
