@@ -6,12 +6,19 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <span>
 
 #include "cluster/host_record.hpp"
 #include "core/unix_time.hpp"
 
 namespace crosvisor::cluster {
-namespace {}  // namespace
+namespace {
+
+// etcd refuses a transaction of more than 128 operations per branch (--max-txn-ops): each
+// decision is a placement and its event.
+constexpr std::size_t kDecisionsPerTxn = 50;
+
+}  // namespace
 
 std::string stamp_of(std::int64_t ms) {
   char stamp[32];
@@ -19,11 +26,18 @@ std::string stamp_of(std::int64_t ms) {
   return stamp;
 }
 
+Operation event_operation(const ClusterEvent& event, const std::string& host,
+                          std::uint64_t sequence) {
+  return {Operation::Kind::put,
+          std::string(kEventsPrefix) + stamp_of(event.at_ms) + "-" + host + "-" +
+              std::to_string(sequence),
+          to_json(event).dump(), 0};
+}
+
 Expected<void> record_event(EtcdClient& etcd, const ClusterEvent& event, const std::string& host,
                             std::uint64_t sequence) {
-  return etcd.put(std::string(kEventsPrefix) + stamp_of(event.at_ms) + "-" + host + "-" +
-                      std::to_string(sequence),
-                  to_json(event).dump());
+  const auto op = event_operation(event, host, sequence);
+  return etcd.put(op.key, op.value);
 }
 
 Expected<std::vector<ClusterEvent>> read_events(EtcdClient& etcd, std::int64_t since_ms,
@@ -67,6 +81,58 @@ Expected<bool> Coordinator::campaign(EtcdClient& etcd, std::int64_t lease) {
   if (*won)
     spdlog::info("cluster: {} is the coordinator", host_);
   return mine;
+}
+
+Expected<PlacementsWritten> write_placements(EtcdClient& etcd, const std::string& coordinator,
+                                             std::span<const Decision> decisions,
+                                             const std::map<VmKey, std::int64_t>& revision,
+                                             std::uint64_t& events_written) {
+  const Compare still_me{kCoordinatorKey, Compare::Target::value, coordinator, 0};
+  const auto guard = [&](const Decision& decision) {
+    const std::string key = placement_key(decision.vm);
+    const auto seen = revision.find(decision.vm);
+    return seen == revision.end() ? Compare{key, Compare::Target::create_revision, {}, 0}
+                                  : Compare{key, Compare::Target::mod_revision, {}, seen->second};
+  };
+  const auto write = [&](std::span<const Decision> batch) -> Expected<bool> {
+    Txn txn{{still_me}, {}, {}};
+    std::vector<ClusterEvent> events;
+    for (const auto& decision : batch) {
+      txn.compare.push_back(guard(decision));
+      txn.success.push_back({Operation::Kind::put, placement_key(decision.vm), decision.to, 0});
+      events.push_back({unix_now_ms(), decision.from ? "moved" : "placed", decision.vm.first,
+                        decision.vm.second, decision.to, decision.why});
+      txn.success.push_back(
+          event_operation(events.back(), coordinator, events_written + events.size()));
+    }
+    auto written = etcd.commit(txn);
+    if (!written || !*written)
+      return written;
+    events_written += events.size();
+    for (const auto& event : events)
+      spdlog::info("cluster: {} {}/{} {}: {}", event.kind, event.fleet, event.vm, event.host,
+                   event.detail);
+    return true;
+  };
+  PlacementsWritten result;
+  for (std::size_t first = 0; first < decisions.size(); first += kDecisionsPerTxn) {
+    const auto batch =
+        decisions.subspan(first, std::min(kDecisionsPerTxn, decisions.size() - first));
+    auto written = write(batch);
+    if (!written)
+      return std::unexpected(written.error());
+    if (*written) {
+      result.placed += batch.size();
+      continue;
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto one = batch.size() == 1 ? written : write(batch.subspan(i, 1));
+      if (!one)
+        return std::unexpected(one.error());
+      ++(*one ? result.placed : result.refused);
+    }
+  }
+  return result;
 }
 
 Expected<CoordinatorRound> Coordinator::round(EtcdClient& etcd, std::int64_t lease) {
@@ -144,25 +210,12 @@ Expected<CoordinatorRound> Coordinator::round(EtcdClient& etcd, std::int64_t lea
       up.insert(*vm);
   }
   const Plan plan = plan_placements(wants, live, current, up);
+  auto written = write_placements(etcd, host_, plan.place, revision, events_);
+  if (!written)
+    return std::unexpected(written.error());
+  result.placed = written->placed;
+  result.refused = written->refused;
   const Compare still_me{kCoordinatorKey, Compare::Target::value, host_, 0};
-  for (const auto& decision : plan.place) {
-    const std::string key = placement_key(decision.vm);
-    const auto seen = revision.find(decision.vm);
-    const Compare unchanged = seen == revision.end()
-                                  ? Compare{key, Compare::Target::create_revision, {}, 0}
-                                  : Compare{key, Compare::Target::mod_revision, {}, seen->second};
-    auto written =
-        etcd.commit(Txn{{still_me, unchanged}, {{Operation::Kind::put, key, decision.to, 0}}, {}});
-    if (!written)
-      return std::unexpected(written.error());
-    if (!*written) {
-      ++result.refused;
-      continue;
-    }
-    ++result.placed;
-    event(etcd, {0, decision.from ? "moved" : "placed", decision.vm.first, decision.vm.second,
-                 decision.to, decision.why});
-  }
   for (const auto& vm : plan.drop) {
     const std::string key = placement_key(vm);
     auto removed =

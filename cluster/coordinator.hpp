@@ -8,12 +8,15 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "cluster/cluster_fleet.hpp"
 #include "cluster/etcd_client.hpp"
+#include "cluster/placement.hpp"
 
 namespace crosvisor::cluster {
 
@@ -41,11 +44,31 @@ class Coordinator {
   std::set<std::string> lost_;  // hosts known lost, said once (a new coordinator says it again)
 };
 
+struct PlacementsWritten {
+  std::size_t placed = 0;
+  std::size_t refused = 0;  // its placement changed since `revision` was read, or deposed
+};
+
+// Writes `decisions` as coordinator `coordinator`, in batches: each guarded by "the coordinator
+// is still `coordinator`" and by every placement's revision as read (absent: not created since),
+// with its events in the same transaction (an event is there if and only if its decision is).
+// A batch refused (one placement changed under it) is written again decision by decision, so
+// that only the stale ones fail. `events_written` numbers the events (and counts them).
+Expected<PlacementsWritten> write_placements(EtcdClient& etcd, const std::string& coordinator,
+                                             std::span<const Decision> decisions,
+                                             const std::map<VmKey, std::int64_t>& revision,
+                                             std::uint64_t& events_written);
+
 // The events from `since_ms` on, oldest first (at most `limit`).
 Expected<std::vector<ClusterEvent>> read_events(EtcdClient& etcd, std::int64_t since_ms,
                                                 std::size_t limit = 1000);
 
-// Appends an event (its key sorts by time).
+// An event's write, for a transaction of its own or one with what it tells (its key sorts by
+// time; `sequence` tells apart one host's events of one millisecond).
+Operation event_operation(const ClusterEvent& event, const std::string& host,
+                          std::uint64_t sequence);
+
+// Appends an event.
 Expected<void> record_event(EtcdClient& etcd, const ClusterEvent& event, const std::string& host,
                             std::uint64_t sequence);
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 
 #include "actors/fleet_actor.hpp"
 #include "cluster/cluster_fleet.hpp"
@@ -19,6 +20,13 @@ namespace crosvisor::daemon {
 namespace {
 
 using tick_atom = caf::atom_constant<caf::atom("cltick")>;
+using flush_status_atom = caf::atom_constant<caf::atom("clflush")>;
+
+// Statuses are written a moment after they change, many in one transaction: a host starting
+// hundreds of VMs would otherwise wait on etcd (and its disk) three times for each.
+constexpr auto kStatusDelay = std::chrono::milliseconds(50);
+// etcd's default --max-txn-ops is 128 (per branch).
+constexpr std::size_t kStatusesPerTxn = 100;
 
 }  // namespace
 
@@ -95,7 +103,9 @@ struct ClusterHostState {
   std::map<cluster::VmKey, Running> running;
   std::uint64_t fences_seen = 0;
   std::uint64_t events = 0;
-  std::set<std::string> said;  // problems reported once
+  std::set<std::string> said;        // problems reported once
+  std::set<cluster::VmKey> changed;  // statuses not written yet
+  bool flush_due = false;
 
   // Ended (the daemon stops): the cluster's VMs here stop with it, and the host leaves.
   ~ClusterHostState() {
@@ -117,23 +127,62 @@ void say(Self self, cluster::ClusterEvent event) {
     spdlog::warn("cluster: event not recorded: {}", put.error().message);
 }
 
-void write_status(Self self, const cluster::VmKey& vm) {
+// Writes the statuses that changed, each only while its VM is placed here: a host that was
+// cut off and hears late of its VMs' ends must not write over what the host they moved to says.
+// A batch refused (one of them moved) is written again one by one.
+void write_statuses(Self self) {
   auto& st = self->state;
-  auto found = st.running.find(vm);
+  st.flush_due = false;
   const std::int64_t lease = st.config.lease();
-  if (found == st.running.end() || lease == 0)
+  if (lease == 0) {
+    st.changed.clear();  // not in the cluster now: what runs here is decided afresh on joining
     return;
-  // Only while it is placed here: a host that was cut off and hears late of its VMs' ends
-  // must not write over what the host they moved to says.
+  }
   using cluster::Compare;
   using cluster::Operation;
-  auto put =
-      st.etcd->commit({{{cluster::placement_key(vm), Compare::Target::value, st.config.host, 0}},
-                       {{Operation::Kind::put, cluster::status_key(vm),
-                         to_json(found->second.status).dump(), lease}},
-                       {}});
-  if (!put)
-    spdlog::warn("cluster: status of {}: {}", vm.second, put.error().message);
+  const auto write = [&](std::span<const cluster::VmKey> vms) {
+    cluster::Txn txn;
+    for (const auto& vm : vms) {
+      txn.compare.push_back(
+          {cluster::placement_key(vm), Compare::Target::value, st.config.host, 0});
+      txn.success.push_back({Operation::Kind::put, cluster::status_key(vm),
+                             to_json(st.running.at(vm).status).dump(), lease});
+    }
+    return st.etcd->commit(txn);
+  };
+  std::vector<cluster::VmKey> due;
+  for (const auto& vm : st.changed) {
+    if (st.running.count(vm) != 0)
+      due.push_back(vm);
+  }
+  st.changed.clear();
+  const std::span<const cluster::VmKey> all(due);
+  for (std::size_t first = 0; first < all.size(); first += kStatusesPerTxn) {
+    const auto batch = all.subspan(first, std::min(kStatusesPerTxn, all.size() - first));
+    auto written = write(batch);
+    if (written && *written)
+      continue;
+    if (!written) {
+      spdlog::warn("cluster: statuses not written: {}", written.error().message);
+      st.changed.insert(batch.begin(), batch.end());  // tried again
+      continue;
+    }
+    for (std::size_t i = 0; batch.size() > 1 && i < batch.size(); ++i)
+      (void)write(batch.subspan(i, 1));
+  }
+  if (!st.changed.empty()) {
+    st.flush_due = true;
+    self->delayed_send(self, st.config.period, flush_status_atom::value);
+  }
+}
+
+void status_changed(Self self, const cluster::VmKey& vm) {
+  auto& st = self->state;
+  st.changed.insert(vm);
+  if (!st.flush_due) {
+    st.flush_due = true;
+    self->delayed_send(self, kStatusDelay, flush_status_atom::value);
+  }
 }
 
 // Starts `names` of `record` here: its files reopened once as its owner, each VM alone in a
@@ -177,7 +226,7 @@ void start(Self self, const cluster::ClusterFleet& record, const std::set<std::s
     status.state = "starting";
     status.since_ms = unix_now_ms();
     st.running[vm] = Running{actor, std::move(status), has_ready};
-    write_status(self, vm);
+    status_changed(self, vm);
   }
 }
 
@@ -304,9 +353,10 @@ caf::actor spawn_cluster_host(caf::actor_system& system, ClusterHostConfig confi
                              std::string(to_string(event.reason.value_or(DeathReason::unknown))) +
                                  (event.detail.empty() ? "" : ": " + event.detail)});
                 }
-                write_status(self, vm);
+                status_changed(self, vm);
               }
             },
+            [=](flush_status_atom) { write_statuses(self); },
             [=](const ConsoleLine&) {},
         };
       },

@@ -37,8 +37,8 @@ void handle_cluster(Session* self, std::uint64_t id, const protocol::FleetUpRequ
   if (!fleet->networks.empty())
     return self->state.fail(id, ErrorKind::invalid_config,
                             "fleet " + fleet->name +
-                                ": a cluster fleet cannot have networks yet (a network lives "
-                                "on one host)");
+                                ": a cluster fleet cannot have [[network]] (a network lives "
+                                "in a namespace on one host): bring it up without --cluster");
   cluster::ClusterFleet record;
   record.name = fleet->name;
   record.owner_uid = self->state.peer.uid;

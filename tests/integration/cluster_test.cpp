@@ -185,6 +185,16 @@ TEST_CASE(
   const auto twice = hosts["h3"]->vm("fleet up --cluster " + file.string());
   CHECK(twice.exit_code != 0);
   CHECK_THAT(twice.output, Catch::Contains("the cluster has a fleet named 'shop' already"));
+  // A network lives on one host: a cluster fleet with one is refused, and nothing is kept.
+  const auto networked = hosts["h1"]->dir.write(
+      "lan.toml",
+      "[fleet]\nname = \"lan\"\n[[network]]\nname = \"back\"\nsubnet = "
+      "\"198.19.220.0/24\"\n[defaults]\n" +
+          keys + "[[vm]]\nname = \"n\"\nnetworks = [ { name = \"back\" } ]\n");
+  const auto refused = hosts["h2"]->vm("fleet up --cluster " + networked.string());
+  CHECK(refused.exit_code == 3);  // a fleet file that is wrong
+  CHECK_THAT(refused.output, Catch::Contains("a cluster fleet cannot have [[network]]"));
+  CHECK(hosts["h3"]->vm("fleet status --cluster lan").exit_code != 0);
 
   // h2 dies: its VMMs with it (parent-death signal); once its lease expires its VMs are placed
   // again on the others.

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "cluster/coordinator.hpp"
 #include "cluster/etcd_client.hpp"
 #include "cluster/fence_clock.hpp"
 #include "cluster/fence_keeper.hpp"
@@ -221,6 +222,55 @@ TEST_CASE(
   agent->reset();  // leaves
   CHECK(reader.get("/crosvisor/hosts/h1")->kvs.empty());
   CHECK(reader.get("/crosvisor/known/h1")->kvs.size() == 1);
+}
+
+TEST_CASE(
+    "coordinator writes: placements in batches with their events, only a stale one refused, "
+    "and none of a deposed coordinator") {
+  test::EtcdProcess etcd;
+  auto client = client_of(etcd.endpoint());
+  const auto decisions = [](int n, const std::string& to) {
+    std::vector<cluster::Decision> all;
+    for (int i = 0; i < n; ++i)
+      all.push_back({{"f", "v" + std::to_string(i)}, std::nullopt, to, "least loaded"});
+    return all;
+  };
+  const auto events = [&] { return client.get_prefix(cluster::kEventsPrefix)->kvs.size(); };
+  REQUIRE(client.put(cluster::kCoordinatorKey, "c1"));
+  std::uint64_t numbered = 0;
+
+  // More than one transaction's worth (etcd takes at most 128 operations in each).
+  auto first = cluster::write_placements(client, "c1", decisions(120, "h1"), {}, numbered);
+  REQUIRE(first);
+  CHECK(first->placed == 120);
+  CHECK(first->refused == 0);
+  CHECK(numbered == 120);
+  CHECK(events() == 120);
+  std::map<cluster::VmKey, std::int64_t> revision;
+  const auto placed = client.get_prefix(cluster::kPlacementsPrefix);
+  REQUIRE(placed);
+  for (const auto& kv : placed->kvs)
+    revision[*cluster::vm_of_key(kv.key, cluster::kPlacementsPrefix)] = kv.mod_revision;
+  REQUIRE(revision.size() == 120);
+
+  // One placement changed after it was read: only its move is refused, and it has no event.
+  REQUIRE(client.put(cluster::placement_key({"f", "v7"}), "h3"));
+  auto moved = cluster::write_placements(client, "c1", decisions(60, "h2"), revision, numbered);
+  REQUIRE(moved);
+  CHECK(moved->placed == 59);
+  CHECK(moved->refused == 1);
+  CHECK(events() == 179);
+  CHECK(client.get(cluster::placement_key({"f", "v7"}))->kvs.at(0).value == "h3");
+  CHECK(client.get(cluster::placement_key({"f", "v8"}))->kvs.at(0).value == "h2");
+
+  // Deposed: nothing it writes lands.
+  REQUIRE(client.put(cluster::kCoordinatorKey, "c2"));
+  auto deposed = cluster::write_placements(client, "c1", decisions(10, "h4"), {}, numbered);
+  REQUIRE(deposed);
+  CHECK(deposed->placed == 0);
+  CHECK(deposed->refused == 10);
+  CHECK(events() == 179);
+  CHECK(client.get(cluster::placement_key({"f", "v0"}))->kvs.at(0).value == "h2");
 }
 
 TEST_CASE("placement: least loaded allowed host, spread replicas, lost hosts by policy") {
