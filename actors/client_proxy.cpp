@@ -55,6 +55,7 @@ ClientProxyActor::behavior_type proxy_behavior(Proxy self, VmActorImpl vm, caf::
         self->send(self->state.vm, stop_atom::value, timeout_ms);
       },
       [=](info_atom) { return self->delegate(self->state.vm, info_atom::value); },
+      [=](stats_atom) { return self->delegate(self->state.vm, stats_atom::value); },
       [=](logs_atom, std::uint32_t count) {
         return self->delegate(self->state.vm, logs_atom::value, count);
       },

@@ -28,6 +28,7 @@
 #include "net/subnets.hpp"
 #include "process/proc_identity.hpp"
 #include "store/state_store.hpp"
+#include "vmm/confinement.hpp"
 #include "vmm/reactor.hpp"
 
 namespace crosvisor {
@@ -57,6 +58,8 @@ struct ServiceState {
   ServiceOptions options;
   CidRegistryActor cid_registry;
   std::map<VmKey, VmActorImpl> vms;  // VMs not dead yet
+  // Restarts by their fleets so far, by VM: told before the restart's start (restarted_atom).
+  std::map<VmKey, std::uint32_t> restarts;
   std::map<caf::actor_addr, VmKey> names;
   std::optional<lifecycle::OwnerUsage> usage;         // what each user holds
   lifecycle::ImageClaims images;                      // who writes and reads which image
@@ -155,6 +158,17 @@ Expected<std::vector<NetworkActor>> networks_of(ServiceSelf self, const VmSpec& 
 void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
               caf::typed_response_promise<VmHandle> reply, std::optional<DurableStart> durable) {
   auto& st = self->state;
+  // Confined: who its VMM will run as (an unknown VMM user fails the VM here, before anything).
+  std::optional<process::Sandbox> sandbox;
+  if (st.options.confine_vmms) {
+    auto confined =
+        vmm::confinement_for(spec, st.options.vmm_user, st.options.runtime_dir / vmm::kSandboxRoot);
+    if (!confined) {
+      reply.deliver(to_caf_error(confined.error()));
+      return;
+    }
+    sandbox = std::move(*confined);
+  }
   auto networks = networks_of(self, spec);
   if (!networks) {
     reply.deliver(to_caf_error(networks.error()));
@@ -190,6 +204,11 @@ void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
                                         : st.options.nvram_dir;
   VmPaths paths{run_dir,  log_dir / (spec.name + ".log"), st.options.log_max_bytes,
                 dump_dir, st.options.dumps_per_vm,        nvram_dir / (spec.name + ".vars.fd")};
+  paths.sandbox = std::move(sandbox);
+  paths.cgroups = st.options.cgroups;
+  if (auto restarted = st.restarts.find(key); restarted != st.restarts.end())
+    paths.restarts = restarted->second;
+  paths.cgroups_unavailable = st.options.cgroups_unavailable;
   if (durable)
     paths.durable =
         VmPaths::Durable{st.keeper, st.boot_id, durable->restarts,
@@ -404,6 +423,7 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
       },
       [=](restarted_atom, const std::string& vm, const std::string& fleet,
           std::optional<std::uint32_t> owner, std::uint32_t restarts) {
+        self->state.restarts[VmKey{owner, vm}] = restarts;
         VmEvent event;
         event.vm = vm;
         event.state = VmState::created;
@@ -468,6 +488,11 @@ ServiceActor spawn_service(caf::actor_system& system, ServiceOptions options) {
   if (options.cid_state_file.empty()) {
     if (auto shared = user_runtime_dir())
       options.cid_state_file = *shared / "last-cid";
+  }
+  if (options.confine_vmms) {
+    // Where each confined VMM builds its root, in its own mount namespace: empty here, always.
+    std::error_code ec;
+    std::filesystem::create_directories(options.runtime_dir / vmm::kSandboxRoot, ec);
   }
   return system.spawn(service_behavior, std::move(options));
 }

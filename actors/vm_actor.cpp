@@ -17,6 +17,7 @@
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
 #include "lifecycle/console_tail.hpp"
+#include "process/proc_usage.hpp"
 #include "vmm/reactor.hpp"
 #include "vmm/vmm_backend.hpp"
 
@@ -66,6 +67,10 @@ struct VmActorState {
 
   // Live restore: the VMM outlives the supervisor (vm_actor.hpp, VmPaths::Durable).
   std::optional<VmPaths::Durable> durable;
+  std::optional<process::Sandbox> sandbox;  // confined: who its VMM runs as
+  std::shared_ptr<const process::CgroupHost> cgroups;
+  std::string cgroups_unavailable;
+  std::uint32_t restarts = 0;                        // by its fleet, before this start
   std::shared_ptr<const UniqueFd> cid_reservation;   // the VMM's copy of it
   std::optional<process::ProcessIdentity> identity;  // of the VMM, once known
   bool released = false;                             // let go: it runs on, unwatched
@@ -290,7 +295,34 @@ VmInfo info_of(VmSelf self) {
     info.detail = s.death->detail;
   }
   info.ended_at = s.ended_at_unix_ms;
+  info.restarts = s.durable ? s.durable->restarts : s.restarts;
   return info;
+}
+
+// What its VMM has used: its cgroup's counters where it has one, /proc's for the rest.
+VmStats stats_of(VmSelf self) {
+  auto& s = self->state;
+  VmStats stats{info_of(self), {}};
+  if (!stats.info.pid)
+    return stats;
+  const auto own = process::usage_of(*stats.info.pid);
+  VmUsage& usage = stats.usage;
+  usage.cpu_usec = own.cpu_usec;
+  usage.rss_bytes = own.rss_bytes;
+  usage.read_bytes = own.read_bytes;
+  usage.write_bytes = own.write_bytes;
+  usage.tasks = own.threads;
+  if (s.cgroups) {
+    const auto counted = s.cgroups->existing(s.run_dir.filename().string()).usage();
+    usage.cgroup = true;
+    usage.memory_bytes = counted.memory_bytes;
+    if (counted.cpu_usec)
+      usage.cpu_usec = counted.cpu_usec;  // the VMM and anything it started
+    if (counted.pids)
+      usage.tasks = counted.pids;
+    usage.memory_limit_bytes = counted.memory_limit_bytes;
+  }
+  return stats;
 }
 
 // A durable VM's record: what its supervisor's successor needs to take its VMM over.
@@ -446,6 +478,10 @@ void launch_vmm(VmSelf self) {
     context.nics.push_back({lease.tap, lease.mac});
   context.durable = vm.durable.has_value();
   context.cid_reservation = vm.cid_reservation;
+  context.sandbox = vm.sandbox;
+  context.cgroups = vm.cgroups;
+  context.cgroup_name = vm.run_dir.filename().string();
+  context.cgroups_unavailable = vm.cgroups_unavailable;
   vm.child = vm.reactor->launch(
       [spec = vm.life->spec(), context = std::move(context)] {
         return vmm::prepare_vmm_launch(spec, context);
@@ -475,6 +511,8 @@ void take_over(VmSelf self) {
   takeover.console_log_max_bytes = vm.console_log_max_bytes;
   takeover.owner = spec.owner_uid;
   takeover.vm = spec.name;
+  if (vm.cgroups)
+    takeover.cgroup = vm.cgroups->existing(vm.run_dir.filename().string());
   vm.identity = takeover.identity;
   // Its interfaces as they are: the VMM holds their TAPs, on networks found again.
   for (const auto& nic : record.nics) {
@@ -553,6 +591,10 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
   st.run_dir = std::move(paths.run_dir);
   st.nvram = std::move(paths.nvram);
   st.durable = std::move(paths.durable);
+  st.sandbox = std::move(paths.sandbox);
+  st.cgroups = std::move(paths.cgroups);
+  st.cgroups_unavailable = std::move(paths.cgroups_unavailable);
+  st.restarts = paths.restarts;
   if (st.life->spec().debug == DebugLevel::full) {
     st.console_log = std::move(paths.console_log);
     st.console_log_max_bytes = paths.console_log_max_bytes;
@@ -879,6 +921,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         return s.tail->last(count);
       },
       [=](info_atom) { return info_of(self); },
+      [=](stats_atom) { return stats_of(self); },
   };
 }
 

@@ -12,6 +12,8 @@
 #include "actors/state_keeper.hpp"
 #include "actors/vm_protocol.hpp"
 #include "crosvisor/vm_spec.hpp"
+#include "process/cgroups.hpp"
+#include "process/sandbox.hpp"
 
 namespace crosvisor {
 
@@ -37,6 +39,12 @@ struct VmPaths {
     std::optional<store::VmRecord> takeover;
   };
   std::optional<Durable> durable;
+  // Confined (process/sandbox.hpp): who its VMM runs as, and in what.
+  std::optional<process::Sandbox> sandbox;
+  // Where its VMM's cgroup is made (named after run_dir), or why there is none.
+  std::shared_ptr<const process::CgroupHost> cgroups;
+  std::string cgroups_unavailable;
+  std::uint32_t restarts = 0;  // by its fleet so far (vm stats)
 };
 
 // `cid_registry` grants the VM its vsock CID before the VMM starts. Client handles attach

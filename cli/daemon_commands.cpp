@@ -111,20 +111,39 @@ Expected<protocol::Target> target_named(const std::string& text) {
   return target;
 }
 
-int list_vms(const DaemonOptions& options, bool all_users, bool dead, bool quiet) {
+namespace {
+
+// The "vms" of `request`'s reply for a table; nothing when the command is done: it failed
+// (`exit_code` says how) or --json printed them.
+std::optional<json> vms_for_table(const DaemonOptions& options,
+                                  const protocol::RequestBody& request, int& exit_code) {
+  exit_code = 0;
   auto client = connect(options);
-  if (!client)
-    return report(client.error());
-  auto reply = client->call(protocol::ListRequest{all_users, dead});
-  if (!reply)
-    return report(reply.error());
-  const json& vms = (*reply)["vms"];
-  if (options.json) {
-    std::cout << vms.dump(2) << '\n';
-    return 0;
+  if (!client) {
+    exit_code = report(client.error());
+    return std::nullopt;
   }
+  auto reply = client->call(request);
+  if (!reply) {
+    exit_code = report(reply.error());
+    return std::nullopt;
+  }
+  if (options.json) {
+    std::cout << (*reply)["vms"].dump(2) << '\n';
+    return std::nullopt;
+  }
+  return (*reply)["vms"];
+}
+
+}  // namespace
+
+int list_vms(const DaemonOptions& options, bool all_users, bool dead, bool quiet) {
+  int exit_code = 0;
+  const auto vms = vms_for_table(options, protocol::ListRequest{all_users, dead}, exit_code);
+  if (!vms)
+    return exit_code;
   if (quiet) {
-    for (const auto& vm : vms)
+    for (const auto& vm : *vms)
       std::cout << vm.value("name", "") << '\n';
     return 0;
   }
@@ -133,7 +152,7 @@ int list_vms(const DaemonOptions& options, bool all_users, bool dead, bool quiet
   if (dead)
     columns.push_back("ENDED");
   Table table(columns);
-  for (const auto& vm : vms) {
+  for (const auto& vm : *vms) {
     auto info = protocol::parse_info(vm);
     if (!info)
       continue;
@@ -151,6 +170,54 @@ int list_vms(const DaemonOptions& options, bool all_users, bool dead, bool quiet
     if (dead)
       row.push_back(info->ended_at ? local_time(*info->ended_at) : "-");
     table.add(row);
+  }
+  table.print();
+  return 0;
+}
+
+namespace {
+
+std::string bytes_text(const json& value) {
+  if (!value.is_number())
+    return "-";
+  const double bytes = value.get<double>();
+  char text[32];
+  if (bytes >= 1024.0 * 1024 * 1024)
+    std::snprintf(text, sizeof(text), "%.1f GiB", bytes / (1024.0 * 1024 * 1024));
+  else
+    std::snprintf(text, sizeof(text), "%.1f MiB", bytes / (1024.0 * 1024));
+  return text;
+}
+
+std::string cpu_text(const json& usec) {
+  if (!usec.is_number())
+    return "-";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.2f s", usec.get<double>() / 1e6);
+  return text;
+}
+
+std::string number_text(const json& value) {
+  return value.is_number() ? std::to_string(value.get<std::uint64_t>()) : "-";
+}
+
+}  // namespace
+
+int vm_stats(const DaemonOptions& options, const std::vector<std::string>& names, bool all_users) {
+  int exit_code = 0;
+  const auto vms = vms_for_table(options, protocol::StatsRequest{names, all_users}, exit_code);
+  if (!vms)
+    return exit_code;
+  Table table({"NAME", "STATE", "CPU", "RSS", "MEMORY", "LIMIT", "READ", "WRITTEN", "TASKS",
+               "UPTIME", "RESTARTS", "FROM"});
+  for (const auto& vm : *vms) {
+    table.add({vm.value("name", ""), vm.value("state", ""), cpu_text(vm["cpu_usec"]),
+               bytes_text(vm["rss_bytes"]), bytes_text(vm["memory_bytes"]),
+               bytes_text(vm["memory_limit_bytes"]), bytes_text(vm["read_bytes"]),
+               bytes_text(vm["write_bytes"]), number_text(vm["tasks"]),
+               duration_text(vm.value("uptime_ms", std::int64_t{0})),
+               std::to_string(vm.value("restarts", 0u)),
+               vm["source"].is_string() ? vm["source"].get<std::string>() : "-"});
   }
   table.print();
   return 0;

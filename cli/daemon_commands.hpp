@@ -26,6 +26,8 @@ Expected<protocol::Target> target_named(const std::string& text);
 
 // dead: the dead VMs crosvisord remembers too (virsh list --all, docker ps -a); quiet: names only.
 int list_vms(const DaemonOptions& options, bool all_users, bool dead = false, bool quiet = false);
+// `vm stats [VM...]`: CPU time, memory, block I/O, tasks, uptime and restarts of running VMs.
+int vm_stats(const DaemonOptions& options, const std::vector<std::string>& names, bool all_users);
 int show_info(const DaemonOptions& options, const std::string& vm);
 int stop_vm(const DaemonOptions& options, const std::string& vm, std::optional<double> timeout_s,
             bool force);

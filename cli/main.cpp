@@ -73,6 +73,13 @@ int main(int argc, char** argv) {
   list_cmd->add_flag("-q,--quiet", quiet, "Names only, one per line");
   list_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
 
+  std::vector<std::string> stats_names;
+  auto* stats_cmd =
+      app.add_subcommand("stats", "What your running VMs' VMMs use: CPU, memory, block I/O");
+  stats_cmd->add_option("VM", stats_names, "Names (default: every VM of yours)");
+  stats_cmd->add_flag("--all-users", all_users, "Every user's VMs (root or the daemon's own user)");
+  stats_cmd->add_flag("--json", daemon_options.json, "JSON instead of a table");
+
   auto* rm_cmd = app.add_subcommand("rm", "Forget a dead VM (vm list --all shows them)");
   rm_cmd->add_option("VM", target, "Name")->required();
   rm_cmd->add_flag("--json", daemon_options.json, "JSON instead of nothing");
@@ -305,6 +312,8 @@ int main(int argc, char** argv) {
     return cli::list_vms(daemon_options, all_users, dead_too, quiet);
   if (*rm_cmd)
     return cli::remove_vm(daemon_options, target);
+  if (*stats_cmd)
+    return cli::vm_stats(daemon_options, stats_names, all_users);
   if (*events_cmd && events_cluster)
     return cli::cluster_events(daemon_options, since, events_follow);
   if (*events_cmd)

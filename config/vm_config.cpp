@@ -196,6 +196,13 @@ std::optional<VmSpec> read_vm_table(TableReader& vm, bool best_effort) {
   }
   if (auto cpus = vm.integer("cpus", limits::kMinCpus, limits::kMaxCpus))
     spec.cpus = static_cast<std::uint32_t>(*cpus);
+  if (auto overhead = vm.integer("memory_overhead_mib", 0, limits::kMaxMemoryOverheadMib))
+    spec.memory_overhead_mib = static_cast<std::uint32_t>(*overhead);
+  if (auto quota =
+          vm.integer("cpu_quota_percent", limits::kMinCpuQuotaPercent, limits::kMaxCpuQuotaPercent))
+    spec.cpu_quota_percent = static_cast<std::uint32_t>(*quota);
+  if (auto pids = vm.integer("pids_max", limits::kMinPidsMax, limits::kMaxPidsMax))
+    spec.pids_max = static_cast<std::uint32_t>(*pids);
   if (auto debug = vm.choice("debug", debug_level_names()))
     spec.debug = *debug_level_named(*debug);
   if (auto cid = vm.integer("cid", limits::kMinCid, limits::kMaxCid))

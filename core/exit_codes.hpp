@@ -70,6 +70,8 @@ constexpr int exit_code_for(DeathReason reason) {
       return 17;
     case DeathReason::hangup:
       return 18;
+    case DeathReason::out_of_memory:
+      return 19;
   }
   return 17;
 }

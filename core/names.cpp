@@ -26,7 +26,7 @@ constexpr Names<VmState, 6> kVmStates{{{VmState::created, "created"},
                                        {VmState::ready, "ready"},
                                        {VmState::stopping, "stopping"},
                                        {VmState::dead, "dead"}}};
-constexpr Names<DeathReason, 10> kDeathReasons{{{DeathReason::shutdown, "SHUTDOWN"},
+constexpr Names<DeathReason, 11> kDeathReasons{{{DeathReason::shutdown, "SHUTDOWN"},
                                                 {DeathReason::start_failed, "START_FAILED"},
                                                 {DeathReason::reboot, "REBOOT"},
                                                 {DeathReason::crash, "CRASH"},
@@ -35,7 +35,8 @@ constexpr Names<DeathReason, 10> kDeathReasons{{{DeathReason::shutdown, "SHUTDOW
                                                 {DeathReason::killed, "KILLED"},
                                                 {DeathReason::error, "ERROR"},
                                                 {DeathReason::unknown, "UNKNOWN"},
-                                                {DeathReason::hangup, "HANGUP"}}};
+                                                {DeathReason::hangup, "HANGUP"},
+                                                {DeathReason::out_of_memory, "OUT_OF_MEMORY"}}};
 
 template <class Enum, std::size_t N>
 std::string_view name_in(const Names<Enum, N>& names, Enum value) {

@@ -36,9 +36,11 @@
 #include "daemon/cluster_membership.hpp"
 #include "daemon/control_socket.hpp"
 #include "daemon/fleet_registry.hpp"
+#include "daemon/metrics_endpoint.hpp"
 #include "daemon/restore.hpp"
 #include "daemon/server.hpp"
 #include "daemon/session.hpp"
+#include "process/cgroups.hpp"
 #include "process/signals.hpp"
 #include "vmm/reactor.hpp"
 
@@ -188,6 +190,21 @@ int main(int argc, char** argv) {
                "(SIGTERM or a crash) and the next crosvisord with this state directory takes "
                "them over; for upgrades without rebooting guests (the systemd unit's default; "
                "docs/state.md)");
+  std::string confine = "auto";
+  app.add_option("--confine", confine,
+                 "Confine each VMM (docs/sandbox.md): the VM owner's uid, else --vmm-user's; no "
+                 "capabilities, no_new_privs, namespaces and a root of its own, QEMU under "
+                 "seccomp. auto (the default): when crosvisord runs as root")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  std::string vmm_user = "nobody";
+  app.add_option("--vmm-user", vmm_user,
+                 "Confined VMMs of VMs without an owning user (root's, fleets', the command "
+                 "line's) run as this user (default nobody); it must be able to read their "
+                 "kernels and images");
+  std::optional<std::string> metrics_address;
+  app.add_option("--metrics", metrics_address,
+                 "Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, e.g. "
+                 "127.0.0.1:9464; loopback unless you name another address; docs/sandbox.md)");
   std::size_t dumps_per_vm = 3;
   app.add_option("--dumps-per-vm", dumps_per_vm,
                  "Memory dumps kept per VM name, the oldest removed first; 0: none (default 3)")
@@ -261,6 +278,11 @@ int main(int argc, char** argv) {
     specs.push_back(std::move(*spec));
   }
 
+  if (confine == "on" && ::geteuid() != 0)
+    return fail(Error{ErrorKind::invalid_config,
+                      "--confine on needs root (namespaces, other uids); run crosvisord as root, "
+                      "or with --confine auto"});
+
   const sigset_t stop_signals = process::block_stop_signals();
   if (socket_path.empty()) {
     auto own = user_control_socket();
@@ -287,6 +309,7 @@ int main(int argc, char** argv) {
   auto runtime = process::make_private_runtime_dir(runtime_dir.empty() ? home : runtime_dir);
   if (!runtime)
     return fail(runtime.error());
+  std::shared_ptr<const process::CgroupHost> cgroup_host;
   // Part of a cluster: joined before serving (a host that cannot join does not start).
   std::unique_ptr<daemon::ClusterMembership> membership;
   if (!cluster_flags.endpoints.empty()) {
@@ -313,6 +336,22 @@ int main(int argc, char** argv) {
     options.vmm_binaries = vmm_binaries;
     options.state_dir = state_dir;
     options.max_vms_per_owner = max_vms_per_user;
+    options.confine_vmms = confine == "on" || (confine == "auto" && ::geteuid() == 0);
+    options.vmm_user = vmm_user;
+    // VMM cgroups under this process's own, in a directory named after the state directory,
+    // so that the next daemon of that state finds the ones it takes over.
+    auto cgroups = process::CgroupHost::of_this_process(
+        "crosvisor-" + std::to_string(std::hash<std::string>{}(state_dir.string()) % 1000000));
+    if (cgroups) {
+      if (const auto removed = cgroups->remove_empty())
+        spdlog::info("cgroups: {} left by VMMs that ended while no crosvisord ran, removed",
+                     removed);
+      cgroup_host = std::make_shared<const process::CgroupHost>(std::move(*cgroups));
+      options.cgroups = cgroup_host;
+    } else {
+      options.cgroups_unavailable = cgroups.error().message;
+      spdlog::warn("cgroups: VMMs run without limits: {}", cgroups.error().message);
+    }
     options.max_fds_per_owner = max_fds_per_user;
     // The last tenth of the fd table (at least 256) is root's and the daemon's own: a user at
     // its limits never makes root's requests fail for want of a descriptor.
@@ -370,6 +409,15 @@ int main(int argc, char** argv) {
           return daemon::start_session(context, peer, std::move(connection));
         },
         server_limits);
+    std::unique_ptr<metrics::HttpServer> metrics_server;
+    if (metrics_address) {
+      auto started = daemon::start_metrics(*metrics_address, server->path());
+      if (!started)
+        return fail(started.error());
+      metrics_server = std::move(*started);
+      spdlog::info("metrics at http://{}:{}/metrics",
+                   metrics_address->substr(0, metrics_address->rfind(':')), metrics_server->port());
+    }
     reactor->watch_signals(stop_signals,
                            [&](int signo) { caf::anon_send(self, stop_atom::value, signo); });
     spdlog::info(
@@ -443,6 +491,7 @@ int main(int argc, char** argv) {
     }
     if (idle_exit_s)
       spdlog::info("nothing left to supervise: exiting");
+    metrics_server.reset();  // before the sessions it asks go
     server.reset();
     held.clear();
     self->send_exit(service, caf::exit_reason::user_shutdown);
@@ -454,6 +503,12 @@ int main(int argc, char** argv) {
       self->send_exit(cluster_host, caf::exit_reason::user_shutdown);
   }
   membership.reset();  // leaves the cluster: its live record goes at once
+  // The VMMs' cgroups, and its own directory for them, once empty: a VMM left running for the
+  // next daemon keeps its own (and so the directory).
+  if (cgroup_host) {
+    cgroup_host->remove_empty();
+    cgroup_host->remove_bases();
+  }
   std::error_code ignored;
   std::filesystem::remove_all(runtime->path, ignored);
   spdlog::info("exiting");

@@ -99,6 +99,7 @@ void on_vm_gone(Session* self, const caf::down_msg& down);
 void handle(Session* self, std::uint64_t id, const protocol::CreateRequest& request,
             std::vector<UniqueFd> fds);
 void handle(Session* self, std::uint64_t id, const protocol::ListRequest& request);
+void handle(Session* self, std::uint64_t id, const protocol::StatsRequest& request);
 void handle(Session* self, std::uint64_t id, const protocol::InfoRequest& request);
 void handle(Session* self, std::uint64_t id, const protocol::StopRequest& request);
 void handle(Session* self, std::uint64_t id, const protocol::LogsRequest& request);

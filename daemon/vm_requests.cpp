@@ -466,3 +466,69 @@ void handle(Session* self, std::uint64_t id, const protocol::DumpRequest& reques
 }
 
 }  // namespace crosvisor::daemon
+
+namespace crosvisor::daemon {
+
+void handle(Session* self, std::uint64_t id, const protocol::StatsRequest& request) {
+  if (request.all_users && !self->state.may_see_all()) {
+    return self->state.fail(id, ErrorKind::permission,
+                            "every user's VMs' figures need root or the daemon's own user");
+  }
+  const auto names = request.names;
+  const bool all_users = request.all_users;
+  gather_vms(self, [=](GatheredVms gathered) {
+    if (gathered.error)
+      return self->state.fail(id, gathered.error->kind, gathered.error->message);
+    std::vector<FoundVm> chosen;
+    for (auto& vm : gathered.vms) {
+      const bool visible = all_users || vm.info.owner_uid == self->state.peer.uid;
+      const bool named =
+          names.empty() || std::find(names.begin(), names.end(), vm.info.name) != names.end();
+      if (visible && named && vm.info.state != VmState::dead)
+        chosen.push_back(std::move(vm));
+    }
+    for (const auto& name : names) {
+      if (std::none_of(chosen.begin(), chosen.end(),
+                       [&](const FoundVm& vm) { return vm.info.name == name; }))
+        return self->state.fail(id, ErrorKind::not_found, "no live VM of yours named " + name);
+    }
+    struct Collecting {
+      std::vector<VmStats> stats;
+      std::size_t waiting = 0;
+    };
+    auto collecting = std::make_shared<Collecting>();
+    collecting->waiting = chosen.size();
+    const auto finish = [=] {
+      std::sort(collecting->stats.begin(), collecting->stats.end(),
+                [](const VmStats& a, const VmStats& b) {
+                  return std::tie(a.info.name, a.info.owner_uid) <
+                         std::tie(b.info.name, b.info.owner_uid);
+                });
+      json listed = json::array();
+      for (const auto& stats : collecting->stats)
+        listed.push_back(protocol::stats_json(stats));
+      json reply = protocol::ok_reply(id);
+      reply["vms"] = std::move(listed);
+      self->state.reply(std::move(reply));
+    };
+    if (chosen.empty())
+      return finish();
+    for (const auto& vm : chosen) {
+      // High priority, as for info: a chatty guest's lines must not keep the answer waiting.
+      self->request<caf::message_priority::high>(vm.actor, std::chrono::seconds(10),
+                                                 stats_atom::value)
+          .then(
+              [=](const VmStats& stats) {
+                collecting->stats.push_back(stats);
+                if (--collecting->waiting == 0)
+                  finish();
+              },
+              [=](caf::error&) {
+                if (--collecting->waiting == 0)
+                  finish();  // it ended meanwhile
+              });
+    }
+  });
+}
+
+}  // namespace crosvisor::daemon

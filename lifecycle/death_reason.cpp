@@ -65,6 +65,11 @@ Death death_of(const ExitFacts& facts) {
   }
   if (facts.ended_after_panic)
     return {DeathReason::guest_panic, how + ", ended after the guest panicked"};
+  if (facts.status.oom_killed)
+    return {DeathReason::out_of_memory,
+            how +
+                " by the kernel's OOM killer: the VMM reached its cgroup's memory limit "
+                "(memory_mib + memory_overhead_mib)"};
   if (facts.stop_escalated) {
     // The guest did not power off (or could not be asked) and the supervisor ended the VMM,
     // whatever it says.

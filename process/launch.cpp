@@ -6,10 +6,17 @@
 #include "process/launch.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <linux/close_range.h>
+#include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,8 +28,10 @@
 #include <boost/process/extend.hpp>
 #include <boost/process/posix.hpp>
 #include <boost/process/search_path.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "process/pidfd.hpp"
 
@@ -37,15 +46,16 @@ struct ChildFailure {
   char step[20];
 };
 
-// Runs in the child between vfork and exec. The child shares the parent's memory and the parent
-// thread is suspended, so only async-signal-safe system calls are allowed here, no allocation:
-// all buffers were sized in the parent.
+// Runs in the child between vfork (or clone) and exec. A vforked child shares the parent's
+// memory and the parent thread is suspended; a cloned one has a copy of a multithreaded
+// process. Either way only async-signal-safe system calls are allowed here, no allocation: all
+// buffers were sized and every path built in the parent.
 //
 // Success and failure are reported through a close-on-exec pipe rather than through
 // Boost.Process's own channels: end-of-file on it means exec happened, a ChildFailure means it did
 // not. This holds whether the executor really vforks or forks (sanitizers turn vfork into fork),
 // and the pipe is moved above every planned number first, so placing fds cannot overwrite it.
-struct ExactChildSetup : bp::extend::handler {
+struct ChildSetup {
   const std::vector<FdPlan::Entry>* entries;
   std::vector<int>* scratch;  // one slot per entry
   int scratch_base;           // above every planned number
@@ -54,10 +64,9 @@ struct ExactChildSetup : bp::extend::handler {
   rlim_t max_open_files;
   int network_namespace;  // joined first, when >= 0
   bool die_with_parent;
-  // Set in the parent when Boost.Process gives up on a child it did create, so we can reap it.
-  mutable pid_t failed_child = -1;
+  const std::vector<std::string>* cgroups;  // cgroup.procs files to join
 
-  void fail(const char* step) const {
+  [[noreturn]] void fail(const char* step) const {
     ChildFailure failure{errno, {}};
     for (std::size_t i = 0; step[i] != '\0' && i + 1 < sizeof(failure.step); ++i) {
       failure.step[i] = step[i];
@@ -66,8 +75,8 @@ struct ExactChildSetup : bp::extend::handler {
     _exit(127);
   }
 
-  template <class Executor>
-  void on_exec_setup(Executor&) const {
+  // Signals, network namespace, the planned fds, process group and fd limit.
+  void common() {
     // The supervisor blocks the signals it handles through a signalfd; the VMM must see them.
     sigset_t none;
     sigemptyset(&none);
@@ -79,7 +88,7 @@ struct ExactChildSetup : bp::extend::handler {
     const int moved_report = fcntl(report_fd, F_DUPFD_CLOEXEC, scratch_base + entries->size());
     if (moved_report < 0)
       fail("move report pipe");
-    const_cast<ExactChildSetup*>(this)->report_fd = moved_report;
+    report_fd = moved_report;
 
     // Move every source above every planned number first, so that placing one fd never
     // overwrites the source of another.
@@ -99,17 +108,38 @@ struct ExactChildSetup : bp::extend::handler {
     // Its own process group, so that a stop can signal the VMM and anything it forked.
     if (setpgid(0, 0) != 0)
       fail("setpgid");
-    // The VMM never outlives the supervisor (unless it is meant to); close the race with a
-    // parent that already died.
-    if (die_with_parent) {
-      if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
-        fail("prctl");
-      if (getppid() != parent)
-        _exit(127);
+    for (const auto& procs : *cgroups) {
+      const int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, "0", 1) != 1)
+        fail("join cgroup");
+      close(fd);
     }
     const rlimit limit{max_open_files, max_open_files};
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
       fail("setrlimit");
+  }
+};
+
+// The vfork path, through Boost.Process.
+struct ExactChildSetup : bp::extend::handler {
+  ChildSetup* setup;
+  bool no_new_privs = false;
+  // Set in the parent when Boost.Process gives up on a child it did create, so we can reap it.
+  mutable pid_t failed_child = -1;
+
+  template <class Executor>
+  void on_exec_setup(Executor&) const {
+    setup->common();
+    if (no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+      setup->fail("no_new_privs");
+    // The VMM never outlives the supervisor (unless it is meant to); close the race with a
+    // parent that already died.
+    if (setup->die_with_parent) {
+      if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        setup->fail("prctl");
+      if (getppid() != setup->parent)
+        _exit(127);
+    }
   }
 
   template <class Executor>
@@ -120,7 +150,137 @@ struct ExactChildSetup : bp::extend::handler {
   template <class Executor>
   void on_exec_error(Executor&, const std::error_code& error) const {
     errno = error.value();
-    fail("execve");
+    setup->fail("execve");
+  }
+};
+
+// The clone path: namespaces of its own, a root of its own, its ids, no capabilities.
+struct ConfinedChild {
+  struct Step {
+    RootStep::Kind kind;
+    const char* source;
+    const char* target;  // under the mount point
+  };
+  ChildSetup* setup;
+  const Step* steps;
+  std::size_t step_count;
+  const char* mount_point;
+  const char* hostname;
+  uid_t uid;
+  gid_t gid;
+  const gid_t* groups;
+  std::size_t group_count;
+  int last_capability;
+  int parent_pidfd;  // readable once the supervisor has ended
+  int binary_fd;     // O_PATH
+  char* const* argv;
+  char* const* envp;
+
+  void bind(const Step& step, unsigned long flags) const {
+    if (mount(step.source, step.target, nullptr, MS_BIND | MS_REC, nullptr) != 0)
+      setup->fail("bind");
+    if (mount(nullptr, step.target, nullptr, MS_REMOUNT | MS_BIND | flags, nullptr) != 0)
+      setup->fail("remount bind");
+  }
+
+  void make_root() const {
+    // Nothing it mounts propagates back to the host.
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+      setup->fail("private mounts");
+    for (std::size_t i = 0; i < step_count; ++i) {
+      const Step& step = steps[i];
+      switch (step.kind) {
+        case RootStep::Kind::mount_root:
+          if (mount("tmpfs", step.target, "tmpfs", MS_NOSUID, "mode=0755,size=1m") != 0)
+            setup->fail("mount root");
+          break;
+        case RootStep::Kind::mount_tmp:
+          if (mount("tmpfs", step.target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=16m") != 0)
+            setup->fail("mount /tmp");
+          break;
+        case RootStep::Kind::mount_proc:
+          if (mount("proc", step.target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+            setup->fail("mount /proc");
+          break;
+        case RootStep::Kind::make_dir:
+          if (mkdir(step.target, 0755) != 0 && errno != EEXIST)
+            setup->fail("mkdir");
+          break;
+        case RootStep::Kind::make_file: {
+          const int fd = open(step.target, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+          if (fd < 0)
+            setup->fail("make file");
+          close(fd);
+          break;
+        }
+        case RootStep::Kind::symlink:
+          if (symlink(step.source, step.target) != 0)
+            setup->fail("symlink");
+          break;
+        case RootStep::Kind::bind_read_only:
+          bind(step, MS_RDONLY | MS_NOSUID | MS_NODEV);
+          break;
+        case RootStep::Kind::bind_writable:
+          bind(step, MS_NOSUID | MS_NODEV);
+          break;
+        case RootStep::Kind::bind_device:
+          bind(step, MS_NOSUID);
+          break;
+      }
+    }
+    // The new root in place of the old, which is then let go of entirely.
+    if (chdir(mount_point) != 0 || syscall(SYS_pivot_root, ".", ".") != 0)
+      setup->fail("pivot_root");
+    if (umount2(".", MNT_DETACH) != 0 || chdir("/") != 0)
+      setup->fail("umount old root");
+    if (mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID, nullptr) != 0)
+      setup->fail("read-only root");
+  }
+
+  void drop_privileges() const {
+    for (int capability = 0; capability <= last_capability; ++capability) {
+      if (prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0 && errno != EINVAL)
+        setup->fail("drop capability");
+    }
+    // Raw system calls: glibc's wrappers would make every thread of the process change ids
+    // (POSIX's per-process credentials), and wait for threads this copy of it does not have.
+    if (syscall(SYS_setgroups, group_count, groups) != 0)
+      setup->fail("setgroups");
+    if (syscall(SYS_setresgid, gid, gid, gid) != 0)
+      setup->fail("setresgid");
+    // From root to another uid the permitted and effective sets are cleared; for root itself
+    // (asked for) an empty bounding set leaves it none across exec.
+    if (syscall(SYS_setresuid, uid, uid, uid) != 0)
+      setup->fail("setresuid");
+    (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+      setup->fail("no_new_privs");
+  }
+
+  [[noreturn]] void run() {
+    // Above every planned number, like the report pipe, so that placing fds leaves them be.
+    const int base = setup->scratch_base + static_cast<int>(setup->entries->size()) + 1;
+    binary_fd = fcntl(binary_fd, F_DUPFD_CLOEXEC, base);
+    parent_pidfd = fcntl(parent_pidfd, F_DUPFD_CLOEXEC, base);
+    if (binary_fd < 0 || parent_pidfd < 0)
+      setup->fail("move fds");
+    setup->common();
+    if (sethostname(hostname, strlen(hostname)) != 0)
+      setup->fail("sethostname");
+    make_root();
+    drop_privileges();
+    // After the ids changed (which clears the parent-death signal), and with the race against
+    // a supervisor that already ended closed through its pidfd (its pid means nothing in this
+    // pid namespace).
+    if (setup->die_with_parent) {
+      if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        setup->fail("prctl");
+      pollfd ended{parent_pidfd, POLLIN, 0};
+      if (poll(&ended, 1, 0) != 0)
+        _exit(127);
+    }
+    syscall(SYS_execveat, binary_fd, "", argv, envp, AT_EMPTY_PATH);
+    setup->fail("execve");
   }
 };
 
@@ -129,6 +289,101 @@ void reap(pid_t pid) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+}
+
+// The highest capability this kernel knows (each is dropped from the bounding set).
+int last_capability() {
+  int last = CAP_LAST_CAP;
+  if (FILE* file = std::fopen("/proc/sys/kernel/cap_last_cap", "re")) {
+    if (std::fscanf(file, "%d", &last) != 1)
+      last = CAP_LAST_CAP;
+    std::fclose(file);
+  }
+  return last;
+}
+
+// Reads the exec report: end-of-file once the child exec'd, else why it did not.
+std::optional<std::string> exec_failure(int report) {
+  ChildFailure failure{};
+  ssize_t got;
+  while ((got = read(report, &failure, sizeof(failure))) < 0 && errno == EINTR) {
+  }
+  if (got <= 0)
+    return std::nullopt;
+  return std::string(failure.step) + ": " + std::strerror(failure.errnum);
+}
+
+// Starts a confined child with clone3: a copy of this process (not a vfork: the new pid
+// namespace needs clone), in new mount, pid, IPC and UTS namespaces, that builds its root,
+// drops its ids and capabilities and execs the program through an fd.
+Expected<SpawnedChild> spawn_confined(const LaunchRequest& request,
+                                      const std::filesystem::path& binary, ChildSetup& setup,
+                                      UniqueFd report_read, UniqueFd report_write) {
+  const Sandbox& sandbox = *request.sandbox;
+  if (sandbox.mount_point.empty())
+    return make_error(ErrorKind::launch, binary.string() + ": the sandbox has no mount point");
+  std::vector<std::string> arg_storage{binary.string()};
+  arg_storage.insert(arg_storage.end(), request.args.begin(), request.args.end());
+  std::vector<char*> argv;
+  for (auto& arg : arg_storage)
+    argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_storage = request.environment;
+  std::vector<char*> envp;
+  for (auto& entry : env_storage)
+    envp.push_back(entry.data());
+  envp.push_back(nullptr);
+
+  const std::vector<RootStep> plan = plan_root(sandbox);
+  const std::string mount_point = sandbox.mount_point.string();
+  std::vector<std::string> targets;
+  targets.reserve(plan.size());
+  for (const auto& step : plan)
+    targets.push_back(mount_point + step.target);
+  std::vector<ConfinedChild::Step> steps;
+  for (std::size_t i = 0; i < plan.size(); ++i)
+    steps.push_back({plan[i].kind, plan[i].source.c_str(), targets[i].c_str()});
+
+  UniqueFd program(::open(binary.c_str(), O_PATH | O_CLOEXEC));
+  if (!program)
+    return std::unexpected(errno_error(ErrorKind::launch, binary.string(), errno));
+  UniqueFd supervisor(pidfd_open(getpid(), 0));
+  if (!supervisor)
+    return std::unexpected(errno_error(ErrorKind::launch, "pidfd_open of the supervisor", errno));
+
+  ConfinedChild child{&setup,
+                      steps.data(),
+                      steps.size(),
+                      mount_point.c_str(),
+                      sandbox.hostname.c_str(),
+                      sandbox.uid,
+                      sandbox.gid,
+                      sandbox.groups.data(),
+                      sandbox.groups.size(),
+                      last_capability(),
+                      supervisor.get(),
+                      program.get(),
+                      argv.data(),
+                      envp.data()};
+
+  int pidfd = -1;
+  clone_args args{};
+  args.flags = CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+               (sandbox.own_network ? CLONE_NEWNET : 0);
+  args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  const long pid = syscall(SYS_clone3, &args, sizeof(args));
+  if (pid == 0)
+    child.run();
+  if (pid < 0)
+    return std::unexpected(errno_error(ErrorKind::launch, binary.string() + ": clone3", errno));
+  report_write.reset();
+  UniqueFd handle(pidfd);
+  if (auto failed = exec_failure(report_read.get())) {
+    reap(static_cast<pid_t>(pid));
+    return make_error(ErrorKind::launch, binary.string() + ": " + *failed);
+  }
+  return SpawnedChild{static_cast<pid_t>(pid), std::move(handle)};
 }
 
 }  // namespace
@@ -176,7 +431,7 @@ Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
   if (rlimit own{}; getrlimit(RLIMIT_NOFILE, &own) == 0 && own.rlim_max < max_open_files)
     max_open_files = own.rlim_max;
   const int scratch_base = std::max(request.fds.highest_target() + 1, 64);
-  const auto needed = static_cast<rlim_t>(scratch_base) + request.fds.entries().size() + 2;
+  const auto needed = static_cast<rlim_t>(scratch_base) + request.fds.entries().size() + 4;
   if (needed > max_open_files) {
     return make_error(ErrorKind::limit, binary->string() + " needs fd numbers up to " +
                                             std::to_string(needed) + ", but RLIMIT_NOFILE allows " +
@@ -185,21 +440,26 @@ Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
   }
   const auto& entries = request.fds.entries();
   std::vector<int> scratch(entries.size(), -1);
-  ExactChildSetup setup;
-  setup.entries = &entries;
-  setup.scratch = &scratch;
-  setup.scratch_base = scratch_base;
-  setup.report_fd = report_write.get();
-  setup.parent = getpid();
-  setup.max_open_files = max_open_files;
-  setup.network_namespace = request.network_namespace;
-  setup.die_with_parent = request.die_with_supervisor;
+  ChildSetup setup{&entries,
+                   &scratch,
+                   scratch_base,
+                   report_write.get(),
+                   getpid(),
+                   max_open_files,
+                   request.network_namespace,
+                   request.die_with_supervisor,
+                   &request.join_cgroups};
+  if (request.sandbox && request.sandbox->namespaces)
+    return spawn_confined(request, *binary, setup, std::move(report_read), std::move(report_write));
 
+  ExactChildSetup exact;
+  exact.setup = &setup;
+  exact.no_new_privs = request.sandbox.has_value();
   std::error_code error;
-  bp::child child(bp::exe = binary->string(), bp::args = request.args, bp::env = environment, setup,
+  bp::child child(bp::exe = binary->string(), bp::args = request.args, bp::env = environment, exact,
                   bp::posix::use_vfork, bp::error = error);
   report_write.reset();
-  const pid_t pid = child.valid() ? child.id() : setup.failed_child;
+  const pid_t pid = child.valid() ? child.id() : exact.failed_child;
   // We reap through a pidfd ourselves; the bp::child must not kill or wait on destruction.
   if (child.valid())
     child.detach();

@@ -6,11 +6,13 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "crosvisor/error.hpp"
 #include "process/fd_plan.hpp"
+#include "process/sandbox.hpp"
 
 namespace crosvisor::process {
 
@@ -30,6 +32,12 @@ struct LaunchRequest {
   // The child dies with the supervisor (PR_SET_PDEATHSIG): every VMM but those that outlive it
   // on purpose (live restore), whose supervisor's successor takes them over.
   bool die_with_supervisor = true;
+  // Confined (sandbox.hpp): its ids, no capabilities, no_new_privs and, with namespaces, a root
+  // and namespaces of its own. Unset: it runs as the supervisor does.
+  std::optional<Sandbox> sandbox;
+  // cgroup.procs files (cgroups.hpp) the child moves itself into before exec, so that nothing
+  // it runs is ever outside its cgroup.
+  std::vector<std::string> join_cgroups;
 };
 
 struct SpawnedChild {

@@ -60,8 +60,31 @@ json info_json(const VmInfo& info) {
               {"nics", nics_json(info.nics)},
               {"fleet", info.fleet.empty() ? json(nullptr) : json(info.fleet)},
               {"reason", info.reason ? json(to_string(*info.reason)) : json(nullptr)},
-              {"detail", info.detail}};
+              {"detail", info.detail},
+              {"restarts", info.restarts}};
   return out;
+}
+
+json stats_json(const VmStats& stats) {
+  const VmUsage& usage = stats.usage;
+  return {{"name", stats.info.name},
+          {"fleet", stats.info.fleet.empty() ? json(nullptr) : json(stats.info.fleet)},
+          {"owner_uid", or_null(stats.info.owner_uid)},
+          {"state", to_string(stats.info.state)},
+          {"vmm", to_string(stats.info.vmm)},
+          {"pid", or_null(stats.info.pid)},
+          {"uptime_ms", stats.info.uptime_ms},
+          {"restarts", stats.info.restarts},
+          {"memory_mib", stats.info.memory_mib},
+          {"cpus", stats.info.cpus},
+          {"cpu_usec", or_null(usage.cpu_usec)},
+          {"rss_bytes", or_null(usage.rss_bytes)},
+          {"memory_bytes", or_null(usage.memory_bytes)},
+          {"memory_limit_bytes", or_null(usage.memory_limit_bytes)},
+          {"read_bytes", or_null(usage.read_bytes)},
+          {"write_bytes", or_null(usage.write_bytes)},
+          {"tasks", or_null(usage.tasks)},
+          {"source", !stats.info.pid ? json(nullptr) : json(usage.cgroup ? "cgroup" : "proc")}};
 }
 
 json state_event(const VmEvent& event) {
@@ -190,6 +213,7 @@ Expected<VmInfo> parse_info(const json& info) {
         return std::unexpected(malformed("unknown death reason in info"));
     }
     parsed.detail = info.value("detail", std::string());
+    parsed.restarts = info.value("restarts", 0u);
   } catch (const json::exception& e) {
     return std::unexpected(malformed(std::string("malformed info: ") + e.what()));
   }

@@ -19,6 +19,11 @@ nlohmann::json ok_reply(std::uint64_t id);
 // {"id", "ok": false, "error": message, "kind": the error's kind (crosvisor/error.hpp)}
 nlohmann::json error_reply(std::optional<std::uint64_t> id, const Error& error);
 nlohmann::json info_json(const VmInfo& info);
+// {"name", "fleet", "owner_uid", "state", "vmm", "pid", "uptime_ms", "restarts", "memory_mib",
+// "cpus", "cpu_usec", "rss_bytes", "memory_bytes", "memory_limit_bytes", "read_bytes",
+// "write_bytes", "tasks", "source": "cgroup" | "proc" | null}: what `stats` answers, per VM
+// (null for what is not counted).
+nlohmann::json stats_json(const VmStats& stats);
 nlohmann::json state_event(const VmEvent& event);
 nlohmann::json console_event(const ConsoleLine& line);
 // {"event": "console_data", "vm", "data": the bytes as base64}

@@ -223,6 +223,14 @@ void encode(json& out, const ListRequest& request) {
   out["dead"] = request.dead;
 }
 
+StatsRequest decode(Fields& fields, std::type_identity<StatsRequest>) {
+  return {fields.vm_names("names", 1024), fields.flag("all_users")};
+}
+void encode(json& out, const StatsRequest& request) {
+  out["names"] = request.names;
+  out["all_users"] = request.all_users;
+}
+
 RemoveRequest decode(Fields& fields, std::type_identity<RemoveRequest>) {
   return {fields.target("vm")};
 }

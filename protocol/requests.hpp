@@ -48,6 +48,13 @@ struct ListRequest {
   bool all_users = false;
   bool dead = false;
 };
+// What the caller's live VMs (those of `names`, else all; every user's with all_users) have
+// used: {"vms": [stats_json...]}.
+struct StatsRequest {
+  static constexpr std::string_view op = "stats";
+  std::vector<std::string> names;
+  bool all_users = false;
+};
 // Forgets a dead VM the daemon remembers (vm rm); refused for a live one.
 struct RemoveRequest {
   static constexpr std::string_view op = "remove";
@@ -179,7 +186,7 @@ using RequestBody =
                  SubscribeRequest, ConsoleRequest, ConsoleInputRequest, ConsoleDetachRequest,
                  DumpRequest, PingRequest, VersionRequest, FleetUpRequest, FleetStatusRequest,
                  FleetDownRequest, FleetRestartRequest, RemoveRequest, EventsRequest,
-                 FleetForgetRequest, HostsRequest, ClusterEventsRequest>;
+                 FleetForgetRequest, HostsRequest, ClusterEventsRequest, StatsRequest>;
 
 struct Request {
   std::uint64_t id = 0;

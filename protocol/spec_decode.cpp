@@ -122,10 +122,28 @@ Expected<std::vector<VmSpec>> specs_from_message(const std::vector<const json*>&
 
 Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
   FieldReader reader(vm, "vm");
-  if (auto only =
-          reader.only({"name", "vmm", "kernel", "initrd", "params", "bootloader", "nvram_template",
-                       "memory_mib", "cpus", "debug", "accel", "stop_timeout_ms", "ready",
-                       "ready_timeout_ms", "cid", "gdb_port", "networks", "disks", "vmm_binary"});
+  if (auto only = reader.only({"name",
+                               "vmm",
+                               "kernel",
+                               "initrd",
+                               "params",
+                               "bootloader",
+                               "nvram_template",
+                               "memory_mib",
+                               "cpus",
+                               "debug",
+                               "accel",
+                               "stop_timeout_ms",
+                               "ready",
+                               "ready_timeout_ms",
+                               "cid",
+                               "gdb_port",
+                               "networks",
+                               "disks",
+                               "vmm_binary",
+                               "memory_overhead_mib",
+                               "cpu_quota_percent",
+                               "pids_max"});
       !only)
     return std::unexpected(only.error());
   VmSpec spec;
@@ -218,6 +236,24 @@ Expected<VmSpec> read_spec(const json& vm, FdTaker& taker) {
     if (!timeout)
       return std::unexpected(timeout.error());
     spec.stop_timeout = std::chrono::milliseconds(*timeout);
+  }
+  const auto limit = [&](const char* key, std::uint32_t low, std::uint32_t high,
+                         std::optional<std::uint32_t>& into) -> Expected<void> {
+    if (!reader.has(key))
+      return {};
+    auto value = reader.integer(key, low, high);
+    if (!value)
+      return std::unexpected(value.error());
+    into = static_cast<std::uint32_t>(*value);
+    return {};
+  };
+  for (auto read :
+       {limit("memory_overhead_mib", 0, limits::kMaxMemoryOverheadMib, spec.memory_overhead_mib),
+        limit("cpu_quota_percent", limits::kMinCpuQuotaPercent, limits::kMaxCpuQuotaPercent,
+              spec.cpu_quota_percent),
+        limit("pids_max", limits::kMinPidsMax, limits::kMaxPidsMax, spec.pids_max)}) {
+    if (!read)
+      return std::unexpected(read.error());
   }
   if (reader.has("gdb_port")) {
     auto port = reader.integer("gdb_port", limits::kMinGdbPort, limits::kMaxGdbPort);

@@ -91,6 +91,12 @@ Expected<json> spec_json(const VmSpec& spec, FdCollector& files) {
     vm["cid"] = *spec.cid;
   if (spec.gdb_port)
     vm["gdb_port"] = *spec.gdb_port;
+  if (spec.memory_overhead_mib)
+    vm["memory_overhead_mib"] = *spec.memory_overhead_mib;
+  if (spec.cpu_quota_percent)
+    vm["cpu_quota_percent"] = *spec.cpu_quota_percent;
+  if (spec.pids_max)
+    vm["pids_max"] = *spec.pids_max;
   if (!spec.nics.empty()) {
     json nics = json::array();
     for (const auto& nic : spec.nics) {

@@ -1,5 +1,6 @@
 #include "vmm/reactor.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
@@ -85,6 +86,9 @@ struct Child {
   Reactor::ChildId id = 0;
   pid_t pid = -1;
   bool reaped = false;
+  // Its exit was seen: reads in flight are being cancelled (their data, if they got any, still
+  // delivered), then the exit path drains what is left, so no read races the drain.
+  bool finishing = false;
   bool durable = false;  // outlives the supervisor: let go at shutdown, never killed
   bool adopted = false;  // not our child: its exit status cannot be learnt
   stream exit_watch;     // the pidfd
@@ -93,6 +97,7 @@ struct Child {
   ConsoleInput console_input;
   ControlChannel control;
   std::shared_ptr<QmpSession> qmp;  // QEMU: the session that carries commands and events
+  std::optional<process::VmCgroup> cgroup;
   ChildObserver observer;
 };
 
@@ -131,7 +136,8 @@ struct Reactor::Impl {
     auto& console = child->console;
     console.in_flight -= std::min(lines, console.in_flight);
     // Resumed at half the limit, so that a consumer acknowledging in batches keeps the pipe busy.
-    if (console.paused && console.in_flight <= kConsoleInFlight / 2 && !child->reaped) {
+    if (console.paused && console.in_flight <= kConsoleInFlight / 2 && !child->reaped &&
+        !child->finishing) {
       console.paused = false;
       read_channel(child, console);
     }
@@ -142,8 +148,10 @@ struct Reactor::Impl {
         asio::buffer(channel.buffer),
         [this, child, &channel](boost::system::error_code ec, std::size_t n) {
           if (ec || child->reaped)
-            return;  // EOF, or the exit path drained and closed it
+            return;  // EOF, cancelled by the exit path, or drained and closed by it
           channel.feed(std::string_view(channel.buffer.data(), n));
+          if (child->finishing)
+            return;  // the exit path reads the rest
           if (channel.over_limit()) {
             channel.paused = true;  // resumed by console_consumed
             return;
@@ -158,8 +166,11 @@ struct Reactor::Impl {
     if (!launch)
       return observer.launch_failed(launch.error());
     auto spawned = process::spawn_child(launch->request);
-    if (!spawned)
+    if (!spawned) {
+      if (launch->cgroup)
+        (void)launch->cgroup->remove();
       return observer.launch_failed(spawned.error());
+    }
     // Our copies of the child's fds (the pipes' write ends above all) must close now, or the
     // console pipe would never report end-of-file.
     launch->request.fds = process::FdPlan();
@@ -209,6 +220,7 @@ struct Reactor::Impl {
       launch.console_input = std::move(console->in);
     launch.vmm_output = std::move(console->vmm_output);
     launch.control = takeover.control;
+    launch.cgroup = std::move(takeover.cgroup);
     if (!takeover.console_log.empty()) {
       auto log = ConsoleLog::open(takeover.console_log, takeover.console_log_max_bytes,
                                   takeover.owner, takeover_marker(takeover.vm));
@@ -242,6 +254,7 @@ struct Reactor::Impl {
     child->output.deliver = child->observer.vmm_output_line;
     child->console.copy = std::move(launch.console_log);
     child->control = launch.control;
+    child->cgroup = std::move(launch.cgroup);
     children.emplace(id, child);
     live.fetch_add(1);
     return child;
@@ -267,10 +280,17 @@ struct Reactor::Impl {
     if (child->output.descriptor.is_open())
       read_channel(child, child->output);
     child->exit_watch.async_wait(stream::wait_read, [this, child](boost::system::error_code ec) {
-      // Reap behind whatever is already queued (console and QMP reads that completed in the
-      // same round), so that every word the VMM said arrives before its exit status.
-      if (!ec)
-        asio::post(io, [this, child] { reap(child); });
+      if (ec)
+        return;
+      // Reads in flight end first (a read that already took bytes from the pipe delivers them;
+      // one that did not is cancelled), then the reap drains the pipes: a read completing after
+      // the drain began would have lost its bytes under the drain's. Reaped behind whatever is
+      // queued, so that every word the VMM said arrives before its exit status.
+      child->finishing = true;
+      boost::system::error_code ignored;
+      child->console.descriptor.cancel(ignored);
+      child->output.descriptor.cancel(ignored);
+      asio::post(io, [this, child] { reap(child); });
     });
   }
 
@@ -284,9 +304,17 @@ struct Reactor::Impl {
     if (child->reaped)
       return;
     // A child taken over is someone else's to reap (ECHILD): it ended, how is not ours to know.
-    const process::ExitStatus status =
+    process::ExitStatus status =
         waited == 0 ? to_exit_status(info) : process::ExitStatus::unobserved();
     child->reaped = true;
+    if (child->cgroup) {
+      // A SIGKILL the cgroup counted as an OOM kill is the kernel's, at its memory limit.
+      status.oom_killed = status.signaled && status.value == SIGKILL &&
+                          child->cgroup->usage().oom_kills.value_or(0) > 0;
+      child->cgroup->kill_all();  // anything the VMM left behind in it
+      if (auto removed = child->cgroup->remove(); !removed)
+        spdlog::warn("{}", removed.error().message);
+    }
     child->console.drain();
     child->output.drain();
     if (child->console_input.descriptor.is_open()) {
@@ -377,7 +405,11 @@ struct Reactor::Impl {
       return;
     // The child is not reaped yet, so neither its pid nor its process group can have been reused.
     // A child taken over is reaped by someone else, at any moment: only its pidfd is sure.
-    if (whole_group && !it->second->adopted) {
+    if (whole_group && signo == SIGKILL && it->second->cgroup) {
+      // The last stop step: everything in its cgroup, wherever it went.
+      it->second->cgroup->kill_all();
+      pidfd_send_signal(it->second->exit_watch.native_handle(), signo, nullptr, 0);
+    } else if (whole_group && !it->second->adopted) {
       ::kill(-it->second->pid, signo);
     } else {
       pidfd_send_signal(it->second->exit_watch.native_handle(), signo, nullptr, 0);

@@ -57,6 +57,7 @@ struct Takeover {
   std::uint64_t console_log_max_bytes = 16ull << 20;
   std::optional<uid_t> owner;
   std::string vm;
+  std::optional<process::VmCgroup> cgroup;  // the one it was started in, if any
 };
 
 class Reactor {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include "core/debug_policy.hpp"
+#include "vmm/confinement.hpp"
 #include "vmm/crosvm/crosvm_backend.hpp"
 #include "vmm/qemu/qemu_backend.hpp"
 
@@ -15,6 +16,32 @@ Expected<void> make_private_dir(const std::filesystem::path& dir) {
   if (ec)
     return make_error(ErrorKind::io, "create " + dir.string() + ": " + ec.message());
   std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  return {};
+}
+
+// Its cgroup, with the limits its spec asks for; the VMM joins it before exec.
+Expected<void> place_in_cgroup(const VmSpec& spec, const LaunchContext& context,
+                               VmmLaunch& launch) {
+  process::CgroupLimits limits;
+  if (spec.memory_overhead_mib)
+    limits.memory_bytes = (std::uint64_t{spec.memory_mib} + *spec.memory_overhead_mib) << 20;
+  limits.cpu_percent = spec.cpu_quota_percent;
+  limits.pids = spec.pids_max;
+  const bool asked = limits.memory_bytes || limits.cpu_percent || limits.pids;
+  if (!context.cgroups) {
+    if (!asked)
+      return {};
+    return make_error(ErrorKind::launch,
+                      "VM " + spec.name +
+                          " asks for resource limits (memory_overhead_mib, cpu_quota_percent, "
+                          "pids_max), but crosvisor has no cgroups to give it: " +
+                          context.cgroups_unavailable);
+  }
+  auto cgroup = context.cgroups->make(context.cgroup_name, limits);
+  if (!cgroup)
+    return std::unexpected(Error{ErrorKind::launch, "cgroup: " + cgroup.error().message});
+  launch.request.join_cgroups = cgroup->procs_files();
+  launch.cgroup = std::move(*cgroup);
   return {};
 }
 
@@ -54,6 +81,15 @@ Expected<VmmLaunch> prepare_vmm_launch(const VmSpec& spec, const LaunchContext& 
                                             std::to_string(number));
     }
   }
+  if (context.sandbox) {
+    process::Sandbox sandbox = *context.sandbox;
+    sandbox.writable.push_back(context.run_dir);
+    if (auto given = hand_over_run_dir(context.run_dir, sandbox); !given)
+      return std::unexpected(given.error());
+    launch->request.sandbox = std::move(sandbox);
+  }
+  if (auto placed = place_in_cgroup(spec, context, *launch); !placed)
+    return std::unexpected(placed.error());
   if (context.console_log.empty())
     return launch;
   // Each boot is appended after a marker: a restarted VM keeps the lines of the boot before.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "crosvisor/vm_spec.hpp"
+#include "process/cgroups.hpp"
 #include "process/launch.hpp"
 #include "vmm/console_log.hpp"
 #include "vmm/vmm_control.hpp"
@@ -17,11 +18,12 @@ namespace crosvisor::vmm {
 
 struct VmmLaunch {
   process::LaunchRequest request;
-  UniqueFd console;                       // read end of the guest's serial console
-  UniqueFd console_input;                 // debug = full: what the guest reads on it
-  UniqueFd vmm_output;                    // read end of the VMM's own stdout and stderr
-  ControlChannel control;                 // how to reach the VMM while it runs
-  std::optional<ConsoleLog> console_log;  // where the console is kept (debug = full)
+  UniqueFd console;                         // read end of the guest's serial console
+  UniqueFd console_input;                   // debug = full: what the guest reads on it
+  UniqueFd vmm_output;                      // read end of the VMM's own stdout and stderr
+  ControlChannel control;                   // how to reach the VMM while it runs
+  std::optional<ConsoleLog> console_log;    // where the console is kept (debug = full)
+  std::optional<process::VmCgroup> cgroup;  // its cgroup, removed once it is reaped
 };
 
 // What the supervisor decided for one launch, beyond the spec.
@@ -43,6 +45,13 @@ struct LaunchContext {
   // copy of its CID reservation, so that the CID stays its own while no supervisor runs.
   bool durable = false;
   std::shared_ptr<const UniqueFd> cid_reservation;
+  // Confined (vmm/confinement.hpp): its run directory is added to what it sees, and given to it.
+  std::optional<process::Sandbox> sandbox;
+  // Where its cgroup is made (named `cgroup_name`), with the spec's limits; none: it runs
+  // unlimited, unless its spec asks for limits (then it fails, saying `cgroups_unavailable`).
+  std::shared_ptr<const process::CgroupHost> cgroups;
+  std::string cgroup_name;
+  std::string cgroups_unavailable;
 };
 
 // A durable VM's console: the FIFOs console.out (what the guest prints) and console.in (what it

@@ -39,12 +39,15 @@ using dump_atom = caf::atom_constant<caf::atom("dump")>;
 using history_atom = caf::atom_constant<caf::atom("history")>;
 using forget_atom = caf::atom_constant<caf::atom("forget")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
 
 // A VM's own actor: what the service lists. It answers questions and takes stops, but holding
 // it does not keep the VM alive.
 using VmActor = caf::typed_actor<
     // -> the VM's state, resources and, once dead, how it died
     caf::replies_to<info_atom>::with<VmInfo>,
+    // -> its info and what its VMM has used so far
+    caf::replies_to<stats_atom>::with<VmStats>,
     // -> the last `count` console lines kept in memory (all kept when 0); an error (state) for a
     // debug = none VM, which keeps none
     caf::replies_to<logs_atom, std::uint32_t>::with<std::vector<std::string>>,
@@ -108,6 +111,7 @@ inline constexpr std::size_t kRememberedEvents = 1000;
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmSpec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmEvent)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmStats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ConsoleLine)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ConsoleBytes)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ConsoleWriterLost)

@@ -16,6 +16,9 @@ namespace crosvisor {
 namespace vmm {
 class Reactor;  // vmm/reactor.hpp: the I/O thread that runs VMM children
 }
+namespace process {
+class CgroupHost;  // process/cgroups.hpp: where VMM cgroups are made
+}
 
 struct ServiceOptions {
   // Where VMs keep their sockets and temporary files; one subdirectory per VM, removed when it
@@ -59,6 +62,17 @@ struct ServiceOptions {
   // so that their VMMs outlive the supervisor and a successor takes them over (docs/state.md).
   // Empty: no VM can be durable.
   std::filesystem::path state_dir;
+  // Confinement (docs/sandbox.md): each VMM runs as its VM owner's uid (a VM of a user), else as
+  // vmm_user; with no capabilities and no_new_privs, in namespaces and under a root of its own,
+  // QEMU under its seccomp filter. Needs root (crosvisord turns it on when it runs as root).
+  // Off: VMMs run as this process does.
+  bool confine_vmms = false;
+  std::string vmm_user = "nobody";
+  // Each VMM in a cgroup of its own under this host's subtree, with its VM's limits
+  // (docs/sandbox.md); none: VMMs run unlimited, and a VM that asks for limits fails, saying
+  // cgroups_unavailable.
+  std::shared_ptr<const process::CgroupHost> cgroups;
+  std::string cgroups_unavailable = "no cgroup subtree was given to crosvisor";
 };
 
 // Options with the defaults, for a runtime directory and (optionally) a reactor.

@@ -75,6 +75,25 @@ struct VmInfo {
   std::string fleet;                  // the fleet it belongs to, if any
   std::optional<DeathReason> reason;  // once dead
   std::string detail;                 // once dead: how it ended
+  std::uint32_t restarts = 0;         // by its fleet (or its daemon, for a VM taken over)
+};
+
+// What a VM's VMM has used so far (vm stats, the metrics endpoint): from its cgroup where it has
+// one, else from /proc; what neither counts is missing. Nothing while no VMM runs.
+struct VmUsage {
+  std::optional<std::uint64_t> cpu_usec;      // user and system time
+  std::optional<std::uint64_t> rss_bytes;     // the VMM's resident memory (/proc)
+  std::optional<std::uint64_t> memory_bytes;  // its cgroup's charge (page cache included)
+  std::optional<std::uint64_t> read_bytes;    // block I/O the VMM caused (/proc/PID/io)
+  std::optional<std::uint64_t> write_bytes;
+  std::optional<std::uint64_t> tasks;  // its processes and threads
+  std::optional<std::uint64_t> memory_limit_bytes;
+  bool cgroup = false;  // counted by a cgroup of its own
+};
+
+struct VmStats {
+  VmInfo info;
+  VmUsage usage;
 };
 
 // What the service tells those who watch every VM (ServiceActor's watch_atom): each VM's state

@@ -93,6 +93,12 @@ inline constexpr std::uint32_t kMaxVsockPort = 0xfffffffe;
 // TCP ports a gdb stub may take: not the privileged ones.
 inline constexpr std::uint16_t kMinGdbPort = 1024;
 inline constexpr std::uint16_t kMaxGdbPort = 65535;
+// Resource limits of a VMM's cgroup (docs/sandbox.md).
+inline constexpr std::uint32_t kMaxMemoryOverheadMib = 1u << 16;
+inline constexpr std::uint32_t kMinCpuQuotaPercent = 1;
+inline constexpr std::uint32_t kMaxCpuQuotaPercent = kMaxCpus * 100;
+inline constexpr std::uint32_t kMinPidsMax = 1;
+inline constexpr std::uint32_t kMaxPidsMax = 1u << 16;
 }  // namespace limits
 
 struct VmSpec {
@@ -111,6 +117,11 @@ struct VmSpec {
   std::optional<std::filesystem::path> nvram_template;
   std::uint32_t memory_mib = 256;
   std::uint32_t cpus = 1;
+  // Limits of its VMM's cgroup (docs/sandbox.md); a VM that has one fails to start where
+  // crosvisor has no cgroups to give it. Memory: memory_mib and this overhead for the VMM itself.
+  std::optional<std::uint32_t> memory_overhead_mib;
+  std::optional<std::uint32_t> cpu_quota_percent;  // of one CPU: 150 is one and a half
+  std::optional<std::uint32_t> pids_max;           // the VMM's processes and threads
   DebugLevel debug = DebugLevel::none;
   ReadyCondition ready;
   // A fixed vsock CID; by default the CID registry grants one.

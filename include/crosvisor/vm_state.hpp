@@ -19,6 +19,7 @@ enum class DeathReason {
   error,            // the VMM reported an error while running
   unknown,          // an exit status we cannot explain
   hangup,           // the guest was not ready within its ready timeout, and was killed (AVF)
+  out_of_memory,    // the kernel's OOM killer ended the VMM at its cgroup's memory limit
 };
 
 std::string_view to_string(VmState state);

@@ -26,11 +26,25 @@
 //                              its backing file into sector 0 of its first writable raw disk
 //   fake_crosvm.record=PATH    append "opened P" to PATH for every host path P the disk probing
 //                              opens (a qcow2 backing file, a composite component by path)
+//   fake_crosvm.burn=1         once ready, the guest works: the VMM spins on a CPU between its
+//                              control requests (a guest that burns CPU)
+//   fake_crosvm.eat_mib=MIB    once ready, the VMM allocates and touches MIB MiB of memory (a
+//                              VMM that leaks: its cgroup's memory limit stops it)
+//   fake_crosvm.hostile=PID    a VMM that was broken into: before the guest is ready it tries
+//                              to read and write host files, to ptrace and to signal PID (its
+//                              supervisor), to become root and to mount, and prints each
+//                              outcome as "fake-crosvm hostile: WHAT: RESULT" on its console
+//   fake_crosvm.hostile_port=P  ...and to connect to 127.0.0.1:P (a service on the host)
 //
 // Built as crosvm is by default (`cargo build`), without the composite-disk feature, when its
 // file name contains "nocomposite": composite files are then raw disks, and `create_composite`
 // is an unknown subcommand (35).
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +53,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -63,6 +78,10 @@ struct Script {
   bool pvpanic = true;
   bool triple_fault_reboot = false;  // the guest's command line has reboot=t
   std::optional<std::string> write_qcow2;
+  std::optional<pid_t> hostile;  // the supervisor it attacks
+  std::optional<int> hostile_port;
+  std::uint64_t eat_mib = 0;
+  bool burn = false;
 };
 
 constexpr auto kChatterTick = std::chrono::milliseconds(10);
@@ -95,6 +114,13 @@ Script script_from(const std::string& params) {
   script.then = marker(params, "then");
   script.pvpanic = marker(params, "pvpanic") != "absent";
   script.write_qcow2 = marker(params, "write_qcow2");
+  script.burn = marker(params, "burn") == "1";
+  if (auto eat = marker(params, "eat_mib"))
+    script.eat_mib = std::stoull(*eat);
+  if (auto port = marker(params, "hostile_port"))
+    script.hostile_port = std::stoi(*port);
+  if (auto pid = marker(params, "hostile"))
+    script.hostile = static_cast<pid_t>(std::stol(*pid));
   // The kernel's own reboot= option: t (triple) makes every reboot a triple fault.
   for (std::size_t at = params.find("reboot="); at != std::string::npos;
        at = params.find("reboot=", at + 1)) {
@@ -125,6 +151,54 @@ class FakeVm {
     }
   }
 
+  // Memory the VMM keeps, every page touched (so that it is charged), a MiB at a time.
+  void eat(std::uint64_t mib) {
+    constexpr std::size_t kMib = 1 << 20;
+    for (std::uint64_t i = 0; i < mib; ++i) {
+      auto* chunk = static_cast<char*>(std::malloc(kMib));
+      if (chunk == nullptr)
+        return;
+      std::memset(chunk, 1, kMib);
+      eaten_.push_back(chunk);
+    }
+    say("fake-crosvm: ate " + std::to_string(mib) + " MiB");
+  }
+
+  // What a VMM taken over by its guest would try first. Each attempt's outcome is told.
+  void attack(pid_t supervisor, std::optional<int> port) {
+    const auto told = [&](const std::string& what, bool done) {
+      say("fake-crosvm hostile: " + what + ": " + (done ? "DONE" : std::strerror(errno)));
+    };
+    const std::string target = std::to_string(supervisor);
+    for (const std::string& path : std::vector<std::string>{
+             "/etc/shadow", "/etc/passwd", "/root", "/home", "/proc/" + target + "/environ"}) {
+      const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      told("read " + path, fd >= 0);
+      if (fd >= 0)
+        ::close(fd);
+    }
+    for (const char* path : {"/usr/crosvisor-hostile", "/etc/crosvisor-hostile"}) {
+      const int fd = ::open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      told(std::string("write ") + path, fd >= 0);
+      if (fd >= 0)
+        ::close(fd);
+    }
+    told("ptrace " + target, ::ptrace(PTRACE_ATTACH, supervisor, nullptr, nullptr) == 0);
+    told("signal " + target, ::kill(supervisor, SIGTERM) == 0);
+    told("setuid 0", ::setuid(0) == 0);
+    told("mount", ::mount("none", "/tmp", "tmpfs", 0, nullptr) == 0);
+    if (port) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in address{};
+      address.sin_family = AF_INET;
+      address.sin_port = htons(static_cast<std::uint16_t>(*port));
+      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      told("connect 127.0.0.1:" + std::to_string(*port),
+           ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+      ::close(fd);
+    }
+  }
+
   // crosvm's exit: without --extended-status every VM exit that is not an error is 0.
   [[noreturn]] void exit_with(int code) {
     if (!args_.extended_status && code >= 32 && code <= 36 && code != kInvalidArgsExit)
@@ -140,7 +214,11 @@ class FakeVm {
     say("fake-crosvm: command line: " + args_.params);
     for (const auto& description : inputs_.descriptions)
       say("fake-crosvm: " + description);
+    if (script.hostile)
+      attack(*script.hostile, script.hostile_port);
     say("fake-crosvm guest: ready");
+    if (script.eat_mib != 0)
+      eat(script.eat_mib);
     if (script.write_qcow2)
       write_qcow2_header(*script.write_qcow2);
     std::optional<Clock::time_point> exit_at;
@@ -237,6 +315,15 @@ class FakeVm {
         const int chatter_timeout = static_cast<int>(std::max<std::int64_t>(0, wait.count()));
         timeout = timeout < 0 ? chatter_timeout : std::min(timeout, chatter_timeout);
       }
+      if (script_.burn) {
+        // 50 ms of work between looks at the control socket.
+        const auto until = Clock::now() + std::chrono::milliseconds(50);
+        std::uint64_t spins = 0;
+        while (Clock::now() < until)
+          ++spins;
+        burned_ += spins;
+        timeout = 0;
+      }
       if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) {
         std::perror("fake-crosvm: poll");
         exit_with(1);
@@ -304,6 +391,8 @@ class FakeVm {
   std::string typed_;  // a console input line not finished yet
   double chatter_due_ = 0;
   std::uint64_t chatter_lines_ = 0;
+  std::vector<char*> eaten_;  // kept for the VMM's life
+  std::uint64_t burned_ = 0;  // work done, so that the spinning is not optimised away
 };
 
 }  // namespace

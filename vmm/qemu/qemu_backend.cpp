@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/debug_policy.hpp"
+#include "vmm/confinement.hpp"
 #include "vmm/disk_attach.hpp"
 #include "vmm/qemu/nvram.hpp"
 
@@ -80,6 +81,9 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
           std::to_string(spec.memory_mib), "-smp", std::to_string(spec.cpus)};
   for (auto& arg : accel_args(spec.accel))
     args.push_back(std::move(arg));
+  // Confined: under QEMU's own seccomp filter too.
+  if (context.sandbox)
+    args.insert(args.end(), {"-sandbox", kQemuSeccomp});
 
   auto boot = plan_boot_files(spec, request.fds);
   if (!boot)
@@ -97,6 +101,11 @@ Expected<VmmLaunch> prepare(const VmSpec& spec, const LaunchContext& context) {
     auto store = open_nvram(context.nvram, boot->nvram_template.get(), spec.owner_uid);
     if (!store)
       return std::unexpected(store.error());
+    // QEMU opens it again through /proc/self/fd, as the VMM's user: a confined VMM's store is
+    // given to its user (the VM's own file, written by nothing else).
+    if (context.sandbox && ::fchown(store->get(), context.sandbox->uid, context.sandbox->gid) != 0)
+      return std::unexpected(
+          errno_error(ErrorKind::io, "give " + context.nvram.string() + " to the VMM", errno));
     const int vars = request.fds.add(std::move(*store));
     args.insert(args.end(),
                 {"-drive",
