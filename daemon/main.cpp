@@ -203,8 +203,8 @@ int main(int argc, char** argv) {
                  "kernels and images");
   std::optional<std::string> metrics_address;
   app.add_option("--metrics", metrics_address,
-                 "Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, e.g. "
-                 "127.0.0.1:9464; loopback unless you name another address; docs/sandbox.md)");
+                 "Serve Prometheus metrics at http://ADDR/metrics: PORT (on loopback) or "
+                 "HOST:PORT, e.g. 9464 (docs/sandbox.md)");
   std::size_t dumps_per_vm = 3;
   app.add_option("--dumps-per-vm", dumps_per_vm,
                  "Memory dumps kept per VM name, the oldest removed first; 0: none (default 3)")
@@ -415,8 +415,8 @@ int main(int argc, char** argv) {
       if (!started)
         return fail(started.error());
       metrics_server = std::move(*started);
-      spdlog::info("metrics at http://{}:{}/metrics",
-                   metrics_address->substr(0, metrics_address->rfind(':')), metrics_server->port());
+      spdlog::info("metrics at http://{}:{}/metrics", metrics_server->host(),
+                   metrics_server->port());
     }
     reactor->watch_signals(stop_signals,
                            [&](int signo) { caf::anon_send(self, stop_atom::value, signo); });

@@ -35,18 +35,26 @@ std::string response(const char* status, const std::string& type, const std::str
 
 Expected<std::unique_ptr<HttpServer>> HttpServer::start(const std::string& address,
                                                         std::function<std::string()> body) {
+  // PORT or :PORT alone: loopback.
   const auto colon = address.rfind(':');
+  std::string host = colon == std::string::npos ? "" : address.substr(0, colon);
+  if (host.empty())
+    host = "127.0.0.1";
   sockaddr_in where{};
   where.sin_family = AF_INET;
   int port = -1;
   try {
-    port = colon == std::string::npos ? -1 : std::stoi(address.substr(colon + 1));
+    std::size_t used = 0;
+    const std::string digits = colon == std::string::npos ? address : address.substr(colon + 1);
+    port = std::stoi(digits, &used);
+    if (used != digits.size())
+      port = -1;
   } catch (const std::exception&) {
   }
-  if (port < 0 || port > 65535 ||
-      ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &where.sin_addr) != 1)
+  if (port < 0 || port > 65535 || ::inet_pton(AF_INET, host.c_str(), &where.sin_addr) != 1)
     return make_error(ErrorKind::invalid_config,
-                      "--metrics " + address + ": give HOST:PORT, e.g. 127.0.0.1:9464");
+                      "--metrics " + address +
+                          ": give PORT (on loopback) or HOST:PORT, e.g. 9464 or 127.0.0.1:9464");
   where.sin_port = htons(static_cast<std::uint16_t>(port));
   UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   const int on = 1;
@@ -60,15 +68,16 @@ Expected<std::unique_ptr<HttpServer>> HttpServer::start(const std::string& addre
   if (::pipe2(stop, O_CLOEXEC) != 0)
     return std::unexpected(errno_error(ErrorKind::io, "pipe", errno));
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(listener), UniqueFd(stop[0]),
-                                                    UniqueFd(stop[1]), ntohs(where.sin_port),
+                                                    UniqueFd(stop[1]), host, ntohs(where.sin_port),
                                                     std::move(body)));
 }
 
-HttpServer::HttpServer(UniqueFd listener, UniqueFd stop_read, UniqueFd stop_write, int port,
-                       std::function<std::string()> body)
+HttpServer::HttpServer(UniqueFd listener, UniqueFd stop_read, UniqueFd stop_write, std::string host,
+                       int port, std::function<std::string()> body)
     : listener_(std::move(listener)),
       stop_read_(std::move(stop_read)),
       stop_write_(std::move(stop_write)),
+      host_(std::move(host)),
       port_(port),
       body_(std::move(body)),
       thread_([this] { serve(); }) {}

@@ -15,8 +15,8 @@ namespace crosvisor::metrics {
 
 class HttpServer {
  public:
-  // `address`: HOST:PORT, an IPv4 address (127.0.0.1 unless told otherwise; port 0: any free
-  // one). invalid_config for a malformed address, io when it cannot be bound.
+  // `address`: HOST:PORT with an IPv4 address, or PORT (or :PORT) alone for 127.0.0.1; port 0:
+  // any free one. invalid_config for a malformed address, io when it cannot be bound.
   static Expected<std::unique_ptr<HttpServer>> start(const std::string& address,
                                                      std::function<std::string()> body);
   ~HttpServer();  // stops accepting and joins the thread
@@ -24,9 +24,10 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   int port() const { return port_; }
+  const std::string& host() const { return host_; }
 
  private:
-  HttpServer(UniqueFd listener, UniqueFd stop_read, UniqueFd stop_write, int port,
+  HttpServer(UniqueFd listener, UniqueFd stop_read, UniqueFd stop_write, std::string host, int port,
              std::function<std::string()> body);
   void serve();
   void answer(int connection);
@@ -34,6 +35,7 @@ class HttpServer {
   UniqueFd listener_;
   UniqueFd stop_read_;
   UniqueFd stop_write_;
+  std::string host_;
   int port_ = 0;
   std::function<std::string()> body_;
   std::thread thread_;

@@ -268,6 +268,11 @@ struct ConfinedChild {
     if (sethostname(hostname, strlen(hostname)) != 0)
       setup->fail("sethostname");
     make_root();
+    // No core dumps: a VMM's core is its guest's memory, written wherever its working directory
+    // is (crosvisor's own dumps go through QMP, to a file it chose).
+    const rlimit no_core{0, 0};
+    if (setrlimit(RLIMIT_CORE, &no_core) != 0)
+      setup->fail("setrlimit core");
     drop_privileges();
     // After the ids changed (which clears the parent-death signal), and with the race against
     // a supervisor that already ended closed through its pidfd (its pid means nothing in this

@@ -72,8 +72,9 @@ int metrics_port(const test::DaemonProcess& daemon) {
 TEST_CASE(
     "vm stats and the metrics endpoint: a running VM's CPU, memory, tasks and uptime, from its "
     "cgroup where it has one, and Prometheus's text format") {
-  test::DaemonProcess daemon({.args = {"--metrics", "127.0.0.1:0"}});
+  test::DaemonProcess daemon({.args = {"--metrics", "0"}});  // a free port on loopback
   const int port = metrics_port(daemon);
+  CHECK_THAT(daemon.process->output(), Catch::Contains("metrics at http://127.0.0.1:"));
   // A guest that works: its VMM spins on a CPU.
   const auto file = daemon.dir.write(
       "watched.toml", test::fake_crosvm_toml("watched", "fake_crosvm.burn=1", false));
