@@ -47,6 +47,9 @@
 namespace {
 
 constexpr std::size_t kMaxThroughput = 300;
+// A VM cgroup no process has been in for this long, beside crosvisord's own, was left by a
+// crosvisord killed before it could clean up (one being started is joined within milliseconds).
+constexpr std::chrono::seconds kStaleCgroupAge{60};
 
 using namespace crosvisor;
 
@@ -343,8 +346,8 @@ int main(int argc, char** argv) {
     auto cgroups = process::CgroupHost::of_this_process(
         "crosvisor-" + std::to_string(std::hash<std::string>{}(state_dir.string()) % 1000000));
     if (cgroups) {
-      if (const auto removed = cgroups->remove_empty())
-        spdlog::info("cgroups: {} left by VMMs that ended while no crosvisord ran, removed",
+      if (const auto removed = cgroups->remove_empty() + cgroups->sweep_stale(kStaleCgroupAge))
+        spdlog::info("cgroups: {} left by VMMs or crosvisord processes that ended, removed",
                      removed);
       cgroup_host = std::make_shared<const process::CgroupHost>(std::move(*cgroups));
       options.cgroups = cgroup_host;

@@ -276,6 +276,49 @@ std::size_t CgroupHost::remove_empty() const {
   return removed;
 }
 
+std::size_t CgroupHost::sweep_stale(std::chrono::seconds age) const {
+  const auto old_enough = [&](const std::filesystem::path& dir) {
+    std::error_code ec;
+    const auto changed = std::filesystem::last_write_time(dir, ec);
+    return !ec && std::filesystem::file_time_type::clock::now() - changed > age;
+  };
+  const auto unpopulated = [](const std::filesystem::path& dir) {
+    const auto procs = read_text(dir / "cgroup.procs");
+    return procs && procs->find_first_not_of(" \n") == std::string::npos;
+  };
+  std::size_t removed = 0;
+  for (const auto& base : bases_) {
+    const std::string own = base.dir.filename().string();
+    const std::string prefix = own.substr(0, own.rfind('-') + 1);
+    std::error_code ec;
+    for (const auto& sibling : std::filesystem::directory_iterator(base.dir.parent_path(), ec)) {
+      const std::string name = sibling.path().filename().string();
+      if (prefix.empty() || !name.starts_with(prefix) || !sibling.is_directory(ec))
+        continue;
+      for (const auto& vm : std::filesystem::directory_iterator(sibling.path(), ec)) {
+        if (vm.is_directory(ec) && unpopulated(vm.path()) && old_enough(vm.path()) &&
+            ::rmdir(vm.path().c_str()) == 0)
+          ++removed;
+      }
+      if (name != own && old_enough(sibling.path()) && ::rmdir(sibling.path().c_str()) == 0)
+        ++removed;
+    }
+  }
+  return removed;
+}
+
+Expected<void> CgroupHost::ensure_base(const CgroupBase& base) const {
+  std::error_code ec;
+  if (std::filesystem::exists(base.dir, ec))
+    return {};
+  std::filesystem::create_directories(base.dir, ec);
+  if (ec)
+    return make_error(ErrorKind::io, "make " + base.dir.string() + ": " + ec.message());
+  if (version_ == CgroupVersion::v2)
+    return write_text(base.dir / "cgroup.subtree_control", "+memory +cpu +pids");
+  return {};
+}
+
 void CgroupHost::remove_bases() const {
   for (const auto& base : bases_)
     ::rmdir(base.dir.c_str());
@@ -284,6 +327,8 @@ void CgroupHost::remove_bases() const {
 Expected<VmCgroup> CgroupHost::make(const std::string& vm, const CgroupLimits& limits) const {
   std::vector<CgroupBase> dirs;
   for (const auto& base : bases_) {
+    if (auto ensured = ensure_base(base); !ensured)
+      return std::unexpected(ensured.error());
     const auto dir = base.dir / vm;
     // One left by a daemon that was killed is empty (its VMM died with it): made again.
     ::rmdir(dir.c_str());

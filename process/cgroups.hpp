@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -86,10 +87,18 @@ class CgroupHost {
   std::size_t remove_empty() const;
   // Its own directories, if no VM cgroup is left in them.
   void remove_bases() const;
+  // What crosvisord processes killed without a chance to clean up left beside its own
+  // directories (those whose names start as its own, up to the last '-'): VM cgroups no process
+  // has been in for `age` (one that is being started is joined within milliseconds), and then
+  // such directories left empty. How many went.
+  std::size_t sweep_stale(std::chrono::seconds age) const;
 
  private:
   CgroupHost(CgroupVersion version, std::vector<CgroupBase> bases)
       : version_(version), bases_(std::move(bases)) {}
+  // A base made again (another daemon's sweep took it while it was empty): v2 needs its
+  // controllers enabled for its children once more.
+  Expected<void> ensure_base(const CgroupBase& base) const;
   CgroupVersion version_;
   std::vector<CgroupBase> bases_;
 };

@@ -157,6 +157,14 @@ TEST_CASE("cgroups on this host: a child joins its cgroup before exec, is counte
   const std::string cgroups((std::istreambuf_iterator<char>(own)), {});
   CHECK_THAT(cgroups, Catch::Contains("/crosvisor-test-" + std::to_string(::getpid()) + "/child"));
   CHECK(vm->usage().pids == 1u);
+  // What a crosvisord killed before it could clean up left beside: swept; the populated stays.
+  for (const auto& base : host->bases())
+    std::filesystem::create_directories(base.dir.parent_path() / "crosvisor-test-0" / "gone");
+  CHECK(host->sweep_stale(std::chrono::seconds(0)) >= 2 * host->bases().size());
+  for (const auto& base : host->bases()) {
+    CHECK_FALSE(std::filesystem::exists(base.dir.parent_path() / "crosvisor-test-0"));
+    CHECK(std::filesystem::exists(base.dir / "child"));
+  }
   vm->kill_all();
   int status = 0;
   REQUIRE(::waitpid(child->pid, &status, 0) == child->pid);
