@@ -25,5 +25,6 @@ int boot_scenario(const Options& options);
 int net_scenario(const Options& options);
 int store_scenario(const Options& options);
 int cluster_scenario(const Options& options);
+int confine_scenario(const Options& options);
 
 }  // namespace crosvisor::bench

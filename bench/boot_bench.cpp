@@ -3,10 +3,10 @@
 // directly as a kernel (microvm), with the same disk, command line and QEMU, in the same run.
 // Rounds alternate the two, so that a busy machine slows both alike. Reported: the median time
 // from create to ready of each, and their ratio.
+#include <algorithm>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <vector>
@@ -31,9 +31,9 @@ VmSpec boot_spec(const Options& options, bool firmware, int round) {
   spec.accel = "tcg";
   spec.debug = DebugLevel::full;
   spec.ready = ConsoleReady{kGuestReady};
-  spec.disks.push_back(CompositeDisk{{{"esp", options.guest_dir / "esp.img", false,
-                                       PartitionType::esp},
-                                      {"data", options.guest_dir / "data.img", false}}});
+  spec.disks.push_back(
+      CompositeDisk{{{"esp", options.guest_dir / "esp.img", false, PartitionType::esp},
+                     {"data", options.guest_dir / "data.img", false}}});
   if (firmware) {
     spec.bootloader = kOvmfCode;
     spec.nvram_template = kOvmfVars;
@@ -84,8 +84,7 @@ double median(std::vector<double> values) {
 
 int boot_scenario(const Options& options) {
   if (!std::filesystem::exists(options.guest_dir / "esp.img")) {
-    std::fprintf(stderr, "boot: no test guest in %s (guest/build)\n",
-                 options.guest_dir.c_str());
+    std::fprintf(stderr, "boot: no test guest in %s (guest/build)\n", options.guest_dir.c_str());
     return 1;
   }
   QuietLogs quiet;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "bench/bench.hpp"
+#include "bench/daemon_child.hpp"
 #include "core/unique_fd.hpp"
 #include "process/launch.hpp"
 
@@ -29,55 +30,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
-
-std::filesystem::path beside(const char* name) {
-  return std::filesystem::read_symlink("/proc/self/exe").parent_path() / name;
-}
-
-// A child of the benchmark's own, its output in a file; SIGKILLed and reaped when it goes.
-struct Child {
-  process::SpawnedChild child;
-  bool alive = true;
-  // In network namespace `netns`, when one is named (through ip netns exec, which execs).
-  Child(const std::filesystem::path& binary, std::vector<std::string> args,
-        const std::filesystem::path& log, const std::string& netns = {}) {
-    process::LaunchRequest request;
-    request.binary = netns.empty() ? binary : std::filesystem::path("/usr/bin/ip");
-    request.args = std::move(args);
-    if (!netns.empty())
-      request.args.insert(request.args.begin(), {"netns", "exec", netns, binary.string()});
-    request.max_open_files = 65536;
-    request.fds.set(0, UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)));
-    request.fds.set(1,
-                    UniqueFd(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)));
-    request.fds.set(2, UniqueFd(::open(log.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC)));
-    auto spawned = process::spawn_child(request);
-    if (!spawned)
-      throw std::runtime_error(spawned.error().message);
-    child = std::move(*spawned);
-  }
-  void kill() {
-    if (!alive)
-      return;
-    ::kill(child.pid, SIGKILL);
-    ::waitpid(child.pid, nullptr, 0);
-    alive = false;
-  }
-  ~Child() { kill(); }
-};
-
-// Runs a command (ip, etcdctl), or throws with its output.
-std::string run(const std::string& command) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  std::size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0)
-    output.append(buffer, n);
-  if (::pclose(pipe) != 0)
-    throw std::runtime_error(command + ": " + output);
-  return output;
-}
 
 // A bridge namespace and `hosts` host namespaces, each host on the bridge through a veth pair
 // made inside the namespaces (never on the machine's own). Removed when it goes.
@@ -132,30 +84,6 @@ class Namespaces {
   int hosts_;
   std::vector<std::string> made_;
 };
-
-// `vm ARGS` against the daemon at `socket` (a path: reached from any namespace).
-std::string vm(const std::filesystem::path& socket, const std::string& args) {
-  return run("CROSVISOR_SOCKET=" + socket.string() + " " + beside("vm").string() + " " + args);
-}
-
-// Seconds until `done` holds, polled every 100 ms (at most `limit`).
-double seconds_until(const std::function<bool()>& done, std::chrono::seconds limit) {
-  const auto start = Clock::now();
-  while (!done()) {
-    if (Clock::now() - start > limit)
-      throw std::runtime_error("not done within " + std::to_string(limit.count()) + " s");
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-std::vector<std::string> daemon_args(const Options& options, const std::filesystem::path& dir) {
-  return {"--socket",      (dir / "control.sock").string(),
-          "--runtime-dir", (dir / "run").string(),
-          "--state-dir",   (dir / "state").string(),
-          "--crosvm",      options.fake_crosvm.string(),
-          "--log-level",   "error"};
-}
 
 }  // namespace
 

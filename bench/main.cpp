@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
       {"net", net_scenario},
       {"store", store_scenario},
       {"cluster", cluster_scenario},
+      {"confine", confine_scenario},
   };
   CLI::App app{"crosvisor-bench: measure crosvisor against same-run baselines"};
   std::vector<std::string> chosen;

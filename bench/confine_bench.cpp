@@ -1,0 +1,75 @@
+// What confining VMMs costs (docs/sandbox.md): the same fleet of crosvm stand-ins brought up
+// through crosvisord with --confine off (the baseline: vfork, the daemon's own uid and
+// namespaces) and confined (clone3 into new mount, pid, IPC, UTS and network namespaces, a root
+// of its own, another uid), rounds alternated so that neither side always runs on a warmer
+// machine. Both run as root, each VMM in its cgroup where the host gives cgroups.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+#include <vector>
+
+#include "bench/bench.hpp"
+#include "bench/daemon_child.hpp"
+
+namespace crosvisor::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Seconds from `vm fleet up` to its return (every VM up), under `confine`.
+double fleet_up(const Options& options, const std::filesystem::path& file, const std::string& dir,
+                const std::string& confine) {
+  const auto home = options.work_dir / dir;
+  std::filesystem::create_directories(home);
+  auto args = daemon_args(options, home);
+  args.insert(args.end(), {"--confine", confine});
+  Child daemon(beside("crosvisord"), args, home / "log");
+  seconds_until([&] { return std::filesystem::exists(home / "control.sock"); },
+                std::chrono::seconds(10));
+  const auto start = Clock::now();
+  vm(home / "control.sock", "fleet up " + file.string());
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  vm(home / "control.sock", "fleet down many --force");
+  return seconds;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+}  // namespace
+
+int confine_scenario(const Options& options) {
+  if (::geteuid() != 0)
+    throw std::runtime_error("confine: confining VMMs needs root");
+  const int vms = options.quick ? 40 : 300;
+  const int rounds = options.quick ? 1 : 3;
+  std::filesystem::create_directories(options.work_dir);
+  const auto kernel = options.work_dir / "kernel";
+  { std::ofstream(kernel) << "not a kernel"; }
+  const auto file = options.work_dir / "many.toml";
+  {
+    std::ofstream out(file);
+    out << "[fleet]\nname = \"many\"\nconcurrency = 64\n[defaults]\nvmm = \"crosvm\"\nkernel = \""
+        << kernel.string() << "\"\nparams = \"console=ttyS0\"\n[[vm]]\nname = \"m-{index}\"\n"
+        << "count = " << vms << "\n";
+  }
+  std::vector<double> plain, confined;
+  for (int round = 0; round < rounds; ++round) {
+    plain.push_back(fleet_up(options, file, "off-" + std::to_string(round), "off"));
+    confined.push_back(fleet_up(options, file, "on-" + std::to_string(round), "on"));
+  }
+  std::printf("confine: %d stand-in VMs through crosvisord, median of %d round(s)\n", vms, rounds);
+  std::printf("| | fleet up, seconds | per VM |\n|---|---|---|\n");
+  std::printf("| --confine off (baseline) | %.3f | %.2f ms |\n", median(plain),
+              1000 * median(plain) / vms);
+  std::printf("| confined | %.3f | %.2f ms |\n", median(confined), 1000 * median(confined) / vms);
+  std::printf("| ratio | %.2f | |\n", median(confined) / median(plain));
+  return 0;
+}
+
+}  // namespace crosvisor::bench
