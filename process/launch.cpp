@@ -46,10 +46,11 @@ struct ChildFailure {
   char step[20];
 };
 
-// Runs in the child between vfork (or clone) and exec. A vforked child shares the parent's
-// memory and the parent thread is suspended; a cloned one has a copy of a multithreaded
-// process. Either way only async-signal-safe system calls are allowed here, no allocation: all
-// buffers were sized and every path built in the parent.
+// Runs in the child between vfork (or, confined, clone with CLONE_VM | CLONE_VFORK) and exec.
+// The child shares the parent's memory, and the parent thread is suspended meanwhile: only
+// async-signal-safe system calls are allowed here, no allocation (all buffers were sized and
+// every path built in the parent), and no glibc call that coordinates threads (the child is one
+// thread of a process glibc believes has many: ids are changed with raw system calls).
 //
 // Success and failure are reported through a close-on-exec pipe rather than through
 // Boost.Process's own channels: end-of-file on it means exec happened, a ChildFailure means it did
