@@ -158,17 +158,6 @@ Expected<std::vector<NetworkActor>> networks_of(ServiceSelf self, const VmSpec& 
 void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
               caf::typed_response_promise<VmHandle> reply, std::optional<DurableStart> durable) {
   auto& st = self->state;
-  // Confined: who its VMM will run as (an unknown VMM user fails the VM here, before anything).
-  std::optional<process::Sandbox> sandbox;
-  if (st.options.confine_vmms) {
-    auto confined =
-        vmm::confinement_for(spec, st.options.vmm_user, st.options.runtime_dir / vmm::kSandboxRoot);
-    if (!confined) {
-      reply.deliver(to_caf_error(confined.error()));
-      return;
-    }
-    sandbox = std::move(*confined);
-  }
   auto networks = networks_of(self, spec);
   if (!networks) {
     reply.deliver(to_caf_error(networks.error()));
@@ -204,7 +193,9 @@ void start_vm(ServiceSelf self, VmSpec spec, caf::actor client,
                                         : st.options.nvram_dir;
   VmPaths paths{run_dir,  log_dir / (spec.name + ".log"), st.options.log_max_bytes,
                 dump_dir, st.options.dumps_per_vm,        nvram_dir / (spec.name + ".vars.fd")};
-  paths.sandbox = std::move(sandbox);
+  if (st.options.confine_vmms)
+    paths.confine =
+        vmm::Confinement{st.options.vmm_user, st.options.runtime_dir / vmm::kSandboxRoot};
   paths.cgroups = st.options.cgroups;
   if (auto restarted = st.restarts.find(key); restarted != st.restarts.end())
     paths.restarts = restarted->second;

@@ -61,13 +61,15 @@ struct VmActorState {
   bool dumping_panic = false;                  // a panicked guest's dump is being written
   std::string last_dump;
   std::uint64_t next_dump = 1;
+  std::uint64_t next_stats = 1;
+  std::map<std::uint64_t, caf::typed_response_promise<VmStats>> stats_waiters;
   std::map<std::uint64_t, caf::typed_response_promise<std::string>> dump_waiters;
 
   caf::actor_addr self_address;  // to withdraw its monitors on the subscribers as it ends
 
   // Live restore: the VMM outlives the supervisor (vm_actor.hpp, VmPaths::Durable).
   std::optional<VmPaths::Durable> durable;
-  std::optional<process::Sandbox> sandbox;  // confined: who its VMM runs as
+  std::optional<vmm::Confinement> confine;  // how its VMM is confined, if it is
   std::shared_ptr<const process::CgroupHost> cgroups;
   std::string cgroups_unavailable;
   std::uint32_t restarts = 0;                        // by its fleet, before this start
@@ -299,30 +301,29 @@ VmInfo info_of(VmSelf self) {
   return info;
 }
 
-// What its VMM has used: its cgroup's counters where it has one, /proc's for the rest.
-VmStats stats_of(VmSelf self) {
+// Its VMM's cgroup is named after its run directory: unique per launch, and the same for the
+// successor that takes the VMM over (docs/sandbox.md).
+std::string cgroup_name(const VmActorState& st) {
+  return st.run_dir.filename().string();
+}
+
+// What its VMM has used, read on the reactor thread (file reads: never in a handler), and told
+// back with usage_atom; its info is as it is when the answer goes.
+caf::result<VmStats> stats_of(VmSelf self) {
   auto& s = self->state;
-  VmStats stats{info_of(self), {}};
-  if (!stats.info.pid)
-    return stats;
-  const auto own = process::usage_of(*stats.info.pid);
-  VmUsage& usage = stats.usage;
-  usage.cpu_usec = own.cpu_usec;
-  usage.rss_bytes = own.rss_bytes;
-  usage.read_bytes = own.read_bytes;
-  usage.write_bytes = own.write_bytes;
-  usage.tasks = own.threads;
-  if (s.cgroups) {
-    const auto counted = s.cgroups->existing(s.run_dir.filename().string()).usage();
-    usage.cgroup = true;
-    usage.memory_bytes = counted.memory_bytes;
-    if (counted.cpu_usec)
-      usage.cpu_usec = counted.cpu_usec;  // the VMM and anything it started
-    if (counted.pids)
-      usage.tasks = counted.pids;
-    usage.memory_limit_bytes = counted.memory_limit_bytes;
-  }
-  return stats;
+  if (!s.child_alive || s.pid <= 0)
+    return VmStats{info_of(self), {}};
+  const std::uint64_t token = s.next_stats++;
+  auto promise = self->make_response_promise<VmStats>();
+  s.stats_waiters.emplace(token, promise);
+  std::optional<process::VmCgroup> cgroup;
+  if (s.cgroups)
+    cgroup = s.cgroups->existing(cgroup_name(s));
+  s.reactor->post([me = caf::actor_cast<VmActorImpl>(self), token, pid = s.pid, cgroup] {
+    caf::anon_send(me, usage_atom::value, token,
+                   process::vm_usage_of(pid, cgroup ? &*cgroup : nullptr));
+  });
+  return promise;
 }
 
 // A durable VM's record: what its supervisor's successor needs to take its VMM over.
@@ -478,9 +479,9 @@ void launch_vmm(VmSelf self) {
     context.nics.push_back({lease.tap, lease.mac});
   context.durable = vm.durable.has_value();
   context.cid_reservation = vm.cid_reservation;
-  context.sandbox = vm.sandbox;
+  context.confine = vm.confine;
   context.cgroups = vm.cgroups;
-  context.cgroup_name = vm.run_dir.filename().string();
+  context.cgroup_name = cgroup_name(vm);
   context.cgroups_unavailable = vm.cgroups_unavailable;
   vm.child = vm.reactor->launch(
       [spec = vm.life->spec(), context = std::move(context)] {
@@ -512,7 +513,7 @@ void take_over(VmSelf self) {
   takeover.owner = spec.owner_uid;
   takeover.vm = spec.name;
   if (vm.cgroups)
-    takeover.cgroup = vm.cgroups->existing(vm.run_dir.filename().string());
+    takeover.cgroup = vm.cgroups->existing(cgroup_name(vm));
   vm.identity = takeover.identity;
   // Its interfaces as they are: the VMM holds their TAPs, on networks found again.
   for (const auto& nic : record.nics) {
@@ -591,7 +592,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
   st.run_dir = std::move(paths.run_dir);
   st.nvram = std::move(paths.nvram);
   st.durable = std::move(paths.durable);
-  st.sandbox = std::move(paths.sandbox);
+  st.confine = std::move(paths.confine);
   st.cgroups = std::move(paths.cgroups);
   st.cgroups_unavailable = std::move(paths.cgroups_unavailable);
   st.restarts = paths.restarts;
@@ -922,6 +923,14 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
       },
       [=](info_atom) { return info_of(self); },
       [=](stats_atom) { return stats_of(self); },
+      [=](usage_atom, std::uint64_t token, VmUsage usage) {
+        auto& s = self->state;
+        auto waiter = s.stats_waiters.find(token);
+        if (waiter == s.stats_waiters.end())
+          return;
+        waiter->second.deliver(VmStats{info_of(self), std::move(usage)});
+        s.stats_waiters.erase(waiter);
+      },
   };
 }
 

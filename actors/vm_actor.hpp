@@ -13,7 +13,7 @@
 #include "actors/vm_protocol.hpp"
 #include "crosvisor/vm_spec.hpp"
 #include "process/cgroups.hpp"
-#include "process/sandbox.hpp"
+#include "vmm/confinement.hpp"
 
 namespace crosvisor {
 
@@ -39,8 +39,8 @@ struct VmPaths {
     std::optional<store::VmRecord> takeover;
   };
   std::optional<Durable> durable;
-  // Confined (process/sandbox.hpp): who its VMM runs as, and in what.
-  std::optional<process::Sandbox> sandbox;
+  // Confined (vmm/confinement.hpp): how its VMM is, resolved at each launch.
+  std::optional<vmm::Confinement> confine;
   // Where its VMM's cgroup is made (named after run_dir), or why there is none.
   std::shared_ptr<const process::CgroupHost> cgroups;
   std::string cgroups_unavailable;

@@ -39,6 +39,7 @@ using dumped_atom = caf::atom_constant<caf::atom("dumped")>;
 using identified_atom = caf::atom_constant<caf::atom("identified")>;
 using lost_atom = caf::atom_constant<caf::atom("lost")>;
 using let_go_atom = caf::atom_constant<caf::atom("letgo")>;
+using usage_atom = caf::atom_constant<caf::atom("usage")>;
 
 // Told by each VM's actor of its state changes, and when its VM dies (the actor lives on while
 // handles remain) with what `info` says of it from then on: the service, which frees the VM's
@@ -77,7 +78,9 @@ using VmActorImpl = VmActor::extend<
     caf::reacts_to<stop_sent_atom, bool, std::string>,
     // A memory dump is written (token 0: a panicked guest's; others answer a dump_atom): where,
     // or why there is none.
-    caf::reacts_to<dumped_atom, std::uint64_t, std::string, std::string>>;
+    caf::reacts_to<dumped_atom, std::uint64_t, std::string, std::string>,
+    // What its VMM used, read on the reactor thread for a stats_atom (token).
+    caf::reacts_to<usage_atom, std::uint64_t, VmUsage>>;
 
 }  // namespace crosvisor
 

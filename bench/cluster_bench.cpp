@@ -90,16 +90,7 @@ class Namespaces {
 int cluster_scenario(const Options& options) {
   const int vms = options.quick ? 40 : options.vms;
   const int hosts = options.quick ? 2 : 4;
-  std::filesystem::create_directories(options.work_dir);
-  const auto kernel = options.work_dir / "kernel";
-  { std::ofstream(kernel) << "not a kernel"; }
-  const auto file = options.work_dir / "spread.toml";
-  {
-    std::ofstream out(file);
-    out << "[fleet]\nname = \"spread\"\nconcurrency = 64\n[defaults]\nvmm = \"crosvm\"\nkernel = \""
-        << kernel.string() << "\"\nparams = \"console=ttyS0\"\n[[vm]]\nname = \"s-{index}\"\n"
-        << "count = " << vms << "\nspread = true\n";
-  }
+  const auto file = stand_in_fleet(options, "spread", "s", vms, "spread = true\n");
 
   Namespaces namespaces(hosts);
 

@@ -48,16 +48,7 @@ int confine_scenario(const Options& options) {
     throw std::runtime_error("confine: confining VMMs needs root");
   const int vms = options.quick ? 40 : 300;
   const int rounds = options.quick ? 1 : 3;
-  std::filesystem::create_directories(options.work_dir);
-  const auto kernel = options.work_dir / "kernel";
-  { std::ofstream(kernel) << "not a kernel"; }
-  const auto file = options.work_dir / "many.toml";
-  {
-    std::ofstream out(file);
-    out << "[fleet]\nname = \"many\"\nconcurrency = 64\n[defaults]\nvmm = \"crosvm\"\nkernel = \""
-        << kernel.string() << "\"\nparams = \"console=ttyS0\"\n[[vm]]\nname = \"m-{index}\"\n"
-        << "count = " << vms << "\n";
-  }
+  const auto file = stand_in_fleet(options, "many", "m", vms);
   std::vector<double> plain, confined;
   for (int round = 0; round < rounds; ++round) {
     plain.push_back(fleet_up(options, file, "off-" + std::to_string(round), "off"));

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -79,6 +80,21 @@ std::vector<std::string> daemon_args(const Options& options, const std::filesyst
           "--state-dir",   (dir / "state").string(),
           "--crosvm",      options.fake_crosvm.string(),
           "--log-level",   "error"};
+}
+
+std::filesystem::path stand_in_fleet(const Options& options, const std::string& fleet,
+                                     const std::string& prefix, int count,
+                                     const std::string& vm_keys) {
+  std::filesystem::create_directories(options.work_dir);
+  const auto kernel = options.work_dir / "kernel";
+  { std::ofstream(kernel) << "not a kernel"; }
+  const auto file = options.work_dir / (fleet + ".toml");
+  std::ofstream out(file);
+  out << "[fleet]\nname = \"" << fleet << "\"\nconcurrency = 64\n[defaults]\nvmm = \"crosvm\"\n"
+      << "kernel = \"" << kernel.string() << "\"\nparams = \"console=ttyS0\"\n[[vm]]\nname = \""
+      << prefix << "-{index}\"\ncount = " << count << "\n"
+      << vm_keys;
+  return file;
 }
 
 }  // namespace crosvisor::bench

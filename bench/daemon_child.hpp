@@ -33,6 +33,11 @@ std::string run(const std::string& command);
 std::string vm(const std::filesystem::path& socket, const std::string& args);
 // Seconds until `done` holds, polled every 100 ms (at most `limit`, then throws).
 double seconds_until(const std::function<bool()>& done, std::chrono::seconds limit);
+// A fleet file in the work directory: `count` crosvm stand-ins named PREFIX-{index}, with
+// `vm_keys` added to their [[vm]] table (the stand-in reads no kernel: a placeholder file).
+std::filesystem::path stand_in_fleet(const Options& options, const std::string& fleet,
+                                     const std::string& prefix, int count,
+                                     const std::string& vm_keys = "");
 // crosvisord's arguments for a daemon of its own in `dir`, with the crosvm stand-in.
 std::vector<std::string> daemon_args(const Options& options, const std::filesystem::path& dir);
 

@@ -40,6 +40,7 @@
 #include "daemon/restore.hpp"
 #include "daemon/server.hpp"
 #include "daemon/session.hpp"
+#include "process/accounts.hpp"
 #include "process/cgroups.hpp"
 #include "process/signals.hpp"
 #include "vmm/reactor.hpp"
@@ -285,6 +286,16 @@ int main(int argc, char** argv) {
     return fail(Error{ErrorKind::invalid_config,
                       "--confine on needs root (namespaces, other uids); run crosvisord as root, "
                       "or with --confine auto"});
+  const bool confine_vmms = confine == "on" || (confine == "auto" && ::geteuid() == 0);
+  if (confine_vmms) {
+    // Checked here, once, rather than found out by each VM at its launch.
+    const auto user = process::account_named(vmm_user);
+    if (!user || user->uid == 0)
+      return fail(
+          Error{ErrorKind::invalid_config, "--vmm-user " + vmm_user +
+                                               (user ? ": is root, and VMMs never run as root"
+                                                     : ": no such user in the user database")});
+  }
 
   const sigset_t stop_signals = process::block_stop_signals();
   if (socket_path.empty()) {
@@ -339,7 +350,7 @@ int main(int argc, char** argv) {
     options.vmm_binaries = vmm_binaries;
     options.state_dir = state_dir;
     options.max_vms_per_owner = max_vms_per_user;
-    options.confine_vmms = confine == "on" || (confine == "auto" && ::geteuid() == 0);
+    options.confine_vmms = confine_vmms;
     options.vmm_user = vmm_user;
     // VMM cgroups under this process's own, in a directory named after the state directory,
     // so that the next daemon of that state finds the ones it takes over.

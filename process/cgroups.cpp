@@ -171,10 +171,8 @@ Expected<CgroupHost> CgroupHost::find(std::string_view proc_self_cgroup, std::st
                                       const std::string& name) {
   const Mounts mounts = mounts_of(mountinfo);
   const auto under_root = [&](const std::string& point, const std::string& path) {
-    return fs_root.empty()
-               ? std::filesystem::path(point) / std::filesystem::path(path).relative_path()
-               : fs_root / std::filesystem::path(point).relative_path() /
-                     std::filesystem::path(path).relative_path();
+    return fs_root / std::filesystem::path(point).relative_path() /
+           std::filesystem::path(path).relative_path();
   };
   std::string why_not_v2 = "no cgroup2 mount";
   std::vector<std::pair<std::vector<std::string>, std::string>> v1_paths;
@@ -228,7 +226,7 @@ Expected<CgroupHost> CgroupHost::of_this_process(const std::string& name) {
   const auto mountinfo = read_text("/proc/self/mountinfo");
   if (!cgroup || !mountinfo)
     return make_error(ErrorKind::unavailable, "no /proc/self/cgroup or mountinfo");
-  auto host = find(*cgroup, *mountinfo, "", name);
+  auto host = find(*cgroup, *mountinfo, "/", name);
   if (!host)
     return host;
   // Usable only if its directories can be made here (a user's daemon may not).

@@ -66,7 +66,7 @@ class VmCgroup {
 class CgroupHost {
  public:
   // From this process's /proc/self/cgroup and /proc/self/mountinfo (texts), with `fs_root`
-  // prefixed to every mount point (a test's tree; "" on a real host). v2 is used when the
+  // prefixed to every mount point (a test's tree; "/" on a real host). v2 is used when the
   // process's own cgroup there offers memory, cpu and pids; else v1 when each of memory, cpu and
   // pids has a hierarchy of its own. Otherwise an error that says why (VMs then run unlimited).
   // `name`: the directory made under the process's own cgroup for its VMs.

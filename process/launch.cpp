@@ -6,7 +6,6 @@
 #include "process/launch.hpp"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <poll.h>
@@ -310,14 +309,17 @@ CHILD_CODE int confined_main(void* confined) {
 // for sanitizers' redzones too.
 constexpr std::size_t kChildStack = 256 * 1024;
 
-// The highest capability this kernel knows (each is dropped from the bounding set).
+// The highest capability this kernel knows (each is dropped from the bounding set): read once.
 int last_capability() {
-  int last = CAP_LAST_CAP;
-  if (FILE* file = std::fopen("/proc/sys/kernel/cap_last_cap", "re")) {
-    if (std::fscanf(file, "%d", &last) != 1)
-      last = CAP_LAST_CAP;
-    std::fclose(file);
-  }
+  static const int last = [] {
+    int known = CAP_LAST_CAP;
+    if (FILE* file = std::fopen("/proc/sys/kernel/cap_last_cap", "re")) {
+      if (std::fscanf(file, "%d", &known) != 1)
+        known = CAP_LAST_CAP;
+      std::fclose(file);
+    }
+    return known;
+  }();
   return last;
 }
 
@@ -438,14 +440,6 @@ Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
   if (!binary)
     return std::unexpected(binary.error());
 
-  bp::environment environment;
-  for (const auto& entry : request.environment) {
-    const auto equals = entry.find('=');
-    if (equals == std::string::npos)
-      continue;
-    environment[entry.substr(0, equals)] = entry.substr(equals + 1);
-  }
-
   int report[2];
   if (pipe2(report, O_CLOEXEC) != 0)
     return std::unexpected(errno_error(ErrorKind::launch, "pipe", errno));
@@ -479,6 +473,13 @@ Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
   if (request.sandbox && request.sandbox->namespaces)
     return spawn_confined(request, *binary, setup, std::move(report_read), std::move(report_write));
 
+  bp::environment environment;
+  for (const auto& entry : request.environment) {
+    const auto equals = entry.find('=');
+    if (equals == std::string::npos)
+      continue;
+    environment[entry.substr(0, equals)] = entry.substr(equals + 1);
+  }
   ExactChildSetup exact;
   exact.setup = &setup;
   exact.no_new_privs = request.sandbox.has_value();
@@ -492,15 +493,12 @@ Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
     child.detach();
 
   // End-of-file once the child has exec'd (its copy of the pipe closes at exec).
-  ChildFailure failure{};
-  ssize_t got;
-  while ((got = read(report_read.get(), &failure, sizeof(failure))) < 0 && errno == EINTR) {
-  }
-  if (got > 0 || error || !child.valid()) {
+  const auto failed = exec_failure(report_read.get());
+  if (failed || error || !child.valid()) {
     if (pid > 0)
       reap(pid);
-    std::string why = got > 0 ? std::string(failure.step) + ": " + std::strerror(failure.errnum)
-                              : (error ? error.message() : "could not be started");
+    const std::string why =
+        failed ? *failed : (error ? error.message() : std::string("could not be started"));
     return make_error(ErrorKind::launch, binary->string() + ": " + why);
   }
   UniqueFd pidfd(pidfd_open(pid, 0));

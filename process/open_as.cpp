@@ -15,6 +15,7 @@
 #include <cstring>
 #include <span>
 
+#include "process/accounts.hpp"
 #include "process/fd_passing.hpp"
 
 namespace crosvisor::process {
@@ -22,20 +23,8 @@ namespace {
 
 // The user's supplementary groups, as the group database lists them now.
 std::vector<gid_t> groups_of(uid_t uid, gid_t gid) {
-  std::vector<char> buffer(16384);
-  passwd entry{};
-  passwd* found = nullptr;
-  if (getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr)
-    return {gid};
-  int count = 64;
-  std::vector<gid_t> groups(static_cast<std::size_t>(count));
-  if (getgrouplist(found->pw_name, gid, groups.data(), &count) < 0) {
-    groups.resize(static_cast<std::size_t>(count));
-    if (getgrouplist(found->pw_name, gid, groups.data(), &count) < 0)
-      return {gid};
-  }
-  groups.resize(static_cast<std::size_t>(count));
-  return groups;
+  auto account = account_of(uid, gid);
+  return account ? account->groups : std::vector<gid_t>{gid};
 }
 
 // In the child: only system calls from here (it is a fork of a threaded process). Raw syscalls

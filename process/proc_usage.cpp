@@ -112,4 +112,25 @@ ProcessUsage usage_of(pid_t pid) {
   return usage;
 }
 
+VmUsage vm_usage_of(pid_t pid, const VmCgroup* cgroup) {
+  const auto own = usage_of(pid);
+  VmUsage usage;
+  usage.cpu_usec = own.cpu_usec;
+  usage.rss_bytes = own.rss_bytes;
+  usage.read_bytes = own.read_bytes;
+  usage.write_bytes = own.write_bytes;
+  usage.tasks = own.threads;
+  if (!cgroup)
+    return usage;
+  const auto counted = cgroup->usage();
+  usage.cgroup = true;
+  usage.memory_bytes = counted.memory_bytes;
+  usage.memory_limit_bytes = counted.memory_limit_bytes;
+  if (counted.cpu_usec)
+    usage.cpu_usec = counted.cpu_usec;
+  if (counted.pids)
+    usage.tasks = counted.pids;
+  return usage;
+}
+
 }  // namespace crosvisor::process

@@ -8,6 +8,9 @@
 #include <optional>
 #include <string_view>
 
+#include "crosvisor/vm_event.hpp"
+#include "process/cgroups.hpp"
+
 namespace crosvisor::process {
 
 struct ProcessUsage {
@@ -29,5 +32,9 @@ std::optional<std::uint64_t> io_number(std::string_view io, std::string_view key
 // Each read on its own: what cannot be read (the process ended, io needs ptrace access) is
 // missing.
 ProcessUsage usage_of(pid_t pid);
+
+// A VM's VMM `pid`: its cgroup's counters where it has one (the VMM and all it started), /proc's
+// for the rest. File reads: not on an actor's thread.
+VmUsage vm_usage_of(pid_t pid, const VmCgroup* cgroup);
 
 }  // namespace crosvisor::process

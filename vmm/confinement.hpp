@@ -16,10 +16,15 @@ namespace crosvisor::vmm {
 // The empty directory under the runtime directory that confined VMMs build their roots on.
 inline constexpr const char* kSandboxRoot = "sandbox-root";
 
-// `mount_point`: an empty directory the VMM's root is built on (in its own mount namespace).
-// An unknown `vmm_user` is invalid_config.
-Expected<process::Sandbox> confinement_for(const VmSpec& spec, const std::string& vmm_user,
-                                           const std::filesystem::path& mount_point);
+// How a supervisor confines its VMMs (ServiceOptions::confine_vmms).
+struct Confinement {
+  std::string vmm_user;               // VMs without an owning user run as this user
+  std::filesystem::path mount_point;  // an empty directory the VMM's root is built on
+};
+
+// Who `spec`'s VMM runs as, and in what, as the user database says now (NSS: called on the
+// reactor thread, as part of a launch). An unknown or root `vmm_user` is invalid_config.
+Expected<process::Sandbox> confinement_for(const VmSpec& spec, const Confinement& confinement);
 
 // The arguments that put QEMU under its own seccomp filter: no obsolete system calls, no
 // privilege changes, no fork or exec, no scheduler or CPU affinity changes.

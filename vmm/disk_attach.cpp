@@ -226,8 +226,8 @@ Expected<std::vector<std::string>> crosvm_disk_args(const DiskSpec& disk, std::s
 }
 
 Expected<std::vector<std::string>> qemu_disk_args(const DiskSpec& disk, std::size_t index,
-                                                  const std::filesystem::path& run_dir,
-                                                  QemuBus bus, process::FdPlan& fds) {
+                                                  const std::filesystem::path& run_dir, QemuBus bus,
+                                                  process::FdPlan& fds) {
   if (const auto* raw = std::get_if<RawDisk>(&disk))
     return raw_disk_args(*raw, index, bus, fds);
   return composite_disk_args(std::get<CompositeDisk>(disk), index, run_dir, bus, fds);

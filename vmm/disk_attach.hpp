@@ -21,8 +21,8 @@ namespace crosvisor::vmm {
 // firmware boots on.
 enum class QemuBus { mmio, pci };
 Expected<std::vector<std::string>> qemu_disk_args(const DiskSpec& disk, std::size_t index,
-                                                  const std::filesystem::path& run_dir,
-                                                  QemuBus bus, process::FdPlan& fds);
+                                                  const std::filesystem::path& run_dir, QemuBus bus,
+                                                  process::FdPlan& fds);
 
 // crosvm arguments attaching `disk`: `--block /proc/self/fd/N[,ro=true]`. A composite disk is a
 // crosvm composite file naming every component as /proc/self/fd/N.

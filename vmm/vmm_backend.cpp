@@ -47,7 +47,14 @@ Expected<void> place_in_cgroup(const VmSpec& spec, const LaunchContext& context,
 
 }  // namespace
 
-Expected<VmmLaunch> prepare_vmm_launch(const VmSpec& spec, const LaunchContext& context) {
+Expected<VmmLaunch> prepare_vmm_launch(const VmSpec& spec, const LaunchContext& given) {
+  LaunchContext context = given;
+  if (given.confine) {
+    auto sandbox = confinement_for(spec, *given.confine);
+    if (!sandbox)
+      return std::unexpected(sandbox.error());
+    context.sandbox = std::move(*sandbox);
+  }
   // An embedding application's spec reaches here unchecked by config/ and protocol/.
   if (spec.gdb_port) {
     if (auto refused = debug_refusal(spec, DebugFeature::gdb))
@@ -84,8 +91,8 @@ Expected<VmmLaunch> prepare_vmm_launch(const VmSpec& spec, const LaunchContext& 
   if (context.sandbox) {
     process::Sandbox sandbox = *context.sandbox;
     sandbox.writable.push_back(context.run_dir);
-    if (auto given = hand_over_run_dir(context.run_dir, sandbox); !given)
-      return std::unexpected(given.error());
+    if (auto handed = hand_over_run_dir(context.run_dir, sandbox); !handed)
+      return std::unexpected(handed.error());
     launch->request.sandbox = std::move(sandbox);
   }
   if (auto placed = place_in_cgroup(spec, context, *launch); !placed)

@@ -11,6 +11,7 @@
 #include "crosvisor/vm_spec.hpp"
 #include "process/cgroups.hpp"
 #include "process/launch.hpp"
+#include "vmm/confinement.hpp"
 #include "vmm/console_log.hpp"
 #include "vmm/vmm_control.hpp"
 
@@ -45,7 +46,10 @@ struct LaunchContext {
   // copy of its CID reservation, so that the CID stays its own while no supervisor runs.
   bool durable = false;
   std::shared_ptr<const UniqueFd> cid_reservation;
-  // Confined (vmm/confinement.hpp): its run directory is added to what it sees, and given to it.
+  // Confined (vmm/confinement.hpp): `confine` is how; prepare_vmm_launch resolves it into
+  // `sandbox` (who the VMM runs as, what it sees; its run directory is added and given to it)
+  // before the backend plans the VMM.
+  std::optional<Confinement> confine;
   std::optional<process::Sandbox> sandbox;
   // Where its cgroup is made (named `cgroup_name`), with the spec's limits; none: it runs
   // unlimited, unless its spec asks for limits (then it fails, saying `cgroups_unavailable`).

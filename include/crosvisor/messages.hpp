@@ -112,6 +112,7 @@ inline constexpr std::size_t kRememberedEvents = 1000;
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmSpec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmEvent)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmStats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmUsage)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ConsoleLine)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ConsoleBytes)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ConsoleWriterLost)
