@@ -3,6 +3,8 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 namespace crosvisor::bench {
 
@@ -12,6 +14,11 @@ struct Options {
   int vms = 1000;                     // VMs in the scale scenario
   std::filesystem::path fake_crosvm;  // the crosvm stand-in (default: beside this binary)
   std::filesystem::path guest_dir;    // the test guest (guest/build; default: beside this binary)
+  // The soak (bench/soak_bench.cpp).
+  int trials = 0;                       // 0: 1000, or 14 with quick
+  std::vector<std::string> soak_kinds;  // empty: every kind, in turn
+  unsigned seed = 0;                    // 0: a random one (printed)
+  std::filesystem::path evidence_dir;   // what failing trials left (default: in /tmp)
 };
 
 int composite_scenario(const Options& options);
@@ -26,5 +33,6 @@ int net_scenario(const Options& options);
 int store_scenario(const Options& options);
 int cluster_scenario(const Options& options);
 int confine_scenario(const Options& options);
+int soak_scenario(const Options& options);
 
 }  // namespace crosvisor::bench

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
       {"store", store_scenario},
       {"cluster", cluster_scenario},
       {"confine", confine_scenario},
+      {"soak", soak_scenario},
   };
   CLI::App app{"crosvisor-bench: measure crosvisor against same-run baselines"};
   std::vector<std::string> chosen;
@@ -40,6 +41,15 @@ int main(int argc, char** argv) {
   app.add_option("--vms", options.vms, "VMs in the scale scenario")->check(CLI::Range(1, 5000));
   app.add_option("--fake-crosvm", options.fake_crosvm, "The crosvm stand-in (scale scenario)");
   app.add_option("--guest-dir", options.guest_dir, "The test guest (boot scenario)");
+  app.add_option("--trials", options.trials, "Trials of the soak (default 1000, 14 with --quick)")
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--kinds", options.soak_kinds,
+                 "The soak's kinds of trial (default: all): client-starting client-ready "
+                 "client-stopping vmm daemon follower mixed");
+  app.add_option("--seed", options.seed, "The soak's random seed (default: a new one, printed)");
+  app.add_option(
+      "--evidence-dir", options.evidence_dir,
+      "Where the soak keeps what failing trials left (default: /tmp/crosvisor-soak-SEED)");
   CLI11_PARSE(app, argc, argv);
   if (options.fake_crosvm.empty())
     options.fake_crosvm =

@@ -14,9 +14,20 @@ target_compile_options(crosvisor_warnings INTERFACE
   -Wimplicit-fallthrough $<$<BOOL:${CROSVISOR_WERROR}>:-Werror>
   # GCC 12 reports false -Wrestrict hits inside libstdc++'s std::string at -O2 (GCC PR 105329).
   $<$<CXX_COMPILER_ID:GNU>:-Wno-restrict>
+  # clang (scripts/fuzz) reports libstdc++ 12's own use of get_temporary_buffer (std::stable_sort),
+  # deprecated since C++17, at each instantiation in our code.
+  $<$<CXX_COMPILER_ID:Clang>:-Wno-deprecated-declarations>
   # Request and option structs have a default for every member, and designated initializers name
   # only those that differ ({.vm = target, .force = true}); GCC 12 still calls the rest missing.
   -Wno-missing-field-initializers)
+
+# scripts/fuzz: clang with libFuzzer; every target gets its coverage instrumentation, the fuzzers
+# (fuzz/) libFuzzer's main. Implies the sanitizers.
+option(CROSVISOR_LIBFUZZER "Build the fuzz targets with libFuzzer (clang)" OFF)
+if(CROSVISOR_LIBFUZZER)
+  set(CROSVISOR_SANITIZE ON)
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
 
 if(CROSVISOR_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)

@@ -354,8 +354,7 @@ int main(int argc, char** argv) {
     options.vmm_user = vmm_user;
     // VMM cgroups under this process's own, in a directory named after the state directory,
     // so that the next daemon of that state finds the ones it takes over.
-    auto cgroups = process::CgroupHost::of_this_process(
-        "crosvisor-" + std::to_string(std::hash<std::string>{}(state_dir.string()) % 1000000));
+    auto cgroups = process::CgroupHost::of_this_process(process::cgroup_base_name(state_dir));
     if (cgroups) {
       if (const auto removed = cgroups->remove_empty() + cgroups->sweep_stale(kStaleCgroupAge))
         spdlog::info("cgroups: {} left by VMMs or crosvisord processes that ended, removed",
@@ -383,7 +382,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> own_names;
     for (const auto& spec : specs)
       own_names.push_back(spec.name);
-    auto restored = daemon::restore_fleets(self, *state, fleets, keeper, own_names);
+    auto restored =
+        daemon::restore_fleets(self, *state, fleets, keeper, own_names, cgroup_host.get());
 
     // The VMs from the command line, held by the daemon itself. With live restore they outlive
     // it as its fleets' do, and the next daemon with the same command line takes them over (one

@@ -14,6 +14,7 @@
 
 #include "actors/state_keeper.hpp"
 #include "daemon/fleet_registry.hpp"
+#include "process/cgroups.hpp"
 #include "store/state_store.hpp"
 
 namespace crosvisor::daemon {
@@ -32,9 +33,11 @@ struct RestoreSummary {
 Expected<config::FleetSpec> reopen_fleet(const nlohmann::json& message, std::uint32_t uid,
                                          std::uint32_t gid);
 
-// `own_vms`: the names of the VMs on this daemon's command line.
+// `own_vms`: the names of the VMs on this daemon's command line. `cgroups` (when there are):
+// those of the VMMs not taken over are emptied and removed before any fleet comes up.
 RestoreSummary restore_fleets(caf::scoped_actor& self, const store::StateStore& state,
                               const FleetRegistryActor& fleets, const StateKeeperActor& keeper,
-                              const std::vector<std::string>& own_vms);
+                              const std::vector<std::string>& own_vms,
+                              const process::CgroupHost* cgroups);
 
 }  // namespace crosvisor::daemon

@@ -221,6 +221,14 @@ Expected<GptInfo> parse_gpt(std::span<const std::uint8_t> data, std::size_t head
     partition.unique = Guid::from_mixed_endian(entry.data() + 16);
     partition.first_lba = load_le<std::uint64_t>(entry, 32);
     partition.last_lba = load_le<std::uint64_t>(entry, 40);
+    // Its size is last - first + 1 sectors: one that ends before it starts has none (found by
+    // fuzz/gpt_fuzz.cpp: --inspect printed 2^64 - N bytes for it).
+    if (partition.last_lba < partition.first_lba) {
+      return make_error(ErrorKind::invalid_image,
+                        "GPT: partition entry " + std::to_string(i + 1) + " ends (LBA " +
+                            std::to_string(partition.last_lba) + ") before it starts (LBA " +
+                            std::to_string(partition.first_lba) + ")");
+    }
     for (std::size_t u = 0; u < kPartitionNameUnits; ++u) {
       const auto unit = load_le<std::uint16_t>(entry, 56 + 2 * u);
       if (unit == 0)

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace crosvisor::process {
 namespace {
@@ -221,6 +222,10 @@ Expected<CgroupHost> CgroupHost::find(std::string_view proc_self_cgroup, std::st
   return CgroupHost(CgroupVersion::v1, std::move(bases));
 }
 
+std::string cgroup_base_name(const std::filesystem::path& state_dir) {
+  return "crosvisor-" + std::to_string(std::hash<std::string>{}(state_dir.string()) % 1000000);
+}
+
 Expected<CgroupHost> CgroupHost::of_this_process(const std::string& name) {
   const auto cgroup = read_text("/proc/self/cgroup");
   const auto mountinfo = read_text("/proc/self/mountinfo");
@@ -270,6 +275,38 @@ std::size_t CgroupHost::remove_empty() const {
       if (entry.is_directory(ec) && ::rmdir(entry.path().c_str()) == 0)
         ++removed;
     }
+  }
+  return removed;
+}
+
+std::size_t CgroupHost::remove_orphans(const std::set<std::string>& kept,
+                                       std::chrono::milliseconds grace) const {
+  std::set<std::string> orphans;
+  for (const auto& base : bases_) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(base.dir, ec)) {
+      const auto name = entry.path().filename().string();
+      if (entry.is_directory(ec) && !kept.contains(name))
+        orphans.insert(name);
+    }
+  }
+  std::vector<VmCgroup> dying;
+  for (const auto& name : orphans) {
+    dying.push_back(existing(name));
+    dying.back().kill_all();
+  }
+  // SIGKILL is not instant: a cgroup empties once its processes have exited.
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  std::size_t removed = 0;
+  while (!dying.empty()) {
+    std::erase_if(dying, [&](const VmCgroup& cgroup) {
+      const bool gone = cgroup.remove().has_value();
+      removed += gone;
+      return gone;
+    });
+    if (dying.empty() || std::chrono::steady_clock::now() > deadline)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return removed;
 }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,11 @@ struct CgroupUsage {
 enum class CgroupVersion { v1, v2 };
 
 // One hierarchy crosvisor may make cgroups in: a directory and the controllers it has there.
+// The directory, under crosvisord's own cgroup, that holds the VMM cgroups of the daemon of
+// `state_dir`: named after it, so that the next daemon of that state finds the ones it takes over
+// (and the soak, bench/soak_bench.cpp, the ones a trial left).
+std::string cgroup_base_name(const std::filesystem::path& state_dir);
+
 struct CgroupBase {
   std::filesystem::path dir;
   std::vector<std::string> controllers;  // memory, cpu, pids (v1: the hierarchy's own)
@@ -85,6 +91,12 @@ class CgroupHost {
   // Removes the VM cgroups no process is in any more (a VMM that died while no crosvisord
   // ran): a populated one cannot be removed, so a running VMM's stays. How many went.
   std::size_t remove_empty() const;
+  // The VM cgroups a restarting crosvisord does not take over (`kept`: those it does): its
+  // predecessor's VMs that were not to outlive it, whose VMMs may still be on their way out
+  // (the parent-death signal) or, if they escaped it, would run on unsupervised. Every process
+  // in them is killed and each is removed once empty (waited for up to `grace`). How many went.
+  std::size_t remove_orphans(const std::set<std::string>& kept,
+                             std::chrono::milliseconds grace) const;
   // Its own directories, if no VM cgroup is left in them.
   void remove_bases() const;
   // What crosvisord processes killed without a chance to clean up left beside its own

@@ -10,6 +10,9 @@
 //                              36 watchdog, 1 error (32..36 become 0 without --extended-status)
 //   fake_crosvm.after_ms=MS    wait this long before fake_crosvm.exit (default 0)
 //   fake_crosvm.powerbtn=ignore  the guest ignores the ACPI power button
+//   fake_crosvm.boot_ms=MS     the guest takes MS to boot before it says it is ready (a VMM that
+//                              answers nothing meanwhile, as a guest without ACPI yet ignores
+//                              the power button: a stop waits for it)
 // With a console input (--serial ...,input=PATH), the guest echoes what it reads, as a terminal
 // does, and answers each line it reads with "fake-crosvm guest: read LINE".
 //   fake_crosvm.chatter=BYTES  once ready, the guest prints about BYTES bytes of console per
@@ -57,6 +60,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "testing/fake_crosvm/crosvm_args.hpp"
@@ -71,6 +75,7 @@ struct Script {
   std::optional<int> fail;
   std::optional<int> exit_code;
   std::chrono::milliseconds after{0};
+  std::chrono::milliseconds boot{0};
   bool ignore_powerbtn = false;
   bool powerbtn_unsupported = false;
   std::uint64_t chatter = 0;        // console bytes per second once ready
@@ -107,6 +112,8 @@ Script script_from(const std::string& params) {
     script.exit_code = std::stoi(*code);
   if (auto after = marker(params, "after_ms"))
     script.after = std::chrono::milliseconds(std::stoll(*after));
+  if (auto boot = marker(params, "boot_ms"))
+    script.boot = std::chrono::milliseconds(std::stoll(*boot));
   script.ignore_powerbtn = marker(params, "powerbtn") == "ignore";
   script.powerbtn_unsupported = marker(params, "powerbtn") == "unsupported";
   if (auto chatter = marker(params, "chatter"))
@@ -216,6 +223,7 @@ class FakeVm {
       say("fake-crosvm: " + description);
     if (script.hostile)
       attack(*script.hostile, script.hostile_port);
+    std::this_thread::sleep_for(script.boot);
     say("fake-crosvm guest: ready");
     if (script.eat_mib != 0)
       eat(script.eat_mib);

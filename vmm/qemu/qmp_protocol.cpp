@@ -5,6 +5,13 @@
 namespace crosvisor::vmm::qmp {
 namespace {
 
+// A member that should be a string; QEMU's output is not trusted to have the types QAPI promises
+// (a guest that took over QEMU writes what it likes), and nlohmann's value() throws on a mismatch.
+std::string string_member(const nlohmann::json& object, const char* key, std::string fallback) {
+  const auto found = object.find(key);
+  return found != object.end() && found->is_string() ? found->get<std::string>() : fallback;
+}
+
 std::optional<lifecycle::GuestNotice> notice_of(const std::string& event,
                                                 const nlohmann::json& data) {
   if (event == "GUEST_PANICKED")
@@ -13,7 +20,7 @@ std::optional<lifecycle::GuestNotice> notice_of(const std::string& event,
     return std::nullopt;
   // SHUTDOWN's reason (QAPI ShutdownCause): only the guest-* causes say something about the
   // guest; host-qmp-quit, host-signal and the like are the supervisor's own doing.
-  const std::string reason = data.value("reason", std::string());
+  const std::string reason = string_member(data, "reason", "");
   if (reason == "guest-shutdown")
     return lifecycle::GuestNotice::powered_off;
   if (reason == "guest-reset")
@@ -42,7 +49,7 @@ Message parse(std::string_view line) {
       message.id = json["id"].get<std::uint64_t>();
     if (json.contains("error")) {
       const auto& error = json["error"];
-      message.error = error.is_object() ? error.value("desc", std::string("unknown error"))
+      message.error = error.is_object() ? string_member(error, "desc", "unknown error")
                                         : std::string("unknown error");
     }
   }

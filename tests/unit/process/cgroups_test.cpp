@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "process/launch.hpp"
@@ -32,6 +33,17 @@ void put(const std::filesystem::path& path, const std::string& text) {
 }
 
 constexpr const char* kService = "/system.slice/crosvisord.service";
+
+// A `sleep 30` that joined `vm`'s cgroup before exec, as a VMM does.
+pid_t sleeper_in(const process::VmCgroup& vm) {
+  process::LaunchRequest request;
+  request.binary = "/bin/sleep";
+  request.args = {"30"};
+  request.join_cgroups = vm.procs_files();
+  auto child = process::spawn_child(request);
+  REQUIRE(child);
+  return child->pid;
+}
 
 }  // namespace
 
@@ -147,13 +159,8 @@ TEST_CASE("cgroups on this host: a child joins its cgroup before exec, is counte
   }
   auto vm = host->make("child", {64ull << 20, 50, 8});
   REQUIRE(vm);
-  process::LaunchRequest request;
-  request.binary = "/bin/sleep";
-  request.args = {"30"};
-  request.join_cgroups = vm->procs_files();
-  auto child = process::spawn_child(request);
-  REQUIRE(child);
-  std::ifstream own("/proc/" + std::to_string(child->pid) + "/cgroup");
+  const pid_t child = sleeper_in(*vm);
+  std::ifstream own("/proc/" + std::to_string(child) + "/cgroup");
   const std::string cgroups((std::istreambuf_iterator<char>(own)), {});
   CHECK_THAT(cgroups, Catch::Contains("/crosvisor-test-" + std::to_string(::getpid()) + "/child"));
   CHECK(vm->usage().pids == 1u);
@@ -167,7 +174,7 @@ TEST_CASE("cgroups on this host: a child joins its cgroup before exec, is counte
   }
   vm->kill_all();
   int status = 0;
-  REQUIRE(::waitpid(child->pid, &status, 0) == child->pid);
+  REQUIRE(::waitpid(child, &status, 0) == child);
   CHECK(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGKILL);
   CHECK(vm->usage().oom_kills.value_or(0) == 0);
@@ -176,4 +183,38 @@ TEST_CASE("cgroups on this host: a child joins its cgroup before exec, is counte
     CHECK_FALSE(std::filesystem::exists(base.dir / "child"));
     ::rmdir(base.dir.c_str());
   }
+}
+
+TEST_CASE("cgroups on this host: VMMs a restarted daemon does not take over are killed, removed") {
+  if (::geteuid() != 0) {
+    WARN("skipped: making cgroups needs root");
+    return;
+  }
+  auto host =
+      process::CgroupHost::of_this_process("crosvisor-orphans-" + std::to_string(::getpid()));
+  if (!host) {
+    WARN("skipped: this host gives no usable cgroup subtree: " << host.error().message);
+    return;
+  }
+  // A VMM the previous daemon's record keeps (taken over) and one it does not (its VM was not to
+  // outlive that daemon, and its parent-death signal has not reached it yet).
+  std::map<std::string, pid_t> vmms;
+  for (const std::string name : {"taken-over", "orphan"}) {
+    auto vm = host->make(name, {});
+    REQUIRE(vm);
+    vmms[name] = sleeper_in(*vm);
+  }
+  CHECK(host->remove_orphans({"taken-over"}, std::chrono::seconds(5)) == 1);
+  int status = 0;
+  REQUIRE(::waitpid(vmms["orphan"], &status, 0) == vmms["orphan"]);
+  CHECK(WIFSIGNALED(status));
+  CHECK(::waitpid(vmms["taken-over"], &status, WNOHANG) == 0);  // still running
+  for (const auto& base : host->bases()) {
+    CHECK_FALSE(std::filesystem::exists(base.dir / "orphan"));
+    CHECK(std::filesystem::exists(base.dir / "taken-over"));
+  }
+  host->existing("taken-over").kill_all();
+  REQUIRE(::waitpid(vmms["taken-over"], &status, 0) == vmms["taken-over"]);
+  CHECK(host->existing("taken-over").remove());
+  host->remove_bases();
 }
