@@ -54,6 +54,7 @@ class Lab {
     paths_.socket = paths_.dir / "control.sock";
     paths_.runtime_dir = paths_.dir / "run";
     paths_.state_dir = paths_.dir / "state";
+    daemon_log_ = paths_.dir / "crosvisord.log";
     fs::create_directories(paths_.dir);
     kernel_ = paths_.dir / "kernel";
     std::ofstream(kernel_) << "not a kernel: the stand-in only checks the file";
@@ -181,7 +182,7 @@ class Lab {
   Options options_;
   LabPaths paths_;
   fs::path kernel_;
-  fs::path daemon_log_ = paths_.dir / "crosvisord.log";
+  fs::path daemon_log_;
   std::unique_ptr<Child> daemon_;
   bool root_ = false;
 };
