@@ -1,9 +1,22 @@
 #include "store/records.hpp"
 
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
 namespace crosvisor::store {
 namespace {
 
 using json = nlohmann::json;
+
+template <class T>
+bool fits(const json& value) {
+  if (value.is_number_unsigned())
+    return std::in_range<T>(value.get<std::uint64_t>());
+  if (value.is_number_integer())
+    return std::in_range<T>(value.get<std::int64_t>());
+  return false;
+}
 
 // Reads fields of a record, remembering the first one missing or of the wrong type.
 class Fields {
@@ -14,6 +27,16 @@ class Fields {
   T get(const char* key) {
     if (!problem_.empty())
       return T{};
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // nlohmann converts a float, or an integer T cannot hold, with a cast: 1e33 into an int is
+      // undefined behaviour (found by fuzz/state_records_fuzz.cpp), -1 into a pid_t's uint32 a
+      // wrong pid. A record's numbers are whole and fit their fields.
+      const auto found = object_.is_object() ? object_.find(key) : object_.end();
+      if (found != object_.end() && found->is_number() && !fits<T>(*found)) {
+        problem_ = std::string("'") + key + "' is not a whole number in range";
+        return T{};
+      }
+    }
     try {
       return object_.at(key).get<T>();
     } catch (const json::exception&) {

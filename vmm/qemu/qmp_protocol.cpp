@@ -39,9 +39,9 @@ Message parse(std::string_view line) {
     return message;
   if (json.contains("QMP")) {
     message.kind = Message::Kind::greeting;
-  } else if (json.contains("event") && json["event"].is_string()) {
+  } else if (const auto event = string_member(json, "event", ""); !event.empty()) {
     message.kind = Message::Kind::event;
-    message.event = json["event"].get<std::string>();
+    message.event = event;
     message.notice = notice_of(message.event, json.value("data", nlohmann::json()));
   } else if (json.contains("return") || json.contains("error")) {
     message.kind = Message::Kind::reply;

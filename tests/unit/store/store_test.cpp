@@ -119,6 +119,12 @@ TEST_CASE("records keep every field, and a record missing one says which") {
   partial = store::to_json(vm);
   partial["pid"] = "x";
   CHECK_THAT(store::vm_record_from(partial).error().message, Catch::Contains("wrong type"));
+  // Numbers a field cannot hold are refused, not cast (1e33 into an int was undefined behaviour).
+  for (const json& number : {json(1.6e33), json(2.5), json(1ull << 40)}) {
+    partial["pid"] = number;
+    CHECK_THAT(store::vm_record_from(partial).error().message,
+               Catch::Contains("'pid' is not a whole number in range"));
+  }
 }
 
 TEST_CASE("a network record keeps its dnsmasq's identity and its directory") {
