@@ -198,9 +198,15 @@ TEST_CASE("one user at its limits refuses only itself: sessions, VMs, fds, and r
   };
   for (int i = 0; i < 3; ++i)
     hold_on(full_daemon);
-  std::this_thread::sleep_for(200ms);
-  const auto full = nobody.vm("list", {"CROSVISOR_SOCKET=" + full_daemon.socket.string()});
-  CHECK(full.exit_code == 8);
+  // "held" means connected; the daemon counts a session once its I/O thread has taken it,
+  // which under the sanitizers and a busy machine took longer than a fixed pause.
+  test::CommandResult full;
+  CHECK(test::eventually(
+      [&] {
+        full = nobody.vm("list", {"CROSVISOR_SOCKET=" + full_daemon.socket.string()});
+        return full.exit_code == 8;
+      },
+      10s));
   CHECK_THAT(full.output, Catch::Contains("crosvisord serves 3 sessions, the most it may "
                                           "(--max-sessions)"));
   CHECK(full_daemon.vm("list").exit_code == 0);  // the fourth session: root's
