@@ -416,6 +416,17 @@ int soak_scenario(const Options& given) {
   Lab lab(options);
   lab.start_daemon();
   auto baseline = take_baseline(lab.paths(), lab.daemon_pid());
+  // The account can fail: a process and a run directory planted in the lab are both seen.
+  {
+    Child planted("/bin/sh", {"-c", "sleep 30", lab.paths().dir.string()},
+                  lab.paths().dir / "planted.out");
+    fs::create_directories(lab.paths().runtime_dir / "planted");
+    const auto seen = take_account(lab.paths(), lab.daemon_pid(), baseline);
+    fs::remove(lab.paths().runtime_dir / "planted");
+    if (!seen.left.contains("processes") || !seen.left.contains("runtime_dirs"))
+      throw std::runtime_error("the account missed a planted process or directory:\n" +
+                               seen.to_string());
+  }
   Trials runner(lab, random);
   std::map<std::string, Tally> tallies;
   const auto started = Clock::now();
