@@ -163,15 +163,17 @@ Account take_account(const LabPaths& lab, pid_t daemon, const Baseline& baseline
   const std::string lab_dir = lab.dir.string();
   const std::string host_net = link_of("/proc/self/ns/net");
 
-  // Processes of the lab's (their command lines name its directories: VMMs, dnsmasq, clients),
-  // and the daemon's children it has not reaped.
+  // Processes of the lab's: those whose command lines name its directory (VMMs, through the
+  // kernel parameters every lab VM carries, dnsmasq, clients) and whatever crosvisord still has
+  // as a child; and the daemon's children it has not reaped.
+  std::error_code ec;
   std::vector<pid_t> holders{daemon};
   for (const auto& p : processes()) {
     if (p.pid == daemon || p.pid == getpid())
       continue;
     if (p.state == 'Z' && p.ppid == daemon) {
       add("zombies", std::to_string(p.pid) + " " + p.comm);
-    } else if (p.cmdline.find(lab_dir) != std::string::npos) {
+    } else if (p.cmdline.find(lab_dir) != std::string::npos || p.ppid == daemon) {
       add(p.comm == "dnsmasq" ? "dnsmasq" : "processes",
           std::to_string(p.pid) + " (parent " + std::to_string(p.ppid) + ") " + p.cmdline);
       holders.push_back(p.pid);
@@ -221,7 +223,6 @@ Account take_account(const LabPaths& lab, pid_t daemon, const Baseline& baseline
   for (const auto& entry : entries_of(lab.runtime_dir))
     if (entry != own_dir && !baseline.runtime_dirs.contains(entry))
       add("runtime_dirs", (lab.runtime_dir / entry).string());
-  std::error_code ec;
   for (const char* records : {"vms", "fleets", "networks", "run"}) {
     const auto dir = lab.state_dir / records;
     for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))

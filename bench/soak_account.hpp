@@ -30,7 +30,9 @@ struct Account {
 
 // The lab's layout, as crosvisord was started in it.
 struct LabPaths {
-  std::filesystem::path dir;  // everything of the lab's lives under it (socket, run, state)
+  // Everything of the lab's lives under it (socket, run, state), and every lab VM's kernel
+  // command line names it (a VMM's other arguments name only fds).
+  std::filesystem::path dir;
   std::filesystem::path socket;
   std::filesystem::path runtime_dir;
   std::filesystem::path state_dir;

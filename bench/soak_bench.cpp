@@ -92,6 +92,9 @@ class Lab {
         (void)try_vm("stop --force " + name);
     }
     stop_daemon();
+    // Persistent fleets would come up with the next daemon: the lab starts from no state.
+    std::error_code ignored;
+    fs::remove_all(paths_.state_dir, ignored);
   }
   void stop_daemon() {
     if (!daemon_)
@@ -140,7 +143,7 @@ class Lab {
     const auto file = paths_.dir / (name + ".toml");
     std::ofstream(file)
         << "name = \"" << name << "\"\nvmm = \"crosvm\"\nkernel = \"" << kernel_.string()
-        << "\"\nparams = \"console=ttyS0 " << params
+        << "\"\nparams = \"console=ttyS0 " << lab_marker() << " " << params
         << "\"\nmemory_mib = 64\nready = { console = \"fake-crosvm guest: ready\" }\n"
         << "stop_timeout_s = 1\n"
         << keys;
@@ -154,13 +157,18 @@ class Lab {
     if (root_)
       out << "[[network]]\nname = \"inner\"\ndns = true\n";
     out << "[defaults]\nvmm = \"crosvm\"\nkernel = \"" << kernel_.string()
-        << "\"\nparams = \"console=ttyS0 fake_crosvm.boot_ms=200\"\nmemory_mib = 64\n"
+        << "\"\nparams = \"console=ttyS0 " << lab_marker()
+        << " fake_crosvm.boot_ms=200\"\nmemory_mib = 64\n"
         << "ready = { console = \"fake-crosvm guest: ready\" }\nrestart = \"on-failure\"\n"
         << "stop_timeout_s = 1\n"
         << (root_ ? "networks = [\"inner\"]\n" : "") << "[[vm]]\nname = \"" << name
         << "-{index}\"\ncount = 3\n";
     return file;
   }
+
+  // A kernel parameter naming the lab (the guest ignores it): it puts the lab's directory on
+  // each VMM's command line, where the account looks for the lab's processes.
+  std::string lab_marker() const { return "soak.lab=" + paths_.dir.string(); }
 
   // A `vm` client of the lab's daemon, its output in the lab's directory.
   std::unique_ptr<Child> client(const std::string& tag, std::vector<std::string> args) const {
@@ -455,8 +463,15 @@ int soak_scenario(const Options& given) {
       keep_evidence(evidence, trial, kind,
                     (failure.empty() ? "" : "failed: " + failure + "\n") + account.to_string(),
                     lab);
-      // A fresh daemon and baseline, so that one trial's leftovers are not counted again.
-      lab.kill_daemon();
+      // A clean lab, a fresh daemon and baseline, so that one trial's leftovers are not
+      // counted again by the next: what runs stopped through the daemon, then what is left of
+      // the lab's processes killed.
+      lab.clean_up();
+      for (const auto& kind_left : {"processes", "dnsmasq"}) {
+        if (const auto it = account.left.find(kind_left); it != account.left.end())
+          for (const auto& item : it->second)
+            ::kill(static_cast<pid_t>(std::stol(item)), SIGKILL);
+      }
       lab.start_daemon();
       baseline = take_baseline(lab.paths(), lab.daemon_pid());
     }

@@ -157,7 +157,9 @@ RestoreSummary restore_fleets(caf::scoped_actor& self, const store::StateStore& 
   // The cgroups of the VMMs not taken over: a killed daemon's VMs that were not to outlive it
   // (found by the soak, bench/soak_bench.cpp: a VMM still on its way out when the cgroups were
   // swept at start kept its cgroup until the next daemon). VM cgroups are named after run dirs.
-  if (cgroups) {
+  // Not when a record could not be read: its VM's VMM is not this daemon's to kill (see
+  // sort_vm_records), and without the record its cgroup cannot be told apart.
+  if (cgroups && loaded.problems.empty()) {
     std::set<std::string> taken;
     for (const auto& vm : kept)
       taken.insert(vm.run_dir.filename().string());

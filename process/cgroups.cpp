@@ -279,6 +279,38 @@ std::size_t CgroupHost::remove_empty() const {
   return removed;
 }
 
+namespace {
+
+// Whether a process in `cgroup` is the child of another live process running this program: a
+// second crosvisord sharing the state directory's cgroups (started beside the first by mistake)
+// still supervises it. A VMM whose daemon died has been reparented.
+bool supervised_by_another(const VmCgroup& cgroup) {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  for (const auto& dir : cgroup.dirs()) {
+    const auto procs = read_text(dir.dir / "cgroup.procs");
+    if (!procs)
+      continue;
+    for (const auto& pid : split(*procs, '\n')) {
+      const auto status = read_text("/proc/" + pid + "/status");
+      if (!status)
+        continue;
+      const auto at = status->find("\nPPid:\t");
+      if (at == std::string::npos)
+        continue;
+      const auto parent = std::stol(status->substr(at + 7));
+      if (parent == ::getpid() || parent <= 1)
+        continue;
+      if (std::filesystem::read_symlink("/proc/" + std::to_string(parent) + "/exe", ec) == self &&
+          !ec)
+        return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 std::size_t CgroupHost::remove_orphans(const std::set<std::string>& kept,
                                        std::chrono::milliseconds grace) const {
   std::set<std::string> orphans;
@@ -292,8 +324,11 @@ std::size_t CgroupHost::remove_orphans(const std::set<std::string>& kept,
   }
   std::vector<VmCgroup> dying;
   for (const auto& name : orphans) {
-    dying.push_back(existing(name));
-    dying.back().kill_all();
+    auto cgroup = existing(name);
+    if (supervised_by_another(cgroup))
+      continue;
+    cgroup.kill_all();
+    dying.push_back(std::move(cgroup));
   }
   // SIGKILL is not instant: a cgroup empties once its processes have exited.
   const auto deadline = std::chrono::steady_clock::now() + grace;

@@ -1,8 +1,10 @@
 #include "store/records.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace crosvisor::store {
 namespace {
@@ -18,6 +20,27 @@ bool fits(const json& value) {
   return false;
 }
 
+template <class T>
+struct is_vector : std::false_type {};
+template <class U>
+struct is_vector<std::vector<U>> : std::true_type {};
+
+// Whether the numbers in `value` fit T (an integer, or a list of integers); anything that is
+// not a number is left to get<T>() to call the wrong type.
+template <class T>
+bool numbers_fit(const json& value) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    return !value.is_number() || fits<T>(value);
+  } else if constexpr (is_vector<T>::value) {
+    if (!value.is_array())
+      return true;
+    return std::all_of(value.begin(), value.end(),
+                       [](const json& item) { return numbers_fit<typename T::value_type>(item); });
+  } else {
+    return true;
+  }
+}
+
 // Reads fields of a record, remembering the first one missing or of the wrong type.
 class Fields {
  public:
@@ -27,15 +50,13 @@ class Fields {
   T get(const char* key) {
     if (!problem_.empty())
       return T{};
-    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-      // nlohmann converts a float, or an integer T cannot hold, with a cast: 1e33 into an int is
-      // undefined behaviour (found by fuzz/state_records_fuzz.cpp), -1 into a pid_t's uint32 a
-      // wrong pid. A record's numbers are whole and fit their fields.
-      const auto found = object_.is_object() ? object_.find(key) : object_.end();
-      if (found != object_.end() && found->is_number() && !fits<T>(*found)) {
-        problem_ = std::string("'") + key + "' is not a whole number in range";
-        return T{};
-      }
+    // nlohmann converts a float, or an integer T cannot hold, with a cast: 1e33 into an int is
+    // undefined behaviour (found by fuzz/state_records_fuzz.cpp), -1 into a uint32 a wrong
+    // number. A record's numbers are whole and fit their fields, alone or in a list.
+    const auto found = object_.is_object() ? object_.find(key) : object_.end();
+    if (found != object_.end() && !numbers_fit<T>(*found)) {
+      problem_ = std::string("'") + key + "' is not a whole number in range";
+      return T{};
     }
     try {
       return object_.at(key).get<T>();

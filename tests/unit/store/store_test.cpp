@@ -125,6 +125,10 @@ TEST_CASE("records keep every field, and a record missing one says which") {
     CHECK_THAT(store::vm_record_from(partial).error().message,
                Catch::Contains("'pid' is not a whole number in range"));
   }
+  partial = store::to_json(vm);
+  partial["recent_restarts_ms"] = json::array({1, 1.6e33});
+  CHECK_THAT(store::vm_record_from(partial).error().message,
+             Catch::Contains("'recent_restarts_ms' is not a whole number in range"));
 }
 
 TEST_CASE("a network record keeps its dnsmasq's identity and its directory") {
