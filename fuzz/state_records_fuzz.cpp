@@ -3,6 +3,7 @@
 // CRC under attack), or the bytes as an intact record's JSON (the VM, fleet and network readers
 // under attack). Either gives a record or an error naming the file.
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -20,13 +21,24 @@ namespace {
 
 using namespace crosvisor;
 
-// The record file lives in a directory of its own in /dev/shm (memory), removed at exit.
-// read_record refuses symbolic links, so a memfd's /proc/self/fd/N name would not do.
+// The record file lives in a directory of its own in /dev/shm (memory), named after this
+// process and removed at exit. libFuzzer ends some runs without exit handlers (a finding, a
+// time limit), so each run first removes those of processes that are gone. read_record refuses
+// symbolic links, so a memfd's /proc/self/fd/N name would not do.
 const std::filesystem::path& record_path() {
   static const std::filesystem::path path = [] {
-    char dir[] = "/dev/shm/crosvisor-fuzz-XXXXXX";
-    fuzz::require(mkdtemp(dir) != nullptr, "a directory for the record file");
-    static const std::filesystem::path made = dir;
+    const std::string prefix = "crosvisor-fuzz-";
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", ec)) {
+      const auto name = entry.path().filename().string();
+      if (name.starts_with(prefix) &&
+          !std::filesystem::exists("/proc/" + name.substr(prefix.size()), ec))
+        std::filesystem::remove_all(entry.path(), ec);
+    }
+    static const std::filesystem::path made =
+        std::filesystem::path("/dev/shm") / (prefix + std::to_string(getpid()));
+    std::filesystem::create_directories(made, ec);
+    fuzz::require(!ec, "a directory for the record file");
     std::atexit([] { std::filesystem::remove_all(made); });
     return made / "vm.rec";
   }();
