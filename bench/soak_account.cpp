@@ -67,6 +67,19 @@ std::vector<std::string> fd_targets(pid_t pid) {
   return targets;
 }
 
+// What an fd_targets() line names ("3 -> /path"), and the private runtime directory of the
+// daemon whose fds they are: the one holding its owner.lock (process/signals.hpp).
+std::string target_of(const std::string& fd) {
+  return fd.substr(fd.find(" -> ") + 4);
+}
+
+std::string own_runtime_dir(const std::vector<std::string>& fds) {
+  for (const auto& fd : fds)
+    if (fd.ends_with("/owner.lock"))
+      return fs::path(target_of(fd)).parent_path().filename().string();
+  return {};
+}
+
 // Inodes of the abstract sockets "@crosvisor/cid/N" (vsock/cid_locks.hpp), by inode.
 std::map<std::string, std::string> cid_lock_sockets() {
   std::map<std::string, std::string> by_inode;
@@ -148,10 +161,7 @@ Baseline take_baseline(const LabPaths& lab, pid_t daemon) {
   baseline.daemon_fds = fd_targets(daemon).size();
   baseline.host_links = host_links();
   baseline.runtime_dirs = entries_of(lab.runtime_dir);
-  for (const auto& fd : fd_targets(daemon))
-    if (fd.ends_with("/owner.lock"))
-      baseline.runtime_dirs.erase(
-          fs::path(fd.substr(fd.find(" -> ") + 4)).parent_path().filename().string());
+  baseline.runtime_dirs.erase(own_runtime_dir(fd_targets(daemon)));
   return baseline;
 }
 
@@ -193,7 +203,7 @@ Account take_account(const LabPaths& lab, pid_t daemon, const Baseline& baseline
   std::set<std::string> namespaces;
   for (const pid_t pid : holders) {
     for (const auto& fd : fd_targets(pid)) {
-      const auto target = fd.substr(fd.find(" -> ") + 4);
+      const auto target = target_of(fd);
       if (target.starts_with("socket:[")) {
         const auto inode = target.substr(8, target.size() - 9);
         if (const auto cid = cid_sockets.find(inode); cid != cid_sockets.end())
@@ -216,10 +226,7 @@ Account take_account(const LabPaths& lab, pid_t daemon, const Baseline& baseline
   // Files: VM run directories, state records, sockets anywhere in the lab but the control socket.
   // The daemon's own private directory (process/signals.hpp) is the one whose owner.lock it holds;
   // a restarted daemon makes a new one (and removes its predecessor's).
-  std::string own_dir;
-  for (const auto& fd : daemon_fds)
-    if (fd.ends_with("/owner.lock"))
-      own_dir = fs::path(fd.substr(fd.find(" -> ") + 4)).parent_path().filename().string();
+  const std::string own_dir = own_runtime_dir(daemon_fds);
   for (const auto& entry : entries_of(lab.runtime_dir))
     if (entry != own_dir && !baseline.runtime_dirs.contains(entry))
       add("runtime_dirs", (lab.runtime_dir / entry).string());
