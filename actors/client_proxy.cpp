@@ -41,11 +41,14 @@ ClientProxyActor::behavior_type proxy_behavior(Proxy self, VmActorImpl vm, caf::
         if (self->state.client)
           caf::anon_send(self->state.client, event);
       },
-      [=](const ConsoleLine& line) {
+      [=](const ConsoleText& text) {
         if (self->state.client && self->state.console)
-          caf::anon_send(self->state.client, line);
+          caf::anon_send(self->state.client, text);
       },
-      [=](events_atom) { self->state.console = false; },
+      [=](events_atom) {
+        if (std::exchange(self->state.console, false))
+          self->send(self->state.vm, quiet_atom::value, self->address());
+      },
       // From the client: requests for the VM.
       [=](stop_atom) { self->send<caf::message_priority::high>(self->state.vm, stop_atom::value); },
       [=](stop_atom, kill_atom) {
@@ -90,10 +93,13 @@ ClientProxyActor::behavior_type proxy_behavior(Proxy self, VmActorImpl vm, caf::
 }  // namespace
 
 ClientProxyActor spawn_client_proxy(caf::actor_system& system, VmActorImpl vm, caf::actor client) {
+  const bool no_client = !client;
   auto proxy = system.spawn(proxy_behavior, vm, std::move(client));
   // A strong reference in the message, so that the proxy is alive (or properly down) when the
   // vm actor monitors it; the vm actor keeps only its address, never keeping a handle alive.
   caf::anon_send(vm, attach_atom::value, proxy);
+  if (no_client)  // nobody to pass console lines to
+    caf::anon_send(vm, quiet_atom::value, proxy.address());
   return proxy;
 }
 

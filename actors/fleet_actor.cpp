@@ -19,7 +19,7 @@ namespace {
 using restart_due_atom = caf::atom_constant<caf::atom("restartdue")>;
 
 // The fleet, as the client of its members' handles and with its own restart timer.
-using FleetImpl = FleetActor::extend<caf::reacts_to<VmEvent>, caf::reacts_to<ConsoleLine>,
+using FleetImpl = FleetActor::extend<caf::reacts_to<VmEvent>, caf::reacts_to<ConsoleText>,
                                      caf::reacts_to<restart_due_atom, std::size_t>>;
 
 struct Member {
@@ -375,7 +375,7 @@ FleetImpl::behavior_type fleet_behavior(Fleet self, ServiceActor service, config
   start_what_may(self);
   return {
       [=](const VmEvent& event) { on_event(self, event); },
-      [=](const ConsoleLine&) {},  // the few before the handle heard events_atom
+      [=](const ConsoleText&) {},  // the few before the handle heard events_atom
       [=](restart_due_atom, std::size_t i) {
         auto& member = self->state.members[i];
         if (self->state.stopping || member.handle) {

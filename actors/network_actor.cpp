@@ -120,7 +120,7 @@ vmm::ChildObserver dnsmasq_observer(Self self) {
   observer.spawned = [](pid_t) {};
   observer.started = [] {};
   observer.launch_failed = [me](Error error) { tell(me, dnsmasq_gone_atom::value, error.message); };
-  observer.console_line = [](std::string) {};
+  observer.console_text = [](std::string) {};
   observer.vmm_output_line = [name](std::string line) {
     spdlog::debug("network {}: dnsmasq: {}", name, line);
   };

@@ -460,6 +460,15 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
           vms.push_back(vm);
         return vms;
       },
+      [=](list_atom, const std::string& name) {
+        // A walk over the names (microseconds at 10 000 VMs), not a question to every VM.
+        std::vector<VmActor> vms;
+        for (auto& [key, vm] : self->state.vms) {
+          if (key.second == name)
+            vms.push_back(vm);
+        }
+        return vms;
+      },
   };
 }
 

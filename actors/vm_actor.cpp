@@ -16,7 +16,6 @@
 #include "core/unix_time.hpp"
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
-#include "lifecycle/console_tail.hpp"
 #include "process/proc_usage.hpp"
 #include "vmm/reactor.hpp"
 #include "vmm/vmm_backend.hpp"
@@ -33,7 +32,6 @@ struct VmActorState {
   std::vector<NetworkActor> networks;  // one per interface; held: a network lives while its VMs do
   std::vector<NicLease> leases;        // what each gave for the current launch
   vmm::Reactor::ChildId child = 0;
-  std::size_t console_unacked = 0;  // lines handled, not yet told to the reactor
   bool child_alive = false;
   pid_t pid = -1;
   std::filesystem::path run_dir;
@@ -56,9 +54,18 @@ struct VmActorState {
   std::filesystem::path console_log;  // debug = full: the console's file
   std::filesystem::path nvram;        // QEMU UEFI boots: its own variable store
   std::uint64_t console_log_max_bytes = 0;
-  std::optional<lifecycle::ConsoleTail> tail;  // debug = full: its last lines, for `vm logs`
-  vmm::Reactor::DumpPlace dumps;               // debug = full: where its memory dumps go
-  bool dumping_panic = false;                  // a panicked guest's dump is being written
+  bool console_kept = false;  // debug = full: its console is logged, its last lines kept
+  // Whether the reactor delivers the console's lines (Reactor::console_lines): only while
+  // someone looks at them. The handles whose clients want none (a fleet's, one without client).
+  bool lines_wanted = true;
+  std::set<caf::actor_addr> quiet_proxies;
+  std::vector<std::string> kept_lines;  // what the reactor kept of the console, once ended
+  std::uint64_t next_tail = 1;
+  std::map<std::uint64_t,
+           std::pair<std::uint32_t, caf::typed_response_promise<std::vector<std::string>>>>
+      tail_waiters;               // `vm logs` asked while the VMM ran: (lines, promise) by token
+  vmm::Reactor::DumpPlace dumps;  // debug = full: where its memory dumps go
+  bool dumping_panic = false;     // a panicked guest's dump is being written
   std::string last_dump;
   std::uint64_t next_dump = 1;
   std::uint64_t next_stats = 1;
@@ -123,7 +130,7 @@ std::vector<std::string> describe_disks(const VmSpec& spec) {
 // To every subscriber and every client handle.
 template <class Message>
 void publish(VmSelf self, const Message& message) {
-  constexpr bool console = std::is_same_v<Message, ConsoleLine>;
+  constexpr bool console = std::is_same_v<Message, ConsoleText>;
   for (auto& subscriber : self->state.subscribers) {
     if (!console || subscriber.console)
       caf::anon_send(subscriber.actor, message);
@@ -134,6 +141,13 @@ void publish(VmSelf self, const Message& message) {
   }
   if constexpr (std::is_same_v<Message, VmEvent>)
     self->send(self->state.watcher, vm_state_atom::value, self->address(), message);
+}
+
+// The last `count` of `lines` (all when 0).
+std::vector<std::string> last_of(const std::vector<std::string>& lines, std::uint32_t count) {
+  if (count == 0 || count >= lines.size())
+    return lines;
+  return std::vector<std::string>(lines.end() - count, lines.end());
 }
 
 // The VM actor lives on after its VM died, answering requests, until no handle remains: only
@@ -151,6 +165,23 @@ VmEvent current_event(VmSelf self, std::string detail = {}) {
   return event;
 }
 
+// The reactor delivers the console's lines only while they are looked at: until the guest has
+// spoken (a death's facts) and the VM is ready by its console, and while a subscriber or a
+// handle's client follows them. Otherwise a chatty guest costs the copy to its log alone.
+void update_console_lines(VmSelf self) {
+  auto& st = self->state;
+  const bool followed =
+      std::any_of(st.subscribers.begin(), st.subscribers.end(),
+                  [](const VmActorState::Subscriber& subscriber) { return subscriber.console; }) ||
+      std::any_of(st.proxies.begin(), st.proxies.end(),
+                  [&](const caf::actor_addr& proxy) { return st.quiet_proxies.count(proxy) == 0; });
+  const bool wanted = !st.life->console_seen() || st.life->awaits_console_ready() || followed;
+  if (!st.child_alive || wanted == st.lines_wanted)
+    return;
+  st.lines_wanted = wanted;
+  st.reactor->console_lines(st.child, wanted);
+}
+
 // Adds a subscriber (once; a second subscription changes what it wants) and tells it the
 // current state.
 void subscribe(VmSelf self, caf::actor subscriber, bool console) {
@@ -160,10 +191,11 @@ void subscribe(VmSelf self, caf::actor subscriber, bool console) {
                             [&](const auto& entry) { return entry.actor == subscriber; });
   if (known != subscribers.end()) {
     known->console = console;
-    return;
+  } else {
+    self->monitor(subscriber);  // forgotten when it goes down
+    subscribers.push_back({std::move(subscriber), console});
   }
-  self->monitor(subscriber);  // forgotten when it goes down
-  subscribers.push_back({std::move(subscriber), console});
+  update_console_lines(self);
 }
 
 // The reactor forwards the console's raw bytes while anyone is attached to it.
@@ -492,6 +524,7 @@ void launch_vmm(VmSelf self) {
   for (auto& lease : vm.leases)
     lease.tap.reset();
   vm.child_alive = true;
+  vm.lines_wanted = true;    // as every console starts
   update_console_raw(self);  // clients that attached while it was starting
 }
 
@@ -524,6 +557,7 @@ void take_over(VmSelf self) {
   }
   vm.child = vm.reactor->adopt(std::move(takeover), observer_for(self));
   vm.child_alive = true;
+  vm.lines_wanted = true;
   update_console_raw(self);
 }
 
@@ -557,8 +591,11 @@ vmm::ChildObserver observer_for(VmSelf self) {
   observer.spawned = [me](pid_t pid) { caf::anon_send(me, spawned_atom::value, pid); };
   observer.started = [me] { caf::anon_send(me, started_atom::value); };
   observer.launch_failed = [me](Error error) { caf::anon_send(me, lfailed_atom::value, error); };
-  observer.console_line = [me](std::string line) {
-    caf::anon_send(me, console_atom::value, std::move(line));
+  observer.console_text = [me](std::string lines) {
+    caf::anon_send(me, console_atom::value, std::move(lines));
+  };
+  observer.console_kept = [me](std::vector<std::string> lines) {
+    caf::anon_send(me, kept_atom::value, std::move(lines));
   };
   observer.console_bytes = [me](std::string bytes) {
     caf::anon_send(me, console_bytes_atom::value, std::move(bytes));
@@ -599,7 +636,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
   if (st.life->spec().debug == DebugLevel::full) {
     st.console_log = std::move(paths.console_log);
     st.console_log_max_bytes = paths.console_log_max_bytes;
-    st.tail.emplace();
+    st.console_kept = true;
     st.dumps = vmm::Reactor::DumpPlace{std::move(paths.dump_dir), st.life->spec().name,
                                        st.life->spec().owner_uid, paths.dumps_kept};
   }
@@ -609,7 +646,10 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
       return subscriber.actor.address() == down.source;
     });
     detach_console(self, down.source);
-    if (s.proxies.erase(down.source) == 0 || !s.proxies.empty())
+    s.quiet_proxies.erase(down.source);
+    const bool was_proxy = s.proxies.erase(down.source) != 0;
+    update_console_lines(self);
+    if (!was_proxy || !s.proxies.empty())
       return;
     if (s.dead)
       return quit_if_unreferenced(self);
@@ -626,10 +666,16 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         auto& s = self->state;
         self->monitor(proxy);
         s.proxies.insert(proxy.address());
+        update_console_lines(self);
         // A handle made after the VM started learns where it is (a first handle hears
         // everything from `starting` on).
         if (s.life->state() != VmState::created)
           self->send(proxy, current_event(self));
+      },
+      [=](quiet_atom, const caf::actor_addr& proxy) {
+        if (self->state.proxies.count(proxy) != 0)
+          self->state.quiet_proxies.insert(proxy);
+        update_console_lines(self);
       },
       [=](launch_atom) {
         auto& s = self->state;
@@ -769,23 +815,25 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
       [=](lfailed_atom, const Error& error) {
         die(self, self->state.life->on_launch_failed(error.message));
       },
-      [=](console_atom, const std::string& line) {
+      [=](console_atom, const std::string& lines) {
         auto& s = self->state;
-        // debug = none: the line is looked at for readiness and dropped.
-        if (s.tail) {
-          s.tail->add(line);
-          publish(self, ConsoleLine{s.life->spec().name, line});
+        // debug = none: looked at for readiness, then dropped. Line by line only while a line
+        // could make the VM ready: a chatty guest's block is otherwise handed on whole.
+        if (s.console_kept)
+          publish(self, ConsoleText{s.life->spec().name, lines});
+        s.life->on_console_output();
+        if (s.life->awaits_console_ready()) {
+          bool ready = false;
+          for_each_line(lines, [&](std::string_view line) {
+            ready = ready || s.life->on_console_line(line);
+          });
+          if (ready)
+            tell_ready(self, "ready");
         }
-        if (s.life->on_console_line(line))
-          tell_ready(self, "ready");
-        // Told in batches (well under the reactor's in-flight limit, so it never waits on a
-        // batch that cannot fill).
-        constexpr std::size_t kConsoleAckBatch = 256;
-        static_assert(kConsoleAckBatch <= vmm::Reactor::kConsoleInFlight / 4);
-        if (++s.console_unacked == kConsoleAckBatch) {
-          s.reactor->console_consumed(s.child, s.console_unacked);
-          s.console_unacked = 0;
-        }
+        update_console_lines(self);
+        // Acknowledged block by block: each is up to one read of the console, well under the
+        // reactor's in-flight limit.
+        s.reactor->console_consumed(s.child, lines.size());
       },
       [=](console_bytes_atom, const std::string& bytes) {
         const std::string& name = self->state.life->spec().name;
@@ -919,7 +967,32 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         auto& s = self->state;
         if (auto refused = debug_refusal(s.life->spec(), DebugFeature::console_log))
           return to_caf_error(*refused);
-        return s.tail->last(count);
+        if (!s.child_alive)
+          return last_of(s.kept_lines, count);
+        // The reactor keeps the console's last lines: asked there.
+        const std::uint64_t token = s.next_tail++;
+        auto promise = self->make_response_promise<std::vector<std::string>>();
+        s.tail_waiters.emplace(token, std::make_pair(count, promise));
+        auto me = caf::actor_cast<VmActorImpl>(self);
+        s.reactor->console_tail(s.child, count,
+                                [me, token](std::optional<std::vector<std::string>> lines) {
+                                  caf::anon_send(me, tail_atom::value, token, lines.has_value(),
+                                                 lines.value_or(std::vector<std::string>{}));
+                                });
+        return promise;
+      },
+      [=](tail_atom, std::uint64_t token, bool found, std::vector<std::string>& lines) {
+        auto& s = self->state;
+        auto waiter = s.tail_waiters.find(token);
+        if (waiter == s.tail_waiters.end())
+          return;
+        auto [count, promise] = std::move(waiter->second);
+        s.tail_waiters.erase(waiter);
+        // Not found: the VMM ended meanwhile, and what it kept came before this answer.
+        promise.deliver(found ? std::move(lines) : last_of(s.kept_lines, count));
+      },
+      [=](kept_atom, std::vector<std::string>& lines) {
+        self->state.kept_lines = std::move(lines);
       },
       [=](info_atom) { return info_of(self); },
       [=](stats_atom) { return stats_of(self); },

@@ -40,6 +40,9 @@ using identified_atom = caf::atom_constant<caf::atom("identified")>;
 using lost_atom = caf::atom_constant<caf::atom("lost")>;
 using let_go_atom = caf::atom_constant<caf::atom("letgo")>;
 using usage_atom = caf::atom_constant<caf::atom("usage")>;
+using kept_atom = caf::atom_constant<caf::atom("kept")>;
+using tail_atom = caf::atom_constant<caf::atom("contail")>;
+using quiet_atom = caf::atom_constant<caf::atom("quiet")>;
 
 // Told by each VM's actor of its state changes, and when its VM dies (the actor lives on while
 // handles remain) with what `info` says of it from then on: the service, which frees the VM's
@@ -49,13 +52,15 @@ using VmDeathWatcher = caf::typed_actor<caf::reacts_to<vm_state_atom, caf::actor
 
 // A client handle as its VM sees it: it takes the VM's events for its client, and makes more
 // handles on the same VM: (dup_atom, other_client) -> a new handle (the service's dup lands here).
-using ClientProxyActor = VmHandle::extend<caf::reacts_to<VmEvent>, caf::reacts_to<ConsoleLine>,
+using ClientProxyActor = VmHandle::extend<caf::reacts_to<VmEvent>, caf::reacts_to<ConsoleText>,
                                           caf::replies_to<dup_atom, caf::actor>::with<VmHandle>>;
 
 // A VM's own actor, with what its handles, the service and the reactor tell it.
 using VmActorImpl = VmActor::extend<
     // From a new handle: monitor me (the VM is stopped when its last handle is gone).
     caf::reacts_to<attach_atom, ClientProxyActor>,
+    // From a handle whose client wants no console lines (events only, or no client at all).
+    caf::reacts_to<quiet_atom, caf::actor_addr>,
     // From the service, once the creator has its handle: launch now.
     caf::reacts_to<launch_atom>,
     // From the reactor (vmm/reactor.hpp's ChildObserver): the VMM exists, its VM started, or it
@@ -80,7 +85,11 @@ using VmActorImpl = VmActor::extend<
     // or why there is none.
     caf::reacts_to<dumped_atom, std::uint64_t, std::string, std::string>,
     // What its VMM used, read on the reactor thread for a stats_atom (token).
-    caf::reacts_to<usage_atom, std::uint64_t, VmUsage>>;
+    caf::reacts_to<usage_atom, std::uint64_t, VmUsage>,
+    // A console kept in a log (debug = full): its last lines as the VMM ended; and those asked
+    // for by `vm logs` (token), from the reactor (found: false once the VMM is gone).
+    caf::reacts_to<kept_atom, std::vector<std::string>>,
+    caf::reacts_to<tail_atom, std::uint64_t, bool, std::vector<std::string>>>;
 
 }  // namespace crosvisor
 

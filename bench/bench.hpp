@@ -34,5 +34,9 @@ int store_scenario(const Options& options);
 int cluster_scenario(const Options& options);
 int confine_scenario(const Options& options);
 int soak_scenario(const Options& options);
+int console_scenario(const Options& options);
+int idle_scenario(const Options& options);
+int list_scenario(const Options& options);
+int real_fleet_scenario(const Options& options);
 
 }  // namespace crosvisor::bench

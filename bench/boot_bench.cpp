@@ -63,14 +63,14 @@ double boot_once(caf::actor_system& system, const ServiceActor& service, VmSpec 
           if (event.state == VmState::dead)
             throw std::runtime_error(event.vm + " died: " + event.detail);
         },
-        [](const ConsoleLine&) {},
+        [](const ConsoleText&) {},
         caf::after(std::chrono::seconds(300)) >> [] { throw std::runtime_error("no ready"); });
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   self->send(handle, stop_atom::value, kill_atom::value);
   for (bool dead = false; !dead;) {
     self->receive([&](const VmEvent& event) { dead = event.state == VmState::dead; },
-                  [](const ConsoleLine&) {});
+                  [](const ConsoleText&) {});
   }
   return seconds;
 }

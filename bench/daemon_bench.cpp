@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "bench/bench.hpp"
+#include "bench/frame_client.hpp"
 #include "process/fd_passing.hpp"
 #include "process/launch.hpp"
 #include "protocol/framing.hpp"
@@ -71,44 +72,11 @@ struct Daemon {
   }
 };
 
-class Client {
- public:
-  explicit Client(const std::filesystem::path& path) {
-    fd_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
-    if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0)
-      throw std::runtime_error("connect " + path.string());
-  }
-  void send(const json& message, const std::vector<int>& fds = {}) {
-    if (!process::send_with_fds(fd_.get(), protocol::encode_frame(message.dump()), fds))
-      throw std::runtime_error("send");
-  }
-  json receive() {
-    for (;;) {
-      auto frame = decoder_.next();
-      if (frame && frame->has_value())
-        return json::parse(**frame);
-      char buffer[65536];
-      const ssize_t n = ::recv(fd_.get(), buffer, sizeof(buffer), 0);
-      if (n <= 0)
-        throw std::runtime_error("the daemon hung up");
-      decoder_.feed(std::string_view(buffer, static_cast<std::size_t>(n)));
-    }
-  }
-  int fd() const { return fd_.get(); }
-
- private:
-  UniqueFd fd_;
-  protocol::FrameDecoder decoder_;
-};
-
 struct Latencies {
   double p50_ms, p99_ms, max_ms;
 };
 
-Latencies ping_latencies(Client& client, int count) {
+Latencies ping_latencies(FrameClient& client, int count) {
   std::vector<double> ms;
   for (int i = 0; i < count; ++i) {
     const auto start = Clock::now();
@@ -125,7 +93,7 @@ Latencies ping_latencies(Client& client, int count) {
 int control_scenario(const Options& options) {
   Daemon daemon(options, "control");
   const int pings = options.quick ? 300 : 3000;
-  Client probe(daemon.socket);
+  FrameClient probe(daemon.socket);
   ping_latencies(probe, 100);  // warm-up
   const auto idle = ping_latencies(probe, pings);
   std::atomic<bool> flooding{true};
@@ -133,7 +101,7 @@ int control_scenario(const Options& options) {
   std::vector<std::thread> floods;
   for (int f = 0; f < 2; ++f) {
     floods.emplace_back([&] {
-      Client greedy(daemon.socket);
+      FrameClient greedy(daemon.socket);
       const std::string ping = protocol::encode_frame(R"({"id":1,"op":"ping"})");
       std::string burst;
       for (int i = 0; i < 500; ++i)
@@ -174,7 +142,7 @@ int lifecycles_scenario(const Options& options) {
   Daemon daemon(options, "lifecycles");
   const auto kernel = options.work_dir / "lifecycles" / "kernel";
   { std::ofstream(kernel) << "not a kernel"; }
-  Client client(daemon.socket);
+  FrameClient client(daemon.socket);
   const json vm = {{"name", "failing"},
                    {"vmm", "crosvm"},
                    {"kernel", {{"fd", 0}}},

@@ -1,7 +1,9 @@
 // crosvisor-bench SCENARIO...: runs benchmark scenarios and prints their figures.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
@@ -9,6 +11,21 @@
 
 #include "bench/bench.hpp"
 #include "process/signals.hpp"
+
+namespace {
+
+// A supervisor of N VMs holds a few fds for each (console, VMM output, pidfd, CID lock): more
+// than this machine's default hard limit (20 000) at 10 000 VMs. Root may raise it.
+void raise_fd_limit_for(int vms) {
+  rlimit limit{};
+  const rlim_t wanted = 8 * static_cast<rlim_t>(vms) + 4096;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= wanted || ::geteuid() != 0)
+    return;
+  limit.rlim_cur = limit.rlim_max = std::max(limit.rlim_max, wanted);
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace crosvisor::bench;
@@ -26,6 +43,10 @@ int main(int argc, char** argv) {
       {"cluster", cluster_scenario},
       {"confine", confine_scenario},
       {"soak", soak_scenario},
+      {"consoles", console_scenario},
+      {"idle", idle_scenario},
+      {"list", list_scenario},
+      {"real-fleet", real_fleet_scenario},
   };
   CLI::App app{"crosvisor-bench: measure crosvisor against same-run baselines"};
   std::vector<std::string> chosen;
@@ -38,7 +59,9 @@ int main(int argc, char** argv) {
   app.add_option("SCENARIO", chosen, "Scenarios to run (default: all)");
   app.add_flag("--quick", options.quick, "Fewer repetitions");
   app.add_option("--work-dir", options.work_dir, "Scratch directory");
-  app.add_option("--vms", options.vms, "VMs in the scale scenario")->check(CLI::Range(1, 5000));
+  app.add_option("--vms", options.vms,
+                 "VMs in the scale, consoles and list scenarios (default 1000; 10000 for list)")
+      ->check(CLI::Range(1, 20000));
   app.add_option("--fake-crosvm", options.fake_crosvm, "The crosvm stand-in (scale scenario)");
   app.add_option("--guest-dir", options.guest_dir, "The test guest (boot scenario)");
   app.add_option("--trials", options.trials, "Trials of the soak (default 1000, 14 with --quick)")
@@ -57,6 +80,7 @@ int main(int argc, char** argv) {
   if (options.guest_dir.empty())
     options.guest_dir = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "guest";
   crosvisor::process::raise_fd_limit();
+  raise_fd_limit_for(options.vms);
   if (chosen.empty()) {
     for (const auto& [name, run] : scenarios)
       chosen.push_back(name);

@@ -84,9 +84,9 @@ vmm::Reactor::ChildId start_guest(vmm::Reactor& reactor, const Options& options,
     console.exited = true;
     console.changed.notify_all();
   };
-  observer.console_line = [&console](std::string line) {
+  observer.console_text = [&console](std::string lines) {
     std::lock_guard lock(console.mutex);
-    console.lines.push_back(std::move(line));
+    for_each_line(lines, [&](std::string_view line) { console.lines.emplace_back(line); });
     console.changed.notify_all();
   };
   observer.console_bytes = [](std::string) {};

@@ -1,22 +1,15 @@
 #include "cluster/etcd_client.hpp"
 
-#include <curl/curl.h>
-
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "cluster/libcurl.hpp"
 #include "core/base64.hpp"
 
 namespace crosvisor::cluster {
 namespace {
 
 using json = nlohmann::json;
-
-// libcurl's global state, once per process, before any handle (it is not thread-safe).
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 std::size_t collect(char* data, std::size_t size, std::size_t count, void* out) {
   static_cast<std::string*>(out)->append(data, size * count);
@@ -65,12 +58,13 @@ json compare_json(const Compare& compare) {
 
 struct EtcdClient::Impl {
   EtcdOptions options;
+  const LibCurl* lib = nullptr;
   CURL* curl = nullptr;
   std::size_t current = 0;  // the endpoint that answered last, tried first
 
   ~Impl() {
     if (curl != nullptr)
-      curl_easy_cleanup(curl);
+      lib->easy_cleanup(curl);
   }
 
   // One endpoint: the reply's JSON, or why not. `reached` says whether etcd answered at all.
@@ -79,20 +73,20 @@ struct EtcdClient::Impl {
     reached = false;
     std::string reply;
     const std::string url = endpoint + path;
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options.timeout.count()));
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.timeout.count()));
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // timeouts without SIGALRM: other threads run
-    const CURLcode code = curl_easy_perform(curl);
+    lib->easy_setopt(curl, CURLOPT_URL, url.c_str());
+    lib->easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+    lib->easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    lib->easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    lib->easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
+    lib->easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options.timeout.count()));
+    lib->easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.timeout.count()));
+    lib->easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // timeouts without SIGALRM: other threads run
+    const CURLcode code = lib->easy_perform(curl);
     if (code != CURLE_OK)
-      return make_error(ErrorKind::io, "etcd " + endpoint + ": " + curl_easy_strerror(code));
+      return make_error(ErrorKind::io, "etcd " + endpoint + ": " + lib->easy_strerror(code));
     reached = true;
     long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    lib->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     json parsed = json::parse(reply, nullptr, false);
     if (parsed.is_discarded() || !parsed.is_object())
       return make_error(ErrorKind::io, "etcd " + endpoint + path + ": not a JSON reply (HTTP " +
@@ -140,19 +134,22 @@ Expected<EtcdClient> EtcdClient::open(EtcdOptions options) {
   if (options.tls.cert.empty() != options.tls.key.empty())
     return make_error(ErrorKind::invalid_config,
                       "a client certificate needs its key, and a key its certificate");
-  global_init();
+  auto lib = libcurl();
+  if (!lib)
+    return std::unexpected(lib.error());
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
-  impl->curl = curl_easy_init();
+  impl->lib = *lib;
+  impl->curl = impl->lib->easy_init();
   if (impl->curl == nullptr)
     return make_error(ErrorKind::io, "libcurl: no handle");
-  curl_easy_setopt(impl->curl, CURLOPT_HTTPHEADER, nullptr);
+  impl->lib->easy_setopt(impl->curl, CURLOPT_HTTPHEADER, nullptr);
   const auto& tls = impl->options.tls;
   if (!tls.ca.empty())
-    curl_easy_setopt(impl->curl, CURLOPT_CAINFO, tls.ca.c_str());
+    impl->lib->easy_setopt(impl->curl, CURLOPT_CAINFO, tls.ca.c_str());
   if (!tls.cert.empty()) {
-    curl_easy_setopt(impl->curl, CURLOPT_SSLCERT, tls.cert.c_str());
-    curl_easy_setopt(impl->curl, CURLOPT_SSLKEY, tls.key.c_str());
+    impl->lib->easy_setopt(impl->curl, CURLOPT_SSLCERT, tls.cert.c_str());
+    impl->lib->easy_setopt(impl->curl, CURLOPT_SSLKEY, tls.key.c_str());
   }
   return EtcdClient(std::move(impl));
 }

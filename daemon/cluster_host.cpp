@@ -357,7 +357,7 @@ caf::actor spawn_cluster_host(caf::actor_system& system, ClusterHostConfig confi
               }
             },
             [=](flush_status_atom) { write_statuses(self); },
-            [=](const ConsoleLine&) {},
+            [=](const ConsoleText&) {},
         };
       },
       std::move(config), std::move(owned));

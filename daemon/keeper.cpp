@@ -34,7 +34,7 @@ caf::behavior keeper(caf::stateful_actor<KeeperState>* self, std::string vm) {
         if (self->state.handle)
           self->quit();
       },
-      [](const ConsoleLine&) {},  // the few before its handle heard events_atom
+      [](const ConsoleText&) {},  // the few before its handle heard events_atom
   };
 }
 

@@ -72,7 +72,7 @@ void stop_everything(caf::scoped_actor& self, const ServiceActor& service) {
     // Events of the VMs this daemon holds itself are taken off the mailbox too: a message keeps
     // its sender alive, and an unread one from a handle would keep that VM's actor up.
     self->receive([&](const caf::down_msg& down) { alive.erase(down.source); },
-                  [](const VmEvent&) {}, [](const ConsoleLine&) {},
+                  [](const VmEvent&) {}, [](const ConsoleText&) {},
                   [&](stop_atom, int) {
                     spdlog::warn("second signal: killing every VM");
                     for (const auto& address : alive) {
@@ -115,7 +115,7 @@ void end_fleets(caf::scoped_actor& self, const daemon::FleetRegistryActor& fleet
   entries.clear();
   while (!alive.empty()) {
     self->receive([&](const caf::down_msg& down) { alive.erase(down.source); },
-                  [](const VmEvent&) {}, [](const ConsoleLine&) {}, [](stop_atom, int) {});
+                  [](const VmEvent&) {}, [](const ConsoleText&) {}, [](stop_atom, int) {});
   }
 }
 
@@ -338,6 +338,7 @@ int main(int argc, char** argv) {
     // An actor runs at most this many messages before the next one's turn (CAF's default is no
     // limit): a VM deep in console lines must not keep the others, and their answers, waiting.
     config.set("scheduler.max-throughput", std::size_t{kMaxThroughput});
+    config.set("scheduler.policy", caf::atom("sharing"));
     caf::actor_system system{config};
     auto reactor = std::make_shared<vmm::Reactor>();
     auto options = make_service_options(runtime->path, reactor);
@@ -453,7 +454,7 @@ int main(int argc, char** argv) {
     while (running) {
       self->receive(
           [](const VmEvent&) {},  // of the VMs it holds: spdlog has told their story
-          [](const ConsoleLine&) {},
+          [](const ConsoleText&) {},
           [&](stop_atom, int signo) {
             sd_notify(0, "STOPPING=1");
             spdlog::info("signal {}: stopping every VM{}", signo,

@@ -75,8 +75,11 @@ caf::behavior session_behavior(Session* self, SessionContext context, PeerCreden
       },
       [=](const VmEvent& event) { forward_state(self, event); },
       [=](const SupervisorEvent& event) { forward_event(self, event); },
-      [=](const ConsoleLine& line) {
-        self->state.connection->send_console(protocol::console_event(line), line.vm);
+      [=](const ConsoleText& text) {
+        // One event per line on the wire, as clients have always read them.
+        for_each_line(text.lines, [&](std::string_view line) {
+          self->state.connection->send_console(protocol::console_event(text.vm, line), text.vm);
+        });
       },
       [=](const ConsoleBytes& bytes) {
         self->state.connection->send_console(protocol::console_data_event(bytes), bytes.vm);

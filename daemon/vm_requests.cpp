@@ -19,92 +19,109 @@ namespace crosvisor::daemon {
 
 using json = nlohmann::json;
 
-void gather_vms(Session* self, std::function<void(GatheredVms)> done) {
-  self->request(self->state.context.service, std::chrono::seconds(10), list_atom::value)
-      .then(
-          [=](const std::vector<VmActor>& vms) {
-            struct Gathering {
-              std::vector<FoundVm> found;
-              std::size_t waiting = 0;
-              std::size_t unanswered = 0;
-              std::function<void(GatheredVms)> done;
-            };
-            auto gathering = std::make_shared<Gathering>();
-            gathering->waiting = vms.size();
-            gathering->done = done;
-            if (vms.empty())
-              return done(GatheredVms{});
-            for (const auto& vm : vms) {
-              const auto finish_one = [gathering] {
-                if (--gathering->waiting != 0)
-                  return;
-                // A VM that is alive but did not answer in time cannot be left out: a list
-                // would hide it, and a stop by name would say there is no such VM.
-                if (gathering->unanswered != 0) {
-                  return gathering->done(GatheredVms{
-                      {},
-                      // No count: some of them may be other users' VMs.
-                      Error{ErrorKind::unavailable,
-                            "a VM did not answer within 10 s (crosvisord is overloaded); try "
-                            "again"}});
-                }
-                gathering->done(GatheredVms{std::move(gathering->found), std::nullopt});
-              };
-              // High priority: a VM's mailbox may be deep in console lines, and a question
-              // about it must not wait behind them.
-              self->request<caf::message_priority::high>(vm, std::chrono::seconds(10),
-                                                         info_atom::value)
-                  .then(
-                      [=](const VmInfo& info) {
-                        gathering->found.push_back(FoundVm{vm, info});
-                        finish_one();
-                      },
-                      [=](caf::error& error) {
-                        if (error == caf::sec::request_timeout)
-                          ++gathering->unanswered;
-                        finish_one();  // otherwise it went away meanwhile
-                      });
-            }
-          },
-          [=](caf::error& error) {
-            done(GatheredVms{{},
-                             Error{ErrorKind::unavailable, "the VM service did not answer: " +
-                                                               from_caf_error(error).message}});
-          });
+namespace {
+
+// Asks each of `vms` for its info, all at once.
+void ask_each(Session* self, const std::vector<VmActor>& vms,
+              std::function<void(GatheredVms)> done) {
+  struct Gathering {
+    std::vector<FoundVm> found;
+    std::size_t waiting = 0;
+    std::size_t unanswered = 0;
+    std::function<void(GatheredVms)> done;
+  };
+  auto gathering = std::make_shared<Gathering>();
+  gathering->waiting = vms.size();
+  gathering->done = std::move(done);
+  if (vms.empty())
+    return gathering->done(GatheredVms{});
+  for (const auto& vm : vms) {
+    const auto finish_one = [gathering] {
+      if (--gathering->waiting != 0)
+        return;
+      // A VM that is alive but did not answer in time cannot be left out: a list would hide
+      // it, and a stop by name would say there is no such VM.
+      if (gathering->unanswered != 0) {
+        return gathering->done(GatheredVms{
+            {},
+            // No count: some of them may be other users' VMs.
+            Error{ErrorKind::unavailable,
+                  "a VM did not answer within 10 s (crosvisord is overloaded); try again"}});
+      }
+      gathering->done(GatheredVms{std::move(gathering->found), std::nullopt});
+    };
+    // High priority: a VM's mailbox may be deep in console lines, and a question about it must
+    // not wait behind them.
+    self->request<caf::message_priority::high>(vm, std::chrono::seconds(10), info_atom::value)
+        .then(
+            [=](const VmInfo& info) {
+              gathering->found.push_back(FoundVm{vm, info});
+              finish_one();
+            },
+            [=](caf::error& error) {
+              if (error == caf::sec::request_timeout)
+                ++gathering->unanswered;
+              finish_one();  // otherwise it went away meanwhile
+            });
+  }
+}
+
+}  // namespace
+
+void gather_vms(Session* self, std::function<void(GatheredVms)> done,
+                const std::optional<std::string>& named) {
+  const auto ask = [=](const std::vector<VmActor>& vms) { ask_each(self, vms, done); };
+  const auto failed = [=](caf::error& error) {
+    done(GatheredVms{{},
+                     Error{ErrorKind::unavailable,
+                           "the VM service did not answer: " + from_caf_error(error).message}});
+  };
+  const auto& service = self->state.context.service;
+  if (named)
+    self->request(service, std::chrono::seconds(10), list_atom::value, *named).then(ask, failed);
+  else
+    self->request(service, std::chrono::seconds(10), list_atom::value).then(ask, failed);
 }
 
 void with_target(Session* self, std::uint64_t id, const protocol::Target& target,
                  std::function<void(const FoundVm&)> act, std::function<void()> missing) {
-  gather_vms(self, [=](GatheredVms gathered) {
-    auto& st = self->state;
-    if (gathered.error)
-      return st.fail(id, gathered.error->kind, gathered.error->message);
-    const auto& vms = gathered.vms;
-    std::vector<const FoundVm*> matches;
-    for (const auto& vm : vms) {
-      if (target.matches(vm.info) && st.may_act_on(vm.info.owner_uid))
-        matches.push_back(&vm);
-    }
-    // Root sees every user's VMs, and several users may have one of that name: its own first.
-    if (matches.size() > 1) {
-      auto own = std::find_if(matches.begin(), matches.end(),
-                              [&](const FoundVm* vm) { return vm->info.owner_uid == st.peer.uid; });
-      if (own == matches.end()) {
-        std::string cids;
-        for (const auto* vm : matches)
-          cids += (cids.empty() ? "" : ", ") + (vm->info.cid ? std::to_string(*vm->info.cid) : "-");
-        return st.fail(
-            id, ErrorKind::conflict,
-            "several users have a VM named " + target.text + ": name it by its CID (" + cids + ")");
-      }
-      return act(**own);
-    }
-    if (matches.size() == 1)
-      return act(*matches.front());
-    if (missing)
-      return missing();
-    not_found(self, id, target);
-  });
+  // A name asks only the VMs of that name; a CID, every VM (the service knows names only).
+  const auto named = target.cid ? std::nullopt : std::optional<std::string>(target.text);
+  gather_vms(
+      self,
+      [=](GatheredVms gathered) {
+        auto& st = self->state;
+        if (gathered.error)
+          return st.fail(id, gathered.error->kind, gathered.error->message);
+        const auto& vms = gathered.vms;
+        std::vector<const FoundVm*> matches;
+        for (const auto& vm : vms) {
+          if (target.matches(vm.info) && st.may_act_on(vm.info.owner_uid))
+            matches.push_back(&vm);
+        }
+        // Root sees every user's VMs, and several users may have one of that name: its own first.
+        if (matches.size() > 1) {
+          auto own = std::find_if(matches.begin(), matches.end(), [&](const FoundVm* vm) {
+            return vm->info.owner_uid == st.peer.uid;
+          });
+          if (own == matches.end()) {
+            std::string cids;
+            for (const auto* vm : matches)
+              cids +=
+                  (cids.empty() ? "" : ", ") + (vm->info.cid ? std::to_string(*vm->info.cid) : "-");
+            return st.fail(id, ErrorKind::conflict,
+                           "several users have a VM named " + target.text +
+                               ": name it by its CID (" + cids + ")");
+          }
+          return act(**own);
+        }
+        if (matches.size() == 1)
+          return act(*matches.front());
+        if (missing)
+          return missing();
+        not_found(self, id, target);
+      },
+      named);
 }
 
 void not_found(Session* self, std::uint64_t id, const protocol::Target& target) {

@@ -24,6 +24,11 @@ bool VmLifecycle::on_console_line(std::string_view line) {
   return true;
 }
 
+bool VmLifecycle::awaits_console_ready() const {
+  return (state_ == VmState::starting || state_ == VmState::running) &&
+         std::holds_alternative<ConsoleReady>(spec_.ready);
+}
+
 bool VmLifecycle::on_vsock_ready() {
   if (state_ != VmState::running || !std::holds_alternative<VsockReady>(spec_.ready))
     return false;

@@ -34,6 +34,12 @@ class VmLifecycle {
   // True when this line makes the VM ready (the first line that matches the ready pattern, once
   // the launch was asked for).
   bool on_console_line(std::string_view line);
+  // Whether a console line could still make the VM ready (it waits for a console pattern): once
+  // not, a chatty guest's lines need not be looked at.
+  bool awaits_console_ready() const;
+  // The guest printed something, whatever it was: it ran (a death reason's fact).
+  void on_console_output() { console_seen_ = true; }
+  bool console_seen() const { return console_seen_; }
   // The guest connected to the vsock ready port: true when this makes the VM ready.
   bool on_vsock_ready();
   // Remembers the VMM's own messages: the last one explains a start failure.

@@ -80,8 +80,10 @@ struct ChildSetup {
     _exit(127);
   }
 
-  // Signals, network namespace, the planned fds, process group and fd limit.
-  CHILD_CODE void common() {
+  // Signals, network namespace, the planned fds, process group and (unless the caller still
+  // opens files: the supervisor's fds stay open until exec, and a supervisor of a thousand VMs
+  // holds more than a VMM's limit allows) the fd limit.
+  CHILD_CODE void common(bool limit_fds = true) {
     // The supervisor blocks the signals it handles through a signalfd; the VMM must see them.
     sigset_t none;
     sigemptyset(&none);
@@ -119,6 +121,11 @@ struct ChildSetup {
         fail("join cgroup");
       close(fd);
     }
+    if (limit_fds)
+      limit_open_files();
+  }
+
+  CHILD_CODE void limit_open_files() const {
     const rlimit limit{max_open_files, max_open_files};
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
       fail("setrlimit");
@@ -269,10 +276,11 @@ struct ConfinedChild {
     parent_pidfd = fcntl(parent_pidfd, F_DUPFD_CLOEXEC, base);
     if (binary_fd < 0 || parent_pidfd < 0)
       setup->fail("move fds");
-    setup->common();
+    setup->common(false);
     if (sethostname(hostname, strlen(hostname)) != 0)
       setup->fail("sethostname");
-    make_root();
+    make_root();  // opens files: before the VMM's fd limit
+    setup->limit_open_files();
     // No core dumps: a VMM's core is its guest's memory, written wherever its working directory
     // is (crosvisor's own dumps go through QMP, to a file it chose).
     const rlimit no_core{0, 0};

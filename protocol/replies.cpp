@@ -130,8 +130,8 @@ Expected<SupervisorEvent> parse_supervisor_event(const json& message) {
   return event;
 }
 
-json console_event(const ConsoleLine& line) {
-  return {{"event", "console"}, {"vm", line.vm}, {"line", line.text}};
+json console_event(const std::string& vm, std::string_view line) {
+  return {{"event", "console"}, {"vm", vm}, {"line", line}};
 }
 
 json console_data_event(const ConsoleBytes& bytes) {

@@ -25,7 +25,7 @@ nlohmann::json info_json(const VmInfo& info);
 // (null for what is not counted).
 nlohmann::json stats_json(const VmStats& stats);
 nlohmann::json state_event(const VmEvent& event);
-nlohmann::json console_event(const ConsoleLine& line);
+nlohmann::json console_event(const std::string& vm, std::string_view line);
 // {"event": "console_data", "vm", "data": the bytes as base64}
 nlohmann::json console_data_event(const ConsoleBytes& bytes);
 // {"event": "console_writer_lost", "vm"}

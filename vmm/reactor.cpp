@@ -12,12 +12,15 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <cstring>
 #include <deque>
 #include <map>
+#include <span>
 #include <thread>
 #include <unordered_map>
 
-#include "process/line_splitter.hpp"
+#include "crosvisor/vm_event.hpp"
+#include "lifecycle/console_tail.hpp"
 #include "process/pidfd.hpp"
 #include "vmm/crosvm/crosvm_control.hpp"
 #include "vmm/dump_files.hpp"
@@ -30,44 +33,113 @@ using stream = asio::posix::stream_descriptor;
 
 namespace {
 
-// One output channel of a child (console or VMM output), cut into lines.
+// One output channel of a child (console or VMM output): every byte goes to the console log (if
+// kept) as it comes, and to `deliver` as whole lines, a read's worth at a time.
 struct LineChannel {
   explicit LineChannel(asio::io_context& io) : descriptor(io) {}
   stream descriptor;
-  process::LineSplitter splitter;
-  std::array<char, 4096> buffer{};
+  std::string partial;  // the start of a line whose end has not come yet
   std::function<void(std::string)> deliver;
   std::function<void(std::string)> raw;  // every byte as it comes, while raw_on
   bool raw_on = false;
   std::optional<ConsoleLog> copy;  // gets every byte as it comes (the console log), if any
   bool flow_controlled = false;    // the console: see Reactor::kConsoleInFlight
-  std::size_t in_flight = 0;       // lines delivered, not yet consumed
+  std::size_t in_flight = 0;       // bytes delivered and not yet consumed, or waiting to be
   bool paused = false;             // not read until enough is consumed
+  // The console's lines are delivered one block at a time: what comes while a block is not yet
+  // consumed waits here and goes as the next block, whole. A busy consumer gets fewer, larger
+  // blocks (each block is a message and a wake-up: per read, they cost more than the bytes).
+  bool delivered_unconsumed = false;
+  std::string waiting;
+  bool lines_wanted = true;                    // see Reactor::console_lines
+  std::optional<lifecycle::ConsoleTail> tail;  // a console kept in a log: its last lines
+
+  // Read without waiting: the reactor waits for readiness and reads itself, into its one buffer
+  // (a buffer per channel would be 8 KiB of every VM's memory, idle or not).
+  void assign(int fd) {
+    descriptor.assign(fd);
+    boost::system::error_code ignored;
+    descriptor.non_blocking(true, ignored);
+  }
 
   void feed(std::string_view data) {
     if (copy)
       copy->write(data);
     if (raw_on && raw)
       raw(std::string(data));
-    splitter.feed(data, [&](std::string_view line) {
-      ++in_flight;
-      deliver(std::string(line));
-    });
+    // Found from the end (memrchr scans a word at a time): a chatty guest's block is not looked
+    // at byte by byte here; its lines are, only by those who need them.
+    const auto* newline = static_cast<const char*>(::memrchr(data.data(), '\n', data.size()));
+    if (newline == nullptr) {
+      partial.append(data);
+      if (partial.size() >= Reactor::kConsoleMaxLine)
+        flush_partial();
+      return;
+    }
+    const std::size_t whole = static_cast<std::size_t>(newline - data.data()) + 1;
+    if (partial.empty()) {
+      take_lines(data.substr(0, whole));
+    } else {
+      partial.append(data.substr(0, whole));
+      take_lines(partial);
+    }
+    partial.assign(data.substr(whole));
+  }
+  void flush_partial() {
+    if (partial.empty())
+      return;
+    partial.push_back('\n');
+    take_lines(partial);
+    partial.clear();
+  }
+  void take_lines(std::string_view lines) {
+    if (tail)
+      tail->add_lines(lines);
+    if (lines_wanted)
+      send(std::string(lines));
+  }
+  void want_lines(bool wanted) {
+    lines_wanted = wanted;
+    if (!wanted) {  // what waits is nobody's any more
+      in_flight -= std::min(in_flight, waiting.size());
+      waiting.clear();
+    }
+  }
+  void send(std::string lines) {
+    if (!flow_controlled)
+      return deliver(std::move(lines));
+    in_flight += lines.size();
+    if (delivered_unconsumed) {
+      waiting.append(lines);
+      return;
+    }
+    delivered_unconsumed = true;
+    deliver(std::move(lines));
+  }
+  // The block delivered was consumed: the next one goes, if anything waits.
+  void next_block() {
+    delivered_unconsumed = false;
+    if (!waiting.empty()) {
+      delivered_unconsumed = true;
+      deliver(std::exchange(waiting, {}));
+    }
   }
   bool over_limit() const { return flow_controlled && in_flight >= Reactor::kConsoleInFlight; }
-  // Reads whatever is buffered in the pipe right now, without waiting.
-  void drain() {
+  // Reads whatever is buffered in the pipe right now, without waiting, then closes.
+  void drain(std::span<char> buffer) {
     if (!descriptor.is_open())
       return;
-    boost::system::error_code ec;
-    descriptor.non_blocking(true, ec);
-    while (!ec) {
-      const std::size_t n = descriptor.read_some(asio::buffer(buffer), ec);
-      if (!ec)
-        feed(std::string_view(buffer.data(), n));
+    ssize_t n;
+    while ((n = ::read(descriptor.native_handle(), buffer.data(), buffer.size())) > 0 ||
+           (n < 0 && errno == EINTR)) {
+      if (n > 0)
+        feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
     }
-    splitter.flush([&](std::string_view line) { deliver(std::string(line)); });
-    descriptor.close(ec);
+    flush_partial();
+    if (!waiting.empty())  // the last words go now, consumed or not: the exit status follows
+      deliver(std::exchange(waiting, {}));
+    boost::system::error_code ignored;
+    descriptor.close(ignored);
   }
 };
 
@@ -119,6 +191,8 @@ struct Reactor::Impl {
   vsock::ReadyListener vsock_ready{io};
   std::atomic<std::uint64_t> next_ready_token{1};
   std::function<void(int)> on_signal;
+  // What every channel's read lands in (reactor thread only): one pipe's full capacity.
+  std::array<char, 64 * 1024> read_buffer{};
   std::thread thread;
 
   Impl() {
@@ -128,13 +202,14 @@ struct Reactor::Impl {
     thread = std::thread([this] { io.run(); });
   }
 
-  void consumed(ChildId id, std::size_t lines) {
+  void consumed(ChildId id, std::size_t bytes) {
     auto found = children.find(id);
     if (found == children.end())
       return;
     auto& child = found->second;
     auto& console = child->console;
-    console.in_flight -= std::min(lines, console.in_flight);
+    console.in_flight -= std::min(bytes, console.in_flight);
+    console.next_block();
     // Resumed at half the limit, so that a consumer acknowledging in batches keeps the pipe busy.
     if (console.paused && console.in_flight <= kConsoleInFlight / 2 && !child->reaped &&
         !child->finishing) {
@@ -143,15 +218,23 @@ struct Reactor::Impl {
     }
   }
 
+  // One read per readiness: a chatty guest gets its turn and waits for the others' (each read
+  // takes up to a pipe's worth).
   void read_channel(const std::shared_ptr<Child>& child, LineChannel& channel) {
-    channel.descriptor.async_read_some(
-        asio::buffer(channel.buffer),
-        [this, child, &channel](boost::system::error_code ec, std::size_t n) {
-          if (ec || child->reaped)
-            return;  // EOF, cancelled by the exit path, or drained and closed by it
-          channel.feed(std::string_view(channel.buffer.data(), n));
-          if (child->finishing)
-            return;  // the exit path reads the rest
+    channel.descriptor.async_wait(
+        stream::wait_read, [this, child, &channel](boost::system::error_code ec) {
+          if (ec || child->reaped || child->finishing)
+            return;  // cancelled by the exit path, which drains what is left, or drained by it
+          const ssize_t n =
+              ::read(channel.descriptor.native_handle(), read_buffer.data(), read_buffer.size());
+          if (n == 0)
+            return;  // end of file: the exit path closes it
+          if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+              read_channel(child, channel);
+            return;
+          }
+          channel.feed(std::string_view(read_buffer.data(), static_cast<std::size_t>(n)));
           if (channel.over_limit()) {
             channel.paused = true;  // resumed by console_consumed
             return;
@@ -243,15 +326,19 @@ struct Reactor::Impl {
     child->observer = std::move(observer);
     child->exit_watch.assign(pidfd.release());
     if (launch.console)  // a child that is not a VMM (dnsmasq) has none
-      child->console.descriptor.assign(launch.console.release());
-    child->console.deliver = child->observer.console_line;
+      child->console.assign(launch.console.release());
+    child->console.deliver = child->observer.console_text;
     child->console.raw = child->observer.console_bytes;
     child->console.flow_controlled = true;
     if (launch.console_input)
       child->console_input.descriptor.assign(launch.console_input.release());
     if (launch.vmm_output)  // a child that is not a VMM may have none
-      child->output.descriptor.assign(launch.vmm_output.release());
-    child->output.deliver = child->observer.vmm_output_line;
+      child->output.assign(launch.vmm_output.release());
+    child->output.deliver = [each = child->observer.vmm_output_line](std::string lines) {
+      for_each_line(lines, [&](std::string_view line) { each(std::string(line)); });
+    };
+    if (launch.console_log)
+      child->console.tail.emplace();
     child->console.copy = std::move(launch.console_log);
     child->control = launch.control;
     child->cgroup = std::move(launch.cgroup);
@@ -282,9 +369,7 @@ struct Reactor::Impl {
     child->exit_watch.async_wait(stream::wait_read, [this, child](boost::system::error_code ec) {
       if (ec)
         return;
-      // Reads in flight end first (a read that already took bytes from the pipe delivers them;
-      // one that did not is cancelled), then the reap drains the pipes: a read completing after
-      // the drain began would have lost its bytes under the drain's. Reaped behind whatever is
+      // Waits for more output are cancelled, then the reap drains the pipes, behind whatever is
       // queued, so that every word the VMM said arrives before its exit status.
       child->finishing = true;
       boost::system::error_code ignored;
@@ -315,8 +400,8 @@ struct Reactor::Impl {
       if (auto removed = child->cgroup->remove(); !removed)
         spdlog::warn("{}", removed.error().message);
     }
-    child->console.drain();
-    child->output.drain();
+    child->console.drain(read_buffer);
+    child->output.drain(read_buffer);
     if (child->console_input.descriptor.is_open()) {
       boost::system::error_code closed;
       child->console_input.descriptor.close(closed);
@@ -329,6 +414,8 @@ struct Reactor::Impl {
     child->exit_watch.close(ignored);
     children.erase(child->id);
     live.fetch_sub(1);
+    if (child->console.tail && child->observer.console_kept)
+      child->observer.console_kept(child->console.tail->last());
     auto exited = std::move(child->observer.exited);
     child->observer = {};
     exited(status);
@@ -353,6 +440,26 @@ struct Reactor::Impl {
     child->observer = {};
     children.erase(it);
     live.fetch_sub(1);
+  }
+
+  void want_console_lines(ChildId id, bool wanted) {
+    auto it = children.find(id);
+    if (it == children.end())
+      return;
+    auto& console = it->second->console;
+    console.want_lines(wanted);
+    if (console.paused && console.in_flight <= kConsoleInFlight / 2 && !it->second->reaped &&
+        !it->second->finishing) {
+      console.paused = false;
+      read_channel(it->second, console);
+    }
+  }
+
+  std::optional<std::vector<std::string>> tail_of(ChildId id, std::size_t count) const {
+    auto it = children.find(id);
+    if (it == children.end() || !it->second->console.tail)
+      return std::nullopt;
+    return it->second->console.tail->last(count);
   }
 
   void set_console_raw(ChildId id, bool on) {
@@ -568,8 +675,20 @@ void Reactor::cancel_vsock_ready(std::uint64_t token) {
   asio::post(impl_->io, [impl = impl_.get(), token] { impl->vsock_ready.cancel(token); });
 }
 
-void Reactor::console_consumed(ChildId child, std::size_t lines) {
-  asio::post(impl_->io, [impl = impl_.get(), child, lines] { impl->consumed(child, lines); });
+void Reactor::console_consumed(ChildId child, std::size_t bytes) {
+  asio::post(impl_->io, [impl = impl_.get(), child, bytes] { impl->consumed(child, bytes); });
+}
+
+void Reactor::console_lines(ChildId child, bool wanted) {
+  asio::post(impl_->io,
+             [impl = impl_.get(), child, wanted] { impl->want_console_lines(child, wanted); });
+}
+
+void Reactor::console_tail(ChildId child, std::size_t count,
+                           std::function<void(std::optional<std::vector<std::string>>)> done) {
+  asio::post(impl_->io, [impl = impl_.get(), child, count, done = std::move(done)] {
+    done(impl->tail_of(child, count));
+  });
 }
 
 void Reactor::console_raw(ChildId child, bool on) {

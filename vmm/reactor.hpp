@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/unique_fd.hpp"
 #include "crosvisor/error.hpp"
@@ -29,13 +30,19 @@ struct ChildObserver {
   // machine); crosvm, which has no such handshake, at once.
   std::function<void()> started;
   std::function<void(Error)> launch_failed;
-  std::function<void(std::string)> console_line;
+  // The console's whole lines, as many as one read brought, each ending in '\n' (as they came:
+  // carriage returns kept; crosvisor::for_each_line walks them). A line longer than
+  // kConsoleMaxLine is cut there, so a guest cannot make the supervisor buffer without bound.
+  std::function<void(std::string)> console_text;
   // The console's bytes as they come, prompts without a newline included: only while raw
   // forwarding is on (Reactor::console_raw), for interactive consoles.
   std::function<void(std::string)> console_bytes;
   std::function<void(std::string)> vmm_output_line;
   // The VMM reported how its guest is ending (QEMU's QMP events); before `exited`.
   std::function<void(lifecycle::GuestNotice)> guest_notice;
+  // A console kept in a log (debug = full): its last lines (lifecycle::ConsoleTail), once the
+  // child was reaped, right before `exited`. Unset: not called.
+  std::function<void(std::vector<std::string>)> console_kept;
   // Called once, after the child was reaped and every byte it wrote was delivered.
   std::function<void(process::ExitStatus)> exited;
   // A durable VMM (one that outlives the supervisor) was started: what tells it apart from any
@@ -110,12 +117,23 @@ class Reactor {
   void post(std::function<void()> job);
 
   // Console flow control. A child's console is read only while fewer than kConsoleInFlight of
-  // its lines are delivered and not yet consumed: a supervisor that falls behind a chatty guest
+  // its bytes are delivered and not yet consumed: a supervisor that falls behind a chatty guest
   // makes the guest wait on its serial port, as a slow UART would, instead of queueing without
   // bound (16 guests at 600 KB/s under a slowed daemon grew it by 40 MB/s, and every question
-  // to their VMs waited behind the queue). The observer says what it has consumed.
-  static constexpr std::size_t kConsoleInFlight = 4096;
-  void console_consumed(ChildId child, std::size_t lines);
+  // to their VMs waited behind the queue). One block of lines is delivered at a time: the
+  // observer says when it has consumed one (with its size), and what came meanwhile follows as
+  // the next block.
+  static constexpr std::size_t kConsoleInFlight = 256 * 1024;
+  static constexpr std::size_t kConsoleMaxLine = 4096;
+  void console_consumed(ChildId child, std::size_t bytes);
+  // Whether the observer gets the console's lines (console_text); on at first. Off, a console
+  // costs what copying it to its log does, and nothing else: no message, no wake-up of the
+  // observer (a chatty guest nobody watches costs the supervisor what `cat` would).
+  void console_lines(ChildId child, bool wanted);
+  // The last `count` lines (all kept when 0) of a console kept in a log, on the reactor thread;
+  // nothing when the child is gone (console_kept had them) or keeps no log.
+  void console_tail(ChildId child, std::size_t count,
+                    std::function<void(std::optional<std::vector<std::string>>)> done);
   // Interactive consoles (debug = full VMs). While raw forwarding is on, the console's bytes also
   // go to the observer's console_bytes as they arrive.
   void console_raw(ChildId child, bool on);

@@ -50,9 +50,11 @@ caf::behavior app(caf::stateful_actor<AppState>* self, crosvisor::ServiceActor s
                          : caf::exit_reason::user_shutdown);
         }
       },
-      [=](const crosvisor::ConsoleLine& line) {
-        if (self->state.vm)  // the console, while we hold the VM
-          std::cout << "guest: " << line.text << '\n';
+      [=](const crosvisor::ConsoleText& console) {
+        if (self->state.vm) {  // the console, while we hold the VM
+          crosvisor::for_each_line(
+              console.lines, [](std::string_view line) { std::cout << "guest: " << line << '\n'; });
+        }
       },
   };
 }

@@ -19,7 +19,7 @@ namespace crosvisor {
 
 // The VM lives while any handle (VmHandle) on it does: when its client goes down, or every copy
 // of the handle is dropped, the handle ends, and when a VM's last handle ends the VM is stopped.
-// A client hears the VM's VmEvents (and, for debug = full VMs, its ConsoleLines) through its
+// A client hears the VM's VmEvents (and, for debug = full VMs, its ConsoleTexts) through its
 // handle, the last one being `dead` with the death reason.
 using create_atom = caf::atom_constant<caf::atom("create")>;
 using dup_atom = caf::atom_constant<caf::atom("dup")>;
@@ -56,7 +56,7 @@ using VmActor = caf::typed_actor<
     // ... or after this many milliseconds instead; or SIGKILL at once.
     caf::reacts_to<stop_atom, std::uint32_t>, caf::reacts_to<stop_atom, kill_atom>,
     // The subscriber hears the current state as a VmEvent, then every later VmEvent and, for
-    // debug = full VMs, ConsoleLine messages; with events_atom, the VmEvents only (for actors
+    // debug = full VMs, ConsoleText messages; with events_atom, the VmEvents only (for actors
     // that watch states: a chatty guest's lines are most of a VM's messages).
     caf::reacts_to<subscribe_atom, caf::actor>,
     caf::reacts_to<subscribe_atom, caf::actor, events_atom>,
@@ -90,6 +90,9 @@ using ServiceActor = caf::typed_actor<
     caf::replies_to<dup_atom, VmHandle, caf::actor>::with<VmHandle>,
     // -> every VM not yet forgotten, as its own actor (ask each for info_atom)
     caf::replies_to<list_atom>::with<std::vector<VmActor>>,
+    // (name) -> the live VMs of that name, whoever owns them: what a request naming one VM
+    // asks, so that its cost does not grow with the VMs there are
+    caf::replies_to<list_atom, std::string>::with<std::vector<VmActor>>,
     // (owner_uid, names) -> those of `names` that live VMs of that owner hold
     caf::replies_to<taken_atom, std::uint32_t,
                     std::vector<std::string>>::with<std::vector<std::string>>,
@@ -113,7 +116,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmSpec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmEvent)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmStats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmUsage)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ConsoleLine)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ConsoleText)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ConsoleBytes)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::ConsoleWriterLost)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::DumpInto)

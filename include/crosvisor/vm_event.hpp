@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "crosvisor/vm_spec.hpp"
@@ -24,10 +25,34 @@ struct VmEvent {
   std::optional<std::uint32_t> cid;   // set when state == running: the VM's vsock CID
 };
 
-struct ConsoleLine {
+// What a debug = full VM's guest printed: one or more whole lines, as many as one read of its
+// console brought (a chatty guest's lines are most of a VM's messages: one message per line cost
+// the supervisor more than the guest), each ending in '\n'. for_each_line walks them.
+struct ConsoleText {
   std::string vm;
-  std::string text;
+  std::string lines;
 };
+
+// Calls on_line(std::string_view) for each line of `lines`, without its newline and carriage
+// returns (a serial console ends its lines with "\r\n"). A last line without a newline counts.
+template <class OnLine>
+void for_each_line(std::string_view lines, OnLine&& on_line) {
+  std::string cleaned;
+  while (!lines.empty()) {
+    const std::size_t end = lines.find('\n');
+    std::string_view line = lines.substr(0, end);
+    lines.remove_prefix(end == std::string_view::npos ? lines.size() : end + 1);
+    while (!line.empty() && line.back() == '\r')
+      line.remove_suffix(1);
+    if (line.find('\r') == std::string_view::npos) {
+      on_line(line);
+      continue;
+    }
+    cleaned.assign(line);  // a carriage return inside a line (a progress bar): dropped
+    std::erase(cleaned, '\r');
+    on_line(std::string_view(cleaned));
+  }
+}
 
 // To a client attached to a VM's interactive console: its bytes as they come (prompts without a
 // newline included), ...

@@ -17,6 +17,11 @@
 // does, and answers each line it reads with "fake-crosvm guest: read LINE".
 //   fake_crosvm.chatter=BYTES  once ready, the guest prints about BYTES bytes of console per
 //                              second, in 100-byte numbered lines (a chatty guest)
+//   fake_crosvm.flood=BYTES    once ready, on each SIGUSR1 the guest prints BYTES bytes of
+//                              console as fast as it can, in 100-byte numbered lines written
+//                              4 KiB at a time, then "fake-crosvm guest: flooded BYTES bytes,
+//                              longest write W us, writes N" (W: its longest wait on a full
+//                              console, as a guest's serial driver waits on a slow UART)
 //   fake_crosvm.then=reboot    once ready (after after_ms), the guest reboots: crosvm exits 32
 //                              for a keyboard, CF9 or ACPI reset, but 0 for a triple fault, which
 //                              is what the kernel's reboot=t does (KVM_EXIT_SHUTDOWN is a stop)
@@ -54,6 +59,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -79,6 +85,7 @@ struct Script {
   bool ignore_powerbtn = false;
   bool powerbtn_unsupported = false;
   std::uint64_t chatter = 0;        // console bytes per second once ready
+  std::uint64_t flood = 0;          // console bytes printed at once on each SIGUSR1
   std::optional<std::string> then;  // reboot, panic
   bool pvpanic = true;
   bool triple_fault_reboot = false;  // the guest's command line has reboot=t
@@ -90,6 +97,11 @@ struct Script {
 };
 
 constexpr auto kChatterTick = std::chrono::milliseconds(10);
+
+volatile std::sig_atomic_t flood_asked = 0;
+extern "C" void ask_for_flood(int) {
+  flood_asked = 1;
+}
 
 std::optional<std::string> marker(const std::string& params, const std::string& name) {
   const std::string key = "fake_crosvm." + name + "=";
@@ -118,6 +130,8 @@ Script script_from(const std::string& params) {
   script.powerbtn_unsupported = marker(params, "powerbtn") == "unsupported";
   if (auto chatter = marker(params, "chatter"))
     script.chatter = std::stoull(*chatter);
+  if (auto flood = marker(params, "flood"))
+    script.flood = std::stoull(*flood);
   script.then = marker(params, "then");
   script.pvpanic = marker(params, "pvpanic") != "absent";
   script.write_qcow2 = marker(params, "write_qcow2");
@@ -224,6 +238,13 @@ class FakeVm {
     if (script.hostile)
       attack(*script.hostile, script.hostile_port);
     std::this_thread::sleep_for(script.boot);
+    if (script.flood != 0) {
+      // Without SA_RESTART: the serve loop's poll returns, and floods.
+      struct sigaction action {};
+      action.sa_handler = ask_for_flood;
+      sigemptyset(&action.sa_mask);
+      ::sigaction(SIGUSR1, &action, nullptr);
+    }
     say("fake-crosvm guest: ready");
     if (script.eat_mib != 0)
       eat(script.eat_mib);
@@ -275,6 +296,39 @@ class FakeVm {
     }
   }
 
+  // fake_crosvm.flood: the whole flood, timing each write.
+  void flood() {
+    constexpr std::size_t kWrite = 4096;
+    std::string block;
+    std::uint64_t written = 0, writes = 0;
+    Clock::duration longest{};
+    while (written < script_.flood) {
+      block.clear();
+      while (block.size() + 100 <= kWrite && written + block.size() < script_.flood) {
+        char line[101];
+        std::snprintf(line, sizeof(line), "fake-crosvm guest: flood %012llu %s\r\n",
+                      static_cast<unsigned long long>(chatter_lines_++),
+                      std::string(100 - 2 - 38, 'f').c_str());
+        block += line;
+      }
+      const auto start = Clock::now();
+      for (std::size_t done = 0; done < block.size();) {
+        const ssize_t n = ::write(inputs_.console, block.data() + done, block.size() - done);
+        if (n < 0 && errno == EINTR)
+          continue;
+        if (n < 0)
+          return;  // the reader is gone
+        done += static_cast<std::size_t>(n);
+      }
+      longest = std::max(longest, Clock::now() - start);
+      written += block.size();
+      ++writes;
+    }
+    say("fake-crosvm guest: flooded " + std::to_string(written) + " bytes, longest write " +
+        std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(longest).count()) +
+        " us, writes " + std::to_string(writes));
+  }
+
   // What the guest read on its console: echoed, and each line answered.
   void read_console_input() {
     char buffer[4096];
@@ -323,6 +377,10 @@ class FakeVm {
         const int chatter_timeout = static_cast<int>(std::max<std::int64_t>(0, wait.count()));
         timeout = timeout < 0 ? chatter_timeout : std::min(timeout, chatter_timeout);
       }
+      if (script_.flood > 0) {
+        // A SIGUSR1 between the look at the flag and poll would wait for the next event.
+        timeout = timeout < 0 ? 100 : std::min(timeout, 100);
+      }
       if (script_.burn) {
         // 50 ms of work between looks at the control socket.
         const auto until = Clock::now() + std::chrono::milliseconds(50);
@@ -335,6 +393,10 @@ class FakeVm {
       if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) {
         std::perror("fake-crosvm: poll");
         exit_with(1);
+      }
+      if (flood_asked) {
+        flood_asked = 0;
+        flood();
       }
       if (fds[0].revents & POLLIN) {
         const int client = ::accept4(inputs_.control, nullptr, nullptr, SOCK_CLOEXEC);

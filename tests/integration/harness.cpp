@@ -34,7 +34,10 @@ VmEvent Harness::next_event() {
   while (!event) {
     bool timed_out = false;
     client->receive([&](const VmEvent& e) { event = e; },
-                    [&](const ConsoleLine& line) { console.push_back(line.text); },
+                    [&](const ConsoleText& text) {
+                      for_each_line(text.lines,
+                                    [&](std::string_view line) { console.emplace_back(line); });
+                    },
                     caf::after(kEventDeadline) >> [&] { timed_out = true; });
     if (timed_out) {
       std::string seen;

@@ -21,7 +21,7 @@ constexpr std::uint32_t kCid = 7300;  // fixed: the last test checks that it com
 // A client that is an ordinary actor of the application and ignores what it hears. (It takes an
 // argument: CAF 0.17 function actors spawned without one trip UBSan inside CAF.)
 caf::behavior quiet_client(caf::event_based_actor*, int) {
-  return {[](const VmEvent&) {}, [](const ConsoleLine&) {}};
+  return {[](const VmEvent&) {}, [](const ConsoleText&) {}};
 }
 
 caf::actor spawn_client(caf::actor_system& system) {
@@ -64,7 +64,7 @@ VmEvent watch_until(caf::scoped_actor& watcher, VmState state) {
           if (event.state == state)
             seen = event;
         },
-        [](const ConsoleLine&) {}, caf::after(30s) >> [&] { timed_out = true; });
+        [](const ConsoleText&) {}, caf::after(30s) >> [&] { timed_out = true; });
     REQUIRE_FALSE(timed_out);
   }
   return *seen;
@@ -159,7 +159,7 @@ TEST_CASE("a VM that crashes tells every client, and its CID comes back once bot
                 if (event.state == VmState::running || event.state == VmState::dead)
                   outcome = event;
               },
-              [](const ConsoleLine&) {});
+              [](const ConsoleText&) {});
         }
         if (outcome->state == VmState::running) {
           carol->send(again, stop_atom::value);

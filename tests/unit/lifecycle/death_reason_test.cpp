@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "crosvisor/vm_event.hpp"
 #include "lifecycle/console_tail.hpp"
 #include "lifecycle/vm_lifecycle.hpp"
 #include "vmm/crosvm/crosvm_control.hpp"
@@ -127,15 +128,42 @@ TEST_CASE("the console tail keeps the last lines within its line and byte budget
   tail.add("one");
   tail.add("two");
   tail.add("three");
-  CHECK(tail.last() == std::vector<std::string>{"two", "three"});  // 11 bytes would not fit
-  CHECK(tail.bytes() == 8);
+  // "one\ntwo\nthree\n" is 14 bytes: "two\nthree\n" fit.
+  CHECK(tail.last() == std::vector<std::string>{"two", "three"});
+  CHECK(tail.bytes() == 10);
   tail.add("a");
   tail.add("b");
   CHECK(tail.last() == std::vector<std::string>{"three", "a", "b"});
   CHECK(tail.last(2) == std::vector<std::string>{"a", "b"});
-  tail.add("0123456789abcdef");  // longer than the budget: its end only
-  CHECK(tail.last() == std::vector<std::string>{"6789abcdef"});
+  tail.add("0123456789abcdef");  // longer than the budget: its end only, newline counted
+  CHECK(tail.last() == std::vector<std::string>{"789abcdef"});
   CHECK(tail.bytes() == 10);
+  lifecycle::ConsoleTail few(2, 100);
+  few.add_lines("1\n2\n3\n");
+  CHECK(few.last() == std::vector<std::string>{"2", "3"});
+  CHECK(few.size() == 2);
+}
+
+TEST_CASE("console text is walked line by line, without newlines or carriage returns") {
+  std::vector<std::string> lines;
+  for_each_line("a\r\nb\n\nc\rd\r\nlast", [&](std::string_view line) { lines.emplace_back(line); });
+  CHECK(lines == std::vector<std::string>{"a", "b", "", "cd", "last"});
+  lines.clear();
+  for_each_line("", [&](std::string_view line) { lines.emplace_back(line); });
+  CHECK(lines.empty());
+}
+
+TEST_CASE("a console block larger than the tail's budget is kept by its last lines") {
+  lifecycle::ConsoleTail tail(3, 10);
+  tail.add_lines("before\n");
+  tail.add_lines("first line long\nxx\r\nyy\nzz\n");  // only lines starting in its last 10 bytes
+  CHECK(tail.last() == std::vector<std::string>{"xx", "yy", "zz"});
+  tail.add_lines("0123456789abcdef\n");  // one endless line: its end, as add keeps it
+  CHECK(tail.last() == std::vector<std::string>{"789abcdef"});
+  tail.add_lines("ab\ncd\n");  // small blocks: every line
+  CHECK(tail.last() == std::vector<std::string>{"ab", "cd"});
+  tail.add_lines("endless without a newline, longer than the budget");
+  CHECK(tail.last() == std::vector<std::string>{"he budget"});
 }
 
 TEST_CASE("a VMM taken over ends with what it said: its exit status is not ours to learn") {
