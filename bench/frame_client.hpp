@@ -50,7 +50,7 @@ class FrameClient {
 
  private:
   UniqueFd fd_;
-  protocol::FrameDecoder decoder_;
+  protocol::FrameDecoder decoder_{protocol::kMaxReplyFrame};
 };
 
 }  // namespace crosvisor::bench

@@ -26,6 +26,8 @@ struct Footprint {
   std::map<std::string, std::uint64_t> rss_kib;  // by mapping: a file, [heap], [stack], [anon]
   std::uint64_t total_kib = 0;
   std::uint64_t anonymous_kib = 0;
+  std::uint64_t proportional_kib = 0;  // Pss: pages shared with other processes divided
+  std::uint64_t private_kib = 0;       // what only this process holds
   std::uint64_t threads = 0;
 };
 
@@ -56,6 +58,10 @@ Footprint footprint_of(pid_t pid) {
       footprint.total_kib += kib;
     } else if (first == "Anonymous:") {
       footprint.anonymous_kib += kib;
+    } else if (first == "Pss:") {
+      footprint.proportional_kib += kib;
+    } else if (first == "Private_Clean:" || first == "Private_Dirty:") {
+      footprint.private_kib += kib;
     }
   }
   footprint.threads = process::usage_of(pid).threads.value_or(0);
@@ -67,9 +73,12 @@ void print(const char* what, const Footprint& footprint, std::size_t rows) {
   for (const auto& [name, kib] : footprint.rss_kib)
     sorted.emplace_back(kib, name);
   std::sort(sorted.rbegin(), sorted.rend());
-  std::printf("idle: %s: %.1f MiB resident (%.1f MiB anonymous), %llu threads\n", what,
-              footprint.total_kib / 1024.0, footprint.anonymous_kib / 1024.0,
-              static_cast<unsigned long long>(footprint.threads));
+  std::printf(
+      "idle: %s: %.1f MiB resident (%.1f MiB anonymous), %.1f MiB proportional (Pss), %.1f "
+      "MiB private, %llu threads\n",
+      what, footprint.total_kib / 1024.0, footprint.anonymous_kib / 1024.0,
+      footprint.proportional_kib / 1024.0, footprint.private_kib / 1024.0,
+      static_cast<unsigned long long>(footprint.threads));
   std::printf("| mapping | resident |\n|---|---|\n");
   std::uint64_t shown = 0;
   for (std::size_t i = 0; i < std::min(rows, sorted.size()); ++i) {

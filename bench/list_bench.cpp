@@ -43,7 +43,9 @@ double timed_vm(const std::filesystem::path& socket, std::vector<std::string> ar
   request.fds.set(0, UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)));
   request.fds.set(1,
                   UniqueFd(::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)));
-  request.fds.set(2, UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC)));
+  const auto errors = output.string() + ".err";
+  request.fds.set(2,
+                  UniqueFd(::open(errors.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)));
   const auto start = Clock::now();
   auto child = process::spawn_child(request);
   if (!child)
@@ -51,9 +53,17 @@ double timed_vm(const std::filesystem::path& socket, std::vector<std::string> ar
   int status = 0;
   ::waitpid(child->pid, &status, 0);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error("list: vm " + request.args.back() + " failed");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::ifstream said(errors);
+    throw std::runtime_error("list: vm " + request.args.back() +
+                             " failed: " + std::string(std::istreambuf_iterator<char>(said), {}));
+  }
   return seconds;
+}
+
+// VM `index` of the fleets of 1 000 the scenario brings up: c0-0 ... c9-999.
+std::string vm_name(int index) {
+  return "c" + std::to_string(index / 1000) + "-" + std::to_string(index % 1000);
 }
 
 double median_of(int runs, const std::function<double()>& once) {
@@ -79,7 +89,7 @@ double info_rate(const std::filesystem::path& socket, int vms, double seconds) {
           seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;  // xorshift
           client.send({{"id", ++id},
                        {"op", "info"},
-                       {"vm", "c-" + std::to_string(seed % static_cast<unsigned>(vms))}});
+                       {"vm", vm_name(static_cast<int>(seed % static_cast<unsigned>(vms)))}});
           if (client.receive_text().find("\"error\"") != std::string::npos)
             failed = true;
           ++answered;
@@ -182,9 +192,17 @@ int list_scenario(const Options& options) {
   const double empty = median_of(runs, [&] {
     return timed_vm(socket, {"list", "--json"}, output);
   });
-  const auto fleet = stand_in_fleet(options, "many", "c", vms);
+  // In fleets of 1 000: a fleet's request carries every VM, and one of 3 000 would pass the
+  // 1 MiB a request may be.
+  constexpr int kPerFleet = 1000;
+  const int fleets = (vms + kPerFleet - 1) / kPerFleet;
   const auto up_start = Clock::now();
-  vm(socket, "fleet up " + fleet.string());
+  for (int f = 0; f < fleets; ++f) {
+    const int count = std::min(kPerFleet, vms - f * kPerFleet);
+    const auto fleet =
+        stand_in_fleet(options, "many" + std::to_string(f), "c" + std::to_string(f), count);
+    vm(socket, "fleet up " + fleet.string());
+  }
   const double up = std::chrono::duration<double>(Clock::now() - up_start).count();
   const double full = median_of(runs, [&] { return timed_vm(socket, {"list", "--json"}, output); });
   std::ifstream listed(output);
@@ -193,7 +211,7 @@ int list_scenario(const Options& options) {
     throw std::runtime_error("list: vm list --json showed " + std::to_string(entries) + " VMs");
 
   FrameClient probe(socket);
-  probe.send({{"id", 1}, {"op", "info"}, {"vm", "c-0"}});
+  probe.send({{"id", 1}, {"op", "info"}, {"vm", vm_name(0)}});
   const std::string info_reply = probe.receive_text();
   const double daemon_rate = info_rate(socket, vms, seconds);
   double canned_rate = 0;
@@ -201,7 +219,8 @@ int list_scenario(const Options& options) {
     CannedServer canned(home / "canned.sock", info_reply);
     canned_rate = info_rate(home / "canned.sock", vms, seconds);
   }
-  vm(socket, "fleet down many --force");
+  for (int f = 0; f < fleets; ++f)
+    vm(socket, "fleet down many" + std::to_string(f) + " --force");
 
   std::printf("list: crosvisord with %d crosvm stand-ins (fleet up in %.1f s)\n", vms, up);
   std::printf("| | vm list --json, end to end (median of %d) |\n|---|---|\n", runs);

@@ -55,7 +55,7 @@ class DaemonClient {
   UniqueFd socket_;
   std::filesystem::path path_;
   uid_t daemon_uid_ = 0;
-  protocol::FrameDecoder decoder_;
+  protocol::FrameDecoder decoder_{protocol::kMaxReplyFrame};
   std::uint64_t next_id_ = 1;
   int signal_fd_ = -1;
   std::function<bool(int)> on_signal_;

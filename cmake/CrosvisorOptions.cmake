@@ -33,3 +33,12 @@ if(CROSVISOR_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_link_options(-fsanitize=address,undefined)
 endif()
+
+# Relative relocations packed (DT_RELR, glibc 2.36): a PIE binary's relocation table is read,
+# and kept resident, by every start; packed, crosvisord's shrinks from 330 KB to a few
+# (docs/performance.md: the idle daemon).
+include(CheckLinkerFlag)
+check_linker_flag(CXX "-Wl,-z,pack-relative-relocs" CROSVISOR_LINKER_PACKS_RELOCS)
+if(CROSVISOR_LINKER_PACKS_RELOCS)
+  add_link_options("-Wl,-z,pack-relative-relocs")
+endif()

@@ -12,7 +12,6 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -39,6 +38,7 @@
 #include "daemon/metrics_endpoint.hpp"
 #include "daemon/restore.hpp"
 #include "daemon/server.hpp"
+#include "daemon/service_manager.hpp"
 #include "daemon/session.hpp"
 #include "process/accounts.hpp"
 #include "process/cgroups.hpp"
@@ -338,7 +338,13 @@ int main(int argc, char** argv) {
     // An actor runs at most this many messages before the next one's turn (CAF's default is no
     // limit): a VM deep in console lines must not keep the others, and their answers, waiting.
     config.set("scheduler.max-throughput", std::size_t{kMaxThroughput});
+    // Workers that sleep on one shared queue until there is work, rather than CAF's default of
+    // stealing from each other with sleeps between tries: a supervisor is idle or bursty, and
+    // the tries were most of its CPU beside a chatty console (docs/performance.md). One worker
+    // per core: more would only add stacks (CAF's default is at least four).
     config.set("scheduler.policy", caf::atom("sharing"));
+    config.set("scheduler.max-threads",
+               std::size_t{std::max(2u, std::thread::hardware_concurrency())});
     caf::actor_system system{config};
     auto reactor = std::make_shared<vmm::Reactor>();
     auto options = make_service_options(runtime->path, reactor);
@@ -444,8 +450,8 @@ int main(int argc, char** argv) {
       ready.reset();
     }
     // Under systemd (Type=notify): serving now. Nothing happens without $NOTIFY_SOCKET.
-    sd_notifyf(0, "READY=1\nSTATUS=serving %s; %zu fleet(s) restored", server->path().c_str(),
-               restored.restored);
+    daemon::notify_service_manager("READY=1\nSTATUS=serving " + server->path().string() + "; " +
+                                   std::to_string(restored.restored) + " fleet(s) restored");
 
     const auto idle_grace =
         std::chrono::milliseconds(static_cast<std::int64_t>(idle_exit_s.value_or(0) * 1000));
@@ -456,7 +462,7 @@ int main(int argc, char** argv) {
           [](const VmEvent&) {},  // of the VMs it holds: spdlog has told their story
           [](const ConsoleText&) {},
           [&](stop_atom, int signo) {
-            sd_notify(0, "STOPPING=1");
+            daemon::notify_service_manager("STOPPING=1");
             spdlog::info("signal {}: stopping every VM{}", signo,
                          live_restore ? " but those of its fleets, which run on" : "");
             // No new clients; the connected ones hear what happens to their VMs, then the

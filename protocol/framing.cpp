@@ -27,9 +27,10 @@ Expected<std::optional<std::string>> FrameDecoder::next() {
   const std::uint32_t size = byte(0) << 24 | byte(1) << 16 | byte(2) << 8 | byte(3);
   if (size == 0)
     return make_error(ErrorKind::protocol, "empty frame");
-  if (size > kMaxFrame) {
-    return make_error(ErrorKind::protocol, "frame of " + std::to_string(size) +
-                                               " bytes; the limit is " + std::to_string(kMaxFrame));
+  if (size > max_frame_) {
+    return make_error(
+        ErrorKind::protocol,
+        "frame of " + std::to_string(size) + " bytes; the limit is " + std::to_string(max_frame_));
   }
   if (buffer_.size() < 4 + static_cast<std::size_t>(size))
     return std::optional<std::string>{};

@@ -16,7 +16,10 @@
 
 namespace crosvisor::protocol {
 
-inline constexpr std::size_t kMaxFrame = 1 << 20;  // 1 MiB of JSON
+inline constexpr std::size_t kMaxFrame = 1 << 20;  // 1 MiB of JSON: what a request may be
+// What a reply may be, for clients: the daemon's answers are larger than any request (a list of
+// 10 000 VMs is about 3.5 MB) and come from the daemon, not from anyone; but not without bound.
+inline constexpr std::size_t kMaxReplyFrame = 64 << 20;
 // fds attached to one sendmsg: the kernel's SCM_MAX_FD. A request with more spreads them over
 // several sendmsg calls (its frame's bytes in as many pieces); the daemon gathers them.
 inline constexpr std::size_t kMaxFdsPerMessage = process::kMaxFdsPerMessage;
@@ -32,6 +35,7 @@ std::string encode_frame(std::string_view payload);
 
 class FrameDecoder {
  public:
+  explicit FrameDecoder(std::size_t max_frame = kMaxFrame) : max_frame_(max_frame) {}
   // Appends bytes read from the socket.
   void feed(std::string_view bytes) { buffer_.append(bytes); }
   // The next whole frame's payload, nothing when more bytes are needed, or an error (an empty or
@@ -41,6 +45,7 @@ class FrameDecoder {
   std::size_t pending() const { return buffer_.size(); }
 
  private:
+  std::size_t max_frame_;
   std::string buffer_;
 };
 

@@ -53,6 +53,15 @@ TEST_CASE("frames: length-prefixed, reassembled from pieces, bounded") {
   FrameDecoder huge;
   huge.feed(std::string("\x7f\xff\xff\xff", 4));
   CHECK_THAT(huge.next().error().message, Catch::StartsWith("frame of 2147483647 bytes"));
+
+  // A reply may be larger than a request (a list of thousands of VMs), within its own bound.
+  const std::string big = "\"" + std::string(2 << 20, 'x') + "\"";
+  FrameDecoder request_side;
+  request_side.feed(encode_frame(big));
+  CHECK_THAT(request_side.next().error().message, Catch::EndsWith("the limit is 1048576"));
+  FrameDecoder reply_side(kMaxReplyFrame);
+  reply_side.feed(encode_frame(big));
+  CHECK(reply_side.next()->value().size() == big.size());
 }
 
 TEST_CASE("requests are checked field by field") {
