@@ -46,7 +46,7 @@ double median(std::vector<double> values) {
 int confine_scenario(const Options& options) {
   if (::geteuid() != 0)
     throw std::runtime_error("confine: confining VMMs needs root");
-  const int vms = options.quick ? 40 : 300;
+  const int vms = options.quick ? 40 : options.vms;
   const int rounds = options.quick ? 1 : 3;
   const auto file = stand_in_fleet(options, "many", "m", vms);
   std::vector<double> plain, confined;

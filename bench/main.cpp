@@ -64,8 +64,9 @@ int main(int argc, char** argv) {
   app.add_option("SCENARIO", chosen, "Scenarios to run (default: all)");
   app.add_flag("--quick", options.quick, "Fewer repetitions");
   app.add_option("--work-dir", options.work_dir, "Scratch directory");
-  app.add_option("--vms", options.vms,
-                 "VMs in the scale, consoles and list scenarios (default 1000; 10000 for list)")
+  app.add_option(
+         "--vms", options.vms,
+         "VMs in the scale, consoles, confine and list scenarios (default 1000; 10000 for list)")
       ->check(CLI::Range(1, 20000));
   app.add_option("--fake-crosvm", options.fake_crosvm, "The crosvm stand-in (scale scenario)");
   app.add_option("--guest-dir", options.guest_dir, "The test guest (boot scenario)");
