@@ -8,7 +8,6 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <map>
-#include <set>
 
 #include "actors/client_proxy.hpp"
 #include "actors/monitors.hpp"
@@ -44,7 +43,9 @@ struct VmActorState {
   std::vector<Subscriber> subscribers;
   std::vector<caf::actor> console_clients;  // attached to the interactive console
   caf::actor console_writer;                // whose input reaches the guest, if anyone's
-  std::set<caf::actor_addr> proxies;        // the client handles; never strong references
+  // The client handles (never strong references), and whether each one's client takes console
+  // lines (not a fleet's, which watches states; not a handle without a client).
+  std::map<caf::actor_addr, bool> proxies;
   std::optional<std::chrono::steady_clock::time_point> started_at;
   std::optional<std::int64_t> started_at_unix_ms;
   std::optional<std::int64_t> ended_at_unix_ms;
@@ -56,9 +57,8 @@ struct VmActorState {
   std::uint64_t console_log_max_bytes = 0;
   bool console_kept = false;  // debug = full: its console is logged, its last lines kept
   // Whether the reactor delivers the console's lines (Reactor::console_lines): only while
-  // someone looks at them. The handles whose clients want none (a fleet's, one without client).
+  // someone looks at them.
   bool lines_wanted = true;
-  std::set<caf::actor_addr> quiet_proxies;
   std::vector<std::string> kept_lines;  // what the reactor kept of the console, once ended
   std::uint64_t next_tail = 1;
   std::map<std::uint64_t,
@@ -135,9 +135,11 @@ void publish(VmSelf self, const Message& message) {
     if (!console || subscriber.console)
       caf::anon_send(subscriber.actor, message);
   }
-  for (const auto& address : self->state.proxies) {
-    if (auto proxy = caf::actor_cast<ClientProxyActor>(address))
-      self->send(proxy, message);
+  for (const auto& [address, takes_console] : self->state.proxies) {
+    if (!console || takes_console) {
+      if (auto proxy = caf::actor_cast<ClientProxyActor>(address))
+        self->send(proxy, message);
+    }
   }
   if constexpr (std::is_same_v<Message, VmEvent>)
     self->send(self->state.watcher, vm_state_atom::value, self->address(), message);
@@ -174,7 +176,7 @@ void update_console_lines(VmSelf self) {
       std::any_of(st.subscribers.begin(), st.subscribers.end(),
                   [](const VmActorState::Subscriber& subscriber) { return subscriber.console; }) ||
       std::any_of(st.proxies.begin(), st.proxies.end(),
-                  [&](const caf::actor_addr& proxy) { return st.quiet_proxies.count(proxy) == 0; });
+                  [](const auto& proxy) { return proxy.second; });
   const bool wanted = !st.life->console_seen() || st.life->awaits_console_ready() || followed;
   if (!st.child_alive || wanted == st.lines_wanted)
     return;
@@ -646,7 +648,6 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
       return subscriber.actor.address() == down.source;
     });
     detach_console(self, down.source);
-    s.quiet_proxies.erase(down.source);
     const bool was_proxy = s.proxies.erase(down.source) != 0;
     update_console_lines(self);
     if (!was_proxy || !s.proxies.empty())
@@ -665,7 +666,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
       [=](attach_atom, const ClientProxyActor& proxy) {
         auto& s = self->state;
         self->monitor(proxy);
-        s.proxies.insert(proxy.address());
+        s.proxies.emplace(proxy.address(), true);
         update_console_lines(self);
         // A handle made after the VM started learns where it is (a first handle hears
         // everything from `starting` on).
@@ -673,8 +674,8 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
           self->send(proxy, current_event(self));
       },
       [=](quiet_atom, const caf::actor_addr& proxy) {
-        if (self->state.proxies.count(proxy) != 0)
-          self->state.quiet_proxies.insert(proxy);
+        if (auto known = self->state.proxies.find(proxy); known != self->state.proxies.end())
+          known->second = false;
         update_console_lines(self);
       },
       [=](launch_atom) {

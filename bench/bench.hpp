@@ -2,6 +2,7 @@
 // and prints its figures; docs/performance.md records them.
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -20,6 +21,13 @@ struct Options {
   unsigned seed = 0;                    // 0: a random one (printed)
   std::filesystem::path evidence_dir;   // what failing trials left (default: in /tmp)
 };
+
+// The middle of `values` (the upper middle of an even count): what a scenario reports of its
+// rounds.
+inline double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
 
 int composite_scenario(const Options& options);
 int cid_scenario(const Options& options);

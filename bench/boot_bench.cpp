@@ -75,11 +75,6 @@ double boot_once(caf::actor_system& system, const ServiceActor& service, VmSpec 
   return seconds;
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 }  // namespace
 
 int boot_scenario(const Options& options) {

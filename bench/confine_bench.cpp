@@ -36,11 +36,6 @@ double fleet_up(const Options& options, const std::filesystem::path& file, const
   return seconds;
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 }  // namespace
 
 int confine_scenario(const Options& options) {

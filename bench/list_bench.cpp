@@ -70,8 +70,7 @@ double median_of(int runs, const std::function<double()>& once) {
   std::vector<double> values;
   for (int i = 0; i < runs; ++i)
     values.push_back(once());
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
+  return median(std::move(values));
 }
 
 // kClients threads asking `info` about VM c-K (K at random) for `seconds`: requests per second.

@@ -163,11 +163,6 @@ double transfer(const Options& options, bool bridge, int round) {
   }
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 // Seconds from asking the service for a network to its being up (namespace, bridge, dnsmasq
 // running), then from dropping it to its dnsmasq being gone.
 double network_up_once(caf::actor_system& system, const ServiceActor& service, int round) {

@@ -108,11 +108,6 @@ FleetRun fleet_up(const std::filesystem::path& socket, const std::filesystem::pa
   return result;
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 }  // namespace
 
 int real_fleet_scenario(const Options& options) {

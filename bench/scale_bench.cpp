@@ -220,11 +220,6 @@ Round supervisor_round(const Options& options, int round) {
   return result;
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 }  // namespace
 
 int scale_scenario(const Options& options_in) {

@@ -21,11 +21,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 // A fleet record of about the size of a ten-VM fleet's (8 KiB of JSON).
 nlohmann::json fleet_body(int version) {
   nlohmann::json vms = nlohmann::json::array();

@@ -1,6 +1,5 @@
 #include "cluster/etcd_client.hpp"
 
-#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "cluster/libcurl.hpp"

@@ -2,7 +2,6 @@
 
 #include <dlfcn.h>
 
-#include <mutex>
 #include <string>
 
 namespace crosvisor::cluster {
@@ -40,9 +39,7 @@ Expected<const LibCurl*> load() {
 }  // namespace
 
 Expected<const LibCurl*> libcurl() {
-  static std::once_flag once;
-  static Expected<const LibCurl*> loaded = make_error(ErrorKind::io, "libcurl not loaded");
-  std::call_once(once, [] { loaded = load(); });
+  static const Expected<const LibCurl*> loaded = load();  // C++ makes it once, thread-safely
   return loaded;
 }
 

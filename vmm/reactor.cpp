@@ -206,11 +206,16 @@ struct Reactor::Impl {
     auto found = children.find(id);
     if (found == children.end())
       return;
-    auto& child = found->second;
-    auto& console = child->console;
+    auto& console = found->second->console;
     console.in_flight -= std::min(bytes, console.in_flight);
     console.next_block();
-    // Resumed at half the limit, so that a consumer acknowledging in batches keeps the pipe busy.
+    resume_console(found->second);
+  }
+
+  // A paused console is read again once at most half the limit is in flight, so that a consumer
+  // acknowledging in batches keeps the pipe busy.
+  void resume_console(const std::shared_ptr<Child>& child) {
+    auto& console = child->console;
     if (console.paused && console.in_flight <= kConsoleInFlight / 2 && !child->reaped &&
         !child->finishing) {
       console.paused = false;
@@ -446,13 +451,8 @@ struct Reactor::Impl {
     auto it = children.find(id);
     if (it == children.end())
       return;
-    auto& console = it->second->console;
-    console.want_lines(wanted);
-    if (console.paused && console.in_flight <= kConsoleInFlight / 2 && !it->second->reaped &&
-        !it->second->finishing) {
-      console.paused = false;
-      read_channel(it->second, console);
-    }
+    it->second->console.want_lines(wanted);
+    resume_console(it->second);
   }
 
   std::optional<std::vector<std::string>> tail_of(ChildId id, std::size_t count) const {

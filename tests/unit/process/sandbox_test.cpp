@@ -37,6 +37,18 @@ HostEntry fake_host(const std::filesystem::path& path) {
   return found == host.end() ? HostEntry{} : found->second;
 }
 
+// A VMM's sandbox as crosvisord makes one, rooted at `mount_point`: nobody's ids, the default
+// read-only and device mounts.
+process::Sandbox nobody_sandbox(const std::filesystem::path& mount_point) {
+  process::Sandbox sandbox;
+  sandbox.uid = 65534;
+  sandbox.gid = 65534;
+  sandbox.mount_point = mount_point;
+  sandbox.read_only = process::default_read_only();
+  sandbox.devices = process::default_devices();
+  return sandbox;
+}
+
 std::string describe(const std::vector<RootStep>& steps) {
   std::string all;
   for (const auto& step : steps) {
@@ -135,12 +147,7 @@ TEST_CASE("a confined child: nobody's ids, no capabilities, its own namespaces a
   request.fds.set(0, UniqueFd(in[0]));
   request.fds.set(1, UniqueFd(out[1]));
   request.fds.set(2, UniqueFd(::dup(1)));
-  process::Sandbox sandbox;
-  sandbox.uid = 65534;
-  sandbox.gid = 65534;
-  sandbox.mount_point = mount_point;
-  sandbox.read_only = process::default_read_only();
-  sandbox.devices = process::default_devices();
+  process::Sandbox sandbox = nobody_sandbox(mount_point);
   sandbox.writable = {run_dir};
   request.sandbox = sandbox;
   auto child = process::spawn_child(request);
@@ -195,13 +202,7 @@ TEST_CASE("a confined child is made while its supervisor holds more fds than the
   request.fds.set(0, UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)));
   request.fds.set(1, UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC)));
   request.fds.set(2, UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC)));
-  process::Sandbox sandbox;
-  sandbox.uid = 65534;
-  sandbox.gid = 65534;
-  sandbox.mount_point = mount_point;
-  sandbox.read_only = process::default_read_only();
-  sandbox.devices = process::default_devices();
-  request.sandbox = sandbox;
+  request.sandbox = nobody_sandbox(mount_point);
   auto child = process::spawn_child(request);
   REQUIRE(child);
   int status = 0;
