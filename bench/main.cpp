@@ -11,6 +11,7 @@
 
 #include "bench/bench.hpp"
 #include "process/signals.hpp"
+#include "process/spawner.hpp"
 
 namespace {
 
@@ -34,6 +35,7 @@ void raise_fd_limit_for(int vms) {
 
 int main(int argc, char** argv) {
   using namespace crosvisor::bench;
+  crosvisor::process::serve_if_spawner(argc, argv);
   const std::map<std::string, std::function<int(const Options&)>> scenarios{
       {"composite", composite_scenario},
       {"cid", cid_scenario},

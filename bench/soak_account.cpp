@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "process/cgroups.hpp"
+#include "process/spawner.hpp"
 
 namespace crosvisor::bench {
 
@@ -156,9 +157,24 @@ std::string Account::to_string() const {
   return text;
 }
 
+// The daemon's VMM spawner (process/spawner.hpp), started with its first VM, or -1.
+pid_t spawner_of(pid_t daemon) {
+  for (const auto& p : processes()) {
+    if (p.ppid == daemon && p.state != 'Z' &&
+        p.cmdline.find(process::kSpawnerFlag) != std::string::npos)
+      return p.pid;
+  }
+  return -1;
+}
+
+// A daemon with a spawner holds two fds more than one without: its channel and pidfd.
+constexpr std::size_t kSpawnerChannelFds = 2;
+
 Baseline take_baseline(const LabPaths& lab, pid_t daemon) {
   Baseline baseline;
   baseline.daemon_fds = fd_targets(daemon).size();
+  if (spawner_of(daemon) > 0)
+    baseline.daemon_fds -= kSpawnerChannelFds;
   baseline.host_links = host_links();
   baseline.runtime_dirs = entries_of(lab.runtime_dir);
   baseline.runtime_dirs.erase(own_runtime_dir(fd_targets(daemon)));
@@ -176,10 +192,15 @@ Account take_account(const LabPaths& lab, pid_t daemon, const Baseline& baseline
   // Processes of the lab's: those whose command lines name its directory (VMMs, through the
   // kernel parameters every lab VM carries, dnsmasq, clients) and whatever crosvisord still has
   // as a child; and the daemon's children it has not reaped.
+  // The daemon's VMM spawner (process/spawner.hpp), started with its first VM, is part of it:
+  // not left behind, but it must hold nothing but its channel and standard streams.
   std::error_code ec;
   std::vector<pid_t> holders{daemon};
+  const pid_t spawner = spawner_of(daemon);
+  if (spawner > 0)
+    holders.push_back(spawner);
   for (const auto& p : processes()) {
-    if (p.pid == daemon || p.pid == getpid())
+    if (p.pid == daemon || p.pid == spawner || p.pid == getpid())
       continue;
     if (p.state == 'Z' && p.ppid == daemon) {
       add("zombies", std::to_string(p.pid) + " " + p.comm);
@@ -193,11 +214,23 @@ Account take_account(const LabPaths& lab, pid_t daemon, const Baseline& baseline
   // The daemon's fds beyond its idle count, and the namespaces and CID reservations that the
   // daemon or a lab process holds.
   const auto daemon_fds = fd_targets(daemon);
-  if (daemon_fds.size() > baseline.daemon_fds) {
-    add("daemon_fds", std::to_string(daemon_fds.size()) + " open, " +
-                          std::to_string(baseline.daemon_fds) + " when idle");
+  const std::size_t idle_fds = baseline.daemon_fds + (spawner > 0 ? kSpawnerChannelFds : 0);
+  if (daemon_fds.size() > idle_fds) {
+    add("daemon_fds",
+        std::to_string(daemon_fds.size()) + " open, " + std::to_string(idle_fds) + " when idle");
     for (const auto& fd : daemon_fds)
       add("daemon_fds", fd);
+  }
+  if (spawner > 0) {
+    constexpr std::size_t kSpawnerFds = 4;  // its standard streams and its channel
+    const auto spawner_fds = fd_targets(spawner);
+    if (spawner_fds.size() > kSpawnerFds) {
+      add("daemon_fds", "its spawner " + std::to_string(spawner) + ": " +
+                            std::to_string(spawner_fds.size()) + " open, " +
+                            std::to_string(kSpawnerFds) + " when idle");
+      for (const auto& fd : spawner_fds)
+        add("daemon_fds", fd);
+    }
   }
   const auto cid_sockets = cid_lock_sockets();
   std::set<std::string> namespaces;

@@ -50,10 +50,13 @@ inline double heap_in_use_kib() {
 }
 
 // A service for `options.vms` stand-in VMs: runtime files under work_dir/tag, CID locks and a
-// CID range of its own.
-inline ServiceOptions stand_in_service_options(const Options& options, const std::string& tag) {
-  auto service_options =
-      make_service_options(options.work_dir / tag, std::make_shared<vmm::Reactor>());
+// CID range of its own; VMMs started through this program as their spawner, as crosvisord does
+// (unless `spawner` is false: by the supervisor itself).
+inline ServiceOptions stand_in_service_options(const Options& options, const std::string& tag,
+                                               bool spawner = true) {
+  auto service_options = make_service_options(
+      options.work_dir / tag,
+      std::make_shared<vmm::Reactor>(spawner ? "/proc/self/exe" : std::filesystem::path()));
   service_options.cid_scope = "crosvisor-bench-" + std::to_string(getpid());
   service_options.cid_last = service_options.cid_first + 4 * static_cast<unsigned>(options.vms);
   return service_options;

@@ -43,6 +43,7 @@
 #include "process/accounts.hpp"
 #include "process/cgroups.hpp"
 #include "process/signals.hpp"
+#include "process/spawner.hpp"
 #include "vmm/reactor.hpp"
 
 namespace {
@@ -154,6 +155,7 @@ bool busy(caf::scoped_actor& self, const daemon::Server& server, const ServiceAc
 }  // namespace
 
 int main(int argc, char** argv) {
+  process::serve_if_spawner(argc, argv);
   CLI::App app{"crosvisord: supervise crosvisor virtual machines"};
   std::vector<std::filesystem::path> files;
   std::filesystem::path socket_path;
@@ -346,7 +348,9 @@ int main(int argc, char** argv) {
     config.set("scheduler.max-threads",
                std::size_t{std::max(2u, std::thread::hardware_concurrency())});
     caf::actor_system system{config};
-    auto reactor = std::make_shared<vmm::Reactor>();
+    // VMMs started by crosvisord's own program run again as their spawner: a start then costs
+    // the same with thousands of VMs running as with none (process/spawner.hpp).
+    auto reactor = std::make_shared<vmm::Reactor>("/proc/self/exe");
     auto options = make_service_options(runtime->path, reactor);
     options.log_dir = log_dir.empty() ? home / "logs" : log_dir;
     options.log_max_bytes = console_log_max_kib * 1024;

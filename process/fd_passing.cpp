@@ -33,4 +33,34 @@ Expected<std::size_t> send_with_fds(int socket, std::string_view bytes, std::spa
   }
 }
 
+Expected<Received> receive_with_fds(int socket, std::span<char> buffer) {
+  iovec vector{buffer.data(), buffer.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+  msghdr message{};
+  message.msg_iov = &vector;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  ssize_t n;
+  while ((n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  }
+  if (n < 0)
+    return std::unexpected(errno_error(ErrorKind::io, "recvmsg", errno));
+  Received received;
+  received.bytes = static_cast<std::size_t>(n);
+  received.truncated = (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+  for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
+       header = CMSG_NXTHDR(&message, header)) {
+    if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS)
+      continue;
+    const std::size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof(int));
+      received.fds.emplace_back(fd);
+    }
+  }
+  return received;
+}
+
 }  // namespace crosvisor::process

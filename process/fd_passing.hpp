@@ -5,7 +5,9 @@
 #include <cstddef>
 #include <span>
 #include <string_view>
+#include <vector>
 
+#include "core/unique_fd.hpp"
 #include "crosvisor/error.hpp"
 
 namespace crosvisor::process {
@@ -17,5 +19,14 @@ inline constexpr std::size_t kMaxFdsPerMessage = 253;
 // retried on EINTR. Returns the bytes sent. Allocates nothing unless it fails: fit for a child
 // between fork and exec (process/open_as.cpp).
 Expected<std::size_t> send_with_fds(int socket, std::string_view bytes, std::span<const int> fds);
+
+struct Received {
+  std::size_t bytes = 0;  // 0: the peer closed its end
+  std::vector<UniqueFd> fds;
+  bool truncated = false;  // the message, or its fds, did not fit
+};
+
+// One recvmsg into `buffer`, its fds close-on-exec, retried on EINTR.
+Expected<Received> receive_with_fds(int socket, std::span<char> buffer);
 
 }  // namespace crosvisor::process

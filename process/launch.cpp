@@ -1,8 +1,3 @@
-// Boost.Process 1.74 enables its vfork executor only for pre-2008 POSIX feature macros; glibc has
-// vfork regardless. We need it: with vfork the child reports setup errors through shared memory,
-// while the fork executor's error pipe could be overwritten when we place fds at planned numbers.
-#define BOOST_POSIX_HAS_VFORK 1
-
 #include "process/launch.hpp"
 
 #include <fcntl.h>
@@ -19,13 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/process/args.hpp>
-#include <boost/process/child.hpp>
-#include <boost/process/env.hpp>
-#include <boost/process/error.hpp>
-#include <boost/process/exe.hpp>
-#include <boost/process/extend.hpp>
-#include <boost/process/posix.hpp>
 #include <boost/process/search_path.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -35,7 +23,6 @@
 #include "process/pidfd.hpp"
 
 namespace crosvisor::process {
-namespace bp = boost::process;
 
 namespace {
 
@@ -50,16 +37,15 @@ struct ChildFailure {
   char step[20];
 };
 
-// Runs in the child between vfork (or, confined, clone with CLONE_VM | CLONE_VFORK) and exec.
+// Runs in the child between clone (with CLONE_VM | CLONE_VFORK, as vfork) and exec.
 // The child shares the parent's memory, and the parent thread is suspended meanwhile: only
 // async-signal-safe system calls are allowed here, no allocation (all buffers were sized and
 // every path built in the parent), and no glibc call that coordinates threads (the child is one
 // thread of a process glibc believes has many: ids are changed with raw system calls).
 //
-// Success and failure are reported through a close-on-exec pipe rather than through
-// Boost.Process's own channels: end-of-file on it means exec happened, a ChildFailure means it did
-// not. This holds whether the executor really vforks or forks (sanitizers turn vfork into fork),
-// and the pipe is moved above every planned number first, so placing fds cannot overwrite it.
+// Success and failure are reported through a close-on-exec pipe: end-of-file on it means exec
+// happened, a ChildFailure means it did not. The pipe is moved above every planned number first,
+// so placing fds cannot overwrite it.
 struct ChildSetup {
   const std::vector<FdPlan::Entry>* entries;
   std::vector<int>* scratch;  // one slot per entry
@@ -132,15 +118,15 @@ struct ChildSetup {
   }
 };
 
-// The vfork path, through Boost.Process.
-struct ExactChildSetup : bp::extend::handler {
+// A child that runs as the supervisor does, but for its fds, signals, group and limits.
+struct PlainChild {
   ChildSetup* setup;
-  bool no_new_privs = false;
-  // Set in the parent when Boost.Process gives up on a child it did create, so we can reap it.
-  mutable pid_t failed_child = -1;
+  bool no_new_privs;
+  const char* path;
+  char* const* argv;
+  char* const* envp;
 
-  template <class Executor>
-  void on_exec_setup(Executor&) const {
+  [[noreturn]] CHILD_CODE void run() {
     setup->common();
     if (no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
       setup->fail("no_new_privs");
@@ -152,21 +138,12 @@ struct ExactChildSetup : bp::extend::handler {
       if (getppid() != setup->parent)
         _exit(127);
     }
-  }
-
-  template <class Executor>
-  void on_error(Executor& exec, const std::error_code&) const {
-    failed_child = exec.pid;
-  }
-
-  template <class Executor>
-  void on_exec_error(Executor&, const std::error_code& error) const {
-    errno = error.value();
+    execve(path, argv, envp);
     setup->fail("execve");
   }
 };
 
-// The clone path: namespaces of its own, a root of its own, its ids, no capabilities.
+// A confined child: namespaces of its own, a root of its own, its ids, no capabilities.
 struct ConfinedChild {
   struct Step {
     RootStep::Kind kind;
@@ -309,12 +286,14 @@ void reap(pid_t pid) {
   }
 }
 
-CHILD_CODE int confined_main(void* confined) {
-  static_cast<ConfinedChild*>(confined)->run();
+template <class Child>
+CHILD_CODE int child_main(void* child) {
+  static_cast<Child*>(child)->run();  // execs or exits
+  return 127;
 }
 
-// The confined child's stack (it runs on it until exec): its steps are a few frames deep; room
-// for sanitizers' redzones too.
+// The child's stack (it runs on it until exec): a confined child's steps are a few frames deep;
+// room for sanitizers' redzones too.
 constexpr std::size_t kChildStack = 256 * 1024;
 
 // The highest capability this kernel knows (each is dropped from the bounding set): read once.
@@ -342,26 +321,90 @@ std::optional<std::string> exec_failure(int report) {
   return std::string(failure.step) + ": " + std::strerror(failure.errnum);
 }
 
-// Starts a confined child with clone (not vfork: a new pid namespace needs clone's flags), in
-// new mount, pid, IPC, UTS and (unless it needs the host's) network namespaces, that builds its
-// root, drops its ids and capabilities and execs the program through an fd.
-Expected<SpawnedChild> spawn_confined(const LaunchRequest& request,
-                                      const std::filesystem::path& binary, ChildSetup& setup,
-                                      UniqueFd report_read, UniqueFd report_write) {
+// Strings as the NUL-terminated pointer arrays execve takes, built before the clone.
+struct CStrings {
+  std::vector<std::string> storage;
+  std::vector<char*> pointers;
+
+  explicit CStrings(std::vector<std::string> strings) : storage(std::move(strings)) {
+    pointers.reserve(storage.size() + 1);
+    for (auto& string : storage)
+      pointers.push_back(string.data());
+    pointers.push_back(nullptr);
+  }
+  CStrings(const CStrings&) = delete;  // the pointers point into this object's strings
+  CStrings& operator=(const CStrings&) = delete;
+  char* const* get() { return pointers.data(); }
+};
+
+// What one start needs besides the request: the program, its report pipe and its lineage.
+struct Start {
+  const std::filesystem::path& binary;
+  UniqueFd report_read;
+  UniqueFd report_write;
+  Lineage lineage;
+  pid_t* unreaped;
+};
+
+// As vfork (and posix_spawn) do: the child borrows this process's memory on a stack of its own,
+// and this thread waits until it has exec'd or died. A copy of the process instead would cost a
+// copy of the page tables and a copy-on-write fault per page the daemon then touches, for each
+// VMM: 2.2 ms per VM at 1 000 VMs (docs/performance.md).
+template <class Child>
+Expected<SpawnedChild> clone_child(Child& child, int flags, Start start) {
+  void* stack = ::mmap(nullptr, kChildStack, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED)
+    return std::unexpected(errno_error(ErrorKind::launch, "a stack for the child", errno));
+  flags |= CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD;
+  if (start.lineage.sibling)
+    flags |= CLONE_PARENT;
+  int pidfd = -1;
+  const int pid =
+      ::clone(child_main<Child>, static_cast<char*>(stack) + kChildStack, flags, &child, &pidfd);
+  const int clone_error = errno;
+  ::munmap(stack, kChildStack);
+  if (pid < 0)
+    return std::unexpected(
+        errno_error(ErrorKind::launch, start.binary.string() + ": clone", clone_error));
+  start.report_write.reset();
+  UniqueFd handle(pidfd);
+  if (auto failed = exec_failure(start.report_read.get())) {
+    // Our own child is reaped here; a sibling is the supervisor's to reap.
+    if (start.lineage.sibling)
+      *start.unreaped = static_cast<pid_t>(pid);
+    else
+      reap(static_cast<pid_t>(pid));
+    return make_error(ErrorKind::launch, start.binary.string() + ": " + *failed);
+  }
+  return SpawnedChild{static_cast<pid_t>(pid), std::move(handle)};
+}
+
+// Starts a child that runs as the supervisor does (no_new_privs aside, when its sandbox has no
+// namespaces).
+Expected<SpawnedChild> spawn_plain(const LaunchRequest& request, ChildSetup& setup, Start start) {
+  std::vector<std::string> args{start.binary.string()};
+  args.insert(args.end(), request.args.begin(), request.args.end());
+  CStrings argv(std::move(args));
+  CStrings envp(request.environment);
+  const std::string path = start.binary.string();
+  PlainChild child{&setup, request.sandbox.has_value(), path.c_str(), argv.get(), envp.get()};
+  return clone_child(child, 0, std::move(start));
+}
+
+// Starts a confined child in new mount, pid, IPC, UTS and (unless it needs the host's) network
+// namespaces, that builds its root, drops its ids and capabilities and execs the program through
+// an fd.
+Expected<SpawnedChild> spawn_confined(const LaunchRequest& request, ChildSetup& setup,
+                                      Start start) {
+  const std::filesystem::path& binary = start.binary;
   const Sandbox& sandbox = *request.sandbox;
   if (sandbox.mount_point.empty())
     return make_error(ErrorKind::launch, binary.string() + ": the sandbox has no mount point");
-  std::vector<std::string> arg_storage{binary.string()};
-  arg_storage.insert(arg_storage.end(), request.args.begin(), request.args.end());
-  std::vector<char*> argv;
-  for (auto& arg : arg_storage)
-    argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_storage = request.environment;
-  std::vector<char*> envp;
-  for (auto& entry : env_storage)
-    envp.push_back(entry.data());
-  envp.push_back(nullptr);
+  std::vector<std::string> args{binary.string()};
+  args.insert(args.end(), request.args.begin(), request.args.end());
+  CStrings argv(std::move(args));
+  CStrings envp(request.environment);
 
   const std::vector<RootStep> plan = plan_root(sandbox);
   const std::string mount_point = sandbox.mount_point.string();
@@ -376,7 +419,7 @@ Expected<SpawnedChild> spawn_confined(const LaunchRequest& request,
   UniqueFd program(::open(binary.c_str(), O_PATH | O_CLOEXEC));
   if (!program)
     return std::unexpected(errno_error(ErrorKind::launch, binary.string(), errno));
-  UniqueFd supervisor(pidfd_open(getpid(), 0));
+  UniqueFd supervisor(pidfd_open(start.lineage.supervisor, 0));
   if (!supervisor)
     return std::unexpected(errno_error(ErrorKind::launch, "pidfd_open of the supervisor", errno));
 
@@ -392,35 +435,11 @@ Expected<SpawnedChild> spawn_confined(const LaunchRequest& request,
                       last_capability(),
                       supervisor.get(),
                       program.get(),
-                      argv.data(),
-                      envp.data()};
-
-  // As vfork (and posix_spawn) do: the child borrows this process's memory on a stack of its
-  // own, and this thread waits until it has exec'd or died. A copy of the process instead would
-  // cost a copy of the page tables and a copy-on-write fault per page the daemon then touches,
-  // for each VMM: 2.2 ms per VM at 1 000 VMs (docs/performance.md).
-  void* stack = ::mmap(nullptr, kChildStack, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED)
-    return std::unexpected(errno_error(ErrorKind::launch, "a stack for the child", errno));
-  int pidfd = -1;
-  const int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID |
-                    CLONE_NEWIPC | CLONE_NEWUTS | (sandbox.own_network ? CLONE_NEWNET : 0) |
-                    SIGCHLD;
-  const int pid =
-      ::clone(confined_main, static_cast<char*>(stack) + kChildStack, flags, &child, &pidfd);
-  const int clone_error = errno;
-  ::munmap(stack, kChildStack);
-  if (pid < 0)
-    return std::unexpected(
-        errno_error(ErrorKind::launch, binary.string() + ": clone", clone_error));
-  report_write.reset();
-  UniqueFd handle(pidfd);
-  if (auto failed = exec_failure(report_read.get())) {
-    reap(static_cast<pid_t>(pid));
-    return make_error(ErrorKind::launch, binary.string() + ": " + *failed);
-  }
-  return SpawnedChild{static_cast<pid_t>(pid), std::move(handle)};
+                      argv.get(),
+                      envp.get()};
+  const int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+                    (sandbox.own_network ? CLONE_NEWNET : 0);
+  return clone_child(child, flags, std::move(start));
 }
 
 }  // namespace
@@ -434,7 +453,7 @@ Expected<std::filesystem::path> resolve_binary(const std::filesystem::path& bina
     }
     return std::filesystem::absolute(binary);
   }
-  const auto found = bp::search_path(binary.string());
+  const auto found = boost::process::search_path(binary.string());
   if (found.empty()) {
     const char* path = std::getenv("PATH");
     return make_error(ErrorKind::not_found, binary.string() + ": not found on PATH (" +
@@ -444,6 +463,11 @@ Expected<std::filesystem::path> resolve_binary(const std::filesystem::path& bina
 }
 
 Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
+  pid_t unreaped = -1;
+  return spawn_child(request, Lineage{getpid(), false}, unreaped);
+}
+
+Expected<SpawnedChild> spawn_child(const LaunchRequest& request, Lineage lineage, pid_t& unreaped) {
   auto binary = resolve_binary(request.binary);
   if (!binary)
     return std::unexpected(binary.error());
@@ -451,8 +475,7 @@ Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
   int report[2];
   if (pipe2(report, O_CLOEXEC) != 0)
     return std::unexpected(errno_error(ErrorKind::launch, "pipe", errno));
-  UniqueFd report_read(report[0]);
-  UniqueFd report_write(report[1]);
+  Start start{*binary, UniqueFd(report[0]), UniqueFd(report[1]), lineage, &unreaped};
 
   // The VMM's fd table: as asked, but never more than this process may grant (setrlimit in
   // the child cannot raise the hard limit), and large enough for every planned fd.
@@ -472,51 +495,15 @@ Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {
   ChildSetup setup{&entries,
                    &scratch,
                    scratch_base,
-                   report_write.get(),
-                   getpid(),
+                   start.report_write.get(),
+                   lineage.supervisor,
                    max_open_files,
                    request.network_namespace,
                    request.die_with_supervisor,
                    &request.join_cgroups};
   if (request.sandbox && request.sandbox->namespaces)
-    return spawn_confined(request, *binary, setup, std::move(report_read), std::move(report_write));
-
-  bp::environment environment;
-  for (const auto& entry : request.environment) {
-    const auto equals = entry.find('=');
-    if (equals == std::string::npos)
-      continue;
-    environment[entry.substr(0, equals)] = entry.substr(equals + 1);
-  }
-  ExactChildSetup exact;
-  exact.setup = &setup;
-  exact.no_new_privs = request.sandbox.has_value();
-  std::error_code error;
-  bp::child child(bp::exe = binary->string(), bp::args = request.args, bp::env = environment, exact,
-                  bp::posix::use_vfork, bp::error = error);
-  report_write.reset();
-  const pid_t pid = child.valid() ? child.id() : exact.failed_child;
-  // We reap through a pidfd ourselves; the bp::child must not kill or wait on destruction.
-  if (child.valid())
-    child.detach();
-
-  // End-of-file once the child has exec'd (its copy of the pipe closes at exec).
-  const auto failed = exec_failure(report_read.get());
-  if (failed || error || !child.valid()) {
-    if (pid > 0)
-      reap(pid);
-    const std::string why =
-        failed ? *failed : (error ? error.message() : std::string("could not be started"));
-    return make_error(ErrorKind::launch, binary->string() + ": " + why);
-  }
-  UniqueFd pidfd(pidfd_open(pid, 0));
-  if (!pidfd) {
-    const int saved = errno;
-    kill(pid, SIGKILL);
-    reap(pid);
-    return std::unexpected(errno_error(ErrorKind::launch, "pidfd_open", saved));
-  }
-  return SpawnedChild{pid, std::move(pidfd)};
+    return spawn_confined(request, setup, std::move(start));
+  return spawn_plain(request, setup, std::move(start));
 }
 
 }  // namespace crosvisor::process

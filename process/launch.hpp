@@ -53,4 +53,16 @@ Expected<std::filesystem::path> resolve_binary(const std::filesystem::path& bina
 // a thread that lives as long as the supervisor (the reactor thread), never from a pool thread.
 Expected<SpawnedChild> spawn_child(const LaunchRequest& request);
 
+// Whose child a new child is.
+struct Lineage {
+  pid_t supervisor;  // the process the child dies with, and that reaps it
+  // The caller is the supervisor's spawner (spawner.hpp), not the supervisor: the child becomes
+  // its sibling (CLONE_PARENT), the supervisor's child, as if the supervisor had started it.
+  bool sibling;
+};
+
+// spawn_child for a given lineage. A sibling that failed before exec cannot be reaped by the
+// caller: its pid is left in `unreaped`, for the supervisor to reap.
+Expected<SpawnedChild> spawn_child(const LaunchRequest& request, Lineage lineage, pid_t& unreaped);
+
 }  // namespace crosvisor::process

@@ -22,6 +22,7 @@
 #include "crosvisor/vm_event.hpp"
 #include "lifecycle/console_tail.hpp"
 #include "process/pidfd.hpp"
+#include "process/spawner.hpp"
 #include "vmm/crosvm/crosvm_control.hpp"
 #include "vmm/dump_files.hpp"
 #include "vmm/qemu/qmp_session.hpp"
@@ -193,6 +194,8 @@ struct Reactor::Impl {
   std::function<void(int)> on_signal;
   // What every channel's read lands in (reactor thread only): one pipe's full capacity.
   std::array<char, 64 * 1024> read_buffer{};
+  std::filesystem::path spawner_program;    // empty: no spawner
+  std::optional<process::Spawner> spawner;  // reactor thread only
   std::thread thread;
 
   Impl() {
@@ -253,7 +256,7 @@ struct Reactor::Impl {
     auto launch = prepare();
     if (!launch)
       return observer.launch_failed(launch.error());
-    auto spawned = process::spawn_child(launch->request);
+    auto spawned = spawn(launch->request);
     if (!spawned) {
       if (launch->cgroup)
         (void)launch->cgroup->remove();
@@ -587,6 +590,29 @@ struct Reactor::Impl {
   }
 
   // On the reactor thread at shutdown: nothing may outlive the supervisor.
+  // Through the spawner, started on first use (from this thread: the VMMs' parent for
+  // PR_SET_PDEATHSIG), and started again once if it ended.
+  Expected<process::SpawnedChild> spawn(const process::LaunchRequest& request) {
+    if (spawner_program.empty())
+      return process::spawn_child(request);
+    for (int attempt = 0;; ++attempt) {
+      if (!spawner) {
+        auto started = process::Spawner::start(spawner_program);
+        if (!started) {
+          spdlog::warn("{}; VMMs are started by this process instead", started.error().message);
+          spawner_program.clear();
+          return process::spawn_child(request);
+        }
+        spawner.emplace(std::move(*started));
+      }
+      auto child = spawner->spawn(request);
+      if (child || spawner->alive() || attempt > 0)
+        return child;
+      spdlog::warn("the VMM spawner (pid {}) ended: starting another", spawner->pid());
+      spawner.reset();
+    }
+  }
+
   void kill_all() {
     std::vector<ChildId> durable;
     for (auto& [id, child] : children) {
@@ -599,12 +625,15 @@ struct Reactor::Impl {
       let_go(id);
     while (!children.empty())
       reap(children.begin()->second);
+    spawner.reset();
     signal_watch.reset();
     vsock_ready.close_all();
   }
 };
 
-Reactor::Reactor() : impl_(std::make_unique<Impl>()) {}
+Reactor::Reactor(std::filesystem::path spawner) : impl_(std::make_unique<Impl>()) {
+  impl_->spawner_program = std::move(spawner);
+}
 
 Reactor::~Reactor() {
   asio::post(impl_->io, [impl = impl_.get()] {

@@ -71,7 +71,10 @@ class Reactor {
  public:
   using ChildId = std::uint64_t;
 
-  Reactor();
+  // `spawner`: a program that serves as a VMM spawner (process/spawner.hpp; crosvisord's own,
+  // /proc/self/exe), started on the first launch, so that starting a VMM costs the same however
+  // many are running. Empty: children are started by this process.
+  explicit Reactor(std::filesystem::path spawner = {});
   // SIGKILLs and reaps every child still alive but durable ones (those outlive the supervisor:
   // they are let go), then joins the thread.
   ~Reactor();

@@ -11,6 +11,20 @@
 
 namespace crosvisor::test {
 
+UniqueFd open_null() {
+  return UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC));
+}
+
+process::LaunchRequest sleeper_request() {
+  process::LaunchRequest request;
+  request.binary = "sleep";
+  request.args = {"60"};
+  request.fds.set(0, open_null());
+  request.fds.set(1, open_null());
+  request.fds.set(2, open_null());
+  return request;
+}
+
 Subprocess::Subprocess(std::vector<std::string> argv, std::vector<std::string> environment) {
   process::LaunchRequest request;
   request.binary = argv.at(0);

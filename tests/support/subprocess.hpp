@@ -12,6 +12,11 @@
 
 namespace crosvisor::test {
 
+// /dev/null, read-write and close-on-exec: a planned fd that is nothing in particular.
+UniqueFd open_null();
+// `sleep 60` with /dev/null as its standard streams: a child to start, look at and kill.
+process::LaunchRequest sleeper_request();
+
 class Subprocess {
  public:
   explicit Subprocess(std::vector<std::string> argv, std::vector<std::string> environment = {});

@@ -11,16 +11,13 @@
 
 #include "process/pidfd.hpp"
 #include "support/processes.hpp"
+#include "support/subprocess.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace crosvisor;
 using namespace std::chrono_literals;
 
 namespace {
-
-UniqueFd open_null() {
-  return UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC));
-}
 
 // The identity of an open file as /proc shows it ("pipe:[1234]", a path...).
 std::string fd_target(pid_t pid, int fd) {
@@ -47,22 +44,12 @@ void kill_and_reap(const process::SpawnedChild& child) {
   waitid(P_PIDFD, child.pidfd.get(), &info, WEXITED);
 }
 
-process::LaunchRequest sleeper() {
-  process::LaunchRequest request;
-  request.binary = "sleep";
-  request.args = {"60"};
-  request.fds.set(0, open_null());
-  request.fds.set(1, open_null());
-  request.fds.set(2, open_null());
-  return request;
-}
-
 }  // namespace
 
 TEST_CASE("the child holds exactly the planned fds, none close-on-exec, in its own group") {
   // A stray descriptor of ours that must not leak into the child.
   UniqueFd stray(::open("/dev/null", O_RDONLY));  // deliberately without O_CLOEXEC
-  process::LaunchRequest request = sleeper();
+  process::LaunchRequest request = test::sleeper_request();
   int pipe_ends[2];
   REQUIRE(pipe2(pipe_ends, O_CLOEXEC) == 0);
   UniqueFd read_end(pipe_ends[0]), write_end(pipe_ends[1]);
@@ -85,7 +72,7 @@ TEST_CASE("planned numbers that collide with other sources are still placed righ
   // Put the sources at 100 and 101, then ask for them the other way round.
   REQUIRE(dup3(a.get(), 100, O_CLOEXEC) == 100);
   REQUIRE(dup3(b.get(), 101, O_CLOEXEC) == 101);
-  process::LaunchRequest request = sleeper();
+  process::LaunchRequest request = test::sleeper_request();
   request.fds.set(100, UniqueFd(101));
   request.fds.set(101, UniqueFd(100));
   auto child = process::spawn_child(request);
@@ -101,7 +88,7 @@ TEST_CASE("the environment is exactly the one given") {
   request.binary = "/bin/sh";
   request.args = {"-c", "env > " + (dir / "env").string()};
   request.environment = {"ONLY=this"};
-  request.fds.set(0, open_null());
+  request.fds.set(0, test::open_null());
   setenv("CROSVISOR_LEAK_CHECK", "1", 1);
   auto child = process::spawn_child(request);
   REQUIRE(child.has_value());
@@ -114,7 +101,7 @@ TEST_CASE("the environment is exactly the one given") {
 }
 
 TEST_CASE("a missing binary or one that cannot run is an error and leaves no zombie") {
-  process::LaunchRequest missing = sleeper();
+  process::LaunchRequest missing = test::sleeper_request();
   missing.binary = "no-such-vmm-binary";
   auto none = process::spawn_child(missing);
   REQUIRE_FALSE(none.has_value());
@@ -125,7 +112,7 @@ TEST_CASE("a missing binary or one that cannot run is an error and leaves no zom
                                 "\x7f"
                                 "ELF garbage");
   std::filesystem::permissions(script, std::filesystem::perms::owner_all);
-  process::LaunchRequest garbage = sleeper();
+  process::LaunchRequest garbage = test::sleeper_request();
   garbage.binary = script;
   auto failed = process::spawn_child(garbage);
   REQUIRE_FALSE(failed.has_value());
@@ -138,7 +125,7 @@ TEST_CASE("a missing binary or one that cannot run is an error and leaves no zom
 TEST_CASE("the child dies with the thread that started it (PR_SET_PDEATHSIG)") {
   pid_t pid = -1;
   std::thread launcher([&] {
-    auto child = process::spawn_child(sleeper());
+    auto child = process::spawn_child(test::sleeper_request());
     REQUIRE(child.has_value());
     pid = child->pid;
     // The pidfd closes here; the child stays unreaped until this test reaps it below.

@@ -78,3 +78,45 @@ TEST_CASE(
   CHECK(delivered == kBytes);
   CHECK(whole_lines);
 }
+
+TEST_CASE("VMMs are started through the spawner, and a spawner that was killed is replaced") {
+  vmm::Reactor reactor("/proc/self/exe");  // this test executable serves as one
+  const auto run = [&](const std::string& script) {
+    std::atomic<pid_t> pid{0};
+    std::atomic<bool> failed{false}, exited{false};
+    vmm::ChildObserver observer;
+    observer.spawned = [&](pid_t spawned) { pid = spawned; };
+    observer.started = [] {};
+    observer.launch_failed = [&](Error) { failed = true; };
+    observer.console_text = [](std::string) {};
+    observer.vmm_output_line = [](std::string) {};
+    observer.guest_notice = [](lifecycle::GuestNotice) {};
+    observer.exited = [&](process::ExitStatus) { exited = true; };
+    reactor.launch(
+        [&]() -> Expected<vmm::VmmLaunch> {
+          vmm::VmmLaunch launch;
+          launch.control.protocol = vmm::ControlProtocol::crosvm;
+          if (auto streams = vmm::plan_standard_streams(launch, vmm::LaunchContext{}); !streams)
+            return std::unexpected(streams.error());
+          launch.request.binary = "/bin/sh";
+          launch.request.args = {"-c", script};
+          return launch;
+        },
+        observer);
+    REQUIRE(test::eventually([&] { return exited || failed; }, 20s));
+    CHECK_FALSE(failed);
+    return pid.load();
+  };
+  const pid_t first = run("exit 0");
+  const auto spawners = test::processes_with_cmdline("--crosvisor-spawner");
+  std::vector<pid_t> ours;
+  for (pid_t pid : test::children_of(::getpid())) {
+    if (std::find(spawners.begin(), spawners.end(), pid) != spawners.end())
+      ours.push_back(pid);
+  }
+  REQUIRE(ours.size() == 1);
+  CHECK(first != ours.front());
+  ::kill(ours.front(), SIGKILL);
+  REQUIRE(test::eventually([&] { return !test::process_alive(ours.front()); }, 5s));
+  run("exit 0");  // through a new spawner
+}
