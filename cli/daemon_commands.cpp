@@ -132,7 +132,7 @@ std::optional<json> vms_for_table(const DaemonOptions& options,
     std::cout << (*reply)["vms"].dump(2) << '\n';
     return std::nullopt;
   }
-  return (*reply)["vms"];
+  return std::move((*reply)["vms"]);
 }
 
 }  // namespace

@@ -177,15 +177,19 @@ FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor 
         const FleetKey key = record->first;
         const std::uint32_t owner = key.first;
         auto running = st.fleets.find(key);
+        auto promise = self->make_response_promise<bool>();
         if (running == st.fleets.end()) {
+          // Answered once its record is gone from disk: a daemon started right after the
+          // answer must not bring it up.
           st.records.erase(record);
-          caf::anon_send(st.keeper, drop_fleet_atom::value, owner, name);
-          return true;
+          self->request(st.keeper, std::chrono::seconds(30), drop_fleet_atom::value, owner, name)
+              .then([=](bool) mutable { promise.deliver(true); },
+                    [=](caf::error& error) mutable { promise.deliver(std::move(error)); });
+          return promise;
         }
         // Up: it runs on as a fleet of this daemon's life, and is forgotten when brought down.
         running->second.persistent = false;
         record->second.persistent = false;
-        auto promise = self->make_response_promise<bool>();
         self->request(st.keeper, std::chrono::seconds(30), store_fleet_atom::value, record->second)
             .then([=](bool) mutable { promise.deliver(true); },
                   [=](caf::error& error) mutable { promise.deliver(std::move(error)); });

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/process/search_path.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -135,8 +136,10 @@ struct PlainChild {
     if (setup->die_with_parent) {
       if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
         setup->fail("prctl");
-      if (getppid() != setup->parent)
-        _exit(127);
+      if (getppid() != setup->parent) {
+        errno = ESRCH;
+        setup->fail("supervisor ended");
+      }
     }
     execve(path, argv, envp);
     setup->fail("execve");
@@ -271,8 +274,10 @@ struct ConfinedChild {
       if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
         setup->fail("prctl");
       pollfd ended{parent_pidfd, POLLIN, 0};
-      if (poll(&ended, 1, 0) != 0)
-        _exit(127);
+      if (poll(&ended, 1, 0) != 0) {
+        errno = ESRCH;
+        setup->fail("supervisor ended");
+      }
     }
     syscall(SYS_execveat, binary_fd, "", argv, envp, AT_EMPTY_PATH);
     setup->fail("execve");
@@ -337,6 +342,22 @@ struct CStrings {
   char* const* get() { return pointers.data(); }
 };
 
+// The child's environment from "NAME=value" entries: one per name, the last given winning, and
+// anything without a '=' left out.
+std::vector<std::string> environment_of(const std::vector<std::string>& entries) {
+  std::vector<std::string> kept;
+  for (auto entry = entries.rbegin(); entry != entries.rend(); ++entry) {
+    const auto equals = entry->find('=');
+    if (equals == std::string::npos || equals == 0)
+      continue;
+    const std::string_view name(entry->data(), equals + 1);
+    if (std::none_of(kept.begin(), kept.end(),
+                     [&](const std::string& other) { return other.starts_with(name); }))
+      kept.push_back(*entry);
+  }
+  return {kept.rbegin(), kept.rend()};
+}
+
 // What one start needs besides the request: the program, its report pipe and its lineage.
 struct Start {
   const std::filesystem::path& binary;
@@ -386,7 +407,7 @@ Expected<SpawnedChild> spawn_plain(const LaunchRequest& request, ChildSetup& set
   std::vector<std::string> args{start.binary.string()};
   args.insert(args.end(), request.args.begin(), request.args.end());
   CStrings argv(std::move(args));
-  CStrings envp(request.environment);
+  CStrings envp(environment_of(request.environment));
   const std::string path = start.binary.string();
   PlainChild child{&setup, request.sandbox.has_value(), path.c_str(), argv.get(), envp.get()};
   return clone_child(child, 0, std::move(start));
@@ -404,7 +425,7 @@ Expected<SpawnedChild> spawn_confined(const LaunchRequest& request, ChildSetup& 
   std::vector<std::string> args{binary.string()};
   args.insert(args.end(), request.args.begin(), request.args.end());
   CStrings argv(std::move(args));
-  CStrings envp(request.environment);
+  CStrings envp(environment_of(request.environment));
 
   const std::vector<RootStep> plan = plan_root(sandbox);
   const std::string mount_point = sandbox.mount_point.string();

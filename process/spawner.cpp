@@ -2,18 +2,22 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "process/fd_passing.hpp"
+#include "process/pidfd.hpp"
 #include "process/spawner_wire.hpp"
 
 namespace crosvisor::process {
@@ -93,6 +97,9 @@ Expected<Spawner> Spawner::start(const std::filesystem::path& program) {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends) != 0)
     return std::unexpected(errno_error(ErrorKind::io, "spawner: socketpair", errno));
   UniqueFd ours(ends[0]);
+  // Room for the largest request in one message, whatever the host's default.
+  const int room = static_cast<int>(kMaxRequest + 4096);
+  ::setsockopt(ours.get(), SOL_SOCKET, SO_SNDBUF, &room, sizeof(room));
   LaunchRequest request;
   request.binary = program;
   request.args = {std::string(kSpawnerFlag)};
@@ -117,7 +124,11 @@ Expected<Spawner> Spawner::start(const std::filesystem::path& program) {
 Spawner::~Spawner() {
   if (helper_.pid <= 0)
     return;  // moved from
+  // It ends on end-of-file; one that does not within a second (stuck in a launch) is killed.
   channel_.reset();
+  pollfd ended{helper_.pidfd.get(), POLLIN, 0};
+  if (::poll(&ended, 1, 1000) == 0)
+    ::pidfd_send_signal(helper_.pidfd.get(), SIGKILL, nullptr, 0);
   reap(helper_.pid);
 }
 
@@ -127,6 +138,7 @@ bool Spawner::alive() const {
 }
 
 Expected<SpawnedChild> Spawner::spawn(const LaunchRequest& request) {
+  undelivered_ = false;
   auto binary = resolve_binary(request.binary);
   if (!binary)
     return std::unexpected(binary.error());
@@ -140,27 +152,53 @@ Expected<SpawnedChild> Spawner::spawn(const LaunchRequest& request) {
                                             std::to_string(encoded.fds.size()) +
                                             " fds, more than one launch may pass");
   if (auto sent = send_with_fds(channel_.get(), encoded.bytes, encoded.fds); !sent) {
-    broken_ = true;
-    return make_error(ErrorKind::launch,
-                      binary->string() + ": the spawner is gone (" + sent.error().message + ")");
+    // Only a closed channel means the spawner is gone; anything else (a bad fd of the
+    // request's) is this launch's own failure.
+    const int why = errno;
+    const bool gone = why == EPIPE || why == ECONNRESET || why == ENOTCONN;
+    broken_ = broken_ || gone;
+    undelivered_ = gone;
+    return make_error(ErrorKind::launch, binary->string() + ": the spawner" +
+                                             (gone ? " is gone (" : " (") + sent.error().message +
+                                             ")");
   }
 
   std::array<char, 64 * 1024> buffer;
   auto received = receive_with_fds(channel_.get(), buffer);
   if (!received || received->bytes == 0) {
     broken_ = true;
-    return make_error(ErrorKind::launch, binary->string() + ": the spawner ended");
+    return make_error(ErrorKind::launch,
+                      binary->string() + ": the spawner ended during the launch");
   }
   auto answer = spawner_wire::decode_answer(std::string_view(buffer.data(), received->bytes));
-  if (!answer)
-    return std::unexpected(answer.error());
+  if (!answer || received->truncated) {
+    broken_ = true;  // what it says can no longer be trusted; a child it made is a stray
+    return make_error(ErrorKind::protocol, "spawner: a malformed answer");
+  }
   if (answer->unreaped > 0)
     reap(answer->unreaped);
   if (answer->error)
     return std::unexpected(*answer->error);
-  if (received->fds.size() != 1)
+  if (received->fds.size() != 1 || answer->pid <= 0) {
+    // A child without its pidfd cannot be watched: ended rather than left running.
+    if (answer->pid > 0) {
+      ::kill(answer->pid, SIGKILL);
+      reap(answer->pid);
+    }
     return make_error(ErrorKind::protocol, "spawner: no pidfd came with the child");
+  }
   return SpawnedChild{answer->pid, std::move(received->fds.front())};
+}
+
+std::vector<pid_t> stray_children(const std::vector<pid_t>& known) {
+  std::ifstream listed("/proc/self/task/" + std::to_string(::gettid()) + "/children");
+  std::vector<pid_t> strays;
+  pid_t pid = 0;
+  while (listed >> pid) {
+    if (std::find(known.begin(), known.end(), pid) == known.end())
+      strays.push_back(pid);
+  }
+  return strays;
 }
 
 }  // namespace crosvisor::process

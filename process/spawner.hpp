@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "crosvisor/error.hpp"
 #include "process/launch.hpp"
@@ -41,7 +42,8 @@ class Spawner {
   Spawner(Spawner&& other) noexcept
       : helper_{std::exchange(other.helper_.pid, -1), std::move(other.helper_.pidfd)},
         channel_(std::move(other.channel_)),
-        broken_(other.broken_) {}
+        broken_(other.broken_),
+        undelivered_(other.undelivered_) {}
   Spawner& operator=(Spawner&&) = delete;
   // Closes the channel (the spawner then ends) and reaps it.
   ~Spawner();
@@ -50,7 +52,13 @@ class Spawner {
   Expected<SpawnedChild> spawn(const LaunchRequest& request);
   // False once the spawner has ended or its channel failed: start another.
   bool alive() const;
+  // After a failed spawn: whether the launch never reached the spawner, so that another may
+  // make it. One that reached it may have started a child whose answer was lost (a child of
+  // the calling thread that nobody watches: see stray_children).
+  bool undelivered() const { return undelivered_; }
   pid_t pid() const { return helper_.pid; }
+  // The spawner's pidfd: readable once it has ended.
+  int pidfd() const { return helper_.pidfd.get(); }
 
  private:
   Spawner(SpawnedChild helper, UniqueFd channel)
@@ -59,6 +67,11 @@ class Spawner {
   SpawnedChild helper_;
   UniqueFd channel_;
   bool broken_ = false;
+  bool undelivered_ = false;
 };
+
+// The children of the calling thread (the parent of every child a spawner it started makes)
+// that are not in `known`: what a spawner that died mid-launch may have left.
+std::vector<pid_t> stray_children(const std::vector<pid_t>& known);
 
 }  // namespace crosvisor::process

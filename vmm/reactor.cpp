@@ -196,9 +196,11 @@ struct Reactor::Impl {
   std::array<char, 64 * 1024> read_buffer{};
   std::filesystem::path spawner_program;    // empty: no spawner
   std::optional<process::Spawner> spawner;  // reactor thread only
+  std::unique_ptr<stream> spawner_watch;    // its pidfd: reaped when it ends between launches
+  std::uint64_t spawner_generation = 0;     // which spawner a wait on spawner_watch was for
   std::thread thread;
 
-  Impl() {
+  explicit Impl(std::filesystem::path program) : spawner_program(std::move(program)) {
     // asio creates its epoll, eventfd and timerfd on first use; create them now, so that the
     // supervisor's fd count is the same before its first VM and after its last.
     asio::steady_timer warm_up(io);
@@ -589,30 +591,70 @@ struct Reactor::Impl {
                                   });
   }
 
-  // On the reactor thread at shutdown: nothing may outlive the supervisor.
   // Through the spawner, started on first use (from this thread: the VMMs' parent for
-  // PR_SET_PDEATHSIG), and started again once if it ended.
+  // PR_SET_PDEATHSIG), and started again if it ended before it got the launch.
   Expected<process::SpawnedChild> spawn(const process::LaunchRequest& request) {
     if (spawner_program.empty())
       return process::spawn_child(request);
     for (int attempt = 0;; ++attempt) {
-      if (!spawner) {
-        auto started = process::Spawner::start(spawner_program);
-        if (!started) {
-          spdlog::warn("{}; VMMs are started by this process instead", started.error().message);
-          spawner_program.clear();
-          return process::spawn_child(request);
-        }
-        spawner.emplace(std::move(*started));
-      }
+      if (!spawner && !start_spawner())
+        return process::spawn_child(request);
       auto child = spawner->spawn(request);
-      if (child || spawner->alive() || attempt > 0)
+      if (child || spawner->alive())
         return child;
       spdlog::warn("the VMM spawner (pid {}) ended: starting another", spawner->pid());
-      spawner.reset();
+      const bool again = spawner->undelivered() && attempt == 0;
+      if (!spawner->undelivered())
+        end_strays();
+      stop_spawner();
+      if (!again)
+        return child;
     }
   }
 
+  bool start_spawner() {
+    auto started = process::Spawner::start(spawner_program);
+    if (!started) {
+      spdlog::warn("{}; VMMs are started by this process instead", started.error().message);
+      spawner_program.clear();
+      return false;
+    }
+    spawner.emplace(std::move(*started));
+    // The spawner's own pidfd, lent to asio (released before the spawner closes it).
+    spawner_watch = std::make_unique<stream>(io, spawner->pidfd());
+    const std::uint64_t generation = ++spawner_generation;
+    spawner_watch->async_wait(stream::wait_read, [this, generation](boost::system::error_code ec) {
+      if (!ec && spawner && spawner_generation == generation) {
+        spdlog::warn("the VMM spawner (pid {}) ended; another starts with the next VM",
+                     spawner->pid());
+        stop_spawner();
+      }
+    });
+    return true;
+  }
+
+  void stop_spawner() {
+    if (spawner_watch)
+      spawner_watch->release();  // cancels its wait; the fd is the spawner's
+    spawner_watch.reset();
+    spawner.reset();  // reaps it
+  }
+
+  // A spawner that died between our launch and its answer may have started a child nobody
+  // watches (a child of this thread): it is ended, and reaped, rather than left running.
+  void end_strays() {
+    std::vector<pid_t> known{spawner->pid()};
+    for (const auto& [id, child] : children)
+      known.push_back(child->pid);
+    for (pid_t stray : process::stray_children(known)) {
+      spdlog::warn("ending pid {}, started by a spawner that ended before it said so", stray);
+      ::kill(stray, SIGKILL);
+      while (::waitpid(stray, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+
+  // On the reactor thread at shutdown: nothing may outlive the supervisor.
   void kill_all() {
     std::vector<ChildId> durable;
     for (auto& [id, child] : children) {
@@ -625,15 +667,14 @@ struct Reactor::Impl {
       let_go(id);
     while (!children.empty())
       reap(children.begin()->second);
-    spawner.reset();
+    stop_spawner();
     signal_watch.reset();
     vsock_ready.close_all();
   }
 };
 
-Reactor::Reactor(std::filesystem::path spawner) : impl_(std::make_unique<Impl>()) {
-  impl_->spawner_program = std::move(spawner);
-}
+Reactor::Reactor(std::filesystem::path spawner)
+    : impl_(std::make_unique<Impl>(std::move(spawner))) {}
 
 Reactor::~Reactor() {
   asio::post(impl_->io, [impl = impl_.get()] {

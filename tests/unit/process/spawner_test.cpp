@@ -9,6 +9,8 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <optional>
+#include <thread>
 
 #include "process/pidfd.hpp"
 #include "process/spawner_wire.hpp"
@@ -129,24 +131,52 @@ TEST_CASE("a launch request crosses the spawner's channel as it was, its fds in 
 
 TEST_CASE(
     "the spawner's children are ours, hold exactly their planned fds, and it holds none of ours") {
-  auto spawner = process::Spawner::start("/proc/self/exe");
-  REQUIRE(spawner.has_value());
-  // A supervisor with many VMs: many fds, none of which the spawner or a child should see.
+  // A supervisor with many VMs: many fds, some not even close-on-exec, none of which the
+  // spawner or a child may hold.
   std::vector<UniqueFd> held;
   for (int i = 0; i < 500; ++i)
-    held.push_back(test::open_null());
-  process::LaunchRequest request = test::sleeper_request();
-  const int extra = request.fds.add(test::open_null());
-  auto child = spawner->spawn(request);
-  REQUIRE(child.has_value());
-  CHECK(parent_of(child->pid) == ::getpid());
-  CHECK(test::open_fds(child->pid) == std::set<int>{0, 1, 2, extra});
-  CHECK(getpgid(child->pid) == child->pid);
-  // Its channel and its standard streams only (and, briefly, nothing of the launch).
-  CHECK(test::open_fds(spawner->pid()).size() <= 5);
-  pidfd_send_signal(child->pidfd.get(), SIGTERM, nullptr, 0);
-  CHECK(exit_of(*child) == -SIGTERM);
+    held.emplace_back(::open("/dev/null", O_RDONLY));
+  auto spawner = process::Spawner::start("/proc/self/exe");
+  REQUIRE(spawner.has_value());
+  for (int launch = 0; launch < 3; ++launch) {
+    process::LaunchRequest request = test::sleeper_request();
+    const int extra = request.fds.add(test::open_null());
+    auto child = spawner->spawn(request);
+    REQUIRE(child.has_value());
+    CHECK(parent_of(child->pid) == ::getpid());
+    CHECK(test::open_fds(child->pid) == std::set<int>{0, 1, 2, extra});
+    CHECK(getpgid(child->pid) == child->pid);
+    pidfd_send_signal(child->pidfd.get(), SIGTERM, nullptr, 0);
+    CHECK(exit_of(*child) == -SIGTERM);
+  }
+  // Its standard streams and its channel, and nothing any launch passed through it.
+  CHECK(test::open_fds(spawner->pid()) == std::set<int>{0, 1, 2, 3});
   CHECK(spawner->alive());
+}
+
+TEST_CASE("the spawner's children die with the thread that started the spawner") {
+  std::optional<process::Spawner> spawner;
+  pid_t child = -1;
+  UniqueFd child_pidfd;
+  std::thread([&] {
+    auto started = process::Spawner::start("/proc/self/exe");
+    if (!started)
+      return;
+    spawner.emplace(std::move(*started));
+    auto spawned = spawner->spawn(test::sleeper_request());
+    if (!spawned)
+      return;
+    child = spawned->pid;
+    child_pidfd = std::move(spawned->pidfd);
+  }).join();
+  REQUIRE(child > 0);
+  // PR_SET_PDEATHSIG follows the parent, the thread that started the spawner, not the spawner.
+  siginfo_t info{};
+  REQUIRE(::waitid(P_PIDFD, child_pidfd.get(), &info, WEXITED) == 0);
+  CHECK(info.si_code == CLD_KILLED);
+  CHECK(info.si_status == SIGKILL);
+  spawner.reset();  // it died the same way; reaped
+  CHECK_FALSE(zombie_child());
 }
 
 TEST_CASE("a launch the spawner cannot make fails with the reason, and no child is left") {

@@ -107,16 +107,29 @@ TEST_CASE("VMMs are started through the spawner, and a spawner that was killed i
     CHECK_FALSE(failed);
     return pid.load();
   };
-  const pid_t first = run("exit 0");
-  const auto spawners = test::processes_with_cmdline("--crosvisor-spawner");
-  std::vector<pid_t> ours;
-  for (pid_t pid : test::children_of(::getpid())) {
-    if (std::find(spawners.begin(), spawners.end(), pid) != spawners.end())
-      ours.push_back(pid);
-  }
-  REQUIRE(ours.size() == 1);
-  CHECK(first != ours.front());
-  ::kill(ours.front(), SIGKILL);
-  REQUIRE(test::eventually([&] { return !test::process_alive(ours.front()); }, 5s));
-  run("exit 0");  // through a new spawner
+  const auto our_spawners = [] {
+    const auto spawners = test::processes_with_cmdline("--crosvisor-spawner");
+    std::vector<pid_t> ours;
+    for (pid_t pid : test::children_of(::getpid())) {
+      if (std::find(spawners.begin(), spawners.end(), pid) != spawners.end())
+        ours.push_back(pid);
+    }
+    return ours;
+  };
+  CHECK(our_spawners().empty());  // none until the first launch
+  run("exit 0");
+  const auto first = our_spawners();
+  REQUIRE(first.size() == 1);
+  // Killed between launches: reaped at once (no zombie left), and replaced by the next launch.
+  ::kill(first.front(), SIGKILL);
+  CHECK(test::eventually(
+      [&] {
+        const auto children = test::children_of(::getpid());
+        return std::find(children.begin(), children.end(), first.front()) == children.end();
+      },
+      5s));
+  run("exit 0");
+  const auto second = our_spawners();
+  REQUIRE(second.size() == 1);
+  CHECK(second.front() != first.front());
 }
