@@ -284,13 +284,6 @@ struct ConfinedChild {
   }
 };
 
-// Reaps a child that failed before exec; it has exited or is about to.
-void reap(pid_t pid) {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-}
-
 template <class Child>
 CHILD_CODE int child_main(void* child) {
   static_cast<Child*>(child)->run();  // execs or exits
@@ -341,6 +334,14 @@ struct CStrings {
   CStrings& operator=(const CStrings&) = delete;
   char* const* get() { return pointers.data(); }
 };
+
+// argv: the program's path, then its arguments.
+std::vector<std::string> argv_of(const std::filesystem::path& binary,
+                                 const std::vector<std::string>& args) {
+  std::vector<std::string> argv{binary.string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
 
 // The child's environment from "NAME=value" entries: one per name, the last given winning, and
 // anything without a '=' left out.
@@ -395,7 +396,7 @@ Expected<SpawnedChild> clone_child(Child& child, int flags, Start start) {
     if (start.lineage.sibling)
       *start.unreaped = static_cast<pid_t>(pid);
     else
-      reap(static_cast<pid_t>(pid));
+      reap_child(static_cast<pid_t>(pid));
     return make_error(ErrorKind::launch, start.binary.string() + ": " + *failed);
   }
   return SpawnedChild{static_cast<pid_t>(pid), std::move(handle)};
@@ -404,9 +405,7 @@ Expected<SpawnedChild> clone_child(Child& child, int flags, Start start) {
 // Starts a child that runs as the supervisor does (no_new_privs aside, when its sandbox has no
 // namespaces).
 Expected<SpawnedChild> spawn_plain(const LaunchRequest& request, ChildSetup& setup, Start start) {
-  std::vector<std::string> args{start.binary.string()};
-  args.insert(args.end(), request.args.begin(), request.args.end());
-  CStrings argv(std::move(args));
+  CStrings argv(argv_of(start.binary, request.args));
   CStrings envp(environment_of(request.environment));
   const std::string path = start.binary.string();
   PlainChild child{&setup, request.sandbox.has_value(), path.c_str(), argv.get(), envp.get()};
@@ -422,9 +421,7 @@ Expected<SpawnedChild> spawn_confined(const LaunchRequest& request, ChildSetup& 
   const Sandbox& sandbox = *request.sandbox;
   if (sandbox.mount_point.empty())
     return make_error(ErrorKind::launch, binary.string() + ": the sandbox has no mount point");
-  std::vector<std::string> args{binary.string()};
-  args.insert(args.end(), request.args.begin(), request.args.end());
-  CStrings argv(std::move(args));
+  CStrings argv(argv_of(binary, request.args));
   CStrings envp(environment_of(request.environment));
 
   const std::vector<RootStep> plan = plan_root(sandbox);
@@ -481,6 +478,11 @@ Expected<std::filesystem::path> resolve_binary(const std::filesystem::path& bina
                                                 std::string(path ? path : "") + ")");
   }
   return std::filesystem::path(found.string());
+}
+
+void reap_child(pid_t pid) {
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
 }
 
 Expected<SpawnedChild> spawn_child(const LaunchRequest& request) {

@@ -53,6 +53,9 @@ Expected<std::filesystem::path> resolve_binary(const std::filesystem::path& bina
 // a thread that lives as long as the supervisor (the reactor thread), never from a pool thread.
 Expected<SpawnedChild> spawn_child(const LaunchRequest& request);
 
+// Waits for child `pid` (one that has ended, or is about to) and reaps it.
+void reap_child(pid_t pid);
+
 // Whose child a new child is.
 struct Lineage {
   pid_t supervisor;  // the process the child dies with, and that reaps it

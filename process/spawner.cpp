@@ -6,7 +6,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,11 +26,6 @@ constexpr int kChannel = 3;
 // A launch request's largest message: a VMM's arguments, environment and sandbox paths fit many
 // times over; the socket's default send buffer (212 992 bytes) holds it.
 constexpr std::size_t kMaxRequest = 192 * 1024;
-
-void reap(pid_t pid) {
-  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
-}
 
 // One launch, in the spawner: its answer and the new child's pidfd.
 std::pair<spawner_wire::Answer, UniqueFd> launch(const Received& received,
@@ -129,7 +123,7 @@ Spawner::~Spawner() {
   pollfd ended{helper_.pidfd.get(), POLLIN, 0};
   if (::poll(&ended, 1, 1000) == 0)
     ::pidfd_send_signal(helper_.pidfd.get(), SIGKILL, nullptr, 0);
-  reap(helper_.pid);
+  reap_child(helper_.pid);
 }
 
 bool Spawner::alive() const {
@@ -176,14 +170,14 @@ Expected<SpawnedChild> Spawner::spawn(const LaunchRequest& request) {
     return make_error(ErrorKind::protocol, "spawner: a malformed answer");
   }
   if (answer->unreaped > 0)
-    reap(answer->unreaped);
+    reap_child(answer->unreaped);
   if (answer->error)
     return std::unexpected(*answer->error);
   if (received->fds.size() != 1 || answer->pid <= 0) {
     // A child without its pidfd cannot be watched: ended rather than left running.
     if (answer->pid > 0) {
       ::kill(answer->pid, SIGKILL);
-      reap(answer->pid);
+      reap_child(answer->pid);
     }
     return make_error(ErrorKind::protocol, "spawner: no pidfd came with the child");
   }

@@ -649,8 +649,7 @@ struct Reactor::Impl {
     for (pid_t stray : process::stray_children(known)) {
       spdlog::warn("ending pid {}, started by a spawner that ended before it said so", stray);
       ::kill(stray, SIGKILL);
-      while (::waitpid(stray, nullptr, 0) < 0 && errno == EINTR) {
-      }
+      process::reap_child(stray);
     }
   }
 
