@@ -236,8 +236,15 @@ int list_scenario(const Options& options) {
   std::printf("| %d VMs | %.1f ms |\n", vms, 1000 * full);
   std::printf("| %d VMs, crosvisord's answer alone (%.1f MB, not parsed) | %.1f ms |\n", vms,
               reply_bytes / 1e6, 1000 * answer);
-  std::printf("list: %d VMs listed in %.1f ms, target 100 ms: %s\n", vms, 1000 * full,
-              full <= 0.1 ? "met" : "MISSED");
+  // The target is for 10 000 VMs; a smaller run (this machine's fd limit) is projected there
+  // at its own cost per VM, which is linear now that nothing in the answer is quadratic.
+  const double per_vm = (full - empty) / vms;
+  const double at_target = vms >= 10000 ? full : empty + per_vm * 10000;
+  std::printf(
+      "list: %d VMs listed in %.1f ms (%.1f us per VM); 10 000 VMs %s %.1f ms, target "
+      "100 ms: %s\n",
+      vms, 1000 * full, 1e6 * per_vm, vms >= 10000 ? "took" : "at this rate would take",
+      1000 * at_target, at_target <= 0.1 ? "met" : "MISSED");
   std::printf("| info requests/s, %d clients, one in flight each | requests/s |\n|---|---|\n",
               kClients);
   std::printf("| minimal unix-socket server, canned reply (baseline) | %.0f |\n", canned_rate);

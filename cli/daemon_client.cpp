@@ -20,6 +20,7 @@
 #include "crosvisor/vmm_binaries.hpp"
 #include "process/fd_passing.hpp"
 #include "process/launch.hpp"
+#include "protocol/reply_scan.hpp"
 
 namespace crosvisor::cli {
 namespace {
@@ -132,17 +133,25 @@ Expected<std::uint64_t> DaemonClient::send(const protocol::RequestBody& request,
 }
 
 Expected<std::optional<nlohmann::json>> DaemonClient::next(int timeout_ms) {
+  auto frame = next_frame(timeout_ms);
+  if (!frame)
+    return std::unexpected(frame.error());
+  if (!frame->has_value())
+    return std::optional<nlohmann::json>();
+  auto message = nlohmann::json::parse(**frame, nullptr, false);
+  if (message.is_discarded() || !message.is_object())
+    return make_error(ErrorKind::protocol, "crosvisord sent something that is not JSON");
+  return std::optional<nlohmann::json>(std::move(message));
+}
+
+Expected<std::optional<std::string>> DaemonClient::next_frame(int timeout_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
     auto frame = decoder_.next();
     if (!frame)
       return std::unexpected(frame.error());
-    if (frame->has_value()) {
-      auto message = nlohmann::json::parse(**frame, nullptr, false);
-      if (message.is_discarded() || !message.is_object())
-        return make_error(ErrorKind::protocol, "crosvisord sent something that is not JSON");
-      return std::optional<nlohmann::json>(std::move(message));
-    }
+    if (frame->has_value())
+      return std::move(*frame);
     int wait_ms = -1;
     if (timeout_ms >= 0) {
       wait_ms = static_cast<int>(std::max<std::int64_t>(
@@ -155,7 +164,7 @@ Expected<std::optional<nlohmann::json>> DaemonClient::next(int timeout_ms) {
     if (ready < 0 && errno == EINTR)
       continue;
     if (ready == 0)
-      return std::optional<nlohmann::json>();
+      return std::optional<std::string>();
     if (signal_fd_ >= 0 && (waits[1].revents & POLLIN)) {
       last_signal_ = read_signal(signal_fd_);
       if (!on_signal_ || !on_signal_(last_signal_))
@@ -203,6 +212,38 @@ Expected<nlohmann::json> DaemonClient::call(
     if (!json.value("ok", false))
       return std::unexpected(refusal(json));
     return std::move(json);  // a list of thousands of VMs is megabytes: not copied
+  }
+}
+
+Expected<std::string> DaemonClient::call_printing(const protocol::RequestBody& request,
+                                                  std::string_view member) {
+  auto id = send(request);
+  if (!id)
+    return std::unexpected(id.error());
+  for (;;) {
+    auto frame = next_frame();
+    if (!frame)
+      return std::unexpected(frame.error());
+    auto reply = protocol::scan_reply(**frame, member);
+    if (!reply)
+      return std::unexpected(reply.error());
+    if (reply->event)
+      continue;
+    const auto refusal = [&] {
+      return Error{kind_named(reply->kind).value_or(ErrorKind::protocol),
+                   reply->error.empty() ? std::string("refused") : reply->error};
+    };
+    if (reply->id != *id) {
+      if (!reply->ok.value_or(true))  // a refusal of the stream itself
+        return std::unexpected(refusal());
+      continue;
+    }
+    if (!reply->ok.value_or(false))
+      return std::unexpected(refusal());
+    if (!reply->member)
+      return make_error(ErrorKind::protocol,
+                        "crosvisord's reply has no \"" + std::string(member) + "\"");
+    return std::move(*reply->member);
   }
 }
 

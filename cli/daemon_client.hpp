@@ -10,6 +10,8 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/unique_fd.hpp"
@@ -40,11 +42,18 @@ class DaemonClient {
                                const std::vector<UniqueFd>& fds = {});
   // The next message (a reply or an event); nothing when `timeout_ms` passes (-1: no limit).
   Expected<std::optional<nlohmann::json>> next(int timeout_ms = -1);
+  // The same, as the frame's text.
+  Expected<std::optional<std::string>> next_frame(int timeout_ms = -1);
   // Sends and waits for the reply; events that come first go to `on_event`. A reply with
   // "ok": false becomes an error of the kind the daemon named.
   Expected<nlohmann::json> call(const protocol::RequestBody& request,
                                 const std::function<void(const nlohmann::json&)>& on_event = {},
                                 const std::vector<UniqueFd>& fds = {});
+  // Sends and waits for the reply, as call does, and returns its member `member` printed as
+  // JSON with an indent of 2, without building the reply's document (a list of thousands of
+  // VMs); events that come first are dropped.
+  Expected<std::string> call_printing(const protocol::RequestBody& request,
+                                      std::string_view member);
   int fd() const { return socket_.get(); }
   const std::filesystem::path& socket_path() const { return path_; }
   uid_t daemon_uid() const { return daemon_uid_; }

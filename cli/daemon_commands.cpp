@@ -123,13 +123,19 @@ std::optional<json> vms_for_table(const DaemonOptions& options,
     exit_code = report(client.error());
     return std::nullopt;
   }
+  if (options.json) {
+    // Printed as it is read: a list of thousands of VMs is megabytes, and a document of it
+    // would cost more than everything else the command does.
+    auto printed = client->call_printing(request, "vms");
+    if (!printed)
+      exit_code = report(printed.error());
+    else
+      std::cout << *printed << '\n';
+    return std::nullopt;
+  }
   auto reply = client->call(request);
   if (!reply) {
     exit_code = report(reply.error());
-    return std::nullopt;
-  }
-  if (options.json) {
-    std::cout << (*reply)["vms"].dump(2) << '\n';
     return std::nullopt;
   }
   return std::move((*reply)["vms"]);

@@ -61,8 +61,10 @@ class Connection : public ConnectionPort, public std::enable_shared_from_this<Co
     wait_readable();
   }
 
-  void send(nlohmann::json message) override {
-    gate_->post([self = shared_from_this(), text = protocol::dump(message)] {
+  void send(nlohmann::json message) override { send_text(protocol::dump(message)); }
+
+  void send_text(std::string message) override {
+    gate_->post([self = shared_from_this(), text = std::move(message)] {
       self->queue(protocol::encode_frame(text));
     });
   }

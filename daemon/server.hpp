@@ -41,6 +41,8 @@ class ConnectionPort {
   virtual ~ConnectionPort() = default;
   // A reply or a state change: always delivered, in order.
   virtual void send(nlohmann::json message) = 0;
+  // The same, already written as JSON text (replies too large to build as a document).
+  virtual void send_text(std::string message) = 0;
   // A console line of VM `vm`: dropped (and counted) while the client is too far behind.
   virtual void send_console(nlohmann::json message, const std::string& vm) = 0;
   virtual void close() = 0;

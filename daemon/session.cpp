@@ -29,6 +29,7 @@ namespace {
 using json = nlohmann::json;
 using request_atom = caf::atom_constant<caf::atom("request")>;
 using closed_atom = caf::atom_constant<caf::atom("closed")>;
+using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 
 void handle(Session* self, std::uint64_t id, const protocol::PingRequest&) {
   json reply = protocol::ok_reply(id);
@@ -61,6 +62,22 @@ void dispatch(Session* self, const protocol::Request& request, std::vector<Uniqu
       request.body);
 }
 
+}  // namespace
+
+std::uint64_t at_deadline(Session* self, std::chrono::milliseconds after,
+                          std::function<void()> expired) {
+  const auto deadline = ++self->state.last_deadline;
+  self->state.deadlines.emplace(deadline, std::move(expired));
+  self->delayed_send(self, after, deadline_atom::value, deadline);
+  return deadline;
+}
+
+void cancel_deadline(Session* self, std::uint64_t deadline) {
+  self->state.deadlines.erase(deadline);
+}
+
+namespace {
+
 caf::behavior session_behavior(Session* self, SessionContext context, PeerCredentials peer,
                                std::shared_ptr<ConnectionPort> connection) {
   auto& st = self->state;
@@ -72,6 +89,14 @@ caf::behavior session_behavior(Session* self, SessionContext context, PeerCreden
   return {
       [=](request_atom, const RequestEnvelope& envelope) {
         dispatch(self, envelope.request, std::move(*envelope.fds));
+      },
+      [=](deadline_atom, std::uint64_t deadline) {
+        auto found = self->state.deadlines.find(deadline);
+        if (found == self->state.deadlines.end())
+          return;  // cancelled
+        auto expired = std::move(found->second);
+        self->state.deadlines.erase(found);
+        expired();
       },
       [=](const VmEvent& event) { forward_state(self, event); },
       [=](const SupervisorEvent& event) { forward_event(self, event); },

@@ -5,6 +5,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/stateful_actor.hpp>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -46,8 +47,12 @@ struct SessionState {
     bool all_users = false;
   };
   std::optional<EventFilter> events;
+  // What runs if a deadline set with at_deadline passes first, by the deadline's number.
+  std::map<std::uint64_t, std::function<void()>> deadlines;
+  std::uint64_t last_deadline = 0;
 
   void reply(nlohmann::json message) { connection->send(std::move(message)); }
+  void reply_text(std::string text) { connection->send_text(std::move(text)); }
   void fail(std::uint64_t id, const Error& error) {
     connection->send(protocol::error_reply(id, error));
   }
@@ -63,6 +68,13 @@ struct SessionState {
 };
 
 using Session = caf::stateful_actor<SessionState>;
+
+// Runs `expired` on the session's thread after `after`, unless cancel_deadline comes first: one
+// timer for a whole piece of work (asking thousands of VMs), where a timeout per request would
+// cost a clock entry each.
+std::uint64_t at_deadline(Session* self, std::chrono::milliseconds after,
+                          std::function<void()> expired);
+void cancel_deadline(Session* self, std::uint64_t deadline);
 
 // A VM's own actor (not a handle) and what it said about itself.
 struct FoundVm {

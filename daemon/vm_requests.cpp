@@ -10,6 +10,7 @@
 
 #include "crosvisor/error_bridge.hpp"
 #include "crosvisor/messages.hpp"
+#include "daemon/ask_all.hpp"
 #include "daemon/keeper.hpp"
 #include "daemon/session_state.hpp"
 #include "protocol/spec_json.hpp"
@@ -21,49 +22,28 @@ using json = nlohmann::json;
 
 namespace {
 
-// Asks each of `vms` for its info, all at once.
+// Asks each of `vms` for its info.
 void ask_each(Session* self, const std::vector<VmActor>& vms,
               std::function<void(GatheredVms)> done) {
-  struct Gathering {
-    std::vector<FoundVm> found;
-    std::size_t waiting = 0;
-    std::size_t unanswered = 0;
-    std::function<void(GatheredVms)> done;
-  };
-  auto gathering = std::make_shared<Gathering>();
-  gathering->waiting = vms.size();
-  gathering->done = std::move(done);
-  if (vms.empty())
-    return gathering->done(GatheredVms{});
-  for (const auto& vm : vms) {
-    const auto finish_one = [gathering] {
-      if (--gathering->waiting != 0)
-        return;
-      // A VM that is alive but did not answer in time cannot be left out: a list would hide
-      // it, and a stop by name would say there is no such VM.
-      if (gathering->unanswered != 0) {
-        return gathering->done(GatheredVms{
-            {},
-            // No count: some of them may be other users' VMs.
-            Error{ErrorKind::unavailable,
-                  "a VM did not answer within 10 s (crosvisord is overloaded); try again"}});
-      }
-      gathering->done(GatheredVms{std::move(gathering->found), std::nullopt});
-    };
-    // High priority: a VM's mailbox may be deep in console lines, and a question about it must
-    // not wait behind them.
-    self->request<caf::message_priority::high>(vm, std::chrono::seconds(10), info_atom::value)
-        .then(
-            [=](const VmInfo& info) {
-              gathering->found.push_back(FoundVm{vm, info});
-              finish_one();
-            },
-            [=](caf::error& error) {
-              if (error == caf::sec::request_timeout)
-                ++gathering->unanswered;
-              finish_one();  // otherwise it went away meanwhile
-            });
-  }
+  auto found = std::make_shared<std::vector<FoundVm>>();
+  found->reserve(vms.size());
+  ask_all<VmInfo, info_atom>(
+      self, vms, std::chrono::seconds(10),
+      [found](const VmActor& vm, VmInfo& info) {
+        found->push_back(FoundVm{vm, std::move(info)});
+      },
+      [found, done](bool in_time) {
+        // A VM that is alive but did not answer in time cannot be left out: a list would hide
+        // it, and a stop by name would say there is no such VM.
+        if (!in_time) {
+          return done(GatheredVms{
+              {},
+              // No count: some of them may be other users' VMs.
+              Error{ErrorKind::unavailable,
+                    "a VM did not answer within 10 s (crosvisord is overloaded); try again"}});
+        }
+        done(GatheredVms{std::move(*found), std::nullopt});
+      });
 }
 
 }  // namespace
@@ -250,20 +230,18 @@ void list_reply(Session* self, std::uint64_t id, std::vector<FoundVm> vms,
   std::sort(vms.begin(), vms.end(), [](const FoundVm& a, const FoundVm& b) {
     return std::tie(a.info.name, a.info.owner_uid) < std::tie(b.info.name, b.info.owner_uid);
   });
-  json listed = json::array();
+  std::vector<const VmInfo*> listed;
+  listed.reserve(vms.size() + dead.size());
   for (const auto& vm : vms) {
-    const bool own = vm.info.owner_uid == self->state.peer.uid;
-    if (all_users || own)
-      listed.push_back(protocol::info_json(vm.info));
+    if (all_users || vm.info.owner_uid == self->state.peer.uid)
+      listed.push_back(&vm.info);
   }
   // The dead after the living, oldest death first.
   for (const auto& info : dead) {
     if (all_users || info.owner_uid == self->state.peer.uid)
-      listed.push_back(protocol::info_json(info));
+      listed.push_back(&info);
   }
-  json reply = protocol::ok_reply(id);
-  reply["vms"] = std::move(listed);
-  self->state.reply(std::move(reply));
+  self->state.reply_text(protocol::vms_reply(id, listed));
 }
 
 }  // namespace
@@ -292,9 +270,7 @@ void handle(Session* self, std::uint64_t id, const protocol::ListRequest& reques
 void handle(Session* self, std::uint64_t id, const protocol::InfoRequest& request) {
   const auto target = request.vm;
   const auto answer = [=](const VmInfo& info) {
-    json reply = protocol::ok_reply(id);
-    reply["vm"] = protocol::info_json(info);
-    self->state.reply(std::move(reply));
+    self->state.reply_text(protocol::info_reply(id, info));
   };
   with_target(
       self, id, target, [=](const FoundVm& vm) { answer(vm.info); },
@@ -509,42 +485,33 @@ void handle(Session* self, std::uint64_t id, const protocol::StatsRequest& reque
                        [&](const FoundVm& vm) { return vm.info.name == name; }))
         return self->state.fail(id, ErrorKind::not_found, "no live VM of yours named " + name);
     }
-    struct Collecting {
-      std::vector<VmStats> stats;
-      std::size_t waiting = 0;
-    };
-    auto collecting = std::make_shared<Collecting>();
-    collecting->waiting = chosen.size();
+    auto stats = std::make_shared<std::vector<VmStats>>();
     const auto finish = [=] {
-      std::sort(collecting->stats.begin(), collecting->stats.end(),
-                [](const VmStats& a, const VmStats& b) {
-                  return std::tie(a.info.name, a.info.owner_uid) <
-                         std::tie(b.info.name, b.info.owner_uid);
-                });
+      std::sort(stats->begin(), stats->end(), [](const VmStats& a, const VmStats& b) {
+        return std::tie(a.info.name, a.info.owner_uid) < std::tie(b.info.name, b.info.owner_uid);
+      });
       json listed = json::array();
-      for (const auto& stats : collecting->stats)
-        listed.push_back(protocol::stats_json(stats));
+      for (const auto& one : *stats)
+        listed.push_back(protocol::stats_json(one));
       json reply = protocol::ok_reply(id);
       reply["vms"] = std::move(listed);
       self->state.reply(std::move(reply));
     };
-    if (chosen.empty())
-      return finish();
-    for (const auto& vm : chosen) {
-      // High priority, as for info: a chatty guest's lines must not keep the answer waiting.
-      self->request<caf::message_priority::high>(vm.actor, std::chrono::seconds(10),
-                                                 stats_atom::value)
-          .then(
-              [=](const VmStats& stats) {
-                collecting->stats.push_back(stats);
-                if (--collecting->waiting == 0)
-                  finish();
-              },
-              [=](caf::error&) {
-                if (--collecting->waiting == 0)
-                  finish();  // it ended meanwhile
-              });
-    }
+    std::vector<VmActor> actors;
+    for (const auto& vm : chosen)
+      actors.push_back(vm.actor);
+    // As for info: one deadline for all; a VM that ended meanwhile is left out.
+    ask_all<VmStats, stats_atom>(
+        self, std::move(actors), std::chrono::seconds(10),
+        [stats](const VmActor&, VmStats& one) { stats->push_back(std::move(one)); },
+        [=](bool in_time) {
+          if (!in_time) {
+            return self->state.fail(
+                id, ErrorKind::unavailable,
+                "a VM did not answer within 10 s (crosvisord is overloaded); try again");
+          }
+          finish();
+        });
   });
 }
 

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -102,6 +103,12 @@ Expected<Spawner> Spawner::start(const std::filesystem::path& program) {
   request.fds.set(1, UniqueFd(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0)));
   request.fds.set(2, UniqueFd(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0)));
   request.fds.set(kChannel, UniqueFd(ends[1]));
+  // It is the supervisor's own program: a sanitized build's options reach it too (a report of
+  // the spawner's goes where the supervisor's go, not only to stderr).
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"}) {
+    if (const char* value = std::getenv(name))
+      request.environment.push_back(std::string(name) + "=" + value);
+  }
   // As many fds as the supervisor may have: a VMM's limit is computed against the spawner's.
   if (rlimit own{}; ::getrlimit(RLIMIT_NOFILE, &own) == 0)
     request.max_open_files = own.rlim_max;

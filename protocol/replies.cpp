@@ -1,6 +1,7 @@
 #include "protocol/replies.hpp"
 
 #include "core/base64.hpp"
+#include "protocol/json_text.hpp"
 
 namespace crosvisor::protocol {
 namespace {
@@ -30,38 +31,76 @@ json or_null(const std::optional<T>& value) {
   return value ? json(*value) : json(nullptr);
 }
 
-json nics_json(const std::vector<VmInfo::Nic>& nics) {
-  json out = json::array();
-  for (const auto& nic : nics)
-    out.push_back({{"network", nic.network}, {"address", nic.address}, {"mac", nic.mac}});
+}  // namespace
+
+void append_info(std::string& out, const VmInfo& info) {
+  // Keys in nlohmann's order (sorted), so that the text is what a document would print.
+  // One key and its value to a line:
+  // clang-format off
+  JsonText text(out);
+  text.begin_object()
+      .key("cid").value(info.cid)
+      .key("console_log").text_or_null(info.console_log)
+      .key("cpus").value(info.cpus)
+      .key("debug").value(to_string(info.debug))
+      .key("detail").value(info.detail)
+      .key("disks")
+      .begin_array();
+  for (const auto& disk : info.disks)
+    text.value(disk);
+  text.end_array()
+      .key("ended_at_ms").value(info.ended_at)
+      .key("fleet").text_or_null(info.fleet)
+      .key("gdb_port").value(info.gdb_port)
+      .key("kernel").value(info.kernel)
+      .key("last_dump").text_or_null(info.last_dump)
+      .key("memory_mib").value(info.memory_mib)
+      .key("name").value(info.name)
+      .key("nics")
+      .begin_array();
+  for (const auto& nic : info.nics) {
+    text.begin_object()
+        .key("address").value(nic.address)
+        .key("mac").value(nic.mac)
+        .key("network").value(nic.network)
+        .end_object();
+  }
+  text.end_array()
+      .key("owner_uid").value(info.owner_uid)
+      .key("pid").value(info.pid)
+      .key("reason");
+  if (info.reason)
+    text.value(to_string(*info.reason));
+  else
+    text.null();
+  text.key("restarts").value(info.restarts)
+      .key("started_at_ms").value(info.started_at)
+      .key("state").value(to_string(info.state))
+      .key("uptime_ms").value(info.uptime_ms)
+      .key("vmm").value(to_string(info.vmm))
+      .end_object();
+  // clang-format on
+}
+
+std::string info_reply(std::uint64_t id, const VmInfo& info) {
+  std::string out;
+  JsonText(out).begin_object().key("id").value(id).key("ok").value(true).key("vm");
+  append_info(out, info);
+  out += '}';
   return out;
 }
 
-}  // namespace
-
-json info_json(const VmInfo& info) {
-  json out = {{"name", info.name},
-              {"state", to_string(info.state)},
-              {"vmm", to_string(info.vmm)},
-              {"debug", to_string(info.debug)},
-              {"pid", or_null(info.pid)},
-              {"cid", or_null(info.cid)},
-              {"uptime_ms", info.uptime_ms},
-              {"started_at_ms", or_null(info.started_at)},
-              {"ended_at_ms", or_null(info.ended_at)},
-              {"owner_uid", or_null(info.owner_uid)},
-              {"memory_mib", info.memory_mib},
-              {"cpus", info.cpus},
-              {"kernel", info.kernel},
-              {"disks", info.disks},
-              {"console_log", info.console_log.empty() ? json(nullptr) : json(info.console_log)},
-              {"gdb_port", or_null(info.gdb_port)},
-              {"last_dump", info.last_dump.empty() ? json(nullptr) : json(info.last_dump)},
-              {"nics", nics_json(info.nics)},
-              {"fleet", info.fleet.empty() ? json(nullptr) : json(info.fleet)},
-              {"reason", info.reason ? json(to_string(*info.reason)) : json(nullptr)},
-              {"detail", info.detail},
-              {"restarts", info.restarts}};
+std::string vms_reply(std::uint64_t id, const std::vector<const VmInfo*>& vms) {
+  std::string out;
+  out.reserve(64 + 400 * vms.size());
+  JsonText(out).begin_object().key("id").value(id).key("ok").value(true).key("vms");
+  out += '[';
+  for (std::size_t i = 0; i < vms.size(); ++i) {
+    if (i != 0)
+      out += ',';
+    append_info(out, *vms[i]);
+  }
+  out += "]}";
   return out;
 }
 

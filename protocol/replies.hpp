@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "crosvisor/error.hpp"
 #include "crosvisor/vm_event.hpp"
@@ -18,7 +20,15 @@ namespace crosvisor::protocol {
 nlohmann::json ok_reply(std::uint64_t id);
 // {"id", "ok": false, "error": message, "kind": the error's kind (crosvisor/error.hpp)}
 nlohmann::json error_reply(std::optional<std::uint64_t> id, const Error& error);
-nlohmann::json info_json(const VmInfo& info);
+// A VM's description (`info` and `list`): {"name", "state", "vmm", "debug", "pid", "cid",
+// "uptime_ms", "started_at_ms", "ended_at_ms", "owner_uid", "memory_mib", "cpus", "kernel",
+// "disks", "console_log", "gdb_port", "last_dump", "nics", "fleet", "reason", "detail",
+// "restarts"}, written as JSON text onto `out` (a list of 10 000 is built without a document).
+void append_info(std::string& out, const VmInfo& info);
+// {"id", "ok": true, "vm": the description}
+std::string info_reply(std::uint64_t id, const VmInfo& info);
+// {"id", "ok": true, "vms": [the descriptions, in the order given]}
+std::string vms_reply(std::uint64_t id, const std::vector<const VmInfo*>& vms);
 // {"name", "fleet", "owner_uid", "state", "vmm", "pid", "uptime_ms", "restarts", "memory_mib",
 // "cpus", "cpu_usec", "rss_bytes", "memory_bytes", "memory_limit_bytes", "read_bytes",
 // "write_bytes", "tasks", "source": "cgroup" | "proc" | null}: what `stats` answers, per VM
@@ -35,7 +45,7 @@ nlohmann::json console_writer_lost_event(const ConsoleWriterLost& lost);
 // "pid", "cid" when known}: what `events` streams (docs/cli.md lists the kinds).
 nlohmann::json supervisor_event(const SupervisorEvent& event);
 
-// Client side: the reverse of state_event, supervisor_event and info_json.
+// Client side: the reverse of state_event, supervisor_event and append_info.
 Expected<SupervisorEvent> parse_supervisor_event(const nlohmann::json& event);
 Expected<VmEvent> parse_state_event(const nlohmann::json& event);
 Expected<VmInfo> parse_info(const nlohmann::json& info);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <thread>
@@ -218,4 +219,24 @@ TEST_CASE("a spawner that was killed is known to be gone, and one that is let go
     CHECK_FALSE(test::process_alive(pid));
     CHECK(::kill(pid, 0) != 0);  // reaped, not a zombie
   }
+}
+
+TEST_CASE("the spawner runs with the supervisor's sanitizer options and nothing else of its own") {
+  const char* before = std::getenv("UBSAN_OPTIONS");
+  const std::string saved = before ? before : "";
+  ::setenv("UBSAN_OPTIONS", "print_stacktrace=1:spawner_test=1", 1);
+  ::setenv("CROSVISOR_SPAWNER_TEST_SECRET", "not for the spawner", 1);
+  auto started = process::Spawner::start("/proc/self/exe");
+  if (before)
+    ::setenv("UBSAN_OPTIONS", saved.c_str(), 1);
+  else
+    ::unsetenv("UBSAN_OPTIONS");
+  ::unsetenv("CROSVISOR_SPAWNER_TEST_SECRET");
+  REQUIRE(started.has_value());
+  std::ifstream environment("/proc/" + std::to_string(started->pid()) + "/environ");
+  const std::string all((std::istreambuf_iterator<char>(environment)), {});
+  CHECK(all.find(std::string("UBSAN_OPTIONS=print_stacktrace=1:spawner_test=1") + '\0') !=
+        std::string::npos);
+  CHECK(all.find("CROSVISOR_SPAWNER_TEST_SECRET") == std::string::npos);
+  CHECK(all.find("PATH=") != std::string::npos);
 }
