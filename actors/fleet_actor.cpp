@@ -98,7 +98,8 @@ FleetStatus status_of(Fleet self) {
   status.name = st.fleet_name;
   for (const auto& member : st.members) {
     status.vms.push_back(member.status);
-    status.ready += is_up(member);
+    status.vms.back().up = is_up(member);
+    status.ready += status.vms.back().up;
     status.failed += member.status.failed;
     status.blocked += member.status.blocked;
   }

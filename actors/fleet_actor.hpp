@@ -41,6 +41,7 @@ struct FleetMemberStatus {
   std::optional<DeathReason> last_death;
   std::optional<std::uint32_t> cid;  // while it runs
   std::optional<pid_t> pid;          // while it runs
+  bool up = false;  // counts as ready: ready, or running without a condition to be ready on
 };
 
 struct FleetStatus {

@@ -199,7 +199,10 @@ int fleet_up(const DaemonOptions& options, const FleetUpOptions& up) {
     int waiting = 0;
     for (const auto& vm : status["vms"]) {
       const std::string state = vm.value("state", "");
-      const bool done = vm.value("failed", false) || vm.value("blocked", false);
+      // Up (counted as ready) is not starting: a VM without a condition to be ready on is up
+      // once it runs.
+      const bool done =
+          vm.value("failed", false) || vm.value("blocked", false) || vm.value("up", false);
       starting += !done && (state == "starting" || state == "running");
       waiting += !done && state == "created";
     }

@@ -260,6 +260,14 @@ Expected<VmSpec> parse_vm_spec(std::string_view text, const std::filesystem::pat
   if (!parsed)
     return make_error(ErrorKind::invalid_config, parsed.error());
   const toml::table& root = *parsed;
+  // [vm] (one table) is a VM file's keys under a header they do not take; [[vm]] is a fleet's.
+  if (const auto* header = root.get("vm");
+      header && header->is_table() && !root.contains("fleet") && !root.contains("defaults")) {
+    return make_error(ErrorKind::invalid_config,
+                      source_name + ":" + std::to_string(header->source().begin.line) +
+                          ": [vm]: a VM file's keys stand at its top, under no header (a fleet "
+                          "file has [[vm]] tables, for `vm fleet up`)");
+  }
   if (looks_like_fleet_file(root)) {
     return make_error(ErrorKind::invalid_config,
                       source_name +

@@ -25,6 +25,7 @@ json or_null(const std::optional<T>& value) {
 json member_json(const FleetMemberStatus& vm) {
   return {{"name", vm.name},
           {"state", to_string(vm.state)},
+          {"up", vm.up},
           {"restarts", vm.restarts},
           {"failed", vm.failed},
           {"blocked", vm.blocked},

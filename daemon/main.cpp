@@ -40,6 +40,7 @@
 #include "daemon/server.hpp"
 #include "daemon/service_manager.hpp"
 #include "daemon/session.hpp"
+#include "daemon/state_lock.hpp"
 #include "process/accounts.hpp"
 #include "process/cgroups.hpp"
 #include "process/signals.hpp"
@@ -152,6 +153,25 @@ bool busy(caf::scoped_actor& self, const daemon::Server& server, const ServiceAc
   return any;
 }
 
+// The state directory of a daemon not given one: $CROSVISOR_STATE_DIR; else, at the user's own
+// socket (or the host's), the user's state directory (/var/lib/crosvisor for root); else one of
+// its own beside its socket (SOCKET.state), as its other files are. A daemon at a socket of its
+// own choosing (an experiment, a test, a second daemon) then neither shares another daemon's
+// state nor writes into the host's.
+std::filesystem::path default_state_dir(const std::filesystem::path& socket) {
+  const char* chosen = std::getenv("CROSVISOR_STATE_DIR");
+  const auto own = user_control_socket();
+  const bool usual = (own && *own == socket) || socket == system_control_socket();
+  if ((chosen && *chosen) || usual) {
+    auto state = user_state_dir();
+    if (state)
+      return *state;
+    // Not worth refusing to serve for.
+    spdlog::warn("{}: the state is kept beside the socket", state.error().message);
+  }
+  return socket.string() + ".state";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -187,9 +207,9 @@ int main(int argc, char** argv) {
   std::filesystem::path state_dir;
   app.add_option("--state-dir", state_dir,
                  "What outlives the daemon: its fleets (fleets/, vms/), memory dumps in "
-                 "dumps/<uid>/, UEFI variable stores in nvram/<uid>/ (default: "
-                 "$CROSVISOR_STATE_DIR, else /var/lib/crosvisor for root, "
-                 "$XDG_STATE_HOME/crosvisor for users)");
+                 "dumps/<uid>/, UEFI variable stores in nvram/<uid>/; one daemon's only (default: "
+                 "$CROSVISOR_STATE_DIR, else, at the usual socket, /var/lib/crosvisor for root, "
+                 "$XDG_STATE_HOME/crosvisor for users; at another socket, SOCKET.state)");
   bool live_restore = false;
   app.add_flag("--live-restore", live_restore,
                "The VMs of its fleets, with their networks, and of its command line outlive it "
@@ -314,14 +334,13 @@ int main(int argc, char** argv) {
   // killed with SIGKILL left behind is recognised (its lock is free) and removed by the next;
   // console logs and the last CID granted, which outlast it.
   const auto home = socket_path.parent_path();
-  if (state_dir.empty()) {
-    // Dumps are not worth refusing to serve for: without a state directory they stay beside
-    // the socket, with the logs.
-    auto state = user_state_dir();
-    if (!state)
-      spdlog::warn("{}: memory dumps are kept in {}", state.error().message, home.string());
-    state_dir = state ? *state : home;
-  }
+  if (state_dir.empty())
+    state_dir = default_state_dir(socket_path);
+  // Before anything of the state directory's is touched (its fleet records, the cgroups named
+  // after it): another daemon's VMs must not be taken for a dead daemon's.
+  auto state_lock = daemon::lock_state_dir(state_dir, socket_path);
+  if (!state_lock)
+    return fail(state_lock.error());
   auto runtime = process::make_private_runtime_dir(runtime_dir.empty() ? home : runtime_dir);
   if (!runtime)
     return fail(runtime.error());

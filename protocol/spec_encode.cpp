@@ -13,11 +13,13 @@ Expected<json> FdCollector::add(const std::filesystem::path& path, bool writable
   if (share_read_only_ && !writable) {
     std::error_code ec;
     const auto key = std::filesystem::weakly_canonical(path, ec).string();
+    // The same reference again, path included: every VM sharing the file shows it (vm info),
+    // by the one name a restored fleet reopens it by.
     if (auto it = read_only_.find(key); it != read_only_.end())
-      return json{{"fd", it->second}};
+      return it->second;
     auto added = open_new(path, writable, role, disk);
     if (added)
-      read_only_[key] = (*added)["fd"].get<std::size_t>();
+      read_only_[key] = *added;
     return added;
   }
   return open_new(path, writable, role, disk);

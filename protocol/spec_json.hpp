@@ -39,7 +39,7 @@ class FdCollector {
   Expected<nlohmann::json> open_new(const std::filesystem::path& path, bool writable,
                                     const std::string& role, bool disk);
   bool share_read_only_;
-  std::map<std::string, std::size_t> read_only_;
+  std::map<std::string, nlohmann::json> read_only_;  // by canonical path: {"fd", "path"}
 };
 // One VM's description, its files added to `files`.
 Expected<nlohmann::json> spec_json(const VmSpec& spec, FdCollector& files);

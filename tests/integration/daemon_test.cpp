@@ -221,6 +221,36 @@ TEST_CASE("a live daemon's socket is never stolen, a dead one's is replaced") {
         std::filesystem::perms::none);
 }
 
+TEST_CASE("a second daemon on another socket cannot take the first's state, or its VMs") {
+  test::DaemonProcess first;
+  const auto file = first.dir.write("kept.toml", test::fake_crosvm_toml("kept", "", false));
+  test::Subprocess run({VM_BINARY, "run", "-d", file.string()}, first.env());
+  REQUIRE(run.wait_exit(20s) == 0);
+  const auto vmms = test::processes_with_cmdline("--name kept ");
+  REQUIRE(vmms.size() == 1);
+
+  // The same state directory, named: refused before anything of it is touched (the cgroups
+  // named after it held the first daemon's VMM, which a second daemon took for a dead one's).
+  const auto other = first.dir / "other.sock";
+  test::Subprocess second({CROSVISORD_BINARY, "--socket", other.string(), "--crosvm",
+                           FAKE_CROSVM_BINARY, "--state-dir", (first.dir / "state").string()});
+  CHECK(second.wait_exit(10s) == 6);  // conflict
+  CHECK_THAT(second.output(), Catch::Contains("is the state directory of another crosvisord "
+                                              "(serving " +
+                                              first.socket.string() + ")"));
+  CHECK(test::process_alive(vmms.front()));
+  CHECK_THAT(first.vm("list").output, Catch::Contains("kept  ready"));
+
+  // None named, at a socket of its own: a state directory of its own beside it.
+  test::Subprocess third(
+      {CROSVISORD_BINARY, "--socket", other.string(), "--crosvm", FAKE_CROSVM_BINARY});
+  REQUIRE(third.wait_for_line("serving ", 10s));
+  CHECK_THAT(third.output(), Catch::Contains("from " + other.string() + ".state;"));
+  CHECK(std::filesystem::exists(other.string() + ".state/crosvisord.lock"));
+  CHECK(test::process_alive(vmms.front()));
+  CHECK(first.vm("stop kept").exit_code == 0);
+}
+
 TEST_CASE("another user's session cannot see or stop the first user's VMs") {
   test::DaemonProcess daemon({.args = {"--shared"}});
   ::chmod(daemon.dir.path().c_str(), 0711);  // the test's temporary directory, for `nobody`

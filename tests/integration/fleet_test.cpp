@@ -174,6 +174,20 @@ TEST_CASE("vm fleet through the daemon: up, status, restart, down, and a bad fil
   CHECK(test::processes_with_cmdline("--name web-").empty());
   CHECK(vm("fleet status --json").output == "[]\n");
 
+  // Without a condition to be ready on, a VM is up once it runs: counted as ready, not as
+  // starting as well.
+  const std::string no_condition = member.substr(0, member.find("ready = "));
+  const auto plain =
+      dir.write("plain.toml", "[fleet]\nname = \"plain\"\n[defaults]\n" + no_condition +
+                                  "[[vm]]\nname = \"p-{index}\"\ncount = 2\n");
+  const auto plain_up = vm("fleet up " + plain.string());
+  INFO(plain_up.output);
+  CHECK_THAT(plain_up.output, Catch::Contains("fleet plain: 2/2 ready, 0 starting, 0 waiting"));
+  const auto plain_status = nlohmann::json::parse(vm("fleet status plain --json").output);
+  CHECK(plain_status[0]["vms"][0]["state"] == "running");
+  CHECK(plain_status[0]["vms"][0]["up"] == true);
+  CHECK(vm("fleet down plain").exit_code == 0);
+
   const auto broken = dir.write("broken.toml", "[defaults]\n" + member +
                                                    "[[vm]]\nname = \"a\"\ncpu = 2\n"
                                                    "[[vm]]\nname = \"a\"\n"

@@ -229,6 +229,16 @@ TEST_CASE("a fleet file given where a VM file belongs says which command takes i
         "/srv/shop.toml`");
 }
 
+TEST_CASE("a VM file's keys under a [vm] header are refused, saying where they belong") {
+  auto spec = crosvisor::config::parse_vm_spec("# mine\n[vm]\nname = \"a\"\nkernel = \"k\"\n",
+                                               "/srv/a.toml");
+  REQUIRE_FALSE(spec.has_value());
+  CHECK(spec.error().kind == crosvisor::ErrorKind::invalid_config);
+  CHECK(spec.error().message ==
+        "/srv/a.toml:2: [vm]: a VM file's keys stand at its top, under no header (a fleet file "
+        "has [[vm]] tables, for `vm fleet up`)");
+}
+
 TEST_CASE("a key or table header of a hundred thousand parts is refused before parsing") {
   std::string dotted = "name = \"x\"\nkernel = \"k\"\na";
   for (int i = 0; i < 100'000; ++i)

@@ -361,3 +361,29 @@ TEST_CASE(
   CHECK(refused.error().kind == ErrorKind::protocol);
   CHECK_THAT(refused.error().message, Catch::Contains("10.31.0.10 is not a VM's address in back"));
 }
+
+TEST_CASE("replicas sharing a kernel share its fd, and each shows the kernel's path") {
+  test::TempDir dir;
+  config::FleetSpec fleet;
+  fleet.name = "replicas";
+  fleet.concurrency = 2;
+  const auto kernel = dir.write("vmlinuz", "kernel");
+  for (const char* name : {"r-0", "r-1", "r-2"}) {
+    config::FleetVm vm;
+    vm.spec.name = name;
+    // The last one names it another way: the same file, one fd, one name.
+    vm.spec.kernel = std::string(name) == "r-2" ? dir / "." / "vmlinuz" : kernel;
+    fleet.vms.push_back(vm);
+  }
+  auto message = fleet_to_message(fleet);
+  REQUIRE(message);
+  CHECK(message->fds.size() == 1);
+  const json wire = json::parse(message->fleet.dump());
+  auto back = fleet_from_message(wire, std::move(message->fds));
+  INFO((back ? "" : back.error().message));
+  REQUIRE(back);
+  for (const auto& vm : back->vms) {
+    CHECK(vm.spec.kernel.string().starts_with("/proc/self/fd/"));
+    CHECK(vm.spec.shown(vm.spec.kernel) == kernel.string());
+  }
+}
