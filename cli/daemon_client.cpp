@@ -25,6 +25,12 @@
 namespace crosvisor::cli {
 namespace {
 
+// The error a refusal from crosvisord ({"ok": false, "error", "kind"}) stands for.
+Error refusal(const std::string& kind, const std::string& message) {
+  return Error{kind_named(kind).value_or(ErrorKind::protocol),
+               message.empty() ? std::string("refused") : message};
+}
+
 // Seconds a daemon started on demand stays up with nothing to supervise.
 constexpr const char* kIdleExitSeconds = "10";
 
@@ -190,9 +196,8 @@ Expected<nlohmann::json> DaemonClient::call(
   auto id = send(request, fds);
   if (!id)
     return std::unexpected(id.error());
-  const auto refusal = [](const nlohmann::json& reply) {
-    const auto kind = kind_named(reply.value("kind", std::string()));
-    return Error{kind.value_or(ErrorKind::protocol), reply.value("error", std::string("refused"))};
+  const auto refusal_in = [](const nlohmann::json& reply) {
+    return refusal(reply.value("kind", std::string()), reply.value("error", std::string()));
   };
   for (;;) {
     auto message = next();
@@ -206,11 +211,11 @@ Expected<nlohmann::json> DaemonClient::call(
     }
     if (!json.contains("id") || json["id"] != *id) {
       if (json.value("ok", true) == false)  // a refusal of the stream itself
-        return std::unexpected(refusal(json));
+        return std::unexpected(refusal_in(json));
       continue;
     }
     if (!json.value("ok", false))
-      return std::unexpected(refusal(json));
+      return std::unexpected(refusal_in(json));
     return std::move(json);  // a list of thousands of VMs is megabytes: not copied
   }
 }
@@ -229,17 +234,13 @@ Expected<std::string> DaemonClient::call_printing(const protocol::RequestBody& r
       return std::unexpected(reply.error());
     if (reply->event)
       continue;
-    const auto refusal = [&] {
-      return Error{kind_named(reply->kind).value_or(ErrorKind::protocol),
-                   reply->error.empty() ? std::string("refused") : reply->error};
-    };
     if (reply->id != *id) {
       if (!reply->ok.value_or(true))  // a refusal of the stream itself
-        return std::unexpected(refusal());
+        return std::unexpected(refusal(reply->kind, reply->error));
       continue;
     }
     if (!reply->ok.value_or(false))
-      return std::unexpected(refusal());
+      return std::unexpected(refusal(reply->kind, reply->error));
     if (!reply->member)
       return make_error(ErrorKind::protocol,
                         "crosvisord's reply has no \"" + std::string(member) + "\"");
