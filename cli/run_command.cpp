@@ -131,7 +131,10 @@ int run_vm(const RunOptions& options) {
   }
   if (options.detach) {
     // crosvisord holds it now: this command only watches it come up (Ctrl-C stops watching).
-    const int code = wait_on(*client, spec->name, VmState::ready, true, signals.get());
+    // A VM with no condition to be ready on is up once it runs (as in a fleet): it never
+    // reports ready, and waiting for that would not end.
+    const VmState up = has_ready_condition(*spec) ? VmState::ready : VmState::running;
+    const int code = wait_on(*client, spec->name, up, true, signals.get());
     if (code >= kExitInterrupted) {
       std::cerr << "vm " << spec->name << ": not ready yet, and detached: crosvisord keeps it "
                 << "(vm wait " << spec->name << " --until ready; vm stop " << spec->name << ")\n";

@@ -45,6 +45,19 @@ TEST_CASE(
   const auto other = daemon.dir.write("other.toml", test::fake_crosvm_toml("other", "", false));
   CHECK(daemon.vm("run -d " + other.string()).exit_code == 0);
   CHECK(daemon.vm("list -q").output == "kept\nother\n");
+  // One with no condition to be ready on is up once it runs: vm run -d returns then (it waited
+  // for a ready that never comes).
+  std::string plain_keys = test::fake_crosvm_toml("plain", "", false);
+  plain_keys = plain_keys.substr(0, plain_keys.find("ready = "));
+  const auto plain = daemon.dir.write("plain.toml", plain_keys);
+  const auto detached =
+      test::run_command("CROSVISOR_SOCKET=" + daemon.socket.string() + " timeout 20 " + VM_BINARY +
+                        " run -d " + plain.string() + " 2>&1");
+  INFO(detached.output);
+  CHECK(detached.exit_code == 0);
+  CHECK_THAT(detached.output, Catch::Contains("vm plain: detached: crosvisord keeps it"));
+  CHECK(daemon.vm("stop plain").exit_code == 0);
+  CHECK(daemon.vm("rm plain").exit_code == 0);
 
   // Only a dead VM can be forgotten.
   const auto live = daemon.vm("rm kept");
