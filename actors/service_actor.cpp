@@ -64,6 +64,8 @@ struct ServiceState {
   // Restarts by their fleets so far, by VM: told before the restart's start (restarted_atom).
   std::map<VmKey, std::uint32_t> restarts;
   std::map<caf::actor_addr, VmKey> names;
+  // What each live VM last told of itself (vm_info_atom): what a list shows.
+  std::unordered_map<caf::actor_addr, std::shared_ptr<const VmSnapshot>> told;
   std::optional<lifecycle::OwnerUsage> usage;         // what each user holds
   lifecycle::ImageClaims images;                      // who writes and reads which image
   std::map<caf::actor_addr, std::uint64_t> claim_of;  // each live VM's claim on its images
@@ -116,6 +118,7 @@ void forget(ServiceSelf self, const caf::actor_addr& vm) {
   }
   st.vms.erase(it->second);
   st.names.erase(it);
+  st.told.erase(vm);
   st.fleet_of.erase(vm);
   st.durable.erase(vm);
 }
@@ -413,6 +416,11 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
         forget(self, vm);
         remember(self, std::move(info));
       },
+      [=](vm_info_atom, const caf::actor_addr& vm, VmSnapshot& snapshot) {
+        auto& st = self->state;
+        if (st.names.count(vm) != 0)  // not forgotten (a death's info is the last word)
+          st.told[vm] = std::make_shared<const VmSnapshot>(std::move(snapshot));
+      },
       [=](vm_state_atom, const caf::actor_addr& vm, const VmEvent& event) {
         auto& st = self->state;
         auto named = st.names.find(vm);
@@ -469,6 +477,16 @@ ServiceImpl::behavior_type service_behavior(ServiceSelf self, ServiceOptions opt
         std::vector<VmActor> vms;
         for (auto& [name, vm] : self->state.vms)
           vms.push_back(vm);
+        return vms;
+      },
+      [=](list_atom, info_atom) {
+        auto& st = self->state;
+        std::vector<ListedVm> vms;
+        vms.reserve(st.vms.size());
+        for (const auto& [key, vm] : st.vms) {
+          auto told = st.told.find(vm.address());
+          vms.push_back({vm, told == st.told.end() ? nullptr : told->second});
+        }
         return vms;
       },
       [=](list_atom, const std::string& name) {

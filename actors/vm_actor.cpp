@@ -127,9 +127,11 @@ std::vector<std::string> describe_disks(const VmSpec& spec) {
   return disks;
 }
 
+void tell_info(VmSelf self);
+
 // To every subscriber and every client handle.
 template <class Message>
-void publish(VmSelf self, const Message& message) {
+void tell_clients(VmSelf self, const Message& message) {
   constexpr bool console = std::is_same_v<Message, ConsoleText>;
   for (auto& subscriber : self->state.subscribers) {
     if (!console || subscriber.console)
@@ -141,8 +143,17 @@ void publish(VmSelf self, const Message& message) {
         self->send(proxy, message);
     }
   }
-  if constexpr (std::is_same_v<Message, VmEvent>)
+}
+
+// To the clients; a state change to the service first (what it lists and records), so that a
+// client that heard of it and asks the service finds it known there already.
+template <class Message>
+void publish(VmSelf self, const Message& message) {
+  if constexpr (std::is_same_v<Message, VmEvent>) {
+    tell_info(self);
     self->send(self->state.watcher, vm_state_atom::value, self->address(), message);
+  }
+  tell_clients(self, message);
 }
 
 // The last `count` of `lines` (all when 0).
@@ -335,6 +346,17 @@ VmInfo info_of(VmSelf self) {
   return info;
 }
 
+// The service keeps what each live VM last told it, for lists: told on every change of its info
+// (a death's goes with vm_dead_atom). Before any event to its clients, so that a list asked
+// after that event already has it.
+void tell_info(VmSelf self) {
+  auto& s = self->state;
+  if (s.dead)
+    return;
+  self->send(s.watcher, vm_info_atom::value, self->address(),
+             VmSnapshot{info_of(self), s.started_at});
+}
+
 // Its VMM's cgroup is named after its run directory: unique per launch, and the same for the
 // successor that takes the VMM over (docs/sandbox.md).
 std::string cgroup_name(const VmActorState& st) {
@@ -441,10 +463,8 @@ void die(VmSelf self, lifecycle::Death death) {
   death.detail = st.life->spec().shown_in(std::move(death.detail));
   spdlog::info("vm {}: dead, {} ({})", st.life->spec().name, to_string(death.reason), death.detail);
   st.death = death;
-  VmEvent event = current_event(self, death.detail);
-  event.reason = death.reason;
-  publish(self, std::move(event));
   st.ended_at_unix_ms = unix_now_ms();
+  st.dead = true;
   // The private directory goes on the reactor thread: no file system work in a handler.
   st.reactor->post([dir = std::move(st.run_dir)] {
     std::error_code ignored;
@@ -454,13 +474,17 @@ void die(VmSelf self, lifecycle::Death death) {
   // A dead VM holds no network: its TAPs went with its VMM, and the network may go once its
   // fleet does (the leases stay, for vm info).
   st.networks.clear();
-  st.dead = true;
   for (const auto& client : st.console_clients)
     withdraw_monitor(st.self_address, client);
   st.console_clients.clear();
   st.console_writer = nullptr;
-  // After the rest: what the service keeps of it is what `info` says from now on.
+  // The service first: its state, then what the service keeps of it (what `info` says from now
+  // on). A client told of the death, or a fleet restarting the VM, finds its name free.
+  VmEvent event = current_event(self, death.detail);
+  event.reason = death.reason;
+  self->send(st.watcher, vm_state_atom::value, self->address(), event);
   self->send(st.watcher, vm_dead_atom::value, self->address(), info_of(self));
+  tell_clients(self, event);
   quit_if_unreferenced(self);
 }
 
@@ -580,6 +604,7 @@ void join_networks(VmSelf self) {
                          lease.network, to_string(lease.address), to_string(lease.mac),
                          lease.tap_name);
             self->state.leases.push_back(std::move(lease));
+            tell_info(self);
             join_networks(self);
           },
           [=](caf::error& error) {
@@ -642,6 +667,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
     st.dumps = vmm::Reactor::DumpPlace{std::move(paths.dump_dir), st.life->spec().name,
                                        st.life->spec().owner_uid, paths.dumps_kept};
   }
+  tell_info(self);
   self->set_down_handler([=](const caf::down_msg& down) {
     auto& s = self->state;
     std::erase_if(s.subscribers, [&](const VmActorState::Subscriber& subscriber) {
@@ -695,6 +721,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
                   [=](std::uint32_t cid) {
                     self->state.cid = cid;
                     take_over(self);
+                    tell_info(self);
                   },
                   [=](caf::error& error) {
                     // A VMM that runs is taken over whatever the registry says: it holds its
@@ -704,6 +731,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
                     spdlog::warn("vm {}: CID {} not registered here ({}); taking it over anyway",
                                  vm.life->spec().name, vm.cid, from_caf_error(error).message);
                     take_over(self);
+                    tell_info(self);
                   });
           return;
         }
@@ -714,6 +742,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
                 [=](std::uint32_t cid) {
                   self->state.cid = cid;
                   self->state.leases.clear();
+                  tell_info(self);
                   if (!self->state.durable)
                     return join_networks(self);  // then the launch
                   // A durable VMM holds a copy of its CID's reservation.
@@ -730,6 +759,7 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
       [=](spawned_atom, pid_t pid) {
         auto& s = self->state;
         s.pid = pid;
+        tell_info(self);
         // A kill asked for while the VMM was being started is carried out at once.
         if (s.kill_requested)
           take_step(self, lifecycle::StopStep::kill);
@@ -884,8 +914,10 @@ VmActorImpl::behavior_type vm_behavior(VmSelf self, VmSpec spec,
         if (error.empty()) {
           spdlog::info("vm {}: memory dumped to {}", name,
                        where.empty() ? "a client's file" : where);
-          if (!where.empty())  // a client's own file is its to know
+          if (!where.empty()) {  // a client's own file is its to know
             s.last_dump = where;
+            tell_info(self);
+          }
         } else {
           spdlog::warn("vm {}: no memory dump: {}", name, error);
         }

@@ -35,6 +35,7 @@ using ready_due_atom = caf::atom_constant<caf::atom("readydue")>;
 using stop_sent_atom = caf::atom_constant<caf::atom("stopsent")>;
 using vm_dead_atom = caf::atom_constant<caf::atom("vmdead")>;
 using vm_state_atom = caf::atom_constant<caf::atom("vmstate")>;
+using vm_info_atom = caf::atom_constant<caf::atom("vminfo")>;
 using dumped_atom = caf::atom_constant<caf::atom("dumped")>;
 using identified_atom = caf::atom_constant<caf::atom("identified")>;
 using lost_atom = caf::atom_constant<caf::atom("lost")>;
@@ -44,10 +45,12 @@ using kept_atom = caf::atom_constant<caf::atom("kept")>;
 using tail_atom = caf::atom_constant<caf::atom("contail")>;
 using quiet_atom = caf::atom_constant<caf::atom("quiet")>;
 
-// Told by each VM's actor of its state changes, and when its VM dies (the actor lives on while
+// Told by each VM's actor of its state changes, of its info whenever that changes (what lists
+// show), and when its VM dies (the actor lives on while
 // handles remain) with what `info` says of it from then on: the service, which frees the VM's
 // name at once, remembers the dead VM (vm list --all) and tells those who watch every VM.
 using VmDeathWatcher = caf::typed_actor<caf::reacts_to<vm_state_atom, caf::actor_addr, VmEvent>,
+                                        caf::reacts_to<vm_info_atom, caf::actor_addr, VmSnapshot>,
                                         caf::reacts_to<vm_dead_atom, caf::actor_addr, VmInfo>>;
 
 // A client handle as its VM sees it: it takes the VM's events for its client, and makes more

@@ -82,15 +82,15 @@ struct FoundVm {
   VmInfo info;
 };
 
-// Every VM of the service (or only those called `named`) with its info, then `done` (on the
-// session's thread); an error when the service, or a VM that is still alive, did not answer in
-// time.
-struct GatheredVms {
-  std::vector<FoundVm> vms;
+// Every live VM with what it last told the service, as the service keeps it (a VM only just
+// created, which told nothing yet, is asked), then `done` (on the session's thread): what a list
+// of thousands shows without a request to each VM. An error when the service, or a VM asked,
+// did not answer in time.
+struct ListedVms {
+  std::vector<ListedVm> vms;
   std::optional<Error> error;
 };
-void gather_vms(Session* self, std::function<void(GatheredVms)> done,
-                const std::optional<std::string>& named = std::nullopt);
+void gather_listed(Session* self, std::function<void(ListedVms)> done);
 // The one VM `target` names, if this client may act on it; otherwise request `id` is refused,
 // or, given `missing`, that is called instead (to look among the dead).
 void with_target(Session* self, std::uint64_t id, const protocol::Target& target,

@@ -22,86 +22,130 @@ using json = nlohmann::json;
 
 namespace {
 
+constexpr auto kAskDeadline = std::chrono::seconds(10);
+
+Error unanswered() {
+  // No count: some of them may be other users' VMs.
+  return Error{ErrorKind::unavailable,
+               "a VM did not answer within 10 s (crosvisord is overloaded); try again"};
+}
+
+Error service_unanswered(caf::error& error) {
+  return Error{ErrorKind::unavailable,
+               "the VM service did not answer: " + from_caf_error(error).message};
+}
+
 // Asks each of `vms` for its info.
 void ask_each(Session* self, const std::vector<VmActor>& vms,
-              std::function<void(GatheredVms)> done) {
+              std::function<void(std::vector<FoundVm>, std::optional<Error>)> done) {
   auto found = std::make_shared<std::vector<FoundVm>>();
   found->reserve(vms.size());
   ask_all<VmInfo, info_atom>(
-      self, vms, std::chrono::seconds(10),
+      self, vms, kAskDeadline,
       [found](const VmActor& vm, VmInfo& info) {
         found->push_back(FoundVm{vm, std::move(info)});
       },
       [found, done](bool in_time) {
         // A VM that is alive but did not answer in time cannot be left out: a list would hide
         // it, and a stop by name would say there is no such VM.
-        if (!in_time) {
-          return done(GatheredVms{
-              {},
-              // No count: some of them may be other users' VMs.
-              Error{ErrorKind::unavailable,
-                    "a VM did not answer within 10 s (crosvisord is overloaded); try again"}});
-        }
-        done(GatheredVms{std::move(*found), std::nullopt});
+        if (!in_time)
+          return done({}, unanswered());
+        done(std::move(*found), std::nullopt);
       });
+}
+
+// The live VMs `target` may name, each with its info as it answers now: by name, those the
+// service knows by that name; by CID, those whose kept info has that CID (a CID is granted before
+// the VM starts, and told then).
+void gather_targets(Session* self, const protocol::Target& target,
+                    std::function<void(std::vector<FoundVm>, std::optional<Error>)> done) {
+  const auto& service = self->state.context.service;
+  if (!target.cid) {
+    self->request(service, kAskDeadline, list_atom::value, target.text)
+        .then([=](const std::vector<VmActor>& vms) { ask_each(self, vms, done); },
+              [=](caf::error& error) { done({}, service_unanswered(error)); });
+    return;
+  }
+  gather_listed(self, [=](ListedVms listed) {
+    if (listed.error)
+      return done({}, listed.error);
+    std::vector<VmActor> candidates;
+    for (const auto& vm : listed.vms) {
+      if (target.matches(vm.last->info))
+        candidates.push_back(vm.actor);
+    }
+    ask_each(self, candidates, done);
+  });
 }
 
 }  // namespace
 
-void gather_vms(Session* self, std::function<void(GatheredVms)> done,
-                const std::optional<std::string>& named) {
-  const auto ask = [=](const std::vector<VmActor>& vms) { ask_each(self, vms, done); };
-  const auto failed = [=](caf::error& error) {
-    done(GatheredVms{{},
-                     Error{ErrorKind::unavailable,
-                           "the VM service did not answer: " + from_caf_error(error).message}});
-  };
-  const auto& service = self->state.context.service;
-  if (named)
-    self->request(service, std::chrono::seconds(10), list_atom::value, *named).then(ask, failed);
-  else
-    self->request(service, std::chrono::seconds(10), list_atom::value).then(ask, failed);
+void gather_listed(Session* self, std::function<void(ListedVms)> done) {
+  self->request(self->state.context.service, kAskDeadline, list_atom::value, info_atom::value)
+      .then(
+          [=](std::vector<ListedVm>& listed) {
+            std::vector<VmActor> silent;
+            for (const auto& vm : listed) {
+              if (!vm.last)
+                silent.push_back(vm.actor);
+            }
+            if (silent.empty())
+              return done(ListedVms{std::move(listed), std::nullopt});
+            // Only just created: asked, and listed as they answer.
+            auto told = std::make_shared<std::vector<ListedVm>>();
+            told->reserve(listed.size());
+            for (auto& vm : listed) {
+              if (vm.last)
+                told->push_back(std::move(vm));
+            }
+            ask_all<VmInfo, info_atom>(
+                self, std::move(silent), kAskDeadline,
+                [told](const VmActor& vm, VmInfo& info) {
+                  told->push_back(
+                      {vm, std::make_shared<const VmSnapshot>(VmSnapshot{std::move(info), {}})});
+                },
+                [told, done](bool in_time) {
+                  if (!in_time)
+                    return done(ListedVms{{}, unanswered()});
+                  done(ListedVms{std::move(*told), std::nullopt});
+                });
+          },
+          [=](caf::error& error) {
+            done(ListedVms{{}, service_unanswered(error)});
+          });
 }
 
 void with_target(Session* self, std::uint64_t id, const protocol::Target& target,
                  std::function<void(const FoundVm&)> act, std::function<void()> missing) {
-  // A name asks only the VMs of that name; a CID, every VM (the service knows names only).
-  const auto named = target.cid ? std::nullopt : std::optional<std::string>(target.text);
-  gather_vms(
-      self,
-      [=](GatheredVms gathered) {
-        auto& st = self->state;
-        if (gathered.error)
-          return st.fail(id, gathered.error->kind, gathered.error->message);
-        const auto& vms = gathered.vms;
-        std::vector<const FoundVm*> matches;
-        for (const auto& vm : vms) {
-          if (target.matches(vm.info) && st.may_act_on(vm.info.owner_uid))
-            matches.push_back(&vm);
-        }
-        // Root sees every user's VMs, and several users may have one of that name: its own first.
-        if (matches.size() > 1) {
-          auto own = std::find_if(matches.begin(), matches.end(), [&](const FoundVm* vm) {
-            return vm->info.owner_uid == st.peer.uid;
-          });
-          if (own == matches.end()) {
-            std::string cids;
-            for (const auto* vm : matches)
-              cids +=
-                  (cids.empty() ? "" : ", ") + (vm->info.cid ? std::to_string(*vm->info.cid) : "-");
-            return st.fail(id, ErrorKind::conflict,
-                           "several users have a VM named " + target.text +
-                               ": name it by its CID (" + cids + ")");
-          }
-          return act(**own);
-        }
-        if (matches.size() == 1)
-          return act(*matches.front());
-        if (missing)
-          return missing();
-        not_found(self, id, target);
-      },
-      named);
+  gather_targets(self, target, [=](std::vector<FoundVm> vms, std::optional<Error> error) {
+    auto& st = self->state;
+    if (error)
+      return st.fail(id, error->kind, error->message);
+    std::vector<const FoundVm*> matches;
+    for (const auto& vm : vms) {
+      if (target.matches(vm.info) && st.may_act_on(vm.info.owner_uid))
+        matches.push_back(&vm);
+    }
+    // Root sees every user's VMs, and several users may have one of that name: its own first.
+    if (matches.size() > 1) {
+      auto own = std::find_if(matches.begin(), matches.end(),
+                              [&](const FoundVm* vm) { return vm->info.owner_uid == st.peer.uid; });
+      if (own == matches.end()) {
+        std::string cids;
+        for (const auto* vm : matches)
+          cids += (cids.empty() ? "" : ", ") + (vm->info.cid ? std::to_string(*vm->info.cid) : "-");
+        return st.fail(
+            id, ErrorKind::conflict,
+            "several users have a VM named " + target.text + ": name it by its CID (" + cids + ")");
+      }
+      return act(**own);
+    }
+    if (matches.size() == 1)
+      return act(*matches.front());
+    if (missing)
+      return missing();
+    not_found(self, id, target);
+  });
 }
 
 void not_found(Session* self, std::uint64_t id, const protocol::Target& target) {
@@ -225,21 +269,26 @@ namespace {
 
 // The list reply: the living (sorted by name) and then, with `dead`, the remembered dead, of
 // this client or (all_users) of everyone.
-void list_reply(Session* self, std::uint64_t id, std::vector<FoundVm> vms,
+void list_reply(Session* self, std::uint64_t id, std::vector<ListedVm> vms,
                 const std::vector<VmInfo>& dead, bool all_users) {
-  std::sort(vms.begin(), vms.end(), [](const FoundVm& a, const FoundVm& b) {
-    return std::tie(a.info.name, a.info.owner_uid) < std::tie(b.info.name, b.info.owner_uid);
-  });
-  std::vector<const VmInfo*> listed;
+  const auto by_name = [](const ListedVm& a, const ListedVm& b) {
+    return std::tie(a.last->info.name, a.last->info.owner_uid) <
+           std::tie(b.last->info.name, b.last->info.owner_uid);
+  };
+  // The service keeps them by owner, then name: one user's are in order already.
+  if (!std::is_sorted(vms.begin(), vms.end(), by_name))
+    std::sort(vms.begin(), vms.end(), by_name);
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<protocol::ListedInfo> listed;
   listed.reserve(vms.size() + dead.size());
   for (const auto& vm : vms) {
-    if (all_users || vm.info.owner_uid == self->state.peer.uid)
-      listed.push_back(&vm.info);
+    if (all_users || vm.last->info.owner_uid == self->state.peer.uid)
+      listed.push_back({&vm.last->info, vm.last->uptime_ms(now)});
   }
   // The dead after the living, oldest death first.
   for (const auto& info : dead) {
     if (all_users || info.owner_uid == self->state.peer.uid)
-      listed.push_back(&info);
+      listed.push_back({&info, info.uptime_ms});
   }
   self->state.reply_text(protocol::vms_reply(id, listed));
 }
@@ -253,7 +302,7 @@ void handle(Session* self, std::uint64_t id, const protocol::ListRequest& reques
   }
   const bool all_users = request.all_users;
   const bool dead = request.dead;
-  gather_vms(self, [=](GatheredVms gathered) {
+  gather_listed(self, [=](ListedVms gathered) {
     if (gathered.error)
       return self->state.fail(id, gathered.error->kind, gathered.error->message);
     if (!dead)
@@ -469,20 +518,21 @@ void handle(Session* self, std::uint64_t id, const protocol::StatsRequest& reque
   }
   const auto names = request.names;
   const bool all_users = request.all_users;
-  gather_vms(self, [=](GatheredVms gathered) {
+  gather_listed(self, [=](ListedVms gathered) {
     if (gathered.error)
       return self->state.fail(id, gathered.error->kind, gathered.error->message);
-    std::vector<FoundVm> chosen;
+    std::vector<ListedVm> chosen;
     for (auto& vm : gathered.vms) {
-      const bool visible = all_users || vm.info.owner_uid == self->state.peer.uid;
+      const VmInfo& info = vm.last->info;
+      const bool visible = all_users || info.owner_uid == self->state.peer.uid;
       const bool named =
-          names.empty() || std::find(names.begin(), names.end(), vm.info.name) != names.end();
-      if (visible && named && vm.info.state != VmState::dead)
+          names.empty() || std::find(names.begin(), names.end(), info.name) != names.end();
+      if (visible && named && info.state != VmState::dead)
         chosen.push_back(std::move(vm));
     }
     for (const auto& name : names) {
       if (std::none_of(chosen.begin(), chosen.end(),
-                       [&](const FoundVm& vm) { return vm.info.name == name; }))
+                       [&](const ListedVm& vm) { return vm.last->info.name == name; }))
         return self->state.fail(id, ErrorKind::not_found, "no live VM of yours named " + name);
     }
     auto stats = std::make_shared<std::vector<VmStats>>();

@@ -34,6 +34,10 @@ json or_null(const std::optional<T>& value) {
 }  // namespace
 
 void append_info(std::string& out, const VmInfo& info) {
+  append_info(out, info, info.uptime_ms);
+}
+
+void append_info(std::string& out, const VmInfo& info, std::int64_t uptime_ms) {
   // Keys in nlohmann's order (sorted), so that the text is what a document would print.
   // One key and its value to a line:
   // clang-format off
@@ -76,7 +80,7 @@ void append_info(std::string& out, const VmInfo& info) {
   text.key("restarts").value(info.restarts)
       .key("started_at_ms").value(info.started_at)
       .key("state").value(to_string(info.state))
-      .key("uptime_ms").value(info.uptime_ms)
+      .key("uptime_ms").value(uptime_ms)
       .key("vmm").value(to_string(info.vmm))
       .end_object();
   // clang-format on
@@ -90,7 +94,7 @@ std::string info_reply(std::uint64_t id, const VmInfo& info) {
   return out;
 }
 
-std::string vms_reply(std::uint64_t id, const std::vector<const VmInfo*>& vms) {
+std::string vms_reply(std::uint64_t id, const std::vector<ListedInfo>& vms) {
   std::string out;
   out.reserve(64 + 400 * vms.size());
   JsonText(out).begin_object().key("id").value(id).key("ok").value(true).key("vms");
@@ -98,7 +102,7 @@ std::string vms_reply(std::uint64_t id, const std::vector<const VmInfo*>& vms) {
   for (std::size_t i = 0; i < vms.size(); ++i) {
     if (i != 0)
       out += ',';
-    append_info(out, *vms[i]);
+    append_info(out, *vms[i].info, vms[i].uptime_ms);
   }
   out += "]}";
   return out;

@@ -24,11 +24,18 @@ nlohmann::json error_reply(std::optional<std::uint64_t> id, const Error& error);
 // "uptime_ms", "started_at_ms", "ended_at_ms", "owner_uid", "memory_mib", "cpus", "kernel",
 // "disks", "console_log", "gdb_port", "last_dump", "nics", "fleet", "reason", "detail",
 // "restarts"}, written as JSON text onto `out` (a list of 10 000 is built without a document).
+// With `uptime_ms`, that uptime instead of the info's own (a kept snapshot's moved on).
 void append_info(std::string& out, const VmInfo& info);
+void append_info(std::string& out, const VmInfo& info, std::int64_t uptime_ms);
 // {"id", "ok": true, "vm": the description}
 std::string info_reply(std::uint64_t id, const VmInfo& info);
+// One VM of a list: its info, and its uptime as the list is written.
+struct ListedInfo {
+  const VmInfo* info;
+  std::int64_t uptime_ms;
+};
 // {"id", "ok": true, "vms": [the descriptions, in the order given]}
-std::string vms_reply(std::uint64_t id, const std::vector<const VmInfo*>& vms);
+std::string vms_reply(std::uint64_t id, const std::vector<ListedInfo>& vms);
 // {"name", "fleet", "owner_uid", "state", "vmm", "pid", "uptime_ms", "restarts", "memory_mib",
 // "cpus", "cpu_usec", "rss_bytes", "memory_bytes", "memory_limit_bytes", "read_bytes",
 // "write_bytes", "tasks", "source": "cgroup" | "proc" | null}: what `stats` answers, per VM

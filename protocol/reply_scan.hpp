@@ -1,7 +1,8 @@
-// A reply read without building its document: one pass over the frame's text (nlohmann's SAX
-// parser) that keeps what a client needs to know about the reply (its id, "ok", the error) and
-// writes one member's value as `dump(2)` would print it. For `vm list --json` of thousands of
-// VMs, where a document costs an allocation per key and the command only prints. Pure logic.
+// A reply read without building its document: one pass over the frame's text (a reader of its
+// own for the canonical text crosvisord writes, else nlohmann's SAX parser) that keeps what a
+// client needs to know about the reply (its id, "ok", the error) and writes one member's value as
+// `dump(2)` would print it. For `vm list --json` of thousands of VMs, where a document costs an
+// allocation per key and the command only prints. Pure logic.
 #pragma once
 
 #include <cstdint>

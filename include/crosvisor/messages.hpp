@@ -9,6 +9,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,13 @@ using VmActor = caf::typed_actor<
     caf::replies_to<dump_atom>::with<std::string>,
     caf::replies_to<dump_atom, DumpInto>::with<std::string>>;
 
+// A live VM as the service keeps it: its actor, and what it last told of itself (nothing yet for
+// one only just created: ask it).
+struct ListedVm {
+  VmActor actor;
+  std::shared_ptr<const VmSnapshot> last;
+};
+
 // A client's handle on a VM (a client proxy; AVF's IVirtualMachine binder): everything a VM's
 // actor takes, and (events_atom): from now on pass the client the VmEvents only, no console lines.
 using VmHandle = VmActor::extend<caf::reacts_to<events_atom>>;
@@ -93,6 +101,9 @@ using ServiceActor = caf::typed_actor<
     // (name) -> the live VMs of that name, whoever owns them: what a request naming one VM
     // asks, so that its cost does not grow with the VMs there are
     caf::replies_to<list_atom, std::string>::with<std::vector<VmActor>>,
+    // (info) -> every live VM with what it last told of itself, by owner and name: a list of
+    // thousands of VMs without asking each one
+    caf::replies_to<list_atom, info_atom>::with<std::vector<ListedVm>>,
     // (owner_uid, names) -> those of `names` that live VMs of that owner hold
     caf::replies_to<taken_atom, std::uint32_t,
                     std::vector<std::string>>::with<std::vector<std::string>>,
@@ -123,6 +134,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::DumpInto)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmInfo)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::VmInfo>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::VmActor>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::VmSnapshot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::ListedVm>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<std::uint32_t>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(crosvisor::SupervisorEvent)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<crosvisor::SupervisorEvent>)

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -101,6 +102,20 @@ struct VmInfo {
   std::optional<DeathReason> reason;  // once dead
   std::string detail;                 // once dead: how it ended
   std::uint32_t restarts = 0;         // by its fleet (or its daemon, for a VM taken over)
+};
+
+// A VM's info as the VM last told its service, which it does on every change: what a list of
+// thousands shows without asking each VM. Its uptime moves on by itself: from `started` while
+// the VMM runs, else as `info` says.
+struct VmSnapshot {
+  VmInfo info;
+  std::optional<std::chrono::steady_clock::time_point> started;
+
+  std::int64_t uptime_ms(std::chrono::steady_clock::time_point now) const {
+    if (!started)
+      return info.uptime_ms;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(now - *started).count();
+  }
 };
 
 // What a VM's VMM has used so far (vm stats, the metrics endpoint): from its cgroup where it has

@@ -116,6 +116,16 @@ TEST_CASE("through the daemon: run, list, info, logs -f and stop a real guest") 
   const auto info = json::parse(daemon.vm("info web --json").output);
   CHECK(info["state"] == "ready");
   CHECK(info["pid"].get<int>() > 0);
+  // The list shows what the VM last told the daemon: its info, but the uptime, which moves on.
+  const auto without_uptime = [](json vm) {
+    vm.erase("uptime_ms");
+    return vm;
+  };
+  CHECK(without_uptime(listed[0]) == without_uptime(info));
+  std::this_thread::sleep_for(1s);
+  const auto later = json::parse(daemon.vm("list --json").output);
+  REQUIRE(later.size() == 1);
+  CHECK(later[0]["uptime_ms"].get<std::int64_t>() >= info["uptime_ms"].get<std::int64_t>() + 1000);
   const auto by_cid = daemon.vm("info " + std::to_string(info["cid"].get<std::uint32_t>()));
   CHECK_THAT(
       by_cid.output,

@@ -55,6 +55,15 @@ VmInfo info_of(test::Harness& h, const std::string& name) {
   return found;
 }
 
+// What the service lists: each live VM with what it last told of itself.
+std::vector<ListedVm> listed(test::Harness& h) {
+  std::vector<ListedVm> vms;
+  h.client->request(h.service, 10s, list_atom::value, info_atom::value)
+      .receive([&](std::vector<ListedVm>& found) { vms = std::move(found); },
+               [&](caf::error& error) { FAIL(h.system.render(error)); });
+  return vms;
+}
+
 VmEvent watch_until(caf::scoped_actor& watcher, VmState state) {
   std::optional<VmEvent> seen;
   while (!seen) {
@@ -170,4 +179,37 @@ TEST_CASE("a VM that crashes tells every client, and its CID comes back once bot
       },
       10s);
   CHECK(granted);
+}
+
+TEST_CASE("the service lists each VM as it last told it, never behind what its clients heard") {
+  test::Harness h;
+  caf::scoped_actor watcher{h.system};
+  auto handle = create_for(h, test::fake_crosvm_spec("told", ""), caf::actor());
+  // At once: listed, whether it has told anything yet or not (a list asks such a VM itself).
+  REQUIRE(listed(h).size() == 1);
+  watcher->send(handle, subscribe_atom::value, caf::actor_cast<caf::actor>(watcher));
+  watch_until(watcher, VmState::ready);
+  auto vms = listed(h);
+  REQUIRE(vms.size() == 1);
+  REQUIRE(vms[0].last);
+  const VmInfo& told = vms[0].last->info;
+  CHECK(told.state == VmState::ready);
+  // The same as the VM answers itself, but the uptime, which moves on by itself.
+  const VmInfo asked = info_of(h, "told");
+  CHECK(told.name == asked.name);
+  CHECK(told.pid == asked.pid);
+  CHECK(told.cid == asked.cid);
+  CHECK(told.started_at == asked.started_at);
+  CHECK(told.kernel == asked.kernel);
+  CHECK(told.disks == asked.disks);
+  CHECK(told.vmm == asked.vmm);
+  CHECK(told.pid.has_value());
+  CHECK(told.cid.has_value());
+  const auto now = std::chrono::steady_clock::now();
+  CHECK(vms[0].last->uptime_ms(now + 1s) == vms[0].last->uptime_ms(now) + 1000);
+
+  // Dead: gone from the list before any client hears of it.
+  handle = VmHandle();
+  watch_until(watcher, VmState::dead);
+  CHECK(listed(h).empty());
 }

@@ -102,13 +102,15 @@ TEST_CASE("a VM description written as text is what a document of it prints, and
 
 TEST_CASE("list and info replies are whole replies, in canonical form") {
   const VmInfo first = full_info("a"), second = full_info("b\"");
-  const auto listed = vms_reply(7, {&first, &second});
+  const auto listed = vms_reply(7, {{&first, first.uptime_ms}, {&second, 99}});
   CHECK(listed == canonical(listed));
   const auto reply = json::parse(listed);
   CHECK(reply["id"] == 7);
   CHECK(reply["ok"] == true);
   REQUIRE(reply["vms"].size() == 2);
   CHECK(reply["vms"][1]["detail"] == "b\"");
+  CHECK(reply["vms"][0]["uptime_ms"] == first.uptime_ms);
+  CHECK(reply["vms"][1]["uptime_ms"] == 99);
   CHECK(json::parse(vms_reply(1, {}))["vms"] == json::array());
   const auto info = info_reply(3, first);
   CHECK(info == canonical(info));
@@ -167,13 +169,61 @@ TEST_CASE("a member printed while the reply is scanned is what dump(2) prints of
   std::vector<VmInfo> infos;
   for (const auto& text : kAwkward)
     infos.push_back(full_info(text));
-  std::vector<const VmInfo*> pointers;
+  std::vector<ListedInfo> pointers;
   for (const auto& info : infos)
-    pointers.push_back(&info);
+    pointers.push_back({&info, info.uptime_ms});
   const auto listed = vms_reply(1, pointers);
   const auto scanned = scan_reply(listed, "vms");
   REQUIRE(scanned.has_value());
   CHECK(*scanned->member == json::parse(listed)["vms"].dump(2));
+}
+
+TEST_CASE("a frame in any form reads as nlohmann's parser reads it, canonical or not") {
+  // The scan reads crosvisord's canonical text itself and leaves the rest to nlohmann's parser:
+  // the edges of that line, each as the document would have it.
+  const std::vector<std::string> members = {"-0",
+                                            "0",
+                                            "-1",
+                                            "01",
+                                            "-",
+                                            "1.",
+                                            "0.5",
+                                            "1E2",
+                                            "1e-2",
+                                            "-9223372036854775808",
+                                            "-9223372036854775809",
+                                            "18446744073709551615",
+                                            "18446744073709551616",
+                                            "\"\\u0041\"",
+                                            "\"tab\there\"",
+                                            "\"\x7f\"",
+                                            "\"caf\xc3\xa9\"",
+                                            "\"\xff\"",
+                                            "tru",
+                                            "true",
+                                            "nul",
+                                            "[ 1 ,\t2\r\n]",
+                                            "{\"a\" : {\"b\":[ ]} }",
+                                            "[1,]",
+                                            "{\"a\"}",
+                                            "[}",
+                                            "{]"};
+  for (const auto& member : members) {
+    for (const std::string& frame :
+         {R"({"id":5,"vms":)" + member + "}", " \n{ \"vms\" :" + member + " , \"id\" : 5 }\t"}) {
+      INFO(frame);
+      const auto scanned = scan_reply(frame, "vms");
+      const json document = json::parse(frame, nullptr, false);
+      if (document.is_discarded()) {
+        CHECK_FALSE(scanned.has_value());
+        continue;
+      }
+      REQUIRE(scanned.has_value());
+      CHECK(scanned->id == 5u);
+      REQUIRE(scanned->member.has_value());
+      CHECK(*scanned->member == document["vms"].dump(2));
+    }
+  }
 }
 
 TEST_CASE("scanning a reply finds refusals, events and what is not a reply") {
