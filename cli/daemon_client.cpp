@@ -96,10 +96,15 @@ Expected<std::uint64_t> DaemonClient::send(const protocol::RequestBody& request,
   const std::string payload = protocol::dump(protocol::encode_request(id, request));
   // Said here, with the real reason, rather than as the broken pipe the daemon would leave.
   if (payload.size() > protocol::kMaxFrame) {
+    // A fleet's VMs all go in its one request: about 350 bytes each, so some 3 000 at most.
+    const bool fleet = std::holds_alternative<protocol::FleetUpRequest>(request);
     return make_error(ErrorKind::limit,
                       "the request (" + std::string(protocol::op_of(request)) + ") is " +
                           std::to_string(payload.size()) + " bytes of JSON, more than the " +
-                          std::to_string(protocol::kMaxFrame) + " a request may be");
+                          std::to_string(protocol::kMaxFrame) + " a request may be" +
+                          (fleet ? ": split the fleet into several fleet files, each brought up "
+                                   "with its own vm fleet up"
+                                 : ""));
   }
   if (fds.size() > protocol::kMaxFdsPerRequest) {
     return make_error(ErrorKind::limit, "the request carries " + std::to_string(fds.size()) +

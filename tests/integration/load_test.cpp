@@ -282,7 +282,8 @@ TEST_CASE("deep and huge inputs are refused with their place and reason, and cra
   const auto huge = daemon.vm("fleet up " + dir.write("huge.toml", fleet).string());
   CHECK(huge.exit_code == 8);
   CHECK_THAT(huge.output, Catch::Contains("the request (fleet_up) is "));
-  CHECK_THAT(huge.output, Catch::Contains("more than the 1048576 a request may be"));
+  CHECK_THAT(huge.output, Catch::Contains("more than the 1048576 a request may be: split the "
+                                          "fleet into several fleet files"));
 }
 
 TEST_CASE("every documented limit is the real one: 64 partitions, 300 files in one fleet") {

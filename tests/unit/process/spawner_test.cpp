@@ -20,6 +20,7 @@
 #include "support/temp_dir.hpp"
 
 using namespace crosvisor;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -150,8 +151,11 @@ TEST_CASE(
     pidfd_send_signal(child->pidfd.get(), SIGTERM, nullptr, 0);
     CHECK(exit_of(*child) == -SIGTERM);
   }
-  // Its standard streams and its channel, and nothing any launch passed through it.
-  CHECK(test::open_fds(spawner->pid()) == std::set<int>{0, 1, 2, 3});
+  // Its standard streams and its channel, and nothing any launch passed through it. (The last
+  // child's pidfd goes once its answer is sent: the spawner may not have run since.)
+  const auto spawner_fds = [&] { return test::open_fds(spawner->pid()); };
+  test::eventually([&] { return spawner_fds() == std::set<int>{0, 1, 2, 3}; }, 5s);
+  CHECK(spawner_fds() == std::set<int>{0, 1, 2, 3});
   CHECK(spawner->alive());
 }
 
@@ -233,7 +237,17 @@ TEST_CASE("the spawner runs with the supervisor's sanitizer options and nothing 
     ::unsetenv("UBSAN_OPTIONS");
   ::unsetenv("CROSVISOR_SPAWNER_TEST_SECRET");
   REQUIRE(started.has_value());
-  std::ifstream environment("/proc/" + std::to_string(started->pid()) + "/environ");
+  // Read once it serves (it names itself then): start returns as soon as its exec has begun,
+  // and an exec not finished yet shows no environment at all.
+  const auto proc = "/proc/" + std::to_string(started->pid());
+  const auto name = [&] {
+    std::ifstream comm(proc + "/comm");
+    std::string line;
+    std::getline(comm, line);
+    return line;
+  };
+  REQUIRE(test::eventually([&] { return name() == "crosvisor-spawn"; }, 5s));
+  std::ifstream environment(proc + "/environ");
   const std::string all((std::istreambuf_iterator<char>(environment)), {});
   CHECK(all.find(std::string("UBSAN_OPTIONS=print_stacktrace=1:spawner_test=1") + '\0') !=
         std::string::npos);
