@@ -343,6 +343,10 @@ VmInfo info_of(VmSelf self) {
   }
   info.ended_at = s.ended_at_unix_ms;
   info.restarts = s.durable ? s.durable->restarts : s.restarts;
+  if (std::holds_alternative<ConsoleReady>(own.ready))
+    info.ready_on = "console";
+  else if (std::holds_alternative<VsockReady>(own.ready))
+    info.ready_on = "vsock";
   return info;
 }
 

@@ -55,6 +55,9 @@ void print_info(const VmInfo& info) {
   for (std::size_t i = 0; i < info.disks.size(); ++i)
     line(i == 0 ? "disks" : "",
          "vd" + std::string(1, static_cast<char>('a' + i)) + ": " + info.disks[i]);
+  line("ready on", info.ready_on == "console" ? "a line on its console"
+                   : info.ready_on == "vsock" ? "its vsock callback"
+                                              : "- (up once it runs)");
   line("debug", std::string(to_string(info.debug)));
   line("console log", info.console_log.empty() ? "- (debug = none keeps none)" : info.console_log);
   line("fleet", info.fleet.empty() ? "-" : info.fleet);

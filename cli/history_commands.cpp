@@ -158,7 +158,12 @@ int wait_on(DaemonClient& client, const std::string& vm, VmState until, bool say
   auto info = client.call(protocol::InfoRequest{*target}, on_message);
   if (!info)
     return report(info.error());
-  if (auto now = protocol::parse_info((*info)["vm"]); now && !result) {
+  auto now = protocol::parse_info((*info)["vm"]);
+  // A VM with nothing to tell it ready by is ready once it runs (as a fleet counts it up): a
+  // wait for more would last forever.
+  if (now && until == VmState::ready && now->ready_on.empty())
+    until = VmState::running;
+  if (now && !result) {
     VmEvent current;
     current.vm = now->name;
     current.state = now->state;

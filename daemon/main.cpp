@@ -405,6 +405,14 @@ int main(int argc, char** argv) {
     }
     auto service = spawn_service(system, options);
     caf::scoped_actor self{system};
+    // The CID registry starts on a thread of its own and opens its files there: asked once
+    // before anything is served, so that a daemon that answers already holds what it will hold.
+    self->request(service, std::chrono::seconds(10), in_use_atom::value)
+        .receive([](std::uint64_t) {},
+                 [](caf::error& error) {
+                   spdlog::warn("the CID registry did not answer: {}",
+                                from_caf_error(error).message);
+                 });
 
     auto state = std::make_shared<const store::StateStore>(state_dir);
     auto keeper = spawn_state_keeper(system, state);

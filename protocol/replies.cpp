@@ -72,6 +72,7 @@ void append_info(std::string& out, const VmInfo& info, std::int64_t uptime_ms) {
   text.end_array()
       .key("owner_uid").value(info.owner_uid)
       .key("pid").value(info.pid)
+      .key("ready_on").text_or_null(info.ready_on)
       .key("reason");
   if (info.reason)
     text.value(to_string(*info.reason));
@@ -243,6 +244,8 @@ Expected<VmInfo> parse_info(const json& info) {
       parsed.console_log = info["console_log"].get<std::string>();
     if (info.contains("fleet") && info["fleet"].is_string())
       parsed.fleet = info["fleet"].get<std::string>();
+    if (info.contains("ready_on") && info["ready_on"].is_string())
+      parsed.ready_on = info["ready_on"].get<std::string>();
     if (info.contains("nics")) {
       for (const auto& nic : info["nics"]) {
         parsed.nics.push_back({nic.at("network").get<std::string>(),

@@ -23,7 +23,8 @@ nlohmann::json error_reply(std::optional<std::uint64_t> id, const Error& error);
 // A VM's description (`info` and `list`): {"name", "state", "vmm", "debug", "pid", "cid",
 // "uptime_ms", "started_at_ms", "ended_at_ms", "owner_uid", "memory_mib", "cpus", "kernel",
 // "disks", "console_log", "gdb_port", "last_dump", "nics", "fleet", "reason", "detail",
-// "restarts"}, written as JSON text onto `out` (a list of 10 000 is built without a document).
+// "restarts", "ready_on"}, written as JSON text onto `out` (a list of 10 000 is built without a
+// document).
 // With `uptime_ms`, that uptime instead of the info's own (a kept snapshot's moved on).
 void append_info(std::string& out, const VmInfo& info);
 void append_info(std::string& out, const VmInfo& info, std::int64_t uptime_ms);

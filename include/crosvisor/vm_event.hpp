@@ -102,6 +102,9 @@ struct VmInfo {
   std::optional<DeathReason> reason;  // once dead
   std::string detail;                 // once dead: how it ended
   std::uint32_t restarts = 0;         // by its fleet (or its daemon, for a VM taken over)
+  // What tells it ready: "console" (a line it prints) or "vsock" (its callback); empty when it has
+  // no ready condition, and running is as ready as it gets.
+  std::string ready_on;
 };
 
 // A VM's info as the VM last told its service, which it does on every change: what a list of

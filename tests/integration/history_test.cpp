@@ -56,6 +56,16 @@ TEST_CASE(
   INFO(detached.output);
   CHECK(detached.exit_code == 0);
   CHECK_THAT(detached.output, Catch::Contains("vm plain: detached: crosvisord keeps it"));
+  // So is vm wait --until ready (it waited forever), and vm info says why.
+  const auto waited =
+      test::run_command("CROSVISOR_SOCKET=" + daemon.socket.string() + " timeout 20 " + VM_BINARY +
+                        " wait plain --until ready 2>&1");
+  INFO(waited.output);
+  CHECK(waited.exit_code == 0);
+  CHECK_THAT(daemon.vm("info plain").output, Catch::Contains("ready on    - (up once it runs)"));
+  CHECK_THAT(daemon.vm("info kept").output, Catch::Contains("ready on    a line on its console"));
+  CHECK(json_of(daemon.vm("info --json plain"))["ready_on"].is_null());
+  CHECK(json_of(daemon.vm("info --json kept"))["ready_on"] == "console");
   CHECK(daemon.vm("stop plain").exit_code == 0);
   CHECK(daemon.vm("rm plain").exit_code == 0);
 

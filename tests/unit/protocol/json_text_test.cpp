@@ -51,6 +51,7 @@ VmInfo full_info(const std::string& text) {
   info.reason = DeathReason::killed;
   info.detail = text;
   info.restarts = 3;
+  info.ready_on = "console";
   return info;
 }
 
@@ -80,6 +81,7 @@ TEST_CASE("a VM description written as text is what a document of it prints, and
     CHECK(back->nics.size() == 2);
     CHECK(back->reason == DeathReason::killed);
     CHECK(back->restarts == 3);
+    CHECK(back->ready_on == "console");
     CHECK(back->disks.size() == 2);
     if (json(text).dump(-1, ' ', false, json::error_handler_t::replace) ==
         json(text).dump(-1, ' ', false, json::error_handler_t::ignore)) {
@@ -96,8 +98,9 @@ TEST_CASE("a VM description written as text is what a document of it prints, and
   CHECK(empty["console_log"].is_null());
   CHECK(empty["fleet"].is_null());
   CHECK(empty["reason"].is_null());
+  CHECK(empty["ready_on"].is_null());
   CHECK(empty["disks"] == json::array());
-  CHECK(empty.size() == 22);
+  CHECK(empty.size() == 23);
 }
 
 TEST_CASE("list and info replies are whole replies, in canonical form") {
