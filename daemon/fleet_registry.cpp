@@ -5,6 +5,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <map>
+#include <set>
 
 #include "actors/fleet_actor.hpp"
 #include "crosvisor/error_bridge.hpp"
@@ -27,9 +28,21 @@ struct RegistryState {
   // The records of the fleets up (and of persistent ones that are down), by owner and name.
   std::map<FleetKey, store::FleetRecord> records;
   std::map<FleetKey, std::vector<std::string>> starting;  // fleet ups being checked: members
+  std::set<FleetKey> dropping;  // brought down: their records being deleted
+  std::multimap<FleetKey, caf::typed_response_promise<bool>> settling;  // fleet_settled_atom
 };
 
 using Registry = FleetRegistryActor::stateful_pointer<RegistryState>;
+
+// The fleet's actor has ended and its record is as it stays: those who wait for that hear it.
+void settle(Registry self, const FleetKey& key) {
+  auto& st = self->state;
+  st.dropping.erase(key);
+  auto [first, last] = st.settling.equal_range(key);
+  for (auto it = first; it != last; ++it)
+    it->second.deliver(true);
+  st.settling.erase(first, last);
+}
 
 // "web-0, web-1 (fleet shop) and db": which fleet of the owner holds each taken name.
 std::string describe_taken(const RegistryState& st, std::uint32_t owner,
@@ -84,9 +97,15 @@ FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor 
       auto record = st.records.find(key);
       if (brought_down && record != st.records.end() && !record->second.persistent) {
         st.records.erase(record);
-        if (st.keeper)
-          caf::anon_send(st.keeper, drop_fleet_atom::value, key.first, key.second);
+        if (st.keeper) {
+          st.dropping.insert(key);
+          self->request(st.keeper, std::chrono::seconds(30), drop_fleet_atom::value, key.first,
+                        key.second)
+              .then([=](bool) { settle(self, key); }, [=](caf::error&) { settle(self, key); });
+          return;
+        }
       }
+      settle(self, key);
       return;
     }
   });
@@ -155,6 +174,15 @@ FleetRegistryActor::behavior_type registry_behavior(Registry self, ServiceActor 
                   self->state.starting.erase(key);
                   promise.deliver(std::move(error));
                 });
+        return promise;
+      },
+      [=](fleet_settled_atom, std::uint32_t owner, const std::string& name) -> caf::result<bool> {
+        auto& st = self->state;
+        const FleetKey key{owner, name};
+        if (st.fleets.count(key) == 0 && st.dropping.count(key) == 0)
+          return true;
+        auto promise = self->make_response_promise<bool>();
+        st.settling.emplace(key, promise);
         return promise;
       },
       [=](fleet_forget_atom, std::uint32_t caller, const std::string& name,

@@ -23,6 +23,7 @@ namespace crosvisor::daemon {
 using fleet_up_atom = caf::atom_constant<caf::atom("fleetup")>;
 
 using fleet_forget_atom = caf::atom_constant<caf::atom("fforget")>;
+using fleet_settled_atom = caf::atom_constant<caf::atom("fsettled")>;
 // What the daemon before left running of a fleet (live restore): its VMs' VMMs and its networks,
 // by name.
 struct TakenOver {
@@ -50,6 +51,10 @@ using FleetRegistryActor = caf::typed_actor<
     // the daemon starts (running, it runs on); not_found when it was not. With any owner (root),
     // another user's fleet of that name too, when only one user has one.
     caf::replies_to<fleet_forget_atom, std::uint32_t, std::string, bool>::with<bool>,
+    // (owner, fleet) -> true once that fleet's actor has ended and, brought down, its record is
+    // deleted: a fleet down is answered then, so that a daemon killed just after the answer does
+    // not bring the fleet back
+    caf::replies_to<fleet_settled_atom, std::uint32_t, std::string>::with<bool>,
     caf::replies_to<list_atom>::with<std::vector<FleetEntry>>>;
 
 // Without a keeper (no state store), fleets are kept in memory only. With live_restore, the VMs

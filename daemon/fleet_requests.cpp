@@ -81,17 +81,24 @@ void with_fleet(Session* self, std::uint64_t id, const std::string& name,
 }
 
 // Brings one fleet down as the request says (gracefully, within its timeout, or killed).
+// Answered once the fleet's record is deleted too (a daemon killed just after the answer does
+// not bring the fleet back); after 10 s without that, answered all the same.
 void bring_down(Session* self, const FleetEntry& fleet, const protocol::FleetDownRequest& request,
                 std::function<void(const FleetStatus&)> done,
                 std::function<void(caf::error&)> failed) {
+  const auto down = [=](const FleetStatus& status) {
+    self->request(self->state.context.fleets, std::chrono::seconds(10), fleet_settled_atom::value,
+                  fleet.owner_uid, fleet.name)
+        .then([=](bool) { done(status); }, [=](caf::error&) { done(status); });
+  };
   if (request.force)
     self->request(fleet.fleet, caf::infinite, stop_atom::value, kill_atom::value)
-        .then(done, failed);
+        .then(down, failed);
   else if (request.timeout_ms)
     self->request(fleet.fleet, caf::infinite, stop_atom::value, *request.timeout_ms)
-        .then(done, failed);
+        .then(down, failed);
   else
-    self->request(fleet.fleet, caf::infinite, stop_atom::value).then(done, failed);
+    self->request(fleet.fleet, caf::infinite, stop_atom::value).then(down, failed);
 }
 
 // Asks each fleet (`ask` calls `done` with its status, or `failed`) and replies with every status
