@@ -307,7 +307,7 @@ void handle(Session* self, std::uint64_t id, const protocol::ListRequest& reques
       return self->state.fail(id, gathered.error->kind, gathered.error->message);
     if (!dead)
       return list_reply(self, id, std::move(gathered.vms), {}, all_users);
-    self->request(self->state.context.service, std::chrono::seconds(10), history_atom::value)
+    self->request(self->state.context.service, kAskDeadline, history_atom::value)
         .then(
             [=](const std::vector<VmInfo>& remembered) mutable {
               list_reply(self, id, std::move(gathered.vms), remembered, all_users);
@@ -552,14 +552,11 @@ void handle(Session* self, std::uint64_t id, const protocol::StatsRequest& reque
       actors.push_back(vm.actor);
     // As for info: one deadline for all; a VM that ended meanwhile is left out.
     ask_all<VmStats, stats_atom>(
-        self, std::move(actors), std::chrono::seconds(10),
+        self, std::move(actors), kAskDeadline,
         [stats](const VmActor&, VmStats& one) { stats->push_back(std::move(one)); },
         [=](bool in_time) {
-          if (!in_time) {
-            return self->state.fail(
-                id, ErrorKind::unavailable,
-                "a VM did not answer within 10 s (crosvisord is overloaded); try again");
-          }
+          if (!in_time)
+            return self->state.fail(id, unanswered());
           finish();
         });
   });
