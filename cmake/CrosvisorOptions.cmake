@@ -29,6 +29,10 @@ if(CROSVISOR_LIBFUZZER)
   add_compile_options(-fsanitize=fuzzer-no-link)
 endif()
 
+# Each function and variable in a section of its own, so crosvisord's link can place what an idle
+# daemon touches together (daemon/idle-code.ld, docs/performance.md: the idle daemon).
+add_compile_options(-ffunction-sections -fdata-sections)
+
 if(CROSVISOR_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_link_options(-fsanitize=address,undefined)

@@ -281,6 +281,10 @@ int main(int argc, char** argv) {
   server_limits.frame_deadline =
       std::chrono::milliseconds(static_cast<std::int64_t>(request_deadline_s * 1000));
   process::raise_fd_limit();
+  // Before any thread starts, so that every thread inherits the mask: a --log-file starts
+  // spdlog's flusher just below, and a stop signal delivered to a thread not blocking it would
+  // kill the daemon on the spot, its VMs unstopped.
+  const sigset_t stop_signals = process::block_stop_signals();
   if (log_file.empty()) {
     spdlog::set_default_logger(spdlog::stderr_color_mt("crosvisord"));
   } else {
@@ -319,7 +323,6 @@ int main(int argc, char** argv) {
                                                      : ": no such user in the user database")});
   }
 
-  const sigset_t stop_signals = process::block_stop_signals();
   if (socket_path.empty()) {
     auto own = user_control_socket();
     if (!own)

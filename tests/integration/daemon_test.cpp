@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -218,6 +220,34 @@ TEST_CASE("SIGTERM to the daemon stops every VM gracefully, in parallel, then it
                Catch::Contains("vm term-" + std::to_string(i) + ": dead, SHUTDOWN"));
   CHECK(test::processes_with_cmdline("--name term-").empty());
   CHECK_FALSE(std::filesystem::exists(daemon.socket));
+}
+
+TEST_CASE("a daemon logging to a file stops every VM on SIGTERM too, and logs it") {
+  // --log-file starts spdlog's flusher thread: started before the stop signals were blocked, it
+  // took SIGTERM with its default action, and the daemon died on the spot, its VMs unstopped.
+  test::TempDir dir;
+  const auto socket = dir / "control.sock";
+  const auto log = dir / "crosvisord.log";
+  test::Subprocess daemon({CROSVISORD_BINARY, "--socket", socket.string(), "--crosvm",
+                           FAKE_CROSVM_BINARY, "--state-dir", (dir / "state").string(),
+                           "--runtime-dir", (dir / "run").string(), "--log-file", log.string()});
+  const auto logged = [&] {
+    std::ifstream in(log);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  REQUIRE(test::eventually([&] { return logged().find("serving ") != std::string::npos; }, 20s));
+  const auto file = dir.write("logged.toml", test::fake_crosvm_toml("logged", "", false));
+  const auto run = test::run_command("CROSVISOR_SOCKET=" + socket.string() + " " + VM_BINARY +
+                                     " run -d " + file.string() + " 2>&1");
+  REQUIRE(run.exit_code == 0);
+
+  daemon.signal(SIGTERM);
+  CHECK(daemon.wait_exit(20s) == 0);
+  INFO(logged());
+  CHECK_THAT(logged(), Catch::Contains("stopping 1 VM(s)"));
+  CHECK_THAT(logged(), Catch::Contains("exiting"));
+  CHECK(test::processes_with_cmdline("--name logged").empty());
+  CHECK_FALSE(std::filesystem::exists(socket));
 }
 
 TEST_CASE("a live daemon's socket is never stolen, a dead one's is replaced") {
