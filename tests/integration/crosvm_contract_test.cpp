@@ -19,16 +19,12 @@
 #include "integration/harness.hpp"
 #include "support/processes.hpp"
 #include "support/subprocess.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace crosvisor;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 // The first bytes of a qcow2 image whose backing file is `backing`: what a guest can write into
 // its own raw disk.
@@ -59,7 +55,7 @@ TEST_CASE(
   h.create(spec);
   CHECK(h.await_state(VmState::dead).reason == DeathReason::crash);
   CHECK(h.console_has("fake-crosvm guest: wrote a qcow2 header naming " + secret.string()));
-  REQUIRE(read_file(disk).substr(0, 4) == "QFI\xfb");
+  REQUIRE(test::read_file(disk).substr(0, 4) == "QFI\xfb");
   // Started again: refused before crosvm runs, with the reason.
   h.create(spec);
   const auto dead = h.await_state(VmState::dead);
@@ -68,7 +64,7 @@ TEST_CASE(
                            " starts like a qcow2 image: disks are used as raw images only, and a "
                            "VMM that probes formats would follow the host paths such an image "
                            "names; refused");
-  CHECK_THAT(read_file(record), !Catch::Contains(secret.string()));
+  CHECK_THAT(test::read_file(record), !Catch::Contains(secret.string()));
 
   // The stand-in does follow such a header, as crosvm would, when nothing stops it: run it by
   // hand on the same image (named by path: it probes the disk before it looks at anything else).
@@ -76,7 +72,7 @@ TEST_CASE(
                         disk.string() + ",lock=false", "--params",
                         "fake_crosvm.record=" + record.string(), spec.kernel.string()});
   raw.wait_exit(10s);
-  CHECK_THAT(read_file(record), Catch::Contains("opened " + secret.string()));
+  CHECK_THAT(test::read_file(record), Catch::Contains("opened " + secret.string()));
 }
 
 TEST_CASE("disks that look like other formats are refused by the client and the daemon alike") {
@@ -122,8 +118,8 @@ TEST_CASE("QEMU is given format=raw and never follows an image's header") {
   INFO(read.output);
   REQUIRE(read.exit_code == 0);
   CHECK_THAT(read.output, Catch::Contains("51 46 49 fb"));  // the header's bytes, as data
-  CHECK_THAT(read_file(trace), Catch::Contains(disk.string()));
-  CHECK_THAT(read_file(trace), !Catch::Contains(secret.string()));
+  CHECK_THAT(test::read_file(trace), Catch::Contains(disk.string()));
+  CHECK_THAT(test::read_file(trace), !Catch::Contains(secret.string()));
 }
 
 TEST_CASE(

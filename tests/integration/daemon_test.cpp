@@ -10,8 +10,6 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -231,10 +229,7 @@ TEST_CASE("a daemon logging to a file stops every VM on SIGTERM too, and logs it
   test::Subprocess daemon({CROSVISORD_BINARY, "--socket", socket.string(), "--crosvm",
                            FAKE_CROSVM_BINARY, "--state-dir", (dir / "state").string(),
                            "--runtime-dir", (dir / "run").string(), "--log-file", log.string()});
-  const auto logged = [&] {
-    std::ifstream in(log);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
+  const auto logged = [&] { return test::read_file(log); };
   REQUIRE(test::eventually([&] { return logged().find("serving ") != std::string::npos; }, 20s));
   const auto file = dir.write("logged.toml", test::fake_crosvm_toml("logged", "", false));
   const auto run = test::run_command("CROSVISOR_SOCKET=" + socket.string() + " " + VM_BINARY +

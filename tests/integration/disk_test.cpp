@@ -14,16 +14,12 @@
 #include "integration/guest.hpp"
 #include "integration/harness.hpp"
 #include "support/processes.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace crosvisor;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string read_all(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 std::set<int> fd_references(const std::string& text) {
   std::set<int> numbers;
@@ -68,11 +64,11 @@ TEST_CASE(
   // The guest may write to a read-only partition, but only into a throwaway layer.
   CHECK(h.console_has("disk vda3 label=config size=8 first=guest-wrote-conf"));
   CHECK(h.console_has("disk vdb label=- size=128 first=guest-wrote-rawr"));
-  CHECK(read_all(data).substr(0, 16) == "guest-wrote-data");
-  CHECK(read_all(data).size() == 8192);
-  CHECK(read_all(conf) == "CONF-PARTITION" + std::string(4096 - 14, 'c'));
-  CHECK(read_all(boot) == "BOOT-PARTITION" + std::string(4000 - 14, 'b'));
-  CHECK(read_all(raw).substr(0, 15) == "guest-wrote-raw");
+  CHECK(test::read_file(data).substr(0, 16) == "guest-wrote-data");
+  CHECK(test::read_file(data).size() == 8192);
+  CHECK(test::read_file(conf) == "CONF-PARTITION" + std::string(4096 - 14, 'c'));
+  CHECK(test::read_file(boot) == "BOOT-PARTITION" + std::string(4000 - 14, 'b'));
+  CHECK(test::read_file(raw).substr(0, 15) == "guest-wrote-raw");
 }
 
 TEST_CASE("a read-only raw disk cannot be written by the guest") {
@@ -86,7 +82,7 @@ TEST_CASE("a read-only raw disk cannot be written by the guest") {
   h.create(spec);
   CHECK(h.await_state(VmState::dead).reason == DeathReason::shutdown);
   CHECK(h.console_has("crosvisor-guest: write failed vda"));
-  CHECK(read_all(raw) == "READ-ONLY-IMAGE" + std::string(65536 - 15, 'x'));
+  CHECK(test::read_file(raw) == "READ-ONLY-IMAGE" + std::string(65536 - 15, 'x'));
 }
 
 TEST_CASE(
@@ -106,13 +102,14 @@ TEST_CASE(
   const VmEvent running = h.await_state(VmState::running);
   const pid_t pid = std::stoi(running.detail.substr(4));
 
-  std::string cmdline = read_all("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string cmdline = test::read_file("/proc/" + std::to_string(pid) + "/cmdline");
   std::set<int> planned = fd_references(cmdline);
   // The VMDK descriptor names the composite's parts: they are planned too.
   static const std::regex vmdk_drive(R"(format=vmdk,file=/proc/self/fd/(\d+))");
   std::smatch match;
   REQUIRE(std::regex_search(cmdline, match, vmdk_drive));
-  const std::string descriptor = read_all("/proc/" + std::to_string(pid) + "/fd/" + match[1].str());
+  const std::string descriptor =
+      test::read_file("/proc/" + std::to_string(pid) + "/fd/" + match[1].str());
   const auto from_descriptor = fd_references(descriptor);
   CHECK(from_descriptor.size() == 5);  // header, a, the qcow2 layer over b, filler, footer
   planned.insert(from_descriptor.begin(), from_descriptor.end());

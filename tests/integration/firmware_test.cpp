@@ -12,6 +12,7 @@
 #include "process/proc_identity.hpp"
 #include "support/processes.hpp"
 #include "support/subprocess.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace crosvisor;
 using namespace std::chrono_literals;
@@ -43,11 +44,6 @@ std::vector<std::string> command_line(pid_t pid) {
       },
       std::chrono::seconds(2));
   return args;
-}
-
-std::string contents(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // The file behind the fd that QEMU's second flash drive (the variable store) names.
@@ -98,7 +94,7 @@ TEST_CASE(
     CHECK(run.wait_exit(60s) == 0);
     // The firmware wrote to the VM's own store (its boot entries), not to the template.
     REQUIRE(std::filesystem::exists(store));
-    CHECK(contents(store) != contents(kOvmfVars));
+    CHECK(test::read_file(store) != test::read_file(kOvmfVars));
   }
 }
 

@@ -13,6 +13,7 @@
 #include "integration/guest.hpp"
 #include "integration/harness.hpp"
 #include "support/processes.hpp"
+#include "support/temp_dir.hpp"
 #include "vmm/reactor.hpp"
 #include "vsock/channel.hpp"
 
@@ -27,11 +28,6 @@ std::size_t run_dirs_left(const std::filesystem::path& runtime) {
   for (const auto& entry : std::filesystem::directory_iterator(runtime))
     count += entry.path().filename() != "logs";
   return count;
-}
-
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 pid_t pid_of(const VmEvent& running) {
@@ -60,7 +56,7 @@ TEST_CASE("a guest boots to ready and its own power-off is reported as SHUTDOWN"
   // The VM's private directory (QMP socket) is gone with it; its console log (debug = full) is
   // kept, byte for byte what the guest printed.
   CHECK(test::eventually([&] { return run_dirs_left(h.runtime.path()) == 0; }, 5s));
-  const std::string log = read_file(h.runtime / "logs" / "boot.log");
+  const std::string log = test::read_file(h.runtime / "logs" / "boot.log");
   CHECK(log.find("crosvisor-guest: ready") != std::string::npos);
   CHECK(log.find("crosvisor-guest: powering off") != std::string::npos);
 }

@@ -20,6 +20,7 @@
 #include "integration/other_user.hpp"
 #include "support/processes.hpp"
 #include "support/subprocess.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace crosvisor;
 using namespace std::chrono_literals;
@@ -32,11 +33,6 @@ test::DaemonOptions root_daemon(const test::OtherUser& nobody, std::vector<std::
   return {.args = std::move(args),
           .crosvm = (nobody.bin / "crosvm").string(),
           .own_runtime_dir = false};
-}
-
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 std::size_t count(const std::string& text, const std::string& what) {
@@ -281,11 +277,11 @@ TEST_CASE("console logs live per daemon and owner, survive the VM, keep each boo
   // Two daemons, two logs: beside each one's socket.
   const auto shared_log = shared.dir / "logs" / "0" / "same.log";
   const auto other_log = other.dir / "logs" / "0" / "same.log";
-  CHECK_THAT(read_file(shared_log), Catch::Contains("fake-crosvm guest: ready"));
-  CHECK_THAT(read_file(other_log), Catch::Contains("fake-crosvm guest: ready"));
+  CHECK_THAT(test::read_file(shared_log), Catch::Contains("fake-crosvm guest: ready"));
+  CHECK_THAT(test::read_file(other_log), Catch::Contains("fake-crosvm guest: ready"));
   // The VM is dead and its `vm run` gone; its log stays, and the next boot is appended to it.
   CHECK(shared.vm("run " + same.string()).exit_code == 0);
-  CHECK(count(read_file(shared_log), "--- crosvisor: same booted at ") == 2);
+  CHECK(count(test::read_file(shared_log), "--- crosvisor: same booted at ") == 2);
 
   // nobody's VM under root's daemon: the log is nobody's to read.
   const auto theirs =

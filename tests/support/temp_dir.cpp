@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 namespace crosvisor::test {
@@ -23,6 +24,11 @@ std::filesystem::path TempDir::write(const std::string& name, const std::string&
   const auto file = path_ / name;
   std::ofstream(file, std::ios::binary) << text;
   return file;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 }  // namespace crosvisor::test

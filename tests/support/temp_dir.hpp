@@ -22,4 +22,7 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// The whole of a file (empty when it cannot be read): a log, a record, a disk image's bytes.
+std::string read_file(const std::filesystem::path& path);
+
 }  // namespace crosvisor::test
